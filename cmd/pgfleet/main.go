@@ -1,0 +1,77 @@
+// Command pgfleet builds and checks PostgreSQL streaming-replication clusters
+// over SSH from a YAML inventory.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// Exit codes are part of pgfleet's contract with the scripts that run it.
+const (
+	exitOK          = 0   // success, or every cluster healthy
+	exitFailed      = 1   // an operation failed or a cluster is unhealthy
+	exitUsage       = 2   // bad usage or an invalid inventory
+	exitInterrupted = 130 // interrupted (SIGINT/SIGTERM)
+)
+
+// usageError marks an error as the user's input being wrong (exit code 2).
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+// hintError carries a suggestion for what to do next.
+type hintError struct {
+	err  error
+	hint string
+}
+
+func (e hintError) Error() string { return e.err.Error() }
+func (e hintError) Unwrap() error { return e.err }
+
+// silentError is an error whose details were already printed (a failed
+// summary, a table of problems); main only turns it into an exit code.
+type silentError struct{ code int }
+
+func (e silentError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+// run is main without os.Exit, so that it is the one place where errors
+// become messages and exit codes.
+func run(args []string) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	root := newRootCommand()
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return exitOK
+	}
+	if ctx.Err() != nil {
+		fmt.Fprintln(os.Stderr, "pgfleet: interrupted")
+		return exitInterrupted
+	}
+	var silent silentError
+	if errors.As(err, &silent) {
+		return silent.code
+	}
+	fmt.Fprintf(os.Stderr, "pgfleet: error: %v\n", err)
+	var h hintError
+	if errors.As(err, &h) && h.hint != "" {
+		fmt.Fprintf(os.Stderr, "pgfleet: hint: %s\n", h.hint)
+	}
+	var u usageError
+	if errors.As(err, &u) {
+		return exitUsage
+	}
+	return exitFailed
+}

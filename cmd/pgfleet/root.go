@@ -1,0 +1,104 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/charmbracelet/log"
+	"github.com/spf13/cobra"
+)
+
+// globalOptions are the flags every command shares.
+type globalOptions struct {
+	output            string
+	logLevel          string
+	logFile           string
+	yes               bool
+	forks             int
+	limit             []string
+	acceptNewHostKeys bool
+
+	logger  *log.Logger
+	logSink io.Closer
+}
+
+const rootLong = `pgfleet turns a YAML inventory of hosts into running PostgreSQL
+streaming-replication clusters, over plain SSH. The hosts need nothing but
+sshd and sudo: pgfleet installs PostgreSQL, writes postgresql.conf and
+pg_hba.conf, creates the replication role and slots, clones each replica from
+its primary, and verifies that every replica streams.
+
+Data (tables, JSON) goes to stdout; logs and progress go to stderr.
+
+Exit codes:
+  0    success, or every cluster healthy
+  1    an operation failed, or a cluster is unhealthy
+  2    bad usage or an invalid inventory
+  130  interrupted`
+
+func newRootCommand() *cobra.Command {
+	g := &globalOptions{}
+	root := &cobra.Command{
+		Use:           "pgfleet",
+		Short:         "Build and check PostgreSQL streaming replication over SSH",
+		Long:          rootLong,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			return g.setup(cmd.ErrOrStderr())
+		},
+		PersistentPostRun: func(*cobra.Command, []string) {
+			if g.logSink != nil {
+				g.logSink.Close()
+			}
+		},
+	}
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
+		return usageError{err}
+	})
+	f := root.PersistentFlags()
+	f.StringVarP(&g.output, "output", "o", "text", "output format: text or json")
+	f.StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	f.StringVar(&g.logFile, "log-file", "", "also write logs to this file")
+	f.BoolVarP(&g.yes, "yes", "y", false, "answer yes to every prompt (for scripts)")
+	f.IntVarP(&g.forks, "forks", "f", 10, "work on at most this many hosts at once")
+	f.StringSliceVarP(&g.limit, "limit", "l", nil, "only these hosts (HOST[,HOST...])")
+	f.BoolVar(&g.acceptNewHostKeys, "accept-new-host-keys", false, "trust and record the keys of hosts not yet in known_hosts (a changed key is always refused)")
+
+	root.AddCommand(newVersionCommand(g))
+	return root
+}
+
+// setup validates the global flags before any I/O and builds the logger.
+func (g *globalOptions) setup(stderr io.Writer) error {
+	switch g.output {
+	case "text", "json":
+	default:
+		return usageError{fmt.Errorf("--output must be text or json, not %q", g.output)}
+	}
+	if g.forks < 1 {
+		return usageError{fmt.Errorf("--forks must be at least 1, not %d", g.forks)}
+	}
+	level, err := log.ParseLevel(strings.ToLower(g.logLevel))
+	if err != nil {
+		return usageError{fmt.Errorf("--log-level must be debug, info, warn or error, not %q", g.logLevel)}
+	}
+	var w io.Writer = stderr
+	if g.logFile != "" {
+		f, err := os.OpenFile(g.logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+		if err != nil {
+			return usageError{fmt.Errorf("open --log-file: %w", err)}
+		}
+		g.logSink = f
+		w = io.MultiWriter(stderr, f)
+	}
+	g.logger = log.NewWithOptions(w, log.Options{
+		Level:           level,
+		ReportTimestamp: true,
+		TimeFormat:      "15:04:05",
+		Prefix:          "pgfleet",
+	})
+	return nil
+}
