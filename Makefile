@@ -1,0 +1,50 @@
+# pgfleet — see README.md.
+#   make demo       bring up a 3-host lab and run pgfleet on it
+#   make test       unit tests (with -race) and end-to-end tests on lab hosts
+#   make lab-up     start a lab (HOSTS=3 RELEASE=bookworm|trixie); files in .lab/
+#   make lab-down   remove it
+#   make bench      benchmarks on lab hosts
+#   make check      gofmt, go vet, go mod tidy
+
+SHELL   := /bin/bash
+GO      ?= go
+HOSTS   ?= 3
+RELEASE ?= bookworm
+LAB     ?= pgfleet-lab
+BIN     := bin/pgfleet
+E2E_TIMEOUT ?= 80m
+
+.PHONY: build test unit e2e lab-up lab-down demo bench check images
+
+build:
+	$(GO) build -o $(BIN) ./cmd/pgfleet
+
+unit:
+	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /internal/e2e)
+
+images:
+	$(GO) run ./examples/lab/labctl image -release bookworm
+	$(GO) run ./examples/lab/labctl image -release trixie
+
+e2e: images
+	$(GO) test -count=1 -timeout $(E2E_TIMEOUT) -v ./internal/e2e/ 2>&1 | tee .e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|_test.go' ; \
+	  status=$${PIPESTATUS[0]}; \
+	  if [ $$status -ne 0 ]; then echo "e2e: failed; the full log:"; cat .e2e.log; fi; \
+	  if [ "$$CI" = "true" ] && grep -q -- '--- SKIP' .e2e.log; then echo "e2e: tests were skipped in CI"; grep -- '--- SKIP' .e2e.log; exit 1; fi; \
+	  exit $$status
+
+test: unit e2e
+
+lab-up:
+	$(GO) run ./examples/lab/labctl up -name $(LAB) -hosts $(HOSTS) -release $(RELEASE) -dir .lab
+
+lab-down:
+	$(GO) run ./examples/lab/labctl down -name $(LAB)
+
+demo: build lab-up
+	@echo "demo: the lab is up; pgfleet up is not built yet, so the demo stops here."
+
+check:
+	@test -z "$$(gofmt -l .)" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
+	$(GO) vet ./...
+	$(GO) mod tidy -diff

@@ -1,0 +1,81 @@
+// Command labctl starts and removes a pgfleet lab of Debian hosts in Docker:
+//
+//	go run ./examples/lab/labctl up   [-hosts 3] [-release bookworm] [-dir .lab] [-name pgfleet-lab]
+//	go run ./examples/lab/labctl down [-name pgfleet-lab]
+//	go run ./examples/lab/labctl image [-release bookworm]
+//
+// `up` writes, into -dir, the private key the hosts accept, a known_hosts
+// file with the hosts' real keys, the replication password and an inventory
+// pgfleet can use as it is.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+
+	"github.com/pgfleet/pgfleet/examples/lab"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		usage()
+	}
+	fs := flag.NewFlagSet(os.Args[1], flag.ExitOnError)
+	name := fs.String("name", "pgfleet-lab", "lab name (prefixes containers and the network)")
+	hosts := fs.Int("hosts", 3, "number of hosts")
+	release := fs.String("release", "bookworm", "Debian release: bookworm (PostgreSQL 15) or trixie (PostgreSQL 17)")
+	dir := fs.String("dir", ".lab", "where to write the key, known_hosts and inventory")
+	cache := fs.Bool("cache", true, "route the hosts' apt through the lab's package cache")
+	fs.Parse(os.Args[2:])
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	switch os.Args[1] {
+	case "image":
+		img, err := lab.EnsureImage(ctx, *release, os.Stderr)
+		check(err)
+		fmt.Println(img)
+	case "up":
+		abs, err := filepath.Abs(*dir)
+		check(err)
+		check(lab.Down(ctx, *name)) // a lab of the same name is replaced, not doubled
+		l, err := lab.Up(ctx, lab.Options{Name: *name, Hosts: *hosts, Release: *release, Dir: abs, Cache: *cache, Log: os.Stderr})
+		check(err)
+		fmt.Printf("lab %q is up: %d %s hosts on network %s (%s)\n", l.Name, len(l.Hosts), l.Release, l.Network, l.Subnet)
+		for _, h := range l.Hosts {
+			fmt.Printf("  %-4s %s\n", h.Name, h.Address)
+		}
+		cwd, _ := os.Getwd()
+		rel := func(p string) string {
+			if r, err := filepath.Rel(cwd, p); err == nil && !strings.HasPrefix(r, "..") {
+				return r
+			}
+			return p
+		}
+		fmt.Printf("inventory:   %s\nkey:         %s\nknown_hosts: %s\n", rel(l.Inventory), rel(l.KeyFile), rel(l.KnownHosts))
+		fmt.Printf("try:         ssh -i %s -o UserKnownHostsFile=%s -o StrictHostKeyChecking=yes %s@%s\n",
+			rel(l.KeyFile), rel(l.KnownHosts), lab.User, l.Hosts[0].Address)
+	case "down":
+		check(lab.Down(ctx, *name))
+		fmt.Printf("lab %q is down\n", *name)
+	default:
+		usage()
+	}
+}
+
+func usage() {
+	fmt.Fprintln(os.Stderr, "usage: labctl up|down|image [flags]; labctl up -h for the flags")
+	os.Exit(2)
+}
+
+func check(err error) {
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "labctl: error: %v\n", err)
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,162 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pgfleet/pgfleet/examples/lab"
+)
+
+// The end-to-end tests drive the pgfleet binary against labs of real Debian
+// hosts in Docker. Where Docker is missing they skip — except in CI
+// (CI=true) or with PGFLEET_E2E=require, where a test that cannot run fails.
+
+var (
+	pgfleetBin  string // the binary under test, built once
+	unavailable string // why the lab cannot run here, "" when it can
+	releases    = flag.String("releases", "bookworm,trixie", "Debian releases whose images the e2e tests may use")
+)
+
+func required() bool {
+	return os.Getenv("CI") == "true" || os.Getenv("PGFLEET_E2E") == "require"
+}
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	os.Exit(runMain(m))
+}
+
+func runMain(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "pgfleet-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	pgfleetBin = filepath.Join(dir, "pgfleet")
+	build := exec.Command("go", "build", "-o", pgfleetBin, "../../cmd/pgfleet")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: build pgfleet: %v\n", err)
+		return 1
+	}
+	if err := exec.Command("docker", "info").Run(); err != nil {
+		unavailable = "docker is not usable here (docker info: " + err.Error() + ")"
+	}
+	return m.Run()
+}
+
+// needLab skips (or, in CI, fails) a test that cannot have a lab.
+func needLab(t *testing.T) {
+	t.Helper()
+	if unavailable == "" {
+		return
+	}
+	if required() {
+		t.Fatalf("e2e test cannot run: %s", unavailable)
+	}
+	t.Skipf("e2e test skipped: %s (set PGFLEET_E2E=require to make this a failure)", unavailable)
+}
+
+var nameRE = regexp.MustCompile(`[^a-z0-9]+`)
+
+// newLab gives a test its own fresh lab: its own hosts on its own network,
+// with unique names, removed when the test ends whether it passed or not.
+func newLab(t *testing.T, hosts int, release string) *lab.Lab {
+	t.Helper()
+	needLab(t)
+	if !strings.Contains(*releases, release) {
+		t.Skipf("release %s not in -releases=%s", release, *releases)
+	}
+	suffix := make([]byte, 3)
+	rand.Read(suffix)
+	base := nameRE.ReplaceAllString(strings.ToLower(t.Name()), "-")
+	if len(base) > 30 {
+		base = base[:30]
+	}
+	name := "pgfleet-e2e-" + strings.Trim(base, "-") + "-" + hex.EncodeToString(suffix)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		if err := lab.Down(ctx, name); err != nil {
+			t.Errorf("remove lab %s: %v", name, err)
+		}
+	})
+	l, err := lab.Up(ctx, lab.Options{Name: name, Hosts: hosts, Release: release, Dir: t.TempDir(), Cache: true, Log: testWriter{t}})
+	if err != nil {
+		t.Fatalf("start lab: %v", err)
+	}
+	return l
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// result is what one run of the pgfleet binary did.
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+// pgfleet runs the built binary as a user would.
+func pgfleet(t *testing.T, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, pgfleetBin, args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	r := result{stdout: stdout.String(), stderr: stderr.String()}
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee):
+		r.code = ee.ExitCode()
+	default:
+		t.Fatalf("run pgfleet %v: %v", args, err)
+	}
+	t.Logf("pgfleet %s: exit %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), r.code, r.stdout, r.stderr)
+	return r
+}
+
+// sshArgs are the OpenSSH client arguments that reach a lab host with the
+// files the lab wrote, with strict host key checking.
+func sshArgs(l *lab.Lab, addr string) []string {
+	return []string{"-i", l.KeyFile, "-o", "UserKnownHostsFile=" + l.KnownHosts,
+		"-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10",
+		lab.User + "@" + addr}
+}
+
+// sshRun runs a command on a lab host with the OpenSSH client.
+func sshRun(t *testing.T, l *lab.Lab, addr, command string) (string, error) {
+	t.Helper()
+	if _, err := exec.LookPath("ssh"); err != nil {
+		if required() {
+			t.Fatalf("the OpenSSH client is not installed (apt-get install openssh-client)")
+		}
+		t.Skip("the OpenSSH client is not installed")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "ssh", append(sshArgs(l, addr), command)...).CombinedOutput()
+	return string(out), err
+}
