@@ -1,0 +1,246 @@
+// Package inventory reads and validates pgfleet's YAML inventory: the hosts,
+// how to reach them over SSH, and the PostgreSQL clusters built on them.
+//
+// Parse reports every problem at once, each with its file:line:column and key
+// path, so that a user fixes a file in one pass. A valid Inventory has all
+// defaults applied and all paths made absolute; code using it never needs to
+// look at the YAML again.
+package inventory
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+)
+
+// Inventory is a validated inventory with every default applied.
+type Inventory struct {
+	Path     string     // the file it was read from, as given
+	Clusters []*Cluster // sorted by name
+	Hosts    []*Host    // sorted by name
+}
+
+// Host returns the host with the given name, or nil.
+func (inv *Inventory) Host(name string) *Host {
+	for _, h := range inv.Hosts {
+		if h.Name == name {
+			return h
+		}
+	}
+	return nil
+}
+
+// Cluster returns the cluster with the given name, or nil.
+func (inv *Inventory) Cluster(name string) *Cluster {
+	for _, c := range inv.Clusters {
+		if c.Name == name {
+			return c
+		}
+	}
+	return nil
+}
+
+// Host is one machine, reached over SSH.
+type Host struct {
+	Name    string
+	Address string // where pgfleet connects over SSH
+	// ReplicationAddress is where the other hosts of the cluster reach this
+	// one (pg_hba.conf, primary_conninfo); Address unless set.
+	ReplicationAddress string
+	SSH                SSH
+	Cluster            *Cluster // nil if the host is in no cluster
+}
+
+// IsPrimary reports whether h is the primary of its cluster.
+func (h *Host) IsPrimary() bool {
+	return h.Cluster != nil && h.Cluster.Primary == h
+}
+
+// SSH is how to connect to a host, with the inventory's defaults applied.
+type SSH struct {
+	User         string
+	Port         int
+	IdentityFile string // absolute, or "" for none (ssh-agent only)
+	KnownHosts   string // absolute
+	ProxyJump    *Jump  // nil if none
+}
+
+// Jump is an SSH jump host ("bastion").
+type Jump struct {
+	User string // "" for the same user as the target host
+	Host string
+	Port int
+}
+
+// String formats the jump as [user@]host:port, as ssh -J takes it.
+func (j *Jump) String() string {
+	host := j.Host
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	s := fmt.Sprintf("%s:%d", host, j.Port)
+	if j.User != "" {
+		s = j.User + "@" + s
+	}
+	return s
+}
+
+// Cluster is one primary and its streaming replicas.
+type Cluster struct {
+	Name     string
+	Primary  *Host
+	Replicas []*Host // in inventory order
+	Postgres Postgres
+}
+
+// Postgres is a cluster's PostgreSQL configuration, with the inventory's
+// defaults merged in.
+type Postgres struct {
+	Version      int
+	Port         int
+	DataDir      string    // on the hosts; absolute
+	TemplatesDir string    // on this machine; absolute, or "" for the built-in templates
+	Settings     []Setting // extra postgresql.conf parameters, in inventory order
+	HBA          []string  // extra pg_hba.conf lines, in inventory order
+	Replication  Replication
+}
+
+// Setting is one postgresql.conf parameter.
+type Setting struct {
+	Name  string
+	Value string // as written in the inventory; quoting is the renderer's job
+}
+
+// Replication says how replicas connect to their primary. The password is
+// never held here: only where to find it.
+type Replication struct {
+	User         string
+	PasswordEnv  string // name of an environment variable, or ""
+	PasswordFile string // absolute path of a file on this machine, or ""
+	Method       string // MethodBaseBackup or MethodTar
+	Slots        bool
+}
+
+// Replication methods: how a replica is cloned from its primary.
+const (
+	MethodBaseBackup = "basebackup" // pg_basebackup streams the data directory
+	MethodTar        = "tar"        // tar over SSH between the two hosts
+)
+
+// Password reads the replication password from its environment variable or
+// file, trimming a trailing newline. Its errors name the variable or file
+// and never contain the password.
+func (r Replication) Password() (string, error) {
+	switch {
+	case r.PasswordEnv != "":
+		v, ok := os.LookupEnv(r.PasswordEnv)
+		if !ok {
+			return "", fmt.Errorf("replication password: environment variable %s is not set", r.PasswordEnv)
+		}
+		v = strings.TrimRight(v, "\r\n")
+		if v == "" {
+			return "", fmt.Errorf("replication password: environment variable %s is empty", r.PasswordEnv)
+		}
+		if strings.ContainsAny(v, "\r\n\x00") {
+			return "", fmt.Errorf("replication password: environment variable %s holds a line break or NUL byte; use a single-line password", r.PasswordEnv)
+		}
+		return v, nil
+	case r.PasswordFile != "":
+		b, err := os.ReadFile(r.PasswordFile)
+		if err != nil {
+			var pe *os.PathError
+			if errors.As(err, &pe) {
+				err = pe.Err // the path is named below; the error holds no content
+			}
+			return "", fmt.Errorf("replication password: read %s: %w", r.PasswordFile, err)
+		}
+		v := strings.TrimRight(string(b), "\r\n")
+		if v == "" {
+			return "", fmt.Errorf("replication password: file %s is empty", r.PasswordFile)
+		}
+		if strings.ContainsAny(v, "\r\n\x00") {
+			return "", fmt.Errorf("replication password: file %s holds more than one line or a NUL byte; put only the password in it", r.PasswordFile)
+		}
+		return v, nil
+	default:
+		return "", errors.New("replication password: no password_env or password_file is set")
+	}
+}
+
+// maxSize bounds what Parse reads: an inventory of a thousand hosts is about
+// 50 KiB, and the YAML parser's cost grows faster than the input.
+const maxSize = 256 << 10
+
+// Load reads and parses the inventory at path. A file that cannot be read
+// gives a plain error; an invalid inventory gives Errors.
+func Load(path string) (*Inventory, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read inventory: %w", err)
+	}
+	return Parse(data, path)
+}
+
+// Parse parses and validates an inventory. filename is used in error
+// messages and to resolve relative paths (against its directory); nothing is
+// read from disk. Any problem gives an error of type Errors holding all of
+// them, sorted by position.
+func Parse(data []byte, filename string) (*Inventory, error) {
+	d, err := newDecoder(filename)
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > maxSize {
+		d.errAt(1, 1, "", fmt.Sprintf("the file is %d bytes, more than the %d an inventory may have", len(data), maxSize))
+		return nil, d.errs
+	}
+	if line, col, ok := tooDeep(data); ok {
+		d.errAt(line, col, "", "nested too deep: an inventory needs a few levels of indentation and brackets, not hundreds")
+		return nil, d.errs
+	}
+	inv := d.decode(data)
+	if len(d.errs) > 0 {
+		return nil, d.errs.sorted()
+	}
+	inv.Path = filename
+	return inv, nil
+}
+
+// tooDeep finds where data nests deeper than any inventory needs, before the
+// YAML parser sees it: its cost grows with the square of the depth, so a
+// small file of "[[[[..." would take minutes. Brackets are counted even in
+// quoted strings and comments; no sane inventory has dozens unclosed.
+func tooDeep(data []byte) (line, col int, found bool) {
+	const maxFlow, maxIndent = 64, 256
+	depth, indent, atIndent := 0, 0, true
+	line, col = 1, 0
+	for _, c := range data {
+		col++
+		switch {
+		case c == '\n':
+			line, col, indent, atIndent = line+1, 0, 0, true
+			continue
+		case c == '[' || c == '{':
+			depth++
+			if depth > maxFlow {
+				return line, col, true
+			}
+		case c == ']' || c == '}':
+			depth = max(depth-1, 0)
+		}
+		if atIndent {
+			// Block nesting shows as indentation, including "- - - x".
+			switch c {
+			case ' ', '\t', '-', '?', ':':
+				indent++
+				if indent > maxIndent {
+					return line, col, true
+				}
+			default:
+				atIndent = false
+			}
+		}
+	}
+	return 0, 0, false
+}

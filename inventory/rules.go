@@ -1,0 +1,206 @@
+package inventory
+
+import (
+	"fmt"
+	"net/netip"
+	"os"
+	"os/user"
+	"path"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// Names end up in shell commands, SQL and file names on the hosts, so they
+// are limited to characters that need no quoting anywhere.
+var (
+	nameRe    = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`) // hosts, clusters
+	roleRe    = regexp.MustCompile(`^[a-z_][a-z0-9_]*$`)           // PostgreSQL roles
+	settingRe = regexp.MustCompile(`^[a-z_][a-z0-9_.]*$`)          // postgresql.conf parameters
+	envRe     = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	sshUserRe = regexp.MustCompile(`^[a-zA-Z0-9_][a-zA-Z0-9_.-]*$`)
+	labelRe   = regexp.MustCompile(`^[a-zA-Z0-9_]([a-zA-Z0-9_-]*[a-zA-Z0-9_])?$`)
+	zoneRe    = regexp.MustCompile(`^[a-zA-Z0-9_.-]+$`)
+	dataDirRe = regexp.MustCompile(`^/[a-zA-Z0-9_./+@%=,:-]*$`)
+)
+
+const maxNameLen = 63 // PostgreSQL's NAMEDATALEN-1, and a DNS label
+
+// Supported PostgreSQL major versions.
+const (
+	MinVersion = 12
+	MaxVersion = 18
+)
+
+// Defaults applied when neither a cluster nor the top level sets a key.
+const (
+	DefaultVersion         = 15
+	DefaultPostgresPort    = 5432
+	DefaultSSHPort         = 22
+	DefaultReplicationUser = "replicator"
+	DefaultKnownHosts      = "~/.ssh/known_hosts"
+)
+
+// DefaultDataDir is the Debian layout's data directory for a version.
+func DefaultDataDir(version int) string {
+	return fmt.Sprintf("/var/lib/postgresql/%d/main", version)
+}
+
+// currentUser is the default SSH user; a variable so that tests can fix it.
+var currentUser = func() (string, error) {
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		return u.Username, nil
+	}
+	if name := os.Getenv("USER"); name != "" {
+		return name, nil
+	}
+	return "", fmt.Errorf("cannot tell the current OS user")
+}
+
+func checkName(s string) string {
+	if len(s) > maxNameLen {
+		return fmt.Sprintf("%d characters is too long: use at most %d", len(s), maxNameLen)
+	}
+	if !nameRe.MatchString(s) {
+		return "use only letters, digits, '.', '_' and '-', starting with a letter or digit"
+	}
+	return ""
+}
+
+// checkAddress reports what is wrong with a hostname or IP address, or "".
+func checkAddress(s string) string {
+	if s == "" {
+		return "is empty: write a hostname or IP address"
+	}
+	if a, err := netip.ParseAddr(s); err == nil {
+		if z := a.Zone(); z != "" && !zoneRe.MatchString(z) {
+			return fmt.Sprintf("%q has an IPv6 zone with characters that are not allowed", s)
+		}
+		return ""
+	}
+	if strings.HasPrefix(s, "[") {
+		return fmt.Sprintf("%q: write IPv6 addresses without brackets", s)
+	}
+	bad := fmt.Sprintf("%q is not a hostname or IP address: use letters, digits, '-' and '.', e.g. db1.example.com or 192.168.0.10", s)
+	if len(s) > 253 {
+		return bad
+	}
+	for _, label := range strings.Split(s, ".") {
+		if len(label) > maxNameLen || !labelRe.MatchString(label) {
+			return bad
+		}
+	}
+	return ""
+}
+
+func checkPort(p int) string {
+	if p < 1 || p > 65535 {
+		return fmt.Sprintf("port %d is out of range: use 1 to 65535", p)
+	}
+	return ""
+}
+
+func checkSSHUser(s string) string {
+	if len(s) > maxNameLen {
+		return fmt.Sprintf("%d characters is too long: use at most %d", len(s), maxNameLen)
+	}
+	if !sshUserRe.MatchString(s) {
+		return fmt.Sprintf("%q is not a user name pgfleet accepts: use letters, digits, '.', '_' and '-'", s)
+	}
+	return ""
+}
+
+// parseJump parses [user@]host[:port], as ssh -J takes it.
+func parseJump(s string) (*Jump, string) {
+	j := &Jump{Port: DefaultSSHPort}
+	hostport := s
+	if i := strings.LastIndex(s, "@"); i >= 0 {
+		j.User, hostport = s[:i], s[i+1:]
+		if msg := checkSSHUser(j.User); msg != "" {
+			return nil, "user " + msg
+		}
+	}
+	port := ""
+	switch {
+	case strings.HasPrefix(hostport, "["):
+		end := strings.Index(hostport, "]")
+		if end < 0 {
+			return nil, fmt.Sprintf("%q has '[' without ']': write [user@]host[:port]", s)
+		}
+		j.Host = hostport[1:end]
+		rest := hostport[end+1:]
+		if rest != "" {
+			if !strings.HasPrefix(rest, ":") {
+				return nil, fmt.Sprintf("%q: write [user@]host[:port]", s)
+			}
+			port = rest[1:]
+		}
+	case strings.Count(hostport, ":") == 1:
+		j.Host, port, _ = strings.Cut(hostport, ":")
+	default: // a hostname, IPv4 address or bare IPv6 address
+		j.Host = hostport
+	}
+	if msg := checkAddress(j.Host); msg != "" {
+		return nil, "host " + msg
+	}
+	if port != "" {
+		p, err := strconv.Atoi(port)
+		if err != nil {
+			return nil, fmt.Sprintf("port %q is not a number: write [user@]host[:port]", port)
+		}
+		if msg := checkPort(p); msg != "" {
+			return nil, msg
+		}
+		j.Port = p
+	}
+	return j, ""
+}
+
+// checkDataDir reports what is wrong with a data directory on the hosts.
+// It goes into shell commands and config files, so it is kept plain.
+func checkDataDir(s string) string {
+	if !strings.HasPrefix(s, "/") {
+		return fmt.Sprintf("%q is not an absolute path: start it with /", s)
+	}
+	if !dataDirRe.MatchString(s) {
+		return fmt.Sprintf("%q has characters that are not allowed: use letters, digits and _ . / + @ %% = , : -, no spaces or quotes", s)
+	}
+	for _, part := range strings.Split(s, "/") {
+		if part == ".." {
+			return fmt.Sprintf("%q contains '..': write the real path", s)
+		}
+	}
+	if path.Clean(s) == "/" {
+		return "the root directory cannot be a data directory"
+	}
+	return ""
+}
+
+// localPath resolves a path on this machine: ~ is the home directory, and a
+// relative path is relative to the inventory file's directory.
+func (d *decoder) localPath(s string) (string, string) {
+	if strings.ContainsAny(s, "\x00\r\n") {
+		return "", "contains a line break or NUL byte"
+	}
+	if s == "~" || strings.HasPrefix(s, "~/") {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return "", "cannot expand ~: $HOME is not set; write an absolute path"
+		}
+		s = filepath.Join(home, s[1:])
+	} else if strings.HasPrefix(s, "~") {
+		return "", fmt.Sprintf("%q: ~user is not supported; write the full path", s)
+	}
+	if !filepath.IsAbs(s) {
+		s = filepath.Join(d.dir, s)
+	}
+	return filepath.Clean(s), ""
+}
+
+func oneLine(s string) string {
+	if strings.ContainsAny(s, "\x00\r\n") {
+		return "contains a line break or NUL byte: keep it on one line"
+	}
+	return ""
+}
