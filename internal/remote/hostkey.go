@@ -1,0 +1,210 @@
+package remote
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/charmbracelet/log"
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/knownhosts"
+)
+
+// knownHostsMu serialises appends to known_hosts files from parallel dials.
+var knownHostsMu sync.Mutex
+
+// hostKeyChecker checks one host's key against the known_hosts file, read
+// once per dial.
+type hostKeyChecker struct {
+	cfg      Config
+	db       ssh.HostKeyCallback
+	mu       sync.Mutex
+	accepted map[string]ssh.PublicKey // recorded during this dial
+}
+
+func newHostKeyChecker(cfg Config) (*hostKeyChecker, error) {
+	if cfg.KnownHostsFile == "" {
+		return nil, errors.New("no known_hosts file configured")
+	}
+	files := []string{cfg.KnownHostsFile}
+	if _, err := os.Stat(cfg.KnownHostsFile); errors.Is(err, os.ErrNotExist) {
+		files = nil // every host is unknown
+	}
+	db, err := knownhosts.New(files...)
+	if err != nil {
+		return nil, fmt.Errorf("read known_hosts: %w", err)
+	}
+	return &hostKeyChecker{cfg: cfg, db: db, accepted: map[string]ssh.PublicKey{}}, nil
+}
+
+// hostKeyCheck is the state of one handshake attempt.
+type hostKeyCheck struct {
+	hk         *hostKeyChecker
+	algorithms []string // host key algorithms to offer; nil = default
+	known      []knownhosts.KnownKey
+	err        error // why the key was refused, if it was
+}
+
+// probeKey is a key no host has; checking it yields the keys known_hosts
+// holds for a host.
+var probeKey = sync.OnceValue(func() ssh.PublicKey {
+	seed := bytes.Repeat([]byte("pgfleet-probe"), 3)[:ed25519.SeedSize]
+	k, err := ssh.NewPublicKey(ed25519.NewKeyFromSeed(seed).Public())
+	if err != nil {
+		panic(err)
+	}
+	return k
+})
+
+// forAttempt prepares the check of one handshake. When known_hosts holds
+// keys for the host, only their algorithms are offered: otherwise a server
+// with several host keys may present one of a type we do not know and be
+// wrongly reported as changed.
+func (hk *hostKeyChecker) forAttempt(remote net.Addr) *hostKeyCheck {
+	c := &hostKeyCheck{hk: hk}
+	var ke *knownhosts.KeyError
+	if err := hk.db(hk.cfg.hostPort(), remote, probeKey()); errors.As(err, &ke) && len(ke.Want) > 0 {
+		c.known = ke.Want
+		seen := map[string]bool{}
+		for _, w := range ke.Want {
+			for _, a := range algorithmsForKeyType(w.Key.Type()) {
+				if !seen[a] {
+					seen[a] = true
+					c.algorithms = append(c.algorithms, a)
+				}
+			}
+		}
+	}
+	return c
+}
+
+func algorithmsForKeyType(t string) []string {
+	switch t {
+	case ssh.KeyAlgoRSA:
+		return []string{ssh.KeyAlgoRSASHA512, ssh.KeyAlgoRSASHA256, ssh.KeyAlgoRSA}
+	case ssh.CertAlgoRSAv01:
+		return []string{ssh.CertAlgoRSASHA512v01, ssh.CertAlgoRSASHA256v01, ssh.CertAlgoRSAv01}
+	}
+	return []string{t}
+}
+
+func (c *hostKeyCheck) callback(hostname string, remote net.Addr, key ssh.PublicKey) error {
+	hk := c.hk
+	hk.mu.Lock()
+	acc := hk.accepted[hostname]
+	hk.mu.Unlock()
+	if acc != nil && bytes.Equal(acc.Marshal(), key.Marshal()) {
+		return nil
+	}
+
+	err := hk.db(hostname, remote, key)
+	var ke *knownhosts.KeyError
+	var re *knownhosts.RevokedError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &ke) && len(ke.Want) == 0:
+		if !hk.cfg.AcceptNewHostKeys {
+			c.err = hk.unknownError(key)
+			return c.err
+		}
+		if err := appendKnownHost(hk.cfg.KnownHostsFile, hostname, key); err != nil {
+			c.err = fmt.Errorf("record host key in %s: %w", hk.cfg.KnownHostsFile, err)
+			return c.err
+		}
+		hk.mu.Lock()
+		hk.accepted[hostname] = key
+		hk.mu.Unlock()
+		logf(hk.cfg.Logger, log.InfoLevel, "recorded new host key", "host", hk.cfg.Name,
+			"address", knownhosts.Normalize(hostname), "key", key.Type()+" "+ssh.FingerprintSHA256(key),
+			"file", hk.cfg.KnownHostsFile)
+		return nil
+	case errors.As(err, &ke):
+		c.err = hk.changedError(key, ke.Want)
+		return c.err
+	case errors.As(err, &re):
+		c.err = newMsgError(fmt.Sprintf("host key %s %s of %s is marked @revoked in %s:%d",
+			key.Type(), ssh.FingerprintSHA256(key), hk.cfg.hostPort(), re.Revoked.Filename, re.Revoked.Line), ErrHostKeyChanged)
+		return c.err
+	default:
+		c.err = fmt.Errorf("check host key: %w", err)
+		return c.err
+	}
+}
+
+func (hk *hostKeyChecker) unknownError(key ssh.PublicKey) error {
+	cfg := hk.cfg
+	return newMsgError(fmt.Sprintf(
+		"host key of %s is unknown (%s %s); run `ssh-keyscan -p %d %s >> %s` after checking the fingerprint, or pass --accept-new-host-keys",
+		cfg.hostPort(), key.Type(), ssh.FingerprintSHA256(key), cfg.Port, cfg.Address, cfg.KnownHostsFile), ErrHostKeyUnknown)
+}
+
+func (hk *hostKeyChecker) changedError(key ssh.PublicKey, want []knownhosts.KnownKey) error {
+	cfg := hk.cfg
+	var where []string
+	for _, w := range want {
+		where = append(where, fmt.Sprintf("%s:%d", w.Filename, w.Line))
+	}
+	return newMsgError(fmt.Sprintf(
+		"HOST KEY CHANGED for %s: it presented %s %s, which differs from the key recorded at %s; "+
+			"this may be an attack (a man in the middle); if the host was reinstalled, remove the old key with `%s` and connect again",
+		cfg.hostPort(), key.Type(), ssh.FingerprintSHA256(key), strings.Join(where, ", "), hk.removeHint()), ErrHostKeyChanged)
+}
+
+func (hk *hostKeyChecker) removeHint() string {
+	return fmt.Sprintf("ssh-keygen -R %s -f %s", knownhosts.Normalize(hk.cfg.hostPort()), hk.cfg.KnownHostsFile)
+}
+
+// noCommonAlgorithm reports a handshake that failed because the host no
+// longer offers any key type known_hosts holds for it: a changed key too.
+func (hk *hostKeyChecker) noCommonAlgorithm(err error, c *hostKeyCheck) error {
+	if len(c.algorithms) == 0 || !strings.Contains(err.Error(), "no common algorithm for host key") {
+		return nil
+	}
+	var where []string
+	for _, w := range c.known {
+		where = append(where, fmt.Sprintf("%s at %s:%d", w.Key.Type(), w.Filename, w.Line))
+	}
+	return newMsgError(fmt.Sprintf(
+		"HOST KEY CHANGED for %s: it offers none of the key types recorded for it (%s); "+
+			"this may be an attack (a man in the middle); if the host was reinstalled, remove the old key with `%s` and connect again",
+		hk.cfg.hostPort(), strings.Join(where, ", "), hk.removeHint()), ErrHostKeyChanged, err)
+}
+
+// appendKnownHost records key for hostname ("addr:port") the way OpenSSH
+// does: a plain line, "[addr]:port" when the port is not 22.
+func appendKnownHost(file, hostname string, key ssh.PublicKey) error {
+	knownHostsMu.Lock()
+	defer knownHostsMu.Unlock()
+	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(file, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	line := knownhosts.Line([]string{hostname}, key) + "\n"
+	// Do not glue our line to a last line that lacks its newline.
+	if st, err := f.Stat(); err == nil && st.Size() > 0 {
+		last := make([]byte, 1)
+		if _, err := f.ReadAt(last, st.Size()-1); err != nil && err != io.EOF {
+			f.Close()
+			return err
+		}
+		if last[0] != '\n' {
+			line = "\n" + line
+		}
+	}
+	if _, err := f.WriteString(line); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
