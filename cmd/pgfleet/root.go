@@ -68,6 +68,8 @@ func newRootCommand() *cobra.Command {
 	f.BoolVar(&g.acceptNewHostKeys, "accept-new-host-keys", false, "trust and record the keys of hosts not yet in known_hosts (a changed key is always refused)")
 
 	root.AddCommand(newVersionCommand(g))
+	root.AddCommand(newValidateCommand(g))
+	root.AddCommand(newUpCommand(g))
 	return root
 }
 

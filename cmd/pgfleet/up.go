@@ -1,0 +1,315 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/pgfleet/pgfleet/inventory"
+	"github.com/pgfleet/pgfleet/steps"
+)
+
+type upOptions struct {
+	dryRun         bool
+	discardOldData bool
+	connectTimeout time.Duration
+	verifyTimeout  time.Duration
+}
+
+const upLong = `Converge every cluster of the inventory to its declared state, then verify
+that every replica streams from its primary.
+
+On each host, in order, and only where something differs from the inventory:
+  install    PostgreSQL of the declared version (apt), with no default cluster
+  cluster    the primary's cluster (initdb with data checksums)
+  configure  postgresql.conf and pg_hba.conf from templates; a file pgfleet did
+             not write is backed up once; reload, or restart only if needed
+  start      the primary
+  role       the replication role, its password set as a SCRAM verifier
+  slots      one physical replication slot per replica
+  clone      replicas that do not stream from their primary: check first that
+             the clone can succeed, stop, move the old data aside, then
+             pg_basebackup (or a tar stream through pgfleet)
+  start      the replicas
+  verify     every replica streams and has replayed the primary's latest WAL
+
+A second run changes nothing and says so. --dry-run shows what would change,
+with diffs of the configuration files, and changes nothing.
+
+Old data on a replica is moved aside to DATADIR.pgfleet-TIMESTAMP, never
+deleted, unless --discard-old-data is given. The primary's data is never
+touched.`
+
+func newUpCommand(g *globalOptions) *cobra.Command {
+	o := &upOptions{}
+	cmd := &cobra.Command{
+		Use:   "up INVENTORY",
+		Short: "Build or converge the inventory's clusters, then verify replication",
+		Long:  upLong,
+		Example: `  pgfleet up inventory.yaml
+  pgfleet up inventory.yaml --dry-run
+  pgfleet up inventory.yaml --output json > result.json`,
+		Args: exactArgs(1, "INVENTORY"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runUp(cmd.Context(), g, o, args[0], cmd.OutOrStdout())
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVar(&o.dryRun, "dry-run", false, "show what would change, with config diffs; change nothing")
+	f.BoolVar(&o.discardOldData, "discard-old-data", false, "delete a replica's old data instead of moving it aside")
+	f.DurationVar(&o.connectTimeout, "connect-timeout", 10*time.Second, "SSH connect timeout per host")
+	f.DurationVar(&o.verifyTimeout, "verify-timeout", 2*time.Minute, "how long to wait for replicas to stream")
+	return cmd
+}
+
+// exactArgs is cobra.ExactArgs with a message that names what is missing,
+// as a usage error (exit code 2).
+func exactArgs(n int, names string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) != n {
+			return usageError{fmt.Errorf("%s needs %s (see %s --help)", cmd.CommandPath(), names, cmd.CommandPath())}
+		}
+		return nil
+	}
+}
+
+// runOptions are the steps.Options the global flags give.
+func (g *globalOptions) runOptions(connectTimeout time.Duration) steps.Options {
+	o := steps.Options{
+		Forks:             g.forks,
+		Limit:             g.limit,
+		AcceptNewHostKeys: g.acceptNewHostKeys,
+		Logger:            g.logger,
+		ConnectTimeout:    connectTimeout,
+	}
+	if term.IsTerminal(int(os.Stdin.Fd())) {
+		o.Passphrase = func(file string) ([]byte, error) {
+			fmt.Fprintf(os.Stderr, "pgfleet: passphrase for %s: ", file)
+			defer fmt.Fprintln(os.Stderr)
+			return term.ReadPassword(int(os.Stdin.Fd()))
+		}
+	}
+	if term.IsTerminal(int(os.Stderr.Fd())) {
+		o.Progress = os.Stderr
+	}
+	return o
+}
+
+func runUp(ctx context.Context, g *globalOptions, o *upOptions, path string, stdout io.Writer) error {
+	inv, err := loadInventory(path)
+	if err != nil {
+		return err
+	}
+	opts := g.runOptions(o.connectTimeout)
+	opts.DryRun, opts.DiscardOldData, opts.VerifyTimeout = o.dryRun, o.discardOldData, o.verifyTimeout
+	r, err := steps.NewRun(inv, opts)
+	if err != nil {
+		return usageError{err}
+	}
+	defer r.Close()
+	r.Connect(ctx)
+	locked := o.dryRun || r.Lock(ctx) == nil
+	if locked {
+		r.Apply(ctx, steps.Up())
+	}
+	if locked && !o.dryRun && ctx.Err() == nil {
+		r.Verify(ctx)
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return report(g, r, inv, stdout, time.Since(r.Started), o.dryRun)
+}
+
+// hostReport is one host's part of the JSON summary.
+type hostReport struct {
+	Host    string          `json:"host"`
+	Cluster string          `json:"cluster"`
+	Role    string          `json:"role"`
+	Steps   []steps.Result  `json:"steps"`
+	Seconds float64         `json:"seconds"`
+	Changed int             `json:"changed"`
+	Failed  bool            `json:"failed"`
+	Plan    []string        `json:"plan,omitempty"`
+	Diffs   []string        `json:"diffs,omitempty"`
+	inv     *inventory.Host `json:"-"`
+}
+
+type runReport struct {
+	OK       bool         `json:"ok"`
+	DryRun   bool         `json:"dry_run"`
+	Seconds  float64      `json:"seconds"`
+	Changed  int          `json:"changed"`
+	Hosts    []hostReport `json:"hosts"`
+	Failures []failure    `json:"failures,omitempty"`
+
+	results []steps.Result // every result, in the order they happened
+}
+
+type failure struct {
+	Host  string `json:"host"`
+	Step  string `json:"step"`
+	Error string `json:"error"`
+	Hint  string `json:"hint,omitempty"`
+}
+
+func buildReport(r *steps.Run, total time.Duration, dryRun bool) runReport {
+	rep := runReport{DryRun: dryRun, Seconds: total.Seconds(), OK: true}
+	byHost := map[string]*hostReport{}
+	var order []string
+	for _, h := range r.Hosts {
+		role := "replica"
+		if h.Primary() {
+			role = "primary"
+		}
+		byHost[h.Name] = &hostReport{Host: h.Name, Cluster: h.Cluster.Name, Role: role}
+		order = append(order, h.Name)
+	}
+	rep.results = r.Results()
+	for _, res := range rep.results {
+		hr := byHost[res.Host]
+		if hr == nil {
+			continue
+		}
+		hr.Steps = append(hr.Steps, res)
+		hr.Seconds += res.Seconds
+		switch res.Status {
+		case steps.Changed:
+			hr.Changed++
+			rep.Changed++
+			for _, c := range res.Changes {
+				hr.Plan = append(hr.Plan, res.Step+": "+c)
+			}
+			hr.Diffs = append(hr.Diffs, res.Diffs...)
+		case steps.Failed:
+			hr.Failed = true
+			rep.OK = false
+			f := failure{Host: res.Host, Step: res.Step, Error: innermost(res.Err)}
+			var h *steps.Hint
+			if errors.As(res.Err, &h) {
+				f.Hint = h.Hint
+			}
+			rep.Failures = append(rep.Failures, f)
+		}
+	}
+	for _, name := range order {
+		rep.Hosts = append(rep.Hosts, *byHost[name])
+	}
+	return rep
+}
+
+// innermost drops the "host: step: " prefix the HostError adds, since the
+// report shows host and step in their own fields.
+func innermost(err error) string {
+	var he *steps.HostError
+	if errors.As(err, &he) {
+		return he.Err.Error()
+	}
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+func report(g *globalOptions, r *steps.Run, inv *inventory.Inventory, stdout io.Writer, total time.Duration, dryRun bool) error {
+	rep := buildReport(r, total, dryRun)
+	if g.output == "json" {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(rep); err != nil {
+			return err
+		}
+	} else {
+		if dryRun {
+			printPlan(stdout, rep)
+		}
+		printSummary(stdout, rep)
+	}
+	for _, f := range rep.Failures {
+		fmt.Fprintf(os.Stderr, "pgfleet: error: %s: %s: %s\n", f.Host, f.Step, f.Error)
+		if f.Hint != "" {
+			fmt.Fprintf(os.Stderr, "pgfleet: hint: %s\n", f.Hint)
+		}
+	}
+	if !rep.OK {
+		return silentError{exitFailed}
+	}
+	return nil
+}
+
+func printPlan(w io.Writer, rep runReport) {
+	for _, h := range rep.Hosts {
+		fmt.Fprintf(w, "%s (%s of %s):\n", h.Host, h.Role, h.Cluster)
+		if len(h.Plan) == 0 {
+			fmt.Fprintln(w, "  nothing to change")
+		}
+		for _, p := range h.Plan {
+			fmt.Fprintf(w, "  would %s\n", p)
+		}
+		for _, d := range h.Diffs {
+			for _, line := range strings.Split(strings.TrimRight(d, "\n"), "\n") {
+				fmt.Fprintf(w, "    %s\n", line)
+			}
+		}
+		fmt.Fprintln(w)
+	}
+}
+
+// printSummary prints one row per host: each step's result and time.
+func printSummary(w io.Writer, rep runReport) {
+	var cols []string
+	for _, s := range rep.results {
+		if !slices.Contains(cols, s.Step) {
+			cols = append(cols, s.Step)
+		}
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprint(tw, "HOST\tROLE")
+	for _, c := range cols {
+		fmt.Fprint(tw, "\t"+strings.ToUpper(c))
+	}
+	fmt.Fprintln(tw, "\tTIME")
+	for _, h := range rep.Hosts {
+		fmt.Fprintf(tw, "%s\t%s", h.Host, h.Role)
+		for _, c := range cols {
+			cell := "-"
+			for _, s := range h.Steps {
+				if s.Step != c {
+					continue
+				}
+				cell = string(s.Status)
+				if s.Status == steps.Changed && rep.DryRun {
+					cell = "would change"
+				}
+				if s.Seconds >= 1 && s.Status != steps.Skipped {
+					cell += fmt.Sprintf(" %.0fs", s.Seconds)
+				}
+			}
+			fmt.Fprint(tw, "\t"+cell)
+		}
+		fmt.Fprintf(tw, "\t%.1fs\n", h.Seconds)
+	}
+	tw.Flush()
+	switch {
+	case !rep.OK:
+		fmt.Fprintf(w, "\n%d failure(s); %d change(s) made; %.1fs\n", len(rep.Failures), rep.Changed, rep.Seconds)
+	case rep.DryRun && rep.Changed == 0:
+		fmt.Fprintf(w, "\nnothing to change (%.1fs)\n", rep.Seconds)
+	case rep.DryRun:
+		fmt.Fprintf(w, "\n%d change(s) would be made (dry run; nothing changed) (%.1fs)\n", rep.Changed, rep.Seconds)
+	case rep.Changed == 0:
+		fmt.Fprintf(w, "\nnothing changed: every cluster is as declared and streaming (%.1fs)\n", rep.Seconds)
+	default:
+		fmt.Fprintf(w, "\n%d change(s) made; every cluster is streaming (%.1fs)\n", rep.Changed, rep.Seconds)
+	}
+}

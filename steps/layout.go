@@ -1,0 +1,43 @@
+package steps
+
+import (
+	"fmt"
+	"path"
+)
+
+// Layout is where a PostgreSQL cluster's files live on a host and how it is
+// named. Debian's postgresql-common layout is the one pgfleet knows today;
+// other families (RHEL's /var/lib/pgsql/V/data) would be another Layout.
+type Layout interface {
+	ConfigDir() string
+	DataDir() string
+	BinDir() string
+	SocketDir() string
+	PIDFile() string
+	ClusterName() string // cluster_name, as Debian sets it: "15/main"
+	Package() string     // the package that installs the server
+}
+
+// debian is postgresql-common's layout for cluster "main" of version V.
+type debian struct {
+	version int
+	dataDir string // overridden by the inventory, or the default
+}
+
+func newDebian(version int, dataDir string) debian {
+	if dataDir == "" {
+		dataDir = fmt.Sprintf("/var/lib/postgresql/%d/main", version)
+	}
+	return debian{version: version, dataDir: dataDir}
+}
+
+func (d debian) ConfigDir() string   { return fmt.Sprintf("/etc/postgresql/%d/main", d.version) }
+func (d debian) DataDir() string     { return d.dataDir }
+func (d debian) BinDir() string      { return fmt.Sprintf("/usr/lib/postgresql/%d/bin", d.version) }
+func (d debian) SocketDir() string   { return "/var/run/postgresql" }
+func (d debian) PIDFile() string     { return fmt.Sprintf("/var/run/postgresql/%d-main.pid", d.version) }
+func (d debian) ClusterName() string { return fmt.Sprintf("%d/main", d.version) }
+func (d debian) Package() string     { return fmt.Sprintf("postgresql-%d", d.version) }
+
+// bin is the path of one of the server's programs.
+func bin(l Layout, name string) string { return path.Join(l.BinDir(), name) }

@@ -1,0 +1,387 @@
+// Package steps holds pgfleet's ordered steps and the runner that applies
+// them to the hosts of an inventory: connect, gather facts, plan, apply,
+// verify. A command is a list of steps — data, not control flow — so that
+// up, rebuild and the commands after them share the same steps.
+package steps
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/charmbracelet/log"
+
+	"github.com/pgfleet/pgfleet/internal/remote"
+	"github.com/pgfleet/pgfleet/inventory"
+)
+
+// Status is what a step did on a host.
+type Status string
+
+const (
+	Changed   Status = "changed"   // the step changed the host (or, in a dry run, would)
+	Unchanged Status = "unchanged" // the host already was as declared
+	Skipped   Status = "skipped"   // the step did not run: an earlier step failed on the host or a host it needs
+	Failed    Status = "failed"
+)
+
+// Plan is what a step would change on one host, and how.
+type Plan struct {
+	Changes []string // one line each, for people: "install postgresql-15"
+	Diffs   []string // unified diffs of files it would write
+	Apply   func(context.Context) error
+}
+
+// Step is one ordered unit of work. Check reads the facts and returns nil
+// when the host needs nothing; it must not change the host.
+type Step interface {
+	Name() string
+	Targets(r *Run) []*Host
+	Check(ctx context.Context, r *Run, h *Host) (*Plan, error)
+}
+
+// Host is one inventory host during a run.
+type Host struct {
+	*inventory.Host
+	Cluster *inventory.Cluster
+	Layout  Layout
+	Conn    *remote.Client
+	Facts   *Facts
+	Log     *log.Logger
+
+	mu     sync.Mutex
+	failed error // the first error on this host; later steps skip it
+}
+
+// PG is the PostgreSQL settings of the host's cluster.
+func (h *Host) PG() inventory.Postgres { return h.Cluster.Postgres }
+
+// Primary is the primary of the host's cluster.
+func (h *Host) Primary() bool { return h.Cluster.Primary.Name == h.Name }
+
+// Failed returns the error that stopped work on the host, nil if none.
+func (h *Host) Failed() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.failed
+}
+
+func (h *Host) fail(err error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.failed == nil {
+		h.failed = err
+	}
+}
+
+// Result is the outcome of one step on one host.
+type Result struct {
+	Step     string        `json:"step"`
+	Host     string        `json:"host"`
+	Status   Status        `json:"status"`
+	Changes  []string      `json:"changes,omitempty"`
+	Diffs    []string      `json:"-"`
+	Duration time.Duration `json:"-"`
+	Seconds  float64       `json:"seconds"`
+	Error    string        `json:"error,omitempty"`
+	Err      error         `json:"-"`
+}
+
+// Options configure a run.
+type Options struct {
+	Forks             int
+	Limit             []string // host names; empty for all
+	DryRun            bool
+	DiscardOldData    bool // delete a replica's old data instead of moving it aside
+	AcceptNewHostKeys bool
+	Passphrase        func(file string) ([]byte, error)
+	Logger            *log.Logger
+	Progress          io.Writer // where progress bars go; nil for none
+	ConnectTimeout    time.Duration
+	VerifyTimeout     time.Duration
+}
+
+// Run is one run of a list of steps over an inventory.
+type Run struct {
+	Opts      Options
+	Inventory *inventory.Inventory
+	Hosts     []*Host // in inventory order
+	Started   time.Time
+
+	mu        sync.Mutex
+	results   []Result
+	passwords map[string]string // by cluster; read once
+	locks     []io.Closer
+	bars      *progressBars
+}
+
+// HostError is an error on one host in one step.
+type HostError struct {
+	Host, Step string
+	Err        error
+}
+
+func (e *HostError) Error() string { return fmt.Sprintf("%s: %s: %v", e.Host, e.Step, e.Err) }
+func (e *HostError) Unwrap() error { return e.Err }
+
+// Hint is an error with a suggestion of what to do next.
+type Hint struct {
+	Err  error
+	Hint string
+}
+
+func (e *Hint) Error() string { return e.Err.Error() }
+func (e *Hint) Unwrap() error { return e.Err }
+
+func hintf(hint string, format string, args ...any) error {
+	return &Hint{Err: fmt.Errorf(format, args...), Hint: hint}
+}
+
+// NewRun prepares a run over the clustered hosts of an inventory.
+func NewRun(inv *inventory.Inventory, opts Options) (*Run, error) {
+	if opts.Forks < 1 {
+		opts.Forks = 1
+	}
+	if opts.Logger == nil {
+		opts.Logger = log.New(io.Discard)
+	}
+	if opts.VerifyTimeout == 0 {
+		opts.VerifyTimeout = 2 * time.Minute
+	}
+	r := &Run{Opts: opts, Inventory: inv, Started: time.Now(), passwords: map[string]string{}}
+	for _, name := range opts.Limit {
+		if inv.Host(name) == nil {
+			return nil, fmt.Errorf("--limit: no host %q in the inventory", name)
+		}
+	}
+	for _, c := range inv.Clusters {
+		members := append([]*inventory.Host{c.Primary}, c.Replicas...)
+		for _, ih := range members {
+			if len(opts.Limit) > 0 && !slices.Contains(opts.Limit, ih.Name) {
+				continue
+			}
+			r.Hosts = append(r.Hosts, &Host{
+				Host:    ih,
+				Cluster: c,
+				Layout:  newDebian(c.Postgres.Version, c.Postgres.DataDir),
+				Log:     opts.Logger.With("host", ih.Name),
+			})
+		}
+	}
+	return r, nil
+}
+
+// Host returns the run's host of that name, nil if it is not in the run.
+func (r *Run) Host(name string) *Host {
+	for _, h := range r.Hosts {
+		if h.Name == name {
+			return h
+		}
+	}
+	return nil
+}
+
+// PrimaryOf returns the run's host that is the primary of h's cluster.
+func (r *Run) PrimaryOf(h *Host) *Host { return r.Host(h.Cluster.Primary.Name) }
+
+// Password returns a cluster's replication password, read once per run.
+func (r *Run) Password(c *inventory.Cluster) (string, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if pw, ok := r.passwords[c.Name]; ok {
+		return pw, nil
+	}
+	pw, err := c.Postgres.Replication.Password()
+	if err != nil {
+		return "", err
+	}
+	r.passwords[c.Name] = pw
+	return pw, nil
+}
+
+func (r *Run) record(res Result) {
+	res.Seconds = res.Duration.Seconds()
+	if res.Err != nil {
+		res.Error = res.Err.Error()
+	}
+	r.mu.Lock()
+	r.results = append(r.results, res)
+	r.mu.Unlock()
+}
+
+// Results returns what every step did on every host, in order.
+func (r *Run) Results() []Result {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.results)
+}
+
+// Err joins the errors of every failed host.
+func (r *Run) Err() error {
+	var errs []error
+	for _, res := range r.Results() {
+		if res.Err != nil {
+			errs = append(errs, res.Err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// each runs f on hosts in parallel, at most Forks at a time, and waits.
+func (r *Run) each(hosts []*Host, f func(h *Host)) {
+	sem := make(chan struct{}, r.Opts.Forks)
+	var wg sync.WaitGroup
+	for _, h := range hosts {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			f(h)
+		}()
+	}
+	wg.Wait()
+}
+
+// Connect opens one SSH connection per host, in parallel, and gathers each
+// host's facts. A host that cannot be reached is failed; the others go on.
+func (r *Run) Connect(ctx context.Context) {
+	r.each(r.Hosts, func(h *Host) {
+		start := time.Now()
+		err := r.connect(ctx, h)
+		res := Result{Step: "connect", Host: h.Name, Status: Unchanged, Duration: time.Since(start)}
+		if err != nil {
+			err = &HostError{Host: h.Name, Step: "connect", Err: err}
+			h.fail(err)
+			res.Status, res.Err = Failed, err
+			h.Log.Error("connect", "err", err)
+		} else {
+			h.Log.Debug("facts gathered", "took", time.Since(start).Round(time.Millisecond))
+		}
+		r.record(res)
+	})
+}
+
+func (r *Run) connect(ctx context.Context, h *Host) error {
+	cfg := sshConfig(h.Name, h.Address, h.SSH, r.Opts)
+	c, err := remote.Dial(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	h.Conn = c
+	f, err := gatherFacts(ctx, c, h.Layout, h.PG().Version, h.PG().Port, h.PG().Replication.User)
+	if err != nil {
+		return err
+	}
+	h.Facts = f
+	return nil
+}
+
+func sshConfig(name, addr string, s inventory.SSH, opts Options) remote.Config {
+	cfg := remote.Config{
+		Name:              name,
+		Address:           addr,
+		Port:              s.Port,
+		User:              s.User,
+		KnownHostsFile:    s.KnownHosts,
+		AcceptNewHostKeys: opts.AcceptNewHostKeys,
+		ConnectTimeout:    opts.ConnectTimeout,
+		Passphrase:        opts.Passphrase,
+		Logger:            opts.Logger,
+	}
+	if s.IdentityFile != "" {
+		cfg.IdentityFiles = []string{s.IdentityFile}
+	}
+	if j := s.ProxyJump; j != nil {
+		jump := sshConfig(name+" (proxy_jump "+j.Host+")", j.Host, inventory.SSH{
+			User: j.User, Port: j.Port, IdentityFile: s.IdentityFile, KnownHosts: s.KnownHosts}, opts)
+		if jump.User == "" {
+			jump.User = s.User
+		}
+		cfg.ProxyJump = &jump
+	}
+	return cfg
+}
+
+// Apply runs the steps in order. Each step checks and acts on all its
+// target hosts in parallel; a host that failed is skipped by the steps
+// after, and so are the replicas of a failed primary. In a dry run only the
+// checks run.
+func (r *Run) Apply(ctx context.Context, steps []Step) {
+	for _, s := range steps {
+		if ctx.Err() != nil {
+			return
+		}
+		r.each(s.Targets(r), func(h *Host) { r.applyStep(ctx, s, h) })
+	}
+}
+
+func (r *Run) applyStep(ctx context.Context, s Step, h *Host) {
+	start := time.Now()
+	res := Result{Step: s.Name(), Host: h.Name}
+	defer func() {
+		res.Duration = time.Since(start)
+		r.record(res)
+	}()
+	if err := h.Failed(); err != nil {
+		res.Status = Skipped
+		return
+	}
+	if p := r.PrimaryOf(h); p != nil && p != h && p.Failed() != nil && needsPrimary(s) {
+		res.Status = Skipped
+		return
+	}
+	fail := func(err error) {
+		err = &HostError{Host: h.Name, Step: s.Name(), Err: err}
+		h.fail(err)
+		res.Status, res.Err = Failed, err
+		h.Log.Error(s.Name()+" failed", "err", errors.Unwrap(err))
+	}
+	plan, err := s.Check(ctx, r, h)
+	if err != nil {
+		fail(err)
+		return
+	}
+	if plan == nil || (len(plan.Changes) == 0 && plan.Apply == nil) {
+		res.Status = Unchanged
+		h.Log.Debug(s.Name(), "status", Unchanged)
+		return
+	}
+	res.Status, res.Changes, res.Diffs = Changed, plan.Changes, plan.Diffs
+	if r.Opts.DryRun {
+		return
+	}
+	for _, c := range plan.Changes {
+		h.Log.Info(s.Name() + ": " + c)
+	}
+	if plan.Apply != nil {
+		if err := plan.Apply(ctx); err != nil {
+			fail(err)
+			return
+		}
+	}
+}
+
+// needsPrimary marks steps that cannot run on a replica whose primary failed.
+type primaryDependent interface{ NeedsPrimary() bool }
+
+func needsPrimary(s Step) bool {
+	p, ok := s.(primaryDependent)
+	return ok && p.NeedsPrimary()
+}
+
+// Close ends every connection of the run.
+func (r *Run) Close() {
+	for _, l := range r.locks {
+		l.Close()
+	}
+	for _, h := range r.Hosts {
+		if h.Conn != nil {
+			h.Conn.Close()
+		}
+	}
+}
