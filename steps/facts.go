@@ -177,10 +177,11 @@ func (f *Facts) parseSQL(key, val string) {
 			f.Slots[val[:i]] = val[i+1:] == "t" || val[i+1:] == "true"
 		}
 	case "wal_receiver":
-		parts := strings.SplitN(val, ":", 3)
-		if len(parts) == 3 {
-			port, _ := strconv.Atoi(parts[2])
-			f.WALReceiver = &WALReceiver{Status: parts[0], SenderHost: parts[1], SenderPort: port}
+		// status:sender_host:sender_port — the host may be IPv6.
+		first, last := strings.Index(val, ":"), strings.LastIndex(val, ":")
+		if first >= 0 && last > first {
+			port, _ := strconv.Atoi(val[last+1:])
+			f.WALReceiver = &WALReceiver{Status: val[:first], SenderHost: val[first+1 : last], SenderPort: port}
 		}
 	case "pending_restart":
 		f.PendingRestart = append(f.PendingRestart, val)
@@ -211,22 +212,56 @@ func autoConfValue(conf, name string) string {
 		}
 		v = strings.TrimSpace(v)
 		if len(v) >= 2 && v[0] == '\'' && v[len(v)-1] == '\'' {
-			v = strings.ReplaceAll(v[1:len(v)-1], "''", "'")
+			v = unquoteConf(v[1 : len(v)-1])
 		}
 		val = v // the last one wins, as in PostgreSQL
 	}
 	return val
 }
 
+// unquoteConf undoes postgresql.conf's quoting inside '...': ” is a
+// quote, and a backslash escapes as in C.
+func unquoteConf(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '\'' && i+1 < len(s) && s[i+1] == '\'':
+			b.WriteByte('\'')
+			i++
+		case c == '\\' && i+1 < len(s):
+			i++
+			switch s[i] {
+			case 'n':
+				b.WriteByte('\n')
+			case 'r':
+				b.WriteByte('\r')
+			case 't':
+				b.WriteByte('\t')
+			case 'b':
+				b.WriteByte('\b')
+			case 'f':
+				b.WriteByte('\f')
+			default:
+				b.WriteByte(s[i])
+			}
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
+
 // conninfoValue returns one keyword's value from a libpq conninfo string
-// ("host=a port=5432 application_name='x y'").
+// ("host=a port=5432 application_name='x y'"); the last one wins, as in
+// libpq.
 func conninfoValue(conninfo, key string) string {
-	s := conninfo
+	s, found := conninfo, ""
 	for s != "" {
 		s = strings.TrimLeft(s, " \t")
 		k, rest, ok := strings.Cut(s, "=")
 		if !ok {
-			return ""
+			break
 		}
 		k = strings.TrimSpace(k)
 		rest = strings.TrimLeft(rest, " \t")
@@ -255,8 +290,8 @@ func conninfoValue(conninfo, key string) string {
 			s = rest[end:]
 		}
 		if k == key {
-			return v.String()
+			found = v.String()
 		}
 	}
-	return ""
+	return found
 }

@@ -28,7 +28,7 @@ done
 h="$(getent passwd postgres | cut -d: -f6)"
 [ -n "$h" ] && [ -f "$h/.pgpass" ] && echo "pgpass=$(base64 -w0 < "$h/.pgpass")"
 if [ -S "/var/run/postgresql/.s.PGSQL.$P" ] && [ -f "$D/postmaster.pid" ]; then
-    runuser -u postgres -- psql -X -q -A -t -p "$P" -h /var/run/postgresql -d postgres -v ON_ERROR_STOP=1 -v u="$U" <<'SQL' | sed 's/^/sql./' || echo "sql_error=1"
+    if out="$(runuser -u postgres -- psql -X -q -A -t -p "$P" -h /var/run/postgresql -d postgres -v ON_ERROR_STOP=1 -v u="$U" <<'SQL'
 SELECT 'running=1';
 SELECT 'server_version=' || current_setting('server_version_num');
 SELECT 'recovery=' || pg_is_in_recovery();
@@ -39,7 +39,12 @@ SELECT 'wal_receiver=' || status || ':' || coalesce(sender_host, '') || ':' || c
 SELECT 'pending_restart=' || name FROM pg_settings WHERE pending_restart;
 SELECT 'db_size=' || sum(pg_database_size(oid))::bigint FROM pg_database;
 SELECT 'user_databases=' || count(*) FROM pg_database WHERE datname NOT IN ('postgres', 'template0', 'template1');
-SELECT 'replica=' || coalesce(application_name, '') || ':' || coalesce(client_addr::text, '') || ':' || state FROM pg_stat_replication;
+SELECT 'replica=' || coalesce(application_name, '') || ':' || coalesce(host(client_addr), '') || ':' || state FROM pg_stat_replication;
 SQL
+)"; then
+        printf '%s\n' "$out" | sed 's/^/sql./'
+    else
+        echo "sql_error=1"
+    fi
 fi
 exit 0

@@ -313,7 +313,15 @@ func (StartPrimary) Check(ctx context.Context, r *Run, h *Host) (*Plan, error) {
 		if err := ctlcluster(ctx, h, "start"); err != nil {
 			return hintf("read the server log: /var/log/postgresql/postgresql-"+strings.ReplaceAll(h.Layout.ClusterName(), "/", "-")+".log", "%w", err)
 		}
-		h.Facts.Running, h.Facts.PendingRestart = true, nil
+		// The role and slots steps need what only a running server tells.
+		f, err := gatherFacts(ctx, h.Conn, h.Layout, h.PG().Version, h.PG().Port, h.PG().Replication.User)
+		if err != nil {
+			return err
+		}
+		if !f.Running {
+			return fmt.Errorf("PostgreSQL started but does not answer on port %d", h.PG().Port)
+		}
+		*h.Facts = *f
 		return nil
 	}}, nil
 }
@@ -378,6 +386,10 @@ func (Slots) Check(ctx context.Context, r *Run, h *Host) (*Plan, error) {
 	var missing []string
 	for _, rep := range h.Cluster.Replicas {
 		name := pgsql.SlotName(rep.Name)
+		if want[name] {
+			return nil, hintf("rename one of the hosts: slot names keep only [a-z0-9_]",
+				"two replicas of cluster %s would share the replication slot %s", h.Cluster.Name, name)
+		}
 		want[name] = true
 		if _, ok := h.Facts.Slots[name]; !ok {
 			missing = append(missing, name)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -82,14 +83,6 @@ func (r *Run) verifyCluster(ctx context.Context, p *Host, reps []*Host) {
 		}
 		return
 	}
-	lsn, err := psql(ctx, p, "SELECT pg_current_wal_lsn();")
-	if err == nil && !lsnRE.MatchString(lsn) {
-		err = fmt.Errorf("unexpected LSN %q", lsn)
-	}
-	if err != nil {
-		record(p, Failed, fmt.Errorf("read the primary's WAL position: %w", err))
-		return
-	}
 	var live []*Host
 	for _, h := range reps {
 		if h.Failed() != nil {
@@ -100,8 +93,14 @@ func (r *Run) verifyCluster(ctx context.Context, p *Host, reps []*Host) {
 	}
 	deadline := time.Now().Add(r.Opts.VerifyTimeout)
 	var states map[string]replicaState
+	var target uint64 // the primary's LSN at the first poll
 	for {
-		states = r.pollReplication(ctx, p, live, lsn)
+		var err error
+		states, target, err = r.pollReplication(ctx, p, live, target)
+		if err != nil {
+			record(p, Failed, err)
+			return
+		}
 		done := true
 		for _, h := range live {
 			if !states[h.Name].ok() {
@@ -135,7 +134,11 @@ func (r *Run) verifyCluster(ctx context.Context, p *Host, reps []*Host) {
 	}
 }
 
-func (r *Run) pollReplication(ctx context.Context, p *Host, reps []*Host, lsn string) map[string]replicaState {
+// pollReplication asks the primary and the replicas at once. The target
+// LSN is the primary's position at the first poll; a replica's replay
+// position read in that same poll may be older, so a busy primary takes a
+// second poll, a quiet one does not.
+func (r *Run) pollReplication(ctx context.Context, p *Host, reps []*Host, target uint64) (map[string]replicaState, uint64, error) {
 	states := map[string]replicaState{}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
@@ -144,20 +147,20 @@ func (r *Run) pollReplication(ctx context.Context, p *Host, reps []*Host, lsn st
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		primaryRows, primaryErr = psql(ctx, p, "SELECT application_name || '|' || state FROM pg_stat_replication;")
+		primaryRows, primaryErr = psql(ctx, p, `SELECT 'lsn|' || pg_current_wal_lsn();
+SELECT application_name || '|' || state FROM pg_stat_replication;`)
 	}()
 	for _, h := range reps {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			out, err := psql(ctx, h, fmt.Sprintf(`SELECT coalesce((SELECT status FROM pg_stat_wal_receiver), '') || '|' ||
-  pg_is_in_recovery() || '|' || coalesce(pg_last_wal_replay_lsn()::text, '') || '|' ||
-  coalesce(pg_last_wal_replay_lsn() >= '%s'::pg_lsn, false);`, lsn))
+			out, err := psql(ctx, h, `SELECT coalesce((SELECT status FROM pg_stat_wal_receiver), '') || '|' ||
+  pg_is_in_recovery() || '|' || coalesce(pg_last_wal_replay_lsn()::text, '');`)
 			st := replicaState{err: err}
 			if err == nil {
 				f := strings.Split(out, "|")
-				if len(f) == 4 {
-					st.receiver, st.recovery, st.replay, st.caughtUp = f[0], isTrue(f[1]), f[2], isTrue(f[3])
+				if len(f) == 3 {
+					st.receiver, st.recovery, st.replay = f[0], isTrue(f[1]), f[2]
 				} else {
 					st.err = fmt.Errorf("unexpected answer %q", out)
 				}
@@ -168,21 +171,51 @@ func (r *Run) pollReplication(ctx context.Context, p *Host, reps []*Host, lsn st
 		}()
 	}
 	wg.Wait()
+	if primaryErr != nil {
+		return nil, 0, fmt.Errorf("read pg_stat_replication: %w", primaryErr)
+	}
 	seen := map[string]string{}
 	for _, line := range strings.Split(primaryRows, "\n") {
-		if name, state, ok := strings.Cut(line, "|"); ok {
-			seen[name] = state
+		name, state, ok := strings.Cut(line, "|")
+		if !ok {
+			continue
 		}
+		if name == "lsn" && target == 0 {
+			lsn, err := parseLSN(state)
+			if err != nil {
+				return nil, 0, fmt.Errorf("read the primary's WAL position: %w", err)
+			}
+			target = lsn
+			continue
+		}
+		seen[name] = state
 	}
 	for _, h := range reps {
 		st := states[h.Name]
 		st.primaryState = seen[h.Name]
-		if primaryErr != nil && st.err == nil {
-			st.err = fmt.Errorf("read pg_stat_replication on %s: %w", p.Name, primaryErr)
+		if replay, err := parseLSN(st.replay); err == nil && replay >= target {
+			st.caughtUp = true
 		}
 		states[h.Name] = st
 	}
-	return states
+	return states, target, nil
+}
+
+// parseLSN reads a pg_lsn ("16/B374D848").
+func parseLSN(s string) (uint64, error) {
+	if !lsnRE.MatchString(s) {
+		return 0, fmt.Errorf("not an LSN: %q", s)
+	}
+	hi, lo, _ := strings.Cut(s, "/")
+	h, err := strconv.ParseUint(hi, 16, 32)
+	if err != nil {
+		return 0, err
+	}
+	l, err := strconv.ParseUint(lo, 16, 32)
+	if err != nil {
+		return 0, err
+	}
+	return h<<32 | l, nil
 }
 
 // isTrue reads a boolean as psql prints it ("t") or as text ("true").

@@ -70,6 +70,8 @@ func newRootCommand() *cobra.Command {
 	root.AddCommand(newVersionCommand(g))
 	root.AddCommand(newValidateCommand(g))
 	root.AddCommand(newUpCommand(g))
+	root.AddCommand(newStatusCommand(g))
+	root.AddCommand(newCheckCommand(g))
 	return root
 }
 

@@ -301,6 +301,8 @@ func printSummary(w io.Writer, rep runReport) {
 	}
 	tw.Flush()
 	switch {
+	case !rep.OK && rep.DryRun:
+		fmt.Fprintf(w, "\n%d failure(s); %d change(s) would be made (dry run; nothing changed); %.1fs\n", len(rep.Failures), rep.Changed, rep.Seconds)
 	case !rep.OK:
 		fmt.Fprintf(w, "\n%d failure(s); %d change(s) made; %.1fs\n", len(rep.Failures), rep.Changed, rep.Seconds)
 	case rep.DryRun && rep.Changed == 0:

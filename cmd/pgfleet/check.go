@@ -1,0 +1,118 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/pgfleet/pgfleet/steps"
+)
+
+type checkOptions struct {
+	connectTimeout time.Duration
+}
+
+const checkLong = `Check, before pgfleet up, that every step of it can succeed on every host
+of the inventory. Nothing is changed on any host.
+
+On each host:
+  ssh                   the host answers, its key is in known_hosts, the login works
+  sudo                  sudo -n works without a password
+  os                    Debian or Ubuntu with apt
+  postgresql            PostgreSQL absent, or of the declared version
+  data dir              the data directory is empty, or holds the declared
+                        version's cluster; a primary's configuration has its data
+  replication password  (on primaries) the password's variable or file is readable here
+On each replica:
+  primary port          the primary's PostgreSQL port answers from the replica
+                        itself (warn while the primary does not run yet)
+  disk                  free space for a copy of the primary's data, with 10%
+                        and 64 MB to spare
+On every host:
+  clock                 the clock agrees with the other hosts' (warn over 1s,
+                        fail over 10s)
+
+One line per check and host: PASS, WARN or FAIL, the host, the check and what
+was found, with a hint under a failure; then a summary. With --output json:
+  {"ok":true,"checks":[{"host":"db1","check":"ssh","status":"pass","detail":"...","hint":""}]}
+
+Exit codes:
+  0  no check failed (warnings allowed)
+  1  a check failed
+  2  bad usage or an invalid inventory`
+
+func newCheckCommand(g *globalOptions) *cobra.Command {
+	o := &checkOptions{}
+	cmd := &cobra.Command{
+		Use:   "check INVENTORY",
+		Short: "Preflight: check that up can succeed on every host, changing nothing",
+		Long:  checkLong,
+		Example: `  pgfleet check inventory.yaml
+  pgfleet check inventory.yaml --output json | jq '.checks[] | select(.status != "pass")'`,
+		Args: exactArgs(1, "INVENTORY"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runCheck(cmd.Context(), g, o, args[0], cmd.OutOrStdout())
+		},
+	}
+	cmd.Flags().DurationVar(&o.connectTimeout, "connect-timeout", 10*time.Second, "SSH connect timeout per host")
+	return cmd
+}
+
+func runCheck(ctx context.Context, g *globalOptions, o *checkOptions, path string, stdout io.Writer) error {
+	if o.connectTimeout <= 0 {
+		return usageError{fmt.Errorf("--connect-timeout must be positive, not %s", o.connectTimeout)}
+	}
+	inv, err := loadInventory(path)
+	if err != nil {
+		return err
+	}
+	opts := g.runOptions(o.connectTimeout)
+	opts.Progress = nil
+	r, err := steps.NewRun(inv, opts)
+	if err != nil {
+		return usageError{err}
+	}
+	defer r.Close()
+	rep := r.Check(ctx)
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if g.output == "json" {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(rep); err != nil {
+			return err
+		}
+	} else {
+		writeCheckText(stdout, rep)
+	}
+	if !rep.OK {
+		return silentError{exitFailed}
+	}
+	return nil
+}
+
+// writeCheckText prints one line per check, a hint under each failure or
+// warning that has one, and a summary.
+func writeCheckText(w io.Writer, rep *steps.CheckReport) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, c := range rep.Checks {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", strings.ToUpper(c.Status), c.Host, c.Check, c.Detail)
+		if c.Hint != "" && c.Status != steps.CheckPass {
+			fmt.Fprintf(tw, "\t\t\thint: %s\n", c.Hint)
+		}
+	}
+	tw.Flush()
+	pass, warn, fail := rep.Count()
+	verdict := "up can proceed"
+	if fail > 0 {
+		verdict = "fix the failures before pgfleet up"
+	}
+	fmt.Fprintf(w, "\n%d passed, %s, %d failed: %s\n", pass, plural(warn, "warning"), fail, verdict)
+}

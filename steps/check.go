@@ -1,0 +1,524 @@
+package steps
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pgfleet/pgfleet/internal/remote"
+)
+
+// Outcomes of one preflight check.
+const (
+	CheckPass = "pass"
+	CheckWarn = "warn"
+	CheckFail = "fail"
+)
+
+// Names of the preflight checks, in the order they are reported.
+const (
+	CheckSSH         = "ssh"
+	CheckSudo        = "sudo"
+	CheckOS          = "os"
+	CheckPostgreSQL  = "postgresql"
+	CheckDataDir     = "data dir"
+	CheckPassword    = "replication password"
+	CheckPrimaryPort = "primary port"
+	CheckDisk        = "disk"
+	CheckClock       = "clock"
+)
+
+var checkOrder = []string{CheckSSH, CheckSudo, CheckOS, CheckPostgreSQL, CheckDataDir, CheckPassword, CheckPrimaryPort, CheckDisk, CheckClock}
+
+// Clock skew limits between hosts.
+const (
+	clockWarn = time.Second
+	clockFail = 10 * time.Second
+)
+
+// CheckResult is one check on one host.
+type CheckResult struct {
+	Host   string `json:"host"`
+	Check  string `json:"check"`
+	Status string `json:"status"` // pass, warn or fail
+	Detail string `json:"detail"`
+	Hint   string `json:"hint,omitempty"`
+}
+
+// CheckReport is the result of a preflight: OK when no check failed.
+type CheckReport struct {
+	OK     bool          `json:"ok"`
+	Checks []CheckResult `json:"checks"`
+}
+
+// Count returns how many checks had each outcome.
+func (c *CheckReport) Count() (pass, warn, fail int) {
+	for _, r := range c.Checks {
+		switch r.Status {
+		case CheckPass:
+			pass++
+		case CheckWarn:
+			warn++
+		default:
+			fail++
+		}
+	}
+	return pass, warn, fail
+}
+
+// checker collects the results of a preflight.
+type checker struct {
+	mu      sync.Mutex
+	results []CheckResult
+}
+
+func (c *checker) add(host, check, status, detail, hint string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.results = append(c.results, CheckResult{Host: host, Check: check, Status: status, Detail: detail, Hint: hint})
+}
+
+func (c *checker) pass(h *Host, check, format string, args ...any) {
+	c.add(h.Name, check, CheckPass, fmt.Sprintf(format, args...), "")
+}
+
+// Check is pgfleet check: a preflight that tells whether up can succeed on
+// every host of the run, changing nothing. It connects to each host and
+// reads its facts, then checks from each replica that its primary's port
+// answers, compares disk space with the primary's size, and compares the
+// hosts' clocks.
+func (r *Run) Check(ctx context.Context) *CheckReport {
+	c := &checker{}
+	r.each(r.Hosts, func(h *Host) {
+		start := time.Now()
+		err := r.connect(ctx, h)
+		res := Result{Step: "connect", Host: h.Name, Status: Unchanged, Duration: time.Since(start)}
+		if err != nil {
+			err = &HostError{Host: h.Name, Step: "connect", Err: err}
+			h.fail(err)
+			res.Status, res.Err = Failed, err
+			h.Log.Debug("connect", "err", err)
+		}
+		r.record(res)
+		c.connection(h, err)
+		if h.Facts != nil {
+			c.hostFacts(h)
+		}
+	})
+	c.passwords(r)
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		r.each(replicas(r), func(h *Host) { c.replica(ctx, r, h) })
+	}()
+	go func() {
+		defer wg.Done()
+		c.clocks(ctx, r)
+	}()
+	wg.Wait()
+	return c.report(r)
+}
+
+// report orders the results by host, in the run's order, then by check.
+func (c *checker) report(r *Run) *CheckReport {
+	hostIndex := map[string]int{}
+	for i, h := range r.Hosts {
+		hostIndex[h.Name] = i
+	}
+	res := slices.Clone(c.results)
+	sort.SliceStable(res, func(i, j int) bool {
+		if hi, hj := hostIndex[res[i].Host], hostIndex[res[j].Host]; hi != hj {
+			return hi < hj
+		}
+		return slices.Index(checkOrder, res[i].Check) < slices.Index(checkOrder, res[j].Check)
+	})
+	rep := &CheckReport{OK: true, Checks: res}
+	for _, x := range res {
+		if x.Status == CheckFail {
+			rep.OK = false
+		}
+	}
+	if rep.Checks == nil {
+		rep.Checks = []CheckResult{}
+	}
+	return rep
+}
+
+// connection reports the SSH connection, the host key and sudo, from the
+// outcome of the dial (which checks sudo -n) and the facts probe.
+func (c *checker) connection(h *Host, err error) {
+	addr := statusHostPort(h.Address, sshPort(h))
+	if err == nil {
+		c.pass(h, CheckSSH, "connected to %s@%s, host key known", h.SSH.User, addr)
+		c.pass(h, CheckSudo, "sudo -n works")
+		return
+	}
+	msg := innermostError(err)
+	detail, hint := msg, ""
+	sudo := errors.Is(err, remote.ErrSudoPassword)
+	var rhe *remote.HostError
+	if errors.As(err, &rhe) && rhe.Op == "check sudo" {
+		sudo = true
+	}
+	switch {
+	case errors.Is(err, remote.ErrHostKeyUnknown), errors.Is(err, remote.ErrHostKeyChanged), sudo:
+		// These messages end with what to do: "...; run ssh-keyscan ...".
+		if d, hnt, ok := strings.Cut(msg, "; "); ok {
+			detail, hint = d, hnt
+		}
+	case errors.Is(err, remote.ErrAuth):
+		hint = "check ssh.user and ssh.identity_file in the inventory, or add the key to ssh-agent"
+	case h.Conn != nil:
+		// Connected, but the facts probe failed.
+		c.pass(h, CheckSSH, "connected to %s@%s, host key known", h.SSH.User, addr)
+		c.pass(h, CheckSudo, "sudo -n works")
+		c.add(h.Name, CheckOS, CheckFail, "read the host's facts: "+msg, "run `pgfleet up --dry-run --log-level debug` to see the probe's error")
+		return
+	default:
+		hint = fmt.Sprintf("check that %s is up and that sshd listens on %s (ssh.port, proxy_jump)", h.Name, addr)
+	}
+	if sudo {
+		c.pass(h, CheckSSH, "connected to %s@%s, host key known", h.SSH.User, addr)
+		c.add(h.Name, CheckSudo, CheckFail, detail, hint)
+		return
+	}
+	c.add(h.Name, CheckSSH, CheckFail, detail, hint)
+}
+
+func sshPort(h *Host) int {
+	if h.SSH.Port == 0 {
+		return remote.DefaultPort
+	}
+	return h.SSH.Port
+}
+
+// innermostError drops the "host: step:" prefixes the wrapping errors add,
+// since a check's line names the host already.
+func innermostError(err error) string {
+	for {
+		switch e := err.(type) {
+		case *HostError:
+			err = e.Err
+		case *remote.HostError:
+			err = e.Err
+		default:
+			return err.Error()
+		}
+	}
+}
+
+// hostFacts reports the checks that need nothing but the host's own facts.
+func (c *checker) hostFacts(h *Host) {
+	f, v, l := h.Facts, h.PG().Version, h.Layout
+	osName := strings.TrimSpace(f.OSID + " " + f.OSVersion)
+	if f.OSCodename != "" {
+		osName += " (" + f.OSCodename + ")"
+	}
+	if osName == "" {
+		osName = "an unknown OS (no /etc/os-release)"
+	}
+	supported := f.OSID == "debian" || f.OSID == "ubuntu"
+	switch {
+	case f.HasVersion(v) && f.PackageManager != "apt":
+		c.add(h.Name, CheckOS, CheckWarn, osName+" without apt; PostgreSQL "+strconv.Itoa(v)+" is installed already", "")
+	case f.PackageManager != "apt":
+		c.add(h.Name, CheckOS, CheckFail, osName+" has no supported package manager",
+			"pgfleet installs PostgreSQL on Debian and Ubuntu (apt); install it by hand elsewhere")
+	case !supported:
+		c.add(h.Name, CheckOS, CheckWarn, osName+" with apt: not Debian or Ubuntu, untested", "")
+	default:
+		c.pass(h, CheckOS, "%s, apt", osName)
+	}
+
+	switch {
+	case f.HasVersion(v) && len(f.Installed) == 1:
+		c.pass(h, CheckPostgreSQL, "PostgreSQL %d installed", v)
+	case f.HasVersion(v):
+		others := slices.DeleteFunc(slices.Clone(f.Installed), func(i int) bool { return i == v })
+		c.add(h.Name, CheckPostgreSQL, CheckWarn, fmt.Sprintf("PostgreSQL %d installed, and also %s", v, statusInts(others)),
+			"")
+	case len(f.Installed) > 0:
+		c.add(h.Name, CheckPostgreSQL, CheckFail,
+			fmt.Sprintf("PostgreSQL %s installed, but the inventory declares %d", statusInts(f.Installed), v),
+			"pgfleet does not upgrade PostgreSQL; use a host without it, or declare the installed version")
+	default:
+		c.pass(h, CheckPostgreSQL, "not installed; up installs %s", l.Package())
+	}
+
+	d := l.DataDir()
+	_, hasConf := f.Files["postgresql.conf"]
+	state := ""
+	if f.Running {
+		state = ", running as a primary"
+		if f.InRecovery {
+			state = ", running as a standby"
+		}
+	}
+	switch {
+	case f.DataVersion != 0 && f.DataVersion != v && h.Primary():
+		c.add(h.Name, CheckDataDir, CheckFail, fmt.Sprintf("%s holds PostgreSQL %d data, not %d", d, f.DataVersion, v),
+			"the primary's data is never touched: declare its version, or move the data away yourself")
+	case f.DataVersion != 0 && f.DataVersion != v:
+		c.add(h.Name, CheckDataDir, CheckWarn, fmt.Sprintf("%s holds PostgreSQL %d data, not %d: up moves it aside and clones", d, f.DataVersion, v), "")
+	case f.DataVersion == 0 && f.DataNonEmpty && h.Primary():
+		c.add(h.Name, CheckDataDir, CheckFail, d+" is not empty but holds no cluster",
+			"move it away or point data_dir elsewhere; pgfleet never deletes a primary's files")
+	case f.DataVersion == 0 && f.DataNonEmpty:
+		c.add(h.Name, CheckDataDir, CheckWarn, d+" is not empty but holds no cluster: up moves it aside", "")
+	case f.DataVersion == 0 && hasConf && h.Primary():
+		c.add(h.Name, CheckDataDir, CheckFail, fmt.Sprintf("configuration in %s but no data in %s", l.ConfigDir(), d),
+			"restore the data from a backup, or remove the configuration in "+l.ConfigDir()+" to start a new empty cluster")
+	case !h.Primary() && f.Running && !f.InRecovery && f.UserDatabases > 0:
+		c.add(h.Name, CheckDataDir, CheckFail, fmt.Sprintf("%s runs as a primary with %d database(s) of its own", h.Name, f.UserDatabases),
+			"if this host really is to become a replica, stop PostgreSQL on it and move its data away yourself")
+	case f.DataVersion == v:
+		c.pass(h, CheckDataDir, "%s holds PostgreSQL %d data%s; config in %s", d, v, state, l.ConfigDir())
+	default:
+		c.pass(h, CheckDataDir, "%s is empty or absent; config in %s", d, l.ConfigDir())
+	}
+}
+
+// passwords checks, on this machine, that every cluster's replication
+// password can be read; it is reported on the cluster's primary.
+func (c *checker) passwords(r *Run) {
+	for _, h := range primaries(r) {
+		if _, err := r.Password(h.Cluster); err != nil {
+			c.add(h.Name, CheckPassword, CheckFail, err.Error(),
+				"set the variable or file the inventory's replication.password_env / password_file names")
+			continue
+		}
+		src := "environment variable " + h.PG().Replication.PasswordEnv
+		if h.PG().Replication.PasswordFile != "" {
+			src = "file " + h.PG().Replication.PasswordFile
+		}
+		c.pass(h, CheckPassword, "cluster %s: readable from %s", h.Cluster.Name, src)
+	}
+}
+
+// portProbe runs on a replica as the login user: can it open a TCP
+// connection to the primary's PostgreSQL, and does PostgreSQL answer there
+// (pg_isready, when the replica has it)? Arguments: ADDR PORT BINDIR.
+const portProbe = `A="$1"; P="$2"; B="$3"
+if command -v bash >/dev/null 2>&1; then
+	out="$(timeout 5 bash -c 'exec 3<>"/dev/tcp/$0/$1"' "$A" "$P" 2>&1)"; rc=$?
+	if [ $rc -eq 124 ]; then echo "tcp=timeout"; exit 0; fi
+	if [ $rc -ne 0 ]; then echo "tcp=closed $(printf '%s' "$out" | tail -n 1 | sed 's/.*: //')"; exit 0; fi
+	echo "tcp=open"
+fi
+if [ -x "$B/pg_isready" ]; then "$B/pg_isready" -q -h "$A" -p "$P" -t 5; echo "pg_isready=$?"; fi
+`
+
+// replica runs the checks of one replica that need its primary.
+func (c *checker) replica(ctx context.Context, r *Run, h *Host) {
+	if h.Facts == nil {
+		return
+	}
+	p := r.PrimaryOf(h)
+	if p == nil {
+		c.add(h.Name, CheckPrimaryPort, CheckWarn, "the primary "+h.Cluster.Primary.Name+" is not part of this run; port not checked", "")
+		return
+	}
+	c.primaryPort(ctx, h, p)
+	c.disk(h, p)
+}
+
+func (c *checker) primaryPort(ctx context.Context, h, p *Host) {
+	addr, port := replicationAddress(p), p.PG().Port
+	target := statusHostPort(addr, port)
+	switch {
+	case p.Facts == nil:
+		c.add(h.Name, CheckPrimaryPort, CheckWarn, "the primary "+p.Name+" could not be checked; "+target+" not checked", "")
+		return
+	case !p.Facts.Running:
+		c.add(h.Name, CheckPrimaryPort, CheckWarn, "the primary "+p.Name+" is not running yet; "+target+" not checked", "")
+		return
+	}
+	res, err := h.Conn.Run(ctx, remote.Cmd{Args: []string{"sh", "-c", portProbe, "pgfleet-port", addr, strconv.Itoa(port), h.Layout.BinDir()}})
+	if err != nil {
+		c.add(h.Name, CheckPrimaryPort, CheckFail, "probe "+target+": "+innermostError(err), "")
+		return
+	}
+	hint := fmt.Sprintf("check that PostgreSQL on %s listens on %s (listen_addresses) and that no firewall blocks port %d from %s",
+		p.Name, addr, port, h.Name)
+	tcp, ready := "", ""
+	for _, line := range strings.Split(strings.TrimSpace(string(res.Stdout)), "\n") {
+		k, v, _ := strings.Cut(line, "=")
+		switch k {
+		case "tcp":
+			tcp = v
+		case "pg_isready":
+			ready = v
+		}
+	}
+	switch {
+	case tcp == "timeout":
+		c.add(h.Name, CheckPrimaryPort, CheckFail, fmt.Sprintf("%s does not answer from %s within 5s", target, h.Name), hint)
+	case strings.HasPrefix(tcp, "closed"):
+		why := strings.TrimSpace(strings.TrimPrefix(tcp, "closed"))
+		if why == "" {
+			why = "connection failed"
+		}
+		c.add(h.Name, CheckPrimaryPort, CheckFail, fmt.Sprintf("%s cannot be reached from %s: %s", target, h.Name, strings.ToLower(why)), hint)
+	case ready == "1":
+		c.add(h.Name, CheckPrimaryPort, CheckWarn, fmt.Sprintf("%s answers from %s, but rejects connections (starting up?)", target, h.Name), "")
+	case ready != "" && ready != "0":
+		c.add(h.Name, CheckPrimaryPort, CheckFail, fmt.Sprintf("PostgreSQL at %s does not answer from %s (pg_isready exit %s)", target, h.Name, ready), hint)
+	case ready == "0":
+		c.pass(h, CheckPrimaryPort, "PostgreSQL at %s accepts connections from %s", target, h.Name)
+	case tcp == "open":
+		c.pass(h, CheckPrimaryPort, "%s is open from %s", target, h.Name)
+	default:
+		c.add(h.Name, CheckPrimaryPort, CheckWarn, "neither bash nor pg_isready on "+h.Name+"; "+target+" not checked", "")
+	}
+}
+
+// cloneNeed is the free space a clone of size bytes needs: 10% and 64 MB
+// more, for the WAL written meanwhile.
+func cloneNeed(size int64) int64 { return size + size/10 + 64<<20 }
+
+func (c *checker) disk(h, p *Host) {
+	d := h.Layout.DataDir()
+	free := h.Facts.DiskFreeKB * 1024
+	switch {
+	case p.Facts != nil && cloneReason(h, p) == "":
+		c.pass(h, CheckDisk, "no clone needed (it follows %s); %s free for %s", p.Name, FormatBytes(free), d)
+	case p.Facts == nil || (!p.Facts.Running && p.Facts.DataVersion != 0):
+		c.add(h.Name, CheckDisk, CheckWarn, fmt.Sprintf("%s free for %s; the size of %s's data is unknown (not running)",
+			FormatBytes(free), d, p.Name), "")
+	case !p.Facts.Running:
+		// A new primary: its cluster will be small.
+		need := cloneNeed(0)
+		if free < need {
+			c.add(h.Name, CheckDisk, CheckFail, fmt.Sprintf("%s free for %s, a new cluster needs about %s", FormatBytes(free), d, FormatBytes(need)),
+				"free space on "+h.Name+" or point data_dir at a larger filesystem")
+			return
+		}
+		c.pass(h, CheckDisk, "%s free for %s; %s has no data yet", FormatBytes(free), d, p.Name)
+	default:
+		need := cloneNeed(p.Facts.DBSize)
+		if free < need {
+			c.add(h.Name, CheckDisk, CheckFail, fmt.Sprintf("%s free for %s, a copy of %s (%s) needs about %s",
+				FormatBytes(free), d, p.Name, FormatBytes(p.Facts.DBSize), FormatBytes(need)),
+				"free space on "+h.Name+" or point data_dir at a larger filesystem")
+			return
+		}
+		c.pass(h, CheckDisk, "%s free for %s; a copy of %s (%s) needs about %s", FormatBytes(free), d, p.Name,
+			FormatBytes(p.Facts.DBSize), FormatBytes(need))
+	}
+}
+
+// clockSample is one host's clock, read over SSH.
+type clockSample struct {
+	host   string
+	offset time.Duration // host's clock minus ours, at the round trip's midpoint
+	rtt    time.Duration
+	err    error
+}
+
+// clocks reads every reachable host's clock in parallel and compares each
+// with the median of them all: the hosts must agree with each other; this
+// machine's clock only serves to line them up.
+func (c *checker) clocks(ctx context.Context, r *Run) {
+	var hosts []*Host
+	for _, h := range r.Hosts {
+		if h.Conn != nil {
+			hosts = append(hosts, h)
+		}
+	}
+	samples := make([]clockSample, len(hosts))
+	var wg sync.WaitGroup
+	for i, h := range hosts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			samples[i] = readClock(ctx, h)
+		}()
+	}
+	wg.Wait()
+	c.judgeClocks(samples)
+}
+
+func readClock(ctx context.Context, h *Host) clockSample {
+	s := clockSample{host: h.Name}
+	best := time.Duration(-1)
+	// The fastest of a few round trips bounds the error best.
+	for range 3 {
+		t0 := time.Now()
+		res, err := h.Conn.Run(ctx, remote.Cmd{Args: []string{"date", "+%s.%N"}})
+		t1 := time.Now()
+		if err != nil {
+			s.err = err
+			return s
+		}
+		remoteT, err := parseEpoch(strings.TrimSpace(string(res.Stdout)))
+		if err != nil {
+			s.err = err
+			return s
+		}
+		rtt := t1.Sub(t0)
+		if best < 0 || rtt < best {
+			best = rtt
+			mid := t0.Add(rtt / 2)
+			s.offset, s.rtt = remoteT.Sub(mid), rtt
+		}
+	}
+	return s
+}
+
+// parseEpoch reads `date +%s.%N`.
+func parseEpoch(s string) (time.Time, error) {
+	sec, frac, _ := strings.Cut(s, ".")
+	n, err := strconv.ParseInt(sec, 10, 64)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("read the clock: unexpected %q", s)
+	}
+	var ns int64
+	if frac != "" {
+		frac = (frac + "000000000")[:9]
+		if ns, err = strconv.ParseInt(frac, 10, 64); err != nil {
+			return time.Time{}, fmt.Errorf("read the clock: unexpected %q", s)
+		}
+	}
+	return time.Unix(n, ns), nil
+}
+
+// judgeClocks compares each host's clock with the median of the hosts.
+func (c *checker) judgeClocks(samples []clockSample) {
+	var offsets []time.Duration
+	for _, s := range samples {
+		if s.err == nil {
+			offsets = append(offsets, s.offset)
+		}
+	}
+	slices.Sort(offsets)
+	var median time.Duration
+	if len(offsets) > 0 {
+		median = offsets[len(offsets)/2]
+	}
+	for _, s := range samples {
+		if s.err != nil {
+			c.add(s.host, CheckClock, CheckWarn, "could not read the clock: "+innermostError(s.err), "")
+			continue
+		}
+		skew := s.offset - median
+		abs := skew.Abs()
+		detail := fmt.Sprintf("%+.3fs from the other hosts' median (%+.3fs from this machine, ±%.3fs)",
+			skew.Seconds(), s.offset.Seconds(), (s.rtt / 2).Seconds())
+		hint := "synchronise the hosts' clocks (chrony or systemd-timesyncd)"
+		switch {
+		case abs > clockFail:
+			c.add(s.host, CheckClock, CheckFail, detail, hint)
+		case abs > clockWarn:
+			c.add(s.host, CheckClock, CheckWarn, detail, hint)
+		default:
+			c.add(s.host, CheckClock, CheckPass, detail, "")
+		}
+	}
+}

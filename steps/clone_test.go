@@ -1,0 +1,244 @@
+package steps
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/pgfleet/pgfleet/inventory"
+)
+
+// port5433 is testInventory with the server on port 5433.
+var port5433 = strings.Replace(testInventory, "version: 15\n", "version: 15\n  port: 5433\n", 1)
+
+// standby makes h's facts those of a PG 15 standby following host:port.
+func standby(h *Host, host, port string) {
+	f := h.Facts
+	f.Installed, f.DataExists, f.DataNonEmpty, f.DataVersion, f.StandbySignal = []int{15}, true, true, 15, true
+	f.AutoConf = basebackupAutoConf(host, port, h.Name)
+}
+
+func TestCloneReason(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		inv   string
+		host  string
+		facts func(f *Facts)
+		want  string // a part of the reason; "" for none
+	}{
+		{"no data", testInventory, "h2", func(f *Facts) {}, "it has no data"},
+		{"empty data dir", testInventory, "h2", func(f *Facts) { f.DataExists = true }, "it has no data"},
+		{"not a cluster", testInventory, "h2", func(f *Facts) { f.DataExists, f.DataNonEmpty = true, true },
+			"its data directory /var/lib/postgresql/15/main holds no cluster"},
+		{"other version", testInventory, "h2", func(f *Facts) { f.DataExists, f.DataNonEmpty, f.DataVersion = true, true, 14 },
+			"its data is PostgreSQL 14, not 15"},
+		{"no standby.signal", testInventory, "h2", func(f *Facts) {
+			f.DataExists, f.DataNonEmpty, f.DataVersion = true, true, 15
+			f.AutoConf = basebackupAutoConf("10.0.0.1", "5432", "h2")
+		}, "its data is not a standby's"},
+		{"follows another host", testInventory, "h2", func(f *Facts) {
+			f.DataExists, f.DataNonEmpty, f.DataVersion, f.StandbySignal = true, true, 15, true
+			f.AutoConf = basebackupAutoConf("10.0.0.9", "5432", "h2")
+		}, "it follows 10.0.0.9:5432, not h1 (10.0.0.1:5432)"},
+		{"follows the primary's SSH address, not its replication address", strings.ReplaceAll(testInventory, "h1: {address: 10.0.0.1}", "h1: {address: 192.168.0.1, replication_address: 10.0.0.1}"), "h2", func(f *Facts) {
+			f.DataExists, f.DataNonEmpty, f.DataVersion, f.StandbySignal = true, true, 15, true
+			f.AutoConf = basebackupAutoConf("192.168.0.1", "5432", "h2")
+		}, "it follows 192.168.0.1:5432, not h1 (10.0.0.1:5432)"},
+		{"no primary_conninfo", testInventory, "h2", func(f *Facts) {
+			f.DataExists, f.DataNonEmpty, f.DataVersion, f.StandbySignal = true, true, 15, true
+		}, "it follows :5432, not h1"},
+		{"follows the right host on the wrong port", port5433, "h2", func(f *Facts) {
+			f.DataExists, f.DataNonEmpty, f.DataVersion, f.StandbySignal = true, true, 15, true
+			f.AutoConf = basebackupAutoConf("10.0.0.1", "5432", "h2")
+		}, "it follows 10.0.0.1:5432, not h1 (10.0.0.1:5433)"},
+		{"no port in conninfo means 5432", port5433, "h2", func(f *Facts) {
+			f.DataExists, f.DataNonEmpty, f.DataVersion, f.StandbySignal = true, true, 15, true
+			f.AutoConf = "primary_conninfo = 'host=10.0.0.1 user=replicator'\n"
+		}, "it follows 10.0.0.1:5432, not h1 (10.0.0.1:5433)"},
+		{"follows the right host on a non-default port", port5433, "h2", func(f *Facts) {
+			f.DataExists, f.DataNonEmpty, f.DataVersion, f.StandbySignal = true, true, 15, true
+			f.AutoConf = basebackupAutoConf("10.0.0.1", "5433", "h2")
+		}, ""},
+		{"all good", testInventory, "h3", func(f *Facts) {
+			f.DataExists, f.DataNonEmpty, f.DataVersion, f.StandbySignal = true, true, 15, true
+			f.AutoConf = basebackupAutoConf("10.0.0.1", "5432", "h3")
+		}, ""},
+		{"all good, written by pgfleet's tar clone", testInventory, "h2", func(f *Facts) {
+			f.DataExists, f.DataNonEmpty, f.DataVersion, f.StandbySignal = true, true, 15, true
+			f.AutoConf = "primary_conninfo = 'host=10.0.0.1 port=5432 user=replicator application_name=h2'\nprimary_slot_name = 'h2'\n"
+		}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newTestRun(t, tc.inv, Options{DryRun: true})
+			h := host(t, r, tc.host)
+			tc.facts(h.Facts)
+			got := cloneReason(h, r.PrimaryOf(h))
+			if tc.want == "" && got != "" || tc.want != "" && !strings.Contains(got, tc.want) {
+				t.Errorf("cloneReason = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+// hostileHost is a Host with names and addresses no inventory allows,
+// built by hand to test quoting.
+func hostileHost(name, addr, user string, port int) *Host {
+	c := &inventory.Cluster{Name: "c", Postgres: inventory.Postgres{Version: 15, Port: port,
+		Replication: inventory.Replication{User: user}}}
+	ih := &inventory.Host{Name: name, Address: addr, Cluster: c}
+	c.Primary = ih
+	return &Host{Host: ih, Cluster: c, Layout: newDebian(15, "")}
+}
+
+func TestConninfoRoundTrip(t *testing.T) {
+	for _, tc := range []struct{ name, addr, user string }{
+		{"h2", "10.0.0.1", "replicator"},
+		{"my replica", "db 1", "repl user"},
+		{"it's", "o'brien", "a'b"},
+		{`back\slash`, `c:\x`, `u\`},
+		{"a=b", "fd00::1", "x=y"},
+		{"", "", ""},
+		{"'", `\'`, `''`},
+		{"tab\there", "h:5432", "u:v"},
+	} {
+		h := hostileHost(tc.name, "192.0.2.1", tc.user, 5432)
+		p := hostileHost("p", tc.addr, "ignored", 6543)
+		ci := conninfo(h, p)
+		for key, want := range map[string]string{"host": tc.addr, "port": "6543", "user": tc.user, "application_name": tc.name} {
+			if got := conninfoValue(ci, key); got != want {
+				t.Errorf("conninfo %s: %s = %q, want %q", ci, key, got, want)
+			}
+		}
+		if strings.Contains(ci, "password") {
+			t.Errorf("conninfo %s holds a password", ci)
+		}
+	}
+}
+
+func TestConninfoQuote(t *testing.T) {
+	for in, want := range map[string]string{
+		"10.0.0.1":   "10.0.0.1",
+		"fd00::1":    "fd00::1",
+		"db-1.local": "db-1.local",
+		"":           "''",
+		"a b":        "'a b'",
+		"a\tb":       "'a\tb'",
+		"it's":       `'it\'s'`,
+		`a\b`:        `'a\\b'`,
+		"a=b":        "'a=b'",
+		`\'`:         `'\\\''`,
+	} {
+		if got := conninfoQuote(in); got != want {
+			t.Errorf("conninfoQuote(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// pgpassFields splits a .pgpass line as libpq does: ':' separates fields,
+// and a backslash makes the next character literal.
+func pgpassFields(line string) []string {
+	var fields []string
+	var cur strings.Builder
+	for i := 0; i < len(line); i++ {
+		switch c := line[i]; {
+		case c == '\\' && i+1 < len(line):
+			i++
+			cur.WriteByte(line[i])
+		case c == ':':
+			fields = append(fields, cur.String())
+			cur.Reset()
+		default:
+			cur.WriteByte(c)
+		}
+	}
+	return append(fields, cur.String())
+}
+
+func TestPgpassEscape(t *testing.T) {
+	for in, want := range map[string]string{
+		"secret":    "secret",
+		"a:b":       `a\:b`,
+		`a\b`:       `a\\b`,
+		`\:`:        `\\\:`,
+		"fd00::1":   `fd00\:\:1`,
+		"sp ace'\"": "sp ace'\"",
+	} {
+		if got := pgpassEscape(in); got != want {
+			t.Errorf("pgpassEscape(%q) = %q, want %q", in, got, want)
+		}
+	}
+	fields := []string{"fd00::1", "5432", "replication", `rep\l:user`, `p:a\ss:w\:ord\`}
+	var esc []string
+	for _, f := range fields {
+		esc = append(esc, pgpassEscape(f))
+	}
+	got := pgpassFields(strings.Join(esc, ":"))
+	if strings.Join(got, "|") != strings.Join(fields, "|") {
+		t.Errorf(".pgpass line does not read back: %q, want %q", got, fields)
+	}
+}
+
+func TestCloneCheck(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		opts    Options
+		facts   func(f *Facts)
+		err     string   // a part of the error; "" for none
+		changes []string // nil for no plan
+	}{
+		{"bare replica", Options{DryRun: true}, func(f *Facts) {},
+			"", []string{"clone from h1 with basebackup, because it has no data"}},
+		{"following already", Options{DryRun: true}, func(f *Facts) {
+			f.DataExists, f.DataNonEmpty, f.DataVersion, f.StandbySignal = true, true, 15, true
+			f.AutoConf = basebackupAutoConf("10.0.0.1", "5432", "h2")
+			f.Running, f.InRecovery = true, true
+		}, "", nil},
+		{"running as a primary with databases", Options{DryRun: true}, func(f *Facts) {
+			f.DataExists, f.DataNonEmpty, f.DataVersion = true, true, 15
+			f.Running, f.UserDatabases = true, 2
+		}, "refusing to clone onto h2: it runs as a primary with 2 database(s) of its own", nil},
+		{"running as a default primary, no databases", Options{DryRun: true}, func(f *Facts) {
+			f.DataExists, f.DataNonEmpty, f.DataVersion = true, true, 15
+			f.Running = true
+		}, "", []string{"stop PostgreSQL", "move the old data aside to /var/lib/postgresql/15/main.pgfleet-20250102T030405Z",
+			"clone from h1 with basebackup, because its data is not a standby's"}},
+		{"standby of another host, discard", Options{DryRun: true, DiscardOldData: true}, func(f *Facts) {
+			f.DataExists, f.DataNonEmpty, f.DataVersion, f.StandbySignal = true, true, 15, true
+			f.AutoConf = basebackupAutoConf("10.0.0.9", "5432", "h2")
+			f.Running, f.InRecovery, f.UserDatabases = true, true, 4
+		}, "", []string{"stop PostgreSQL", "delete the old data in /var/lib/postgresql/15/main (--discard-old-data)",
+			"clone from h1 with basebackup, because it follows 10.0.0.9:5432, not h1 (10.0.0.1:5432)"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newTestRun(t, testInventory, tc.opts)
+			r.Started = mustTime(t, "2025-01-02T03:04:05Z")
+			h := host(t, r, "h2")
+			tc.facts(h.Facts)
+			plan, err := Clone{}.Check(context.Background(), r, h)
+			checkPlan(t, plan, err, tc.err, tc.changes)
+			if err != nil {
+				var hint *Hint
+				if !errors.As(err, &hint) || hint.Hint == "" {
+					t.Errorf("error %v has no hint", err)
+				}
+			}
+		})
+	}
+}
+
+func TestCloneCheckPrimaryOutsideLimit(t *testing.T) {
+	r := newTestRun(t, testInventory, Options{DryRun: true, Limit: []string{"h2"}})
+	plan, err := Clone{}.Check(context.Background(), r, host(t, r, "h2"))
+	checkPlan(t, plan, err, "the primary h1 is not part of this run", nil)
+}
+
+func TestCloneTargetsAndNeedsPrimary(t *testing.T) {
+	r := newTestRun(t, testInventory, Options{DryRun: true})
+	if got := names(Clone{}.Targets(r)); got != "h2 h3" {
+		t.Errorf("Clone targets %s", got)
+	}
+	if !needsPrimary(Clone{}) || !needsPrimary(StartReplicas{}) || needsPrimary(Configure{}) {
+		t.Error("needsPrimary wrong")
+	}
+}

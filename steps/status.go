@@ -1,0 +1,605 @@
+package steps
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pgfleet/pgfleet/internal/pgsql"
+	"github.com/pgfleet/pgfleet/internal/remote"
+	"github.com/pgfleet/pgfleet/inventory"
+)
+
+// Observed roles of a member, as pgfleet status reports them.
+const (
+	RolePrimary      = "primary"
+	RoleReplica      = "replica"
+	RoleStopped      = "stopped"
+	RoleUnreachable  = "unreachable"
+	RoleNotInstalled = "not installed"
+)
+
+// DefaultStatusTimeout bounds, per host, the SSH connection and then the
+// query of pgfleet status.
+const DefaultStatusTimeout = 5 * time.Second
+
+// StatusOptions configure Run.Status.
+type StatusOptions struct {
+	// MaxLagBytes makes a replica lagging by more bytes a problem; 0 for
+	// no limit.
+	MaxLagBytes int64
+	// Timeout bounds each host's SSH connection (all its attempts), and
+	// separately its query. Default DefaultStatusTimeout.
+	Timeout time.Duration
+}
+
+// StatusReport is what pgfleet status found: one entry per cluster.
+type StatusReport struct {
+	Clusters []ClusterStatus `json:"clusters"`
+}
+
+// Healthy says whether every cluster is.
+func (s *StatusReport) Healthy() bool {
+	for _, c := range s.Clusters {
+		if !c.Healthy {
+			return false
+		}
+	}
+	return true
+}
+
+// ClusterStatus is one cluster: healthy when no member has a problem.
+type ClusterStatus struct {
+	Name    string         `json:"name"`
+	Healthy bool           `json:"healthy"`
+	Members []MemberStatus `json:"members"`
+}
+
+// MemberStatus is one host of a cluster as it was observed. Values that
+// could not be observed (a stopped server, a primary's lag) are null.
+type MemberStatus struct {
+	Host         string `json:"host"`
+	Address      string `json:"address"`
+	DeclaredRole string `json:"declared_role"`
+	Role         string `json:"role"`
+	// State is the replication state the primary shows for a replica
+	// (streaming, catchup, startup, backup); for a replica the primary does
+	// not list, the WAL receiver's own status; "" for a primary.
+	State              string            `json:"state"`
+	Version            string            `json:"version"`
+	Timeline           *int              `json:"timeline"`
+	LSN                string            `json:"lsn"`
+	ReceiveLSN         string            `json:"receive_lsn,omitempty"`
+	Streaming          bool              `json:"streaming"`
+	LagBytes           *int64            `json:"lag_bytes"`
+	ReplayDelaySeconds *float64          `json:"replay_delay_seconds"`
+	ReplayPaused       bool              `json:"replay_paused"`
+	SyncState          string            `json:"sync_state"`
+	Slot               *SlotStatus       `json:"slot"`
+	Upstream           string            `json:"upstream"`
+	UpstreamHost       string            `json:"upstream_host"`
+	Replication        *ReplicationState `json:"replication"`
+	Problems           []string          `json:"problems"`
+	Error              string            `json:"error,omitempty"`
+}
+
+// SlotStatus is a physical replication slot on the primary.
+type SlotStatus struct {
+	Name          string `json:"name"`
+	Active        bool   `json:"active"`
+	RetainedBytes *int64 `json:"retained_bytes"`
+}
+
+// ReplicationState is one row of the primary's pg_stat_replication.
+type ReplicationState struct {
+	ApplicationName string `json:"application_name"`
+	ClientAddr      string `json:"client_addr"`
+	State           string `json:"state"`
+	SyncState       string `json:"sync_state"`
+	SentLSN         string `json:"sent_lsn"`
+	WriteLSN        string `json:"write_lsn"`
+	FlushLSN        string `json:"flush_lsn"`
+	ReplayLSN       string `json:"replay_lsn"`
+	LagBytes        *int64 `json:"lag_bytes"`
+}
+
+// observation is what one host answered, or why it did not.
+type observation struct {
+	connectErr error  // the host could not be reached
+	queryErr   error  // reached, but the probe failed
+	installed  []int  // PostgreSQL versions installed, when the declared one is not
+	notRunning bool   // installed but no server answers on the socket
+	downReason string // why the server is taken for down, "" when it is not running at all
+	server     *serverState
+}
+
+// serverState is the answer of a running server to statusSQL.
+type serverState struct {
+	Version      string             `json:"version"`
+	InRecovery   bool               `json:"in_recovery"`
+	Timeline     *int               `json:"timeline"`
+	LSN          string             `json:"lsn"`
+	ReceiveLSN   string             `json:"receive_lsn"`
+	ReplayDelay  *float64           `json:"replay_delay"`
+	ReplayPaused bool               `json:"replay_paused"`
+	Receiver     *walReceiver       `json:"receiver"`
+	Replication  []ReplicationState `json:"replication"`
+	Slots        []slotRow          `json:"slots"`
+}
+
+type walReceiver struct {
+	Status     string `json:"status"`
+	SenderHost string `json:"sender_host"`
+	SenderPort int    `json:"sender_port"`
+	SlotName   string `json:"slot_name"`
+}
+
+type slotRow struct {
+	Name          string `json:"slot_name"`
+	Active        bool   `json:"active"`
+	RetainedBytes *int64 `json:"retained_bytes"`
+}
+
+// statusSQL asks a server everything status reports in one statement. It
+// works on a primary and on a standby: CASE evaluates lazily, so the
+// functions a standby refuses (pg_current_wal_lsn) run only on a primary.
+// A primary's timeline is the one of the WAL segment it writes; a
+// standby's the one it receives, or else the one of its last restartpoint.
+const statusSQL = `WITH s AS (SELECT pg_is_in_recovery() AS rec),
+c AS (SELECT rec, CASE WHEN rec THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END AS lsn FROM s)
+SELECT json_build_object(
+  'version', split_part(current_setting('server_version'), ' ', 1),
+  'in_recovery', c.rec,
+  'timeline', CASE WHEN c.rec
+    THEN coalesce((SELECT received_tli FROM pg_stat_wal_receiver), (pg_control_checkpoint()).timeline_id)
+    ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END,
+  'lsn', c.lsn,
+  'receive_lsn', CASE WHEN c.rec THEN pg_last_wal_receive_lsn() END,
+  'replay_delay', CASE WHEN c.rec THEN
+    CASE WHEN pg_last_wal_receive_lsn() IS NOT DISTINCT FROM pg_last_wal_replay_lsn() THEN 0
+    ELSE extract(epoch FROM now() - pg_last_xact_replay_timestamp()) END END,
+  'replay_paused', CASE WHEN c.rec THEN pg_is_wal_replay_paused() ELSE false END,
+  'receiver', (SELECT json_build_object('status', status, 'sender_host', coalesce(sender_host, ''),
+    'sender_port', coalesce(sender_port, 0), 'slot_name', coalesce(slot_name, '')) FROM pg_stat_wal_receiver),
+  'replication', (SELECT coalesce(json_agg(json_build_object(
+    'application_name', coalesce(application_name, ''), 'client_addr', coalesce(host(client_addr), ''),
+    'state', coalesce(state, ''), 'sync_state', coalesce(sync_state, ''),
+    'sent_lsn', coalesce(sent_lsn::text, ''), 'write_lsn', coalesce(write_lsn::text, ''),
+    'flush_lsn', coalesce(flush_lsn::text, ''), 'replay_lsn', coalesce(replay_lsn::text, ''),
+    'lag_bytes', pg_wal_lsn_diff(c.lsn, replay_lsn)::bigint) ORDER BY application_name), '[]'::json)
+    FROM pg_stat_replication),
+  'slots', (SELECT coalesce(json_agg(json_build_object(
+    'slot_name', slot_name, 'active', active,
+    'retained_bytes', pg_wal_lsn_diff(c.lsn, restart_lsn)::bigint) ORDER BY slot_name), '[]'::json)
+    FROM pg_replication_slots WHERE slot_type = 'physical')
+) FROM c;
+`
+
+// statusScript runs as root: it says whether the declared PostgreSQL is
+// installed and running, and if it runs, asks it statusSQL (from stdin)
+// as postgres. Arguments: BINDIR SOCKETDIR PORT.
+const statusScript = `B="$1"; S="$2"; P="$3"
+if [ ! -x "$B/postgres" ]; then
+	echo not_installed
+	for f in /usr/lib/postgresql/*/bin/postgres; do
+		[ -x "$f" ] || continue
+		d="${f%/bin/postgres}"; echo "installed=${d##*/}"
+	done
+	exit 0
+fi
+if [ ! -S "$S/.s.PGSQL.$P" ]; then echo not_running; exit 0; fi
+out="$(PGCONNECT_TIMEOUT=5 runuser -u postgres -- "$B/psql" -X -q -A -t -v ON_ERROR_STOP=1 -h "$S" -p "$P" -d postgres -f - 2>&1)"
+rc=$?
+if [ $rc -eq 2 ]; then echo "down=$(printf '%s' "$out" | tr '\n' ' ')"; exit 0; fi
+if [ $rc -ne 0 ]; then printf '%s\n' "$out" >&2; exit $rc; fi
+printf 'json=%s\n' "$out"
+`
+
+// Status asks every host of the run, in parallel, for its replication
+// state and compares what it sees with the inventory. Connections stay
+// open for the next call (pgfleet status --watch); one that broke is dialed
+// again. It never takes much longer than twice the timeout.
+func (r *Run) Status(ctx context.Context, o StatusOptions) *StatusReport {
+	if o.Timeout <= 0 {
+		o.Timeout = DefaultStatusTimeout
+	}
+	obs := map[string]*observation{}
+	var mu sync.Mutex
+	r.each(r.Hosts, func(h *Host) {
+		ob := r.observe(ctx, h, o.Timeout)
+		mu.Lock()
+		obs[h.Name] = ob
+		mu.Unlock()
+	})
+	rep := &StatusReport{}
+	for _, c := range r.Inventory.Clusters {
+		asked := false
+		for _, m := range statusMembers(c) {
+			if obs[m.Name] != nil {
+				asked = true
+			}
+		}
+		if asked {
+			rep.Clusters = append(rep.Clusters, assessCluster(c, obs, o))
+		}
+	}
+	return rep
+}
+
+func statusMembers(c *inventory.Cluster) []*inventory.Host {
+	return append([]*inventory.Host{c.Primary}, c.Replicas...)
+}
+
+// observe connects to h (unless still connected) and runs the status probe.
+func (r *Run) observe(ctx context.Context, h *Host, timeout time.Duration) *observation {
+	if h.Conn == nil {
+		dctx, cancel := context.WithTimeout(ctx, timeout)
+		c, err := remote.Dial(dctx, sshConfig(h.Name, h.Address, h.SSH, r.Opts))
+		cancel()
+		if err != nil {
+			if dctx.Err() != nil && ctx.Err() == nil {
+				err = fmt.Errorf("no answer within %s: %w", timeout, err)
+			}
+			h.Log.Debug("connect", "err", err)
+			return &observation{connectErr: err}
+		}
+		h.Conn = c
+	}
+	qctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	l := h.Layout
+	res, err := h.Conn.Run(qctx, remote.Cmd{
+		Args:  []string{"sh", "-c", statusScript, "pgfleet-status", l.BinDir(), l.SocketDir(), strconv.Itoa(h.PG().Port)},
+		As:    "root",
+		Stdin: strings.NewReader(statusSQL),
+	})
+	if err != nil {
+		var ee *remote.ExitError
+		if !errors.As(err, &ee) {
+			// The connection may be gone: dial again next time.
+			h.Conn.Close()
+			h.Conn = nil
+		}
+		if qctx.Err() != nil && ctx.Err() == nil {
+			err = fmt.Errorf("no answer within %s: %w", timeout, err)
+		}
+		return &observation{queryErr: err}
+	}
+	ob, err := parseStatus(string(res.Stdout))
+	if err != nil {
+		return &observation{queryErr: err}
+	}
+	return ob
+}
+
+func parseStatus(out string) (*observation, error) {
+	ob := &observation{}
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		key, val, _ := strings.Cut(line, "=")
+		switch key {
+		case "not_installed":
+			ob.installed = []int{}
+		case "installed":
+			if v, err := strconv.Atoi(val); err == nil {
+				ob.installed = append(ob.installed, v)
+			}
+		case "not_running":
+			ob.notRunning = true
+		case "down":
+			ob.notRunning = true
+			ob.downReason = strings.TrimSpace(val)
+			if ob.downReason == "" {
+				ob.downReason = "psql could not connect"
+			}
+		case "json":
+			var s serverState
+			if err := json.Unmarshal([]byte(val), &s); err != nil {
+				return nil, fmt.Errorf("read the server's answer: %w", err)
+			}
+			ob.server = &s
+		}
+	}
+	if ob.installed == nil && !ob.notRunning && ob.server == nil {
+		return nil, fmt.Errorf("unexpected answer from the status probe: %q", out)
+	}
+	return ob, nil
+}
+
+// assessCluster builds the status of one cluster from what its members
+// answered, and lists every problem. Members absent from obs were not
+// asked (--limit); checks that need them are skipped.
+func assessCluster(c *inventory.Cluster, obs map[string]*observation, o StatusOptions) ClusterStatus {
+	cs := ClusterStatus{Name: c.Name, Healthy: true}
+	p := c.Primary
+	pObs := obs[p.Name]
+	var pServer *serverState // the declared primary, when it answered as a primary
+	if pObs != nil && pObs.server != nil && !pObs.server.InRecovery {
+		pServer = pObs.server
+	}
+	declared := map[string]bool{} // slot names the declared replicas use
+	for _, rep := range c.Replicas {
+		declared[pgsql.SlotName(rep.Name)] = true
+	}
+	for _, ih := range statusMembers(c) {
+		ob := obs[ih.Name]
+		if ob == nil {
+			continue
+		}
+		m := observeMember(ih, c, ob)
+		if ih == p {
+			assessPrimary(&m, c, ob, declared)
+		} else {
+			assessReplica(&m, ih, c, ob, pServer, o)
+		}
+		if m.Problems == nil {
+			m.Problems = []string{}
+		}
+		if len(m.Problems) > 0 {
+			cs.Healthy = false
+		}
+		cs.Members = append(cs.Members, m)
+	}
+	return cs
+}
+
+// observeMember fills what a host says about itself, with the problems
+// that need nothing else to see.
+func observeMember(ih *inventory.Host, c *inventory.Cluster, ob *observation) MemberStatus {
+	m := MemberStatus{Host: ih.Name, Address: ih.Address, DeclaredRole: RoleReplica}
+	if ih == c.Primary {
+		m.DeclaredRole = RolePrimary
+	}
+	switch {
+	case ob.connectErr != nil:
+		m.Role, m.Error = RoleUnreachable, ob.connectErr.Error()
+		m.Problems = append(m.Problems, "unreachable: "+ob.connectErr.Error())
+	case ob.queryErr != nil:
+		m.Role, m.Error = RoleUnreachable, ob.queryErr.Error()
+		m.Problems = append(m.Problems, "no answer from the status probe: "+ob.queryErr.Error())
+	case ob.installed != nil:
+		m.Role = RoleNotInstalled
+		msg := fmt.Sprintf("PostgreSQL %d is not installed", c.Postgres.Version)
+		if len(ob.installed) > 0 {
+			msg += fmt.Sprintf(" (found %s)", statusInts(ob.installed))
+		}
+		m.Problems = append(m.Problems, msg)
+	case ob.server == nil:
+		m.Role = RoleStopped
+		msg := "PostgreSQL is not running"
+		if ob.downReason != "" {
+			msg = "PostgreSQL does not answer: " + ob.downReason
+		}
+		m.Problems = append(m.Problems, msg)
+	default:
+		s := ob.server
+		m.Role = RolePrimary
+		if s.InRecovery {
+			m.Role = RoleReplica
+		}
+		m.Version, m.Timeline, m.LSN, m.ReceiveLSN = s.Version, s.Timeline, s.LSN, s.ReceiveLSN
+		m.ReplayPaused = s.ReplayPaused
+		if s.InRecovery {
+			m.ReplayDelaySeconds = s.ReplayDelay
+		}
+		if s.Receiver != nil {
+			m.Upstream = statusHostPort(s.Receiver.SenderHost, s.Receiver.SenderPort)
+			m.UpstreamHost = statusMemberAt(c, s.Receiver.SenderHost, s.Receiver.SenderPort)
+		}
+	}
+	return m
+}
+
+func assessPrimary(m *MemberStatus, c *inventory.Cluster, ob *observation, declared map[string]bool) {
+	s := ob.server
+	if s == nil {
+		return
+	}
+	if s.InRecovery {
+		m.Problems = append(m.Problems, "declared primary, but it runs as a standby (in recovery)")
+		return
+	}
+	for _, sl := range s.Slots {
+		if !declared[sl.Name] {
+			m.Problems = append(m.Problems, fmt.Sprintf("slot %s is used by no replica of the inventory; it retains %s of WAL",
+				sl.Name, statusBytes(sl.RetainedBytes)))
+		}
+	}
+	// A client of the primary that is none of the declared replicas is
+	// worth a look, but not a problem: a backup, a cascade, a tool.
+}
+
+func assessReplica(m *MemberStatus, ih *inventory.Host, c *inventory.Cluster, ob *observation, p *serverState, o StatusOptions) {
+	primary := c.Primary
+	slotName := ""
+	if c.Postgres.Replication.Slots {
+		slotName = pgsql.SlotName(ih.Name)
+	}
+	var row *ReplicationState
+	if p != nil {
+		for i := range p.Replication {
+			if p.Replication[i].ApplicationName == ih.Name {
+				row = &p.Replication[i]
+				break
+			}
+		}
+		if slotName != "" {
+			for _, sl := range p.Slots {
+				if sl.Name == slotName {
+					m.Slot = &SlotStatus{Name: sl.Name, Active: sl.Active, RetainedBytes: sl.RetainedBytes}
+				}
+			}
+		}
+	}
+	if row != nil {
+		m.Replication, m.State, m.SyncState = row, row.State, row.SyncState
+	}
+	s := ob.server
+	if s != nil && s.InRecovery && s.Receiver != nil && m.State == "" {
+		m.State = s.Receiver.Status
+	}
+
+	// Lag: the primary's current LSN against the replica's own replay LSN,
+	// both read now; the primary's pg_stat_replication only learns the
+	// replay position at the replica's next status message (up to
+	// wal_receiver_status_interval later). When the replica could not be
+	// asked, the primary's view is all there is.
+	if p != nil && s != nil && s.InRecovery {
+		if a, ok1 := statusParseLSN(p.LSN); ok1 {
+			if b, ok2 := statusParseLSN(s.LSN); ok2 {
+				lag := int64(0)
+				if a > b {
+					lag = int64(a - b)
+				}
+				m.LagBytes = &lag
+			}
+		}
+	}
+	if m.LagBytes == nil && row != nil && row.LagBytes != nil {
+		lag := max(*row.LagBytes, 0)
+		m.LagBytes = &lag
+	}
+
+	if s != nil && !s.InRecovery {
+		m.Problems = append(m.Problems, "declared replica, but it runs as a primary (not in recovery)")
+		return
+	}
+	hostUp := s != nil // answered as a standby
+	if hostUp {
+		switch {
+		case s.Receiver == nil:
+			m.Problems = append(m.Problems, "no WAL receiver runs: it does not stream from any primary")
+		case s.Receiver.Status != "streaming":
+			m.Problems = append(m.Problems, "its WAL receiver is "+s.Receiver.Status+", not streaming")
+		}
+		if s.Receiver != nil && !statusSameEndpoint(s.Receiver.SenderHost, s.Receiver.SenderPort, primary, c.Postgres.Port) {
+			who := statusHostPort(s.Receiver.SenderHost, s.Receiver.SenderPort)
+			if m.UpstreamHost != "" {
+				who = m.UpstreamHost + " (" + who + ")"
+			}
+			m.Problems = append(m.Problems, fmt.Sprintf("streams from %s, not from its primary %s (%s)",
+				who, primary.Name, statusHostPort(statusReplAddr(primary), c.Postgres.Port)))
+		}
+		if slotName != "" && s.Receiver != nil && s.Receiver.SlotName != slotName {
+			if s.Receiver.SlotName == "" {
+				m.Problems = append(m.Problems, "streams without its replication slot "+slotName)
+			} else {
+				m.Problems = append(m.Problems, "streams through slot "+s.Receiver.SlotName+", not "+slotName)
+			}
+		}
+		if s.ReplayPaused {
+			m.Problems = append(m.Problems, "WAL replay is paused (SELECT pg_wal_replay_resume() resumes it)")
+		}
+	}
+	if p != nil {
+		switch {
+		case row == nil && hostUp:
+			m.Problems = append(m.Problems, "missing from "+primary.Name+"'s pg_stat_replication")
+		case row != nil && row.State != "streaming":
+			m.Problems = append(m.Problems, "the primary sees it in state "+row.State+", not streaming")
+		}
+		if slotName != "" {
+			switch {
+			case m.Slot == nil:
+				m.Problems = append(m.Problems, "its replication slot "+slotName+" is missing on "+primary.Name)
+			case !m.Slot.Active:
+				m.Problems = append(m.Problems, fmt.Sprintf("its slot %s is inactive and retains %s of WAL on %s",
+					slotName, statusBytes(m.Slot.RetainedBytes), primary.Name))
+			}
+		}
+	}
+	m.Streaming = hostUp && s.Receiver != nil && s.Receiver.Status == "streaming" &&
+		(p == nil || (row != nil && row.State == "streaming"))
+	if o.MaxLagBytes > 0 && m.LagBytes != nil && *m.LagBytes > o.MaxLagBytes {
+		m.Problems = append(m.Problems, fmt.Sprintf("lags %d bytes behind %s, more than --max-lag-bytes %d",
+			*m.LagBytes, primary.Name, o.MaxLagBytes))
+	}
+}
+
+// statusReplAddr is the address the other members use to reach h.
+func statusReplAddr(h *inventory.Host) string {
+	if h.ReplicationAddress != "" {
+		return h.ReplicationAddress
+	}
+	return h.Address
+}
+
+// statusSameEndpoint says whether a WAL receiver's sender is h's PostgreSQL.
+func statusSameEndpoint(senderHost string, senderPort int, h *inventory.Host, port int) bool {
+	if senderPort != 0 && senderPort != port {
+		return false
+	}
+	return senderHost == statusReplAddr(h) || senderHost == h.Address
+}
+
+// statusMemberAt is the name of the cluster member a sender address is, "" if
+// none.
+func statusMemberAt(c *inventory.Cluster, addr string, port int) string {
+	for _, m := range statusMembers(c) {
+		if statusSameEndpoint(addr, port, m, c.Postgres.Port) {
+			return m.Name
+		}
+	}
+	return ""
+}
+
+func statusHostPort(host string, port int) string {
+	if host == "" {
+		return ""
+	}
+	if strings.Contains(host, ":") && !strings.HasPrefix(host, "/") {
+		host = "[" + host + "]"
+	}
+	if port == 0 {
+		return host
+	}
+	return host + ":" + strconv.Itoa(port)
+}
+
+// statusParseLSN reads an LSN as PostgreSQL prints it ("16/B374D848").
+func statusParseLSN(s string) (uint64, bool) {
+	hi, lo, ok := strings.Cut(s, "/")
+	if !ok {
+		return 0, false
+	}
+	h, err1 := strconv.ParseUint(hi, 16, 32)
+	l, err2 := strconv.ParseUint(lo, 16, 32)
+	if err1 != nil || err2 != nil {
+		return 0, false
+	}
+	return h<<32 | l, true
+}
+
+func statusBytes(b *int64) string {
+	if b == nil {
+		return "an unknown amount"
+	}
+	return FormatBytes(*b)
+}
+
+// FormatBytes prints a byte count for people: 0 B, 812 B, 16.0 MB.
+func FormatBytes(b int64) string {
+	const unit = 1024
+	if b < unit {
+		return fmt.Sprintf("%d B", b)
+	}
+	div, exp := int64(unit), 0
+	for n := b / unit; n >= unit && exp < 4; n /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %cB", float64(b)/float64(div), "KMGTP"[exp])
+}
+
+func statusInts(v []int) string {
+	s := make([]string, len(v))
+	for i, n := range slices.Sorted(slices.Values(v)) {
+		s[i] = strconv.Itoa(n)
+	}
+	return strings.Join(s, ", ")
+}

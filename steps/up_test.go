@@ -1,0 +1,107 @@
+package steps
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/pgfleet/pgfleet/internal/pgsql"
+)
+
+// TestDryRunBare plans `up` for three bare Debian hosts.
+func TestDryRunBare(t *testing.T) {
+	t.Setenv(passwordEnv, "pw")
+	r := newTestRun(t, testInventory, Options{DryRun: true})
+	r.Started = mustTime(t, "2025-01-02T03:04:05Z")
+	r.Apply(context.Background(), Up())
+	if err := r.Err(); err != nil {
+		t.Errorf("a dry run of bare hosts failed: %v", err)
+	}
+	for _, res := range r.Results() {
+		if res.Status != Changed {
+			t.Errorf("%s %s: %s, want changed", res.Host, res.Step, res.Status)
+		}
+	}
+	golden(t, "plan_bare.golden", planText(r))
+	for _, h := range r.Hosts {
+		if len(h.Facts.Installed) != 0 || h.Facts.DataVersion != 0 || len(h.Facts.Files) != 0 {
+			t.Errorf("%s: a dry run changed the facts: %+v", h.Name, h.Facts)
+		}
+	}
+}
+
+// converged sets every host's facts to those of the cluster as up leaves
+// it, streaming.
+func converged(t *testing.T, r *Run, pw string) {
+	t.Helper()
+	v, err := pgsql.NewSCRAMVerifier(pw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range r.Hosts {
+		f := h.Facts
+		files, err := render(r, h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Files = files
+		f.Installed, f.CreateClusterConf = []int{15}, true
+		f.DataExists, f.DataNonEmpty, f.DataVersion = true, true, 15
+		f.Running, f.ServerVersion, f.DataChecksums = true, 150007, true
+		if h.Primary() {
+			f.Role = &RoleFacts{Replication: true, Login: true, Verifier: v}
+			f.Slots = map[string]bool{"h2": true, "h3": true}
+			f.UserDatabases = 1
+		} else {
+			standby(h, "10.0.0.1", "5432")
+			f.InRecovery = true
+			f.WALReceiver = &WALReceiver{Status: "streaming", SenderHost: "10.0.0.1", SenderPort: 5432}
+		}
+	}
+}
+
+// TestDryRunConverged: a second run changes nothing and says so.
+func TestDryRunConverged(t *testing.T) {
+	for _, dry := range []bool{true, false} {
+		t.Setenv(passwordEnv, "pw")
+		r := newTestRun(t, testInventory, Options{DryRun: dry})
+		converged(t, r, "pw")
+		r.Apply(context.Background(), Up())
+		for _, res := range r.Results() {
+			if res.Status != Unchanged {
+				t.Errorf("dry run %v: %s %s: %s %q %v, want unchanged", dry, res.Host, res.Step, res.Status, res.Changes, res.Err)
+			}
+		}
+		if n := len(r.Results()); n != 16 { // install, cluster, configure on 3; start, role, slots on h1; clone, start on 2
+			t.Errorf("%d results, want 16", n)
+		}
+	}
+}
+
+// TestDryRunFailedPrimary: a replica's steps that need the primary are
+// skipped when the primary failed; the others still run.
+func TestDryRunFailedPrimary(t *testing.T) {
+	t.Setenv(passwordEnv, "pw")
+	r := newTestRun(t, testInventory, Options{DryRun: true})
+	host(t, r, "h1").Facts.Installed = []int{13}
+	r.Apply(context.Background(), Up())
+	got := map[string]Status{}
+	for _, res := range r.Results() {
+		got[res.Host+" "+res.Step] = res.Status
+	}
+	for k, want := range map[string]Status{
+		"h1 install": Failed, "h1 cluster": Skipped, "h1 role": Skipped, "h1 start": Skipped,
+		"h2 install": Changed, "h2 configure": Changed, "h2 clone": Skipped, "h2 start": Skipped,
+	} {
+		if got[k] != want {
+			t.Errorf("%s: %s, want %s", k, got[k], want)
+		}
+	}
+	err := r.Err()
+	var he *HostError
+	if err == nil || !strings.Contains(err.Error(), "h1: install: PostgreSQL [13] is installed") {
+		t.Errorf("Err() = %v", err)
+	} else if !errorsAs(err, &he) || he.Host != "h1" || he.Step != "install" || hintOf(err) == "" {
+		t.Errorf("Err() %v is not a HostError of h1 install with a hint", err)
+	}
+}
