@@ -347,6 +347,10 @@ func (d *decoder) settings(e entry) []Setting {
 			d.errorf(s.keyN, s.path, "%q is not a postgresql.conf parameter name: use lower-case letters, digits, '_' and '.'", s.key)
 			continue
 		}
+		if why, ok := reservedSettings[s.key]; ok {
+			d.errorf(s.keyN, s.path, "%s is set by pgfleet and cannot be a setting: %s", s.key, why)
+			continue
+		}
 		switch s.value.(type) {
 		case *ast.NullNode:
 			d.errorf(s.keyN, s.path, "has no value: write one, or remove the line to keep PostgreSQL's default")

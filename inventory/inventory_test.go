@@ -117,6 +117,7 @@ var badCases = []struct {
 	{"data_dir with dollar", strings.Replace(good, "postgres:\n", "postgres:\n  data_dir: /srv/$HOME\n", 1), "2:13", "has characters that are not allowed"},
 	{"data_dir with dotdot", strings.Replace(good, "postgres:\n", "postgres:\n  data_dir: /srv/../etc\n", 1), "2:13", "contains '..'"},
 	{"data_dir root", strings.Replace(good, "postgres:\n", "postgres:\n  data_dir: /\n", 1), "2:13", "the root directory cannot be a data directory"},
+	{"reserved setting", strings.Replace(good, "postgres:\n", "postgres:\n  settings:\n    port: 5433\n", 1), "3:5", "postgres.settings.port: port is set by pgfleet and cannot be a setting: use postgres.port"},
 	{"setting value newline", strings.Replace(good, "postgres:\n", "postgres:\n  settings:\n    work_mem: \"4MB\\nfsync = off\"\n", 1), "3:15", "postgres.settings.work_mem: contains a line break"},
 	{"setting value block scalar", strings.Replace(good, "postgres:\n", "postgres:\n  settings:\n    work_mem: |\n      4MB\n      x\n", 1), "3:15", "contains a line break"},
 	{"setting value list", strings.Replace(good, "postgres:\n", "postgres:\n  settings:\n    shared_preload_libraries: [a, b]\n", 1), "3:31", "must be a single value"},

@@ -204,3 +204,19 @@ func oneLine(s string) string {
 	}
 	return ""
 }
+
+// reservedSettings are postgresql.conf parameters pgfleet sets itself from
+// other keys of the inventory, or that would break what it builds.
+var reservedSettings = map[string]string{
+	"port":                    "use postgres.port",
+	"data_directory":          "use postgres.data_dir",
+	"config_file":             "pgfleet writes the Debian layout's file",
+	"hba_file":                "pgfleet writes the Debian layout's pg_hba.conf; add lines with postgres.hba",
+	"ident_file":              "pgfleet writes the Debian layout's pg_ident.conf",
+	"external_pid_file":       "pg_ctlcluster reads the Debian layout's pid file",
+	"unix_socket_directories": "pgfleet and pg_ctlcluster use /var/run/postgresql",
+	"cluster_name":            "pgfleet names it as postgresql-common does",
+	"primary_conninfo":        "pgfleet sets it on each replica from the inventory",
+	"primary_slot_name":       "pgfleet sets it on each replica from the inventory",
+	"include_dir":             "pgfleet includes conf.d",
+}
