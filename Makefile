@@ -42,7 +42,15 @@ lab-down:
 	$(GO) run ./examples/lab/labctl down -name $(LAB)
 
 demo: build lab-up
-	@echo "demo: the lab is up; pgfleet up is not built yet, so the demo stops here."
+	$(BIN) up .lab/inventory.yaml
+	@echo
+	@echo "demo: the lab's cluster is up. Try: $(BIN) up .lab/inventory.yaml   (a second run changes nothing)"
+
+BENCHTIME ?= 3x
+
+bench: images
+	$(GO) test -count=1 -run '^$$' -bench . -benchtime $(BENCHTIME) -timeout 120m ./internal/e2e/ 2>&1 | \
+	  grep -E '^(Benchmark|ok|FAIL|PASS)|runs:|s/median'
 
 check:
 	@test -z "$$(gofmt -l .)" || { echo "gofmt needed:"; gofmt -l .; exit 1; }

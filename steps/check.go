@@ -48,7 +48,7 @@ type CheckResult struct {
 	Check  string `json:"check"`
 	Status string `json:"status"` // pass, warn or fail
 	Detail string `json:"detail"`
-	Hint   string `json:"hint,omitempty"`
+	Hint   string `json:"hint"`
 }
 
 // CheckReport is the result of a preflight: OK when no check failed.
@@ -345,10 +345,19 @@ func (c *checker) primaryPort(ctx context.Context, h, p *Host) {
 		c.add(h.Name, CheckPrimaryPort, CheckFail, "probe "+target+": "+innermostError(err), "")
 		return
 	}
-	hint := fmt.Sprintf("check that PostgreSQL on %s listens on %s (listen_addresses) and that no firewall blocks port %d from %s",
-		p.Name, addr, port, h.Name)
+	status, detail := judgePort(string(res.Stdout), target, h.Name)
+	hint := ""
+	if status == CheckFail {
+		hint = fmt.Sprintf("check that PostgreSQL on %s listens on %s (listen_addresses) and that no firewall blocks port %d from %s",
+			p.Name, addr, port, h.Name)
+	}
+	c.add(h.Name, CheckPrimaryPort, status, detail, hint)
+}
+
+// judgePort reads portProbe's output.
+func judgePort(out, target, from string) (status, detail string) {
 	tcp, ready := "", ""
-	for _, line := range strings.Split(strings.TrimSpace(string(res.Stdout)), "\n") {
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
 		k, v, _ := strings.Cut(line, "=")
 		switch k {
 		case "tcp":
@@ -359,23 +368,23 @@ func (c *checker) primaryPort(ctx context.Context, h, p *Host) {
 	}
 	switch {
 	case tcp == "timeout":
-		c.add(h.Name, CheckPrimaryPort, CheckFail, fmt.Sprintf("%s does not answer from %s within 5s", target, h.Name), hint)
+		return CheckFail, fmt.Sprintf("%s does not answer from %s within 5s", target, from)
 	case strings.HasPrefix(tcp, "closed"):
 		why := strings.TrimSpace(strings.TrimPrefix(tcp, "closed"))
 		if why == "" {
 			why = "connection failed"
 		}
-		c.add(h.Name, CheckPrimaryPort, CheckFail, fmt.Sprintf("%s cannot be reached from %s: %s", target, h.Name, strings.ToLower(why)), hint)
+		return CheckFail, fmt.Sprintf("%s cannot be reached from %s: %s", target, from, strings.ToLower(why))
 	case ready == "1":
-		c.add(h.Name, CheckPrimaryPort, CheckWarn, fmt.Sprintf("%s answers from %s, but rejects connections (starting up?)", target, h.Name), "")
+		return CheckWarn, fmt.Sprintf("%s answers from %s, but PostgreSQL rejects connections (starting up?)", target, from)
 	case ready != "" && ready != "0":
-		c.add(h.Name, CheckPrimaryPort, CheckFail, fmt.Sprintf("PostgreSQL at %s does not answer from %s (pg_isready exit %s)", target, h.Name, ready), hint)
+		return CheckFail, fmt.Sprintf("PostgreSQL at %s does not answer from %s (pg_isready exit %s)", target, from, ready)
 	case ready == "0":
-		c.pass(h, CheckPrimaryPort, "PostgreSQL at %s accepts connections from %s", target, h.Name)
+		return CheckPass, fmt.Sprintf("PostgreSQL at %s accepts connections from %s", target, from)
 	case tcp == "open":
-		c.pass(h, CheckPrimaryPort, "%s is open from %s", target, h.Name)
+		return CheckPass, fmt.Sprintf("%s is open from %s", target, from)
 	default:
-		c.add(h.Name, CheckPrimaryPort, CheckWarn, "neither bash nor pg_isready on "+h.Name+"; "+target+" not checked", "")
+		return CheckWarn, fmt.Sprintf("neither bash nor pg_isready on %s; %s not checked", from, target)
 	}
 }
 

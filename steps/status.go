@@ -244,7 +244,7 @@ func (r *Run) observe(ctx context.Context, h *Host, timeout time.Duration) *obse
 		cancel()
 		if err != nil {
 			if dctx.Err() != nil && ctx.Err() == nil {
-				err = fmt.Errorf("no answer within %s: %w", timeout, err)
+				err = fmt.Errorf("no answer within %s: %s", timeout, innermostError(err))
 			}
 			h.Log.Debug("connect", "err", err)
 			return &observation{connectErr: err}
@@ -267,7 +267,7 @@ func (r *Run) observe(ctx context.Context, h *Host, timeout time.Duration) *obse
 			h.Conn = nil
 		}
 		if qctx.Err() != nil && ctx.Err() == nil {
-			err = fmt.Errorf("no answer within %s: %w", timeout, err)
+			err = fmt.Errorf("no answer within %s: %s", timeout, innermostError(err))
 		}
 		return &observation{queryErr: err}
 	}
@@ -357,11 +357,11 @@ func observeMember(ih *inventory.Host, c *inventory.Cluster, ob *observation) Me
 	}
 	switch {
 	case ob.connectErr != nil:
-		m.Role, m.Error = RoleUnreachable, ob.connectErr.Error()
-		m.Problems = append(m.Problems, "unreachable: "+ob.connectErr.Error())
+		m.Role, m.Error = RoleUnreachable, innermostError(ob.connectErr)
+		m.Problems = append(m.Problems, "unreachable: "+m.Error)
 	case ob.queryErr != nil:
-		m.Role, m.Error = RoleUnreachable, ob.queryErr.Error()
-		m.Problems = append(m.Problems, "no answer from the status probe: "+ob.queryErr.Error())
+		m.Role, m.Error = RoleUnreachable, innermostError(ob.queryErr)
+		m.Problems = append(m.Problems, "no answer from the status probe: "+m.Error)
 	case ob.installed != nil:
 		m.Role = RoleNotInstalled
 		msg := fmt.Sprintf("PostgreSQL %d is not installed", c.Postgres.Version)
@@ -492,9 +492,8 @@ func assessReplica(m *MemberStatus, ih *inventory.Host, c *inventory.Cluster, ob
 				m.Problems = append(m.Problems, "streams through slot "+s.Receiver.SlotName+", not "+slotName)
 			}
 		}
-		if s.ReplayPaused {
-			m.Problems = append(m.Problems, "WAL replay is paused (SELECT pg_wal_replay_resume() resumes it)")
-		}
+		// Paused replay is an operator's choice, not a fault: the lag shows
+		// its cost, and --max-lag-bytes makes that a problem.
 	}
 	if p != nil {
 		switch {

@@ -1,47 +1,455 @@
 package steps
 
 import (
-	"context"
+	"encoding/json"
+	"errors"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
 	"testing"
-	"time"
 
-	"github.com/pgfleet/pgfleet/internal/remote"
 	"github.com/pgfleet/pgfleet/inventory"
 )
 
-func TestDevTiming(t *testing.T) {
-	path := os.Getenv("DEV_INV")
-	if path == "" {
-		t.Skip()
-	}
-	inv, err := inventory.Load(path)
+// stInventory: h1 primary, h2 and h3 replicas; h3's peers reach h1 at
+// its replication address, not the one pgfleet uses.
+const stInventory = `postgres:
+  version: 15
+  replication: {password_env: PGFLEET_STATUS_TEST_PASSWORD}
+clusters:
+  main: {primary: h1, replicas: [h2, h3]}
+hosts:
+  h1: {address: 192.168.0.1, replication_address: 10.0.0.1}
+  h2: {address: 192.168.0.2}
+  h3: {address: 192.168.0.3}
+`
+
+func stCluster(t *testing.T) *inventory.Cluster {
+	t.Helper()
+	inv, err := inventory.Parse([]byte(stInventory), "inv.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, _ := NewRun(inv, Options{Forks: 10})
-	ctx := context.Background()
-	for _, h := range r.Hosts[:1] {
-		for i := 0; i < 3; i++ {
-			t0 := time.Now()
-			cfg := sshConfig(h.Name, h.Address, h.SSH, r.Opts)
-			c, err := remote.Dial(ctx, cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t1 := time.Now()
-			c.Run(ctx, remote.Cmd{Args: []string{"true"}})
-			t2 := time.Now()
-			c.Run(ctx, remote.Cmd{Args: []string{"true"}, As: "root"})
-			t3 := time.Now()
-			h.Conn = c
-			ob := r.observe(ctx, h, 5*time.Second)
-			t4 := time.Now()
-			gatherFacts(ctx, c, h.Layout, 15, 5432, "replicator")
-			t5 := time.Now()
-			t.Logf("dial+sudo %v, true %v, sudo true %v, observe %v (%v), facts %v", t1.Sub(t0), t2.Sub(t1), t3.Sub(t2), t4.Sub(t3), ob.server != nil, t5.Sub(t4))
-			c.Close()
-			h.Conn = nil
+	return inv.Clusters[0]
+}
+
+func stI64(v int64) *int64 { return &v }
+func stInt(v int) *int  { return &v }
+
+// stHealthyObs is what a healthy cluster answers: both replicas streaming
+// through their slots, fully replayed.
+func stHealthyObs() map[string]*observation {
+	return map[string]*observation{
+		"h1": {server: &serverState{Version: "15.18", Timeline: stInt(1), LSN: "0/5000060",
+			Replication: []ReplicationState{
+				{ApplicationName: "h2", ClientAddr: "192.168.0.2", State: "streaming", SyncState: "async",
+					SentLSN: "0/5000060", WriteLSN: "0/5000060", FlushLSN: "0/5000060", ReplayLSN: "0/5000060", LagBytes: stI64(0)},
+				{ApplicationName: "h3", ClientAddr: "192.168.0.3", State: "streaming", SyncState: "async",
+					SentLSN: "0/5000060", WriteLSN: "0/5000060", FlushLSN: "0/5000060", ReplayLSN: "0/5000060", LagBytes: stI64(0)},
+			},
+			Slots: []slotRow{{Name: "h2", Active: true, RetainedBytes: stI64(0)}, {Name: "h3", Active: true, RetainedBytes: stI64(0)}},
+		}},
+		"h2": {server: stStandby("0/5000060", "10.0.0.1", "h2")},
+		"h3": {server: stStandby("0/5000060", "10.0.0.1", "h3")},
+	}
+}
+
+func stStandby(lsn, sender, slot string) *serverState {
+	zero := 0.0
+	return &serverState{Version: "15.18", InRecovery: true, Timeline: stInt(1), LSN: lsn, ReceiveLSN: lsn,
+		ReplayDelay: &zero, Receiver: &walReceiver{Status: "streaming", SenderHost: sender, SenderPort: 5432, SlotName: slot}}
+}
+
+func stMember(t *testing.T, cs ClusterStatus, name string) MemberStatus {
+	t.Helper()
+	for _, m := range cs.Members {
+		if m.Host == name {
+			return m
 		}
+	}
+	t.Fatalf("no member %s in %+v", name, cs)
+	return MemberStatus{}
+}
+
+// stHasProblem says whether one of m's problems contains every fragment.
+func stHasProblem(m MemberStatus, fragments ...string) bool {
+	for _, p := range m.Problems {
+		ok := true
+		for _, f := range fragments {
+			ok = ok && strings.Contains(p, f)
+		}
+		if ok {
+			return true
+		}
+	}
+	return false
+}
+
+func TestStatusHealthy(t *testing.T) {
+	cs := assessCluster(stCluster(t), stHealthyObs(), StatusOptions{MaxLagBytes: 1})
+	if !cs.Healthy || cs.Name != "main" || len(cs.Members) != 3 {
+		t.Fatalf("got %+v", cs)
+	}
+	p := stMember(t, cs, "h1")
+	if p.Role != RolePrimary || p.DeclaredRole != RolePrimary || p.Streaming || p.LagBytes != nil || p.Slot != nil || len(p.Problems) != 0 {
+		t.Errorf("primary: %+v", p)
+	}
+	for _, name := range []string{"h2", "h3"} {
+		m := stMember(t, cs, name)
+		if m.Role != RoleReplica || !m.Streaming || m.State != "streaming" || m.SyncState != "async" ||
+			m.LagBytes == nil || *m.LagBytes != 0 || m.Slot == nil || !m.Slot.Active || m.Slot.Name != name ||
+			m.UpstreamHost != "h1" || m.Upstream != "10.0.0.1:5432" || len(m.Problems) != 0 || m.Problems == nil {
+			t.Errorf("%s: %+v", name, m)
+		}
+	}
+}
+
+func TestStatusProblems(t *testing.T) {
+	tests := []struct {
+		name    string
+		opts    StatusOptions
+		change  func(obs map[string]*observation)
+		host    string
+		role    string
+		problem []string // fragments of one expected problem
+		streams bool     // whether host still counts as streaming
+	}{
+		{
+			name: "replica stopped",
+			change: func(obs map[string]*observation) {
+				obs["h3"] = &observation{notRunning: true}
+				p := obs["h1"].server
+				p.Replication = p.Replication[:1]
+				p.Slots[1].Active = false
+			},
+			host: "h3", role: RoleStopped, problem: []string{"not running"},
+		},
+		{
+			name: "slot inactive",
+			change: func(obs map[string]*observation) {
+				obs["h3"] = &observation{notRunning: true}
+				obs["h1"].server.Slots[1] = slotRow{Name: "h3", RetainedBytes: stI64(4096)}
+			},
+			host: "h3", role: RoleStopped, problem: []string{"slot h3 is inactive", "4.0 KB", "h1"},
+		},
+		{
+			name:    "unreachable",
+			change:  func(obs map[string]*observation) { obs["h2"] = &observation{connectErr: errors.New("dial tcp: i/o timeout")} },
+			host:    "h2",
+			role:    RoleUnreachable,
+			problem: []string{"unreachable", "i/o timeout"},
+			// The primary still says h2 streams, but pgfleet could not ask h2.
+		},
+		{
+			name: "not installed",
+			change: func(obs map[string]*observation) {
+				obs["h2"] = &observation{installed: []int{13}}
+				obs["h1"].server.Replication = obs["h1"].server.Replication[1:]
+			},
+			host: "h2", role: RoleNotInstalled, problem: []string{"PostgreSQL 15 is not installed", "13"},
+		},
+		{
+			name: "replica runs as a primary",
+			change: func(obs map[string]*observation) {
+				obs["h2"] = &observation{server: &serverState{Version: "15.18", LSN: "0/6000000"}}
+				obs["h1"].server.Replication = obs["h1"].server.Replication[1:]
+			},
+			host: "h2", role: RolePrimary, problem: []string{"declared replica", "runs as a primary"},
+		},
+		{
+			name: "primary runs as a standby",
+			change: func(obs map[string]*observation) {
+				obs["h1"] = &observation{server: stStandby("0/5000060", "10.9.9.9", "")}
+			},
+			host: "h1", role: RoleReplica, problem: []string{"declared primary", "standby"}, streams: false,
+		},
+		{
+			name: "streams from the wrong host",
+			change: func(obs map[string]*observation) {
+				obs["h3"].server.Receiver.SenderHost = "192.168.0.2" // h2: a cascade nobody declared
+			},
+			host: "h3", role: RoleReplica, problem: []string{"streams from h2 (192.168.0.2:5432)", "not from its primary h1 (10.0.0.1:5432)"},
+			streams: true,
+		},
+		{
+			name: "missing from pg_stat_replication",
+			change: func(obs map[string]*observation) {
+				obs["h1"].server.Replication = obs["h1"].server.Replication[:1]
+			},
+			host: "h3", role: RoleReplica, problem: []string{"missing from h1's pg_stat_replication"},
+		},
+		{
+			name: "catching up",
+			change: func(obs map[string]*observation) {
+				obs["h1"].server.Replication[0].State = "catchup"
+			},
+			host: "h2", role: RoleReplica, problem: []string{"state catchup"},
+		},
+		{
+			name:    "no WAL receiver",
+			change:  func(obs map[string]*observation) { obs["h2"].server.Receiver = nil },
+			host:    "h2",
+			role:    RoleReplica,
+			problem: []string{"no WAL receiver"},
+		},
+		{
+			name:    "slot missing",
+			change:  func(obs map[string]*observation) { obs["h1"].server.Slots = obs["h1"].server.Slots[:1] },
+			host:    "h3",
+			role:    RoleReplica,
+			problem: []string{"slot h3 is missing on h1"},
+			streams: true,
+		},
+		{
+			name:    "streams without its slot",
+			change:  func(obs map[string]*observation) { obs["h2"].server.Receiver.SlotName = "" },
+			host:    "h2",
+			role:    RoleReplica,
+			problem: []string{"without its replication slot h2"},
+			streams: true,
+		},
+		{
+			name: "slot nobody uses",
+			change: func(obs map[string]*observation) {
+				obs["h1"].server.Slots = append(obs["h1"].server.Slots, slotRow{Name: "old_h9", RetainedBytes: stI64(3 << 30)})
+			},
+			host: "h1", role: RolePrimary, problem: []string{"slot old_h9", "no replica", "3.0 GB"},
+		},
+		{
+			name: "lag above --max-lag-bytes",
+			opts: StatusOptions{MaxLagBytes: 1000},
+			change: func(obs map[string]*observation) {
+				obs["h1"].server.LSN = "0/5010060" // 64 KiB ahead of both replicas
+				obs["h1"].server.Replication[0].LagBytes = stI64(0)
+				obs["h3"].server.LSN = "0/5010060"
+			},
+			host: "h2", role: RoleReplica, problem: []string{"lags 65536 bytes", "--max-lag-bytes 1000"}, streams: true,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			obs := stHealthyObs()
+			tt.change(obs)
+			cs := assessCluster(stCluster(t), obs, tt.opts)
+			if cs.Healthy {
+				t.Errorf("cluster healthy, want degraded: %+v", cs)
+			}
+			m := stMember(t, cs, tt.host)
+			if m.Role != tt.role {
+				t.Errorf("%s: role %q, want %q", tt.host, m.Role, tt.role)
+			}
+			if !stHasProblem(m, tt.problem...) {
+				t.Errorf("%s: problems %q, want one with %q", tt.host, m.Problems, tt.problem)
+			}
+			if m.Streaming != tt.streams {
+				t.Errorf("%s: streaming %v, want %v", tt.host, m.Streaming, tt.streams)
+			}
+			// Every other host is still reported.
+			if len(cs.Members) != 3 {
+				t.Errorf("%d members, want 3", len(cs.Members))
+			}
+		})
+	}
+}
+
+func TestStatusLag(t *testing.T) {
+	obs := stHealthyObs()
+	obs["h1"].server.LSN = "1/00000010"
+	obs["h2"].server.LSN = "0/FFFFFFF0" // replayed 32 bytes short of 1/10
+	obs["h2"].server.ReplayPaused = true
+	obs["h3"].server.LSN = "1/00000010"
+	cs := assessCluster(stCluster(t), obs, StatusOptions{})
+	h2 := stMember(t, cs, "h2")
+	if h2.LagBytes == nil || *h2.LagBytes != 32 || !h2.ReplayPaused {
+		t.Errorf("h2: lag %v, paused %v; want 32, true", h2.LagBytes, h2.ReplayPaused)
+	}
+	// Without --max-lag-bytes, lag and paused replay are no problem.
+	if !cs.Healthy {
+		t.Errorf("degraded without --max-lag-bytes: %q", h2.Problems)
+	}
+	// A replica that replayed past what the primary had when asked has no
+	// negative lag.
+	obs["h2"].server.LSN = "1/00000020"
+	if lag := stMember(t, assessCluster(stCluster(t), obs, StatusOptions{}), "h2").LagBytes; lag == nil || *lag != 0 {
+		t.Errorf("lag %v, want 0", lag)
+	}
+	// When the replica cannot be asked, the primary's view is used.
+	obs["h2"] = &observation{connectErr: errors.New("timeout")}
+	obs["h1"].server.Replication[0].LagBytes = stI64(777)
+	if lag := stMember(t, assessCluster(stCluster(t), obs, StatusOptions{}), "h2").LagBytes; lag == nil || *lag != 777 {
+		t.Errorf("lag %v, want 777 from pg_stat_replication", lag)
+	}
+}
+
+// With --limit a replica alone is judged by what it says itself.
+func TestStatusLimitWithoutPrimary(t *testing.T) {
+	obs := stHealthyObs()
+	delete(obs, "h1")
+	delete(obs, "h3")
+	cs := assessCluster(stCluster(t), obs, StatusOptions{})
+	if !cs.Healthy || len(cs.Members) != 1 {
+		t.Fatalf("got %+v", cs)
+	}
+	if m := cs.Members[0]; !m.Streaming || m.LagBytes != nil || m.Slot != nil {
+		t.Errorf("h2 alone: %+v", m)
+	}
+}
+
+// An unreachable primary: the replicas still say whether they stream.
+func TestStatusPrimaryUnreachable(t *testing.T) {
+	obs := stHealthyObs()
+	obs["h1"] = &observation{connectErr: errors.New("no route to host")}
+	cs := assessCluster(stCluster(t), obs, StatusOptions{})
+	if cs.Healthy {
+		t.Error("healthy with the primary unreachable")
+	}
+	for _, name := range []string{"h2", "h3"} {
+		if m := stMember(t, cs, name); !m.Streaming || len(m.Problems) != 0 {
+			t.Errorf("%s: %+v", name, m)
+		}
+	}
+}
+
+func TestStatusJSON(t *testing.T) {
+	obs := stHealthyObs()
+	obs["h3"] = &observation{notRunning: true}
+	rep := &StatusReport{Clusters: []ClusterStatus{assessCluster(stCluster(t), obs, StatusOptions{})}}
+	b, err := json.Marshal(rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Clusters []struct {
+			Name    string                       `json:"name"`
+			Healthy *bool                        `json:"healthy"`
+			Members []map[string]json.RawMessage `json:"members"`
+		} `json:"clusters"`
+	}
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	if len(doc.Clusters) != 1 || doc.Clusters[0].Name != "main" || doc.Clusters[0].Healthy == nil || *doc.Clusters[0].Healthy {
+		t.Fatalf("clusters: %s", b)
+	}
+	want := []string{"host", "address", "declared_role", "role", "state", "version", "timeline", "lsn", "streaming",
+		"lag_bytes", "replay_delay_seconds", "sync_state", "slot", "upstream", "problems"}
+	for _, m := range doc.Clusters[0].Members {
+		for _, k := range want {
+			if _, ok := m[k]; !ok {
+				t.Errorf("member %s has no %q: %s", m["host"], k, b)
+			}
+		}
+		if string(m["problems"]) == "null" {
+			t.Errorf("member %s: problems is null, want a list", m["host"])
+		}
+	}
+	h1, h2, h3 := doc.Clusters[0].Members[0], doc.Clusters[0].Members[1], doc.Clusters[0].Members[2]
+	for k, v := range map[string]string{"slot": "null", "lag_bytes": "null", "streaming": "false", "role": `"primary"`} {
+		if string(h1[k]) != v {
+			t.Errorf("h1 %s = %s, want %s", k, h1[k], v)
+		}
+	}
+	for k, v := range map[string]string{"slot": `{"name":"h2","active":true,"retained_bytes":0}`, "lag_bytes": "0",
+		"streaming": "true", "replay_delay_seconds": "0", "timeline": "1", "upstream": `"10.0.0.1:5432"`} {
+		if string(h2[k]) != v {
+			t.Errorf("h2 %s = %s, want %s", k, h2[k], v)
+		}
+	}
+	for k, v := range map[string]string{"role": `"stopped"`, "streaming": "false", "timeline": "null",
+		"slot": `{"name":"h3","active":true,"retained_bytes":0}`} {
+		if string(h3[k]) != v {
+			t.Errorf("h3 %s = %s, want %s", k, h3[k], v)
+		}
+	}
+}
+
+func TestParseStatus(t *testing.T) {
+	ob, err := parseStatus("not_installed\ninstalled=13\ninstalled=11\n")
+	if err != nil || !reflect.DeepEqual(ob.installed, []int{13, 11}) {
+		t.Errorf("not installed: %+v, %v", ob, err)
+	}
+	ob, err = parseStatus("not_installed\n")
+	if err != nil || ob.installed == nil || len(ob.installed) != 0 {
+		t.Errorf("nothing installed: %+v, %v", ob, err)
+	}
+	ob, err = parseStatus("not_running\n")
+	if err != nil || !ob.notRunning || ob.server != nil {
+		t.Errorf("not running: %+v, %v", ob, err)
+	}
+	ob, err = parseStatus("down=psql: error: FATAL:  the database system is starting up \n")
+	if err != nil || !ob.notRunning || !strings.Contains(ob.downReason, "starting up") {
+		t.Errorf("down: %+v, %v", ob, err)
+	}
+	ob, err = parseStatus(`json={"version":"15.18","in_recovery":true,"timeline":2,"lsn":"0/3000148","receive_lsn":"0/3000148",` +
+		`"replay_delay":0,"replay_paused":false,"receiver":{"status":"streaming","sender_host":"10.0.0.1","sender_port":5432,"slot_name":"h2"},` +
+		`"replication":[],"slots":[]}` + "\n")
+	if err != nil || ob.server == nil || !ob.server.InRecovery || *ob.server.Timeline != 2 || ob.server.Receiver.SlotName != "h2" {
+		t.Errorf("json: %+v, %v", ob, err)
+	}
+	for _, bad := range []string{"", "hello\n", "json={broken\n"} {
+		if _, err := parseStatus(bad); err == nil {
+			t.Errorf("parseStatus(%q) succeeded", bad)
+		}
+	}
+}
+
+// The probe's branches that need no server, run with a local shell.
+func TestStatusScript(t *testing.T) {
+	sh, err := exec.LookPath("sh")
+	if err != nil {
+		t.Skip("no sh")
+	}
+	bin := t.TempDir()
+	sock := t.TempDir()
+	run := func() string {
+		out, err := exec.Command(sh, "-c", statusScript, "pgfleet-status", bin, sock, "5432").Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(out)
+	}
+	if out := run(); !strings.HasPrefix(out, "not_installed\n") {
+		t.Errorf("no postgres binary: %q", out)
+	}
+	if err := os.WriteFile(filepath.Join(bin, "postgres"), []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out := run(); out != "not_running\n" {
+		t.Errorf("no socket: %q", out)
+	}
+}
+
+func TestStatusParseLSN(t *testing.T) {
+	for in, want := range map[string]uint64{"0/0": 0, "0/3000148": 0x3000148, "16/B374D848": 0x16_B374D848, "FFFFFFFF/FFFFFFFF": 1<<64 - 1} {
+		if got, ok := statusParseLSN(in); !ok || got != want {
+			t.Errorf("statusParseLSN(%q) = %x, %v; want %x", in, got, ok, want)
+		}
+	}
+	for _, bad := range []string{"", "3000148", "0/xyz", "1/2/3", "100000000/0"} {
+		if _, ok := statusParseLSN(bad); ok {
+			t.Errorf("statusParseLSN(%q) succeeded", bad)
+		}
+	}
+}
+
+func TestFormatBytes(t *testing.T) {
+	for in, want := range map[int64]string{0: "0 B", 1023: "1023 B", 1024: "1.0 KB", 16 << 20: "16.0 MB", 3 << 30: "3.0 GB"} {
+		if got := FormatBytes(in); got != want {
+			t.Errorf("FormatBytes(%d) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestStatusMembersOrder(t *testing.T) {
+	cs := assessCluster(stCluster(t), stHealthyObs(), StatusOptions{})
+	var names []string
+	for _, m := range cs.Members {
+		names = append(names, m.Host)
+	}
+	if !slices.Equal(names, []string{"h1", "h2", "h3"}) {
+		t.Errorf("members %v, want primary first, then replicas in inventory order", names)
 	}
 }

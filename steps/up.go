@@ -227,6 +227,11 @@ func (Configure) Check(ctx context.Context, r *Run, h *Host) (*Plan, error) {
 				}
 				h.Log.Info("backed up " + p + " to " + p + ".pgfleet-orig")
 			}
+			if name == "postgresql.conf" {
+				if err := validateConf(ctx, h, files[name]); err != nil {
+					return err
+				}
+			}
 			mode := 0o644
 			if name == "pg_hba.conf" {
 				mode = 0o640
@@ -253,6 +258,24 @@ func (Configure) Check(ctx context.Context, r *Run, h *Host) (*Plan, error) {
 		return nil
 	}
 	return plan, nil
+}
+
+// validateConf has PostgreSQL itself read a rendered postgresql.conf before
+// it goes live: a bad value in the inventory's settings stops here, with
+// the server's own message, and the file in place stays as it was.
+func validateConf(ctx context.Context, h *Host, content []byte) error {
+	tmp := path.Join(h.Layout.ConfigDir(), ".pgfleet-check-postgresql.conf")
+	if err := h.Conn.WriteFile(ctx, tmp, content, 0o644, "postgres", "postgres"); err != nil {
+		return fmt.Errorf("write %s: %w", tmp, err)
+	}
+	_, err := h.Conn.Run(ctx, remote.Cmd{As: "postgres",
+		Args: []string{bin(h.Layout, "postgres"), "-C", "data_directory", "-c", "config_file=" + tmp}})
+	root(ctx, h, "rm", "-f", "--", tmp)
+	if err != nil {
+		return hintf("fix the inventory's postgres.settings; the configuration in place was not changed",
+			"PostgreSQL rejects the rendered postgresql.conf: %w", err)
+	}
+	return nil
 }
 
 // render renders the configuration files of a host.

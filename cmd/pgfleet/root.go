@@ -98,10 +98,14 @@ func (g *globalOptions) setup(stderr io.Writer) error {
 		g.logSink = f
 		w = io.MultiWriter(stderr, f)
 	}
+	timeFormat := "15:04:05"
+	if level == log.DebugLevel {
+		timeFormat = "15:04:05.000"
+	}
 	g.logger = log.NewWithOptions(w, log.Options{
 		Level:           level,
 		ReportTimestamp: true,
-		TimeFormat:      "15:04:05",
+		TimeFormat:      timeFormat,
 		Prefix:          "pgfleet",
 	})
 	return nil

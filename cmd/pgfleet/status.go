@@ -282,10 +282,14 @@ func writeStatusText(w io.Writer, rep *steps.StatusReport) {
 			if up == "" {
 				up = m.Upstream
 			}
+			state := m.State
+			if m.ReplayPaused {
+				state = strings.TrimPrefix(state+", replay paused", ", ")
+			}
 			probs := strings.Join(m.Problems, "; ")
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
 				m.Host, m.Address, role, dash(m.Version), tl, dash(m.LSN), lag, delay,
-				dash(m.State), dash(m.SyncState), slot, dash(up), dash(probs))
+				dash(state), dash(m.SyncState), slot, dash(up), dash(probs))
 		}
 		tw.Flush()
 	}

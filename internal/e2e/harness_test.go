@@ -59,7 +59,7 @@ func runMain(m *testing.M) int {
 }
 
 // needLab skips (or, in CI, fails) a test that cannot have a lab.
-func needLab(t *testing.T) {
+func needLab(t testing.TB) {
 	t.Helper()
 	if unavailable == "" {
 		return
@@ -74,7 +74,7 @@ var nameRE = regexp.MustCompile(`[^a-z0-9]+`)
 
 // newLab gives a test its own fresh lab: its own hosts on its own network,
 // with unique names, removed when the test ends whether it passed or not.
-func newLab(t *testing.T, hosts int, release string) *lab.Lab {
+func newLab(t testing.TB, hosts int, release string) *lab.Lab {
 	t.Helper()
 	needLab(t)
 	if !strings.Contains(*releases, release) {
@@ -103,7 +103,7 @@ func newLab(t *testing.T, hosts int, release string) *lab.Lab {
 	return l
 }
 
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
@@ -117,7 +117,7 @@ type result struct {
 }
 
 // pgfleet runs the built binary as a user would.
-func pgfleet(t *testing.T, args ...string) result {
+func pgfleet(t testing.TB, args ...string) result {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
@@ -147,7 +147,7 @@ func sshArgs(l *lab.Lab, addr string) []string {
 }
 
 // sshRun runs a command on a lab host with the OpenSSH client.
-func sshRun(t *testing.T, l *lab.Lab, addr, command string) (string, error) {
+func sshRun(t testing.TB, l *lab.Lab, addr, command string) (string, error) {
 	t.Helper()
 	if _, err := exec.LookPath("ssh"); err != nil {
 		if required() {

@@ -1,0 +1,269 @@
+package main
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/pgfleet/pgfleet/steps"
+)
+
+func TestStatusWatchFlag(t *testing.T) {
+	tests := []struct {
+		args    []string
+		watch   time.Duration
+		wantErr bool
+	}{
+		{[]string{"inv.yaml"}, 0, false},
+		{[]string{"inv.yaml", "--watch"}, 2 * time.Second, false},
+		{[]string{"--watch", "inv.yaml"}, 2 * time.Second, false},
+		{[]string{"inv.yaml", "--watch=5s"}, 5 * time.Second, false},
+		{[]string{"inv.yaml", "--watch", "10s"}, 10 * time.Second, false},
+		{[]string{"--watch", "1m", "inv.yaml"}, time.Minute, false},
+		{[]string{"inv.yaml", "other.yaml"}, 0, true},
+		{[]string{"inv.yaml", "--watch", "soon"}, 0, true},
+		{[]string{}, 0, true},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			cmd := newStatusCommand(&globalOptions{})
+			if err := cmd.ParseFlags(tt.args); err != nil {
+				t.Fatal(err)
+			}
+			err := cmd.Args(cmd, cmd.Flags().Args())
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("err %v, want error %v", err, tt.wantErr)
+			}
+			if err != nil {
+				if _, ok := err.(usageError); !ok {
+					t.Errorf("%T is not a usage error", err)
+				}
+				return
+			}
+			if got := cmd.Flags().Lookup("watch").Value.String(); got != tt.watch.String() {
+				t.Errorf("watch %s, want %s", got, tt.watch)
+			}
+		})
+	}
+}
+
+func TestParseBytes(t *testing.T) {
+	for in, want := range map[string]int64{"0": 0, "1": 1, "1048576": 1 << 20, "16MB": 16 << 20, "16mb": 16 << 20, "1G": 1 << 30, "2 GB": 2 << 30, "512KB": 512 << 10, "100B": 100} {
+		if got, err := parseBytes(in); err != nil || got != want {
+			t.Errorf("parseBytes(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "-1", "MB", "1.5GB", "lots", "99999999999TB"} {
+		if _, err := parseBytes(bad); err == nil {
+			t.Errorf("parseBytes(%q) succeeded", bad)
+		}
+	}
+}
+
+func TestStatusUsageErrors(t *testing.T) {
+	inv := writeFile(t, "inv.yaml", badInventory)
+	for _, args := range [][]string{
+		{"status"},
+		{"status", "a.yaml", "b.yaml"},
+		{"status", "--max-lag-bytes", "lots", "x.yaml"},
+		{"status", "--watch=10ms", "x.yaml"},
+		{"status", "--connect-timeout", "0s", "x.yaml"},
+		{"status", "-o", "yaml", "x.yaml"},
+		{"status", filepath.Join(t.TempDir(), "missing.yaml")},
+		{"status", inv},
+		{"check"},
+		{"check", inv},
+		{"check", "--connect-timeout=-1s", inv},
+	} {
+		code, stdout, stderr := capture(t, args...)
+		if code != exitUsage {
+			t.Errorf("pgfleet %v: exit %d, want %d; stderr: %s", args, code, exitUsage, stderr)
+		}
+		if stdout != "" {
+			t.Errorf("pgfleet %v: stdout %q, want nothing", args, stdout)
+		}
+		if !strings.HasPrefix(stderr, "pgfleet: error: ") {
+			t.Errorf("pgfleet %v: stderr %q", args, stderr)
+		}
+	}
+}
+
+// unreachableInventory is a valid inventory whose hosts listen on a port of
+// this machine where nothing answers.
+func unreachableInventory(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, err := ssh.MarshalPrivateKey(priv, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := filepath.Join(dir, "id")
+	if err := os.WriteFile(key, pem.EncodeToMemory(block), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "known_hosts"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// A port that was free a moment ago refuses connections.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	t.Setenv("PGFLEET_TEST_STATUS_PW", "pw")
+	return writeFile(t, "inv.yaml", fmt.Sprintf(`ssh: {user: ops, port: %d, identity_file: %s, known_hosts: %s}
+postgres:
+  version: 15
+  replication: {password_env: PGFLEET_TEST_STATUS_PW}
+clusters:
+  main: {primary: db1, replicas: [db2]}
+hosts:
+  db1: {address: 127.0.0.1}
+  db2: {address: 127.0.0.2}
+`, port, key, filepath.Join(dir, "known_hosts")))
+}
+
+func TestStatusUnreachable(t *testing.T) {
+	inv := unreachableInventory(t)
+	start := time.Now()
+	code, stdout, stderr := capture(t, "status", "--connect-timeout", "2s", "-o", "json", inv)
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("took %v with --connect-timeout 2s", took)
+	}
+	if code != exitFailed {
+		t.Fatalf("exit %d, want %d; stderr: %s", code, exitFailed, stderr)
+	}
+	var rep steps.StatusReport
+	if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
+		t.Fatalf("%v: %s", err, stdout)
+	}
+	if len(rep.Clusters) != 1 || rep.Clusters[0].Healthy || len(rep.Clusters[0].Members) != 2 {
+		t.Fatalf("got %+v", rep)
+	}
+	for _, m := range rep.Clusters[0].Members {
+		if m.Role != steps.RoleUnreachable || len(m.Problems) != 1 || !strings.HasPrefix(m.Problems[0], "unreachable: ") {
+			t.Errorf("%+v", m)
+		}
+	}
+
+	code, stdout, _ = capture(t, "status", "--connect-timeout", "2s", "--limit", "db2", inv)
+	if code != exitFailed || !strings.Contains(stdout, "cluster main: DEGRADED (1 problem)") ||
+		!strings.Contains(stdout, "db2") || strings.Contains(stdout, "db1") {
+		t.Errorf("--limit db2: exit %d\n%s", code, stdout)
+	}
+}
+
+func TestCheckUnreachable(t *testing.T) {
+	inv := unreachableInventory(t)
+	code, stdout, stderr := capture(t, "check", "--connect-timeout", "2s", inv)
+	if code != exitFailed {
+		t.Fatalf("exit %d, want %d; stderr: %s", code, exitFailed, stderr)
+	}
+	for _, want := range []string{"FAIL  db1  ssh", "FAIL  db2  ssh", "hint: check that db1 is up", "PASS  db1  replication password", "failed: fix the failures before pgfleet up"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("no %q in\n%s", want, stdout)
+		}
+	}
+	code, stdout, _ = capture(t, "check", "--connect-timeout", "2s", "-o", "json", inv)
+	var rep steps.CheckReport
+	if err := json.Unmarshal([]byte(stdout), &rep); err != nil || code != exitFailed || rep.OK || len(rep.Checks) == 0 {
+		t.Fatalf("exit %d, %v: %s", code, err, stdout)
+	}
+}
+
+func i64p(v int64) *int64 { return &v }
+
+func TestWriteStatusText(t *testing.T) {
+	tl, delay := 1, 0.5
+	rep := &steps.StatusReport{Clusters: []steps.ClusterStatus{
+		{Name: "main", Healthy: false, Members: []steps.MemberStatus{
+			{Host: "db1", Address: "10.0.0.1", DeclaredRole: "primary", Role: "primary", Version: "15.18", Timeline: &tl, LSN: "0/3000148", Problems: []string{}},
+			{Host: "db2", Address: "10.0.0.2", DeclaredRole: "replica", Role: "replica", Version: "15.18", Timeline: &tl, LSN: "0/3000100",
+				Streaming: true, LagBytes: i64p(72), ReplayDelaySeconds: &delay, ReplayPaused: true, State: "streaming", SyncState: "async",
+				Slot: &steps.SlotStatus{Name: "db2", Active: true, RetainedBytes: i64p(2048)}, Upstream: "10.0.0.1:5432", UpstreamHost: "db1", Problems: []string{}},
+			{Host: "db3", Address: "10.0.0.3", DeclaredRole: "replica", Role: "stopped",
+				Slot:     &steps.SlotStatus{Name: "db3", RetainedBytes: i64p(0)},
+				Problems: []string{"PostgreSQL is not running", "its slot db3 is inactive"}},
+		}},
+		{Name: "other", Healthy: true, Members: []steps.MemberStatus{
+			{Host: "x1", Address: "10.0.1.1", DeclaredRole: "primary", Role: "replica", Problems: []string{}},
+		}},
+	}}
+	var buf bytes.Buffer
+	writeStatusText(&buf, rep)
+	out := buf.String()
+	lines := strings.Split(out, "\n")
+	if lines[0] != "cluster main: DEGRADED (2 problems)" {
+		t.Errorf("first line %q", lines[0])
+	}
+	for _, want := range []string{
+		"HOST  ADDRESS   ROLE",
+		"LAG(bytes)  DELAY(s)  STATE",
+		"SLOT(active, retained)",
+		"72          0.5       streaming, replay paused  async  db2 (active, 2.0 KB)",
+		"db1       -",
+		"db3 (inactive, 0 B)",
+		"PostgreSQL is not running; its slot db3 is inactive",
+		"\ncluster other: healthy\n",
+		"replica (declared primary)",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("no %q in\n%s", want, out)
+		}
+	}
+	// Columns line up: every row of a table is as wide as its header up to
+	// the last column.
+	header := lines[1]
+	col := strings.Index(header, "PROBLEMS")
+	for _, l := range lines[2:5] {
+		if len(l) < col || l[col-1] != ' ' {
+			t.Errorf("row not aligned with the header:\n%s\n%s", header, l)
+		}
+	}
+
+	buf.Reset()
+	if err := writeStatus(&buf, true, rep); err != nil {
+		t.Fatal(err)
+	}
+	var back steps.StatusReport
+	if err := json.Unmarshal(buf.Bytes(), &back); err != nil || len(back.Clusters) != 2 || back.Clusters[0].Members[1].Slot.Name != "db2" {
+		t.Errorf("json round trip: %v\n%s", err, buf.String())
+	}
+}
+
+func TestWriteCheckText(t *testing.T) {
+	rep := &steps.CheckReport{OK: false, Checks: []steps.CheckResult{
+		{Host: "db1", Check: "ssh", Status: "pass", Detail: "connected"},
+		{Host: "db2", Check: "primary port", Status: "fail", Detail: "10.0.0.1:5432 cannot be reached from db2: connection refused", Hint: "check listen_addresses"},
+		{Host: "db2", Check: "clock", Status: "warn", Detail: "+2.000s", Hint: "synchronise the clocks"},
+	}}
+	var buf bytes.Buffer
+	writeCheckText(&buf, rep)
+	want := `PASS  db1  ssh           connected
+FAIL  db2  primary port  10.0.0.1:5432 cannot be reached from db2: connection refused
+                         hint: check listen_addresses
+WARN  db2  clock         +2.000s
+                         hint: synchronise the clocks
+
+1 passed, 1 warning, 1 failed: fix the failures before pgfleet up
+`
+	if got := buf.String(); got != want {
+		t.Errorf("got\n%s\nwant\n%s", got, want)
+	}
+}

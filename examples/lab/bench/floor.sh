@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# The floor pgfleet is measured against: the least a careful person would
+# type to build the same thing over ssh — install PostgreSQL on every host
+# at once, configure the primary, create the role and slots, clone the
+# replicas in parallel with pg_basebackup, start them and wait until the
+# primary sees them all streaming. No checks, no idempotence, no safety.
+#
+# usage: floor.sh KEY KNOWN_HOSTS VERSION PASSWORD PRIMARY_ADDR REPLICA_ADDR...
+set -euo pipefail
+key=$1 known=$2 v=$3 pw=$4 primary=$5
+shift 5
+replicas=("$@")
+run() { local h=$1; shift; ssh -i "$key" -o UserKnownHostsFile="$known" -o StrictHostKeyChecking=yes -o BatchMode=yes "ops@$h" "$@"; }
+
+for h in "$primary" "${replicas[@]}"; do
+    run "$h" "sudo mkdir -p /etc/postgresql-common/createcluster.d &&
+        echo 'create_main_cluster = false' | sudo tee /etc/postgresql-common/createcluster.d/floor.conf >/dev/null &&
+        sudo apt-get update -q >/dev/null &&
+        sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends postgresql-$v >/dev/null" &
+done
+wait
+
+hba=""
+for r in "${replicas[@]}"; do hba+="host replication replicator $r/32 scram-sha-256\n"; done
+run "$primary" "sudo pg_createcluster $v main -- --data-checksums >/dev/null &&
+    echo \"listen_addresses = '*'\" | sudo tee /etc/postgresql/$v/main/conf.d/floor.conf >/dev/null &&
+    printf '$hba' | sudo tee -a /etc/postgresql/$v/main/pg_hba.conf >/dev/null &&
+    sudo pg_ctlcluster $v main start"
+slots=""
+for i in "${!replicas[@]}"; do slots+="SELECT pg_create_physical_replication_slot('r$i', true);"; done
+echo "CREATE ROLE replicator LOGIN REPLICATION PASSWORD '$pw'; $slots" | run "$primary" "sudo -u postgres psql -qX >/dev/null"
+
+for i in "${!replicas[@]}"; do
+    r=${replicas[$i]}
+    echo "$primary:5432:replication:replicator:$pw" | run "$r" "sudo -u postgres sh -c 'cat > ~/.pgpass && chmod 600 ~/.pgpass' &&
+        sudo pg_createcluster $v main >/dev/null && sudo rm -rf /var/lib/postgresql/$v/main &&
+        sudo -u postgres pg_basebackup -h $primary -U replicator -D /var/lib/postgresql/$v/main -X stream -S r$i -R -c fast -d 'application_name=r$i' &&
+        sudo pg_ctlcluster $v main start" &
+done
+wait
+
+until [ "$(run "$primary" "sudo -u postgres psql -XAtc \"SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'\"")" = "${#replicas[@]}" ]; do
+    sleep 0.2
+done

@@ -1,0 +1,444 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pgfleet/pgfleet/examples/lab"
+)
+
+// psqlOn runs SQL on a lab host's local server as postgres, through docker
+// exec (not through pgfleet), and returns its unaligned output.
+func psqlOn(t *testing.T, l *lab.Lab, host, sql string) string {
+	t.Helper()
+	out, err := l.Exec(context.Background(), host, "runuser", "-u", "postgres", "--", "psql", "-X", "-A", "-t", "-c", sql)
+	if err != nil {
+		t.Fatalf("%s: psql %q: %v", host, sql, err)
+	}
+	return strings.TrimSpace(out)
+}
+
+// eventually polls f until it returns "" or the timeout passes, then fails
+// with f's last answer.
+func eventually(t *testing.T, timeout time.Duration, what string, f func() string) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		msg := f()
+		if msg == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %s", what, msg)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+// upReport is the part of `pgfleet up --output json` the tests read.
+type upReport struct {
+	OK      bool `json:"ok"`
+	DryRun  bool `json:"dry_run"`
+	Changed int  `json:"changed"`
+	Hosts   []struct {
+		Host  string `json:"host"`
+		Steps []struct {
+			Step    string   `json:"step"`
+			Status  string   `json:"status"`
+			Changes []string `json:"changes"`
+		} `json:"steps"`
+	} `json:"hosts"`
+	Failures []struct {
+		Host, Step, Error, Hint string
+	} `json:"failures"`
+}
+
+func parseReport(t *testing.T, r result) upReport {
+	t.Helper()
+	var rep upReport
+	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
+		t.Fatalf("pgfleet's JSON output: %v\n%s", err, r.stdout)
+	}
+	return rep
+}
+
+// psWatcher records every command line seen on the lab's hosts while it
+// runs: one long-lived ps loop per host, inside the container.
+type psWatcher struct {
+	cmds []*exec.Cmd
+	done sync.WaitGroup
+	mu   sync.Mutex
+	seen map[string]bool
+}
+
+func watchPS(t *testing.T, l *lab.Lab) *psWatcher {
+	w := &psWatcher{seen: map[string]bool{}}
+	for _, h := range l.Hosts {
+		cmd := exec.Command("docker", "exec", h.Container, "sh", "-c", "while :; do ps -eww -o args; sleep 0.1; done")
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		w.cmds = append(w.cmds, cmd)
+		w.done.Add(1)
+		go func() {
+			defer w.done.Done()
+			sc := bufio.NewScanner(out)
+			sc.Buffer(make([]byte, 64<<10), 1<<20)
+			for sc.Scan() {
+				w.mu.Lock()
+				w.seen[sc.Text()] = true
+				w.mu.Unlock()
+			}
+		}()
+	}
+	return w
+}
+
+// Stop ends the watch and returns every distinct command line seen.
+func (w *psWatcher) Stop() string {
+	for _, c := range w.cmds {
+		c.Process.Kill()
+	}
+	w.done.Wait()
+	for _, c := range w.cmds {
+		c.Wait()
+	}
+	var b strings.Builder
+	for line := range w.seen {
+		b.WriteString(line + "\n")
+	}
+	return b.String()
+}
+
+// fileStates returns "host:path sha256 mtime" for pgfleet's managed files.
+func fileStates(t *testing.T, l *lab.Lab, v int) string {
+	t.Helper()
+	var b strings.Builder
+	for _, h := range l.Hosts {
+		out, err := l.Exec(context.Background(), h.Name, "sh", "-c", fmt.Sprintf(
+			"cd /etc/postgresql/%d/main && for f in postgresql.conf pg_hba.conf pg_ident.conf /var/lib/postgresql/.pgpass; do [ -e $f ] && echo \"$f $(sha256sum < $f | cut -c1-16) $(stat -c %%Y.%%i $f)\"; done; true", v))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&b, "%s:\n%s\n", h.Name, out)
+	}
+	return b.String()
+}
+
+func startTimes(t *testing.T, l *lab.Lab) string {
+	var b strings.Builder
+	for _, h := range l.Hosts {
+		fmt.Fprintf(&b, "%s %s\n", h.Name, psqlOn(t, l, h.Name, "SELECT pg_postmaster_start_time()"))
+	}
+	return b.String()
+}
+
+// checkReplication checks that a table written on the primary is read on
+// every replica, that the primary lists every replica as streaming under
+// its own name, and that each replica has its slot.
+func checkReplication(t *testing.T, l *lab.Lab, table string) {
+	t.Helper()
+	primary := l.Hosts[0].Name
+	psqlOn(t, l, primary, fmt.Sprintf("CREATE TABLE %s AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 5000) g", table))
+	want := psqlOn(t, l, primary, "SELECT count(*), md5(string_agg(v, '' ORDER BY id)) FROM "+table)
+	for _, h := range l.Hosts[1:] {
+		eventually(t, 30*time.Second, h.Name+" reads "+table, func() string {
+			out, err := l.Exec(context.Background(), h.Name, "runuser", "-u", "postgres", "--", "psql", "-XAtc",
+				"SELECT count(*), md5(string_agg(v, '' ORDER BY id)) FROM "+table)
+			if err != nil || strings.TrimSpace(out) != want {
+				return fmt.Sprintf("got %q (%v), want %q", out, err, want)
+			}
+			return ""
+		})
+		if got := psqlOn(t, l, h.Name, "SELECT pg_is_in_recovery()"); got != "t" {
+			t.Errorf("%s: pg_is_in_recovery() = %s", h.Name, got)
+		}
+	}
+	var wantRows []string
+	for _, h := range l.Hosts[1:] {
+		wantRows = append(wantRows, h.Name+"|streaming")
+	}
+	eventually(t, 30*time.Second, "pg_stat_replication", func() string {
+		got := psqlOn(t, l, primary, "SELECT application_name || '|' || state FROM pg_stat_replication ORDER BY 1")
+		if got != strings.Join(wantRows, "\n") {
+			return fmt.Sprintf("got %q, want %q", got, strings.Join(wantRows, "\n"))
+		}
+		return ""
+	})
+	var wantSlots []string
+	for _, h := range l.Hosts[1:] {
+		wantSlots = append(wantSlots, h.Name+"|true")
+	}
+	if got := psqlOn(t, l, primary, "SELECT slot_name || '|' || active FROM pg_replication_slots ORDER BY 1"); got != strings.Join(wantSlots, "\n") {
+		t.Errorf("slots: got %q, want %q", got, strings.Join(wantSlots, "\n"))
+	}
+}
+
+// TestUpBookworm is pgfleet's main job on PostgreSQL 15: bare hosts to
+// verified streaming replication; then a no-op re-run, dry runs, secrets
+// kept out of sight, and a replica whose data was lost re-cloned.
+func TestUpBookworm(t *testing.T) {
+	t.Parallel()
+	l := newLab(t, 3, "bookworm")
+	inv := l.Inventory
+	logFile := filepath.Join(t.TempDir(), "pgfleet.log")
+	password, err := os.ReadFile(l.PasswordFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pw := strings.TrimSpace(string(password))
+
+	t.Run("dry run on bare hosts changes nothing", func(t *testing.T) {
+		r := pgfleet(t, "up", inv, "--dry-run")
+		if r.code != 0 {
+			t.Fatalf("exit %d", r.code)
+		}
+		for _, want := range []string{"would install: install postgresql-15", "would clone", "+wal_level = 'replica'"} {
+			if !strings.Contains(r.stdout, want) {
+				t.Errorf("dry run output lacks %q", want)
+			}
+		}
+		for _, h := range l.Hosts {
+			if out, err := l.Exec(context.Background(), h.Name, "sh", "-c", "ls /usr/lib/postgresql /etc/postgresql 2>/dev/null | wc -l"); err != nil || out != "0" {
+				t.Errorf("%s changed by a dry run: %q %v", h.Name, out, err)
+			}
+		}
+	})
+
+	ps := watchPS(t, l)
+	r := pgfleet(t, "up", inv, "--log-level", "debug", "--log-file", logFile)
+	seen := ps.Stop()
+	if r.code != 0 {
+		t.Fatalf("pgfleet up: exit %d", r.code)
+	}
+	checkReplication(t, l, "t1")
+
+	t.Run("the password is nowhere to be seen", func(t *testing.T) {
+		if !strings.Contains(seen, "pg_basebackup") && !strings.Contains(seen, "apt-get") {
+			t.Errorf("the ps watcher saw none of pgfleet's commands; it proves nothing:\n%.2000s", seen)
+		}
+		logs, _ := os.ReadFile(logFile)
+		if len(logs) == 0 {
+			t.Error("pgfleet's log file is empty")
+		}
+		for _, h := range l.Hosts {
+			pglog, err := l.Exec(context.Background(), h.Name, "sh", "-c", "cat /var/log/postgresql/*.log")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.Contains(pglog, pw) {
+				t.Errorf("the password is in PostgreSQL's log on %s", h.Name)
+			}
+		}
+		for what, text := range map[string]string{"ps output": seen, "pgfleet's debug log": string(logs), "pgfleet's output": r.stdout + r.stderr} {
+			if strings.Contains(text, pw) {
+				t.Errorf("the replication password appears in %s", what)
+			}
+		}
+	})
+
+	files, starts := fileStates(t, l, 15), startTimes(t, l)
+	t.Run("second up changes nothing", func(t *testing.T) {
+		start := time.Now()
+		r := pgfleet(t, "up", inv, "--output", "json")
+		took := time.Since(start)
+		if r.code != 0 {
+			t.Fatalf("exit %d", r.code)
+		}
+		rep := parseReport(t, r)
+		if !rep.OK || rep.Changed != 0 {
+			t.Errorf("second up: ok=%v changed=%d", rep.OK, rep.Changed)
+		}
+		for _, h := range rep.Hosts {
+			for _, s := range h.Steps {
+				if s.Status != "unchanged" && s.Status != "ok" {
+					t.Errorf("%s: step %s is %s %v", h.Host, s.Step, s.Status, s.Changes)
+				}
+			}
+		}
+		if got := fileStates(t, l, 15); got != files {
+			t.Errorf("managed files touched:\nbefore:\n%s\nafter:\n%s", files, got)
+		}
+		if got := startTimes(t, l); got != starts {
+			t.Errorf("a server was restarted:\nbefore:\n%s\nafter:\n%s", starts, got)
+		}
+		// Other tests may be loading the machine: the fastest of up to
+		// three no-op runs is the one measured.
+		for i := 0; i < 2 && took > 3*time.Second; i++ {
+			start := time.Now()
+			if r := pgfleet(t, "up", inv); r.code != 0 {
+				t.Fatalf("exit %d", r.code)
+			}
+			took = min(took, time.Since(start))
+		}
+		t.Logf("no-op up took %v", took)
+		if took > 3*time.Second {
+			t.Errorf("no-op up took %v, want under 3s", took)
+		}
+		text := pgfleet(t, "up", inv)
+		if !strings.Contains(text.stdout, "nothing changed") {
+			t.Errorf("second up does not say nothing changed:\n%s", text.stdout)
+		}
+	})
+
+	t.Run("dry run on a converged cluster", func(t *testing.T) {
+		r := pgfleet(t, "up", inv, "--dry-run")
+		if r.code != 0 || !strings.Contains(r.stdout, "nothing to change") {
+			t.Errorf("exit %d, output:\n%s", r.code, r.stdout)
+		}
+		if got := fileStates(t, l, 15); got != files {
+			t.Errorf("dry run touched files")
+		}
+	})
+
+	t.Run("a setting PostgreSQL rejects never goes live", func(t *testing.T) {
+		bad := strings.Replace(l.InventoryYAML("basebackup"), "postgres:\n", "postgres:\n  settings:\n    max_connections: lots\n", 1)
+		badInv := filepath.Join(t.TempDir(), "bad-setting.yaml")
+		if err := os.WriteFile(badInv, []byte(bad), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		r := pgfleet(t, "up", badInv)
+		if r.code != 1 {
+			t.Fatalf("exit %d, want 1", r.code)
+		}
+		if !strings.Contains(r.stderr, "max_connections") || !strings.Contains(r.stderr, "configure") {
+			t.Errorf("stderr does not name the step and the parameter:\n%s", r.stderr)
+		}
+		if got := fileStates(t, l, 15); got != files {
+			t.Errorf("a rejected configuration touched the managed files:\nbefore:\n%s\nafter:\n%s", files, got)
+		}
+	})
+
+	t.Run("a replica that lost its data is cloned again", func(t *testing.T) {
+		ctx := context.Background()
+		// h3: data deleted while down.
+		if _, err := l.Exec(ctx, "h3", "sh", "-c", "pg_ctlcluster 15 main stop && rm -rf /var/lib/postgresql/15/main"); err != nil {
+			t.Fatal(err)
+		}
+		// h2: data no longer a standby's (standby.signal lost): moved aside, not deleted.
+		if _, err := l.Exec(ctx, "h2", "sh", "-c", "pg_ctlcluster 15 main stop && rm /var/lib/postgresql/15/main/standby.signal && touch /var/lib/postgresql/15/main/marker"); err != nil {
+			t.Fatal(err)
+		}
+		r := pgfleet(t, "up", inv, "--output", "json")
+		if r.code != 0 {
+			t.Fatalf("exit %d", r.code)
+		}
+		rep := parseReport(t, r)
+		cloned := map[string]bool{}
+		for _, h := range rep.Hosts {
+			for _, s := range h.Steps {
+				if s.Step == "clone" && s.Status == "changed" {
+					cloned[h.Host] = true
+				}
+			}
+		}
+		if !cloned["h2"] || !cloned["h3"] {
+			t.Errorf("cloned %v, want h2 and h3", cloned)
+		}
+		out, err := l.Exec(ctx, "h2", "sh", "-c", "ls -d /var/lib/postgresql/15/main.pgfleet-*/marker")
+		if err != nil || out == "" {
+			t.Errorf("h2's old data was not moved aside: %q %v", out, err)
+		}
+		checkReplication(t, l, "t2")
+	})
+
+	t.Run("an unreachable primary is found before any data is touched", func(t *testing.T) {
+		ctx := context.Background()
+		// The replicas are told to reach the primary at an address where
+		// nothing listens; h3 also lost standby.signal, so it wants a clone.
+		h1 := l.Hosts[0]
+		dead := h1.Address[:strings.LastIndex(h1.Address, ".")] + ".99"
+		bad := strings.Replace(l.InventoryYAML("basebackup"), "h1: {address: "+h1.Address+"}",
+			"h1: {address: "+h1.Address+", replication_address: "+dead+"}", 1)
+		badInv := filepath.Join(t.TempDir(), "bad.yaml")
+		if err := os.WriteFile(badInv, []byte(bad), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := l.Exec(ctx, "h3", "sh", "-c", "pg_ctlcluster 15 main stop && rm /var/lib/postgresql/15/main/standby.signal && touch /var/lib/postgresql/15/main/keepme"); err != nil {
+			t.Fatal(err)
+		}
+		r := pgfleet(t, "up", badInv, "--output", "json")
+		if r.code != 1 {
+			t.Fatalf("up with an unreachable primary: exit %d, want 1", r.code)
+		}
+		rep := parseReport(t, r)
+		var found bool
+		for _, f := range rep.Failures {
+			if f.Host == "h3" && f.Step == "clone" && strings.Contains(f.Error, "does not answer") && f.Hint != "" {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("no clone failure for h3 naming the unreachable primary, with a hint: %+v", rep.Failures)
+		}
+		if !strings.Contains(r.stderr, "pgfleet: hint:") {
+			t.Errorf("stderr has no hint:\n%s", r.stderr)
+		}
+		if out, err := l.Exec(ctx, "h3", "ls", "/var/lib/postgresql/15/main/keepme"); err != nil {
+			t.Errorf("h3's data was touched before the preflight failed: %q %v", out, err)
+		}
+		// With the inventory fixed, a re-run converges.
+		if r := pgfleet(t, "up", inv); r.code != 0 {
+			t.Fatalf("re-run after the failure: exit %d", r.code)
+		}
+		checkReplication(t, l, "t3")
+	})
+}
+
+// TestUpTrixie is the main job on PostgreSQL 17 (Debian 13).
+func TestUpTrixie(t *testing.T) {
+	t.Parallel()
+	l := newLab(t, 3, "trixie")
+	r := pgfleet(t, "up", l.Inventory)
+	if r.code != 0 {
+		t.Fatalf("pgfleet up: exit %d", r.code)
+	}
+	checkReplication(t, l, "t1")
+	if got := psqlOn(t, l, "h1", "SHOW server_version_num"); !strings.HasPrefix(got, "17") {
+		t.Errorf("server_version_num = %s, want 17xxxx", got)
+	}
+}
+
+// TestUpTar clones the replicas with a tar stream through pgfleet and a
+// standby.signal pgfleet writes itself.
+func TestUpTar(t *testing.T) {
+	t.Parallel()
+	l := newLab(t, 3, "bookworm")
+	inv := filepath.Join(t.TempDir(), "tar.yaml")
+	if err := os.WriteFile(inv, []byte(l.InventoryYAML("tar")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := pgfleet(t, "up", inv)
+	if r.code != 0 {
+		t.Fatalf("pgfleet up: exit %d", r.code)
+	}
+	checkReplication(t, l, "t1")
+	for _, h := range l.Hosts[1:] {
+		auto, err := l.Exec(context.Background(), h.Name, "cat", "/var/lib/postgresql/15/main/postgresql.auto.conf")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range []string{"application_name=" + h.Name, "primary_slot_name = '" + h.Name + "'"} {
+			if !strings.Contains(auto, want) {
+				t.Errorf("%s: postgresql.auto.conf lacks %q:\n%s", h.Name, want, auto)
+			}
+		}
+	}
+	again := pgfleet(t, "up", inv, "--output", "json")
+	if rep := parseReport(t, again); again.code != 0 || rep.Changed != 0 {
+		t.Errorf("second up with tar: exit %d, %d changes", again.code, rep.Changed)
+	}
+}

@@ -1,0 +1,340 @@
+package steps
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pgfleet/pgfleet/internal/remote"
+	"github.com/pgfleet/pgfleet/inventory"
+)
+
+// ckRun is a run over stInventory whose hosts all have the facts of a
+// bare Debian 12 host.
+func ckRun(t *testing.T) *Run {
+	t.Helper()
+	inv, err := inventory.Parse([]byte(stInventory), "inv.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := NewRun(inv, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range r.Hosts {
+		h.Facts = ckBareFacts()
+	}
+	return r
+}
+
+func ckBareFacts() *Facts {
+	return &Facts{OSID: "debian", OSVersion: "12", OSCodename: "bookworm", PackageManager: "apt",
+		DiskFreeKB: 50 << 20, Files: map[string][]byte{}, Slots: map[string]bool{}}
+}
+
+// ckFind returns the one result of a check on a host.
+func ckFind(t *testing.T, c *checker, host, check string) CheckResult {
+	t.Helper()
+	var found []CheckResult
+	for _, r := range c.results {
+		if r.Host == host && r.Check == check {
+			found = append(found, r)
+		}
+	}
+	if len(found) != 1 {
+		t.Fatalf("%d results for %s %s, want 1: %+v", len(found), host, check, c.results)
+	}
+	return found[0]
+}
+
+func TestCheckHostFacts(t *testing.T) {
+	tests := []struct {
+		name    string
+		host    string
+		facts   func(f *Facts)
+		check   string
+		status  string
+		detail  string // a fragment
+		hasHint bool
+	}{
+		{"bare os", "h1", func(*Facts) {}, CheckOS, CheckPass, "debian 12 (bookworm), apt", false},
+		{"bare postgresql", "h1", func(*Facts) {}, CheckPostgreSQL, CheckPass, "up installs postgresql-15", false},
+		{"bare data dir", "h2", func(*Facts) {}, CheckDataDir, CheckPass, "empty or absent", false},
+		{"no apt", "h1", func(f *Facts) { f.OSID, f.PackageManager = "rhel", "" }, CheckOS, CheckFail, "no supported package manager", true},
+		{"no apt but installed", "h1", func(f *Facts) { f.PackageManager, f.Installed = "", []int{15} }, CheckOS, CheckWarn, "without apt", false},
+		{"apt elsewhere", "h1", func(f *Facts) { f.OSID = "linuxmint" }, CheckOS, CheckWarn, "untested", false},
+		{"ubuntu", "h1", func(f *Facts) { f.OSID, f.OSVersion, f.OSCodename = "ubuntu", "24.04", "noble" }, CheckOS, CheckPass, "ubuntu 24.04 (noble)", false},
+		{"other version", "h2", func(f *Facts) { f.Installed = []int{13} }, CheckPostgreSQL, CheckFail, "PostgreSQL 13 installed, but the inventory declares 15", true},
+		{"declared version", "h2", func(f *Facts) { f.Installed = []int{15} }, CheckPostgreSQL, CheckPass, "PostgreSQL 15 installed", false},
+		{"two versions", "h2", func(f *Facts) { f.Installed = []int{13, 15} }, CheckPostgreSQL, CheckWarn, "also 13", false},
+		{"primary foreign data", "h1", func(f *Facts) { f.DataVersion, f.DataNonEmpty = 13, true }, CheckDataDir, CheckFail, "PostgreSQL 13 data, not 15", true},
+		{"replica foreign data", "h2", func(f *Facts) { f.DataVersion, f.DataNonEmpty = 13, true }, CheckDataDir, CheckWarn, "moves it aside", false},
+		{"primary junk", "h1", func(f *Facts) { f.DataNonEmpty = true }, CheckDataDir, CheckFail, "holds no cluster", true},
+		{"replica junk", "h3", func(f *Facts) { f.DataNonEmpty = true }, CheckDataDir, CheckWarn, "holds no cluster", false},
+		{"primary config without data", "h1", func(f *Facts) { f.Files["postgresql.conf"] = []byte("x") }, CheckDataDir, CheckFail, "but no data", true},
+		{"replica is a primary with data", "h2", func(f *Facts) {
+			f.DataVersion, f.DataNonEmpty, f.Running, f.UserDatabases = 15, true, true, 2
+		}, CheckDataDir, CheckFail, "runs as a primary with 2 database(s)", true},
+		{"standby", "h2", func(f *Facts) {
+			f.DataVersion, f.DataNonEmpty, f.Running, f.InRecovery = 15, true, true, true
+		}, CheckDataDir, CheckPass, "PostgreSQL 15 data, running as a standby", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := ckRun(t)
+			h := r.Host(tt.host)
+			tt.facts(h.Facts)
+			c := &checker{}
+			c.hostFacts(h)
+			got := ckFind(t, c, tt.host, tt.check)
+			if got.Status != tt.status || !strings.Contains(got.Detail, tt.detail) || (got.Hint != "") != tt.hasHint {
+				t.Errorf("got %+v, want status %s, detail with %q, hint %v", got, tt.status, tt.detail, tt.hasHint)
+			}
+		})
+	}
+}
+
+// ckSentinel is an error with a full message that matches a sentinel, as
+// the transport's are.
+type ckSentinel struct {
+	msg string
+	is  error
+}
+
+func (e ckSentinel) Error() string        { return e.msg }
+func (e ckSentinel) Is(target error) bool { return target == e.is }
+
+func TestCheckConnection(t *testing.T) {
+	wrap := func(err error) error {
+		return &HostError{Host: "h1", Step: "connect", Err: &remote.HostError{Host: "h1", Op: "connect", Err: err}}
+	}
+	tests := []struct {
+		name       string
+		err        error
+		ssh, sudo  string // statuses; "" for no result
+		detail     string
+		hintPrefix string
+	}{
+		{"ok", nil, CheckPass, CheckPass, "", ""},
+		{"unknown key", wrap(ckSentinel{"host key of 192.168.0.1:22 is unknown (ssh-ed25519 SHA256:abc); run `ssh-keyscan -p 22 192.168.0.1 >> kh` after checking the fingerprint, or pass --accept-new-host-keys",
+			remote.ErrHostKeyUnknown}), CheckFail, "", "host key of 192.168.0.1:22 is unknown (ssh-ed25519 SHA256:abc)", "run `ssh-keyscan"},
+		{"changed key", wrap(ckSentinel{"HOST KEY CHANGED for 192.168.0.1:22: it presented X; this may be an attack", remote.ErrHostKeyChanged}),
+			CheckFail, "", "HOST KEY CHANGED", "this may be an attack"},
+		{"auth", wrap(ckSentinel{"ssh authentication failed for ops", remote.ErrAuth}), CheckFail, "", "authentication failed", "check ssh.user"},
+		{"network", wrap(errors.New("dial 192.168.0.1:22: connection refused")), CheckFail, "", "dial 192.168.0.1:22: connection refused", "check that h1 is up"},
+		{"sudo password", &HostError{Host: "h1", Step: "connect", Err: &remote.HostError{Host: "h1", Op: "check sudo",
+			Err: ckSentinel{"sudo on h1 needs a password; pgfleet needs passwordless sudo for ops", remote.ErrSudoPassword}}},
+			CheckPass, CheckFail, "sudo on h1 needs a password", "pgfleet needs passwordless sudo"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := ckRun(t).Host("h1")
+			c := &checker{}
+			c.connection(h, tt.err)
+			statuses := map[string]CheckResult{}
+			for _, r := range c.results {
+				statuses[r.Check] = r
+			}
+			if statuses[CheckSSH].Status != tt.ssh || statuses[CheckSudo].Status != tt.sudo {
+				t.Fatalf("got %+v, want ssh %q sudo %q", c.results, tt.ssh, tt.sudo)
+			}
+			failed := statuses[CheckSSH]
+			if tt.sudo == CheckFail {
+				failed = statuses[CheckSudo]
+			}
+			if tt.detail != "" && (!strings.Contains(failed.Detail, tt.detail) || strings.Contains(failed.Detail, "h1: connect:")) {
+				t.Errorf("detail %q, want %q without the host prefixes", failed.Detail, tt.detail)
+			}
+			if !strings.HasPrefix(failed.Hint, tt.hintPrefix) {
+				t.Errorf("hint %q, want it to start with %q", failed.Hint, tt.hintPrefix)
+			}
+		})
+	}
+}
+
+func TestJudgePort(t *testing.T) {
+	tests := []struct{ out, status, detail string }{
+		{"tcp=open\npg_isready=0\n", CheckPass, "accepts connections"},
+		{"tcp=open\n", CheckPass, "is open"},
+		{"tcp=open\npg_isready=1\n", CheckWarn, "rejects connections"},
+		{"tcp=open\npg_isready=2\n", CheckFail, "pg_isready exit 2"},
+		{"tcp=closed Connection refused\n", CheckFail, "cannot be reached from h2: connection refused"},
+		{"tcp=closed\n", CheckFail, "connection failed"},
+		{"tcp=timeout\n", CheckFail, "does not answer from h2 within 5s"},
+		{"", CheckWarn, "not checked"},
+	}
+	for _, tt := range tests {
+		status, detail := judgePort(tt.out, "10.0.0.1:5432", "h2")
+		if status != tt.status || !strings.Contains(detail, tt.detail) {
+			t.Errorf("judgePort(%q) = %s %q, want %s with %q", tt.out, status, detail, tt.status, tt.detail)
+		}
+	}
+}
+
+func TestCheckPrimaryNotRunning(t *testing.T) {
+	r := ckRun(t)
+	c := &checker{}
+	c.primaryPort(t.Context(), r.Host("h2"), r.Host("h1"))
+	if got := ckFind(t, c, "h2", CheckPrimaryPort); got.Status != CheckWarn || !strings.Contains(got.Detail, "not running yet") {
+		t.Errorf("got %+v", got)
+	}
+	r.Host("h1").Facts = nil
+	c = &checker{}
+	c.primaryPort(t.Context(), r.Host("h2"), r.Host("h1"))
+	if got := ckFind(t, c, "h2", CheckPrimaryPort); got.Status != CheckWarn {
+		t.Errorf("primary without facts: %+v", got)
+	}
+}
+
+func TestCheckDisk(t *testing.T) {
+	const gb = int64(1) << 30
+	tests := []struct {
+		name    string
+		primary func(f *Facts)
+		freeKB  int64
+		status  string
+		detail  string
+	}{
+		{"new primary", func(*Facts) {}, 1 << 20, CheckPass, "has no data yet"},
+		{"new primary, full disk", func(*Facts) {}, 1 << 10, CheckFail, "a new cluster needs"},
+		{"fits", func(f *Facts) { f.Running, f.DataVersion, f.DBSize = true, 15, gb }, 2 * gb >> 10, CheckPass, "needs about 1.2 GB"},
+		{"too small", func(f *Facts) { f.Running, f.DataVersion, f.DBSize = true, 15, gb }, gb >> 10, CheckFail, "needs about 1.2 GB"},
+		{"size unknown", func(f *Facts) { f.DataVersion = 15 }, gb >> 10, CheckWarn, "unknown"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := ckRun(t)
+			h, p := r.Host("h2"), r.Host("h1")
+			tt.primary(p.Facts)
+			h.Facts.DiskFreeKB = tt.freeKB
+			c := &checker{}
+			c.disk(h, p)
+			got := ckFind(t, c, "h2", CheckDisk)
+			if got.Status != tt.status || !strings.Contains(got.Detail, tt.detail) {
+				t.Errorf("got %+v, want %s with %q", got, tt.status, tt.detail)
+			}
+			if tt.status == CheckFail && got.Hint == "" {
+				t.Error("a failure without a hint")
+			}
+		})
+	}
+	if n := cloneNeed(1000 << 20); n != 1000<<20+100<<20+64<<20 {
+		t.Errorf("cloneNeed(1000 MB) = %d", n)
+	}
+}
+
+func TestJudgeClocks(t *testing.T) {
+	c := &checker{}
+	c.judgeClocks([]clockSample{
+		{host: "a", offset: 100 * time.Millisecond},
+		{host: "b", offset: 150 * time.Millisecond},
+		{host: "c", offset: 200 * time.Millisecond},
+		{host: "d", offset: 3 * time.Second},
+		{host: "e", offset: -20 * time.Second},
+		{host: "f", err: errors.New("boom")},
+	})
+	want := map[string]string{"a": CheckPass, "b": CheckPass, "c": CheckPass, "d": CheckWarn, "e": CheckFail, "f": CheckWarn}
+	for host, status := range want {
+		got := ckFind(t, c, host, CheckClock)
+		if got.Status != status {
+			t.Errorf("%s: %+v, want %s", host, got, status)
+		}
+		if status == CheckFail && got.Hint == "" {
+			t.Errorf("%s: no hint", host)
+		}
+	}
+	// The machine running pgfleet may be off; the hosts agree: all pass.
+	c = &checker{}
+	c.judgeClocks([]clockSample{{host: "a", offset: time.Hour}, {host: "b", offset: time.Hour + time.Millisecond}})
+	for _, r := range c.results {
+		if r.Status != CheckPass {
+			t.Errorf("%+v, want pass", r)
+		}
+	}
+}
+
+func TestParseEpoch(t *testing.T) {
+	got, err := parseEpoch("1700000000.123456789")
+	if err != nil || !got.Equal(time.Unix(1700000000, 123456789)) {
+		t.Errorf("got %v, %v", got, err)
+	}
+	got, err = parseEpoch("1700000000.5")
+	if err != nil || !got.Equal(time.Unix(1700000000, 500000000)) {
+		t.Errorf("short fraction: %v, %v", got, err)
+	}
+	for _, bad := range []string{"", "x", "1700000000.x", "%s.%N"} {
+		if _, err := parseEpoch(bad); err == nil {
+			t.Errorf("parseEpoch(%q) succeeded", bad)
+		}
+	}
+}
+
+func TestCheckPasswords(t *testing.T) {
+	r := ckRun(t)
+	c := &checker{}
+	t.Setenv("PGFLEET_STATUS_TEST_PASSWORD", "")
+	c.passwords(r)
+	if got := ckFind(t, c, "h1", CheckPassword); got.Status != CheckFail || got.Hint == "" {
+		t.Errorf("unset: %+v", got)
+	}
+	r = ckRun(t)
+	t.Setenv("PGFLEET_STATUS_TEST_PASSWORD", "secret")
+	c = &checker{}
+	c.passwords(r)
+	if got := ckFind(t, c, "h1", CheckPassword); got.Status != CheckPass || strings.Contains(got.Detail, "secret") {
+		t.Errorf("set: %+v", got)
+	}
+}
+
+func TestCheckReport(t *testing.T) {
+	r := ckRun(t)
+	c := &checker{}
+	// Added out of order, as parallel checks do.
+	c.add("h3", CheckClock, CheckPass, "ok", "")
+	c.add("h2", CheckDisk, CheckWarn, "hmm", "")
+	c.add("h1", CheckClock, CheckPass, "ok", "")
+	c.add("h2", CheckSSH, CheckPass, "ok", "")
+	c.add("h1", CheckSSH, CheckPass, "ok", "")
+	rep := c.report(r)
+	var order []string
+	for _, x := range rep.Checks {
+		order = append(order, x.Host+" "+x.Check)
+	}
+	if got, want := strings.Join(order, ", "), "h1 ssh, h1 clock, h2 ssh, h2 disk, h3 clock"; got != want {
+		t.Errorf("order %q, want %q", got, want)
+	}
+	if !rep.OK {
+		t.Error("not OK with only passes and warnings")
+	}
+	if p, w, f := rep.Count(); p != 4 || w != 1 || f != 0 {
+		t.Errorf("count %d %d %d", p, w, f)
+	}
+	c.add("h2", CheckPrimaryPort, CheckFail, "refused", "listen")
+	rep = c.report(r)
+	if rep.OK {
+		t.Error("OK with a failure")
+	}
+	b, err := json.Marshal(rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		OK     *bool                        `json:"ok"`
+		Checks []map[string]json.RawMessage `json:"checks"`
+	}
+	if err := json.Unmarshal(b, &doc); err != nil || doc.OK == nil || *doc.OK || len(doc.Checks) != 6 {
+		t.Fatalf("json %s: %v", b, err)
+	}
+	for _, ch := range doc.Checks {
+		for _, k := range []string{"host", "check", "status", "detail", "hint"} {
+			if _, ok := ch[k]; !ok {
+				t.Errorf("check without %q: %s", k, b)
+			}
+		}
+	}
+	if empty := (&checker{}).report(r); empty.Checks == nil {
+		t.Error("checks is nil, want an empty list")
+	}
+}
