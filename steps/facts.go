@@ -83,6 +83,9 @@ func gatherFacts(ctx context.Context, c *remote.Client, l Layout, version, port 
 			strconv.Itoa(version), strconv.Itoa(port), l.DataDir(), l.ConfigDir(), replUser},
 		As: "root",
 	})
+	if serr := c.SudoError(res, err); serr != nil {
+		return nil, serr
+	}
 	if err != nil {
 		return nil, fmt.Errorf("gather facts: %w", err)
 	}

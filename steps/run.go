@@ -268,6 +268,7 @@ func (r *Run) Connect(ctx context.Context) {
 
 func (r *Run) connect(ctx context.Context, h *Host) error {
 	cfg := sshConfig(h.Name, h.Address, h.SSH, r.Opts)
+	cfg.SkipSudoCheck = true // the facts probe runs through sudo first
 	c, err := remote.Dial(ctx, cfg)
 	if err != nil {
 		return err

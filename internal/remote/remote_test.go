@@ -972,3 +972,28 @@ func TestKeepAliveClosesDeadConnection(t *testing.T) {
 		t.Error("Run on a dead connection succeeded")
 	}
 }
+
+// With SkipSudoCheck, Dial does not run sudo; the caller's first root
+// command does, and SudoError tells a sudo refusal from the command's own
+// failure.
+func TestSudoErrorAfterSkippedCheck(t *testing.T) {
+	f := newFixture(t, withEnv("FAKE_SUDO_MODE=password"))
+	cfg := f.config()
+	cfg.SkipSudoCheck = true
+	c, err := Dial(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("Dial with SkipSudoCheck: %v", err)
+	}
+	defer c.Close()
+	res, err := c.Run(context.Background(), Cmd{Args: []string{"true"}, As: "root"})
+	if serr := c.SudoError(res, err); !errors.Is(serr, ErrSudoPassword) {
+		t.Fatalf("SudoError = %v (run err %v), want ErrSudoPassword", serr, err)
+	}
+	res, err = c.Run(context.Background(), Cmd{Args: []string{"sh", "-c", "echo boom >&2; exit 3"}})
+	if err == nil {
+		t.Fatal("a failing command succeeded")
+	}
+	if serr := c.SudoError(res, err); serr != nil {
+		t.Errorf("the command's own failure was taken for sudo's: %v", serr)
+	}
+}

@@ -287,9 +287,21 @@ func (c *Client) checkSudo(ctx context.Context) error {
 	if err == nil {
 		return nil
 	}
+	if serr := c.SudoError(res, err); serr != nil {
+		return serr
+	}
+	return err
+}
+
+// SudoError tells whether a command run with As "root" (or another user)
+// failed because sudo itself refused: it returns an error naming the fix —
+// wrapping ErrSudoPassword when sudo wants a password — or nil when the
+// failure was the command's own. A caller whose first command runs through
+// sudo anyway uses it with Config.SkipSudoCheck to save a round trip.
+func (c *Client) SudoError(res *Result, err error) error {
 	var ee *ExitError
-	if !errors.As(err, &ee) {
-		return err
+	if err == nil || res == nil || !errors.As(err, &ee) {
+		return nil
 	}
 	hint := fmt.Sprintf("pgfleet needs passwordless sudo for %s (add `%s ALL=(ALL) NOPASSWD: ALL` in /etc/sudoers.d/)", c.cfg.User, c.cfg.User)
 	stderr := string(res.Stderr)
@@ -297,7 +309,10 @@ func (c *Client) checkSudo(ctx context.Context) error {
 		return &HostError{Host: c.cfg.Name, Op: "check sudo", Err: newMsgError(
 			fmt.Sprintf("sudo on %s needs a password; %s", c.cfg.Name, hint), ErrSudoPassword)}
 	}
-	return &HostError{Host: c.cfg.Name, Op: "check sudo", Err: fmt.Errorf("`sudo -n true` failed (%s); %s", ee.Stderr, hint)}
+	if strings.HasPrefix(stderr, "sudo: ") {
+		return &HostError{Host: c.cfg.Name, Op: "check sudo", Err: fmt.Errorf("sudo refused (%s); %s", ee.Stderr, hint)}
+	}
+	return nil
 }
 
 // Quote quotes s for a POSIX shell. Words made only of
