@@ -1,11 +1,15 @@
 package steps
 
 import (
+	"archive/tar"
 	"bufio"
+	"bytes"
 	"context"
 	_ "embed"
 	"encoding/base64"
 	"fmt"
+	"io"
+	"path"
 	"strconv"
 	"strings"
 
@@ -142,6 +146,10 @@ func parseFacts(out string) (*Facts, error) {
 				return nil, fmt.Errorf("facts: %s: %w", key, err)
 			}
 			f.Files[strings.TrimPrefix(key, "file.")] = b
+		case key == "files":
+			if err := f.readFiles(val); err != nil {
+				return nil, err
+			}
 		case key == "pgpass":
 			b, err := base64.StdEncoding.DecodeString(val)
 			if err != nil {
@@ -158,6 +166,37 @@ func parseFacts(out string) (*Facts, error) {
 		f.Running = false
 	}
 	return f, sc.Err()
+}
+
+// readFiles takes the probe's files: a base64 tar of the configuration
+// files, postgresql.auto.conf and ~postgres/.pgpass, told apart by name.
+func (f *Facts) readFiles(b64 string) error {
+	raw, err := base64.StdEncoding.DecodeString(b64)
+	if err != nil {
+		return fmt.Errorf("facts: files: %w", err)
+	}
+	tr := tar.NewReader(bytes.NewReader(raw))
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("facts: files: %w", err)
+		}
+		data, err := io.ReadAll(io.LimitReader(tr, 16<<20))
+		if err != nil {
+			return fmt.Errorf("facts: files: %w", err)
+		}
+		switch name := path.Base(hdr.Name); name {
+		case "postgresql.auto.conf":
+			f.AutoConf = string(data)
+		case ".pgpass":
+			f.PgPass = string(data)
+		default:
+			f.Files[name] = data
+		}
+	}
 }
 
 func (f *Facts) parseSQL(key, val string) {

@@ -12,7 +12,8 @@ import (
 // psql runs SQL (given on stdin, never in argv) on the host's local server
 // as the postgres superuser and returns its unaligned, tuples-only output.
 func psql(ctx context.Context, h *Host, sql string, vars ...string) (string, error) {
-	args := []string{"psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
+	// The server's own psql, not Debian's wrapper: a Perl start-up saved.
+	args := []string{bin(h.Layout, "psql"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
 		"-p", strconv.Itoa(h.PG().Port), "-h", h.Layout.SocketDir(), "-d", "postgres"}
 	for i := 0; i+1 < len(vars); i += 2 {
 		args = append(args, "-v", vars[i]+"="+vars[i+1])
