@@ -3,6 +3,7 @@ package steps
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path"
@@ -271,11 +272,37 @@ func validateConf(ctx context.Context, h *Host, content []byte) error {
 	_, err := h.Conn.Run(ctx, remote.Cmd{As: "postgres",
 		Args: []string{bin(h.Layout, "postgres"), "-C", "data_directory", "-c", "config_file=" + tmp}})
 	root(ctx, h, "rm", "-f", "--", tmp)
+	var ee *remote.ExitError
+	if errors.As(err, &ee) {
+		if why := serverComplaints(ee.Stderr); why != "" {
+			return hintf("fix the inventory's postgres.settings; the configuration in place was not changed",
+				"PostgreSQL rejects the rendered postgresql.conf: %s", why)
+		}
+	}
 	if err != nil {
 		return hintf("fix the inventory's postgres.settings; the configuration in place was not changed",
 			"PostgreSQL rejects the rendered postgresql.conf: %w", err)
 	}
 	return nil
+}
+
+// serverComplaints keeps what a PostgreSQL server said was wrong, without
+// timestamps and without the lines that are only noise here.
+func serverComplaints(stderr string) string {
+	var out []string
+	for _, line := range strings.Split(stderr, "\n") {
+		for _, level := range []string{"LOG:  ", "FATAL:  ", "ERROR:  "} {
+			if i := strings.Index(line, level); i >= 0 {
+				msg := line[i+len(level):]
+				if strings.HasPrefix(msg, "skipping missing configuration file") || strings.Contains(msg, "contains errors") {
+					break
+				}
+				out = append(out, msg)
+				break
+			}
+		}
+	}
+	return strings.Join(out, "; ")
 }
 
 // render renders the configuration files of a host.
