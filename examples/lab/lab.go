@@ -639,8 +639,7 @@ func (l *Lab) Exec(ctx context.Context, host string, args ...string) (string, er
 }
 
 // Down removes every container and the network of the lab called name. The
-// package cache is removed too when no other lab is left; its volume, the
-// cached packages, stays.
+// package cache stays (RemoveCacheIfUnused removes it).
 func Down(ctx context.Context, name string) error {
 	var errs []error
 	ids, err := docker(ctx, nil, "ps", "-aq", "--filter", "label="+Label+"="+name)
@@ -662,11 +661,18 @@ func Down(ctx context.Context, name string) error {
 			errs = append(errs, err)
 		}
 	}
-	others, _ := docker(ctx, nil, "network", "ls", "-q", "--filter", "label="+Label)
-	if others == "" {
-		docker(ctx, nil, "rm", "-f", cacheName)
-	}
 	return errors.Join(errs...)
+}
+
+// RemoveCacheIfUnused removes the package cache's container when no lab is
+// left; its volume, the cached packages, stays.
+func RemoveCacheIfUnused(ctx context.Context) error {
+	others, err := docker(ctx, nil, "network", "ls", "-q", "--filter", "label="+Label)
+	if err != nil || others != "" {
+		return err
+	}
+	_, err = docker(ctx, nil, "rm", "-f", cacheName)
+	return err
 }
 
 func logf(w io.Writer, format string, args ...any) {

@@ -55,7 +55,11 @@ func runMain(m *testing.M) int {
 	if err := exec.Command("docker", "info").Run(); err != nil {
 		unavailable = "docker is not usable here (docker info: " + err.Error() + ")"
 	}
-	return m.Run()
+	code := m.Run()
+	if unavailable == "" {
+		lab.RemoveCacheIfUnused(context.Background())
+	}
+	return code
 }
 
 // needLab skips (or, in CI, fails) a test that cannot have a lab.

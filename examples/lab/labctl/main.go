@@ -62,6 +62,7 @@ func main() {
 			rel(l.KeyFile), rel(l.KnownHosts), lab.User, l.Hosts[0].Address)
 	case "down":
 		check(lab.Down(ctx, *name))
+		check(lab.RemoveCacheIfUnused(ctx))
 		fmt.Printf("lab %q is down\n", *name)
 	default:
 		usage()
