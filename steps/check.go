@@ -88,12 +88,12 @@ func (c *checker) pass(h *Host, check, format string, args ...any) {
 	c.add(h.Name, check, CheckPass, fmt.Sprintf(format, args...), "")
 }
 
-// Check is pgfleet check: a preflight that tells whether up can succeed on
-// every host of the run, changing nothing. It connects to each host and
-// reads its facts, then checks from each replica that its primary's port
-// answers, compares disk space with the primary's size, and compares the
-// hosts' clocks.
-func (r *Run) Check(ctx context.Context) *CheckReport {
+// Preflight is pgfleet check: it tells whether up can succeed on every
+// host of the run, changing nothing. It connects to each host and reads its
+// facts, then checks from each replica that its primary's port answers,
+// compares its free disk with the primary's size, and compares the hosts'
+// clocks.
+func (r *Run) Preflight(ctx context.Context) *CheckReport {
 	c := &checker{}
 	r.each(r.Hosts, func(h *Host) {
 		start := time.Now()
@@ -332,12 +332,8 @@ func (c *checker) replica(ctx context.Context, r *Run, h *Host) {
 func (c *checker) primaryPort(ctx context.Context, h, p *Host) {
 	addr, port := replicationAddress(p), p.PG().Port
 	target := statusHostPort(addr, port)
-	switch {
-	case p.Facts == nil:
+	if p.Facts == nil {
 		c.add(h.Name, CheckPrimaryPort, CheckWarn, "the primary "+p.Name+" could not be checked; "+target+" not checked", "")
-		return
-	case !p.Facts.Running:
-		c.add(h.Name, CheckPrimaryPort, CheckWarn, "the primary "+p.Name+" is not running yet; "+target+" not checked", "")
 		return
 	}
 	res, err := h.Conn.Run(ctx, remote.Cmd{Args: []string{"sh", "-c", portProbe, "pgfleet-port", addr, strconv.Itoa(port), h.Layout.BinDir()}})
@@ -345,18 +341,45 @@ func (c *checker) primaryPort(ctx context.Context, h, p *Host) {
 		c.add(h.Name, CheckPrimaryPort, CheckFail, "probe "+target+": "+innermostError(err), "")
 		return
 	}
-	status, detail := judgePort(string(res.Stdout), target, h.Name)
-	hint := ""
+	status, detail, hint := judgePrimaryPort(string(res.Stdout), h, p)
+	c.add(h.Name, CheckPrimaryPort, status, detail, hint)
+}
+
+// judgePrimaryPort judges portProbe's output, run on replica h towards its
+// primary p.
+func judgePrimaryPort(out string, h, p *Host) (status, detail, hint string) {
+	addr, port := replicationAddress(p), p.PG().Port
+	target := statusHostPort(addr, port)
+	if !p.Facts.Running {
+		// Nothing listens yet, but a refusal still proves the way is open;
+		// silence (a firewall dropping packets) or no route does not.
+		tcp, _ := parsePortProbe(out)
+		switch {
+		case strings.HasPrefix(tcp, "closed") && strings.Contains(strings.ToLower(tcp), "refused"):
+			return CheckWarn, fmt.Sprintf("the primary %s is not running yet; %s refuses connections from %s until up starts it",
+				p.Name, target, h.Name), ""
+		case tcp == "timeout" || strings.HasPrefix(tcp, "closed"):
+			_, detail := judgePort(out, target, h.Name)
+			return CheckFail, detail + " (the primary " + p.Name + " is not running yet)",
+				fmt.Sprintf("check that %s is reachable from %s and that no firewall blocks port %d", addr, h.Name, port)
+		case tcp == "open":
+			return CheckWarn, fmt.Sprintf("something listens on %s, but PostgreSQL %d on %s is not running",
+				target, p.PG().Version, p.Name), ""
+		default:
+			return CheckWarn, "the primary " + p.Name + " is not running yet; " + target + " not checked", ""
+		}
+	}
+	status, detail = judgePort(out, target, h.Name)
 	if status == CheckFail {
 		hint = fmt.Sprintf("check that PostgreSQL on %s listens on %s (listen_addresses) and that no firewall blocks port %d from %s",
 			p.Name, addr, port, h.Name)
 	}
-	c.add(h.Name, CheckPrimaryPort, status, detail, hint)
+	return status, detail, hint
 }
 
-// judgePort reads portProbe's output.
-func judgePort(out, target, from string) (status, detail string) {
-	tcp, ready := "", ""
+// parsePortProbe reads portProbe's output: the TCP result ("open",
+// "timeout", "closed REASON") and pg_isready's exit code, "" if not run.
+func parsePortProbe(out string) (tcp, ready string) {
 	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
 		k, v, _ := strings.Cut(line, "=")
 		switch k {
@@ -366,6 +389,12 @@ func judgePort(out, target, from string) (status, detail string) {
 			ready = v
 		}
 	}
+	return tcp, ready
+}
+
+// judgePort reads portProbe's output.
+func judgePort(out, target, from string) (status, detail string) {
+	tcp, ready := parsePortProbe(out)
 	switch {
 	case tcp == "timeout":
 		return CheckFail, fmt.Sprintf("%s does not answer from %s within 5s", target, from)
@@ -398,8 +427,11 @@ func (c *checker) disk(h, p *Host) {
 	switch {
 	case p.Facts != nil && cloneReason(h, p) == "":
 		c.pass(h, CheckDisk, "no clone needed (it follows %s); %s free for %s", p.Name, FormatBytes(free), d)
-	case p.Facts == nil || (!p.Facts.Running && p.Facts.DataVersion != 0):
-		c.add(h.Name, CheckDisk, CheckWarn, fmt.Sprintf("%s free for %s; the size of %s's data is unknown (not running)",
+	case p.Facts == nil:
+		c.add(h.Name, CheckDisk, CheckWarn, fmt.Sprintf("%s free for %s; the size of %s's data is unknown (it could not be checked)",
+			FormatBytes(free), d, p.Name), "")
+	case !p.Facts.Running && p.Facts.DataVersion != 0:
+		c.add(h.Name, CheckDisk, CheckWarn, fmt.Sprintf("%s free for %s; the size of %s's data is unknown (it is not running)",
 			FormatBytes(free), d, p.Name), "")
 	case !p.Facts.Running:
 		// A new primary: its cluster will be small.

@@ -173,17 +173,36 @@ func TestJudgePort(t *testing.T) {
 	}
 }
 
-func TestCheckPrimaryNotRunning(t *testing.T) {
+func TestJudgePrimaryPort(t *testing.T) {
+	tests := []struct {
+		running        bool
+		out            string
+		status, detail string
+		hint           string // a fragment; "" for none
+	}{
+		{true, "tcp=open\npg_isready=0\n", CheckPass, "accepts connections from h2", ""},
+		{true, "tcp=closed Connection refused\n", CheckFail, "10.0.0.1:5432 cannot be reached from h2: connection refused", "listen_addresses"},
+		{false, "tcp=closed Connection refused\n", CheckWarn, "not running yet; 10.0.0.1:5432 refuses connections", ""},
+		{false, "tcp=timeout\n", CheckFail, "does not answer from h2 within 5s (the primary h1 is not running yet)", "firewall"},
+		{false, "tcp=closed No route to host\n", CheckFail, "no route to host", "reachable from h2"},
+		{false, "tcp=open\n", CheckWarn, "something listens on 10.0.0.1:5432", ""},
+		{false, "", CheckWarn, "not checked", ""},
+	}
+	for _, tt := range tests {
+		r := ckRun(t)
+		p := r.Host("h1")
+		p.Facts.Running = tt.running
+		status, detail, hint := judgePrimaryPort(tt.out, r.Host("h2"), p)
+		if status != tt.status || !strings.Contains(detail, tt.detail) || (tt.hint == "") != (hint == "") || !strings.Contains(hint, tt.hint) {
+			t.Errorf("running %v, %q: got %s %q hint %q; want %s %q hint with %q", tt.running, tt.out, status, detail, hint, tt.status, tt.detail, tt.hint)
+		}
+	}
+	// A primary whose facts are unknown is not probed at all.
 	r := ckRun(t)
+	r.Host("h1").Facts = nil
 	c := &checker{}
 	c.primaryPort(t.Context(), r.Host("h2"), r.Host("h1"))
-	if got := ckFind(t, c, "h2", CheckPrimaryPort); got.Status != CheckWarn || !strings.Contains(got.Detail, "not running yet") {
-		t.Errorf("got %+v", got)
-	}
-	r.Host("h1").Facts = nil
-	c = &checker{}
-	c.primaryPort(t.Context(), r.Host("h2"), r.Host("h1"))
-	if got := ckFind(t, c, "h2", CheckPrimaryPort); got.Status != CheckWarn {
+	if got := ckFind(t, c, "h2", CheckPrimaryPort); got.Status != CheckWarn || !strings.Contains(got.Detail, "could not be checked") {
 		t.Errorf("primary without facts: %+v", got)
 	}
 }

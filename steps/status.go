@@ -181,9 +181,11 @@ SELECT json_build_object(
 ) FROM c;
 `
 
-// statusScript runs as root: it says whether the declared PostgreSQL is
-// installed and running, and if it runs, asks it statusSQL (from stdin)
-// as postgres. Arguments: BINDIR SOCKETDIR PORT.
+// statusScript runs as postgres: it says whether the declared PostgreSQL
+// is installed and running, and if it runs, asks it statusSQL (from
+// stdin). Where the postgres user does not exist, sudo refuses it and the
+// script runs again as root, to list the versions installed. Arguments:
+// BINDIR SOCKETDIR PORT.
 const statusScript = `B="$1"; S="$2"; P="$3"
 if [ ! -x "$B/postgres" ]; then
 	echo not_installed
@@ -193,8 +195,9 @@ if [ ! -x "$B/postgres" ]; then
 	done
 	exit 0
 fi
+if [ "$(id -un)" != postgres ]; then echo "down=there is no postgres user"; exit 0; fi
 if [ ! -S "$S/.s.PGSQL.$P" ]; then echo not_running; exit 0; fi
-out="$(PGCONNECT_TIMEOUT=5 runuser -u postgres -- "$B/psql" -X -q -A -t -v ON_ERROR_STOP=1 -h "$S" -p "$P" -d postgres -f - 2>&1)"
+out="$(PGCONNECT_TIMEOUT=5 "$B/psql" -X -q -A -t -v ON_ERROR_STOP=1 -h "$S" -p "$P" -d postgres -f - 2>&1)"
 rc=$?
 if [ $rc -eq 2 ]; then echo "down=$(printf '%s' "$out" | tr '\n' ' ')"; exit 0; fi
 if [ $rc -ne 0 ]; then printf '%s\n' "$out" >&2; exit $rc; fi
@@ -240,10 +243,13 @@ func statusMembers(c *inventory.Cluster) []*inventory.Host {
 func (r *Run) observe(ctx context.Context, h *Host, timeout time.Duration) *observation {
 	if h.Conn == nil {
 		dctx, cancel := context.WithTimeout(ctx, timeout)
-		c, err := remote.Dial(dctx, sshConfig(h.Name, h.Address, h.SSH, r.Opts))
+		cfg := sshConfig(h.Name, h.Address, h.SSH, r.Opts)
+		cfg.SkipSudoCheck = true // the probe runs through sudo: remote.SudoError tells
+		c, err := remote.Dial(dctx, cfg)
+		timedOut := dctx.Err() != nil
 		cancel()
 		if err != nil {
-			if dctx.Err() != nil && ctx.Err() == nil {
+			if timedOut && ctx.Err() == nil {
 				err = fmt.Errorf("no answer within %s: %s", timeout, innermostError(err))
 			}
 			h.Log.Debug("connect", "err", err)
@@ -254,11 +260,21 @@ func (r *Run) observe(ctx context.Context, h *Host, timeout time.Duration) *obse
 	qctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	l := h.Layout
-	res, err := h.Conn.Run(qctx, remote.Cmd{
+	probe := remote.Cmd{
 		Args:  []string{"sh", "-c", statusScript, "pgfleet-status", l.BinDir(), l.SocketDir(), strconv.Itoa(h.PG().Port)},
-		As:    "root",
+		As:    "postgres",
 		Stdin: strings.NewReader(statusSQL),
-	})
+	}
+	res, err := h.Conn.Run(qctx, probe)
+	var ee *remote.ExitError
+	if errors.As(err, &ee) && strings.Contains(ee.Stderr, "unknown user") {
+		// No postgres user: PostgreSQL was never installed here.
+		probe.As, probe.Stdin = "root", nil
+		res, err = h.Conn.Run(qctx, probe)
+	}
+	if serr := h.Conn.SudoError(res, err); serr != nil {
+		return &observation{queryErr: serr}
+	}
 	if err != nil {
 		var ee *remote.ExitError
 		if !errors.As(err, &ee) {
@@ -333,7 +349,7 @@ func assessCluster(c *inventory.Cluster, obs map[string]*observation, o StatusOp
 		}
 		m := observeMember(ih, c, ob)
 		if ih == p {
-			assessPrimary(&m, c, ob, declared)
+			assessPrimary(&m, ob, declared)
 		} else {
 			assessReplica(&m, ih, c, ob, pServer, o)
 		}
@@ -395,7 +411,7 @@ func observeMember(ih *inventory.Host, c *inventory.Cluster, ob *observation) Me
 	return m
 }
 
-func assessPrimary(m *MemberStatus, c *inventory.Cluster, ob *observation, declared map[string]bool) {
+func assessPrimary(m *MemberStatus, ob *observation, declared map[string]bool) {
 	s := ob.server
 	if s == nil {
 		return

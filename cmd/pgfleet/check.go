@@ -39,7 +39,7 @@ On every host:
                         fail over 10s)
 
 One line per check and host: PASS, WARN or FAIL, the host, the check and what
-was found, with a hint under a failure; then a summary. With --output json:
+was found, with a hint under a failure or warning; then a summary. With --output json:
   {"ok":true,"checks":[{"host":"db1","check":"ssh","status":"pass","detail":"...","hint":""}]}
 
 Exit codes:
@@ -79,7 +79,7 @@ func runCheck(ctx context.Context, g *globalOptions, o *checkOptions, path strin
 		return usageError{err}
 	}
 	defer r.Close()
-	rep := r.Check(ctx)
+	rep := r.Preflight(ctx)
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}

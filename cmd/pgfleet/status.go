@@ -39,14 +39,15 @@ One table per cluster, one row per host:
   DELAY     seconds since the last transaction it replayed, 0 when it has
             replayed all it received
   STATE     the replication state the primary shows for the replica
-            (streaming, catchup, ...), SYNC its sync state
+            (streaming, catchup, ...; "replay paused" when it is), SYNC its
+            sync state
   SLOT      the replica's slot on the primary: active or not, WAL it retains
   UPSTREAM  the host the replica's WAL receiver streams from
   PROBLEMS  what differs from the inventory or from a healthy cluster: a
             host unreachable or stopped, a replica running as a primary or
             streaming from the wrong host, missing from the primary's
-            pg_stat_replication, its slot inactive or missing, replay paused,
-            lag above --max-lag-bytes, a slot no replica of the inventory uses
+            pg_stat_replication, its slot inactive or missing, lag above
+            --max-lag-bytes, a slot no replica of the inventory uses
 
 Each host is asked once, all in parallel, over its own SSH connection; a host
 that does not answer within --connect-timeout is reported unreachable. With

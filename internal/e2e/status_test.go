@@ -1,0 +1,358 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pgfleet/pgfleet/examples/lab"
+)
+
+// stReport is the part of `pgfleet status --output json` the tests read.
+type stReport struct {
+	Clusters []struct {
+		Name    string     `json:"name"`
+		Healthy bool       `json:"healthy"`
+		Members []stMember `json:"members"`
+	} `json:"clusters"`
+}
+
+type stMember struct {
+	Host               string   `json:"host"`
+	DeclaredRole       string   `json:"declared_role"`
+	Role               string   `json:"role"`
+	State              string   `json:"state"`
+	Version            string   `json:"version"`
+	Timeline           *int     `json:"timeline"`
+	LSN                string   `json:"lsn"`
+	Streaming          bool     `json:"streaming"`
+	LagBytes           *int64   `json:"lag_bytes"`
+	ReplayDelaySeconds *float64 `json:"replay_delay_seconds"`
+	ReplayPaused       bool     `json:"replay_paused"`
+	SyncState          string   `json:"sync_state"`
+	Slot               *struct {
+		Name          string `json:"name"`
+		Active        bool   `json:"active"`
+		RetainedBytes *int64 `json:"retained_bytes"`
+	} `json:"slot"`
+	Upstream     string   `json:"upstream"`
+	UpstreamHost string   `json:"upstream_host"`
+	Problems     []string `json:"problems"`
+}
+
+func (r stReport) member(t *testing.T, host string) stMember {
+	t.Helper()
+	for _, c := range r.Clusters {
+		for _, m := range c.Members {
+			if m.Host == host {
+				return m
+			}
+		}
+	}
+	t.Fatalf("no member %s in the status", host)
+	return stMember{}
+}
+
+// stStatus runs pgfleet status with --output json and returns the report,
+// the exit code and how long the command took.
+func stStatus(t *testing.T, l *lab.Lab, args ...string) (stReport, int, time.Duration) {
+	t.Helper()
+	start := time.Now()
+	res := pgfleet(t, append([]string{"status", "-o", "json", l.Inventory}, args...)...)
+	took := time.Since(start)
+	var rep stReport
+	if err := json.Unmarshal([]byte(res.stdout), &rep); err != nil {
+		t.Fatalf("status JSON: %v\n%s", err, res.stdout)
+	}
+	if len(rep.Clusters) != 1 || len(rep.Clusters[0].Members) != len(l.Hosts) {
+		t.Fatalf("status: want 1 cluster of %d members, got %+v", len(l.Hosts), rep)
+	}
+	return rep, res.code, took
+}
+
+// stPoll runs status until f accepts it (returns "") or timeout passes.
+func stPoll(t *testing.T, l *lab.Lab, timeout time.Duration, what string, f func(stReport, int) string) stReport {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		rep, code, _ := stStatus(t, l)
+		msg := f(rep, code)
+		if msg == "" {
+			return rep
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: after %s: %s", what, timeout, msg)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// stHealthy accepts a healthy status with every lag at 0.
+func stHealthy(rep stReport, code int) string {
+	if code != 0 || !rep.Clusters[0].Healthy {
+		return fmt.Sprintf("exit %d, healthy %v", code, rep.Clusters[0].Healthy)
+	}
+	for _, m := range rep.Clusters[0].Members {
+		if m.DeclaredRole == "replica" && (m.LagBytes == nil || *m.LagBytes != 0) {
+			return fmt.Sprintf("%s lags %v bytes", m.Host, m.LagBytes)
+		}
+	}
+	return ""
+}
+
+func stExec(t *testing.T, l *lab.Lab, host string, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	out, err := l.Exec(ctx, host, args...)
+	if err != nil {
+		t.Fatalf("%s: %v: %v", host, args, err)
+	}
+	return strings.TrimSpace(out)
+}
+
+func stPsql(t *testing.T, l *lab.Lab, host, sql string) string {
+	t.Helper()
+	return stExec(t, l, host, "runuser", "-u", "postgres", "--", "psql", "-X", "-A", "-t", "-c", sql)
+}
+
+// TestStatus builds one cluster with pgfleet up, then breaks it in turn in
+// the ways status must report: replay paused while the primary writes, a
+// replica stopped, the primary's port closed to the replicas (pgfleet
+// check), and a host gone.
+func TestStatus(t *testing.T) {
+	t.Parallel()
+	l := newLab(t, 3, "bookworm")
+	if res := pgfleet(t, "up", l.Inventory); res.code != 0 {
+		t.Fatalf("pgfleet up: exit %d", res.code)
+	}
+	v := fmt.Sprint(l.Postgres())
+
+	t.Run("healthy", func(t *testing.T) {
+		var times []time.Duration
+		rep := stPoll(t, l, 30*time.Second, "lag 0 at rest", func(rep stReport, code int) string {
+			return stHealthy(rep, code)
+		})
+		for range 3 {
+			_, code, took := stStatus(t, l)
+			if code != 0 {
+				t.Errorf("status: exit %d", code)
+			}
+			times = append(times, took)
+		}
+		fastest := slices.Min(times)
+		t.Logf("pgfleet status of 3 hosts took %v (runs: %v)", fastest, times)
+		if fastest > 3*time.Second {
+			t.Errorf("status took %v, want well under a second", fastest)
+		}
+		if c := rep.Clusters[0]; c.Name != "main" || !c.Healthy {
+			t.Errorf("cluster %s healthy %v", c.Name, c.Healthy)
+		}
+		p := rep.member(t, "h1")
+		if p.Role != "primary" || p.DeclaredRole != "primary" || !strings.HasPrefix(p.Version, v+".") ||
+			p.Timeline == nil || *p.Timeline != 1 || p.LSN == "" || len(p.Problems) != 0 {
+			t.Errorf("h1: %+v", p)
+		}
+		for _, name := range []string{"h2", "h3"} {
+			m := rep.member(t, name)
+			if m.Role != "replica" || !m.Streaming || m.State != "streaming" || m.SyncState != "async" ||
+				m.Slot == nil || m.Slot.Name != name || !m.Slot.Active || m.UpstreamHost != "h1" ||
+				m.ReplayDelaySeconds == nil || *m.ReplayDelaySeconds != 0 || m.Problems == nil || len(m.Problems) != 0 {
+				t.Errorf("%s: %+v", name, m)
+			}
+		}
+		text := pgfleet(t, "status", l.Inventory)
+		if text.code != 0 || !strings.Contains(text.stdout, "cluster main: healthy") || !strings.Contains(text.stdout, "h2 (active, ") {
+			t.Errorf("text status: exit %d\n%s", text.code, text.stdout)
+		}
+	})
+
+	t.Run("replay paused", func(t *testing.T) {
+		stPsql(t, l, "h2", "SELECT pg_wal_replay_pause()")
+		defer func() {
+			stPsql(t, l, "h2", "SELECT pg_wal_replay_resume()")
+			stPoll(t, l, time.Minute, "caught up after resume", stHealthy)
+		}()
+		stPsql(t, l, "h1", "CREATE TABLE pgfleet_status_test(i int, s text); INSERT INTO pgfleet_status_test SELECT g, md5(g::text) FROM generate_series(1, 10000) g")
+		var first int64
+		stPoll(t, l, 30*time.Second, "h2 lags", func(rep stReport, code int) string {
+			m := rep.member(t, "h2")
+			if m.LagBytes == nil || *m.LagBytes == 0 || !m.ReplayPaused {
+				return fmt.Sprintf("h2: lag %v, paused %v", m.LagBytes, m.ReplayPaused)
+			}
+			first = *m.LagBytes
+			return ""
+		})
+		stPsql(t, l, "h1", "INSERT INTO pgfleet_status_test SELECT g, md5(g::text) FROM generate_series(1, 10000) g")
+		rep, code, _ := stStatus(t, l)
+		h2 := rep.member(t, "h2")
+		if h2.LagBytes == nil || *h2.LagBytes <= first {
+			t.Errorf("h2's lag did not grow: %d, then %v", first, h2.LagBytes)
+		}
+		if !h2.Streaming || code != 0 {
+			t.Errorf("paused replay without --max-lag-bytes: exit %d, h2 %+v", code, h2)
+		}
+		t.Logf("h2 lags %d bytes, then %d", first, *h2.LagBytes)
+		rep, code, _ = stStatus(t, l, "--max-lag-bytes", "1")
+		if h2 := rep.member(t, "h2"); code != 1 || rep.Clusters[0].Healthy || !slices.ContainsFunc(h2.Problems, func(p string) bool {
+			return strings.Contains(p, "--max-lag-bytes")
+		}) {
+			t.Errorf("--max-lag-bytes 1: exit %d, h2 problems %q", code, h2.Problems)
+		}
+		// h3 replays: a generous limit lets the cluster through.
+		if _, code, _ := stStatus(t, l, "--max-lag-bytes", "1GB"); code != 0 {
+			t.Errorf("--max-lag-bytes 1GB: exit %d", code)
+		}
+	})
+
+	t.Run("replica stopped", func(t *testing.T) {
+		stExec(t, l, "h3", "pg_ctlcluster", v, "main", "stop")
+		defer func() {
+			stExec(t, l, "h3", "pg_ctlcluster", v, "main", "start")
+			stPoll(t, l, time.Minute, "h3 streams again", stHealthy)
+		}()
+		rep, code, _ := stStatus(t, l)
+		if code != 1 || rep.Clusters[0].Healthy {
+			t.Errorf("exit %d, healthy %v; want 1, false", code, rep.Clusters[0].Healthy)
+		}
+		h3 := rep.member(t, "h3")
+		if h3.Role != "stopped" || h3.Streaming || h3.Slot == nil || h3.Slot.Active || len(h3.Problems) == 0 {
+			t.Errorf("h3: %+v", h3)
+		}
+		if h1, h2 := rep.member(t, "h1"), rep.member(t, "h2"); h1.Role != "primary" || !h2.Streaming || len(h2.Problems) != 0 {
+			t.Errorf("the others: h1 %+v, h2 %+v", h1, h2)
+		}
+		text := pgfleet(t, "status", l.Inventory)
+		if text.code != 1 || !strings.Contains(text.stdout, "DEGRADED") || !strings.Contains(text.stdout, "h3 (inactive, ") {
+			t.Errorf("text: exit %d\n%s", text.code, text.stdout)
+		}
+	})
+
+	t.Run("check primary port closed", func(t *testing.T) {
+		res := pgfleet(t, "check", l.Inventory)
+		if res.code != 0 {
+			t.Fatalf("check on a healthy cluster: exit %d", res.code)
+		}
+		// PostgreSQL on h1 listens on localhost only until its next restart.
+		stExec(t, l, "h1", "pg_ctlcluster", v, "main", "restart", "-o", "-c listen_addresses=localhost")
+		defer func() {
+			stExec(t, l, "h1", "pg_ctlcluster", v, "main", "restart")
+			stPoll(t, l, time.Minute, "replicas stream again", stHealthy)
+		}()
+		res = pgfleet(t, "check", "-o", "json", l.Inventory)
+		var rep struct {
+			OK     bool `json:"ok"`
+			Checks []struct {
+				Host, Check, Status, Detail, Hint string
+			} `json:"checks"`
+		}
+		if err := json.Unmarshal([]byte(res.stdout), &rep); err != nil {
+			t.Fatal(err)
+		}
+		if res.code != 1 || rep.OK {
+			t.Errorf("exit %d, ok %v; want 1, false", res.code, rep.OK)
+		}
+		port := map[string]string{}
+		for _, c := range rep.Checks {
+			if c.Check == "primary port" {
+				port[c.Host] = c.Status
+				if c.Status != "fail" || !strings.Contains(c.Hint, "listen_addresses") || !strings.Contains(c.Detail, "refused") {
+					t.Errorf("%+v", c)
+				}
+			} else if c.Status == "fail" {
+				t.Errorf("unexpected failure: %+v", c)
+			}
+		}
+		if len(port) != 2 || port["h2"] != "fail" || port["h3"] != "fail" {
+			t.Errorf("primary port checks: %v", port)
+		}
+		text := pgfleet(t, "check", l.Inventory)
+		if text.code != 1 || !strings.Contains(text.stdout, "FAIL  h2  primary port") || !strings.Contains(text.stdout, "hint: check that PostgreSQL on h1 listens") {
+			t.Errorf("text: exit %d\n%s", text.code, text.stdout)
+		}
+	})
+
+	t.Run("host unreachable", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		if out, err := exec.CommandContext(ctx, "docker", "stop", "-t", "1", l.Hosts[2].Container).CombinedOutput(); err != nil {
+			t.Fatalf("docker stop: %v: %s", err, out)
+		}
+		const timeout = 3 * time.Second
+		rep, code, took := stStatus(t, l, "--connect-timeout", timeout.String())
+		t.Logf("status with h3 gone took %v", took)
+		if took > timeout+5*time.Second {
+			t.Errorf("status took %v with --connect-timeout %v", took, timeout)
+		}
+		if code != 1 {
+			t.Errorf("exit %d, want 1", code)
+		}
+		if h3 := rep.member(t, "h3"); h3.Role != "unreachable" || len(h3.Problems) == 0 {
+			t.Errorf("h3: %+v", h3)
+		}
+		if h2 := rep.member(t, "h2"); !h2.Streaming {
+			t.Errorf("h2: %+v", h2)
+		}
+	})
+}
+
+// TestCheckFresh runs pgfleet check on bare lab hosts: nothing fails.
+func TestCheckFresh(t *testing.T) {
+	t.Parallel()
+	l := newLab(t, 3, "bookworm")
+	res := pgfleet(t, "check", "-o", "json", l.Inventory)
+	var rep struct {
+		OK     bool `json:"ok"`
+		Checks []struct {
+			Host, Check, Status, Detail, Hint string
+		} `json:"checks"`
+	}
+	if err := json.Unmarshal([]byte(res.stdout), &rep); err != nil {
+		t.Fatalf("%v: %s", err, res.stdout)
+	}
+	if res.code != 0 || !rep.OK {
+		t.Errorf("exit %d, ok %v", res.code, rep.OK)
+	}
+	seen := map[string]bool{}
+	for _, c := range rep.Checks {
+		seen[c.Host+" "+c.Check] = true
+		if c.Status != "pass" && c.Status != "warn" {
+			t.Errorf("%+v", c)
+		}
+	}
+	for _, h := range l.Hosts {
+		for _, c := range []string{"ssh", "sudo", "os", "postgresql", "data dir", "clock"} {
+			if !seen[h.Name+" "+c] {
+				t.Errorf("no %s check for %s", c, h.Name)
+			}
+		}
+		if h.Name != "h1" && (!seen[h.Name+" primary port"] || !seen[h.Name+" disk"]) {
+			t.Errorf("%s: no primary port or disk check", h.Name)
+		}
+	}
+	// Nothing was changed: PostgreSQL is still absent everywhere.
+	for _, h := range l.Hosts {
+		if out, _ := l.Exec(context.Background(), h.Name, "sh", "-c", "ls /usr/lib/postgresql 2>/dev/null | wc -l"); strings.TrimSpace(out) != "0" {
+			t.Errorf("%s: PostgreSQL appeared after check: %s", h.Name, out)
+		}
+	}
+	text := pgfleet(t, "check", l.Inventory)
+	if text.code != 0 || !strings.Contains(text.stdout, "0 failed: up can proceed") {
+		t.Errorf("text: exit %d\n%s", text.code, text.stdout)
+	}
+	// status on the same bare hosts: nothing is installed, nothing is healthy.
+	st, code, _ := stStatus(t, l)
+	if code != 1 || st.Clusters[0].Healthy {
+		t.Errorf("status on bare hosts: exit %d, healthy %v", code, st.Clusters[0].Healthy)
+	}
+	for _, m := range st.Clusters[0].Members {
+		if m.Role != "not installed" || len(m.Problems) != 1 || !strings.Contains(m.Problems[0], "is not installed") {
+			t.Errorf("%s: %+v", m.Host, m)
+		}
+	}
+}
