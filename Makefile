@@ -44,7 +44,9 @@ lab-down:
 demo: build lab-up
 	$(BIN) up .lab/inventory.yaml
 	@echo
-	@echo "demo: the lab's cluster is up. Try: $(BIN) up .lab/inventory.yaml   (a second run changes nothing)"
+	$(BIN) status .lab/inventory.yaml
+	@echo
+	@echo "demo: the lab's cluster is up. Run $(BIN) up .lab/inventory.yaml again: nothing changes. make lab-down removes it."
 
 BENCHTIME ?= 3x
 
