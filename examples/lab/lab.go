@@ -189,7 +189,7 @@ func debootstrap(ctx context.Context, release, image string, logw io.Writer) err
 		return err
 	}
 	defer os.RemoveAll(root)
-	logf(logw, "lab: debootstrap %s from %s (about 40 s)", release, mirror)
+	logf(logw, "lab: debootstrap %s from %s (a minute or two)", release, mirror)
 	cmd := exec.CommandContext(ctx, "debootstrap", "--variant=minbase",
 		"--include=openssh-server,sudo,iproute2,procps,ca-certificates", release, root, mirror)
 	var out bytes.Buffer
