@@ -22,7 +22,7 @@ import (
 // Targets: up from bare hosts within 1.25x of the floor; a no-op re-run
 // under 1 s for 3 hosts.
 
-func reportMedian(b *testing.B, times []time.Duration) {
+func reportMedian(b *testing.B, times []time.Duration) time.Duration {
 	b.Helper()
 	slices.Sort(times)
 	m := times[len(times)/2]
@@ -35,6 +35,7 @@ func reportMedian(b *testing.B, times []time.Duration) {
 		all = append(all, fmt.Sprintf("%.2fs", d.Seconds()))
 	}
 	b.Logf("runs: %s; median %.2fs", strings.Join(all, " "), m.Seconds())
+	return m
 }
 
 func BenchmarkUpFromBare(b *testing.B) {
@@ -79,22 +80,36 @@ func BenchmarkFloorScript(b *testing.B) {
 	reportMedian(b, times)
 }
 
-func BenchmarkUpNoop(b *testing.B) {
-	b.StopTimer()
+// BenchmarkConverged measures, on a converged 3-host cluster, the no-op
+// `up` (target: under 3 s, aiming for 1 s) and `status` (target: well
+// under a second). It fails when a median misses the target.
+func BenchmarkConverged(b *testing.B) {
 	l := newLab(b, 3, "bookworm")
 	if r := pgfleet(b, "up", l.Inventory); r.code != 0 {
 		b.Fatalf("pgfleet up: exit %d", r.code)
 	}
-	var times []time.Duration
-	for i := 0; i < max(b.N, 5); i++ {
-		b.StartTimer()
-		start := time.Now()
-		r := pgfleet(b, "up", l.Inventory)
-		times = append(times, time.Since(start))
-		b.StopTimer()
-		if r.code != 0 || !strings.Contains(r.stdout, "nothing changed") {
-			b.Fatalf("no-op up: exit %d\n%s", r.code, r.stdout)
-		}
+	for _, c := range []struct {
+		name   string
+		args   []string
+		want   string
+		target time.Duration
+	}{
+		{"up-noop", []string{"up", l.Inventory}, "nothing changed", 3 * time.Second},
+		{"status", []string{"status", l.Inventory}, "h3", time.Second},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			var times []time.Duration
+			for i := 0; i < max(b.N, 5); i++ {
+				start := time.Now()
+				r := pgfleet(b, c.args...)
+				times = append(times, time.Since(start))
+				if r.code != 0 || !strings.Contains(r.stdout, c.want) {
+					b.Fatalf("%v: exit %d\n%s", c.args, r.code, r.stdout)
+				}
+			}
+			if m := reportMedian(b, times); m > c.target {
+				b.Errorf("%s: median %v, target under %v", c.name, m, c.target)
+			}
+		})
 	}
-	reportMedian(b, times)
 }

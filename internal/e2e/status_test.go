@@ -147,9 +147,8 @@ func TestStatus(t *testing.T) {
 		}
 		fastest := slices.Min(times)
 		t.Logf("pgfleet status of 3 hosts took %v (runs: %v)", fastest, times)
-		if fastest > 3*time.Second {
-			t.Errorf("status took %v, want well under a second", fastest)
-		}
+		// The speed target is checked by BenchmarkConverged.
+
 		if c := rep.Clusters[0]; c.Name != "main" || !c.Healthy {
 			t.Errorf("cluster %s healthy %v", c.Name, c.Healthy)
 		}
