@@ -294,6 +294,35 @@ func TestUpBookworm(t *testing.T) {
 		}
 	})
 
+	t.Run("a second run on a locked cluster names the holder", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		// Another run holds the cluster's lock on the primary.
+		holder := exec.CommandContext(ctx, "docker", "exec", l.Hosts[0].Container, "sh", "-c",
+			"mkdir -p /run/lock/pgfleet && exec flock /run/lock/pgfleet/main.lock sh -c 'echo alice@laptop > /run/lock/pgfleet/main.owner; echo held; sleep 60'")
+		out, err := holder.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := holder.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer holder.Wait()
+		defer holder.Process.Kill()
+		if line, err := bufio.NewReader(out).ReadString('\n'); err != nil || line != "held\n" {
+			t.Fatalf("lock holder: %q %v", line, err)
+		}
+		r := pgfleet(t, "up", inv)
+		if r.code != 1 || !strings.Contains(r.stderr, "alice@laptop") || !strings.Contains(r.stderr, "another pgfleet run") {
+			t.Errorf("up on a locked cluster: exit %d, stderr:\n%s", r.code, r.stderr)
+		}
+		if got := fileStates(t, l, 15); got != files {
+			t.Errorf("a locked-out run touched the managed files")
+		}
+		cancel()
+		l.Exec(context.Background(), "h1", "pkill", "-f", "sleep 60")
+	})
+
 	t.Run("a setting PostgreSQL rejects never goes live", func(t *testing.T) {
 		bad := strings.Replace(l.InventoryYAML("basebackup"), "postgres:\n", "postgres:\n  settings:\n    max_connections: lots\n", 1)
 		badInv := filepath.Join(t.TempDir(), "bad-setting.yaml")
