@@ -16,7 +16,7 @@ for h in "$primary" "${replicas[@]}"; do
     run "$h" "sudo mkdir -p /etc/postgresql-common/createcluster.d &&
         echo 'create_main_cluster = false' | sudo tee /etc/postgresql-common/createcluster.d/floor.conf >/dev/null &&
         sudo apt-get update -q >/dev/null &&
-        sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends postgresql-$v >/dev/null" &
+        sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends postgresql-$v >/dev/null 2>&1" &
 done
 wait
 
