@@ -96,16 +96,7 @@ func (c *checker) pass(h *Host, check, format string, args ...any) {
 func (r *Run) Preflight(ctx context.Context) *CheckReport {
 	c := &checker{}
 	r.each(r.Hosts, func(h *Host) {
-		start := time.Now()
-		err := r.connect(ctx, h)
-		res := Result{Step: "connect", Host: h.Name, Status: Unchanged, Duration: time.Since(start)}
-		if err != nil {
-			err = &HostError{Host: h.Name, Step: "connect", Err: err}
-			h.fail(err)
-			res.Status, res.Err = Failed, err
-			h.Log.Debug("connect", "err", err)
-		}
-		r.record(res)
+		err := r.connectHost(ctx, h)
 		c.connection(h, err)
 		if h.Facts != nil {
 			c.hostFacts(h)

@@ -251,19 +251,27 @@ func (r *Run) each(hosts []*Host, f func(h *Host)) {
 // host's facts. A host that cannot be reached is failed; the others go on.
 func (r *Run) Connect(ctx context.Context) {
 	r.each(r.Hosts, func(h *Host) {
-		start := time.Now()
-		err := r.connect(ctx, h)
-		res := Result{Step: "connect", Host: h.Name, Status: Unchanged, Duration: time.Since(start)}
-		if err != nil {
-			err = &HostError{Host: h.Name, Step: "connect", Err: err}
-			h.fail(err)
-			res.Status, res.Err = Failed, err
-			h.Log.Error("connect", "err", err)
+		if r.connectHost(ctx, h) != nil {
+			h.Log.Error("connect", "err", errors.Unwrap(h.Failed()))
 		} else {
-			h.Log.Debug("facts gathered", "took", time.Since(start).Round(time.Millisecond))
+			h.Log.Debug("facts gathered")
 		}
-		r.record(res)
 	})
+}
+
+// connectHost connects to one host, gathers its facts and records the
+// result; a failure fails the host.
+func (r *Run) connectHost(ctx context.Context, h *Host) error {
+	start := time.Now()
+	err := r.connect(ctx, h)
+	res := Result{Step: "connect", Host: h.Name, Status: Unchanged, Duration: time.Since(start)}
+	if err != nil {
+		err = &HostError{Host: h.Name, Step: "connect", Err: err}
+		h.fail(err)
+		res.Status, res.Err = Failed, err
+	}
+	r.record(res)
+	return err
 }
 
 func (r *Run) connect(ctx context.Context, h *Host) error {

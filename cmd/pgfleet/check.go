@@ -68,15 +68,11 @@ func runCheck(ctx context.Context, g *globalOptions, o *checkOptions, path strin
 	if o.connectTimeout <= 0 {
 		return usageError{fmt.Errorf("--connect-timeout must be positive, not %s", o.connectTimeout)}
 	}
-	inv, err := loadInventory(path)
-	if err != nil {
-		return err
-	}
 	opts := g.runOptions(o.connectTimeout)
 	opts.Progress = nil
-	r, err := steps.NewRun(inv, opts)
+	_, r, err := newRun(path, opts)
 	if err != nil {
-		return usageError{err}
+		return err
 	}
 	defer r.Close()
 	rep := r.Preflight(ctx)

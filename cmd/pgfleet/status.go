@@ -153,15 +153,11 @@ func runStatus(ctx context.Context, g *globalOptions, o *statusOptions, path str
 	if err := o.validate(); err != nil {
 		return err
 	}
-	inv, err := loadInventory(path)
-	if err != nil {
-		return err
-	}
 	opts := g.runOptions(o.connectTimeout)
 	opts.Progress = nil
-	r, err := steps.NewRun(inv, opts)
+	_, r, err := newRun(path, opts)
 	if err != nil {
-		return usageError{err}
+		return err
 	}
 	defer r.Close()
 	so := steps.StatusOptions{MaxLagBytes: o.maxLagBytes, Timeout: o.connectTimeout}

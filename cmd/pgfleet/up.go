@@ -105,16 +105,26 @@ func (g *globalOptions) runOptions(connectTimeout time.Duration) steps.Options {
 	return o
 }
 
-func runUp(ctx context.Context, g *globalOptions, o *upOptions, path string, stdout io.Writer) error {
+// newRun loads the inventory and prepares a run over it; a bad inventory
+// or --limit is a usage error (exit code 2).
+func newRun(path string, opts steps.Options) (*inventory.Inventory, *steps.Run, error) {
 	inv, err := loadInventory(path)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	opts := g.runOptions(o.connectTimeout)
-	opts.DryRun, opts.DiscardOldData, opts.VerifyTimeout = o.dryRun, o.discardOldData, o.verifyTimeout
 	r, err := steps.NewRun(inv, opts)
 	if err != nil {
-		return usageError{err}
+		return nil, nil, usageError{err}
+	}
+	return inv, r, nil
+}
+
+func runUp(ctx context.Context, g *globalOptions, o *upOptions, path string, stdout io.Writer) error {
+	opts := g.runOptions(o.connectTimeout)
+	opts.DryRun, opts.DiscardOldData, opts.VerifyTimeout = o.dryRun, o.discardOldData, o.verifyTimeout
+	inv, r, err := newRun(path, opts)
+	if err != nil {
+		return err
 	}
 	defer r.Close()
 	r.Connect(ctx)
