@@ -321,7 +321,7 @@ func (c *checker) replica(ctx context.Context, r *Run, h *Host) {
 }
 
 func (c *checker) primaryPort(ctx context.Context, h, p *Host) {
-	addr, port := replicationAddress(p), p.PG().Port
+	addr, port := p.ReplicationAddress, p.PG().Port
 	target := statusHostPort(addr, port)
 	if p.Facts == nil {
 		c.add(h.Name, CheckPrimaryPort, CheckWarn, "the primary "+p.Name+" could not be checked; "+target+" not checked", "")
@@ -339,7 +339,7 @@ func (c *checker) primaryPort(ctx context.Context, h, p *Host) {
 // judgePrimaryPort judges portProbe's output, run on replica h towards its
 // primary p.
 func judgePrimaryPort(out string, h, p *Host) (status, detail, hint string) {
-	addr, port := replicationAddress(p), p.PG().Port
+	addr, port := p.ReplicationAddress, p.PG().Port
 	target := statusHostPort(addr, port)
 	if !p.Facts.Running {
 		// Nothing listens yet, but a refusal still proves the way is open;

@@ -43,8 +43,8 @@ func cloneReason(h, p *Host) string {
 	if port == "" {
 		port = "5432"
 	}
-	if host != replicationAddress(p) || port != strconv.Itoa(p.PG().Port) {
-		return fmt.Sprintf("it follows %s:%s, not %s (%s:%d)", host, port, p.Name, replicationAddress(p), p.PG().Port)
+	if host != p.ReplicationAddress || port != strconv.Itoa(p.PG().Port) {
+		return fmt.Sprintf("it follows %s:%s, not %s (%s:%d)", host, port, p.Name, p.ReplicationAddress, p.PG().Port)
 	}
 	return ""
 }
@@ -139,7 +139,7 @@ func clone(ctx context.Context, r *Run, h, p *Host) error {
 // ~postgres/.pgpass, never from here.
 func conninfo(h, p *Host) string {
 	return fmt.Sprintf("host=%s port=%d user=%s application_name=%s",
-		conninfoQuote(replicationAddress(p)), p.PG().Port, conninfoQuote(h.PG().Replication.User), conninfoQuote(h.Name))
+		conninfoQuote(p.ReplicationAddress), p.PG().Port, conninfoQuote(h.PG().Replication.User), conninfoQuote(h.Name))
 }
 
 // conninfoQuote quotes a libpq conninfo value when it needs it.
@@ -163,7 +163,7 @@ func writePgPass(ctx context.Context, h, p *Host, pw string) error {
 	if home == "" {
 		home = "/var/lib/postgresql"
 	}
-	prefix := fmt.Sprintf("%s:%d:replication:%s:", pgpassEscape(replicationAddress(p)), p.PG().Port, pgpassEscape(h.PG().Replication.User))
+	prefix := fmt.Sprintf("%s:%d:replication:%s:", pgpassEscape(p.ReplicationAddress), p.PG().Port, pgpassEscape(h.PG().Replication.User))
 	want := prefix + pgpassEscape(pw)
 	var lines []string
 	for _, line := range strings.Split(strings.TrimRight(h.Facts.PgPass, "\n"), "\n") {
@@ -187,7 +187,7 @@ func writePgPass(ctx context.Context, h, p *Host, pw string) error {
 // preflight checks, from the replica itself, that a clone can succeed
 // before anything on the replica is touched.
 func preflight(ctx context.Context, h, p *Host) error {
-	addr, port := replicationAddress(p), strconv.Itoa(p.PG().Port)
+	addr, port := p.ReplicationAddress, strconv.Itoa(p.PG().Port)
 	_, err := h.Conn.Run(ctx, remote.Cmd{As: "postgres",
 		Args: []string{bin(h.Layout, "pg_isready"), "-q", "-h", addr, "-p", port, "-t", "10"}})
 	var ee *remote.ExitError
@@ -205,7 +205,7 @@ func preflight(ctx context.Context, h, p *Host) error {
 		return hintf(fmt.Sprintf("check the replication password (the same for every host of cluster %s) and pg_hba.conf on %s", h.Cluster.Name, p.Name),
 			"preflight: the primary %s refused the replication login of %s: %w", p.Name, h.Name, err)
 	}
-	need := p.Facts.DBSize + p.Facts.DBSize/10 + 64<<20
+	need := cloneNeed(p.Facts.DBSize)
 	if free := h.Facts.DiskFreeKB * 1024; p.Facts.DBSize > 0 && free < need {
 		return hintf("free space on "+h.Name+" or point data_dir at a larger filesystem",
 			"preflight: %s has %d MB free for %s, the copy needs about %d MB", h.Name, free>>20, h.Layout.DataDir(), need>>20)

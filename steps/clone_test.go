@@ -86,7 +86,7 @@ func TestCloneReason(t *testing.T) {
 func hostileHost(name, addr, user string, port int) *Host {
 	c := &inventory.Cluster{Name: "c", Postgres: inventory.Postgres{Version: 15, Port: port,
 		Replication: inventory.Replication{User: user}}}
-	ih := &inventory.Host{Name: name, Address: addr, Cluster: c}
+	ih := &inventory.Host{Name: name, Address: addr, ReplicationAddress: addr, Cluster: c} // as the inventory defaults it
 	c.Primary = ih
 	return &Host{Host: ih, Cluster: c, Layout: newDebian(15, "")}
 }

@@ -45,11 +45,3 @@ func root(ctx context.Context, h *Host, args ...string) (string, error) {
 	}
 	return strings.TrimSpace(string(res.Stdout)), nil
 }
-
-// replicationAddress is the address other members use to reach h.
-func replicationAddress(h *Host) string {
-	if h.ReplicationAddress != "" {
-		return h.ReplicationAddress
-	}
-	return h.Address
-}

@@ -466,8 +466,8 @@ func assessReplica(m *MemberStatus, ih *inventory.Host, c *inventory.Cluster, ob
 	// wal_receiver_status_interval later). When the replica could not be
 	// asked, the primary's view is all there is.
 	if p != nil && s != nil && s.InRecovery {
-		if a, ok1 := statusParseLSN(p.LSN); ok1 {
-			if b, ok2 := statusParseLSN(s.LSN); ok2 {
+		if a, err1 := parseLSN(p.LSN); err1 == nil {
+			if b, err2 := parseLSN(s.LSN); err2 == nil {
 				lag := int64(0)
 				if a > b {
 					lag = int64(a - b)
@@ -499,7 +499,7 @@ func assessReplica(m *MemberStatus, ih *inventory.Host, c *inventory.Cluster, ob
 				who = m.UpstreamHost + " (" + who + ")"
 			}
 			m.Problems = append(m.Problems, fmt.Sprintf("streams from %s, not from its primary %s (%s)",
-				who, primary.Name, statusHostPort(statusReplAddr(primary), c.Postgres.Port)))
+				who, primary.Name, statusHostPort(primary.ReplicationAddress, c.Postgres.Port)))
 		}
 		if slotName != "" && s.Receiver != nil && s.Receiver.SlotName != slotName {
 			if s.Receiver.SlotName == "" {
@@ -536,20 +536,12 @@ func assessReplica(m *MemberStatus, ih *inventory.Host, c *inventory.Cluster, ob
 	}
 }
 
-// statusReplAddr is the address the other members use to reach h.
-func statusReplAddr(h *inventory.Host) string {
-	if h.ReplicationAddress != "" {
-		return h.ReplicationAddress
-	}
-	return h.Address
-}
-
 // statusSameEndpoint says whether a WAL receiver's sender is h's PostgreSQL.
 func statusSameEndpoint(senderHost string, senderPort int, h *inventory.Host, port int) bool {
 	if senderPort != 0 && senderPort != port {
 		return false
 	}
-	return senderHost == statusReplAddr(h) || senderHost == h.Address
+	return senderHost == h.ReplicationAddress || senderHost == h.Address
 }
 
 // statusMemberAt is the name of the cluster member a sender address is, "" if
@@ -574,20 +566,6 @@ func statusHostPort(host string, port int) string {
 		return host
 	}
 	return host + ":" + strconv.Itoa(port)
-}
-
-// statusParseLSN reads an LSN as PostgreSQL prints it ("16/B374D848").
-func statusParseLSN(s string) (uint64, bool) {
-	hi, lo, ok := strings.Cut(s, "/")
-	if !ok {
-		return 0, false
-	}
-	h, err1 := strconv.ParseUint(hi, 16, 32)
-	l, err2 := strconv.ParseUint(lo, 16, 32)
-	if err1 != nil || err2 != nil {
-		return 0, false
-	}
-	return h<<32 | l, true
 }
 
 func statusBytes(b *int64) string {

@@ -426,15 +426,15 @@ func TestStatusScript(t *testing.T) {
 	}
 }
 
-func TestStatusParseLSN(t *testing.T) {
+func TestParseLSN(t *testing.T) {
 	for in, want := range map[string]uint64{"0/0": 0, "0/3000148": 0x3000148, "16/B374D848": 0x16_B374D848, "FFFFFFFF/FFFFFFFF": 1<<64 - 1} {
-		if got, ok := statusParseLSN(in); !ok || got != want {
-			t.Errorf("statusParseLSN(%q) = %x, %v; want %x", in, got, ok, want)
+		if got, err := parseLSN(in); err != nil || got != want {
+			t.Errorf("parseLSN(%q) = %x, %v; want %x", in, got, err, want)
 		}
 	}
 	for _, bad := range []string{"", "3000148", "0/xyz", "1/2/3", "100000000/0"} {
-		if _, ok := statusParseLSN(bad); ok {
-			t.Errorf("statusParseLSN(%q) succeeded", bad)
+		if _, err := parseLSN(bad); err == nil {
+			t.Errorf("parseLSN(%q) succeeded", bad)
 		}
 	}
 }

@@ -322,7 +322,7 @@ func render(r *Run, h *Host) (map[string][]byte, error) {
 		d.Settings = append(d.Settings, templates.Setting{Name: s.Name, Value: s.Value})
 	}
 	for _, m := range members {
-		d.Peers = append(d.Peers, templates.Peer{Name: m.Name, Address: replicationAddress(m)})
+		d.Peers = append(d.Peers, templates.Peer{Name: m.Name, Address: m.ReplicationAddress})
 	}
 	out := map[string][]byte{}
 	for _, name := range templates.Names() {
