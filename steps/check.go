@@ -151,7 +151,7 @@ func (c *checker) connection(h *Host, err error) {
 		c.pass(h, CheckSudo, "sudo -n works")
 		return
 	}
-	msg := innermostError(err)
+	msg := Cause(err)
 	detail, hint := msg, ""
 	sudo := errors.Is(err, remote.ErrSudoPassword)
 	var rhe *remote.HostError
@@ -190,9 +190,9 @@ func sshPort(h *Host) int {
 	return h.SSH.Port
 }
 
-// innermostError drops the "host: step:" prefixes the wrapping errors add,
-// since a check's line names the host already.
-func innermostError(err error) string {
+// Cause is an error's text without the "host: step:" prefixes that the
+// wrapping errors add, for reports that show host and step on their own.
+func Cause(err error) string {
 	for {
 		switch e := err.(type) {
 		case *HostError:
@@ -329,7 +329,7 @@ func (c *checker) primaryPort(ctx context.Context, h, p *Host) {
 	}
 	res, err := h.Conn.Run(ctx, remote.Cmd{Args: []string{"sh", "-c", portProbe, "pgfleet-port", addr, strconv.Itoa(port), h.Layout.BinDir()}})
 	if err != nil {
-		c.add(h.Name, CheckPrimaryPort, CheckFail, "probe "+target+": "+innermostError(err), "")
+		c.add(h.Name, CheckPrimaryPort, CheckFail, "probe "+target+": "+Cause(err), "")
 		return
 	}
 	status, detail, hint := judgePrimaryPort(string(res.Stdout), h, p)
@@ -536,7 +536,7 @@ func (c *checker) judgeClocks(samples []clockSample) {
 	}
 	for _, s := range samples {
 		if s.err != nil {
-			c.add(s.host, CheckClock, CheckWarn, "could not read the clock: "+innermostError(s.err), "")
+			c.add(s.host, CheckClock, CheckWarn, "could not read the clock: "+Cause(s.err), "")
 			continue
 		}
 		skew := s.offset - median

@@ -250,7 +250,7 @@ func (r *Run) observe(ctx context.Context, h *Host, timeout time.Duration) *obse
 		cancel()
 		if err != nil {
 			if timedOut && ctx.Err() == nil {
-				err = fmt.Errorf("no answer within %s: %s", timeout, innermostError(err))
+				err = fmt.Errorf("no answer within %s: %s", timeout, Cause(err))
 			}
 			h.Log.Debug("connect", "err", err)
 			return &observation{connectErr: err}
@@ -283,7 +283,7 @@ func (r *Run) observe(ctx context.Context, h *Host, timeout time.Duration) *obse
 			h.Conn = nil
 		}
 		if qctx.Err() != nil && ctx.Err() == nil {
-			err = fmt.Errorf("no answer within %s: %s", timeout, innermostError(err))
+			err = fmt.Errorf("no answer within %s: %s", timeout, Cause(err))
 		}
 		return &observation{queryErr: err}
 	}
@@ -373,10 +373,10 @@ func observeMember(ih *inventory.Host, c *inventory.Cluster, ob *observation) Me
 	}
 	switch {
 	case ob.connectErr != nil:
-		m.Role, m.Error = RoleUnreachable, innermostError(ob.connectErr)
+		m.Role, m.Error = RoleUnreachable, Cause(ob.connectErr)
 		m.Problems = append(m.Problems, "unreachable: "+m.Error)
 	case ob.queryErr != nil:
-		m.Role, m.Error = RoleUnreachable, innermostError(ob.queryErr)
+		m.Role, m.Error = RoleUnreachable, Cause(ob.queryErr)
 		m.Problems = append(m.Problems, "no answer from the status probe: "+m.Error)
 	case ob.installed != nil:
 		m.Role = RoleNotInstalled

@@ -9,6 +9,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/pgfleet/pgfleet/steps"
 )
 
 // Exit codes are part of pgfleet's contract with the scripts that run it.
@@ -24,15 +26,6 @@ type usageError struct{ err error }
 
 func (e usageError) Error() string { return e.err.Error() }
 func (e usageError) Unwrap() error { return e.err }
-
-// hintError carries a suggestion for what to do next.
-type hintError struct {
-	err  error
-	hint string
-}
-
-func (e hintError) Error() string { return e.err.Error() }
-func (e hintError) Unwrap() error { return e.err }
 
 // silentError is an error whose details were already printed (a failed
 // summary, a table of problems); main only turns it into an exit code.
@@ -65,9 +58,9 @@ func run(args []string) int {
 		return silent.code
 	}
 	fmt.Fprintf(os.Stderr, "pgfleet: error: %v\n", err)
-	var h hintError
-	if errors.As(err, &h) && h.hint != "" {
-		fmt.Fprintf(os.Stderr, "pgfleet: hint: %s\n", h.hint)
+	var h *steps.Hint
+	if errors.As(err, &h) && h.Hint != "" {
+		fmt.Fprintf(os.Stderr, "pgfleet: hint: %s\n", h.Hint)
 	}
 	var u usageError
 	if errors.As(err, &u) {

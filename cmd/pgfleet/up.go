@@ -204,7 +204,7 @@ func buildReport(r *steps.Run, total time.Duration, dryRun bool) runReport {
 		case steps.Failed:
 			hr.Failed = true
 			rep.OK = false
-			f := failure{Host: res.Host, Step: res.Step, Error: innermost(res.Err)}
+			f := failure{Host: res.Host, Step: res.Step, Error: steps.Cause(res.Err)}
 			var h *steps.Hint
 			if errors.As(res.Err, &h) {
 				f.Hint = h.Hint
@@ -216,19 +216,6 @@ func buildReport(r *steps.Run, total time.Duration, dryRun bool) runReport {
 		rep.Hosts = append(rep.Hosts, *byHost[name])
 	}
 	return rep
-}
-
-// innermost drops the "host: step: " prefix the HostError adds, since the
-// report shows host and step in their own fields.
-func innermost(err error) string {
-	var he *steps.HostError
-	if errors.As(err, &he) {
-		return he.Err.Error()
-	}
-	if err == nil {
-		return ""
-	}
-	return err.Error()
 }
 
 func report(g *globalOptions, r *steps.Run, inv *inventory.Inventory, stdout io.Writer, total time.Duration, dryRun bool) error {

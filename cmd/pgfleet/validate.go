@@ -7,8 +7,10 @@ import (
 	"io"
 	"strings"
 
-	"github.com/pgfleet/pgfleet/inventory"
 	"github.com/spf13/cobra"
+
+	"github.com/pgfleet/pgfleet/inventory"
+	"github.com/pgfleet/pgfleet/steps"
 )
 
 const validateLong = `Validate parses an inventory and checks it, without connecting to any host:
@@ -120,9 +122,9 @@ func runValidate(g *globalOptions, stdout, stderr io.Writer, path string) error 
 		for _, e := range errs {
 			fmt.Fprintln(stderr, e)
 		}
-		return hintError{
-			err:  usageError{fmt.Errorf("%s: %s", path, countProblems(len(errs)))},
-			hint: "fix the lines above and run pgfleet validate again; docs/inventory.md describes every key",
+		return &steps.Hint{
+			Err:  usageError{fmt.Errorf("%s: %s", path, countProblems(len(errs)))},
+			Hint: "fix the lines above and run pgfleet validate again; docs/inventory.md describes every key",
 		}
 	}
 
