@@ -269,9 +269,10 @@ func validateConf(ctx context.Context, h *Host, content []byte) error {
 	if err := h.Conn.WriteFile(ctx, tmp, content, 0o644, "postgres", "postgres"); err != nil {
 		return fmt.Errorf("write %s: %w", tmp, err)
 	}
-	_, err := h.Conn.Run(ctx, remote.Cmd{As: "postgres",
-		Args: []string{bin(h.Layout, "postgres"), "-C", "data_directory", "-c", "config_file=" + tmp}})
-	root(ctx, h, "rm", "-f", "--", tmp)
+	// Check and remove the candidate in one command: one round trip.
+	_, err := h.Conn.Run(ctx, remote.Cmd{As: "postgres", Args: []string{"sh", "-c",
+		`"$1" -C data_directory -c config_file="$2"; rc=$?; rm -f -- "$2"; exit $rc`,
+		"pgfleet-check", bin(h.Layout, "postgres"), tmp}})
 	var ee *remote.ExitError
 	if errors.As(err, &ee) {
 		if why := serverComplaints(ee.Stderr); why != "" {
