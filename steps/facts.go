@@ -132,30 +132,12 @@ func parseFacts(out string) (*Facts, error) {
 			f.DataVersion, _ = strconv.Atoi(strings.TrimSpace(val))
 		case key == "standby_signal":
 			f.StandbySignal = true
-		case key == "auto_conf":
-			b, err := base64.StdEncoding.DecodeString(val)
-			if err != nil {
-				return nil, fmt.Errorf("facts: postgresql.auto.conf: %w", err)
-			}
-			f.AutoConf = string(b)
 		case key == "disk_free_kb":
 			f.DiskFreeKB, _ = strconv.ParseInt(val, 10, 64)
-		case strings.HasPrefix(key, "file."):
-			b, err := base64.StdEncoding.DecodeString(val)
-			if err != nil {
-				return nil, fmt.Errorf("facts: %s: %w", key, err)
-			}
-			f.Files[strings.TrimPrefix(key, "file.")] = b
 		case key == "files":
 			if err := f.readFiles(val); err != nil {
 				return nil, err
 			}
-		case key == "pgpass":
-			b, err := base64.StdEncoding.DecodeString(val)
-			if err != nil {
-				return nil, fmt.Errorf("facts: .pgpass: %w", err)
-			}
-			f.PgPass = string(b)
 		case key == "sql_error":
 			f.SQLError = true
 		case strings.HasPrefix(key, "sql."):

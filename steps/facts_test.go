@@ -1,6 +1,9 @@
 package steps
 
 import (
+	"archive/tar"
+	"bytes"
+	"encoding/base64"
 	"errors"
 	"net"
 	"os"
@@ -13,8 +16,25 @@ import (
 
 const verifier = "SCRAM-SHA-256$4096:c2FsdHNhbHRzYWx0$c3RvcmVka2V5:c2VydmVya2V5"
 
+// tarB64 is a tar of files, base64-encoded, as facts.sh sends them.
+func tarB64(t testing.TB, files map[string]string) string {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for name, body := range files {
+		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o600, Size: int64(len(body))}); err != nil {
+			t.Fatal(err)
+		}
+		tw.Write([]byte(body))
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return base64.StdEncoding.EncodeToString(buf.Bytes())
+}
+
 // probeOutput is what facts.sh prints on a running PG 15 standby of h1.
-func probeOutput() string {
+func probeOutput(t testing.TB) string {
 	auto := basebackupAutoConf("10.0.0.1", "5432", "h2")
 	return strings.Join([]string{
 		"os_id=debian",
@@ -30,12 +50,14 @@ func probeOutput() string {
 		"data_version=15",
 		"data_nonempty=1",
 		"standby_signal=1",
-		"auto_conf=" + b64(auto),
 		"disk_free_kb=52428800",
-		"file.postgresql.conf=" + b64("# managed by pgfleet\nport = 5432\n"),
-		"file.pg_hba.conf=" + b64("local all postgres peer\n"),
-		"file.start.conf=" + b64("auto\n"),
-		"pgpass=" + b64("10.0.0.1:5432:replication:replicator:s3cr\\:et\n"),
+		"files=" + tarB64(t, map[string]string{
+			"/var/lib/postgresql/15/main/postgresql.auto.conf": auto,
+			"/etc/postgresql/15/main/postgresql.conf":          "# managed by pgfleet\nport = 5432\n",
+			"/etc/postgresql/15/main/pg_hba.conf":              "local all postgres peer\n",
+			"/etc/postgresql/15/main/start.conf":               "auto\n",
+			"/var/lib/postgresql/.pgpass":                      "10.0.0.1:5432:replication:replicator:s3cr\\:et\n",
+		}),
 		"sql.running=1",
 		"sql.server_version=150007",
 		"sql.recovery=true",
@@ -55,7 +77,7 @@ func probeOutput() string {
 }
 
 func TestParseFacts(t *testing.T) {
-	f, err := parseFacts(probeOutput())
+	f, err := parseFacts(probeOutput(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,7 +181,7 @@ func TestParseFactsIPv6WALSender(t *testing.T) {
 }
 
 func TestParseFactsBadBase64(t *testing.T) {
-	for _, line := range []string{"auto_conf=not*base64", "file.pg_hba.conf=%%%", "pgpass=@@"} {
+	for _, line := range []string{"files=not*base64", "files=%%%", "files=" + b64("not a tar archive, but long enough to be read as one header? no")} {
 		if _, err := parseFacts("os_id=debian\n" + line + "\n"); err == nil {
 			t.Errorf("%s: no error", line)
 		}
