@@ -302,12 +302,6 @@ func build(ctx context.Context, image string, files map[string][]byte, args []st
 // ensureCache starts the shared package cache if it is not running and
 // returns its container name.
 func ensureCache(ctx context.Context, release string, logw io.Writer) error {
-	if out, err := docker(ctx, nil, "inspect", "--format", "{{.State.Running}}", cacheName); err == nil {
-		if out == "true" {
-			return nil
-		}
-		docker(ctx, nil, "rm", "-f", cacheName)
-	}
 	image := "pgfleet-lab-aptcache:latest"
 	mirror, err := Mirror()
 	if err != nil {
@@ -315,22 +309,44 @@ func ensureCache(ctx context.Context, release string, logw io.Writer) error {
 	}
 	sum := sha256.Sum256(append(cacheDockerfile, mirror...))
 	hash := hex.EncodeToString(sum[:8])
+	imageMu.Lock()
 	if got, ok := imageLabel(ctx, image, Label+".hash"); !ok || got != hash {
 		base, err := ensureBase(ctx, "bookworm", logw)
-		if err != nil {
-			return err
+		if err == nil {
+			err = build(ctx, image, map[string][]byte{"Dockerfile": cacheDockerfile},
+				[]string{"--build-arg", "BASE=" + base, "--build-arg", "MIRROR=" + mirror, "--label", Label + ".hash=" + hash}, logw)
 		}
-		if err := build(ctx, image, map[string][]byte{"Dockerfile": cacheDockerfile},
-			[]string{"--build-arg", "BASE=" + base, "--build-arg", "MIRROR=" + mirror, "--label", Label + ".hash=" + hash}, logw); err != nil {
+		if err != nil {
+			imageMu.Unlock()
 			return fmt.Errorf("lab: build package cache: %w", err)
 		}
 	}
-	_, err = docker(ctx, nil, "run", "-d", "--name", cacheName, "--label", Label+"=cache",
-		"-v", cacheVolume+":/var/cache/apt-cacher-ng", image)
-	if err != nil && !strings.Contains(err.Error(), "is already in use") {
-		return fmt.Errorf("lab: start package cache: %w", err)
+	imageMu.Unlock()
+	// Labs start and end concurrently: the container may be starting, or
+	// still being removed after the last lab went. Wait those out.
+	var last error
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); {
+		state, err := docker(ctx, nil, "inspect", "--format", "{{.State.Status}}", cacheName)
+		switch {
+		case err == nil && state == "running":
+			return nil
+		case err == nil && (state == "exited" || state == "dead"):
+			docker(ctx, nil, "rm", "-f", cacheName)
+		case err == nil: // created, restarting, removing
+		default:
+			_, last = docker(ctx, nil, "run", "-d", "--name", cacheName, "--label", Label+"=cache",
+				"-v", cacheVolume+":/var/cache/apt-cacher-ng", image)
+			if last == nil {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
 	}
-	return nil
+	return fmt.Errorf("lab: start package cache: not running after a minute (last error: %v)", last)
 }
 
 // Up starts a lab and writes the files a user needs to point pgfleet at it.
