@@ -1,4 +1,5 @@
 # pgfleet — see README.md.
+#   make setup      install and start what the lab needs (Docker, debootstrap, ssh) as root
 #   make demo       bring up a 3-host lab and run pgfleet on it
 #   make test       unit tests (with -race) and end-to-end tests on lab hosts
 #   make lab-up     start a lab (HOSTS=3 RELEASE=bookworm|trixie); files in .lab/
@@ -14,7 +15,10 @@ LAB     ?= pgfleet-lab
 BIN     := bin/pgfleet
 E2E_TIMEOUT ?= 80m
 
-.PHONY: build test unit e2e lab-up lab-down demo bench check images
+.PHONY: setup build test unit e2e lab-up lab-down demo bench check images
+
+setup:
+	./examples/lab/setup
 
 build:
 	$(GO) build -o $(BIN) ./cmd/pgfleet
@@ -33,7 +37,7 @@ e2e: images
 	  if [ "$$CI" = "true" ] && grep -q -- '--- SKIP' .e2e.log; then echo "e2e: tests were skipped in CI"; grep -- '--- SKIP' .e2e.log; exit 1; fi; \
 	  exit $$status
 
-test: unit e2e
+test: setup unit e2e
 
 lab-up:
 	$(GO) run ./examples/lab/labctl up -name $(LAB) -hosts $(HOSTS) -release $(RELEASE) -dir .lab
@@ -41,7 +45,7 @@ lab-up:
 lab-down:
 	$(GO) run ./examples/lab/labctl down -name $(LAB)
 
-demo: build lab-up
+demo: setup build lab-up
 	$(BIN) up .lab/inventory.yaml
 	@echo
 	$(BIN) status .lab/inventory.yaml
@@ -50,7 +54,7 @@ demo: build lab-up
 
 BENCHRUNS ?= 3
 
-bench: images
+bench: setup images
 	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 120m ./internal/e2e/ -runs $(BENCHRUNS) 2>&1 | \
 	  grep -E '^(Benchmark|ok|FAIL|PASS)|runs:|s/median'
 
