@@ -254,6 +254,11 @@ func dialHop(ctx context.Context, cfg Config, via *ssh.Client) (*ssh.Client, err
 		return nil, &HostError{Host: cfg.Name, Op: "connect", Err: err}
 	}
 
+	// Retries share one deadline: a host that accepts TCP connections but
+	// never answers the handshake (hung, swapping, paused) must fail within
+	// the connect timeout, not once per attempt.
+	ctx, cancel := context.WithTimeout(ctx, cfg.ConnectTimeout)
+	defer cancel()
 	var lastErr error
 	for attempt := 0; attempt < dialAttempts; attempt++ {
 		if attempt > 0 {
@@ -280,10 +285,8 @@ func dialHop(ctx context.Context, cfg Config, via *ssh.Client) (*ssh.Client, err
 }
 
 // dialOnce is one attempt: TCP (or a channel through via), then the SSH
-// handshake, all within cfg.ConnectTimeout and ctx.
+// handshake, within ctx (which dialHop bounds by cfg.ConnectTimeout).
 func dialOnce(ctx context.Context, cfg Config, via *ssh.Client, auth *authMethods, hk *hostKeyChecker) (*ssh.Client, error) {
-	ctx, cancel := context.WithTimeout(ctx, cfg.ConnectTimeout)
-	defer cancel()
 
 	addr := cfg.hostPort()
 	var conn net.Conn
@@ -316,6 +319,10 @@ func dialOnce(ctx context.Context, cfg Config, via *ssh.Client, auth *authMethod
 		conn.Close()
 		if hkErr := check.err; hkErr != nil {
 			return nil, hkErr
+		}
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return nil, fmt.Errorf("ssh handshake with %s: no answer within %s: the host accepts connections but its SSH server does not answer (hung, overloaded or paused?): %w",
+				addr, cfg.ConnectTimeout, ctx.Err())
 		}
 		return nil, fmt.Errorf("ssh handshake with %s: %w", addr, ctx.Err())
 	}

@@ -1,0 +1,52 @@
+package remote
+
+import (
+	"context"
+	"errors"
+	"net"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// A host that accepts TCP connections but never speaks SSH (hung, paused)
+// fails within the connect timeout, not once per retry.
+func TestDialHungHostFailsWithinConnectTimeout(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var held []net.Conn
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			held = append(held, c) // accepted, never answered
+		}
+	}()
+	addr := ln.Addr().(*net.TCPAddr)
+	_, keyFile := newKeyFile(t, "")
+	const timeout = 700 * time.Millisecond
+	start := time.Now()
+	_, err = Dial(context.Background(), Config{Name: "db9", Address: "127.0.0.1", Port: addr.Port, User: "x",
+		IdentityFiles: []string{keyFile}, KnownHostsFile: filepath.Join(t.TempDir(), "kh"), ConnectTimeout: timeout})
+	took := time.Since(start)
+	if err == nil {
+		t.Fatal("Dial to a host that never answers succeeded")
+	}
+	if took > timeout+time.Second {
+		t.Errorf("gave up after %v, want within the connect timeout %v plus a second", took, timeout)
+	}
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("err = %v, want a deadline error", err)
+	}
+	for _, want := range []string{"db9: connect: ", "does not answer"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not contain %q", err, want)
+		}
+	}
+}
