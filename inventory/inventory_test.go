@@ -117,6 +117,15 @@ var badCases = []struct {
 	{"data_dir with dollar", strings.Replace(good, "postgres:\n", "postgres:\n  data_dir: /srv/$HOME\n", 1), "2:13", "has characters that are not allowed"},
 	{"data_dir with dotdot", strings.Replace(good, "postgres:\n", "postgres:\n  data_dir: /srv/../etc\n", 1), "2:13", "contains '..'"},
 	{"data_dir root", strings.Replace(good, "postgres:\n", "postgres:\n  data_dir: /\n", 1), "2:13", "the root directory cannot be a data directory"},
+	{"data_dir not clean", strings.Replace(good, "postgres:\n", "postgres:\n  data_dir: /srv//pg/./main\n", 1), "2:13", "not a clean path: write \"/srv/pg/main\""},
+	{"data_dir var lib", strings.Replace(good, "postgres:\n", "postgres:\n  data_dir: /var/lib\n", 1), "2:13", "a directory the system or PostgreSQL itself uses"},
+	{"data_dir postgres home", strings.Replace(good, "postgres:\n", "postgres:\n  data_dir: /var/lib/postgresql/\n", 1), "2:13", "a directory the system or PostgreSQL itself uses: name a directory of its own below it, e.g. /var/lib/postgresql/15/main"},
+	{"data_dir postgres version dir", strings.Replace(good, "postgres:\n", "postgres:\n  data_dir: /var/lib/postgresql/15\n", 1), "2:13", "a directory the system or PostgreSQL itself uses"},
+	{"data_dir home", strings.Replace(good, "postgres:\n", "postgres:\n  data_dir: /home\n", 1), "2:13", "e.g. /home/postgresql/main"},
+	{"data_dir usr", strings.Replace(good, "postgres:\n", "postgres:\n  data_dir: /usr\n", 1), "2:13", "a directory the system or PostgreSQL itself uses"},
+	{"data_dir under etc", strings.Replace(good, "postgres:\n", "postgres:\n  data_dir: /etc/postgresql/15/main\n", 1), "2:13", "is under /etc, which is for configuration"},
+	{"data_dir under tmp", strings.Replace(good, "postgres:\n", "postgres:\n  data_dir: /tmp/pg\n", 1), "2:13", "is under /tmp, which is emptied at boot"},
+	{"data_dir run", strings.Replace(good, "postgres:\n", "postgres:\n  data_dir: /run\n", 1), "2:13", "is under /run"},
 	{"reserved setting", strings.Replace(good, "postgres:\n", "postgres:\n  settings:\n    port: 5433\n", 1), "3:5", "postgres.settings.port: port is set by pgfleet and cannot be a setting: use postgres.port"},
 	{"setting value newline", strings.Replace(good, "postgres:\n", "postgres:\n  settings:\n    work_mem: \"4MB\\nfsync = off\"\n", 1), "3:15", "postgres.settings.work_mem: contains a line break"},
 	{"setting value block scalar", strings.Replace(good, "postgres:\n", "postgres:\n  settings:\n    work_mem: |\n      4MB\n      x\n", 1), "3:15", "contains a line break"},
@@ -566,5 +575,16 @@ func TestDocsExampleIsTheExampleFile(t *testing.T) {
 	block, _, _ = strings.Cut(block, "```")
 	if block != string(example) {
 		t.Error("the example in docs/inventory.md differs from examples/inventory.yaml: copy the file into the doc")
+	}
+}
+
+// Data directories of their own, anywhere outside the system's trees, are
+// accepted as written.
+func TestCheckDataDirAccepts(t *testing.T) {
+	for _, dir := range []string{"/data", "/srv/postgresql/main", "/var/lib/postgresql/15/main", "/home/pg/15/main",
+		"/var/lib/postgresql/17/replica2", "/mnt/ssd/pg", "/srv/pg/17/", "/etcetera/pg", "/tmpfs-not/pg"} {
+		if msg := checkDataDir(dir); msg != "" {
+			t.Errorf("checkDataDir(%q) = %q, want accepted", dir, msg)
+		}
 	}
 }

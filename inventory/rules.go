@@ -174,7 +174,50 @@ func checkDataDir(s string) string {
 	if path.Clean(s) == "/" {
 		return "the root directory cannot be a data directory"
 	}
+	clean := path.Clean(s)
+	if clean != strings.TrimSuffix(s, "/") {
+		return fmt.Sprintf("%q is not a clean path: write %q", s, clean)
+	}
+	for _, tree := range volatileTrees {
+		if clean == tree || strings.HasPrefix(clean, tree+"/") {
+			return fmt.Sprintf("%q is under %s, which is %s: put the data directory on a disk of its own, e.g. /srv/postgresql/main", s, tree, volatileWhy[tree])
+		}
+	}
+	if systemDirs[clean] || pgHomeVersionRe.MatchString(clean) {
+		return fmt.Sprintf("%q is a directory the system or PostgreSQL itself uses: name a directory of its own below it, e.g. %s/main, or leave data_dir out for the default", s, exampleBelow(clean))
+	}
 	return ""
+}
+
+// systemDirs may hold a data directory but never be one: moving one aside
+// or cloning into it would take the system's own files with it.
+var systemDirs = map[string]bool{
+	"/bin": true, "/home": true, "/lib": true, "/lib32": true, "/lib64": true, "/libx32": true,
+	"/media": true, "/mnt": true, "/opt": true, "/root": true, "/sbin": true, "/srv": true,
+	"/usr": true, "/usr/lib": true, "/usr/local": true, "/usr/share": true,
+	"/var": true, "/var/lib": true, "/var/cache": true, "/var/log": true, "/var/spool": true,
+	"/var/backups": true, "/var/mail": true, "/var/opt": true, "/var/local": true,
+	"/var/lib/postgresql": true, "/var/lib/pgsql": true, "/var/lib/docker": true,
+}
+
+// pgHomeVersionRe matches the per-version directories of the Debian layout
+// (/var/lib/postgresql/15), which hold the clusters themselves.
+var pgHomeVersionRe = regexp.MustCompile(`^/var/lib/postgresql/[0-9]+$`)
+
+// volatileTrees are where a data directory must never be, at any depth.
+var volatileTrees = []string{"/boot", "/dev", "/etc", "/proc", "/run", "/sys", "/tmp", "/var/run", "/var/tmp"}
+
+var volatileWhy = map[string]string{
+	"/boot": "for the boot loader", "/dev": "for device files", "/etc": "for configuration (pgfleet writes postgresql.conf there, the data lives elsewhere)",
+	"/proc": "a kernel file system", "/run": "emptied at every boot", "/sys": "a kernel file system",
+	"/tmp": "emptied at boot and by cleaners", "/var/run": "emptied at every boot", "/var/tmp": "cleaned by the system",
+}
+
+func exampleBelow(dir string) string {
+	if dir == "/var/lib/postgresql" {
+		return "/var/lib/postgresql/15"
+	}
+	return dir + "/postgresql"
 }
 
 // localPath resolves a path on this machine: ~ is the home directory, and a
