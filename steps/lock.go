@@ -18,7 +18,16 @@ import (
 // holds it for as long as its stdin stays open: when pgfleet ends, however
 // it ends, the SSH session closes and the lock is released. Whoever holds
 // it is written beside it, for the message the next run shows.
-const lockScript = `d=/run/lock/pgfleet; mkdir -p "$d"
+//
+// The lock lives in a directory only root may write (not the world-writable
+// /run/lock), checked before use: no other user can plant a symlink that
+// would make root truncate some other file, or hold the lock to stall runs.
+const lockScript = `d=/run/pgfleet
+if [ -L "$d" ]; then echo "$d is a symbolic link; remove it" >&2; exit 76; fi
+mkdir -p -m 0700 "$d" || exit 76
+if [ "$(stat -c %u "$d")" != 0 ] || [ ! -d "$d" ]; then echo "$d is not a directory owned by root; remove it" >&2; exit 76; fi
+chmod 0700 "$d" || exit 76
+if [ -L "$d/$1.lock" ] || [ -L "$d/$1.owner" ]; then echo "a lock file in $d is a symbolic link; remove it" >&2; exit 76; fi
 exec 9>"$d/$1.lock"
 if ! flock -n 9; then
 	echo "held by $(cat "$d/$1.owner" 2>/dev/null || echo 'another pgfleet run')" >&2
@@ -103,6 +112,10 @@ func (r *Run) lock(ctx context.Context, h *Host, owner string) error {
 		if errors.As(err, &ee) && ee.Code == 75 {
 			return hintf("wait for that run to finish; if it died, its lock goes with its SSH connection",
 				"cluster %s is being changed by another pgfleet run: %s", h.Cluster.Name, strings.TrimPrefix(ee.Stderr, "held by "))
+		}
+		if errors.As(err, &ee) && ee.Code == 76 {
+			return hintf("remove it as root on the primary; pgfleet recreates the directory itself",
+				"the lock directory is not safe to use: %s", strings.TrimSpace(ee.Stderr))
 		}
 		if err == nil {
 			err = errors.New("the lock command ended early")

@@ -299,7 +299,7 @@ func TestUpBookworm(t *testing.T) {
 		defer cancel()
 		// Another run holds the cluster's lock on the primary.
 		holder := exec.CommandContext(ctx, "docker", "exec", l.Hosts[0].Container, "sh", "-c",
-			"mkdir -p /run/lock/pgfleet && exec flock /run/lock/pgfleet/main.lock sh -c 'echo alice@laptop > /run/lock/pgfleet/main.owner; echo held; sleep 60'")
+			"mkdir -p -m 0700 /run/pgfleet && exec flock /run/pgfleet/main.lock sh -c 'echo alice@laptop > /run/pgfleet/main.owner; echo held; sleep 60'")
 		out, err := holder.StdoutPipe()
 		if err != nil {
 			t.Fatal(err)
