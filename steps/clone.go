@@ -80,13 +80,6 @@ func (Clone) Check(ctx context.Context, r *Run, h *Host) (*Plan, error) {
 }
 
 func clone(ctx context.Context, r *Run, h, p *Host) error {
-	pw, err := r.Password(h.Cluster)
-	if err != nil {
-		return err
-	}
-	if err := writePgPass(ctx, h, p, pw); err != nil {
-		return err
-	}
 	if err := preflight(ctx, h, p); err != nil {
 		return err
 	}
@@ -121,6 +114,7 @@ func clone(ctx context.Context, r *Run, h, p *Host) error {
 	if h.PG().Replication.Slots {
 		slot = pgsql.SlotName(h.Name)
 	}
+	var err error
 	switch h.PG().Replication.Method {
 	case "tar":
 		err = cloneTar(ctx, r, h, p, slot)
@@ -164,16 +158,7 @@ func writePgPass(ctx context.Context, h, p *Host, pw string) error {
 		home = "/var/lib/postgresql"
 	}
 	prefix := fmt.Sprintf("%s:%d:replication:%s:", pgpassEscape(p.ReplicationAddress), p.PG().Port, pgpassEscape(h.PG().Replication.User))
-	want := prefix + pgpassEscape(pw)
-	var lines []string
-	for _, line := range strings.Split(strings.TrimRight(h.Facts.PgPass, "\n"), "\n") {
-		if line == "" || strings.HasPrefix(line, prefix) {
-			continue
-		}
-		lines = append(lines, line)
-	}
-	lines = append(lines, want)
-	content := strings.Join(lines, "\n") + "\n"
+	content := pgpassContent(h.Facts.PgPass, prefix, pgpassEscape(pw))
 	if content == h.Facts.PgPass {
 		return nil
 	}

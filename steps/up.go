@@ -27,6 +27,7 @@ func Up() []Step {
 		StartPrimary{},
 		ReplicationRole{},
 		Slots{},
+		PgPass{},
 		Clone{},
 		StartReplicas{},
 	}

@@ -54,6 +54,7 @@ func converged(t *testing.T, r *Run, pw string) {
 			f.UserDatabases = 1
 		} else {
 			standby(h, "10.0.0.1", "5432")
+			f.PgPass = "10.0.0.1:5432:replication:replicator:" + pgpassEscape(pw) + "\n"
 			f.InRecovery = true
 			f.WALReceiver = &WALReceiver{Status: "streaming", SenderHost: "10.0.0.1", SenderPort: 5432}
 		}
@@ -72,8 +73,8 @@ func TestDryRunConverged(t *testing.T) {
 				t.Errorf("dry run %v: %s %s: %s %q %v, want unchanged", dry, res.Host, res.Step, res.Status, res.Changes, res.Err)
 			}
 		}
-		if n := len(r.Results()); n != 16 { // install, cluster, configure on 3; start, role, slots on h1; clone, start on 2
-			t.Errorf("%d results, want 16", n)
+		if n := len(r.Results()); n != 18 { // install, cluster, configure on 3; start, role, slots on h1; pgpass, clone, start on 2
+			t.Errorf("%d results, want 18", n)
 		}
 	}
 }
