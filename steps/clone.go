@@ -131,10 +131,18 @@ func clone(ctx context.Context, r *Run, h, p *Host) error {
 
 // conninfo is the primary_conninfo a replica uses; the password comes from
 // ~postgres/.pgpass, never from here.
+//
+// TCP keepalives and tcp_user_timeout make a primary that vanished from the
+// network (a cut cable, a hung host) end a clone or a WAL stream within
+// about a minute, instead of after the kernel's two hours of silence.
 func conninfo(h, p *Host) string {
-	return fmt.Sprintf("host=%s port=%d user=%s application_name=%s",
-		conninfoQuote(p.ReplicationAddress), p.PG().Port, conninfoQuote(h.PG().Replication.User), conninfoQuote(h.Name))
+	return fmt.Sprintf("host=%s port=%d user=%s application_name=%s %s",
+		conninfoQuote(p.ReplicationAddress), p.PG().Port, conninfoQuote(h.PG().Replication.User), conninfoQuote(h.Name), connKeepalives)
 }
+
+// connKeepalives: 20 s idle, then 3 probes 10 s apart; unacknowledged data
+// gives up after 60 s.
+const connKeepalives = "keepalives=1 keepalives_idle=20 keepalives_interval=10 keepalives_count=3 tcp_user_timeout=60000"
 
 // conninfoQuote quotes a libpq conninfo value when it needs it.
 func conninfoQuote(s string) string {

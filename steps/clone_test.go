@@ -105,7 +105,8 @@ func TestConninfoRoundTrip(t *testing.T) {
 		h := hostileHost(tc.name, "192.0.2.1", tc.user, 5432)
 		p := hostileHost("p", tc.addr, "ignored", 6543)
 		ci := conninfo(h, p)
-		for key, want := range map[string]string{"host": tc.addr, "port": "6543", "user": tc.user, "application_name": tc.name} {
+		for key, want := range map[string]string{"host": tc.addr, "port": "6543", "user": tc.user, "application_name": tc.name,
+			"keepalives": "1", "tcp_user_timeout": "60000"} {
 			if got := conninfoValue(ci, key); got != want {
 				t.Errorf("conninfo %s: %s = %q, want %q", ci, key, got, want)
 			}
