@@ -3,6 +3,7 @@ module github.com/pgfleet/pgfleet
 go 1.26.0
 
 require (
+	github.com/aymanbagabas/go-udiff v0.4.1
 	github.com/charmbracelet/log v1.0.0
 	github.com/goccy/go-yaml v1.19.2
 	github.com/pkg/sftp v1.13.12

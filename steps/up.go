@@ -206,7 +206,11 @@ func (Configure) Check(ctx context.Context, r *Run, h *Host) (*Plan, error) {
 		} else {
 			plan.Changes = append(plan.Changes, "write "+p)
 		}
-		plan.Diffs = append(plan.Diffs, templates.Diff(p, have, want))
+		d, err := templates.Diff(p, have, want)
+		if err != nil {
+			return nil, err
+		}
+		plan.Diffs = append(plan.Diffs, d)
 	}
 	if len(writes) == 0 {
 		if h.Facts.Running && len(h.Facts.PendingRestart) > 0 {
