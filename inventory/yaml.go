@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -258,7 +259,7 @@ func (d *decoder) fields(n ast.Node, path string, s schema) (map[string]entry, b
 	entries, ok := d.mapping(n, path, s.what)
 	out := make(map[string]entry, len(entries))
 	for _, e := range entries {
-		if contains(s.keys, e.key) {
+		if slices.Contains(s.keys, e.key) {
 			out[e.key] = e
 			continue
 		}
@@ -320,15 +321,6 @@ func editDistance(a, b string) int {
 		prev, cur = cur, prev
 	}
 	return prev[len(b)]
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // str reads a string value. Numbers and booleans are taken as written
