@@ -297,8 +297,7 @@ func serverComplaints(stderr string) string {
 	var out []string
 	for _, line := range strings.Split(stderr, "\n") {
 		for _, level := range []string{"LOG:  ", "FATAL:  ", "ERROR:  "} {
-			if i := strings.Index(line, level); i >= 0 {
-				msg := line[i+len(level):]
+			if _, msg, ok := strings.Cut(line, level); ok {
 				if strings.HasPrefix(msg, "skipping missing configuration file") || strings.Contains(msg, "contains errors") {
 					break
 				}

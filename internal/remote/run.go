@@ -71,10 +71,7 @@ func (e *ExitError) Error() string {
 // shortCommand keeps error messages readable when the command is a script.
 func shortCommand(s string) string {
 	const maxLen = 200
-	cut := false
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		s, cut = s[:i], true
-	}
+	s, _, cut := strings.Cut(s, "\n")
 	if len(s) > maxLen {
 		s, cut = s[:maxLen], true
 	}
