@@ -55,11 +55,7 @@ func position(n ast.Node) (line, col int) {
 	if tk == nil || tk.Position == nil || tk.Position.Line < 1 {
 		return 1, 1
 	}
-	col = tk.Position.Column
-	if col < 1 {
-		col = 1
-	}
-	return tk.Position.Line, col
+	return tk.Position.Line, max(tk.Position.Column, 1)
 }
 
 // parseYAML parses data into the body of its single document. A nil body

@@ -144,9 +144,7 @@ func hintf(hint string, format string, args ...any) error {
 
 // NewRun prepares a run over the clustered hosts of an inventory.
 func NewRun(inv *inventory.Inventory, opts Options) (*Run, error) {
-	if opts.Forks < 1 {
-		opts.Forks = 1
-	}
+	opts.Forks = max(opts.Forks, 1)
 	if opts.Logger == nil {
 		opts.Logger = log.New(io.Discard)
 	}
