@@ -2,6 +2,8 @@ package inventory
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 
@@ -593,11 +595,7 @@ func (d *decoder) assignHosts(inv *Inventory, clusters []*rawCluster, hosts map[
 		}
 	}
 	sort.SliceStable(refs, func(i, j int) bool { return before(refs[i].node, refs[j].node) })
-	names := make([]string, 0, len(hosts))
-	for name := range hosts {
-		names = append(names, name)
-	}
-	sort.Strings(names)
+	names := slices.Sorted(maps.Keys(hosts))
 	first := map[*Host]ref{}
 	for _, r := range refs {
 		h := hosts[r.value]

@@ -124,12 +124,11 @@ func parseJump(s string) (*Jump, string) {
 	port := ""
 	switch {
 	case strings.HasPrefix(hostport, "["):
-		end := strings.Index(hostport, "]")
-		if end < 0 {
+		host, rest, ok := strings.Cut(hostport[1:], "]")
+		if !ok {
 			return nil, fmt.Sprintf("%q has '[' without ']': write [user@]host[:port]", s)
 		}
-		j.Host = hostport[1:end]
-		rest := hostport[end+1:]
+		j.Host = host
 		if rest != "" {
 			if !strings.HasPrefix(rest, ":") {
 				return nil, fmt.Sprintf("%q: write [user@]host[:port]", s)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -54,11 +55,7 @@ func position(n ast.Node) (line, col int) {
 	if tk == nil || tk.Position == nil || tk.Position.Line < 1 {
 		return 1, 1
 	}
-	col = tk.Position.Column
-	if col < 1 {
-		col = 1
-	}
-	return tk.Position.Line, col
+	return tk.Position.Line, max(tk.Position.Column, 1)
 }
 
 // parseYAML parses data into the body of its single document. A nil body
@@ -258,7 +255,7 @@ func (d *decoder) fields(n ast.Node, path string, s schema) (map[string]entry, b
 	entries, ok := d.mapping(n, path, s.what)
 	out := make(map[string]entry, len(entries))
 	for _, e := range entries {
-		if contains(s.keys, e.key) {
+		if slices.Contains(s.keys, e.key) {
 			out[e.key] = e
 			continue
 		}
@@ -320,15 +317,6 @@ func editDistance(a, b string) int {
 		prev, cur = cur, prev
 	}
 	return prev[len(b)]
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // str reads a string value. Numbers and booleans are taken as written

@@ -104,15 +104,8 @@ func (r *Run) Preflight(ctx context.Context) *CheckReport {
 	})
 	c.passwords(r)
 	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		r.each(replicas(r), func(h *Host) { c.replica(ctx, r, h) })
-	}()
-	go func() {
-		defer wg.Done()
-		c.clocks(ctx, r)
-	}()
+	wg.Go(func() { r.each(replicas(r), func(h *Host) { c.replica(ctx, r, h) }) })
+	wg.Go(func() { c.clocks(ctx, r) })
 	wg.Wait()
 	return c.report(r)
 }
@@ -467,11 +460,7 @@ func (c *checker) clocks(ctx context.Context, r *Run) {
 	samples := make([]clockSample, len(hosts))
 	var wg sync.WaitGroup
 	for i, h := range hosts {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			samples[i] = readClock(ctx, h)
-		}()
+		wg.Go(func() { samples[i] = readClock(ctx, h) })
 	}
 	wg.Wait()
 	c.judgeClocks(samples)

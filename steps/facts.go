@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -71,14 +72,7 @@ type ReplicationPeer struct {
 }
 
 // HasVersion says whether PostgreSQL major version v is installed.
-func (f *Facts) HasVersion(v int) bool {
-	for _, i := range f.Installed {
-		if i == v {
-			return true
-		}
-	}
-	return false
-}
+func (f *Facts) HasVersion(v int) bool { return slices.Contains(f.Installed, v) }
 
 // gatherFacts runs the probe on a host.
 func gatherFacts(ctx context.Context, c *remote.Client, l Layout, version, port int, replUser string) (*Facts, error) {

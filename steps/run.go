@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/charmbracelet/log"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/pgfleet/pgfleet/internal/remote"
 	"github.com/pgfleet/pgfleet/inventory"
@@ -143,9 +144,7 @@ func hintf(hint string, format string, args ...any) error {
 
 // NewRun prepares a run over the clustered hosts of an inventory.
 func NewRun(inv *inventory.Inventory, opts Options) (*Run, error) {
-	if opts.Forks < 1 {
-		opts.Forks = 1
-	}
+	opts.Forks = max(opts.Forks, 1)
 	if opts.Logger == nil {
 		opts.Logger = log.New(io.Discard)
 	}
@@ -232,19 +231,17 @@ func (r *Run) Err() error {
 }
 
 // each runs f on hosts in parallel, at most Forks at a time, and waits.
+// f records its own errors on the host, so one host's failure stops no other.
 func (r *Run) each(hosts []*Host, f func(h *Host)) {
-	sem := make(chan struct{}, r.Opts.Forks)
-	var wg sync.WaitGroup
+	var g errgroup.Group
+	g.SetLimit(r.Opts.Forks)
 	for _, h := range hosts {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
+		g.Go(func() error {
 			f(h)
-		}()
+			return nil
+		})
 	}
-	wg.Wait()
+	_ = g.Wait() // f returns no error
 }
 
 // Connect opens one SSH connection per host, in parallel, and gathers each

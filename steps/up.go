@@ -207,7 +207,11 @@ func (Configure) Check(ctx context.Context, r *Run, h *Host) (*Plan, error) {
 		} else {
 			plan.Changes = append(plan.Changes, "write "+p)
 		}
-		plan.Diffs = append(plan.Diffs, templates.Diff(p, have, want))
+		d, err := templates.Diff(p, have, want)
+		if err != nil {
+			return nil, err
+		}
+		plan.Diffs = append(plan.Diffs, d)
 	}
 	if len(writes) == 0 {
 		if h.Facts.Running && len(h.Facts.PendingRestart) > 0 {
@@ -294,8 +298,7 @@ func serverComplaints(stderr string) string {
 	var out []string
 	for _, line := range strings.Split(stderr, "\n") {
 		for _, level := range []string{"LOG:  ", "FATAL:  ", "ERROR:  "} {
-			if i := strings.Index(line, level); i >= 0 {
-				msg := line[i+len(level):]
+			if _, msg, ok := strings.Cut(line, level); ok {
 				if strings.HasPrefix(msg, "skipping missing configuration file") || strings.Contains(msg, "contains errors") {
 					break
 				}

@@ -144,16 +144,12 @@ func (r *Run) pollReplication(ctx context.Context, p *Host, reps []*Host, target
 	var wg sync.WaitGroup
 	var primaryRows string
 	var primaryErr error
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+	wg.Go(func() {
 		primaryRows, primaryErr = psql(ctx, p, `SELECT 'lsn|' || pg_current_wal_lsn();
 SELECT application_name || '|' || state FROM pg_stat_replication;`)
-	}()
+	})
 	for _, h := range reps {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			out, err := psql(ctx, h, `SELECT coalesce((SELECT status FROM pg_stat_wal_receiver), '') || '|' ||
   pg_is_in_recovery() || '|' || coalesce(pg_last_wal_replay_lsn()::text, '');`)
 			st := replicaState{err: err}
@@ -168,7 +164,7 @@ SELECT application_name || '|' || state FROM pg_stat_replication;`)
 			mu.Lock()
 			states[h.Name] = st
 			mu.Unlock()
-		}()
+		})
 	}
 	wg.Wait()
 	if primaryErr != nil {

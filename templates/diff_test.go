@@ -50,10 +50,14 @@ func TestDiff(t *testing.T) {
 			"@@ -15,6 +15,5 @@\n line 15\n line 16\n line 17\n-line 18\n line 19\n line 20\n"},
 		{"close changes share a hunk", lines(1, 12), strings.Replace(strings.Replace(lines(1, 12), "line 3\n", "x\n", 1), "line 10\n", "y\n", 1), hdr +
 			"@@ -1,12 +1,12 @@\n line 1\n line 2\n-line 3\n+x\n line 4\n line 5\n line 6\n line 7\n line 8\n line 9\n-line 10\n+y\n line 11\n line 12\n"},
+		{"hunk after a hunk of two changes", lines(1, 30),
+			strings.Replace(strings.Replace(strings.Replace(lines(1, 30), "line 3\n", "three\nthree and a half\n", 1), "line 9\n", "nine\n", 1), "line 22\n", "", 1), hdr +
+				"@@ -1,12 +1,13 @@\n line 1\n line 2\n-line 3\n+three\n+three and a half\n line 4\n line 5\n line 6\n line 7\n line 8\n-line 9\n+nine\n line 10\n line 11\n line 12\n" +
+				"@@ -19,7 +20,6 @@\n line 19\n line 20\n line 21\n-line 22\n line 23\n line 24\n line 25\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := Diff("/etc/x.conf", []byte(tt.old), []byte(tt.new))
+			got := mustDiff(t, "/etc/x.conf", []byte(tt.old), []byte(tt.new))
 			if got != tt.want {
 				t.Errorf("got\n%s\nwant\n%s", got, tt.want)
 			}
@@ -62,6 +66,15 @@ func TestDiff(t *testing.T) {
 			}
 		})
 	}
+}
+
+func mustDiff(t *testing.T, path string, old, new []byte) string {
+	t.Helper()
+	d, err := Diff(path, old, new)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
 }
 
 // compareGNUDiff checks got against diff -u, when it is installed.
@@ -92,7 +105,8 @@ func compareGNUDiff(t *testing.T, old, new, got string) {
 }
 
 // applyDiff rebuilds new from old and a unified diff, checking that every
-// context and removed line matches old.
+// context and removed line matches old and that each hunk starts where its
+// header says on both sides.
 func applyDiff(t *testing.T, old, d string) string {
 	t.Helper()
 	if d == "" {
@@ -127,6 +141,18 @@ func applyDiff(t *testing.T, old, d string) string {
 			for ; pos < start; pos++ {
 				out.WriteString(a[pos])
 			}
+			var nb int
+			plus := strings.Fields(l)[2]
+			if _, err := fmt.Sscanf(plus, "+%d", &nb); err != nil {
+				t.Fatalf("bad hunk header %q", l)
+			}
+			newStart := nb - 1
+			if strings.HasSuffix(plus, ",0") {
+				newStart = nb
+			}
+			if have := strings.Count(out.String(), "\n"); newStart != have {
+				t.Fatalf("hunk %q starts at new line %d, want %d", l, nb, have+1)
+			}
 		case ' ', '-':
 			if pos >= len(a) || a[pos] != text {
 				t.Fatalf("line %q does not match old line %d", l, pos+1)
@@ -145,6 +171,30 @@ func applyDiff(t *testing.T, old, d string) string {
 		out.WriteString(a[pos])
 	}
 	return out.String()
+}
+
+// splitLines splits s after each newline; the last line may lack one.
+func splitLines(s string) []string {
+	if s == "" {
+		return nil
+	}
+	lines := strings.SplitAfter(s, "\n")
+	if lines[len(lines)-1] == "" {
+		lines = lines[:len(lines)-1]
+	}
+	return lines
+}
+
+// changedLines counts the removed and added lines of a unified diff.
+func changedLines(d string) int {
+	n := 0
+	for _, l := range strings.Split(d, "\n") {
+		if (strings.HasPrefix(l, "-") && !strings.HasPrefix(l, "--- ")) ||
+			(strings.HasPrefix(l, "+") && !strings.HasPrefix(l, "+++ ")) {
+			n++
+		}
+	}
+	return n
 }
 
 // lcsLen is the textbook dynamic program, to check that the diff is minimal.
@@ -195,20 +245,14 @@ func TestDiffRandom(t *testing.T) {
 			}
 			new = strings.Join(ls, "")
 		}
-		d := Diff("f", []byte(old), []byte(new))
+		d := mustDiff(t, "f", []byte(old), []byte(new))
 		if (d == "") != (old == new) {
 			t.Fatalf("old %q new %q: diff %q", old, new, d)
 		}
 		if got := applyDiff(t, old, d); got != new {
 			t.Fatalf("applying the diff of %q to %q gives %q\n%s", old, new, got, d)
 		}
-		ops := diffLines(splitLines(old), splitLines(new))
-		edits := 0
-		for _, o := range ops {
-			if o.kind != opEqual {
-				edits++
-			}
-		}
+		edits := changedLines(d)
 		a, b := splitLines(old), splitLines(new)
 		if want := len(a) + len(b) - 2*lcsLen(a, b); edits != want {
 			t.Fatalf("old %q new %q: %d edits, shortest is %d", old, new, edits, want)
@@ -223,7 +267,7 @@ func TestDiffLargeFiles(t *testing.T) {
 		fmt.Fprintf(&a, "a%d\n", i)
 		fmt.Fprintf(&b, "b%d\n", i)
 	}
-	d := Diff("f", a.Bytes(), b.Bytes())
+	d := mustDiff(t, "f", a.Bytes(), b.Bytes())
 	if got := applyDiff(t, a.String(), d); got != b.String() {
 		t.Fatal("large diff does not apply")
 	}
@@ -235,7 +279,7 @@ func TestDiffLargeFiles(t *testing.T) {
 func TestDiffOfRenderedFiles(t *testing.T) {
 	old := mustRender(t, "", "postgresql.conf", debian15())
 	new := mustRender(t, "", "postgresql.conf", withSettings())
-	d := Diff("/etc/postgresql/15/main/postgresql.conf", old, new)
+	d := mustDiff(t, "/etc/postgresql/15/main/postgresql.conf", old, new)
 	if !strings.HasPrefix(d, "--- /etc/postgresql/15/main/postgresql.conf (on host)\n+++ /etc/postgresql/15/main/postgresql.conf (pgfleet)\n@@ ") {
 		t.Errorf("bad headers:\n%s", d)
 	}

@@ -132,13 +132,8 @@ func Render(dir, name string, d Data) ([]byte, error) {
 
 func funcs(d *Data) template.FuncMap {
 	overridden := func(name string) bool {
-		for _, s := range d.Settings {
-			// Parameter names are case-insensitive.
-			if strings.EqualFold(s.Name, name) {
-				return true
-			}
-		}
-		return false
+		// Parameter names are case-insensitive.
+		return slices.ContainsFunc(d.Settings, func(s Setting) bool { return strings.EqualFold(s.Name, name) })
 	}
 	return template.FuncMap{
 		"confValue":  confValue,

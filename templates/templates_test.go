@@ -72,7 +72,11 @@ func golden(t *testing.T, file string, got []byte) {
 		t.Fatalf("%v (run go test -update to create it)", err)
 	}
 	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs (run go test -update if the change is intended):\n%s", path, Diff(path, want, got))
+		d, err := Diff(path, want, got)
+		if err != nil {
+			d = err.Error()
+		}
+		t.Errorf("%s differs (run go test -update if the change is intended):\n%s", path, d)
 	}
 }
 

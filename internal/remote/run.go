@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"regexp"
 	"slices"
 	"strings"
@@ -70,10 +71,7 @@ func (e *ExitError) Error() string {
 // shortCommand keeps error messages readable when the command is a script.
 func shortCommand(s string) string {
 	const maxLen = 200
-	cut := false
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		s, cut = s[:i], true
-	}
+	s, _, cut := strings.Cut(s, "\n")
 	if len(s) > maxLen {
 		s, cut = s[:maxLen], true
 	}
@@ -115,15 +113,10 @@ func commandLine(cmd Cmd) (string, error) {
 	}
 	if len(cmd.Env) > 0 {
 		argv = append(argv, "env")
-		keys := make([]string, 0, len(cmd.Env))
-		for k := range cmd.Env {
+		for _, k := range slices.Sorted(maps.Keys(cmd.Env)) {
 			if !envKeyRE.MatchString(k) {
 				return "", fmt.Errorf("invalid environment variable name %q", k)
 			}
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		for _, k := range keys {
 			argv = append(argv, k+"="+cmd.Env[k])
 		}
 	}
