@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/user"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/pgfleet/pgfleet/internal/pgsql"
@@ -40,7 +41,10 @@ rm -f "$d/$1.owner"
 `
 
 // Lock takes each cluster's lock on its primary, so that two runs on one
-// cluster never interleave. The locks are held until Close.
+// cluster never interleave. It runs after Dial and before Facts, so that
+// what the run decides is read while it holds the lock. A cluster whose
+// primary cannot be reached or locked is left alone: its hosts are marked
+// skipped and no step touches them. The locks are held until Close.
 func (r *Run) Lock(ctx context.Context) error {
 	who := "pgfleet"
 	if u, err := user.Current(); err == nil {
@@ -48,28 +52,81 @@ func (r *Run) Lock(ctx context.Context) error {
 	}
 	host, _ := os.Hostname()
 	owner := fmt.Sprintf("%s@%s (pid %d, since %s)", who, host, os.Getpid(), time.Now().Format(time.RFC3339))
-	for _, h := range primaries(r) {
-		if h.Failed() != nil {
-			continue
+	var mu sync.Mutex
+	var errs []error
+	r.each(r.clusterPrimaries(), func(p *Host) {
+		if err := p.Failed(); err != nil {
+			r.leaveCluster(p, fmt.Errorf("not changed: its primary %s cannot be reached, so cluster %s cannot be locked", p.Name, p.Cluster.Name))
+			return
 		}
-		if err := r.lock(ctx, h, owner); err != nil {
-			err = &HostError{Host: h.Name, Step: "lock", Err: err}
-			r.record(Result{Step: "lock", Host: h.Name, Status: Failed, Err: err})
-			return err
+		start := time.Now()
+		if err := r.lock(ctx, p, owner); err != nil {
+			err = &HostError{Host: p.Name, Step: "lock", Err: err}
+			p.fail(err)
+			r.record(Result{Step: "lock", Host: p.Name, Status: Failed, Err: err, Duration: time.Since(start)})
+			r.leaveCluster(p, fmt.Errorf("not changed: cluster %s could not be locked on its primary %s", p.Cluster.Name, p.Name))
+			mu.Lock()
+			errs = append(errs, err)
+			mu.Unlock()
+		}
+	})
+	return errors.Join(errs...)
+}
+
+// clusterPrimaries is the primary of every cluster the run touches, in or
+// outside --limit.
+func (r *Run) clusterPrimaries() []*Host {
+	var out []*Host
+	for _, c := range r.Inventory.Clusters {
+		if p := r.Host(c.Primary.Name); p != nil {
+			out = append(out, p)
 		}
 	}
-	return nil
+	return out
+}
+
+// leaveCluster marks every other host of p's cluster skipped, so that no
+// step touches them.
+func (r *Run) leaveCluster(p *Host, why error) {
+	for _, h := range r.Hosts {
+		if h.Cluster == p.Cluster && h != p && h.Failed() == nil {
+			h.fail(&HostError{Host: h.Name, Step: "lock", Err: why})
+			r.record(Result{Step: "lock", Host: h.Name, Status: Skipped})
+			h.Log.Warn(why.Error())
+		}
+	}
+}
+
+// lockLost reports, for a host about to be changed, whether its cluster's
+// lock has been lost since it was taken (the SSH session holding it died):
+// then the run must stop before the change.
+func (r *Run) lockLost(h *Host) error {
+	r.mu.Lock()
+	l := r.locks[h.Cluster.Name]
+	r.mu.Unlock()
+	if l == nil {
+		return nil
+	}
+	select {
+	case <-l.ended:
+		return hintf("run pgfleet up again once the primary is reachable; nothing more was changed",
+			"lost cluster %s's lock on %s (its SSH session ended): stopping before the next change", h.Cluster.Name, l.host)
+	default:
+		return nil
+	}
 }
 
 type lockHolder struct {
+	host  string
 	stdin io.WriteCloser
 	done  chan error
+	ended chan struct{} // closed when the lock's session ends, for whatever reason
 }
 
 func (l *lockHolder) Close() error {
 	l.stdin.Close()
 	select {
-	case <-l.done:
+	case <-l.ended:
 	case <-time.After(5 * time.Second):
 	}
 	return nil
@@ -93,21 +150,30 @@ func (r *Run) lock(ctx context.Context, h *Host, owner string) error {
 	pr, pw := io.Pipe()
 	locked := make(chan struct{})
 	sig := &lineSignal{ch: locked}
-	l := &lockHolder{stdin: pw, done: make(chan error, 1)}
+	l := &lockHolder{host: h.Name, stdin: pw, done: make(chan error, 1), ended: make(chan struct{})}
 	name := pgsql.SlotName(h.Cluster.Name)
+	var res *remote.Result
 	go func() {
-		_, err := h.Conn.Run(context.WithoutCancel(ctx), remote.Cmd{As: "root", Stdin: pr, Stdout: sig,
+		var err error
+		res, err = h.Conn.Run(context.WithoutCancel(ctx), remote.Cmd{As: "root", Stdin: pr, Stdout: sig,
 			Args: []string{"sh", "-c", lockScript, "pgfleet-lock", name, owner}})
+		close(l.ended)
 		l.done <- err
 	}()
 	select {
 	case <-locked:
 		r.mu.Lock()
-		r.locks = append(r.locks, l)
+		if r.locks == nil {
+			r.locks = map[string]*lockHolder{}
+		}
+		r.locks[h.Cluster.Name] = l
 		r.mu.Unlock()
 		return nil
 	case err := <-l.done:
 		pw.Close()
+		if serr := h.Conn.SudoError(res, err); serr != nil {
+			return serr
+		}
 		var ee *remote.ExitError
 		if errors.As(err, &ee) && ee.Code == 75 {
 			return hintf("wait for that run to finish; if it died, its lock goes with its SSH connection",

@@ -1,6 +1,8 @@
 package steps
 
 import (
+	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -83,4 +85,88 @@ func TestLockScriptRefusesUnsafeDirectories(t *testing.T) {
 	if out, code := runLockScript(t, other); code != 76 || !strings.Contains(out, "not a directory owned by root") {
 		t.Errorf("a directory owned by another user: exit %d, output %q", code, out)
 	}
+}
+
+// A run limited to a replica still reaches its primary (for the lock and
+// the clone) but no step targets it.
+func TestLimitReachesPrimaryWithoutTargetingIt(t *testing.T) {
+	r := newTestRun(t, testInventory, Options{Limit: []string{"h2"}, WithPrimaries: true})
+	if names(r.Hosts) != "h2" {
+		t.Fatalf("run hosts = %v, want [h2]", names(r.Hosts))
+	}
+	p := r.PrimaryOf(r.Hosts[0])
+	if p == nil || p.Name != "h1" || !p.outside {
+		t.Fatalf("PrimaryOf(h2) = %v, want h1 outside --limit", p)
+	}
+	if got := names(r.reached()); got != "h2 h1" {
+		t.Errorf("reached = %v, want [h2 h1]", got)
+	}
+	for _, s := range Up() {
+		for _, h := range s.Targets(r) {
+			if h.Name == "h1" {
+				t.Errorf("step %s targets h1, which --limit left out", s.Name())
+			}
+		}
+	}
+	if got := names(r.clusterPrimaries()); got != "h1" {
+		t.Errorf("clusterPrimaries = %v, want [h1]", got)
+	}
+
+	// Without WithPrimaries (status, check) the run is what --limit says.
+	r = newTestRun(t, testInventory, Options{Limit: []string{"h2"}})
+	if r.PrimaryOf(r.Hosts[0]) != nil || len(r.reached()) != 1 {
+		t.Errorf("a read-only run reached the primary outside --limit")
+	}
+}
+
+// When a cluster's primary cannot be reached, no step touches its replicas.
+func TestUnreachablePrimaryLeavesClusterAlone(t *testing.T) {
+	t.Setenv(passwordEnv, "pw")
+	r := newTestRun(t, testInventory, Options{WithPrimaries: true})
+	p := host(t, r, "h1")
+	p.fail(&HostError{Host: "h1", Step: "connect", Err: errors.New("no route to host")})
+	if err := r.Lock(context.Background()); err != nil {
+		t.Fatalf("Lock: %v (an unreachable primary is reported by connect, not again by the lock)", err)
+	}
+	r.Apply(context.Background(), Up())
+	for _, res := range r.Results() {
+		if res.Status != Skipped {
+			t.Errorf("%s %s: %s, want skipped", res.Host, res.Step, res.Status)
+		}
+	}
+	for _, name := range []string{"h2", "h3"} {
+		if err := host(t, r, name).Failed(); err == nil || !strings.Contains(err.Error(), "its primary h1 cannot be reached") {
+			t.Errorf("%s: Failed() = %v", name, err)
+		}
+	}
+}
+
+// A run whose lock's session ended stops before its next change.
+func TestLostLockStopsBeforeTheNextChange(t *testing.T) {
+	r := newTestRun(t, testInventory, Options{})
+	ended := make(chan struct{})
+	r.locks = map[string]*lockHolder{"main": {host: "h1", ended: ended}}
+	applied := 0
+	step := fakeChange{apply: func() { applied++ }}
+	r.Apply(context.Background(), []Step{step})
+	if applied != 3 {
+		t.Fatalf("with the lock held: %d applies, want 3", applied)
+	}
+	close(ended)
+	r.Apply(context.Background(), []Step{step})
+	if applied != 3 {
+		t.Errorf("after the lock was lost: %d applies, want still 3", applied)
+	}
+	err := r.Err()
+	if err == nil || !strings.Contains(err.Error(), "lost cluster main's lock on h1") || hintOf(err) == "" {
+		t.Errorf("Err() = %v, want the lost lock with a hint", err)
+	}
+}
+
+type fakeChange struct{ apply func() }
+
+func (fakeChange) Name() string           { return "fake" }
+func (fakeChange) Targets(r *Run) []*Host { return all(r) }
+func (f fakeChange) Check(context.Context, *Run, *Host) (*Plan, error) {
+	return &Plan{Changes: []string{"change"}, Apply: func(context.Context) error { f.apply(); return nil }}, nil
 }

@@ -54,6 +54,12 @@ type Host struct {
 	Facts   *Facts
 	Log     *log.Logger
 
+	// outside is a primary the run reaches although --limit left it out:
+	// its cluster's lock lives there and its replicas clone from it. No
+	// step changes it.
+	outside bool
+	dialed  time.Duration // how long the SSH connection took
+
 	mu     sync.Mutex
 	failed error // the first error on this host; later steps skip it
 }
@@ -104,6 +110,10 @@ type Options struct {
 	Progress          io.Writer // where progress bars go; nil for none
 	ConnectTimeout    time.Duration
 	VerifyTimeout     time.Duration
+	// WithPrimaries adds to a --limit run the primary of every cluster it
+	// touches, connected and locked but never changed: a run that changes a
+	// replica must hold its cluster's lock.
+	WithPrimaries bool
 }
 
 // Run is one run of a list of steps over an inventory.
@@ -112,11 +122,12 @@ type Run struct {
 	Inventory *inventory.Inventory
 	Hosts     []*Host // in inventory order
 	Started   time.Time
+	outside   []*Host // primaries outside --limit (Options.WithPrimaries)
 
 	mu        sync.Mutex
 	results   []Result
-	passwords map[string]string // by cluster; read once
-	locks     []io.Closer
+	passwords map[string]string      // by cluster; read once
+	locks     map[string]*lockHolder // by cluster
 	bars      *progressBars
 }
 
@@ -159,24 +170,45 @@ func NewRun(inv *inventory.Inventory, opts Options) (*Run, error) {
 	}
 	for _, c := range inv.Clusters {
 		members := append([]*inventory.Host{c.Primary}, c.Replicas...)
+		touched := false
 		for _, ih := range members {
 			if len(opts.Limit) > 0 && !slices.Contains(opts.Limit, ih.Name) {
 				continue
 			}
-			r.Hosts = append(r.Hosts, &Host{
-				Host:    ih,
-				Cluster: c,
-				Layout:  newDebian(c.Postgres.Version, c.Postgres.DataDir),
-				Log:     opts.Logger.With("host", ih.Name),
-			})
+			touched = true
+			r.Hosts = append(r.Hosts, r.newHost(ih, c))
+		}
+		if touched && opts.WithPrimaries && r.Host(c.Primary.Name) == nil {
+			h := r.newHost(c.Primary, c)
+			h.outside = true
+			r.outside = append(r.outside, h)
 		}
 	}
 	return r, nil
 }
 
+func (r *Run) newHost(ih *inventory.Host, c *inventory.Cluster) *Host {
+	return &Host{
+		Host:    ih,
+		Cluster: c,
+		Layout:  newDebian(c.Postgres.Version, c.Postgres.DataDir),
+		Log:     r.Opts.Logger.With("host", ih.Name),
+	}
+}
+
+// reached is every host the run connects to: its own and the primaries
+// outside --limit.
+func (r *Run) reached() []*Host { return append(slices.Clone(r.Hosts), r.outside...) }
+
 // Host returns the run's host of that name, nil if it is not in the run.
+// A primary outside --limit is found too.
 func (r *Run) Host(name string) *Host {
 	for _, h := range r.Hosts {
+		if h.Name == name {
+			return h
+		}
+	}
+	for _, h := range r.outside {
 		if h.Name == name {
 			return h
 		}
@@ -247,12 +279,50 @@ func (r *Run) each(hosts []*Host, f func(h *Host)) {
 // Connect opens one SSH connection per host, in parallel, and gathers each
 // host's facts. A host that cannot be reached is failed; the others go on.
 func (r *Run) Connect(ctx context.Context) {
-	r.each(r.Hosts, func(h *Host) {
-		if r.connectHost(ctx, h) != nil {
-			h.Log.Error("connect", "err", errors.Unwrap(h.Failed()))
-		} else {
-			h.Log.Debug("facts gathered")
+	r.Dial(ctx)
+	r.Facts(ctx)
+}
+
+// Dial opens one SSH connection per host (and per primary outside
+// --limit), in parallel. A host that cannot be reached is failed.
+func (r *Run) Dial(ctx context.Context) {
+	r.each(r.reached(), func(h *Host) {
+		start := time.Now()
+		err := r.dial(ctx, h)
+		h.dialed = time.Since(start)
+		if err != nil {
+			err = &HostError{Host: h.Name, Step: "connect", Err: err}
+			h.fail(err)
+			r.record(Result{Step: "connect", Host: h.Name, Status: Failed, Err: err, Duration: h.dialed})
+			h.Log.Error("connect", "err", errors.Unwrap(err))
 		}
+	})
+}
+
+// Facts gathers the facts of every connected host, in parallel. A host
+// whose probe fails is failed.
+func (r *Run) Facts(ctx context.Context) {
+	r.each(r.reached(), func(h *Host) {
+		if h.Conn == nil {
+			return // not reached: Dial recorded why
+		}
+		res := Result{Step: "connect", Host: h.Name, Status: Unchanged}
+		start := time.Now()
+		switch err := h.Failed(); {
+		case err != nil:
+			res.Status = Skipped // the lock failed: nothing more is read
+		default:
+			if err := r.gather(ctx, h); err != nil {
+				err = &HostError{Host: h.Name, Step: "connect", Err: err}
+				h.fail(err)
+				res.Status, res.Err = Failed, err
+				h.Log.Error("connect", "err", errors.Unwrap(err))
+			} else {
+				h.Log.Debug("facts gathered")
+			}
+		}
+		res.Duration = h.dialed + time.Since(start)
+		r.record(res)
 	})
 }
 
@@ -260,7 +330,10 @@ func (r *Run) Connect(ctx context.Context) {
 // result; a failure fails the host.
 func (r *Run) connectHost(ctx context.Context, h *Host) error {
 	start := time.Now()
-	err := r.connect(ctx, h)
+	err := r.dial(ctx, h)
+	if err == nil {
+		err = r.gather(ctx, h)
+	}
 	res := Result{Step: "connect", Host: h.Name, Status: Unchanged, Duration: time.Since(start)}
 	if err != nil {
 		err = &HostError{Host: h.Name, Step: "connect", Err: err}
@@ -271,15 +344,19 @@ func (r *Run) connectHost(ctx context.Context, h *Host) error {
 	return err
 }
 
-func (r *Run) connect(ctx context.Context, h *Host) error {
+func (r *Run) dial(ctx context.Context, h *Host) error {
 	cfg := sshConfig(h.Name, h.Address, h.SSH, r.Opts)
-	cfg.SkipSudoCheck = true // the facts probe runs through sudo first
+	cfg.SkipSudoCheck = true // the lock or the facts probe runs through sudo first
 	c, err := remote.Dial(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	h.Conn = c
-	f, err := gatherFacts(ctx, c, h.Layout, h.PG().Version, h.PG().Port, h.PG().Replication.User)
+	return nil
+}
+
+func (r *Run) gather(ctx context.Context, h *Host) error {
+	f, err := gatherFacts(ctx, h.Conn, h.Layout, h.PG().Version, h.PG().Port, h.PG().Replication.User)
 	if err != nil {
 		return err
 	}
@@ -365,6 +442,10 @@ func (r *Run) applyStep(ctx context.Context, s Step, h *Host) {
 		h.Log.Info(s.Name() + ": " + c)
 	}
 	if plan.Apply != nil {
+		if err := r.lockLost(h); err != nil {
+			fail(err)
+			return
+		}
 		if err := plan.Apply(ctx); err != nil {
 			fail(err)
 			return
@@ -385,7 +466,7 @@ func (r *Run) Close() {
 	for _, l := range r.locks {
 		l.Close()
 	}
-	for _, h := range r.Hosts {
+	for _, h := range r.reached() {
 		if h.Conn != nil {
 			h.Conn.Close()
 		}

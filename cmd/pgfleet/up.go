@@ -122,17 +122,21 @@ func newRun(path string, opts steps.Options) (*inventory.Inventory, *steps.Run, 
 func runUp(ctx context.Context, g *globalOptions, o *upOptions, path string, stdout io.Writer) error {
 	opts := g.runOptions(o.connectTimeout)
 	opts.DryRun, opts.DiscardOldData, opts.VerifyTimeout = o.dryRun, o.discardOldData, o.verifyTimeout
+	opts.WithPrimaries = true
 	inv, r, err := newRun(path, opts)
 	if err != nil {
 		return err
 	}
 	defer r.Close()
-	r.Connect(ctx)
-	locked := o.dryRun || r.Lock(ctx) == nil
-	if locked {
-		r.Apply(ctx, steps.Up())
+	// The lock comes before the facts: what the run decides is read while
+	// it holds the lock. A cluster that cannot be locked is left alone.
+	r.Dial(ctx)
+	if !o.dryRun {
+		r.Lock(ctx)
 	}
-	if locked && !o.dryRun && ctx.Err() == nil {
+	r.Facts(ctx)
+	r.Apply(ctx, steps.Up())
+	if !o.dryRun && ctx.Err() == nil {
 		r.Verify(ctx)
 	}
 	if ctx.Err() != nil {
