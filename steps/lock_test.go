@@ -98,7 +98,7 @@ func TestLimitReachesPrimaryWithoutTargetingIt(t *testing.T) {
 	if p == nil || p.Name != "h1" || !p.outside {
 		t.Fatalf("PrimaryOf(h2) = %v, want h1 outside --limit", p)
 	}
-	if got := names(r.reached()); got != "h2 h1" {
+	if got := names(r.Reached()); got != "h2 h1" {
 		t.Errorf("reached = %v, want [h2 h1]", got)
 	}
 	for _, s := range Up() {
@@ -114,7 +114,7 @@ func TestLimitReachesPrimaryWithoutTargetingIt(t *testing.T) {
 
 	// Without WithPrimaries (status, check) the run is what --limit says.
 	r = newTestRun(t, testInventory, Options{Limit: []string{"h2"}})
-	if r.PrimaryOf(r.Hosts[0]) != nil || len(r.reached()) != 1 {
+	if r.PrimaryOf(r.Hosts[0]) != nil || len(r.Reached()) != 1 {
 		t.Errorf("a read-only run reached the primary outside --limit")
 	}
 }

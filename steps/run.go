@@ -196,9 +196,9 @@ func (r *Run) newHost(ih *inventory.Host, c *inventory.Cluster) *Host {
 	}
 }
 
-// reached is every host the run connects to: its own and the primaries
+// Reached is every host the run connects to: its own and the primaries
 // outside --limit.
-func (r *Run) reached() []*Host { return append(slices.Clone(r.Hosts), r.outside...) }
+func (r *Run) Reached() []*Host { return append(slices.Clone(r.Hosts), r.outside...) }
 
 // Host returns the run's host of that name, nil if it is not in the run.
 // A primary outside --limit is found too.
@@ -286,7 +286,7 @@ func (r *Run) Connect(ctx context.Context) {
 // Dial opens one SSH connection per host (and per primary outside
 // --limit), in parallel. A host that cannot be reached is failed.
 func (r *Run) Dial(ctx context.Context) {
-	r.each(r.reached(), func(h *Host) {
+	r.each(r.Reached(), func(h *Host) {
 		start := time.Now()
 		err := r.dial(ctx, h)
 		h.dialed = time.Since(start)
@@ -302,7 +302,7 @@ func (r *Run) Dial(ctx context.Context) {
 // Facts gathers the facts of every connected host, in parallel. A host
 // whose probe fails is failed.
 func (r *Run) Facts(ctx context.Context) {
-	r.each(r.reached(), func(h *Host) {
+	r.each(r.Reached(), func(h *Host) {
 		if h.Conn == nil {
 			return // not reached: Dial recorded why
 		}
@@ -466,7 +466,7 @@ func (r *Run) Close() {
 	for _, l := range r.locks {
 		l.Close()
 	}
-	for _, h := range r.reached() {
+	for _, h := range r.Reached() {
 		if h.Conn != nil {
 			h.Conn.Close()
 		}

@@ -181,7 +181,7 @@ func buildReport(r *steps.Run, total time.Duration, dryRun bool) runReport {
 	rep := runReport{DryRun: dryRun, Seconds: total.Seconds(), OK: true}
 	byHost := map[string]*hostReport{}
 	var order []string
-	for _, h := range r.Hosts {
+	for _, h := range r.Reached() { // with primaries outside --limit: their failures count
 		role := "replica"
 		if h.Primary() {
 			role = "primary"

@@ -1,0 +1,331 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pgfleet/pgfleet/examples/lab"
+)
+
+// The fault tests put a cluster built by pgfleet into the states a runbook
+// meets at 3 a.m., with writes running on the primary, and check after each
+// that pgfleet brought every replica back without losing a committed
+// transaction, or refused without moving anything.
+
+// writer commits numbered rows on the primary, one transaction at a time,
+// and remembers each one the server confirmed.
+type writer struct {
+	t     *testing.T
+	l     *lab.Lab
+	host  string
+	first int
+	cmd   *exec.Cmd
+	mu    sync.Mutex
+	ids   []int
+	done  chan struct{}
+}
+
+// startWriter starts a writer on host, numbering its rows from first+1.
+func startWriter(t *testing.T, l *lab.Lab, host string, first int) *writer {
+	t.Helper()
+	psqlOn(t, l, host, "CREATE TABLE IF NOT EXISTS pgfleet_writes (id bigint PRIMARY KEY, at timestamptz DEFAULT now())")
+	h, err := l.Host(host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Exec(context.Background(), host, "rm", "-f", "/tmp/pgfleet-writer.stop")
+	// The loop ends when the stop file appears, never in the middle of a
+	// transaction, so that every row it printed is exactly every row it
+	// committed.
+	script := fmt.Sprintf(`i=%d
+while [ ! -e /tmp/pgfleet-writer.stop ]; do
+	i=$((i+1))
+	if runuser -u postgres -- psql -Xq -v ON_ERROR_STOP=1 -c "INSERT INTO pgfleet_writes (id) VALUES ($i)" >/dev/null 2>&1; then
+		echo "$i"
+	fi
+done`, first)
+	w := &writer{t: t, l: l, host: host, first: first, done: make(chan struct{})}
+	w.cmd = exec.Command("docker", "exec", h.Container, "sh", "-c", script)
+	out, err := w.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		defer close(w.done)
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if n, err := strconv.Atoi(sc.Text()); err == nil {
+				w.mu.Lock()
+				w.ids = append(w.ids, n)
+				w.mu.Unlock()
+			}
+		}
+	}()
+	t.Cleanup(func() { w.stop() })
+	return w
+}
+
+func (w *writer) count() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.ids)
+}
+
+// stop ends the loop between two transactions and returns what it committed.
+func (w *writer) stop() []int {
+	select {
+	case <-w.done:
+	default:
+		w.l.Exec(context.Background(), w.host, "touch", "/tmp/pgfleet-writer.stop")
+		select {
+		case <-w.done:
+		case <-time.After(30 * time.Second):
+			w.cmd.Process.Kill()
+			<-w.done
+		}
+		w.cmd.Wait()
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.ids
+}
+
+// checkNoLoss stops the writer, waits until every replica has replayed the
+// primary's WAL, and checks that every host holds exactly the rows the
+// writer saw committed.
+func checkNoLoss(t *testing.T, l *lab.Lab, w *writer) {
+	t.Helper()
+	ids := w.stop()
+	if len(ids) < 5 {
+		t.Fatalf("the writer committed only %d transactions: it did not run", len(ids))
+	}
+	sum := 0
+	for _, id := range ids {
+		sum += id
+	}
+	want := fmt.Sprintf("%d|%d", len(ids), sum)
+	query := fmt.Sprintf("SELECT count(*) || '|' || coalesce(sum(id), 0) FROM pgfleet_writes WHERE id > %d AND id <= %d", w.first, w.first+1_000_000)
+	lsn := psqlOn(t, l, w.host, "SELECT pg_current_wal_lsn()")
+	for _, h := range l.Hosts {
+		if h.Name != w.host {
+			eventually(t, time.Minute, h.Name+" replays "+lsn, func() string {
+				out, err := l.Exec(context.Background(), h.Name, "runuser", "-u", "postgres", "--", "psql", "-XAtc",
+					fmt.Sprintf("SELECT pg_last_wal_replay_lsn() >= '%s'", lsn))
+				if strings.TrimSpace(out) != "t" {
+					return fmt.Sprintf("not yet (%q, %v)", out, err)
+				}
+				return ""
+			})
+		}
+		if got := psqlOn(t, l, h.Name, query); got != want {
+			t.Errorf("%s holds %s (rows|sum) of the writer's transactions, want %s: a committed transaction was lost or invented", h.Name, got, want)
+		}
+	}
+	t.Logf("%d transactions committed during the scenario, all on every host", len(ids))
+}
+
+// asideDirs lists the moved-aside data directories on a host.
+func asideDirs(t *testing.T, l *lab.Lab, host string) string {
+	t.Helper()
+	out, err := l.Exec(context.Background(), host, "sh", "-c", "ls -d /var/lib/postgresql/15/main.pgfleet-* 2>/dev/null; true")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(out)
+}
+
+// upOK runs pgfleet up and fails the test unless it succeeded.
+func upOK(t *testing.T, inv string, args ...string) result {
+	t.Helper()
+	r := pgfleet(t, append([]string{"up", inv}, args...)...)
+	if r.code != 0 {
+		t.Fatalf("up: exit %d\n%s", r.code, r.stderr)
+	}
+	return r
+}
+
+// TestFaults builds one cluster and takes it through faults one after the
+// other; each scenario leaves it converged for the next.
+func TestFaults(t *testing.T) {
+	l := newLab(t, 3, "bookworm")
+	inv := l.Inventory
+	upOK(t, inv)
+	primary, replica := l.Hosts[0].Name, l.Hosts[1].Name
+	scenario := 0
+	nextWriter := func() *writer {
+		scenario++
+		return startWriter(t, l, primary, scenario*1_000_000)
+	}
+	waitWrites := func(w *writer, n int) {
+		eventually(t, 30*time.Second, "writer", func() string {
+			if c := w.count(); c < n {
+				return fmt.Sprintf("%d transactions so far", c)
+			}
+			return ""
+		})
+	}
+
+	t.Run("a stopped replica is started, not cloned", func(t *testing.T) {
+		w := nextWriter()
+		if _, err := l.Exec(context.Background(), replica, "pg_ctlcluster", "15", "main", "stop", "-m", "fast"); err != nil {
+			t.Fatal(err)
+		}
+		waitWrites(w, 20)
+		before := asideDirs(t, l, replica)
+		r := upOK(t, inv, "--output", "json")
+		rep := parseReport(t, r)
+		for _, h := range rep.Hosts {
+			for _, s := range h.Steps {
+				if s.Step == "clone" && s.Status == "changed" {
+					t.Errorf("%s was cloned again: %v", h.Host, s.Changes)
+				}
+			}
+		}
+		if after := asideDirs(t, l, replica); after != before {
+			t.Errorf("a new moved-aside directory appeared: %q, was %q", after, before)
+		}
+		checkNoLoss(t, l, w)
+	})
+
+	t.Run("a wiped replica is cloned again while the primary takes writes", func(t *testing.T) {
+		w := nextWriter()
+		if _, err := l.Exec(context.Background(), replica, "sh", "-c",
+			"pg_ctlcluster 15 main stop -m immediate; rm -rf /var/lib/postgresql/15/main"); err != nil {
+			t.Fatal(err)
+		}
+		waitWrites(w, 20)
+		// --limit names only the replica: the run still locks the cluster
+		// on the primary and clones from it, without changing it.
+		upOK(t, inv, "--limit", replica)
+		waitWrites(w, w.count()+20) // writes go on after the clone
+		checkNoLoss(t, l, w)
+	})
+
+	t.Run("after the password is rotated a restarted replica streams", func(t *testing.T) {
+		w := nextWriter()
+		if err := os.WriteFile(l.PasswordFile, []byte("rotated-"+strconv.FormatInt(time.Now().UnixNano(), 36)+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		r := upOK(t, inv, "--output", "json")
+		changed := map[string]bool{}
+		for _, h := range parseReport(t, r).Hosts {
+			for _, s := range h.Steps {
+				if s.Status == "changed" {
+					changed[h.Host+" "+s.Step] = true
+				}
+			}
+		}
+		for _, want := range []string{primary + " role", l.Hosts[1].Name + " pgpass", l.Hosts[2].Name + " pgpass"} {
+			if !changed[want] {
+				t.Errorf("%s did not change after the rotation; changed: %v", want, changed)
+			}
+		}
+		// A restart makes the replica log in again, with the new password.
+		if _, err := l.Exec(context.Background(), replica, "pg_ctlcluster", "15", "main", "restart", "-m", "fast"); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 30*time.Second, replica+" streams after its restart", func() string {
+			got := psqlOn(t, l, primary, fmt.Sprintf("SELECT state FROM pg_stat_replication WHERE application_name = '%s'", replica))
+			if got != "streaming" {
+				return fmt.Sprintf("state %q", got)
+			}
+			return ""
+		})
+		pgpass, _ := l.Exec(context.Background(), replica, "stat", "-c", "%a %U", "/var/lib/postgresql/.pgpass")
+		if strings.TrimSpace(pgpass) != "600 postgres" {
+			t.Errorf(".pgpass is %q, want mode 600 owned by postgres", pgpass)
+		}
+		checkNoLoss(t, l, w)
+	})
+
+	t.Run("a hung replica fails within the connect timeout and the rest converge", func(t *testing.T) {
+		hung := l.Hosts[2]
+		if err := exec.Command("docker", "pause", hung.Container).Run(); err != nil {
+			t.Fatal(err)
+		}
+		defer exec.Command("docker", "unpause", hung.Container).Run()
+		for _, cmd := range [][]string{{"up", inv}, {"check", inv}, {"status", inv}} {
+			start := time.Now()
+			r := pgfleet(t, append(cmd, "--connect-timeout", "3s")...)
+			took := time.Since(start)
+			if r.code != 1 || !strings.Contains(r.stderr+r.stdout, hung.Name) {
+				t.Errorf("%s with a hung host: exit %d, want 1 naming %s", cmd[0], r.code, hung.Name)
+			}
+			// The connect timeout plus a second, plus the work on the
+			// healthy hosts.
+			if took > 8*time.Second {
+				t.Errorf("%s with a hung host took %v with --connect-timeout 3s", cmd[0], took)
+			}
+		}
+	})
+
+	t.Run("a hung primary: up changes nothing on the replicas", func(t *testing.T) {
+		if _, err := l.Exec(context.Background(), replica, "pg_ctlcluster", "15", "main", "stop", "-m", "fast"); err != nil {
+			t.Fatal(err)
+		}
+		before := fileStates(t, l, 15)
+		p := l.Hosts[0]
+		if err := exec.Command("docker", "pause", p.Container).Run(); err != nil {
+			t.Fatal(err)
+		}
+		r := pgfleet(t, "up", inv, "--connect-timeout", "3s")
+		exec.Command("docker", "unpause", p.Container).Run()
+		if r.code != 1 || !strings.Contains(r.stderr, "cannot be reached") {
+			t.Errorf("up with a hung primary: exit %d, stderr:\n%s", r.code, r.stderr)
+		}
+		if after := fileStates(t, l, 15); after != before {
+			t.Errorf("up changed files with the primary hung:\nbefore %s\nafter %s", before, after)
+		}
+		if out, _ := l.Exec(context.Background(), replica, "pg_lsclusters", "-h"); !strings.Contains(out, "down") {
+			t.Errorf("up started %s although its primary was hung: %s", replica, out)
+		}
+		w := nextWriter()
+		upOK(t, inv)
+		checkNoLoss(t, l, w)
+	})
+
+	t.Run("two runs at once never interleave", func(t *testing.T) {
+		// Give the runs work: a wiped replica to clone.
+		if _, err := l.Exec(context.Background(), replica, "sh", "-c",
+			"pg_ctlcluster 15 main stop -m immediate; rm -rf /var/lib/postgresql/15/main"); err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		results := make([]result, 2)
+		for i := range results {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				time.Sleep(time.Duration(i) * 300 * time.Millisecond)
+				results[i] = pgfleet(t, "up", inv)
+			}()
+		}
+		wg.Wait()
+		var ok, refused int
+		for _, r := range results {
+			switch {
+			case r.code == 0:
+				ok++
+			case r.code == 1 && strings.Contains(r.stderr, "being changed by another pgfleet run"):
+				refused++
+			}
+		}
+		if ok != 1 || refused != 1 {
+			t.Errorf("two runs at once: %d succeeded and %d were refused by the lock, want one each", ok, refused)
+		}
+		w := nextWriter()
+		upOK(t, inv)
+		checkNoLoss(t, l, w)
+	})
+}
