@@ -25,18 +25,39 @@ func (Clone) Name() string           { return "clone" }
 func (Clone) Targets(r *Run) []*Host { return replicas(r) }
 func (Clone) NeedsPrimary() bool     { return true }
 
-// cloneReason says why h needs a clone from p, "" if it does not.
-func cloneReason(h, p *Host) string {
-	f, v := h.Facts, h.PG().Version
+// refuseData says why h's data must not be moved by a clone that up decided
+// on its own, nil if it may. Data that is not a standby's may hold writes
+// of its own (a promoted replica, an old primary after a failover, another
+// cluster): only `pgfleet rebuild`, asked by name, moves it. A directory
+// that is not empty but holds no cluster is never moved: it is not
+// PostgreSQL's, and data_dir may be wrong.
+func refuseData(h *Host, rebuild bool) error {
+	f, v, d := h.Facts, h.PG().Version, h.Layout.DataDir()
+	rebuildHint := "look at what it holds first; to clone it again and keep its data moved aside: pgfleet rebuild INVENTORY " + h.Name
 	switch {
 	case f.DataVersion == 0 && f.DataNonEmpty:
-		return "its data directory " + h.Layout.DataDir() + " holds no cluster"
-	case f.DataVersion == 0:
-		return "it has no data"
+		return hintf("empty or move that directory yourself, or set the right postgres.data_dir in the inventory",
+			"refusing to clone onto %s: its data directory %s is not empty but holds no PostgreSQL cluster", h.Name, d)
+	case f.DataVersion == 0 || rebuild || f.CloneIncomplete:
+		return nil
 	case f.DataVersion != v:
-		return fmt.Sprintf("its data is PostgreSQL %d, not %d", f.DataVersion, v)
+		return hintf(rebuildHint, "refusing to clone onto %s: %s holds PostgreSQL %d data, not the %d its cluster runs", h.Name, d, f.DataVersion, v)
+	case !f.StandbySignal && f.Running && !f.InRecovery:
+		return hintf(rebuildHint, "refusing to clone onto %s: it runs as a primary (promoted, or an old primary), and its data may hold writes of its own", h.Name)
 	case !f.StandbySignal:
-		return "its data is not a standby's"
+		return hintf(rebuildHint, "refusing to clone onto %s: its data in %s has been a primary's (it has no standby.signal), and may hold writes of its own", h.Name, d)
+	}
+	return nil
+}
+
+// cloneReason says why h needs a clone from p, "" if it does not.
+func cloneReason(h, p *Host) string {
+	f := h.Facts
+	if f.CloneIncomplete {
+		return "an earlier clone into it did not finish"
+	}
+	if f.DataVersion == 0 {
+		return "it has no data"
 	}
 	conninfo := autoConfValue(f.AutoConf, "primary_conninfo")
 	host, port := conninfoValue(conninfo, "host"), conninfoValue(conninfo, "port")
@@ -54,25 +75,31 @@ func (Clone) Check(ctx context.Context, r *Run, h *Host) (*Plan, error) {
 	if p == nil {
 		return nil, hintf("add the primary to --limit", "the primary %s is not part of this run", h.Cluster.Primary.Name)
 	}
+	if err := refuseData(h, r.Opts.Rebuild); err != nil {
+		return nil, err
+	}
 	reason := cloneReason(h, p)
+	if r.Opts.Rebuild {
+		reason = "pgfleet rebuild was asked to clone it again"
+	}
 	if reason == "" {
 		return nil, nil
 	}
 	f := h.Facts
-	if f.Running && !f.InRecovery && f.UserDatabases > 0 {
-		return nil, hintf("if this host really is to become a replica, stop PostgreSQL on it and move its data away yourself",
-			"refusing to clone onto %s: it runs as a primary with %d database(s) of its own", h.Name, f.UserDatabases)
-	}
-	method := h.PG().Replication.Method
 	var changes []string
+	note := ""
+	if f.Running && !f.InRecovery {
+		note = fmt.Sprintf(" (it runs as a primary, with %d database(s) of its own)", f.UserDatabases)
+	}
+	method := r.method(h)
 	if f.Running {
 		changes = append(changes, "stop PostgreSQL")
 	}
 	if f.DataNonEmpty {
 		if r.Opts.DiscardOldData {
-			changes = append(changes, "delete the old data in "+h.Layout.DataDir()+" (--discard-old-data)")
+			changes = append(changes, "delete the old data in "+h.Layout.DataDir()+" (--discard-old-data)"+note)
 		} else {
-			changes = append(changes, "move the old data aside to "+h.Layout.DataDir()+".pgfleet-"+timestamp(r.Started))
+			changes = append(changes, "move the old data aside to "+h.Layout.DataDir()+".pgfleet-"+timestamp(r.Started)+note)
 		}
 	}
 	changes = append(changes, fmt.Sprintf("clone from %s with %s, because %s", p.Name, method, reason))
@@ -106,7 +133,11 @@ func clone(ctx context.Context, r *Run, h, p *Host) error {
 		}
 		f.DataExists, f.DataNonEmpty, f.DataVersion, f.StandbySignal, f.AutoConf = false, false, 0, false, ""
 	}
-	if _, err := root(ctx, h, "install", "-d", "-o", "postgres", "-g", "postgres", "-m", "0700", "--", d); err != nil {
+	// The marker tells the next run that what the directory holds is a
+	// partial copy (this clone was cut short), safe to clone over: it is
+	// removed only once the copy is complete.
+	marker := d + ".pgfleet-cloning"
+	if _, err := root(ctx, h, "sh", "-c", `: > "$1" && install -d -o postgres -g postgres -m 0700 -- "$2"`, "pgfleet-clone", marker, d); err != nil {
 		return err
 	}
 	f.DataExists = true
@@ -115,7 +146,7 @@ func clone(ctx context.Context, r *Run, h, p *Host) error {
 		slot = pgsql.SlotName(h.Name)
 	}
 	var err error
-	switch h.PG().Replication.Method {
+	switch r.method(h) {
 	case "tar":
 		err = cloneTar(ctx, r, h, p, slot)
 	default:
@@ -124,6 +155,9 @@ func clone(ctx context.Context, r *Run, h, p *Host) error {
 	if err != nil {
 		return hintf("run pgfleet up again: the clone starts over, and the old data stays where it was moved",
 			"clone from %s: %w", p.Name, err)
+	}
+	if _, err := root(ctx, h, "rm", "-f", "--", marker); err != nil {
+		return fmt.Errorf("remove the clone's marker %s: %w", marker, err)
 	}
 	f.DataVersion, f.DataNonEmpty, f.StandbySignal = h.PG().Version, true, true
 	return nil

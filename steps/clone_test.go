@@ -28,15 +28,10 @@ func TestCloneReason(t *testing.T) {
 		want  string // a part of the reason; "" for none
 	}{
 		{"no data", testInventory, "h2", func(f *Facts) {}, "it has no data"},
+		{"a clone cut short", testInventory, "h2", func(f *Facts) {
+			f.DataExists, f.DataNonEmpty, f.DataVersion, f.CloneIncomplete = true, true, 15, true
+		}, "an earlier clone into it did not finish"},
 		{"empty data dir", testInventory, "h2", func(f *Facts) { f.DataExists = true }, "it has no data"},
-		{"not a cluster", testInventory, "h2", func(f *Facts) { f.DataExists, f.DataNonEmpty = true, true },
-			"its data directory /var/lib/postgresql/15/main holds no cluster"},
-		{"other version", testInventory, "h2", func(f *Facts) { f.DataExists, f.DataNonEmpty, f.DataVersion = true, true, 14 },
-			"its data is PostgreSQL 14, not 15"},
-		{"no standby.signal", testInventory, "h2", func(f *Facts) {
-			f.DataExists, f.DataNonEmpty, f.DataVersion = true, true, 15
-			f.AutoConf = basebackupAutoConf("10.0.0.1", "5432", "h2")
-		}, "its data is not a standby's"},
 		{"follows another host", testInventory, "h2", func(f *Facts) {
 			f.DataExists, f.DataNonEmpty, f.DataVersion, f.StandbySignal = true, true, 15, true
 			f.AutoConf = basebackupAutoConf("10.0.0.9", "5432", "h2")
@@ -198,12 +193,25 @@ func TestCloneCheck(t *testing.T) {
 		{"running as a primary with databases", Options{DryRun: true}, func(f *Facts) {
 			f.DataExists, f.DataNonEmpty, f.DataVersion = true, true, 15
 			f.Running, f.UserDatabases = true, 2
-		}, "refusing to clone onto h2: it runs as a primary with 2 database(s) of its own", nil},
-		{"running as a default primary, no databases", Options{DryRun: true}, func(f *Facts) {
+		}, "refusing to clone onto h2: it runs as a primary", nil},
+		// A promoted replica whose writes went into the postgres database
+		// has no database of its own, and is refused all the same.
+		{"running as a primary, no databases", Options{DryRun: true}, func(f *Facts) {
 			f.DataExists, f.DataNonEmpty, f.DataVersion = true, true, 15
 			f.Running = true
+		}, "refusing to clone onto h2: it runs as a primary", nil},
+		{"rebuild of a promoted replica", Options{DryRun: true, Rebuild: true}, func(f *Facts) {
+			f.DataExists, f.DataNonEmpty, f.DataVersion = true, true, 15
+			f.Running, f.UserDatabases = true, 1
+		}, "", []string{"stop PostgreSQL",
+			"move the old data aside to /var/lib/postgresql/15/main.pgfleet-20250102T030405Z (it runs as a primary, with 1 database(s) of its own)",
+			"clone from h1 with basebackup, because pgfleet rebuild was asked to clone it again"}},
+		{"rebuild of a streaming replica, by tar", Options{DryRun: true, Rebuild: true, Method: "tar"}, func(f *Facts) {
+			f.DataExists, f.DataNonEmpty, f.DataVersion, f.StandbySignal = true, true, 15, true
+			f.AutoConf = basebackupAutoConf("10.0.0.1", "5432", "h2")
+			f.Running, f.InRecovery = true, true
 		}, "", []string{"stop PostgreSQL", "move the old data aside to /var/lib/postgresql/15/main.pgfleet-20250102T030405Z",
-			"clone from h1 with basebackup, because its data is not a standby's"}},
+			"clone from h1 with tar, because pgfleet rebuild was asked to clone it again"}},
 		{"standby of another host, discard", Options{DryRun: true, DiscardOldData: true}, func(f *Facts) {
 			f.DataExists, f.DataNonEmpty, f.DataVersion, f.StandbySignal = true, true, 15, true
 			f.AutoConf = basebackupAutoConf("10.0.0.9", "5432", "h2")
@@ -241,5 +249,56 @@ func TestCloneTargetsAndNeedsPrimary(t *testing.T) {
 	}
 	if !needsPrimary(Clone{}) || !needsPrimary(StartReplicas{}) || needsPrimary(Configure{}) {
 		t.Error("needsPrimary wrong")
+	}
+}
+
+// Data that may hold writes of its own, or that is not PostgreSQL's, is
+// never moved by up; rebuild moves the first kind, never the second.
+func TestRefuseData(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		facts       func(f *Facts)
+		up, rebuild string // a part of the refusal; "" for none
+	}{
+		{"absent", func(f *Facts) {}, "", ""},
+		{"empty", func(f *Facts) { f.DataExists = true }, "", ""},
+		{"not a cluster", func(f *Facts) { f.DataExists, f.DataNonEmpty = true, true },
+			"its data directory /var/lib/postgresql/15/main is not empty but holds no PostgreSQL cluster",
+			"its data directory /var/lib/postgresql/15/main is not empty but holds no PostgreSQL cluster"},
+		{"another major version", func(f *Facts) { f.DataExists, f.DataNonEmpty, f.DataVersion = true, true, 14 },
+			"holds PostgreSQL 14 data, not the 15 its cluster runs", ""},
+		{"stopped, has been a primary", func(f *Facts) {
+			f.DataExists, f.DataNonEmpty, f.DataVersion = true, true, 15
+			f.AutoConf = basebackupAutoConf("10.0.0.1", "5432", "h2")
+		}, "has been a primary's (it has no standby.signal)", ""},
+		{"running as a primary", func(f *Facts) {
+			f.DataExists, f.DataNonEmpty, f.DataVersion, f.Running = true, true, 15, true
+		}, "it runs as a primary", ""},
+		{"a clone cut short", func(f *Facts) {
+			f.DataExists, f.DataNonEmpty, f.DataVersion, f.CloneIncomplete = true, true, 15, true
+		}, "", ""},
+		{"a standby", func(f *Facts) {
+			f.DataExists, f.DataNonEmpty, f.DataVersion, f.StandbySignal = true, true, 15, true
+		}, "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newTestRun(t, testInventory, Options{DryRun: true})
+			h := host(t, r, "h2")
+			tc.facts(h.Facts)
+			for _, c := range []struct {
+				rebuild bool
+				want    string
+			}{{false, tc.up}, {true, tc.rebuild}} {
+				err := refuseData(h, c.rebuild)
+				switch {
+				case c.want == "" && err != nil:
+					t.Errorf("rebuild=%v: refused: %v", c.rebuild, err)
+				case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
+					t.Errorf("rebuild=%v: %v, want a refusal with %q", c.rebuild, err, c.want)
+				case err != nil && (!strings.Contains(err.Error(), "h2") || hintOf(err) == ""):
+					t.Errorf("rebuild=%v: refusal %v does not name the host or has no hint", c.rebuild, err)
+				}
+			}
+		})
 	}
 }

@@ -34,6 +34,10 @@ type Facts struct {
 	DataExists, DataNonEmpty bool
 	DataVersion              int // PG_VERSION of the data directory, 0 if none
 	StandbySignal            bool
+	// CloneIncomplete: a clone into the data directory began and did not
+	// finish (its marker DATADIR.pgfleet-cloning is there). What the
+	// directory holds is a partial copy, never writes of its own.
+	CloneIncomplete bool
 	AutoConf                 string // postgresql.auto.conf of the data directory
 	DiskFreeKB               int64
 	Files                    map[string][]byte // config files in the config dir, by base name
@@ -126,6 +130,8 @@ func parseFacts(out string) (*Facts, error) {
 			f.DataVersion, _ = strconv.Atoi(strings.TrimSpace(val))
 		case key == "standby_signal":
 			f.StandbySignal = true
+		case key == "clone_incomplete":
+			f.CloneIncomplete = true
 		case key == "disk_free_kb":
 			f.DiskFreeKB, _ = strconv.ParseInt(val, 10, 64)
 		case key == "files":

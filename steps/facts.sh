@@ -25,6 +25,7 @@ for x in "$D"/* "$D"/.[!.]* "$D"/..?*; do
     if [ -e "$x" ]; then echo "data_nonempty=1"; break; fi
 done
 [ -f "$D/standby.signal" ] && echo "standby_signal=1"
+[ -e "$D.pgfleet-cloning" ] && echo "clone_incomplete=1"
 p="$D"; while [ ! -e "$p" ] && [ -n "$p" ] && [ "$p" != / ]; do p="${p%/*}"; done
 [ -n "$p" ] || p=/
 if fs="$(stat -f -c '%a %S' "$p" 2>/dev/null)"; then

@@ -114,6 +114,11 @@ type Options struct {
 	// touches, connected and locked but never changed: a run that changes a
 	// replica must hold its cluster's lock.
 	WithPrimaries bool
+	// Rebuild makes Clone clone every replica of the run again, whatever
+	// its data (pgfleet rebuild).
+	Rebuild bool
+	// Method overrides the inventory's replication.method; "" keeps it.
+	Method string
 }
 
 // Run is one run of a list of steps over an inventory.

@@ -72,6 +72,7 @@ func newRootCommand() *cobra.Command {
 	root.AddCommand(newUpCommand(g))
 	root.AddCommand(newStatusCommand(g))
 	root.AddCommand(newCheckCommand(g))
+	root.AddCommand(newRebuildCommand(g))
 	return root
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -106,8 +107,14 @@ func (w *writer) stop() []int {
 // writer saw committed.
 func checkNoLoss(t *testing.T, l *lab.Lab, w *writer) {
 	t.Helper()
+	eventually(t, 30*time.Second, "the writer commits", func() string {
+		if c := w.count(); c < 20 {
+			return fmt.Sprintf("%d transactions so far", c)
+		}
+		return ""
+	})
 	ids := w.stop()
-	if len(ids) < 5 {
+	if len(ids) < 20 {
 		t.Fatalf("the writer committed only %d transactions: it did not run", len(ids))
 	}
 	sum := 0
@@ -289,6 +296,122 @@ func TestFaults(t *testing.T) {
 		}
 		if out, _ := l.Exec(context.Background(), replica, "pg_lsclusters", "-h"); !strings.Contains(out, "down") {
 			t.Errorf("up started %s although its primary was hung: %s", replica, out)
+		}
+		w := nextWriter()
+		upOK(t, inv)
+		checkNoLoss(t, l, w)
+	})
+
+	t.Run("a promoted replica is refused by up and cloned again by rebuild", func(t *testing.T) {
+		promoted := l.Hosts[2].Name
+		if _, err := l.Exec(context.Background(), promoted, "pg_ctlcluster", "15", "main", "promote"); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 30*time.Second, promoted+" leaves recovery", func() string {
+			if got := psqlOn(t, l, promoted, "SELECT pg_is_in_recovery()"); got != "f" {
+				return "still in recovery"
+			}
+			return ""
+		})
+		psqlOn(t, l, promoted, "CREATE TABLE diverged AS SELECT 42 AS answer")
+		w := nextWriter()
+		before := asideDirs(t, l, promoted)
+
+		r := pgfleet(t, "up", inv)
+		if r.code != 1 || !strings.Contains(r.stderr, promoted) || !strings.Contains(r.stderr, "pgfleet rebuild") {
+			t.Errorf("up on a promoted replica: exit %d, want 1 naming %s and pointing at pgfleet rebuild; stderr:\n%s", r.code, promoted, r.stderr)
+		}
+		if got := psqlOn(t, l, promoted, "SELECT answer FROM diverged"); got != "42" {
+			t.Errorf("the promoted replica's own data changed: %q", got)
+		}
+		if after := asideDirs(t, l, promoted); after != before {
+			t.Errorf("up moved data aside on a promoted replica: %q", after)
+		}
+
+		// Stopped, it is what an old primary looks like after a failover:
+		// a cluster with no standby.signal. Still refused, still in place.
+		if _, err := l.Exec(context.Background(), promoted, "pg_ctlcluster", "15", "main", "stop", "-m", "fast"); err != nil {
+			t.Fatal(err)
+		}
+		r = pgfleet(t, "up", inv)
+		if r.code != 1 || !strings.Contains(r.stderr, "has been a primary") {
+			t.Errorf("up on a stopped former primary: exit %d, stderr:\n%s", r.code, r.stderr)
+		}
+		if out, err := l.Exec(context.Background(), promoted, "test", "-f", "/var/lib/postgresql/15/main/PG_VERSION"); err != nil {
+			t.Errorf("the former primary's data was moved: %v %s", err, out)
+		}
+		if after := asideDirs(t, l, promoted); after != before {
+			t.Errorf("up moved data aside on a former primary: %q", after)
+		}
+
+		// Without a terminal and without --yes, rebuild asks no one and refuses.
+		r = pgfleet(t, "rebuild", inv, promoted)
+		if r.code != 2 || !strings.Contains(r.stderr, "--yes") {
+			t.Errorf("rebuild with no terminal and no --yes: exit %d, stderr:\n%s", r.code, r.stderr)
+		}
+		if out, err := l.Exec(context.Background(), promoted, "test", "-f", "/var/lib/postgresql/15/main/PG_VERSION"); err != nil {
+			t.Errorf("an unconfirmed rebuild moved the data: %v %s", err, out)
+		}
+		// The cluster's primary is never rebuilt.
+		r = pgfleet(t, "rebuild", inv, primary, "--yes")
+		if r.code != 2 || !strings.Contains(r.stderr, "is the primary") {
+			t.Errorf("rebuild of the primary: exit %d, stderr:\n%s", r.code, r.stderr)
+		}
+
+		r = pgfleet(t, "rebuild", inv, promoted, "--yes")
+		if r.code != 0 {
+			t.Fatalf("rebuild --yes: exit %d\n%s", r.code, r.stderr)
+		}
+		if got := psqlOn(t, l, promoted, "SELECT pg_is_in_recovery()"); got != "t" {
+			t.Errorf("%s after rebuild: pg_is_in_recovery() = %s", promoted, got)
+		}
+		after := asideDirs(t, l, promoted)
+		if len(strings.Fields(after)) != len(strings.Fields(before))+1 {
+			t.Fatalf("rebuild kept no moved-aside copy: before %q, after %q", before, after)
+		}
+		newest := strings.Fields(after)[len(strings.Fields(after))-1]
+		if out, err := l.Exec(context.Background(), promoted, "test", "-f", newest+"/PG_VERSION"); err != nil {
+			t.Errorf("the moved-aside copy %s holds no cluster: %v %s", newest, err, out)
+		}
+		checkNoLoss(t, l, w)
+	})
+
+	t.Run("a data directory that holds no cluster is never moved", func(t *testing.T) {
+		if _, err := l.Exec(context.Background(), replica, "sh", "-c", `pg_ctlcluster 15 main stop -m fast
+			mv /var/lib/postgresql/15/main /var/lib/postgresql/15/main.keep
+			install -d -o postgres -g postgres -m 0700 /var/lib/postgresql/15/main
+			echo "someone's notes" > /var/lib/postgresql/15/main/notes.txt`); err != nil {
+			t.Fatal(err)
+		}
+		r := pgfleet(t, "up", inv)
+		if r.code != 1 || !strings.Contains(r.stderr, "/var/lib/postgresql/15/main is not empty but holds no PostgreSQL cluster") {
+			t.Errorf("up on a foreign data directory: exit %d, stderr:\n%s", r.code, r.stderr)
+		}
+		if out, _ := l.Exec(context.Background(), replica, "cat", "/var/lib/postgresql/15/main/notes.txt"); strings.TrimSpace(out) != "someone's notes" {
+			t.Errorf("the foreign directory's file is gone: %q", out)
+		}
+		// rebuild does not move it either.
+		r = pgfleet(t, "rebuild", inv, replica, "--yes")
+		if r.code != 1 || !strings.Contains(r.stderr, "holds no PostgreSQL cluster") {
+			t.Errorf("rebuild of a foreign data directory: exit %d, stderr:\n%s", r.code, r.stderr)
+		}
+		if _, err := l.Exec(context.Background(), replica, "sh", "-c", `rm -r /var/lib/postgresql/15/main && mv /var/lib/postgresql/15/main.keep /var/lib/postgresql/15/main`); err != nil {
+			t.Fatal(err)
+		}
+
+		// A data_dir that names a system directory is refused before any
+		// connection.
+		bad := filepath.Join(t.TempDir(), "bad.yaml")
+		src, err := os.ReadFile(inv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(bad, []byte(strings.Replace(string(src), "postgres:\n", "postgres:\n  data_dir: /var/lib\n", 1)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		r = pgfleet(t, "up", bad)
+		if r.code != 2 || !strings.Contains(r.stderr, "data_dir") {
+			t.Errorf("up with data_dir /var/lib: exit %d, stderr:\n%s", r.code, r.stderr)
 		}
 		w := nextWriter()
 		upOK(t, inv)

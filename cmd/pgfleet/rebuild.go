@@ -1,0 +1,188 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/pgfleet/pgfleet/inventory"
+	"github.com/pgfleet/pgfleet/steps"
+)
+
+type rebuildOptions struct {
+	dryRun         bool
+	discardOldData bool
+	method         string
+	connectTimeout time.Duration
+	verifyTimeout  time.Duration
+}
+
+const rebuildLong = `Clone the named replicas again from their primary, whatever state they are
+in: diverged, corrupt, promoted by mistake, or simply suspect. This is the
+command for a replica that up keeps (because it looks healthy) or refuses
+(because its data is not a standby's of this primary).
+
+For each HOST, pgfleet:
+  1. connects to it and to its primary, and takes the cluster's lock;
+  2. shows what it will do: stop PostgreSQL, move the old data aside to
+     DATADIR.pgfleet-TIMESTAMP (or delete it with --discard-old-data), and
+     clone from which primary with which method;
+  3. asks for confirmation on a terminal (--yes for scripts; with neither a
+     terminal nor --yes it refuses);
+  4. checks from the replica that the primary answers, that the replication
+     login works and that the disk can hold the copy beside the old data;
+  5. stops it, moves the old data aside, recreates its replication slot on
+     the primary if it was lost, clones with a fast checkpoint, starts it,
+     and verifies that it streams and has replayed the primary's WAL.
+
+A HOST that is its cluster's primary in the inventory is refused. The
+primary's data is never touched. The old data stays moved aside until you
+remove it; status and check list every moved-aside directory.`
+
+func newRebuildCommand(g *globalOptions) *cobra.Command {
+	o := &rebuildOptions{}
+	cmd := &cobra.Command{
+		Use:   "rebuild INVENTORY HOST...",
+		Short: "Clone replicas again from their primary, whatever state they are in",
+		Long:  rebuildLong,
+		Example: `  pgfleet rebuild inventory.yaml db2
+  pgfleet rebuild inventory.yaml db2 db3 --yes
+  pgfleet rebuild inventory.yaml db2 --dry-run`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) < 2 {
+				return usageError{fmt.Errorf("%s needs INVENTORY and at least one HOST (see %s --help)", cmd.CommandPath(), cmd.CommandPath())}
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runRebuild(cmd.Context(), g, o, args[0], args[1:], cmd.OutOrStdout())
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVar(&o.dryRun, "dry-run", false, "show what would be done; change nothing")
+	f.BoolVar(&o.discardOldData, "discard-old-data", false, "delete the replicas' old data instead of moving it aside")
+	f.StringVar(&o.method, "method", "", "clone with basebackup or tar (default: the inventory's replication.method)")
+	f.DurationVar(&o.connectTimeout, "connect-timeout", 10*time.Second, "SSH connect timeout per host")
+	f.DurationVar(&o.verifyTimeout, "verify-timeout", 2*time.Minute, "how long to wait for the replicas to stream")
+	return cmd
+}
+
+// rebuildTargets checks, before any I/O, that every named host is a replica
+// in the inventory.
+func rebuildTargets(inv *inventory.Inventory, hosts []string) error {
+	var errs []error
+	for _, name := range hosts {
+		h := inv.Host(name)
+		switch {
+		case h == nil:
+			errs = append(errs, fmt.Errorf("no host %q in %s", name, inv.Path))
+		case h.Cluster == nil:
+			errs = append(errs, fmt.Errorf("host %s is in no cluster", name))
+		case h.IsPrimary():
+			errs = append(errs, &steps.Hint{
+				Err:  fmt.Errorf("refusing to rebuild %s: it is the primary of cluster %s, and pgfleet never touches a primary's data", name, h.Cluster.Name),
+				Hint: "to make it a replica, first move the primary elsewhere (change clusters." + h.Cluster.Name + ".primary in the inventory)",
+			})
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func runRebuild(ctx context.Context, g *globalOptions, o *rebuildOptions, path string, hosts []string, stdout io.Writer) error {
+	switch o.method {
+	case "", "basebackup", "tar":
+	default:
+		return usageError{fmt.Errorf("--method must be basebackup or tar, not %q", o.method)}
+	}
+	if len(g.limit) > 0 {
+		return usageError{errors.New("rebuild takes its hosts as arguments, not --limit")}
+	}
+	inv, err := loadInventory(path)
+	if err != nil {
+		return err
+	}
+	if err := rebuildTargets(inv, hosts); err != nil {
+		return usageError{err}
+	}
+	opts := g.runOptions(o.connectTimeout)
+	opts.Limit, opts.WithPrimaries = hosts, true
+	opts.DiscardOldData, opts.VerifyTimeout = o.discardOldData, o.verifyTimeout
+	opts.Rebuild, opts.Method = true, o.method
+	r, err := steps.NewRun(inv, opts)
+	if err != nil {
+		return usageError{err}
+	}
+	defer r.Close()
+
+	r.Dial(ctx)
+	if !o.dryRun {
+		r.Lock(ctx)
+	}
+	r.Facts(ctx)
+
+	// First the plan, with the lock held, so that what is shown is what
+	// will be done.
+	r.Opts.DryRun = true
+	r.Apply(ctx, steps.Rebuild())
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	plan := buildReport(r, time.Since(r.Started), true)
+	if o.dryRun || !plan.OK {
+		return report(g, r, inv, stdout, time.Since(r.Started), true)
+	}
+	if g.output == "text" {
+		printPlan(stdout, plan)
+	}
+	ok, err := confirm(g, fmt.Sprintf("rebuild %s as shown above?", strings.Join(hosts, ", ")))
+	if err != nil {
+		return err
+	}
+	if !ok {
+		fmt.Fprintln(os.Stderr, "pgfleet: nothing changed")
+		return silentError{exitFailed}
+	}
+
+	r.Opts.DryRun = false
+	r.ClearResults()
+	r.Apply(ctx, steps.Rebuild())
+	if ctx.Err() == nil {
+		r.Verify(ctx)
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return report(g, r, inv, stdout, time.Since(r.Started), false)
+}
+
+// confirm asks a yes/no question on the terminal. --yes answers yes; with
+// no terminal to ask on, it refuses rather than guess.
+func confirm(g *globalOptions, question string) (bool, error) {
+	if g.yes {
+		return true, nil
+	}
+	if !term.IsTerminal(int(os.Stdin.Fd())) || !term.IsTerminal(int(os.Stderr.Fd())) {
+		return false, usageError{&steps.Hint{
+			Err:  errors.New("this needs a confirmation and there is no terminal to ask on"),
+			Hint: "pass --yes to confirm in a script",
+		}}
+	}
+	fmt.Fprintf(os.Stderr, "pgfleet: %s [y/N] ", question)
+	line, err := bufio.NewReader(os.Stdin).ReadString('\n')
+	if err != nil && line == "" {
+		return false, nil
+	}
+	switch strings.ToLower(strings.TrimSpace(line)) {
+	case "y", "yes":
+		return true, nil
+	}
+	return false, nil
+}
