@@ -1,7 +1,19 @@
-package remote
+// Package sshtest is an in-process SSH server on 127.0.0.1 for tests of
+// code that reaches hosts through package remote.
+//
+// By default it behaves like OpenSSH's sshd where pgfleet depends on it: exec
+// requests run `sh -c` on this machine in a new session (process group),
+// "signal" requests killpg() it, closing a channel does NOT kill the command,
+// keepalive@openssh.com gets a failure reply, and direct-tcpip channels are
+// forwarded (bastion). A stand-in for sudo comes first in the commands' PATH.
+//
+// With WithHandler nothing runs on this machine: a Handler answers every
+// command, each command is recorded, and the host's files are a temporary
+// directory served over SFTP (see Server.Path), so that a test can run a
+// step against a scripted host and assert what it ran and wrote.
+package sshtest
 
 import (
-	"bytes"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/binary"
@@ -13,43 +25,44 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
 )
 
-// testServer is an in-process SSH server on 127.0.0.1 that behaves like
-// OpenSSH's sshd where pgfleet depends on it: exec requests run `sh -c` in a
-// new session (process group), "signal" requests killpg() it, closing a
-// channel does NOT kill the command, keepalive@openssh.com gets a failure
-// reply, and direct-tcpip channels are forwarded (bastion).
-type testServer struct {
-	t             *testing.T
+// Server is an SSH server for one test; it stops when the test ends.
+type Server struct {
+	t             testing.TB
 	ln            net.Listener
 	addr          string
 	port          int
 	hostSigner    ssh.Signer
 	extraHostKeys []ssh.Signer
 	authorized    ssh.PublicKey
+	keyFile       string   // private key of authorized, when the server made it
 	env           []string // environment of the commands it runs
+	handler       Handler  // nil: run commands with sh -c
+	root          string   // the scripted host's file system
 
 	handshakes       atomic.Int32 // connections accepted
 	dropFirst        atomic.Int32 // close this many connections before the handshake
 	ignoreKeepalives atomic.Bool
 	forwards         atomic.Int32 // direct-tcpip channels opened
 
-	mu      sync.Mutex
-	conns   []net.Conn
-	pids    []int    // process groups of the commands, in start order
-	signals []string // signal requests received
-	execs   []string // exec requests received
-	closed  bool
-	wg      sync.WaitGroup
+	mu       sync.Mutex
+	conns    []net.Conn
+	pids     []int    // process groups of the commands, in start order
+	signals  []string // signal requests received
+	execs    []string // exec requests received
+	commands []*Command
+	owners   map[string][2]uint32 // host path -> uid, gid set over SFTP
+	closed   bool
+	wg       sync.WaitGroup
 }
 
 // fakeSudo stands for sudo: it drops the options pgfleet uses and execs the
@@ -72,62 +85,80 @@ done
 exec "$@"
 `
 
-type serverOption func(*testServer)
+// Option configures a Server.
+type Option func(*Server)
 
-// withEnv adds K=V to the environment of the commands the server runs.
-func withEnv(kv ...string) serverOption {
-	return func(s *testServer) { s.env = append(s.env, kv...) }
+// WithEnv adds K=V to the environment of the commands the server runs.
+// The stand-in for sudo reads two: FAKE_SUDO_LOG=FILE appends its arguments
+// to FILE, and FAKE_SUDO_MODE=password makes it refuse like a sudo that
+// wants a password.
+func WithEnv(kv ...string) Option {
+	return func(s *Server) { s.env = append(s.env, kv...) }
 }
 
-// withAuthorizedKey replaces the client key the server accepts.
-func withAuthorizedKey(k ssh.PublicKey) serverOption {
-	return func(s *testServer) { s.authorized = k }
+// WithAuthorizedKey sets the one client key the server accepts. Without it
+// the server makes a key of its own, written to KeyFile.
+func WithAuthorizedKey(k ssh.PublicKey) Option {
+	return func(s *Server) { s.authorized = k }
 }
 
-// withHostKey sets the server's host key.
-func withHostKey(k ssh.Signer) serverOption {
-	return func(s *testServer) { s.hostSigner = k }
+// WithHostKey sets the server's host key.
+func WithHostKey(k ssh.Signer) Option {
+	return func(s *Server) { s.hostSigner = k }
 }
 
-// withExtraHostKey gives the server a second host key, as sshd has.
-func withExtraHostKey(k ssh.Signer) serverOption {
-	return func(s *testServer) { s.extraHostKeys = append(s.extraHostKeys, k) }
+// WithExtraHostKey gives the server a second host key, as sshd has.
+func WithExtraHostKey(k ssh.Signer) Option {
+	return func(s *Server) { s.extraHostKeys = append(s.extraHostKeys, k) }
 }
 
-func newTestServer(t *testing.T, authorized ssh.PublicKey, opts ...serverOption) *testServer {
+// WithHandler has h answer the commands instead of running them: see Handler.
+func WithHandler(h Handler) Option {
+	return func(s *Server) { s.handler = h }
+}
+
+// New starts a server on 127.0.0.1 on a free port.
+func New(t testing.TB, opts ...Option) *Server {
 	t.Helper()
-	s := newStoppedServer(t, authorized, opts...)
+	s := NewStopped(t, opts...)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.start(ln)
+	s.Start(ln)
 	return s
 }
 
-// newStoppedServer prepares a server that listens only once start is called.
-func newStoppedServer(t *testing.T, authorized ssh.PublicKey, opts ...serverOption) *testServer {
+// NewStopped prepares a server that accepts connections only once Start is
+// called.
+func NewStopped(t testing.TB, opts ...Option) *Server {
 	t.Helper()
 	bin := t.TempDir()
 	if err := os.WriteFile(filepath.Join(bin, "sudo"), []byte(fakeSudo), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	s := &testServer{
-		t:          t,
-		authorized: authorized,
-		env:        []string{"PATH=" + bin + ":" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "LC_ALL=C"},
+	s := &Server{
+		t:      t,
+		env:    []string{"PATH=" + bin + ":" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "LC_ALL=C"},
+		root:   t.TempDir(),
+		owners: map[string][2]uint32{},
 	}
 	for _, o := range opts {
 		o(s)
 	}
 	if s.hostSigner == nil {
-		s.hostSigner = newEd25519Signer(t)
+		s.hostSigner = NewSigner(t)
+	}
+	if s.authorized == nil {
+		signer, file := NewClientKey(t)
+		s.authorized, s.keyFile = signer.PublicKey(), file
 	}
 	t.Cleanup(s.Close)
 	return s
 }
 
-func (s *testServer) start(ln net.Listener) {
+// Start serves on ln.
+func (s *Server) Start(ln net.Listener) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.ln = ln
@@ -137,7 +168,8 @@ func (s *testServer) start(ln net.Listener) {
 	go s.serve()
 }
 
-func newEd25519Signer(t *testing.T) ssh.Signer {
+// NewSigner makes an ed25519 key.
+func NewSigner(t testing.TB) ssh.Signer {
 	t.Helper()
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
@@ -150,13 +182,60 @@ func newEd25519Signer(t *testing.T) ssh.Signer {
 	return signer
 }
 
-// knownHostsLine is the line ssh-keyscan would print for this server.
-func (s *testServer) knownHostsLine() string {
+// NewClientKey makes an ed25519 key and writes it, unencrypted and in
+// OpenSSH format, to a file of its own.
+func NewClientKey(t testing.TB) (ssh.Signer, string) {
+	t.Helper()
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, err := ssh.MarshalPrivateKey(priv, "sshtest client key")
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := ssh.NewSignerFromKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "id_ed25519")
+	if err := os.WriteFile(file, pemEncode(block), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return signer, file
+}
+
+// Addr is the server's IP address.
+func (s *Server) Addr() string { return s.addr }
+
+// Port is the server's TCP port.
+func (s *Server) Port() int { return s.port }
+
+// HostKey is the server's (first) host key.
+func (s *Server) HostKey() ssh.Signer { return s.hostSigner }
+
+// KeyFile is the private key the server accepts, when the server made it
+// (no WithAuthorizedKey); "" otherwise.
+func (s *Server) KeyFile() string { return s.keyFile }
+
+// KnownHostsLine is the line ssh-keyscan would print for this server.
+func (s *Server) KnownHostsLine() string {
 	return fmt.Sprintf("[%s]:%d %s", s.addr, s.port, ssh.MarshalAuthorizedKey(s.hostSigner.PublicKey()))
 }
 
+// WriteKnownHosts writes a known_hosts file that holds the server's key, as
+// strict host-key checking needs, and returns its path.
+func (s *Server) WriteKnownHosts(t testing.TB) string {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), "known_hosts")
+	if err := os.WriteFile(file, []byte(s.KnownHostsLine()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return file
+}
+
 // Close stops the server, drops its connections and kills what it started.
-func (s *testServer) Close() {
+func (s *Server) Close() {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -176,8 +255,8 @@ func (s *testServer) Close() {
 	s.wg.Wait()
 }
 
-// dropConnections closes every connection, as a network failure would.
-func (s *testServer) dropConnections() {
+// DropConnections closes every connection, as a network failure would.
+func (s *Server) DropConnections() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, c := range s.conns {
@@ -185,19 +264,42 @@ func (s *testServer) dropConnections() {
 	}
 }
 
-func (s *testServer) started() []int {
+// DropNext has the server close the next n connections before their
+// handshake, as a host still starting would.
+func (s *Server) DropNext(n int) { s.dropFirst.Store(int32(n)) }
+
+// IgnoreKeepalives makes the server leave keepalive requests unanswered, as
+// a hung peer does.
+func (s *Server) IgnoreKeepalives(on bool) { s.ignoreKeepalives.Store(on) }
+
+// Handshakes is the number of connections accepted so far.
+func (s *Server) Handshakes() int { return int(s.handshakes.Load()) }
+
+// Forwards is the number of direct-tcpip channels opened so far.
+func (s *Server) Forwards() int { return int(s.forwards.Load()) }
+
+// Started is the process group of each command started, in start order.
+func (s *Server) Started() []int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]int(nil), s.pids...)
 }
 
-func (s *testServer) signalsReceived() []string {
+// SignalsReceived is the name of each signal request received, in order.
+func (s *Server) SignalsReceived() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]string(nil), s.signals...)
 }
 
-func (s *testServer) serve() {
+// Execs is the command line of each exec request received, in order.
+func (s *Server) Execs() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.execs...)
+}
+
+func (s *Server) serve() {
 	defer s.wg.Done()
 	for {
 		c, err := s.ln.Accept()
@@ -222,7 +324,7 @@ func (s *testServer) serve() {
 	}
 }
 
-func (s *testServer) handleConn(c net.Conn) {
+func (s *Server) handleConn(c net.Conn) {
 	defer s.wg.Done()
 	defer c.Close()
 	cfg := &ssh.ServerConfig{
@@ -261,7 +363,14 @@ func (s *testServer) handleConn(c net.Conn) {
 				continue
 			}
 			wg.Add(1)
-			go func() { defer wg.Done(); s.handleSession(ch, creqs) }()
+			go func() {
+				defer wg.Done()
+				if s.handler != nil {
+					s.handleScripted(ch, creqs)
+				} else {
+					s.handleSession(ch, creqs)
+				}
+			}()
 		case "direct-tcpip":
 			wg.Add(1)
 			go func() { defer wg.Done(); s.handleForward(nc) }()
@@ -272,7 +381,7 @@ func (s *testServer) handleConn(c net.Conn) {
 	wg.Wait()
 }
 
-func (s *testServer) handleForward(nc ssh.NewChannel) {
+func (s *Server) handleForward(nc ssh.NewChannel) {
 	var p struct {
 		Host     string
 		Port     uint32
@@ -304,7 +413,8 @@ func (s *testServer) handleForward(nc ssh.NewChannel) {
 	target.Close()
 }
 
-func (s *testServer) handleSession(ch ssh.Channel, reqs <-chan *ssh.Request) {
+// handleSession runs the session's command on this machine.
+func (s *Server) handleSession(ch ssh.Channel, reqs <-chan *ssh.Request) {
 	defer ch.Close()
 	var cmd *exec.Cmd
 	for req := range reqs {
@@ -349,18 +459,13 @@ func (s *testServer) handleSession(ch ssh.Channel, reqs <-chan *ssh.Request) {
 				var ee *exec.ExitError
 				switch {
 				case err == nil:
-					ch.SendRequest("exit-status", false, binary.BigEndian.AppendUint32(nil, 0))
+					sendExitStatus(ch, 0)
 				case errors.As(err, &ee):
 					ws := ee.Sys().(syscall.WaitStatus)
 					if ws.Signaled() {
-						name := signalNames[ws.Signal()]
-						ch.SendRequest("exit-signal", false, ssh.Marshal(struct {
-							Signal     string
-							CoreDumped bool
-							Msg, Lang  string
-						}{name, false, "", ""}))
+						sendExitSignal(ch, signalNames[ws.Signal()])
 					} else {
-						ch.SendRequest("exit-status", false, binary.BigEndian.AppendUint32(nil, uint32(ws.ExitStatus())))
+						sendExitStatus(ch, ws.ExitStatus())
 					}
 				}
 				ch.CloseWrite()
@@ -391,6 +496,18 @@ func (s *testServer) handleSession(ch ssh.Channel, reqs <-chan *ssh.Request) {
 	// left running.
 }
 
+func sendExitStatus(ch ssh.Channel, code int) {
+	ch.SendRequest("exit-status", false, binary.BigEndian.AppendUint32(nil, uint32(code)))
+}
+
+func sendExitSignal(ch ssh.Channel, name string) {
+	ch.SendRequest("exit-signal", false, ssh.Marshal(struct {
+		Signal     string
+		CoreDumped bool
+		Msg, Lang  string
+	}{name, false, "", ""}))
+}
+
 var signalNames = map[syscall.Signal]string{
 	syscall.SIGTERM: "TERM",
 	syscall.SIGKILL: "KILL",
@@ -398,28 +515,8 @@ var signalNames = map[syscall.Signal]string{
 	syscall.SIGHUP:  "HUP",
 }
 
-// processGroupAlive tells whether a live process of group pgid is still
-// there. Zombies do not count: in a container, PID 1 may be slow to reap the
-// orphans it inherits.
-func processGroupAlive(t *testing.T, pgid int) bool {
-	t.Helper()
-	if syscall.Kill(-pgid, 0) != nil {
-		return false
-	}
-	stats, err := filepath.Glob("/proc/[0-9]*/stat")
-	if err != nil || len(stats) == 0 {
-		t.Skip("no /proc to tell zombies from live processes")
-	}
-	for _, name := range stats {
-		b, err := os.ReadFile(name)
-		if err != nil {
-			continue // gone meanwhile
-		}
-		// pid (comm) state ppid pgrp ...; comm may hold spaces and parens.
-		fields := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-		if len(fields) >= 3 && fields[2] == strconv.Itoa(pgid) && fields[0] != "Z" {
-			return true
-		}
-	}
-	return false
+// sftpHandlers serves the scripted host's files from the server's root.
+func (s *Server) sftpHandlers() sftp.Handlers {
+	fs := &rootFS{s: s}
+	return sftp.Handlers{FileGet: fs, FilePut: fs, FileCmd: fs, FileList: fs}
 }
