@@ -24,7 +24,8 @@ type Command struct {
 	As    string            // "" without sudo; "root", or the user of sudo -u
 	Env   map[string]string // set with `env K=V` after sudo
 	Args  []string          // the argv that runs, after sudo and env
-	Stdin []byte            // what the client sent on stdin (recorded once the command ended)
+	Stdin []byte            // what the client sent on stdin, once the command ended
+	Ended bool              // the command has ended (its stdin was closed)
 }
 
 // String is Args joined by spaces, unquoted: what a Rule matches.
@@ -34,13 +35,19 @@ func (c *Command) String() string { return strings.Join(c.Args, " ") }
 type Reply struct {
 	Stdout, Stderr string
 	Exit           int
+	// Hold has the command, once it printed Stdout and Stderr, read its
+	// stdin to the end before it exits, as one ending in `cat >/dev/null`
+	// does: a lock held for as long as the client keeps stdin open.
+	Hold bool
+	// NoStdin has Rules answer without reading stdin, as a command that
+	// fails before it reads does.
+	NoStdin bool
 }
 
-// Handler answers a command of a scripted host. It may read stdin; the
-// server then reads the rest, as `cat >/dev/null` would, before the command
-// ends, so that a command fed by a long-lived stdin (a lock held for as long
-// as the client keeps it open) answers first and ends only when the client
-// closes it. It is called concurrently for concurrent commands.
+// Handler answers a command of a scripted host. What it reads of stdin is
+// recorded in the Command; a command that does not Hold exits without
+// waiting for the rest, as a real one that does not read stdin does. It is
+// called concurrently for concurrent commands.
 //
 // Two kinds of command never reach it: Dial's `true` (answered with success)
 // and remote's search for and start of the sftp-server (see SFTPServer).
@@ -52,16 +59,21 @@ type Rule struct {
 	Reply Reply
 }
 
-// On is a Rule for the commands matching the regular expression re.
-func On(re string, r Reply) Rule { return Rule{Match: regexp.MustCompile(re), Reply: r} }
+// On is a Rule for the commands matching the regular expression re, in
+// which . matches a newline too: scripts span lines.
+func On(re string, r Reply) Rule { return Rule{Match: regexp.MustCompile("(?s)" + re), Reply: r} }
 
-// Rules is a Handler that answers with the first rule that matches. A
-// command that none matches fails with exit status 127 and a message naming
+// Rules is a Handler that answers with the first rule that matches, after
+// reading stdin to the end unless the reply says Hold or NoStdin. A command
+// that none matches fails at once with exit status 127 and a message naming
 // it, as a shell does for a command it cannot find.
 func Rules(rules ...Rule) Handler {
-	return func(c *Command, _ io.Reader) Reply {
+	return func(c *Command, stdin io.Reader) Reply {
 		for _, r := range rules {
 			if r.Match.MatchString(c.String()) {
+				if !r.Reply.Hold && !r.Reply.NoStdin {
+					io.Copy(io.Discard, stdin)
+				}
 				return r.Reply
 			}
 		}
@@ -152,9 +164,11 @@ func (s *Server) answer(ch ssh.Channel, c *Command) {
 	}
 	io.WriteString(ch, r.Stdout)
 	io.WriteString(ch.Stderr(), r.Stderr)
-	io.Copy(io.Discard, in)
+	if r.Hold {
+		io.Copy(io.Discard, in)
+	}
 	s.mu.Lock()
-	c.Stdin = stdin.Bytes()
+	c.Stdin, c.Ended = stdin.Bytes(), true
 	s.mu.Unlock()
 	sendExitStatus(ch, r.Exit)
 	ch.CloseWrite()
