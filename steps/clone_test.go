@@ -232,13 +232,3 @@ func TestCloneCheckPrimaryOutsideLimit(t *testing.T) {
 	plan, err := Clone{}.Check(context.Background(), r, host(t, r, "h2"))
 	checkPlan(t, plan, err, "the primary h1 is not part of this run", nil)
 }
-
-func TestCloneTargetsAndNeedsPrimary(t *testing.T) {
-	r := newTestRun(t, testInventory, Options{DryRun: true})
-	if got := names(Clone{}.Targets(r)); got != "h2 h3" {
-		t.Errorf("Clone targets %s", got)
-	}
-	if !needsPrimary(Clone{}) || !needsPrimary(StartReplicas{}) || needsPrimary(Configure{}) {
-		t.Error("needsPrimary wrong")
-	}
-}

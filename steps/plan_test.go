@@ -361,17 +361,6 @@ func TestStartChecks(t *testing.T) {
 	checkPlan(t, plan, err, "", nil)
 }
 
-func TestUpOrder(t *testing.T) {
-	var got []string
-	for _, s := range Up() {
-		got = append(got, s.Name())
-	}
-	want := []string{"install", "cluster", "configure", "start", "role", "slots", "clone", "start"}
-	if !slices.Equal(got, want) {
-		t.Errorf("Up() = %v, want %v", got, want)
-	}
-}
-
 func parseInventoryErr(src string) (*inventory.Inventory, error) {
 	return inventory.Parse([]byte(src), "inv.yaml")
 }
