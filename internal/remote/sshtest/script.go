@@ -2,7 +2,6 @@ package sshtest
 
 import (
 	"bytes"
-	"encoding/pem"
 	"fmt"
 	"io"
 	"regexp"
@@ -253,5 +252,3 @@ func parseCommand(line string) *Command {
 	c.Args = words
 	return c
 }
-
-func pemEncode(b *pem.Block) []byte { return pem.EncodeToMemory(b) }

@@ -17,6 +17,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/binary"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -199,7 +200,7 @@ func NewClientKey(t testing.TB) (ssh.Signer, string) {
 		t.Fatal(err)
 	}
 	file := filepath.Join(t.TempDir(), "id_ed25519")
-	if err := os.WriteFile(file, pemEncode(block), 0o600); err != nil {
+	if err := os.WriteFile(file, pem.EncodeToMemory(block), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return signer, file
