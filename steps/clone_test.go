@@ -241,17 +241,6 @@ func TestCloneCheckPrimaryOutsideLimit(t *testing.T) {
 	plan, err := Clone{}.Check(context.Background(), r, host(t, r, "h2"))
 	checkPlan(t, plan, err, "the primary h1 is not part of this run", nil)
 }
-
-func TestCloneTargetsAndNeedsPrimary(t *testing.T) {
-	r := newTestRun(t, testInventory, Options{DryRun: true})
-	if got := names(Clone{}.Targets(r)); got != "h2 h3" {
-		t.Errorf("Clone targets %s", got)
-	}
-	if !needsPrimary(Clone{}) || !needsPrimary(StartReplicas{}) || needsPrimary(Configure{}) {
-		t.Error("needsPrimary wrong")
-	}
-}
-
 // Data that may hold writes of its own, or that is not PostgreSQL's, is
 // never moved by up; rebuild moves the first kind, never the second.
 func TestRefuseData(t *testing.T) {

@@ -38,14 +38,6 @@ func TestReplicaState(t *testing.T) {
 	}
 }
 
-func TestIsTrue(t *testing.T) {
-	for s, want := range map[string]bool{"t": true, "true": true, "f": false, "false": false, "": false, "TRUE": false, "on": false, " t": false} {
-		if isTrue(s) != want {
-			t.Errorf("isTrue(%q) = %v, want %v", s, !want, want)
-		}
-	}
-}
-
 func TestLSNPattern(t *testing.T) {
 	for s, want := range map[string]bool{"0/3000148": true, "16/B374D848": true, "FFFFFFFF/FFFFFFFF": true,
 		"": false, "0/": false, "0/3000148\n": false, "0/abc": false, "1/2/3": false, "' OR 1=1 --": false} {

@@ -2,19 +2,11 @@ package main
 
 import (
 	"bytes"
-	"crypto/ed25519"
-	"crypto/rand"
 	"encoding/json"
-	"encoding/pem"
-	"fmt"
-	"net"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-
-	"golang.org/x/crypto/ssh"
 
 	"github.com/pgfleet/pgfleet/steps"
 )
@@ -96,94 +88,6 @@ func TestStatusUsageErrors(t *testing.T) {
 		if !strings.HasPrefix(stderr, "pgfleet: error: ") {
 			t.Errorf("pgfleet %v: stderr %q", args, stderr)
 		}
-	}
-}
-
-// unreachableInventory is a valid inventory whose hosts listen on a port of
-// this machine where nothing answers.
-func unreachableInventory(t *testing.T) string {
-	t.Helper()
-	dir := t.TempDir()
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	block, err := ssh.MarshalPrivateKey(priv, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	key := filepath.Join(dir, "id")
-	if err := os.WriteFile(key, pem.EncodeToMemory(block), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "known_hosts"), nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	// A port that was free a moment ago refuses connections.
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	t.Setenv("PGFLEET_TEST_STATUS_PW", "pw")
-	return writeFile(t, "inv.yaml", fmt.Sprintf(`ssh: {user: ops, port: %d, identity_file: %s, known_hosts: %s}
-postgres:
-  version: 15
-  replication: {password_env: PGFLEET_TEST_STATUS_PW}
-clusters:
-  main: {primary: db1, replicas: [db2]}
-hosts:
-  db1: {address: 127.0.0.1}
-  db2: {address: 127.0.0.2}
-`, port, key, filepath.Join(dir, "known_hosts")))
-}
-
-func TestStatusUnreachable(t *testing.T) {
-	inv := unreachableInventory(t)
-	start := time.Now()
-	code, stdout, stderr := capture(t, "status", "--connect-timeout", "2s", "-o", "json", inv)
-	if took := time.Since(start); took > 5*time.Second {
-		t.Errorf("took %v with --connect-timeout 2s", took)
-	}
-	if code != exitFailed {
-		t.Fatalf("exit %d, want %d; stderr: %s", code, exitFailed, stderr)
-	}
-	var rep steps.StatusReport
-	if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
-		t.Fatalf("%v: %s", err, stdout)
-	}
-	if len(rep.Clusters) != 1 || rep.Clusters[0].Healthy || len(rep.Clusters[0].Members) != 2 {
-		t.Fatalf("got %+v", rep)
-	}
-	for _, m := range rep.Clusters[0].Members {
-		if m.Role != steps.RoleUnreachable || len(m.Problems) != 1 || !strings.HasPrefix(m.Problems[0], "unreachable: ") {
-			t.Errorf("%+v", m)
-		}
-	}
-
-	code, stdout, _ = capture(t, "status", "--connect-timeout", "2s", "--limit", "db2", inv)
-	if code != exitFailed || !strings.Contains(stdout, "cluster main: DEGRADED (1 problem)") ||
-		!strings.Contains(stdout, "db2") || strings.Contains(stdout, "db1") {
-		t.Errorf("--limit db2: exit %d\n%s", code, stdout)
-	}
-}
-
-func TestCheckUnreachable(t *testing.T) {
-	inv := unreachableInventory(t)
-	code, stdout, stderr := capture(t, "check", "--connect-timeout", "2s", inv)
-	if code != exitFailed {
-		t.Fatalf("exit %d, want %d; stderr: %s", code, exitFailed, stderr)
-	}
-	for _, want := range []string{"FAIL  db1  ssh", "FAIL  db2  ssh", "hint: check that db1 is up", "PASS  db1  replication password", "failed: fix the failures before pgfleet up"} {
-		if !strings.Contains(stdout, want) {
-			t.Errorf("no %q in\n%s", want, stdout)
-		}
-	}
-	code, stdout, _ = capture(t, "check", "--connect-timeout", "2s", "-o", "json", inv)
-	var rep steps.CheckReport
-	if err := json.Unmarshal([]byte(stdout), &rep); err != nil || code != exitFailed || rep.OK || len(rep.Checks) == 0 {
-		t.Fatalf("exit %d, %v: %s", code, err, stdout)
 	}
 }
 

@@ -28,6 +28,8 @@ import (
 	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
+
+	"github.com/pgfleet/pgfleet/internal/remote/sshtest"
 )
 
 // TestMain doubles as the hosts' sftp-server: the fake sudo execs this test
@@ -78,7 +80,7 @@ func TestMain(m *testing.M) {
 
 // fixture is a server, a client key it accepts and a known_hosts with its key.
 type fixture struct {
-	srv        *testServer
+	srv        *sshtest.Server
 	key        ssh.Signer
 	keyFile    string
 	knownHosts string
@@ -122,12 +124,12 @@ func newKeyFile(t *testing.T, passphrase string) (ssh.Signer, string) {
 	return signer, file
 }
 
-func newFixture(t *testing.T, opts ...serverOption) *fixture {
+func newFixture(t *testing.T, opts ...sshtest.Option) *fixture {
 	t.Helper()
 	key, keyFile := newKeyFile(t, "")
-	srv := newTestServer(t, key.PublicKey(), opts...)
+	srv := sshtest.New(t, append([]sshtest.Option{sshtest.WithAuthorizedKey(key.PublicKey())}, opts...)...)
 	f := &fixture{srv: srv, key: key, keyFile: keyFile, knownHosts: filepath.Join(t.TempDir(), "known_hosts")}
-	writeFile(t, f.knownHosts, srv.knownHostsLine())
+	writeFile(t, f.knownHosts, srv.KnownHostsLine())
 	u, err := user.Current()
 	if err != nil {
 		t.Fatal(err)
@@ -139,8 +141,8 @@ func newFixture(t *testing.T, opts ...serverOption) *fixture {
 func (f *fixture) config() Config {
 	return Config{
 		Name:           "db1",
-		Address:        f.srv.addr,
-		Port:           f.srv.port,
+		Address:        f.srv.Addr(),
+		Port:           f.srv.Port(),
 		User:           f.user,
 		IdentityFiles:  []string{f.keyFile},
 		KnownHostsFile: f.knownHosts,
@@ -220,9 +222,9 @@ func TestUnknownHostRefused(t *testing.T) {
 			if !errors.As(err, &he) || he.Host != "db1" {
 				t.Errorf("err = %#v, want a *HostError for db1", err)
 			}
-			fp := ssh.FingerprintSHA256(f.srv.hostSigner.PublicKey())
+			fp := ssh.FingerprintSHA256(f.srv.HostKey().PublicKey())
 			mustContain(t, err.Error(), "db1: connect: ", fp,
-				fmt.Sprintf("ssh-keyscan -p %d %s >> %s", f.srv.port, f.srv.addr, f.knownHosts),
+				fmt.Sprintf("ssh-keyscan -p %d %s >> %s", f.srv.Port(), f.srv.Addr(), f.knownHosts),
 				"--accept-new-host-keys")
 			if tc.content == nil {
 				if _, err := os.Stat(f.knownHosts); !errors.Is(err, fs.ErrNotExist) {
@@ -231,7 +233,7 @@ func TestUnknownHostRefused(t *testing.T) {
 			} else if got := readFile(t, f.knownHosts); got != *tc.content {
 				t.Errorf("known_hosts changed:\n%s", got)
 			}
-			if n := f.srv.handshakes.Load(); n != 1 {
+			if n := f.srv.Handshakes(); n != 1 {
 				t.Errorf("server saw %d connections, want 1 (no retry)", n)
 			}
 		})
@@ -252,7 +254,7 @@ func TestAcceptNewHostKey(t *testing.T) {
 	c.Close()
 
 	got := readFile(t, f.knownHosts)
-	want := fmt.Sprintf("[%s]:%d %s", f.srv.addr, f.srv.port, ssh.MarshalAuthorizedKey(f.srv.hostSigner.PublicKey()))
+	want := fmt.Sprintf("[%s]:%d %s", f.srv.Addr(), f.srv.Port(), ssh.MarshalAuthorizedKey(f.srv.HostKey().PublicKey()))
 	if got != want {
 		t.Errorf("known_hosts = %q, want %q", got, want)
 	}
@@ -261,7 +263,7 @@ func TestAcceptNewHostKey(t *testing.T) {
 			t.Errorf("%s: mode %v (%v), want %v", name, st.Mode(), err, wantMode)
 		}
 	}
-	mustContain(t, logs.String(), "recorded new host key", ssh.FingerprintSHA256(f.srv.hostSigner.PublicKey()))
+	mustContain(t, logs.String(), "recorded new host key", ssh.FingerprintSHA256(f.srv.HostKey().PublicKey()))
 
 	// Now known: a dial without the flag works and records nothing more.
 	cfg.AcceptNewHostKeys = false
@@ -278,7 +280,7 @@ func TestAcceptNewHostKeyAppends(t *testing.T) {
 	cfg := f.config()
 	cfg.AcceptNewHostKeys = true
 	dial(t, cfg).Close()
-	want := other + "\n" + f.srv.knownHostsLine()
+	want := other + "\n" + f.srv.KnownHostsLine()
 	if got := readFile(t, f.knownHosts); got != want {
 		t.Errorf("known_hosts = %q, want %q", got, want)
 	}
@@ -286,8 +288,8 @@ func TestAcceptNewHostKeyAppends(t *testing.T) {
 
 func TestChangedHostKeyRefused(t *testing.T) {
 	f := newFixture(t)
-	impostor := newEd25519Signer(t)
-	content := fmt.Sprintf("[%s]:%d %s", f.srv.addr, f.srv.port, ssh.MarshalAuthorizedKey(impostor.PublicKey()))
+	impostor := sshtest.NewSigner(t)
+	content := fmt.Sprintf("[%s]:%d %s", f.srv.Addr(), f.srv.Port(), ssh.MarshalAuthorizedKey(impostor.PublicKey()))
 	writeFile(t, f.knownHosts, content)
 	cfg := f.config()
 	cfg.AcceptNewHostKeys = true // must not matter
@@ -300,10 +302,10 @@ func TestChangedHostKeyRefused(t *testing.T) {
 		t.Errorf("err matches ErrHostKeyUnknown too")
 	}
 	mustContain(t, err.Error(), "db1: connect: ", "attack", "man in the middle",
-		ssh.FingerprintSHA256(f.srv.hostSigner.PublicKey()),
-		fmt.Sprintf("ssh-keygen -R [%s]:%d -f %s", f.srv.addr, f.srv.port, f.knownHosts),
+		ssh.FingerprintSHA256(f.srv.HostKey().PublicKey()),
+		fmt.Sprintf("ssh-keygen -R [%s]:%d -f %s", f.srv.Addr(), f.srv.Port(), f.knownHosts),
 		f.knownHosts+":1")
-	if n := f.srv.handshakes.Load(); n != 1 {
+	if n := f.srv.Handshakes(); n != 1 {
 		t.Errorf("server saw %d connections, want exactly 1 (never retry a changed key)", n)
 	}
 	if got := readFile(t, f.knownHosts); got != content {
@@ -322,22 +324,22 @@ func TestKnownKeyOfAnotherType(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	edKey := newEd25519Signer(t)
+	edKey := sshtest.NewSigner(t)
 	for _, tc := range []struct {
 		name  string
 		known ssh.Signer
 	}{{"ecdsa known", ecdsaKey}, {"ed25519 known", edKey}} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newFixture(t, withHostKey(edKey), withExtraHostKey(ecdsaKey))
-			writeFile(t, f.knownHosts, fmt.Sprintf("[%s]:%d %s", f.srv.addr, f.srv.port, ssh.MarshalAuthorizedKey(tc.known.PublicKey())))
+			f := newFixture(t, sshtest.WithHostKey(edKey), sshtest.WithExtraHostKey(ecdsaKey))
+			writeFile(t, f.knownHosts, fmt.Sprintf("[%s]:%d %s", f.srv.Addr(), f.srv.Port(), ssh.MarshalAuthorizedKey(tc.known.PublicKey())))
 			dial(t, f.config()).Close()
 		})
 	}
 
 	// Reinstalled with only a key of another type: still a changed key.
 	t.Run("no known type offered", func(t *testing.T) {
-		f := newFixture(t, withHostKey(edKey))
-		writeFile(t, f.knownHosts, fmt.Sprintf("[%s]:%d %s", f.srv.addr, f.srv.port, ssh.MarshalAuthorizedKey(ecdsaKey.PublicKey())))
+		f := newFixture(t, sshtest.WithHostKey(edKey))
+		writeFile(t, f.knownHosts, fmt.Sprintf("[%s]:%d %s", f.srv.Addr(), f.srv.Port(), ssh.MarshalAuthorizedKey(ecdsaKey.PublicKey())))
 		cfg := f.config()
 		cfg.AcceptNewHostKeys = true
 		err := dialErr(t, cfg)
@@ -345,7 +347,7 @@ func TestKnownKeyOfAnotherType(t *testing.T) {
 			t.Fatalf("err = %v, want ErrHostKeyChanged", err)
 		}
 		mustContain(t, err.Error(), "attack", "ssh-keygen -R")
-		if n := f.srv.handshakes.Load(); n != 1 {
+		if n := f.srv.Handshakes(); n != 1 {
 			t.Errorf("server saw %d connections, want 1", n)
 		}
 	})
@@ -360,8 +362,8 @@ func TestWrongClientKey(t *testing.T) {
 	if !errors.Is(err, ErrAuth) {
 		t.Fatalf("err = %v, want ErrAuth", err)
 	}
-	mustContain(t, err.Error(), "db1: connect: ", f.user+"@"+f.srv.addr, otherFile, "authorized_keys")
-	if n := f.srv.handshakes.Load(); n != 1 {
+	mustContain(t, err.Error(), "db1: connect: ", f.user+"@"+f.srv.Addr(), otherFile, "authorized_keys")
+	if n := f.srv.Handshakes(); n != 1 {
 		t.Errorf("server saw %d connections, want 1 (no retry)", n)
 	}
 }
@@ -380,16 +382,16 @@ func TestIdentityFiles(t *testing.T) {
 	})
 
 	key, encFile := newKeyFile(t, "s3cret")
-	srv := newTestServer(t, key.PublicKey())
-	writeFile(t, f.knownHosts, srv.knownHostsLine())
+	srv := sshtest.New(t, sshtest.WithAuthorizedKey(key.PublicKey()))
+	writeFile(t, f.knownHosts, srv.KnownHostsLine())
 	cfg := f.config()
-	cfg.Port = srv.port
+	cfg.Port = srv.Port()
 	cfg.IdentityFiles = []string{encFile}
 
 	t.Run("encrypted without a terminal", func(t *testing.T) {
 		err := dialErr(t, cfg)
 		mustContain(t, err.Error(), "key "+encFile+" is encrypted; load it into ssh-agent or run from a terminal")
-		if srv.handshakes.Load() != 0 {
+		if srv.Handshakes() != 0 {
 			t.Errorf("dialed although no key could be used")
 		}
 	})
@@ -418,7 +420,7 @@ func TestAgentAuth(t *testing.T) {
 		t.Fatal(err)
 	}
 	pub, _ := ssh.NewPublicKey(priv.Public())
-	f := newFixture(t, withAuthorizedKey(pub))
+	f := newFixture(t, sshtest.WithAuthorizedKey(pub))
 
 	sock := filepath.Join(t.TempDir(), "agent.sock")
 	ln, err := net.Listen("unix", sock)
@@ -443,7 +445,7 @@ func TestAgentAuth(t *testing.T) {
 }
 
 func TestSudoPassword(t *testing.T) {
-	f := newFixture(t, withEnv("FAKE_SUDO_MODE=password"))
+	f := newFixture(t, sshtest.WithEnv("FAKE_SUDO_MODE=password"))
 	err := dialErr(t, f.config())
 	if !errors.Is(err, ErrSudoPassword) {
 		t.Fatalf("err = %v, want ErrSudoPassword", err)
@@ -468,7 +470,7 @@ func TestRunCancelKillsRemoteProcess(t *testing.T) {
 		{"stubborn", Cmd{Script: `trap "" TERM; echo ready; sleep 30; echo survived`, As: "root"}, "TERM,KILL"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			before := len(f.srv.signalsReceived())
+			before := len(f.srv.SignalsReceived())
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			tc.cmd.Stdout = writerFunc(func(p []byte) (int, error) {
@@ -487,7 +489,7 @@ func TestRunCancelKillsRemoteProcess(t *testing.T) {
 			if elapsed > 2*time.Second {
 				t.Errorf("Run returned after %v, want < 2s", elapsed)
 			}
-			pids := f.srv.started()
+			pids := f.srv.Started()
 			pgid := pids[len(pids)-1]
 			deadline := time.Now().Add(2 * time.Second)
 			for processGroupAlive(t, pgid) && time.Now().Before(deadline) {
@@ -496,7 +498,7 @@ func TestRunCancelKillsRemoteProcess(t *testing.T) {
 			if processGroupAlive(t, pgid) {
 				t.Errorf("remote process group %d still alive after cancel", pgid)
 			}
-			if got := strings.Join(f.srv.signalsReceived()[before:], ","); got != tc.signals {
+			if got := strings.Join(f.srv.SignalsReceived()[before:], ","); got != tc.signals {
 				t.Errorf("signals sent = %q, want %q", got, tc.signals)
 			}
 		})
@@ -515,7 +517,7 @@ func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
 func TestRunOutputAndExitCodes(t *testing.T) {
 	sudoLog := filepath.Join(t.TempDir(), "sudo.log")
-	f := newFixture(t, withEnv("FAKE_SUDO_LOG="+sudoLog))
+	f := newFixture(t, sshtest.WithEnv("FAKE_SUDO_LOG="+sudoLog))
 	c := dial(t, f.config())
 	ctx := context.Background()
 
@@ -566,9 +568,7 @@ func TestRunOutputAndExitCodes(t *testing.T) {
 		if err != nil || string(res.Stdout) != "pa$$word'\n" {
 			t.Fatalf("res = %+v, err = %v", res, err)
 		}
-		f.srv.mu.Lock()
-		execs := strings.Join(f.srv.execs, "\n")
-		f.srv.mu.Unlock()
+		execs := strings.Join(f.srv.Execs(), "\n")
 		if strings.Contains(execs, "word") {
 			t.Errorf("secret in a command line: %s", execs)
 		}
@@ -692,7 +692,7 @@ func tempFiles(t *testing.T, dir string) []string {
 
 func TestWriteFile(t *testing.T) {
 	sudoLog := filepath.Join(t.TempDir(), "sudo.log")
-	f := newFixture(t, withEnv("FAKE_SUDO_LOG="+sudoLog))
+	f := newFixture(t, sshtest.WithEnv("FAKE_SUDO_LOG="+sudoLog))
 	c := dial(t, f.config())
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -826,7 +826,7 @@ func TestWriteFileInterrupted(t *testing.T) {
 		testHookChunkWritten = func(int) {
 			chunks++
 			if chunks == 2 {
-				f.srv.dropConnections()
+				f.srv.DropConnections()
 			}
 		}
 		err := c.WriteFile(context.Background(), target, data, 0o644, "", "")
@@ -844,19 +844,19 @@ func TestWriteFileInterrupted(t *testing.T) {
 
 func TestProxyJump(t *testing.T) {
 	key, keyFile := newKeyFile(t, "")
-	bastion := newTestServer(t, key.PublicKey())
-	target := newTestServer(t, key.PublicKey())
+	bastion := sshtest.New(t, sshtest.WithAuthorizedKey(key.PublicKey()))
+	target := sshtest.New(t, sshtest.WithAuthorizedKey(key.PublicKey()))
 	knownHosts := filepath.Join(t.TempDir(), "known_hosts")
-	writeFile(t, knownHosts, bastion.knownHostsLine()+target.knownHostsLine())
+	writeFile(t, knownHosts, bastion.KnownHostsLine()+target.KnownHostsLine())
 	u, _ := user.Current()
 	cfg := Config{
 		Name:           "db2",
-		Address:        target.addr,
-		Port:           target.port,
+		Address:        target.Addr(),
+		Port:           target.Port(),
 		User:           u.Username,
 		IdentityFiles:  []string{keyFile},
 		KnownHostsFile: knownHosts,
-		ProxyJump:      &Config{Address: bastion.addr, Port: bastion.port},
+		ProxyJump:      &Config{Address: bastion.Addr(), Port: bastion.Port()},
 	}
 
 	c := dial(t, cfg)
@@ -864,11 +864,11 @@ func TestProxyJump(t *testing.T) {
 	if err != nil || string(res.Stdout) != "via bastion\n" {
 		t.Fatalf("Run: %+v, %v", res, err)
 	}
-	if n := bastion.forwards.Load(); n != 1 {
+	if n := bastion.Forwards(); n != 1 {
 		t.Errorf("bastion forwarded %d connections, want 1", n)
 	}
-	if len(target.started()) == 0 || len(bastion.started()) != 0 {
-		t.Errorf("commands ran on the bastion (%v) instead of the target (%v)", bastion.started(), target.started())
+	if len(target.Started()) == 0 || len(bastion.Started()) != 0 {
+		t.Errorf("commands ran on the bastion (%v) instead of the target (%v)", bastion.Started(), target.Started())
 	}
 
 	// Closing the client closes the bastion connection too.
@@ -883,27 +883,27 @@ func TestProxyJump(t *testing.T) {
 	}
 
 	// The bastion's key is checked too.
-	writeFile(t, knownHosts, target.knownHostsLine())
+	writeFile(t, knownHosts, target.KnownHostsLine())
 	err = dialErr(t, cfg)
 	if !errors.Is(err, ErrHostKeyUnknown) {
 		t.Fatalf("err = %v, want ErrHostKeyUnknown", err)
 	}
-	mustContain(t, err.Error(), "bastion", ssh.FingerprintSHA256(bastion.hostSigner.PublicKey()))
+	mustContain(t, err.Error(), "bastion", ssh.FingerprintSHA256(bastion.HostKey().PublicKey()))
 }
 
 func TestDialRetriesTransientErrors(t *testing.T) {
 	t.Run("connection closed before the handshake", func(t *testing.T) {
 		f := newFixture(t)
-		f.srv.dropFirst.Store(1)
+		f.srv.DropNext(1)
 		dial(t, f.config()).Close()
-		if n := f.srv.handshakes.Load(); n != 2 {
+		if n := f.srv.Handshakes(); n != 2 {
 			t.Errorf("server saw %d connections, want 2", n)
 		}
 	})
 
 	t.Run("connection refused until the server listens", func(t *testing.T) {
 		key, keyFile := newKeyFile(t, "")
-		srv := newStoppedServer(t, key.PublicKey())
+		srv := sshtest.NewStopped(t, sshtest.WithAuthorizedKey(key.PublicKey()))
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
@@ -911,7 +911,7 @@ func TestDialRetriesTransientErrors(t *testing.T) {
 		addr := ln.Addr().(*net.TCPAddr)
 		ln.Close() // refused from now on
 		knownHosts := filepath.Join(t.TempDir(), "known_hosts")
-		writeFile(t, knownHosts, fmt.Sprintf("[%s]:%d %s", addr.IP, addr.Port, ssh.MarshalAuthorizedKey(srv.hostSigner.PublicKey())))
+		writeFile(t, knownHosts, fmt.Sprintf("[%s]:%d %s", addr.IP, addr.Port, ssh.MarshalAuthorizedKey(srv.HostKey().PublicKey())))
 		go func() {
 			time.Sleep(50 * time.Millisecond)
 			ln, err := net.Listen("tcp", addr.String())
@@ -919,7 +919,7 @@ func TestDialRetriesTransientErrors(t *testing.T) {
 				t.Errorf("listen again: %v", err)
 				return
 			}
-			srv.start(ln)
+			srv.Start(ln)
 		}()
 		u, _ := user.Current()
 		start := time.Now()
@@ -960,7 +960,7 @@ func TestKeepAliveClosesDeadConnection(t *testing.T) {
 	if _, err := c.Run(context.Background(), Cmd{Args: []string{"true"}}); err != nil {
 		t.Fatalf("Run while keepalives are answered: %v", err)
 	}
-	f.srv.ignoreKeepalives.Store(true)
+	f.srv.IgnoreKeepalives(true)
 	done := make(chan struct{})
 	go func() { c.conn.Wait(); close(done) }()
 	select {
@@ -977,7 +977,7 @@ func TestKeepAliveClosesDeadConnection(t *testing.T) {
 // command does, and SudoError tells a sudo refusal from the command's own
 // failure.
 func TestSudoErrorAfterSkippedCheck(t *testing.T) {
-	f := newFixture(t, withEnv("FAKE_SUDO_MODE=password"))
+	f := newFixture(t, sshtest.WithEnv("FAKE_SUDO_MODE=password"))
 	cfg := f.config()
 	cfg.SkipSudoCheck = true
 	c, err := Dial(context.Background(), cfg)
@@ -996,4 +996,30 @@ func TestSudoErrorAfterSkippedCheck(t *testing.T) {
 	if serr := c.SudoError(res, err); serr != nil {
 		t.Errorf("the command's own failure was taken for sudo's: %v", serr)
 	}
+}
+
+// processGroupAlive tells whether a live process of group pgid is still
+// there. Zombies do not count: in a container, PID 1 may be slow to reap the
+// orphans it inherits.
+func processGroupAlive(t *testing.T, pgid int) bool {
+	t.Helper()
+	if syscall.Kill(-pgid, 0) != nil {
+		return false
+	}
+	stats, err := filepath.Glob("/proc/[0-9]*/stat")
+	if err != nil || len(stats) == 0 {
+		t.Skip("no /proc to tell zombies from live processes")
+	}
+	for _, name := range stats {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			continue // gone meanwhile
+		}
+		// pid (comm) state ppid pgrp ...; comm may hold spaces and parens.
+		fields := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+		if len(fields) >= 3 && fields[2] == strconv.Itoa(pgid) && fields[0] != "Z" {
+			return true
+		}
+	}
+	return false
 }
