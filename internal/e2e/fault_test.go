@@ -418,6 +418,76 @@ func TestFaults(t *testing.T) {
 		checkNoLoss(t, l, w)
 	})
 
+	t.Run("an interrupted or killed clone is finished by the next up", func(t *testing.T) {
+		// Enough data, and a slowed replica, for the clone to be caught in
+		// the middle.
+		psqlOn(t, l, primary, "CREATE TABLE IF NOT EXISTS ballast AS SELECT g, repeat(md5(g::text), 8) AS v FROM generate_series(1, 1000000) g")
+		victim := l.Hosts[1]
+		if err := exec.Command("docker", "update", "--cpus", "0.2", victim.Container).Run(); err != nil {
+			t.Fatalf("docker update --cpus: %v", err)
+		}
+		defer exec.Command("docker", "update", "--cpus", "0", victim.Container).Run()
+		for _, sig := range []os.Signal{os.Interrupt, os.Kill} {
+			if _, err := l.Exec(context.Background(), victim.Name, "sh", "-c",
+				"pg_ctlcluster 15 main stop -m immediate; rm -rf /var/lib/postgresql/15/main"); err != nil {
+				t.Fatal(err)
+			}
+			cmd := exec.Command(pgfleetBin, "up", inv)
+			var stderr strings.Builder
+			cmd.Stderr = &stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			exited := make(chan error, 1)
+			go func() { exited <- cmd.Wait() }()
+			// Wait until the copy has begun, then interrupt it.
+			caught := false
+			for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline) && !caught; {
+				select {
+				case err := <-exited:
+					t.Fatalf("up ended (%v) before the clone could be interrupted:\n%s", err, stderr.String())
+				case <-time.After(100 * time.Millisecond):
+				}
+				out, _ := l.Exec(context.Background(), victim.Name, "sh", "-c", "du -sm /var/lib/postgresql/15/main 2>/dev/null | cut -f1")
+				if n, _ := strconv.Atoi(strings.TrimSpace(out)); n >= 20 {
+					caught = true
+				}
+			}
+			if !caught {
+				t.Fatalf("the clone never began:\n%s", stderr.String())
+			}
+			cmd.Process.Signal(sig)
+			err := <-exited
+			t.Logf("up after %v: %v\n%s", sig, err, stderr.String())
+			if sig == os.Interrupt {
+				if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 130 {
+					t.Errorf("up interrupted: %v, want exit 130", err)
+				}
+			}
+			// The next run finds the partial copy and clones over it.
+			r := upOK(t, inv, "--output", "json")
+			cloned := false
+			for _, h := range parseReport(t, r).Hosts {
+				for _, s := range h.Steps {
+					if h.Host == victim.Name && s.Step == "clone" && s.Status == "changed" {
+						cloned = true
+						if !strings.Contains(strings.Join(s.Changes, " "), "an earlier clone into it did not finish") {
+							t.Errorf("after %v the clone's reason is %q", sig, s.Changes)
+						}
+					}
+				}
+			}
+			if !cloned {
+				t.Errorf("after %v the next up did not clone %s again", sig, victim.Name)
+			}
+		}
+		exec.Command("docker", "update", "--cpus", "0", victim.Container).Run()
+		psqlOn(t, l, primary, "DROP TABLE ballast")
+		w := nextWriter()
+		upOK(t, inv)
+		checkNoLoss(t, l, w)
+	})
+
 	t.Run("two runs at once never interleave", func(t *testing.T) {
 		// Give the runs work: a wiped replica to clone.
 		if _, err := l.Exec(context.Background(), replica, "sh", "-c",
