@@ -137,7 +137,7 @@ func clone(ctx context.Context, r *Run, h, p *Host) error {
 	// partial copy (this clone was cut short), safe to clone over: it is
 	// removed only once the copy is complete.
 	marker := d + ".pgfleet-cloning"
-	if _, err := root(ctx, h, "sh", "-c", `: > "$1" && install -d -o postgres -g postgres -m 0700 -- "$2"`, "pgfleet-clone", marker, d); err != nil {
+	if _, err := root(ctx, h, "sh", "-c", `install -d -o postgres -g postgres -m 0700 -- "$2" && : > "$1"`, "pgfleet-clone", marker, d); err != nil {
 		return err
 	}
 	f.DataExists = true
