@@ -3,8 +3,12 @@ package steps
 import (
 	"context"
 	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pgfleet/pgfleet/inventory"
 )
@@ -241,6 +245,7 @@ func TestCloneCheckPrimaryOutsideLimit(t *testing.T) {
 	plan, err := Clone{}.Check(context.Background(), r, host(t, r, "h2"))
 	checkPlan(t, plan, err, "the primary h1 is not part of this run", nil)
 }
+
 // Data that may hold writes of its own, or that is not PostgreSQL's, is
 // never moved by up; rebuild moves the first kind, never the second.
 func TestRefuseData(t *testing.T) {
@@ -289,5 +294,53 @@ func TestRefuseData(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// cloneSetup stops a pg_basebackup of an earlier run that still writes
+// into the data directory, and only that one.
+func TestCloneSetupStopsAnEarlierCopy(t *testing.T) {
+	for _, tool := range []string{"sh", "pgrep", "install", "sleep", "tr"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s is not installed", tool)
+		}
+	}
+	dir := t.TempDir()
+	sh, _ := exec.LookPath("sh")
+	fake := filepath.Join(dir, "pg_basebackup") // a process named pg_basebackup
+	if err := os.Symlink(sh, fake); err != nil {
+		t.Fatal(err)
+	}
+	data := filepath.Join(dir, "main")
+	ours := exec.Command(fake, "-c", "sleep 20; :", "--pgdata="+data)
+	other := exec.Command(fake, "-c", "sleep 20; :", "--pgdata="+data+"2")
+	for _, c := range []*exec.Cmd{ours, other} {
+		if err := c.Start(); err != nil {
+			t.Skipf("cannot start a stand-in pg_basebackup: %v", err)
+		}
+	}
+	defer other.Process.Kill()
+	defer ours.Process.Kill()
+	time.Sleep(100 * time.Millisecond) // let them start
+	marker := data + ".pgfleet-cloning"
+	script := strings.ReplaceAll(cloneSetup, "install -d -o postgres -g postgres -m 0700 --", "install -d -m 0700 --")
+	out, err := exec.Command("sh", "-c", script, "pgfleet-clone", marker, data).CombinedOutput()
+	if err != nil {
+		t.Fatalf("cloneSetup: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "stopped pg_basebackup") {
+		t.Errorf("cloneSetup said %q, want it to name the copy it stopped", out)
+	}
+	if err := ours.Wait(); err == nil {
+		t.Error("the earlier copy into the data directory still runs")
+	}
+	if other.ProcessState != nil {
+		t.Error("a copy into another directory was stopped")
+	}
+	if _, err := os.Stat(marker); err != nil {
+		t.Errorf("no marker: %v", err)
+	}
+	if fi, err := os.Stat(data); err != nil || !fi.IsDir() {
+		t.Errorf("no data directory: %v", err)
 	}
 }
