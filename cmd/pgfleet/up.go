@@ -29,6 +29,12 @@ type upOptions struct {
 const upLong = `Converge every cluster of the inventory to its declared state, then verify
 that every replica streams from its primary.
 
+First pgfleet connects to every host and takes each cluster's lock on its
+primary (a second run on the same cluster is refused and told who holds it);
+only then does it read the hosts' state. A cluster whose primary cannot be
+reached or locked is left alone. With --limit, the primary of a limited
+replica is still reached and locked, but not changed.
+
 On each host, in order, and only where something differs from the inventory:
   install    PostgreSQL of the declared version (apt), with no default cluster
   cluster    the primary's cluster (initdb with data checksums)
@@ -37,9 +43,14 @@ On each host, in order, and only where something differs from the inventory:
   start      the primary
   role       the replication role, its password set as a SCRAM verifier
   slots      one physical replication slot per replica
-  clone      replicas that do not stream from their primary: check first that
-             the clone can succeed, stop, move the old data aside, then
-             pg_basebackup (or a tar stream through pgfleet)
+  pgpass     the replication password in each replica's ~postgres/.pgpass
+  clone      replicas with no data, or whose clone was cut short, or that
+             follow another host: check first that the clone can succeed,
+             stop, move the old data aside, then pg_basebackup (or a tar
+             stream through pgfleet). Data that has been a primary's (a
+             promoted replica, an old primary), another cluster's, or that
+             is no cluster at all is never moved: up refuses and names the
+             host (see pgfleet rebuild)
   start      the replicas
   verify     every replica streams and has replayed the primary's latest WAL
 
