@@ -56,7 +56,7 @@ BENCHRUNS ?= 3
 
 bench: setup images
 	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 120m ./internal/e2e/ -runs $(BENCHRUNS) 2>&1 | \
-	  grep -E '^(Benchmark|ok|FAIL|PASS)|runs:|s/median'
+	  grep -E '^(Benchmark|ok|FAIL|PASS)|runs:|s/median|primary.s data|rebuild /'
 
 check:
 	@test -z "$$(gofmt -l .)" || { echo "gofmt needed:"; gofmt -l .; exit 1; }

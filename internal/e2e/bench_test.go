@@ -117,3 +117,53 @@ func BenchmarkConverged(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkRebuild measures `pgfleet rebuild --yes` of a replica holding
+// about 1 GB, next to a bare pg_basebackup of the same data from the same
+// primary onto the same host (the floor: what an operator would type). The
+// target is within 1.1x of the floor; it fails when the median misses it.
+func BenchmarkRebuild(b *testing.B) {
+	l := newLab(b, 2, "bookworm")
+	if r := pgfleet(b, "up", l.Inventory); r.code != 0 {
+		b.Fatalf("pgfleet up: exit %d", r.code)
+	}
+	primary, replica := l.Hosts[0], l.Hosts[1]
+	exec := func(host, script string) {
+		if out, err := l.Exec(context.Background(), host, "sh", "-c", script); err != nil {
+			b.Fatalf("%s: %v\n%s", host, err, out)
+		}
+	}
+	// About 1 GB of table data, then a checkpoint so that both clones copy
+	// the same files.
+	exec(primary.Name, `runuser -u postgres -- psql -Xq -c "CREATE TABLE ballast AS SELECT g, repeat(md5(g::text), 28) AS v FROM generate_series(1, 1100000) g" -c CHECKPOINT`)
+	size, err := l.Exec(context.Background(), primary.Name, "runuser", "-u", "postgres", "--", "psql", "-XAtc", "SELECT pg_size_pretty(pg_database_size('postgres'))")
+	if err != nil {
+		b.Fatal(err)
+	}
+	fmt.Printf("    primary's data: %s\n", strings.TrimSpace(size))
+
+	var floor, rebuild []time.Duration
+	for i := 0; i < *benchRuns; i++ {
+		// The floor: stop, move aside, pg_basebackup into an empty
+		// directory, with the same options pgfleet uses.
+		exec(replica.Name, "pg_ctlcluster 15 main stop -m fast; rm -rf /var/lib/postgresql/15/floor")
+		start := time.Now()
+		exec(replica.Name, fmt.Sprintf(`runuser -u postgres -- pg_basebackup --pgdata=/var/lib/postgresql/15/floor --wal-method=stream --checkpoint=fast --no-password --dbname="host=%s port=5432 user=replicator"`, primary.Address))
+		floor = append(floor, time.Since(start))
+		exec(replica.Name, "rm -rf /var/lib/postgresql/15/floor; pg_ctlcluster 15 main start")
+
+		start = time.Now()
+		r := pgfleet(b, "rebuild", l.Inventory, replica.Name, "--yes", "--discard-old-data")
+		rebuild = append(rebuild, time.Since(start))
+		if r.code != 0 {
+			b.Fatalf("pgfleet rebuild: exit %d\n%s", r.code, r.stderr)
+		}
+	}
+	var fm, rm time.Duration
+	b.Run("floor-pg_basebackup", func(b *testing.B) { fm = reportMedian(b, floor) })
+	b.Run("rebuild", func(b *testing.B) { rm = reportMedian(b, rebuild) })
+	fmt.Printf("    rebuild / pg_basebackup: %.2fx (target 1.1x)\n", rm.Seconds()/fm.Seconds())
+	if rm.Seconds() > 1.1*fm.Seconds() {
+		b.Errorf("rebuild median %v is more than 1.1x the bare pg_basebackup's %v", rm, fm)
+	}
+}
