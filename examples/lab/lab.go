@@ -136,40 +136,68 @@ func EnsureImage(ctx context.Context, release string, logw io.Writer) (string, e
 	imageMu.Lock()
 	defer imageMu.Unlock()
 	image := HostImage(release)
-	sum := sha256.Sum256(append(append([]byte(release), hostDockerfile...), hostEntrypoint...))
-	hash := hex.EncodeToString(sum[:8])
+	hash := hostImageHash(release)
 	if got, ok := imageLabel(ctx, image, Label+".hash"); ok && got == hash {
 		return image, nil
 	}
+	done := begin(logw, "lab: building host image "+image+" ("+buildEstimate(ctx, release)+")", "lab: host image "+image+" done")
 	base, err := ensureBase(ctx, release, logw)
 	if err != nil {
 		return "", err
 	}
 	if err := build(ctx, image, map[string][]byte{"Dockerfile": hostDockerfile, "entrypoint.sh": hostEntrypoint},
-		[]string{"--build-arg", "BASE=" + base, "--label", Label + ".hash=" + hash}, logw); err != nil {
+		[]string{"--build-arg", "BASE=" + base, "--label", Label + ".hash=" + hash}); err != nil {
 		return "", fmt.Errorf("lab: build %s: %w", image, err)
 	}
+	done()
 	return image, nil
 }
+
+// hostImageHash is the label that tells whether the host image for release
+// was built from the files embedded here; when it changes, every lab host
+// image is rebuilt.
+func hostImageHash(release string) string {
+	sum := sha256.Sum256(append(append([]byte(release), hostDockerfile...), hostEntrypoint...))
+	return hex.EncodeToString(sum[:8])
+}
+
+// buildEstimate is how long building an image on the Debian base of release
+// takes, roughly: longer when the base must be made first.
+func buildEstimate(ctx context.Context, release string) string {
+	if _, ok := existingBase(ctx, release); ok {
+		return "under a minute"
+	}
+	return "about 1-2 minutes, with the Debian base"
+}
+
+// existingBase returns the Debian base image for release that is already
+// here, if any.
+func existingBase(ctx context.Context, release string) (string, bool) {
+	for _, image := range []string{"debian:" + release + "-slim", localBase(release)} {
+		if imageExists(ctx, image) {
+			return image, true
+		}
+	}
+	return "", false
+}
+
+// localBase is the name of the base image made with debootstrap.
+func localBase(release string) string { return "pgfleet-lab-base:" + release }
 
 // ensureBase returns a Debian base image for release: the official slim image
 // where it is present or can be pulled, otherwise one built with debootstrap.
 func ensureBase(ctx context.Context, release string, logw io.Writer) (string, error) {
-	official := "debian:" + release + "-slim"
-	if imageExists(ctx, official) {
-		return official, nil
+	if base, ok := existingBase(ctx, release); ok {
+		return base, nil
 	}
-	local := "pgfleet-lab-base:" + release
-	if imageExists(ctx, local) {
-		return local, nil
-	}
+	official, local := "debian:"+release+"-slim", localBase(release)
 	pctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	_, err := docker(pctx, nil, "pull", "--quiet", official)
 	cancel()
 	if err == nil {
 		return official, nil
 	}
-	logf(logw, "lab: cannot pull %s (%v); building the base with debootstrap", official, firstLine(err.Error()))
+	logf(logw, "lab: cannot pull %s (%v)", official, firstLine(err.Error()))
 	if err := debootstrap(ctx, release, local, logw); err != nil {
 		return "", err
 	}
@@ -189,7 +217,7 @@ func debootstrap(ctx context.Context, release, image string, logw io.Writer) err
 		return err
 	}
 	defer os.RemoveAll(root)
-	logf(logw, "lab: debootstrap %s from %s (a minute or two)", release, mirror)
+	done := begin(logw, "lab: building base image "+image+" with debootstrap from "+mirror+" (about a minute)", "lab: base image "+image+" done")
 	cmd := exec.CommandContext(ctx, "debootstrap", "--variant=minbase",
 		"--include=openssh-server,sudo,iproute2,procps,ca-certificates", release, root, mirror)
 	var out bytes.Buffer
@@ -219,6 +247,7 @@ func debootstrap(ctx context.Context, release, image string, logw io.Writer) err
 	if err := tar.Wait(); err != nil {
 		return fmt.Errorf("lab: tar rootfs: %w", err)
 	}
+	done()
 	return nil
 }
 
@@ -270,7 +299,7 @@ func Mirror() (string, error) {
 }
 
 // build runs docker build with the given files as the context.
-func build(ctx context.Context, image string, files map[string][]byte, args []string, logw io.Writer) error {
+func build(ctx context.Context, image string, files map[string][]byte, args []string) error {
 	dir, err := os.MkdirTemp("", "pgfleet-lab-build-")
 	if err != nil {
 		return err
@@ -289,7 +318,6 @@ func build(ctx context.Context, image string, files map[string][]byte, args []st
 			dockerfile = name
 		}
 	}
-	logf(logw, "lab: building image %s", image)
 	cmd := exec.CommandContext(ctx, "docker", append(append([]string{"build", "-q", "-f", filepath.Join(dir, dockerfile), "-t", image}, args...), dir)...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
@@ -311,24 +339,33 @@ func ensureCache(ctx context.Context, release string, logw io.Writer) error {
 	hash := hex.EncodeToString(sum[:8])
 	imageMu.Lock()
 	if got, ok := imageLabel(ctx, image, Label+".hash"); !ok || got != hash {
+		done := begin(logw, "lab: building package cache image "+image+" ("+buildEstimate(ctx, "bookworm")+")", "lab: package cache image "+image+" done")
 		base, err := ensureBase(ctx, "bookworm", logw)
 		if err == nil {
 			err = build(ctx, image, map[string][]byte{"Dockerfile": cacheDockerfile},
-				[]string{"--build-arg", "BASE=" + base, "--build-arg", "MIRROR=" + mirror, "--label", Label + ".hash=" + hash}, logw)
+				[]string{"--build-arg", "BASE=" + base, "--build-arg", "MIRROR=" + mirror, "--label", Label + ".hash=" + hash})
 		}
 		if err != nil {
 			imageMu.Unlock()
 			return fmt.Errorf("lab: build package cache: %w", err)
 		}
+		done()
 	}
 	imageMu.Unlock()
 	// Labs start and end concurrently: the container may be starting, or
 	// still being removed after the last lab went. Wait those out.
 	var last error
+	var done func()
 	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); {
 		state, err := docker(ctx, nil, "inspect", "--format", "{{.State.Status}}", cacheName)
+		if done == nil && (err != nil || state != "running") {
+			done = begin(logw, "lab: starting package cache "+cacheName, "lab: package cache "+cacheName+" started")
+		}
 		switch {
 		case err == nil && state == "running":
+			if done != nil {
+				done()
+			}
 			return nil
 		case err == nil && (state == "exited" || state == "dead"):
 			docker(ctx, nil, "rm", "-f", cacheName)
@@ -337,6 +374,7 @@ func ensureCache(ctx context.Context, release string, logw io.Writer) error {
 			_, last = docker(ctx, nil, "run", "-d", "--name", cacheName, "--label", Label+"=cache",
 				"-v", cacheVolume+":/var/cache/apt-cacher-ng", image)
 			if last == nil {
+				done()
 				return nil
 			}
 		}
@@ -689,6 +727,23 @@ func RemoveCacheIfUnused(ctx context.Context) error {
 	}
 	_, err = docker(ctx, nil, "rm", "-f", cacheName)
 	return err
+}
+
+// begin logs the start of a slow step, what, and returns the function that
+// logs its end, end, with the time it took; call that only on success.
+func begin(w io.Writer, what, end string) (done func()) {
+	logf(w, "%s...", what)
+	start := time.Now()
+	return func() { logf(w, "%s in %s", end, roundDuration(time.Since(start))) }
+}
+
+// roundDuration keeps a tenth of a second under ten seconds, whole seconds
+// above.
+func roundDuration(d time.Duration) time.Duration {
+	if d < 10*time.Second {
+		return d.Round(100 * time.Millisecond)
+	}
+	return d.Round(time.Second)
 }
 
 func logf(w io.Writer, format string, args ...any) {
