@@ -3,8 +3,22 @@
 // own network, its own SSH host keys, and a login user "ops" with
 // passwordless sudo — and no PostgreSQL, which pgfleet installs.
 //
-// The same code serves people (`make lab-up`, `make lab-down`) and the
-// end-to-end tests, which give each test its own fresh lab.
+// It is test infrastructure. The end-to-end tests (internal/e2e) give each
+// test its own fresh lab; labctl (examples/lab/labctl, behind `make lab-up`
+// and `make lab-down`) starts one for people.
+//
+// It holds the lab's images and the files they are built from, embedded
+// (images.go: the host image, Dockerfile and entrypoint.sh, and the Debian
+// base made with debootstrap; cache.go: the package cache, cache.Dockerfile),
+// the mirror the base comes from (mirror.go), the lab's network, its hosts,
+// their SSH keys and known_hosts, and the inventory and password files it
+// writes for pgfleet (inventory.go). The images' hash labels are computed
+// from the embedded files: changing a byte of them rebuilds every lab image.
+//
+// It drives the docker CLI and imports no pgfleet package, only the standard
+// library and golang.org/x/crypto/ssh: it knows pgfleet only through the
+// inventory it writes, so that the lab stands outside what it tests and a
+// change in pgfleet cannot break the ground its tests stand on.
 package lab
 
 import (
