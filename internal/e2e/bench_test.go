@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pgfleet/pgfleet/examples/lab"
+	"github.com/pgfleet/pgfleet/internal/lab"
 )
 
 // The benchmarks measure pgfleet's main job on fresh lab hosts against the

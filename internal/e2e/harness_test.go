@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pgfleet/pgfleet/examples/lab"
+	"github.com/pgfleet/pgfleet/internal/lab"
 )
 
 // The end-to-end tests drive the pgfleet binary against labs of real Debian

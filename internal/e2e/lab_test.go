@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pgfleet/pgfleet/examples/lab"
+	"github.com/pgfleet/pgfleet/internal/lab"
 )
 
 // TestLab proves the ground the other tests stand on: three lab hosts, each

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pgfleet/pgfleet/examples/lab"
+	"github.com/pgfleet/pgfleet/internal/lab"
 )
 
 // stReport is the part of `pgfleet status --output json` the tests read.

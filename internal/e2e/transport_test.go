@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pgfleet/pgfleet/examples/lab"
+	"github.com/pgfleet/pgfleet/internal/lab"
 	"github.com/pgfleet/pgfleet/internal/remote"
 )
 

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pgfleet/pgfleet/examples/lab"
+	"github.com/pgfleet/pgfleet/internal/lab"
 )
 
 // psqlOn runs SQL on a lab host's local server as postgres, through docker

@@ -13,17 +13,22 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"strings"
 
-	"github.com/pgfleet/pgfleet/examples/lab"
+	"github.com/pgfleet/pgfleet/internal/lab"
 )
 
 func main() {
 	if len(os.Args) < 2 {
-		usage()
+		usage(os.Stderr, 2)
+	}
+	switch os.Args[1] {
+	case "-h", "-help", "--help", "help":
+		usage(os.Stdout, 0)
 	}
 	fs := flag.NewFlagSet(os.Args[1], flag.ExitOnError)
 	name := fs.String("name", "pgfleet-lab", "lab name (prefixes containers and the network)")
@@ -65,13 +70,19 @@ func main() {
 		check(lab.RemoveCacheIfUnused(ctx))
 		fmt.Printf("lab %q is down\n", *name)
 	default:
-		usage()
+		usage(os.Stderr, 2)
 	}
 }
 
-func usage() {
-	fmt.Fprintln(os.Stderr, "usage: labctl up|down|image [flags]; labctl up -h for the flags")
-	os.Exit(2)
+func usage(w io.Writer, code int) {
+	fmt.Fprint(w, `usage: labctl up|down|image [flags]
+  up     start a lab, replacing one of the same name, and write its key,
+         known_hosts and inventory
+  down   remove a lab, and the package cache container once no lab is left
+  image  build the lab host image for a release unless it is up to date
+labctl COMMAND -h lists the command's flags
+`)
+	os.Exit(code)
 }
 
 func check(err error) {

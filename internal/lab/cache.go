@@ -1,0 +1,91 @@
+package lab
+
+import (
+	"context"
+	"crypto/sha256"
+	_ "embed"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"time"
+)
+
+//go:embed cache.Dockerfile
+var cacheDockerfile []byte
+
+const (
+	cacheName   = "pgfleet-lab-aptcache"
+	cacheVolume = "pgfleet-lab-aptcache"
+	cachePort   = 3142
+)
+
+// ensureCache starts the shared package cache if it is not running and
+// returns its container name.
+func ensureCache(ctx context.Context, release string, logw io.Writer) error {
+	image := "pgfleet-lab-aptcache:latest"
+	mirror, err := Mirror()
+	if err != nil {
+		return err
+	}
+	sum := sha256.Sum256(append(cacheDockerfile, mirror...))
+	hash := hex.EncodeToString(sum[:8])
+	imageMu.Lock()
+	if got, ok := imageLabel(ctx, image, Label+".hash"); !ok || got != hash {
+		done := begin(logw, "lab: building package cache image "+image+" ("+buildEstimate(ctx, "bookworm")+")", "lab: package cache image "+image+" done")
+		base, err := ensureBase(ctx, "bookworm", logw)
+		if err == nil {
+			err = build(ctx, image, map[string][]byte{"Dockerfile": cacheDockerfile},
+				[]string{"--build-arg", "BASE=" + base, "--build-arg", "MIRROR=" + mirror, "--label", Label + ".hash=" + hash})
+		}
+		if err != nil {
+			imageMu.Unlock()
+			return fmt.Errorf("lab: build package cache: %w", err)
+		}
+		done()
+	}
+	imageMu.Unlock()
+	// Labs start and end concurrently: the container may be starting, or
+	// still being removed after the last lab went. Wait those out.
+	var last error
+	var done func()
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); {
+		state, err := docker(ctx, nil, "inspect", "--format", "{{.State.Status}}", cacheName)
+		if done == nil && (err != nil || state != "running") {
+			done = begin(logw, "lab: starting package cache "+cacheName, "lab: package cache "+cacheName+" started")
+		}
+		switch {
+		case err == nil && state == "running":
+			if done != nil {
+				done()
+			}
+			return nil
+		case err == nil && (state == "exited" || state == "dead"):
+			docker(ctx, nil, "rm", "-f", cacheName)
+		case err == nil: // created, restarting, removing
+		default:
+			_, last = docker(ctx, nil, "run", "-d", "--name", cacheName, "--label", Label+"=cache",
+				"-v", cacheVolume+":/var/cache/apt-cacher-ng", image)
+			if last == nil {
+				done()
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("lab: start package cache: not running after a minute (last error: %v)", last)
+}
+
+// RemoveCacheIfUnused removes the package cache's container when no lab is
+// left; its volume, the cached packages, stays.
+func RemoveCacheIfUnused(ctx context.Context) error {
+	others, err := docker(ctx, nil, "network", "ls", "-q", "--filter", "label="+Label)
+	if err != nil || others != "" {
+		return err
+	}
+	_, err = docker(ctx, nil, "rm", "-f", cacheName)
+	return err
+}
