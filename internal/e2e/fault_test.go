@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pgfleet/pgfleet/examples/lab"
+	"github.com/pgfleet/pgfleet/internal/lab"
 )
 
 // The fault tests put a cluster built by pgfleet into the states a runbook
