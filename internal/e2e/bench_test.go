@@ -146,7 +146,7 @@ func BenchmarkRebuild(b *testing.B) {
 	for i := 0; i < *benchRuns; i++ {
 		// The floor: stop, move aside, pg_basebackup into an empty
 		// directory, with the same options pgfleet uses.
-		exec(replica.Name, "pg_ctlcluster 15 main stop -m fast; rm -rf /var/lib/postgresql/15/floor")
+		exec(replica.Name, "pg_ctlcluster 15 main stop -m fast; rm -rf /var/lib/postgresql/15/floor; install -d -o postgres -g postgres -m 0700 /var/lib/postgresql/15/floor")
 		start := time.Now()
 		exec(replica.Name, fmt.Sprintf(`runuser -u postgres -- pg_basebackup --pgdata=/var/lib/postgresql/15/floor --wal-method=stream --checkpoint=fast --no-password --dbname="host=%s port=5432 user=replicator"`, primary.Address))
 		floor = append(floor, time.Since(start))
