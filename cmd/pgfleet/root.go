@@ -7,7 +7,11 @@ import (
 	"strings"
 
 	"github.com/charmbracelet/log"
+	"github.com/muesli/termenv"
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/pgfleet/pgfleet/internal/console"
 )
 
 // globalOptions are the flags every command shares.
@@ -22,6 +26,7 @@ type globalOptions struct {
 
 	logger  *log.Logger
 	logSink io.Closer
+	console *console.Console // stderr, when it is a terminal: logs and progress bars
 }
 
 const rootLong = `pgfleet turns a YAML inventory of hosts into running PostgreSQL
@@ -90,13 +95,20 @@ func (g *globalOptions) setup(stderr io.Writer) error {
 		return usageError{fmt.Errorf("--log-level must be debug, info, warn or error, not %q", g.logLevel)}
 	}
 	var w io.Writer = stderr
+	if f, ok := stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		g.console = console.New(f, func() int {
+			width, _, _ := term.GetSize(int(f.Fd()))
+			return width
+		})
+		w = g.console
+	}
 	if g.logFile != "" {
 		f, err := os.OpenFile(g.logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 		if err != nil {
 			return usageError{fmt.Errorf("open --log-file: %w", err)}
 		}
 		g.logSink = f
-		w = io.MultiWriter(stderr, f)
+		w = io.MultiWriter(w, f)
 	}
 	timeFormat := "15:04:05"
 	if level == log.DebugLevel {
@@ -108,5 +120,10 @@ func (g *globalOptions) setup(stderr io.Writer) error {
 		TimeFormat:      timeFormat,
 		Prefix:          "pgfleet",
 	})
+	if g.console != nil && g.logSink == nil {
+		// The logger sees the console, not the terminal behind it: give
+		// it the terminal's colours, as when it wrote to stderr itself.
+		g.logger.SetColorProfile(termenv.NewOutput(stderr).EnvColorProfile())
+	}
 	return nil
 }
