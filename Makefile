@@ -6,6 +6,7 @@
 #   make lab-down   remove it
 #   make bench      benchmarks on lab hosts (BENCHRUNS=3 measured runs each)
 #   make check      gofmt, go vet, go mod tidy
+#   make docs       regenerate docs/reference (markdown) and docs/man from the commands
 
 SHELL   := /bin/bash
 GO      ?= go
@@ -15,7 +16,7 @@ LAB     ?= pgfleet-lab
 BIN     := bin/pgfleet
 E2E_TIMEOUT ?= 80m
 
-.PHONY: setup build test unit e2e lab-up lab-down demo bench check images
+.PHONY: setup build test unit e2e lab-up lab-down demo bench check images docs
 
 setup:
 	./examples/lab/setup
@@ -57,6 +58,11 @@ BENCHRUNS ?= 3
 bench: setup images
 	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 120m ./internal/e2e/ -runs $(BENCHRUNS) 2>&1 | \
 	  grep -E '^(Benchmark|ok|FAIL|PASS)|runs:|s/median|primary.s data|rebuild /'
+
+# The unit tests fail when the committed reference differs from what the
+# commands give; this rewrites it.
+docs:
+	$(GO) test -count=1 -run '^TestReferenceDocsUpToDate$$' ./cmd/pgfleet -update
 
 check:
 	@test -z "$$(gofmt -l .)" || { echo "gofmt needed:"; gofmt -l .; exit 1; }

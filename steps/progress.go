@@ -7,11 +7,18 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"unicode/utf8"
 )
 
+// Display shows lines of progress below the log lines, redrawn in place,
+// so that neither is written over the other (a *console.Console).
+type Display interface {
+	Draw(lines []string) // replaces the lines shown; nil removes them
+}
+
 // progressBars shows the progress of long work on several hosts at once
-// (pg_basebackup's --progress output) as one line of bars, redrawn in place
-// on a terminal; without a terminal it logs every quarter.
+// (pg_basebackup's --progress output) as one bar per host on the run's
+// Display; without one it logs every quarter.
 type progressBars struct {
 	mu   sync.Mutex
 	bars map[string]*bar
@@ -74,27 +81,28 @@ func (b *bar) Done() {
 	b.done = true
 	delete(b.r.bars.bars, b.name)
 	if b.r.Opts.Progress != nil {
-		if len(b.r.bars.bars) == 0 {
-			fmt.Fprint(b.r.Opts.Progress, "\r\x1b[K")
-		} else {
-			b.r.bars.draw(b.r)
-		}
+		b.r.bars.draw(b.r)
 	}
 }
 
+// draw shows one line per host, sorted by name:
+//
+//	clone  db2  [████████░░░░░░░░░░░░]  40%
 func (pb *progressBars) draw(r *Run) {
 	names := make([]string, 0, len(pb.bars))
+	wide := 0
 	for n := range pb.bars {
 		names = append(names, n)
+		wide = max(wide, utf8.RuneCountInString(n))
 	}
 	slices.Sort(names)
-	var line strings.Builder
-	line.WriteString("\r\x1b[Kclone")
 	const width = 20
+	lines := make([]string, 0, len(names))
 	for _, n := range names {
-		pct := max(pb.bars[n].pct, 0)
+		pct := min(max(pb.bars[n].pct, 0), 100)
 		fill := pct * width / 100
-		fmt.Fprintf(&line, "  %s [%s%s] %3d%%", n, strings.Repeat("█", fill), strings.Repeat("░", width-fill), pct)
+		lines = append(lines, fmt.Sprintf("clone  %s%s  [%s%s] %3d%%", n, strings.Repeat(" ", wide-utf8.RuneCountInString(n)),
+			strings.Repeat("█", fill), strings.Repeat("░", width-fill), pct))
 	}
-	fmt.Fprint(r.Opts.Progress, line.String())
+	r.Opts.Progress.Draw(lines)
 }

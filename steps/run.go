@@ -107,7 +107,7 @@ type Options struct {
 	AcceptNewHostKeys bool
 	Passphrase        func(file string) ([]byte, error)
 	Logger            *log.Logger
-	Progress          io.Writer // where progress bars go; nil for none
+	Progress          Display // where progress bars go (a terminal); nil to log progress instead
 	ConnectTimeout    time.Duration
 	VerifyTimeout     time.Duration
 	// WithPrimaries adds to a --limit run the primary of every cluster it

@@ -7,13 +7,18 @@ import (
 	"strings"
 
 	"github.com/charmbracelet/log"
+	"github.com/muesli/termenv"
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/pgfleet/pgfleet/internal/console"
 )
 
 // globalOptions are the flags every command shares.
 type globalOptions struct {
 	output            string
 	logLevel          string
+	logFormat         string
 	logFile           string
 	yes               bool
 	forks             int
@@ -22,6 +27,7 @@ type globalOptions struct {
 
 	logger  *log.Logger
 	logSink io.Closer
+	console *console.Console // stderr, when it is a terminal: logs and progress bars
 }
 
 const rootLong = `pgfleet turns a YAML inventory of hosts into running PostgreSQL
@@ -61,6 +67,7 @@ func newRootCommand() *cobra.Command {
 	f := root.PersistentFlags()
 	f.StringVarP(&g.output, "output", "o", "text", "output format: text or json")
 	f.StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	f.StringVar(&g.logFormat, "log-format", "text", "log format: text, or json (one object a line, for log shippers; no progress bars)")
 	f.StringVar(&g.logFile, "log-file", "", "also write logs to this file")
 	f.BoolVarP(&g.yes, "yes", "y", false, "answer yes to every prompt (for scripts)")
 	f.IntVarP(&g.forks, "forks", "f", 10, "work on at most this many hosts at once")
@@ -90,24 +97,48 @@ func (g *globalOptions) setup(stderr io.Writer) error {
 	if err != nil {
 		return usageError{fmt.Errorf("--log-level must be debug, info, warn or error, not %q", g.logLevel)}
 	}
+	formatter := log.TextFormatter
+	switch g.logFormat {
+	case "text":
+	case "json":
+		formatter = log.JSONFormatter
+	default:
+		return usageError{fmt.Errorf("--log-format must be text or json, not %q", g.logFormat)}
+	}
 	var w io.Writer = stderr
+	if f, ok := stderr.(*os.File); ok && formatter == log.TextFormatter && term.IsTerminal(int(f.Fd())) {
+		g.console = console.New(f, func() int {
+			width, _, _ := term.GetSize(int(f.Fd()))
+			return width
+		})
+		w = g.console
+	}
 	if g.logFile != "" {
 		f, err := os.OpenFile(g.logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 		if err != nil {
 			return usageError{fmt.Errorf("open --log-file: %w", err)}
 		}
 		g.logSink = f
-		w = io.MultiWriter(stderr, f)
+		w = io.MultiWriter(w, f)
 	}
 	timeFormat := "15:04:05"
 	if level == log.DebugLevel {
 		timeFormat = "15:04:05.000"
+	}
+	if formatter == log.JSONFormatter {
+		timeFormat = "2006-01-02T15:04:05.000Z07:00" // a log shipper needs the date
 	}
 	g.logger = log.NewWithOptions(w, log.Options{
 		Level:           level,
 		ReportTimestamp: true,
 		TimeFormat:      timeFormat,
 		Prefix:          "pgfleet",
+		Formatter:       formatter,
 	})
+	if g.console != nil && g.logSink == nil {
+		// The logger sees the console, not the terminal behind it: give
+		// it the terminal's colours, as when it wrote to stderr itself.
+		g.logger.SetColorProfile(termenv.NewOutput(stderr).EnvColorProfile())
+	}
 	return nil
 }

@@ -110,8 +110,8 @@ func (g *globalOptions) runOptions(connectTimeout time.Duration) steps.Options {
 			return term.ReadPassword(int(os.Stdin.Fd()))
 		}
 	}
-	if term.IsTerminal(int(os.Stderr.Fd())) {
-		o.Progress = os.Stderr
+	if g.console != nil {
+		o.Progress = g.console
 	}
 	return o
 }
