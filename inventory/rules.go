@@ -68,6 +68,13 @@ func checkName(s string) string {
 	return ""
 }
 
+// CheckAddress reports what is wrong with a hostname or IP address that
+// pgfleet connects to or writes into PostgreSQL's configuration, or "".
+func CheckAddress(s string) string { return checkAddress(s) }
+
+// CheckSSHUser reports what is wrong with an SSH login name, or "".
+func CheckSSHUser(s string) string { return checkSSHUser(s) }
+
 // checkAddress reports what is wrong with a hostname or IP address, or "".
 func checkAddress(s string) string {
 	if s == "" {
@@ -152,7 +159,7 @@ func parseJump(s string) (*Jump, string) {
 		if msg := checkPort(p); msg != "" {
 			return nil, msg
 		}
-		j.Port = p
+		j.Port, j.PortSet = p, true
 	}
 	return j, ""
 }
