@@ -5,6 +5,7 @@ go 1.26.0
 require (
 	github.com/charmbracelet/log v1.0.0
 	github.com/goccy/go-yaml v1.19.2
+	github.com/kevinburke/ssh_config v1.6.0
 	github.com/pkg/sftp v1.13.12
 	github.com/spf13/cobra v1.10.2
 	golang.org/x/crypto v0.59.0

@@ -118,6 +118,10 @@ func checkSSHUser(s string) string {
 	return ""
 }
 
+// ParseJump parses [user@]host[:port], as ssh -J takes it; it returns what
+// is wrong with s when it cannot.
+func ParseJump(s string) (*Jump, string) { return parseJump(s) }
+
 // parseJump parses [user@]host[:port], as ssh -J takes it.
 func parseJump(s string) (*Jump, string) {
 	j := &Jump{Port: DefaultSSHPort}
