@@ -16,6 +16,7 @@ import (
 	"github.com/charmbracelet/log"
 
 	"github.com/pgfleet/pgfleet/internal/remote"
+	"github.com/pgfleet/pgfleet/internal/sshconf"
 	"github.com/pgfleet/pgfleet/inventory"
 )
 
@@ -52,6 +53,7 @@ type Host struct {
 	Conn    *remote.Client
 	Facts   *Facts
 	Log     *log.Logger
+	SSHConf *sshconf.Effective // how the run connects to the host
 
 	mu     sync.Mutex
 	failed error // the first error on this host; later steps skip it
@@ -100,9 +102,15 @@ type Options struct {
 	AcceptNewHostKeys bool
 	Passphrase        func(file string) ([]byte, error)
 	Logger            *log.Logger
-	Progress          io.Writer // where progress bars go; nil for none
-	ConnectTimeout    time.Duration
+	Progress          io.Writer     // where progress bars go; nil for none
+	ConnectTimeout    time.Duration // unless ssh_config's ConnectTimeout says otherwise
 	VerifyTimeout     time.Duration
+	// SSHConfig is --ssh-config: an OpenSSH client config file, "none", or
+	// "" for each host's ssh.config_file or ~/.ssh/config.
+	SSHConfig string
+	// ConnectTimeoutFlag is --connect-timeout when given on the command
+	// line: it wins over ssh_config's ConnectTimeout.
+	ConnectTimeoutFlag time.Duration
 }
 
 // Run is one run of a list of steps over an inventory.
@@ -117,6 +125,7 @@ type Run struct {
 	passwords map[string]string // by cluster; read once
 	locks     []io.Closer
 	bars      *progressBars
+	ssh       map[string]*sshconf.Effective // by host name, every host of the inventory
 }
 
 // HostError is an error on one host in one step.
@@ -171,6 +180,9 @@ func NewRun(inv *inventory.Inventory, opts Options) (*Run, error) {
 				Log:     opts.Logger.With("host", ih.Name),
 			})
 		}
+	}
+	if err := r.resolveSSH(); err != nil {
+		return nil, err
 	}
 	return r, nil
 }
@@ -275,7 +287,7 @@ func (r *Run) connectHost(ctx context.Context, h *Host) error {
 }
 
 func (r *Run) connect(ctx context.Context, h *Host) error {
-	cfg := sshConfig(h.Name, h.Address, h.SSH, r.Opts)
+	cfg := r.sshConfig(h)
 	cfg.SkipSudoCheck = true // the facts probe runs through sudo first
 	c, err := remote.Dial(ctx, cfg)
 	if err != nil {
@@ -288,32 +300,6 @@ func (r *Run) connect(ctx context.Context, h *Host) error {
 	}
 	h.Facts = f
 	return nil
-}
-
-func sshConfig(name, addr string, s inventory.SSH, opts Options) remote.Config {
-	cfg := remote.Config{
-		Name:              name,
-		Address:           addr,
-		Port:              s.Port,
-		User:              s.User,
-		KnownHostsFile:    s.KnownHosts,
-		AcceptNewHostKeys: opts.AcceptNewHostKeys,
-		ConnectTimeout:    opts.ConnectTimeout,
-		Passphrase:        opts.Passphrase,
-		Logger:            opts.Logger,
-	}
-	if s.IdentityFile != "" {
-		cfg.IdentityFiles = []string{s.IdentityFile}
-	}
-	if j := s.ProxyJump; j != nil {
-		jump := sshConfig(name+" (proxy_jump "+j.Host+")", j.Host, inventory.SSH{
-			User: j.User, Port: j.Port, IdentityFile: s.IdentityFile, KnownHosts: s.KnownHosts}, opts)
-		if jump.User == "" {
-			jump.User = s.User
-		}
-		cfg.ProxyJump = &jump
-	}
-	return cfg
 }
 
 // Apply runs the steps in order. Each step checks and acts on all its

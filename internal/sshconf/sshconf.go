@@ -9,6 +9,7 @@
 package sshconf
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -102,6 +103,9 @@ type Options struct {
 	// ConnectTimeout is --connect-timeout when given on the command line;
 	// 0 leaves it to ssh_config's ConnectTimeout, then the default.
 	ConnectTimeout time.Duration
+	// DefaultConnectTimeout is the command's default, when neither the
+	// flag nor ssh_config sets one; remote.DefaultConnectTimeout when 0.
+	DefaultConnectTimeout time.Duration
 	// Home is the user's home directory (~, %d and the default
 	// ~/.ssh/config); the OS's when "".
 	Home string
@@ -406,7 +410,7 @@ func resolve(h *inventory.Host, f *File, opts Options) (*Effective, error) {
 		}
 		add("connect_timeout", e.ConnectTimeout.String(), fromFile)
 	default:
-		e.ConnectTimeout = remote.DefaultConnectTimeout
+		e.ConnectTimeout = cmp.Or(opts.DefaultConnectTimeout, remote.DefaultConnectTimeout)
 		add("connect_timeout", e.ConnectTimeout.String(), FromDefault)
 	}
 
