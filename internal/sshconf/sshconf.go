@@ -148,6 +148,9 @@ func (r *Resolver) File(h *inventory.Host) (*File, error) {
 	case path == None:
 		return nil, nil
 	case path != "":
+		if abs, err := filepath.Abs(path); err == nil {
+			path = abs
+		}
 	case h.SSH.ConfigFile == None:
 		return nil, nil
 	case h.SSH.ConfigFile != "":
