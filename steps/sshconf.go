@@ -1,6 +1,9 @@
 package steps
 
 import (
+	"fmt"
+	"strings"
+
 	"github.com/pgfleet/pgfleet/internal/remote"
 	"github.com/pgfleet/pgfleet/internal/sshconf"
 )
@@ -30,11 +33,23 @@ func (r *Run) resolveSSH() error {
 		DefaultConnectTimeout: r.Opts.ConnectTimeout,
 	})
 	r.ssh = map[string]*sshconf.Effective{}
+	seen := map[string]*sshconf.Effective{}
 	for _, ih := range r.Inventory.Hosts {
 		e, err := res.Resolve(ih)
 		if err != nil {
 			return &Hint{Err: err, Hint: "fix the file, name another with --ssh-config FILE, or read none with --ssh-config none"}
 		}
+		// The inventory rejects two hosts with the same address as written;
+		// two aliases of one machine show only now.
+		k := fmt.Sprintf("%s|%d", strings.ToLower(e.Address), e.Port)
+		for _, hop := range e.Jumps {
+			k += "|" + hop.String()
+		}
+		if prev, dup := seen[k]; dup {
+			return hintf("give each host its own machine, or remove one from the inventory",
+				"hosts %s and %s are the same machine: both reach %s port %d (ssh config %s)", prev.Host, e.Host, e.Address, e.Port, e.ConfigFile)
+		}
+		seen[k] = e
 		for _, msg := range e.Ignored {
 			r.Opts.Logger.Warn("ssh config: ignored "+msg, "host", ih.Name)
 		}

@@ -91,3 +91,17 @@ func TestRunSSHConfigErrors(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+func TestRunRefusesTwoAliasesOfOneMachine(t *testing.T) {
+	cfgFile := writeSSHConfig(t, "Host db-one\n  HostName 10.0.0.2\n")
+	inv := strings.Replace(aliasInventory, "h2: {address: db-two, replication_address: 10.1.0.2}", "h2: {address: 10.0.0.2}", 1)
+	_, err := NewRun(parseInventory(t, inv), Options{SSHConfig: cfgFile})
+	if err == nil || !strings.Contains(err.Error(), "hosts h1 and h2 are the same machine: both reach 10.0.0.2 port 22") {
+		t.Fatalf("err = %v", err)
+	}
+	// Behind different bastions, one address may be two machines.
+	cfgFile = writeSSHConfig(t, "Host db-one\n  HostName 10.0.0.2\n  ProxyJump bastion\n")
+	if _, err := NewRun(parseInventory(t, inv), Options{SSHConfig: cfgFile}); err != nil {
+		t.Fatal(err)
+	}
+}
