@@ -77,3 +77,48 @@ func TestValidateExplain(t *testing.T) {
 		t.Errorf("exit %d, stderr:\n%s", code, stderr)
 	}
 }
+
+func TestCheckShowsSSHOrigins(t *testing.T) {
+	// Nothing listens on port 1 of the loopback: the check fails fast, and
+	// still says where each setting came from.
+	cfg := writeFile(t, "config", "Host db1-alias\n  HostName 127.0.0.1\n  Port 1\n  User ops\n")
+	inv := writeFile(t, "inventory.yaml", strings.Replace(
+		strings.Replace(explainInventory, "CONFIG", cfg, 1),
+		"replicas: [db2]", "replicas: []", 1))
+	t.Setenv("PGPASS", "x")
+	code, stdout, stderr := capture(t, "check", "-o", "json", "--connect-timeout", "2s", inv)
+	if code != exitFailed {
+		t.Fatalf("exit %d, want %d: %s", code, exitFailed, stderr)
+	}
+	var rep struct {
+		OK  bool `json:"ok"`
+		SSH []struct {
+			Host     string `json:"host"`
+			Settings []struct{ Setting, Value, From string }
+		} `json:"ssh"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
+		t.Fatalf("%v: %s", err, stdout)
+	}
+	if rep.OK || len(rep.SSH) != 1 || rep.SSH[0].Host != "db1" {
+		t.Fatalf("report: %+v", rep)
+	}
+	got := map[string]string{}
+	for _, s := range rep.SSH[0].Settings {
+		got[s.Setting] = s.Value + " | " + s.From
+	}
+	for k, want := range map[string]string{
+		"port":            "1 | ssh_config " + cfg,
+		"user":            "ops | ssh_config " + cfg,
+		"connect_timeout": "2s | flag --connect-timeout",
+	} {
+		if got[k] != want {
+			t.Errorf("%s = %q, want %q", k, got[k], want)
+		}
+	}
+
+	code, stdout, _ = capture(t, "check", "--connect-timeout", "2s", inv)
+	if flat := strings.Join(strings.Fields(stdout), " "); code != exitFailed || !strings.Contains(flat, "db1 address 127.0.0.1 (Host db1-alias) ssh_config "+cfg) {
+		t.Errorf("text: exit %d\n%s", code, stdout)
+	}
+}
