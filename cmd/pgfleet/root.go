@@ -69,7 +69,7 @@ func newRootCommand() *cobra.Command {
 	f.IntVarP(&g.forks, "forks", "f", 10, "work on at most this many hosts at once")
 	f.StringSliceVarP(&g.limit, "limit", "l", nil, "only these hosts (HOST[,HOST...])")
 	f.BoolVar(&g.acceptNewHostKeys, "accept-new-host-keys", false, "trust and record the keys of hosts not yet in known_hosts (a changed key is always refused)")
-	f.StringVar(&g.sshConfig, "ssh-config", "", "OpenSSH client config to read, or none; wins over ssh.config_file (default ~/.ssh/config if it exists)")
+	f.StringVar(&g.sshConfig, "ssh-config", "", "OpenSSH client config `FILE` to read, or none; wins over ssh.config_file (default ~/.ssh/config if it exists)")
 
 	root.AddCommand(newVersionCommand(g))
 	root.AddCommand(newValidateCommand(g))
