@@ -22,7 +22,7 @@ import (
 func TestSSHConfigProxyJump(t *testing.T) {
 	t.Parallel()
 	l := newLab(t, 2, "bookworm")
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
 	jump, target := l.Hosts[0], l.Hosts[1]
 
@@ -125,6 +125,27 @@ hosts:
 	}
 	if want := "Accepted publickey for " + lab.User + " from " + jump.Address + " "; !strings.Contains(string(logs), want) {
 		t.Errorf("sshd on %s did not log %q:\n%s", target.Name, want, logs)
+	}
+
+	// up through the same config: PostgreSQL's configuration gets the
+	// aliases' HostNames, never an alias, and the replica streams.
+	res = pgfleet(t, "up", "--ssh-config", sshConfig, "-o", "json", inv)
+	if rep := parseReport(t, res); res.code != 0 || !rep.OK {
+		t.Fatalf("up through the jump host: exit %d, failures %+v", res.code, rep.Failures)
+	}
+	conninfo := psqlOn(t, l, target.Name, "SHOW primary_conninfo")
+	if !strings.Contains(conninfo, "host="+jump.Address+" ") {
+		t.Errorf("primary_conninfo on %s: %q, want host=%s", target.Name, conninfo, jump.Address)
+	}
+	hba, err := l.Exec(ctx, jump.Name, "cat", fmt.Sprintf("/etc/postgresql/%d/main/pg_hba.conf", l.Postgres()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(hba, target.Address) || strings.Contains(hba, "lab-") {
+		t.Errorf("pg_hba.conf on %s names the replica by %s? \n%s", jump.Name, target.Address, hba)
+	}
+	if got := psqlOn(t, l, jump.Name, "SELECT host(client_addr) || ' ' || state FROM pg_stat_replication"); got != target.Address+" streaming" {
+		t.Errorf("pg_stat_replication on %s: %q, want %q", jump.Name, got, target.Address+" streaming")
 	}
 }
 
