@@ -18,12 +18,12 @@ var (
 			"primary": "clusters.NAME", "replicas": "clusters.NAME", "address": "hosts.NAME",
 			"version": "postgres", "settings": "postgres", "hba": "postgres", "replication": "postgres",
 			"data_dir": "postgres", "templates_dir": "postgres",
-			"identity_file": "ssh", "known_hosts": "ssh", "proxy_jump": "ssh",
+			"identity_file": "ssh", "known_hosts": "ssh", "proxy_jump": "ssh", "config_file": "ssh",
 		},
 	}
 	sshSchema = schema{
 		what: "ssh settings, such as {user: ops, port: 22}",
-		keys: []string{"user", "port", "identity_file", "known_hosts", "proxy_jump"},
+		keys: []string{"user", "port", "identity_file", "known_hosts", "proxy_jump", "config_file"},
 	}
 	postgresSchema = schema{
 		what: "postgres settings, such as {version: 15}",
@@ -49,6 +49,7 @@ var (
 		keys: []string{"address", "replication_address", "ssh"},
 		moved: map[string]string{
 			"user": "ssh", "port": "ssh", "identity_file": "ssh", "known_hosts": "ssh", "proxy_jump": "ssh",
+			"config_file": "ssh",
 		},
 	}
 )
@@ -77,9 +78,9 @@ func (o opt[T]) orValue(v T) T {
 }
 
 type rawSSH struct {
-	user, identityFile, knownHosts opt[string]
-	port                           opt[int]
-	jump                           opt[*Jump]
+	user, identityFile, knownHosts, configFile opt[string]
+	port                                       opt[int]
+	jump                                       opt[*Jump]
 }
 
 func (r rawSSH) over(base rawSSH) rawSSH {
@@ -89,6 +90,7 @@ func (r rawSSH) over(base rawSSH) rawSSH {
 		knownHosts:   r.knownHosts.or(base.knownHosts),
 		port:         r.port.or(base.port),
 		jump:         r.jump.or(base.jump),
+		configFile:   r.configFile.or(base.configFile),
 	}
 }
 
@@ -190,6 +192,7 @@ func (d *decoder) decode(data []byte) *Inventory {
 			ReplicationAddress: rh.replicationAddress,
 			SSH:                d.resolveSSH(rh.ssh.over(defSSH)),
 		}
+		h.ReplicationAddressSet = h.ReplicationAddress != ""
 		if h.ReplicationAddress == "" {
 			h.ReplicationAddress = h.Address
 		}
@@ -255,6 +258,21 @@ func (d *decoder) ssh(e entry) rawSSH {
 				d.errorf(e.value, e.path, "%s", msg)
 			} else {
 				r.jump = some(j)
+			}
+		}
+	}
+	if e, ok := f["config_file"]; ok {
+		// "none" reads no OpenSSH client config, overriding a default.
+		if s, ok := d.str(e); ok {
+			switch {
+			case s == SSHConfigNone:
+				r.configFile = some(s)
+			case s == "":
+				d.errorf(e.value, e.path, "is empty: write the path of an OpenSSH client config, or %s to read none", SSHConfigNone)
+			default:
+				if p, ok := d.path(e, s); ok {
+					r.configFile = some(p)
+				}
 			}
 		}
 	}
@@ -521,6 +539,14 @@ func (d *decoder) resolveSSH(r rawSSH) SSH {
 		IdentityFile: r.identityFile.v,
 		KnownHosts:   r.knownHosts.v,
 		ProxyJump:    r.jump.v,
+		ConfigFile:   r.configFile.v,
+		Set: SSHSet{
+			User:         r.user.set,
+			Port:         r.port.set,
+			IdentityFile: r.identityFile.set,
+			KnownHosts:   r.knownHosts.set,
+			ProxyJump:    r.jump.set,
+		},
 	}
 	if !r.user.set {
 		name, err := currentUser()

@@ -46,10 +46,15 @@ type Host struct {
 	Name    string
 	Address string // where pgfleet connects over SSH
 	// ReplicationAddress is where the other hosts of the cluster reach this
-	// one (pg_hba.conf, primary_conninfo); Address unless set.
+	// one (pg_hba.conf, primary_conninfo); Address unless set. When Address
+	// is an alias of the OpenSSH client config, the run replaces the default
+	// with the alias's HostName (see ReplicationAddressSet).
 	ReplicationAddress string
-	SSH                SSH
-	Cluster            *Cluster // nil if the host is in no cluster
+	// ReplicationAddressSet is true when the inventory sets
+	// replication_address, false when it defaults to Address.
+	ReplicationAddressSet bool
+	SSH                   SSH
+	Cluster               *Cluster // nil if the host is in no cluster
 }
 
 // IsPrimary reports whether h is the primary of its cluster.
@@ -58,19 +63,35 @@ func (h *Host) IsPrimary() bool {
 }
 
 // SSH is how to connect to a host, with the inventory's defaults applied.
+// Set tells which keys the inventory gives; the others hold pgfleet's
+// defaults, which the OpenSSH client config (ConfigFile) may override.
 type SSH struct {
 	User         string
 	Port         int
 	IdentityFile string // absolute, or "" for none (ssh-agent only)
 	KnownHosts   string // absolute
 	ProxyJump    *Jump  // nil if none
+	// ConfigFile is the OpenSSH client config to read: an absolute path,
+	// SSHConfigNone, or "" for the default (~/.ssh/config if it exists).
+	ConfigFile string
+	Set        SSHSet
+}
+
+// SSHConfigNone, as ssh.config_file, reads no OpenSSH client config.
+const SSHConfigNone = "none"
+
+// SSHSet records which SSH keys the inventory sets, for the host or under
+// the top-level ssh: section, as opposed to defaults.
+type SSHSet struct {
+	User, Port, IdentityFile, KnownHosts, ProxyJump bool
 }
 
 // Jump is an SSH jump host ("bastion").
 type Jump struct {
-	User string // "" for the same user as the target host
-	Host string
-	Port int
+	User    string // "" for the same user as the target host
+	Host    string
+	Port    int
+	PortSet bool // the port is written, not the default
 }
 
 // String formats the jump as [user@]host:port, as ssh -J takes it.

@@ -107,6 +107,8 @@ var badCases = []struct {
 	{"proxy jump bad port", good + "ssh: {proxy_jump: \"ops@bastion:ssh\"}\n", "8:19", `ssh.proxy_jump: port "ssh" is not a number`},
 	{"proxy jump bad host", good + "ssh: {proxy_jump: \"ops@-oProxyCommand=x\"}\n", "8:19", "ssh.proxy_jump: host"},
 	{"proxy jump bad user", good + "ssh: {proxy_jump: \"o p@bastion\"}\n", "8:19", "ssh.proxy_jump: user"},
+	{"ssh config file empty", good + "ssh: {config_file: \"\"}\n", "8:20", "ssh.config_file: is empty"},
+	{"ssh config file misplaced", good + "config_file: x\n", "8:1", "ssh"},
 
 	// postgres
 	{"version too old", strings.Replace(good, "postgres:\n", "postgres:\n  version: 11\n", 1), "2:12", "postgres.version: PostgreSQL 11 is not supported: use a major version from 12 to 18"},
@@ -258,8 +260,8 @@ func TestParseDefaults(t *testing.T) {
 	if !reflect.DeepEqual(db2.SSH, wantSSH) {
 		t.Errorf("ssh:\ngot  %+v\nwant %+v", db2.SSH, wantSSH)
 	}
-	if db2.ReplicationAddress != "10.0.0.2" {
-		t.Errorf("replication address defaults to address: got %q", db2.ReplicationAddress)
+	if db2.ReplicationAddress != "10.0.0.2" || db2.ReplicationAddressSet {
+		t.Errorf("replication address defaults to address: got %q (set %v)", db2.ReplicationAddress, db2.ReplicationAddressSet)
 	}
 	if inv.Path != "inventory.yaml" {
 		t.Errorf("Path = %q", inv.Path)
@@ -275,6 +277,7 @@ func TestParseOverrides(t *testing.T) {
   identity_file: ~/.ssh/id_ed25519
   known_hosts: keys/known_hosts
   proxy_jump: jump@bastion.example.com:2222
+  config_file: ssh/config
 postgres:
   version: 16
   templates_dir: ./templates
@@ -313,7 +316,7 @@ clusters:
 hosts:
   db3:
     address: db3.example.com
-    ssh: {user: admin, port: 22, identity_file: "", proxy_jump: ""}
+    ssh: {user: admin, port: 22, identity_file: "", proxy_jump: "", config_file: none}
   db2: {address: "fe80::1%eth0", replication_address: 10.1.0.2}
   db1: {address: 10.0.0.1, ssh: {proxy_jump: "[2001:db8::1]"}}
   spare: {address: 10.0.0.9}
@@ -366,11 +369,14 @@ hosts:
 	}
 
 	db1, db2, db3, spare := inv.Host("db1"), inv.Host("db2"), inv.Host("db3"), inv.Host("spare")
+	allSet := SSHSet{User: true, Port: true, IdentityFile: true, KnownHosts: true, ProxyJump: true}
 	want1 := SSH{
 		User: "ops", Port: 2200,
 		IdentityFile: filepath.Join(home, ".ssh/id_ed25519"),
 		KnownHosts:   "/etc/pgfleet/keys/known_hosts",
 		ProxyJump:    &Jump{Host: "2001:db8::1", Port: 22},
+		ConfigFile:   "/etc/pgfleet/ssh/config",
+		Set:          allSet,
 	}
 	if !reflect.DeepEqual(db1.SSH, want1) {
 		t.Errorf("db1 ssh:\ngot  %+v %+v\nwant %+v %+v", db1.SSH, db1.SSH.ProxyJump, want1, want1.ProxyJump)
@@ -379,14 +385,14 @@ hosts:
 		t.Errorf("jump string %q", got)
 	}
 	want2 := want1
-	want2.ProxyJump = &Jump{User: "jump", Host: "bastion.example.com", Port: 2222}
+	want2.ProxyJump = &Jump{User: "jump", Host: "bastion.example.com", Port: 2222, PortSet: true}
 	if !reflect.DeepEqual(db2.SSH, want2) {
 		t.Errorf("db2 ssh:\ngot  %+v\nwant %+v", db2.SSH, want2)
 	}
-	if db2.Address != "fe80::1%eth0" || db2.ReplicationAddress != "10.1.0.2" {
+	if db2.Address != "fe80::1%eth0" || db2.ReplicationAddress != "10.1.0.2" || !db2.ReplicationAddressSet {
 		t.Errorf("db2 addresses %q %q", db2.Address, db2.ReplicationAddress)
 	}
-	want3 := SSH{User: "admin", Port: 22, KnownHosts: "/etc/pgfleet/keys/known_hosts"}
+	want3 := SSH{User: "admin", Port: 22, KnownHosts: "/etc/pgfleet/keys/known_hosts", ConfigFile: SSHConfigNone, Set: allSet}
 	if !reflect.DeepEqual(db3.SSH, want3) {
 		t.Errorf("db3 ssh:\ngot  %+v\nwant %+v", db3.SSH, want3)
 	}

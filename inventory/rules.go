@@ -68,6 +68,13 @@ func checkName(s string) string {
 	return ""
 }
 
+// CheckAddress reports what is wrong with a hostname or IP address that
+// pgfleet connects to or writes into PostgreSQL's configuration, or "".
+func CheckAddress(s string) string { return checkAddress(s) }
+
+// CheckSSHUser reports what is wrong with an SSH login name, or "".
+func CheckSSHUser(s string) string { return checkSSHUser(s) }
+
 // checkAddress reports what is wrong with a hostname or IP address, or "".
 func checkAddress(s string) string {
 	if s == "" {
@@ -111,6 +118,10 @@ func checkSSHUser(s string) string {
 	return ""
 }
 
+// ParseJump parses [user@]host[:port], as ssh -J takes it; it returns what
+// is wrong with s when it cannot.
+func ParseJump(s string) (*Jump, string) { return parseJump(s) }
+
 // parseJump parses [user@]host[:port], as ssh -J takes it.
 func parseJump(s string) (*Jump, string) {
 	j := &Jump{Port: DefaultSSHPort}
@@ -151,7 +162,7 @@ func parseJump(s string) (*Jump, string) {
 		if msg := checkPort(p); msg != "" {
 			return nil, msg
 		}
-		j.Port = p
+		j.Port, j.PortSet = p, true
 	}
 	return j, ""
 }

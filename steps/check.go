@@ -55,6 +55,7 @@ type CheckResult struct {
 type CheckReport struct {
 	OK     bool          `json:"ok"`
 	Checks []CheckResult `json:"checks"`
+	SSH    []HostSSH     `json:"ssh"` // per host, where each SSH setting came from
 }
 
 // Count returns how many checks had each outcome.
@@ -132,15 +133,19 @@ func (c *checker) report(r *Run) *CheckReport {
 	if rep.Checks == nil {
 		rep.Checks = []CheckResult{}
 	}
+	rep.SSH = r.SSH()
 	return rep
 }
 
 // connection reports the SSH connection, the host key and sudo, from the
 // outcome of the dial (which checks sudo -n) and the facts probe.
 func (c *checker) connection(h *Host, err error) {
-	addr := statusHostPort(h.Address, sshPort(h))
+	addr, user := statusHostPort(h.Address, sshPort(h)), h.SSH.User
+	if e := h.SSHConf; e != nil {
+		addr, user = statusHostPort(e.Address, e.Port), e.User
+	}
 	if err == nil {
-		c.pass(h, CheckSSH, "connected to %s@%s, host key known", h.SSH.User, addr)
+		c.pass(h, CheckSSH, "connected to %s@%s, host key known", user, addr)
 		c.pass(h, CheckSudo, "sudo -n works")
 		return
 	}
@@ -158,10 +163,10 @@ func (c *checker) connection(h *Host, err error) {
 			detail, hint = d, hnt
 		}
 	case errors.Is(err, remote.ErrAuth):
-		hint = "check ssh.user and ssh.identity_file in the inventory, or add the key to ssh-agent"
+		hint = "check ssh.user and ssh.identity_file in the inventory (or User and IdentityFile in ssh_config), or add the key to ssh-agent"
 	case h.Conn != nil:
 		// Connected, but the facts probe failed.
-		c.pass(h, CheckSSH, "connected to %s@%s, host key known", h.SSH.User, addr)
+		c.pass(h, CheckSSH, "connected to %s@%s, host key known", user, addr)
 		c.pass(h, CheckSudo, "sudo -n works")
 		c.add(h.Name, CheckOS, CheckFail, "read the host's facts: "+msg, "run `pgfleet up --dry-run --log-level debug` to see the probe's error")
 		return
@@ -169,7 +174,7 @@ func (c *checker) connection(h *Host, err error) {
 		hint = fmt.Sprintf("check that %s is up and that sshd listens on %s (ssh.port, proxy_jump)", h.Name, addr)
 	}
 	if sudo {
-		c.pass(h, CheckSSH, "connected to %s@%s, host key known", h.SSH.User, addr)
+		c.pass(h, CheckSSH, "connected to %s@%s, host key known", user, addr)
 		c.add(h.Name, CheckSudo, CheckFail, detail, hint)
 		return
 	}

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/pgfleet/pgfleet/internal/remote"
+	"github.com/pgfleet/pgfleet/internal/sshconf"
 	"github.com/pgfleet/pgfleet/inventory"
 )
 
@@ -53,6 +54,7 @@ type Host struct {
 	Conn    *remote.Client
 	Facts   *Facts
 	Log     *log.Logger
+	SSHConf *sshconf.Effective // how the run connects to the host
 
 	// outside is a primary the run reaches although --limit left it out:
 	// its cluster's lock lives there and its replicas clone from it. No
@@ -107,9 +109,15 @@ type Options struct {
 	AcceptNewHostKeys bool
 	Passphrase        func(file string) ([]byte, error)
 	Logger            *log.Logger
-	Progress          Display // where progress bars go (a terminal); nil to log progress instead
-	ConnectTimeout    time.Duration
+	Progress          Display       // where progress bars go (a terminal); nil to log progress instead
+	ConnectTimeout    time.Duration // unless ssh_config's ConnectTimeout says otherwise
 	VerifyTimeout     time.Duration
+	// SSHConfig is --ssh-config: an OpenSSH client config file, "none", or
+	// "" for each host's ssh.config_file or ~/.ssh/config.
+	SSHConfig string
+	// ConnectTimeoutFlag is --connect-timeout when given on the command
+	// line: it wins over ssh_config's ConnectTimeout.
+	ConnectTimeoutFlag time.Duration
 	// WithPrimaries adds to a --limit run the primary of every cluster it
 	// touches, connected and locked but never changed: a run that changes a
 	// replica must hold its cluster's lock.
@@ -134,6 +142,7 @@ type Run struct {
 	passwords map[string]string      // by cluster; read once
 	locks     map[string]*lockHolder // by cluster
 	bars      *progressBars
+	ssh       map[string]*sshconf.Effective // by host name, every host of the inventory
 }
 
 // HostError is an error on one host in one step.
@@ -188,6 +197,9 @@ func NewRun(inv *inventory.Inventory, opts Options) (*Run, error) {
 			h.outside = true
 			r.outside = append(r.outside, h)
 		}
+	}
+	if err := r.resolveSSH(); err != nil {
+		return nil, err
 	}
 	return r, nil
 }
@@ -350,7 +362,7 @@ func (r *Run) connectHost(ctx context.Context, h *Host) error {
 }
 
 func (r *Run) dial(ctx context.Context, h *Host) error {
-	cfg := sshConfig(h.Name, h.Address, h.SSH, r.Opts)
+	cfg := r.sshConfig(h)
 	cfg.SkipSudoCheck = true // the lock or the facts probe runs through sudo first
 	c, err := remote.Dial(ctx, cfg)
 	if err != nil {
@@ -367,32 +379,6 @@ func (r *Run) gather(ctx context.Context, h *Host) error {
 	}
 	h.Facts = f
 	return nil
-}
-
-func sshConfig(name, addr string, s inventory.SSH, opts Options) remote.Config {
-	cfg := remote.Config{
-		Name:              name,
-		Address:           addr,
-		Port:              s.Port,
-		User:              s.User,
-		KnownHostsFile:    s.KnownHosts,
-		AcceptNewHostKeys: opts.AcceptNewHostKeys,
-		ConnectTimeout:    opts.ConnectTimeout,
-		Passphrase:        opts.Passphrase,
-		Logger:            opts.Logger,
-	}
-	if s.IdentityFile != "" {
-		cfg.IdentityFiles = []string{s.IdentityFile}
-	}
-	if j := s.ProxyJump; j != nil {
-		jump := sshConfig(name+" (proxy_jump "+j.Host+")", j.Host, inventory.SSH{
-			User: j.User, Port: j.Port, IdentityFile: s.IdentityFile, KnownHosts: s.KnownHosts}, opts)
-		if jump.User == "" {
-			jump.User = s.User
-		}
-		cfg.ProxyJump = &jump
-	}
-	return cfg
 }
 
 // Apply runs the steps in order. Each step checks and acts on all its

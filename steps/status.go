@@ -243,7 +243,7 @@ func statusMembers(c *inventory.Cluster) []*inventory.Host {
 func (r *Run) observe(ctx context.Context, h *Host, timeout time.Duration) *observation {
 	if h.Conn == nil {
 		dctx, cancel := context.WithTimeout(ctx, timeout)
-		cfg := sshConfig(h.Name, h.Address, h.SSH, r.Opts)
+		cfg := r.sshConfig(h)
 		cfg.SkipSudoCheck = true // the probe runs through sudo: remote.SudoError tells
 		c, err := remote.Dial(dctx, cfg)
 		timedOut := dctx.Err() != nil

@@ -39,8 +39,11 @@ On every host:
                         fail over 10s)
 
 One line per check and host: PASS, WARN or FAIL, the host, the check and what
-was found, with a hint under a failure or warning; then a summary. With --output json:
-  {"ok":true,"checks":[{"host":"db1","check":"ssh","status":"pass","detail":"...","hint":""}]}
+was found, with a hint under a failure or warning; then, per host, each SSH
+setting pgfleet used and where it came from (inventory, ssh_config FILE, flag
+or default); then a summary. With --output json:
+  {"ok":true,"checks":[{"host":"db1","check":"ssh","status":"pass","detail":"...","hint":""}],
+   "ssh":[{"host":"db1","settings":[{"setting":"user","value":"ops","from":"inventory"}]}]}
 
 Exit codes:
   0  no check failed (warnings allowed)
@@ -105,6 +108,7 @@ func writeCheckText(w io.Writer, rep *steps.CheckReport) {
 		}
 	}
 	tw.Flush()
+	writeSSHText(w, rep.SSH)
 	pass, warn, fail := rep.Count()
 	verdict := "up can proceed"
 	if fail > 0 {

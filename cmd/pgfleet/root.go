@@ -24,6 +24,8 @@ type globalOptions struct {
 	forks             int
 	limit             []string
 	acceptNewHostKeys bool
+	sshConfig         string // --ssh-config: a file, "none", or "" for the inventory's or ~/.ssh/config
+	connectTimeoutSet bool   // the command's --connect-timeout is given
 
 	logger  *log.Logger
 	logSink io.Closer
@@ -53,6 +55,7 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			g.connectTimeoutSet = cmd.Flags().Changed("connect-timeout")
 			return g.setup(cmd.ErrOrStderr())
 		},
 		PersistentPostRun: func(*cobra.Command, []string) {
@@ -73,6 +76,7 @@ func newRootCommand() *cobra.Command {
 	f.IntVarP(&g.forks, "forks", "f", 10, "work on at most this many hosts at once")
 	f.StringSliceVarP(&g.limit, "limit", "l", nil, "only these hosts (HOST[,HOST...])")
 	f.BoolVar(&g.acceptNewHostKeys, "accept-new-host-keys", false, "trust and record the keys of hosts not yet in known_hosts (a changed key is always refused)")
+	f.StringVar(&g.sshConfig, "ssh-config", "", "OpenSSH client config `FILE` to read, or none; wins over ssh.config_file (default ~/.ssh/config if it exists)")
 
 	root.AddCommand(newVersionCommand(g))
 	root.AddCommand(newValidateCommand(g))

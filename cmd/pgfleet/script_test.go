@@ -18,8 +18,16 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 )
 
-// TestMain lets the scripts run this test binary as the pgfleet command.
+// TestMain lets the scripts run this test binary as the pgfleet command,
+// and gives the Go tests an empty home directory: what they do must not
+// depend on the ~/.ssh/config of whoever runs them.
 func TestMain(m *testing.M) {
+	home, err := os.MkdirTemp("", "pgfleet-test-home-")
+	if err != nil {
+		panic(err)
+	}
+	defer os.RemoveAll(home)
+	os.Setenv("HOME", home)
 	testscript.Main(m, map[string]func(){
 		"pgfleet": func() { os.Exit(run(os.Args[1:])) },
 	})

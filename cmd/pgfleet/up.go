@@ -102,6 +102,10 @@ func (g *globalOptions) runOptions(connectTimeout time.Duration) steps.Options {
 		AcceptNewHostKeys: g.acceptNewHostKeys,
 		Logger:            g.logger,
 		ConnectTimeout:    connectTimeout,
+		SSHConfig:         g.sshConfig,
+	}
+	if g.connectTimeoutSet {
+		o.ConnectTimeoutFlag = connectTimeout
 	}
 	if term.IsTerminal(int(os.Stdin.Fd())) {
 		o.Passphrase = func(file string) ([]byte, error) {

@@ -34,8 +34,14 @@ It does not check that files (identity_file, password_file, templates_dir)
 exist, that the password is set, or that hosts are reachable: pgfleet check
 does that. See docs/inventory.md for every key and its default.
 
+With --explain it also reads the OpenSSH client config (--ssh-config, the
+host's ssh.config_file, or ~/.ssh/config if it exists) and shows, per host,
+each SSH setting pgfleet would use and where it comes from: inventory,
+ssh_config FILE or default. It still touches no network.
+
 With --output json, the result is one JSON object on stdout:
   {"valid":true,"clusters":["main"],"hosts":3}
+  {"valid":true,...,"ssh":[{"host":"db1","settings":[{"setting":"user","value":"ops","from":"inventory"}]}]}  (--explain)
   {"valid":false,"errors":[{"file":...,"line":...,"column":...,"path":...,"message":...}]}
 
 Exit codes:
@@ -43,7 +49,8 @@ Exit codes:
   2  the inventory is invalid or cannot be read, or bad usage`
 
 func newValidateCommand(g *globalOptions) *cobra.Command {
-	return &cobra.Command{
+	var explain bool
+	cmd := &cobra.Command{
 		Use:   "validate INVENTORY",
 		Short: "Check an inventory file without touching any host",
 		Long:  validateLong,
@@ -54,9 +61,11 @@ func newValidateCommand(g *globalOptions) *cobra.Command {
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runValidate(g, cmd.OutOrStdout(), cmd.ErrOrStderr(), args[0])
+			return runValidate(g, cmd.OutOrStdout(), cmd.ErrOrStderr(), args[0], explain)
 		},
 	}
+	cmd.Flags().BoolVar(&explain, "explain", false, "also show, per host, each SSH setting and where it comes from (reads ssh_config; no network)")
+	return cmd
 }
 
 // inventoryError is an invalid inventory: every problem, one per line.
@@ -99,9 +108,10 @@ type validateResult struct {
 	Clusters []string           `json:"clusters,omitempty"`
 	Hosts    int                `json:"hosts,omitempty"`
 	Errors   []*inventory.Error `json:"errors,omitempty"`
+	SSH      []steps.HostSSH    `json:"ssh,omitempty"`
 }
 
-func runValidate(g *globalOptions, stdout, stderr io.Writer, path string) error {
+func runValidate(g *globalOptions, stdout, stderr io.Writer, path string, explain bool) error {
 	inv, err := loadInventory(path)
 	if err != nil {
 		var errs inventory.Errors
@@ -132,11 +142,18 @@ func runValidate(g *globalOptions, stdout, stderr io.Writer, path string) error 
 	for i, c := range inv.Clusters {
 		names[i] = c.Name
 	}
+	var ssh []steps.HostSSH
+	if explain {
+		if ssh, err = explainSSH(g, inv); err != nil {
+			return err
+		}
+	}
 	if g.output == "json" {
-		return json.NewEncoder(stdout).Encode(validateResult{Valid: true, Clusters: names, Hosts: len(inv.Hosts)})
+		return json.NewEncoder(stdout).Encode(validateResult{Valid: true, Clusters: names, Hosts: len(inv.Hosts), SSH: ssh})
 	}
 	_, err = fmt.Fprintf(stdout, "%s: ok — %s, %s\n", path,
 		plural(len(inv.Clusters), "cluster"), plural(len(inv.Hosts), "host"))
+	writeSSHText(stdout, ssh)
 	return err
 }
 

@@ -58,7 +58,7 @@ func newAuth(cfg Config) (*authMethods, error) {
 			a.tried = append(a.tried, file)
 		}
 	}
-	if len(agentSigners) > 0 {
+	if len(agentSigners) > 0 && !cfg.IdentitiesOnly {
 		a.signers = append(a.signers, agentSigners...)
 		a.tried = append(a.tried, fmt.Sprintf("%d key(s) of ssh-agent", len(agentSigners)))
 	}

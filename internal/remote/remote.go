@@ -52,6 +52,7 @@ type Config struct {
 	Port              int      // default 22
 	User              string   // login user
 	IdentityFiles     []string // private keys to try (plus ssh-agent when SSH_AUTH_SOCK is set)
+	IdentitiesOnly    bool     // offer only IdentityFiles, none of ssh-agent's other keys
 	KnownHostsFile    string   // default ~/.ssh/known_hosts
 	AcceptNewHostKeys bool     // record the key of an unknown host instead of refusing it
 	ProxyJump         *Config  // bastion to dial through; nil for none

@@ -442,6 +442,12 @@ func TestAgentAuth(t *testing.T) {
 	cfg := f.config()
 	cfg.IdentityFiles = nil
 	dial(t, cfg).Close()
+
+	// IdentitiesOnly: the agent's keys are not offered.
+	cfg.IdentitiesOnly = true
+	if err := dialErr(t, cfg); !errors.Is(err, ErrAuth) {
+		t.Fatalf("IdentitiesOnly without identity files: err = %v, want ErrAuth", err)
+	}
 }
 
 func TestSudoPassword(t *testing.T) {
