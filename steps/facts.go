@@ -38,10 +38,10 @@ type Facts struct {
 	// finish (its marker DATADIR.pgfleet-cloning is there). What the
 	// directory holds is a partial copy, never writes of its own.
 	CloneIncomplete bool
-	AutoConf                 string // postgresql.auto.conf of the data directory
-	DiskFreeKB               int64
-	Files                    map[string][]byte // config files in the config dir, by base name
-	PgPass                   string
+	AutoConf        string // postgresql.auto.conf of the data directory
+	DiskFreeKB      int64
+	Files           map[string][]byte // config files in the config dir, by base name
+	PgPass          string
 
 	// From the server, when it runs.
 	Running          bool
