@@ -59,13 +59,13 @@ func (Clone) Check(ctx context.Context, r *Run, h *Host) (*Plan, error) {
 		return nil, nil
 	}
 	f := h.Facts
-	if f.Running && !f.InRecovery && f.UserDatabases > 0 {
+	if n := f.primaryDatabases(); n > 0 {
 		return nil, hintf("if this host really is to become a replica, stop PostgreSQL on it and move its data away yourself",
-			"refusing to clone onto %s: it runs as a primary with %d database(s) of its own", h.Name, f.UserDatabases)
+			"refusing to clone onto %s: it runs as a primary with %d database(s) of its own", h.Name, n)
 	}
 	method := h.PG().Replication.Method
 	var changes []string
-	if f.Running {
+	if f.Running() {
 		changes = append(changes, "stop PostgreSQL")
 	}
 	if f.DataNonEmpty {
@@ -91,11 +91,10 @@ func clone(ctx context.Context, r *Run, h, p *Host) error {
 		return err
 	}
 	f, l := h.Facts, h.Layout
-	if f.Running {
+	if f.Running() {
 		if err := ctlcluster(ctx, h, "stop", "-m", "fast"); err != nil {
 			return err
 		}
-		f.Running = false
 	}
 	d := l.DataDir()
 	if f.DataNonEmpty {
@@ -111,12 +110,10 @@ func clone(ctx context.Context, r *Run, h, p *Host) error {
 			}
 			h.Log.Info("moved the old data aside to " + aside)
 		}
-		f.DataExists, f.DataNonEmpty, f.DataVersion, f.StandbySignal, f.AutoConf = false, false, 0, false, ""
 	}
 	if _, err := root(ctx, h, "install", "-d", "-o", "postgres", "-g", "postgres", "-m", "0700", "--", d); err != nil {
 		return err
 	}
-	f.DataExists = true
 	slot := ""
 	if h.PG().Replication.Slots {
 		slot = pgsql.SlotName(h.Name)
@@ -131,7 +128,6 @@ func clone(ctx context.Context, r *Run, h, p *Host) error {
 		return hintf("run pgfleet up again: the clone starts over, and the old data stays where it was moved",
 			"clone from %s: %w", p.Name, err)
 	}
-	f.DataVersion, f.DataNonEmpty, f.StandbySignal = h.PG().Version, true, true
 	return nil
 }
 
@@ -180,7 +176,6 @@ func writePgPass(ctx context.Context, h, p *Host, pw string) error {
 	if err := h.Conn.WriteFile(ctx, path.Join(home, ".pgpass"), []byte(content), 0o600, "postgres", "postgres"); err != nil {
 		return fmt.Errorf("write ~postgres/.pgpass: %w", err)
 	}
-	h.Facts.PgPass = content
 	return nil
 }
 
@@ -205,8 +200,12 @@ func preflight(ctx context.Context, h, p *Host) error {
 		return hintf(fmt.Sprintf("check the replication password (the same for every host of cluster %s) and pg_hba.conf on %s", h.Cluster.Name, p.Name),
 			"preflight: the primary %s refused the replication login of %s: %w", p.Name, h.Name, err)
 	}
-	need := cloneNeed(p.Facts.DBSize)
-	if free := h.Facts.DiskFreeKB * 1024; p.Facts.DBSize > 0 && free < need {
+	var size int64
+	if p.Facts.Server != nil {
+		size = p.Facts.Server.DBSize
+	}
+	need := cloneNeed(size)
+	if free := h.Facts.DiskFreeKB * 1024; size > 0 && free < need {
 		return hintf("free space on "+h.Name+" or point data_dir at a larger filesystem",
 			"preflight: %s has %d MB free for %s, the copy needs about %d MB", h.Name, free>>20, h.Layout.DataDir(), need>>20)
 	}
@@ -265,6 +264,5 @@ func cloneTar(ctx context.Context, r *Run, h, p *Host, slot string) error {
 	if err := h.Conn.WriteFile(ctx, path.Join(d, "standby.signal"), nil, 0o600, "postgres", "postgres"); err != nil {
 		return err
 	}
-	h.Facts.AutoConf = auto
 	return nil
 }

@@ -15,7 +15,7 @@ var port5433 = strings.Replace(testInventory, "version: 15\n", "version: 15\n  p
 // standby makes h's facts those of a PG 15 standby following host:port.
 func standby(h *Host, host, port string) {
 	f := h.Facts
-	f.Installed, f.DataExists, f.DataNonEmpty, f.DataVersion, f.StandbySignal = []int{15}, true, true, 15, true
+	f.Installed, f.DataNonEmpty, f.DataVersion, f.StandbySignal = []int{15}, true, 15, true
 	f.AutoConf = basebackupAutoConf(host, port, h.Name)
 }
 
@@ -24,48 +24,48 @@ func TestCloneReason(t *testing.T) {
 		name  string
 		inv   string
 		host  string
-		facts func(f *Facts)
+		facts func(f *State)
 		want  string // a part of the reason; "" for none
 	}{
-		{"no data", testInventory, "h2", func(f *Facts) {}, "it has no data"},
-		{"empty data dir", testInventory, "h2", func(f *Facts) { f.DataExists = true }, "it has no data"},
-		{"not a cluster", testInventory, "h2", func(f *Facts) { f.DataExists, f.DataNonEmpty = true, true },
+		{"no data", testInventory, "h2", func(f *State) {}, "it has no data"},
+		{"empty data dir", testInventory, "h2", func(f *State) {}, "it has no data"},
+		{"not a cluster", testInventory, "h2", func(f *State) { f.DataNonEmpty = true },
 			"its data directory /var/lib/postgresql/15/main holds no cluster"},
-		{"other version", testInventory, "h2", func(f *Facts) { f.DataExists, f.DataNonEmpty, f.DataVersion = true, true, 14 },
+		{"other version", testInventory, "h2", func(f *State) { f.DataNonEmpty, f.DataVersion = true, 14 },
 			"its data is PostgreSQL 14, not 15"},
-		{"no standby.signal", testInventory, "h2", func(f *Facts) {
-			f.DataExists, f.DataNonEmpty, f.DataVersion = true, true, 15
+		{"no standby.signal", testInventory, "h2", func(f *State) {
+			f.DataNonEmpty, f.DataVersion = true, 15
 			f.AutoConf = basebackupAutoConf("10.0.0.1", "5432", "h2")
 		}, "its data is not a standby's"},
-		{"follows another host", testInventory, "h2", func(f *Facts) {
-			f.DataExists, f.DataNonEmpty, f.DataVersion, f.StandbySignal = true, true, 15, true
+		{"follows another host", testInventory, "h2", func(f *State) {
+			f.DataNonEmpty, f.DataVersion, f.StandbySignal = true, 15, true
 			f.AutoConf = basebackupAutoConf("10.0.0.9", "5432", "h2")
 		}, "it follows 10.0.0.9:5432, not h1 (10.0.0.1:5432)"},
-		{"follows the primary's SSH address, not its replication address", strings.ReplaceAll(testInventory, "h1: {address: 10.0.0.1}", "h1: {address: 192.168.0.1, replication_address: 10.0.0.1}"), "h2", func(f *Facts) {
-			f.DataExists, f.DataNonEmpty, f.DataVersion, f.StandbySignal = true, true, 15, true
+		{"follows the primary's SSH address, not its replication address", strings.ReplaceAll(testInventory, "h1: {address: 10.0.0.1}", "h1: {address: 192.168.0.1, replication_address: 10.0.0.1}"), "h2", func(f *State) {
+			f.DataNonEmpty, f.DataVersion, f.StandbySignal = true, 15, true
 			f.AutoConf = basebackupAutoConf("192.168.0.1", "5432", "h2")
 		}, "it follows 192.168.0.1:5432, not h1 (10.0.0.1:5432)"},
-		{"no primary_conninfo", testInventory, "h2", func(f *Facts) {
-			f.DataExists, f.DataNonEmpty, f.DataVersion, f.StandbySignal = true, true, 15, true
+		{"no primary_conninfo", testInventory, "h2", func(f *State) {
+			f.DataNonEmpty, f.DataVersion, f.StandbySignal = true, 15, true
 		}, "it follows :5432, not h1"},
-		{"follows the right host on the wrong port", port5433, "h2", func(f *Facts) {
-			f.DataExists, f.DataNonEmpty, f.DataVersion, f.StandbySignal = true, true, 15, true
+		{"follows the right host on the wrong port", port5433, "h2", func(f *State) {
+			f.DataNonEmpty, f.DataVersion, f.StandbySignal = true, 15, true
 			f.AutoConf = basebackupAutoConf("10.0.0.1", "5432", "h2")
 		}, "it follows 10.0.0.1:5432, not h1 (10.0.0.1:5433)"},
-		{"no port in conninfo means 5432", port5433, "h2", func(f *Facts) {
-			f.DataExists, f.DataNonEmpty, f.DataVersion, f.StandbySignal = true, true, 15, true
+		{"no port in conninfo means 5432", port5433, "h2", func(f *State) {
+			f.DataNonEmpty, f.DataVersion, f.StandbySignal = true, 15, true
 			f.AutoConf = "primary_conninfo = 'host=10.0.0.1 user=replicator'\n"
 		}, "it follows 10.0.0.1:5432, not h1 (10.0.0.1:5433)"},
-		{"follows the right host on a non-default port", port5433, "h2", func(f *Facts) {
-			f.DataExists, f.DataNonEmpty, f.DataVersion, f.StandbySignal = true, true, 15, true
+		{"follows the right host on a non-default port", port5433, "h2", func(f *State) {
+			f.DataNonEmpty, f.DataVersion, f.StandbySignal = true, 15, true
 			f.AutoConf = basebackupAutoConf("10.0.0.1", "5433", "h2")
 		}, ""},
-		{"all good", testInventory, "h3", func(f *Facts) {
-			f.DataExists, f.DataNonEmpty, f.DataVersion, f.StandbySignal = true, true, 15, true
+		{"all good", testInventory, "h3", func(f *State) {
+			f.DataNonEmpty, f.DataVersion, f.StandbySignal = true, 15, true
 			f.AutoConf = basebackupAutoConf("10.0.0.1", "5432", "h3")
 		}, ""},
-		{"all good, written by pgfleet's tar clone", testInventory, "h2", func(f *Facts) {
-			f.DataExists, f.DataNonEmpty, f.DataVersion, f.StandbySignal = true, true, 15, true
+		{"all good, written by pgfleet's tar clone", testInventory, "h2", func(f *State) {
+			f.DataNonEmpty, f.DataVersion, f.StandbySignal = true, 15, true
 			f.AutoConf = "primary_conninfo = 'host=10.0.0.1 port=5432 user=replicator application_name=h2'\nprimary_slot_name = 'h2'\n"
 		}, ""},
 	} {
@@ -183,30 +183,30 @@ func TestCloneCheck(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		opts    Options
-		facts   func(f *Facts)
+		facts   func(f *State)
 		err     string   // a part of the error; "" for none
 		changes []string // nil for no plan
 	}{
-		{"bare replica", Options{DryRun: true}, func(f *Facts) {},
+		{"bare replica", Options{DryRun: true}, func(f *State) {},
 			"", []string{"clone from h1 with basebackup, because it has no data"}},
-		{"following already", Options{DryRun: true}, func(f *Facts) {
-			f.DataExists, f.DataNonEmpty, f.DataVersion, f.StandbySignal = true, true, 15, true
+		{"following already", Options{DryRun: true}, func(f *State) {
+			f.DataNonEmpty, f.DataVersion, f.StandbySignal = true, 15, true
 			f.AutoConf = basebackupAutoConf("10.0.0.1", "5432", "h2")
-			f.Running, f.InRecovery = true, true
+			f.Server = &Server{InRecovery: true}
 		}, "", nil},
-		{"running as a primary with databases", Options{DryRun: true}, func(f *Facts) {
-			f.DataExists, f.DataNonEmpty, f.DataVersion = true, true, 15
-			f.Running, f.UserDatabases = true, 2
+		{"running as a primary with databases", Options{DryRun: true}, func(f *State) {
+			f.DataNonEmpty, f.DataVersion = true, 15
+			f.Server = &Server{UserDatabases: 2}
 		}, "refusing to clone onto h2: it runs as a primary with 2 database(s) of its own", nil},
-		{"running as a default primary, no databases", Options{DryRun: true}, func(f *Facts) {
-			f.DataExists, f.DataNonEmpty, f.DataVersion = true, true, 15
-			f.Running = true
+		{"running as a default primary, no databases", Options{DryRun: true}, func(f *State) {
+			f.DataNonEmpty, f.DataVersion = true, 15
+			f.Server = &Server{}
 		}, "", []string{"stop PostgreSQL", "move the old data aside to /var/lib/postgresql/15/main.pgfleet-20250102T030405Z",
 			"clone from h1 with basebackup, because its data is not a standby's"}},
-		{"standby of another host, discard", Options{DryRun: true, DiscardOldData: true}, func(f *Facts) {
-			f.DataExists, f.DataNonEmpty, f.DataVersion, f.StandbySignal = true, true, 15, true
+		{"standby of another host, discard", Options{DryRun: true, DiscardOldData: true}, func(f *State) {
+			f.DataNonEmpty, f.DataVersion, f.StandbySignal = true, 15, true
 			f.AutoConf = basebackupAutoConf("10.0.0.9", "5432", "h2")
-			f.Running, f.InRecovery, f.UserDatabases = true, true, 4
+			f.Server = &Server{InRecovery: true, UserDatabases: 4}
 		}, "", []string{"stop PostgreSQL", "delete the old data in /var/lib/postgresql/15/main (--discard-old-data)",
 			"clone from h1 with basebackup, because it follows 10.0.0.9:5432, not h1 (10.0.0.1:5432)"}},
 	} {

@@ -14,6 +14,9 @@ type Layout interface {
 	BinDir() string
 	SocketDir() string
 	PIDFile() string
+	// InstalledGlob matches the postgres binary of every installed major
+	// version, with its one * where the version is.
+	InstalledGlob() string
 	ClusterName() string // cluster_name, as Debian sets it: "15/main"
 	Package() string     // the package that installs the server
 }
@@ -31,13 +34,14 @@ func newDebian(version int, dataDir string) debian {
 	return debian{version: version, dataDir: dataDir}
 }
 
-func (d debian) ConfigDir() string   { return fmt.Sprintf("/etc/postgresql/%d/main", d.version) }
-func (d debian) DataDir() string     { return d.dataDir }
-func (d debian) BinDir() string      { return fmt.Sprintf("/usr/lib/postgresql/%d/bin", d.version) }
-func (d debian) SocketDir() string   { return "/var/run/postgresql" }
-func (d debian) PIDFile() string     { return fmt.Sprintf("/var/run/postgresql/%d-main.pid", d.version) }
-func (d debian) ClusterName() string { return fmt.Sprintf("%d/main", d.version) }
-func (d debian) Package() string     { return fmt.Sprintf("postgresql-%d", d.version) }
+func (d debian) ConfigDir() string     { return fmt.Sprintf("/etc/postgresql/%d/main", d.version) }
+func (d debian) DataDir() string       { return d.dataDir }
+func (d debian) BinDir() string        { return fmt.Sprintf("/usr/lib/postgresql/%d/bin", d.version) }
+func (d debian) SocketDir() string     { return "/var/run/postgresql" }
+func (d debian) PIDFile() string       { return fmt.Sprintf("%s/%d-main.pid", d.SocketDir(), d.version) }
+func (d debian) InstalledGlob() string { return "/usr/lib/postgresql/*/bin/postgres" }
+func (d debian) ClusterName() string   { return fmt.Sprintf("%d/main", d.version) }
+func (d debian) Package() string       { return fmt.Sprintf("postgresql-%d", d.version) }
 
 // bin is the path of one of the server's programs.
 func bin(l Layout, name string) string { return path.Join(l.BinDir(), name) }

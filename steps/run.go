@@ -36,8 +36,9 @@ type Plan struct {
 	Apply   func(context.Context) error
 }
 
-// Step is one ordered unit of work. Check reads the facts and returns nil
-// when the host needs nothing; it must not change the host.
+// Step is one ordered unit of work. Check reads the host's state and
+// returns nil when the host needs nothing; it must not change the host.
+// After a plan is applied, the runner reads the host's state again.
 type Step interface {
 	Name() string
 	Targets(r *Run) []*Host
@@ -50,7 +51,7 @@ type Host struct {
 	Cluster *inventory.Cluster
 	Layout  Layout
 	Conn    *remote.Client
-	Facts   *Facts
+	Facts   *State // as read by the state probe, and read again after each change
 	Log     *log.Logger
 
 	mu     sync.Mutex
@@ -276,18 +277,13 @@ func (r *Run) connectHost(ctx context.Context, h *Host) error {
 
 func (r *Run) connect(ctx context.Context, h *Host) error {
 	cfg := sshConfig(h.Name, h.Address, h.SSH, r.Opts)
-	cfg.SkipSudoCheck = true // the facts probe runs through sudo first
+	cfg.SkipSudoCheck = true // the state probe runs through sudo first
 	c, err := remote.Dial(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	h.Conn = c
-	f, err := gatherFacts(ctx, c, h.Layout, h.PG().Version, h.PG().Port, h.PG().Replication.User)
-	if err != nil {
-		return err
-	}
-	h.Facts = f
-	return nil
+	return h.refresh(ctx)
 }
 
 func sshConfig(name, addr string, s inventory.SSH, opts Options) remote.Config {
@@ -371,6 +367,14 @@ func (r *Run) applyStep(ctx context.Context, s Step, h *Host) {
 		if err := plan.Apply(ctx); err != nil {
 			fail(err)
 			return
+		}
+		// What the step changed is read, not assumed: the steps after it
+		// see the host as it now is. (A host without a connection, as in
+		// tests of the runner, has nothing to read.)
+		if h.Conn != nil {
+			if err := h.refresh(ctx); err != nil {
+				fail(err)
+			}
 		}
 	}
 }

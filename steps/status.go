@@ -96,19 +96,6 @@ type SlotStatus struct {
 	RetainedBytes *int64 `json:"retained_bytes"`
 }
 
-// ReplicationState is one row of the primary's pg_stat_replication.
-type ReplicationState struct {
-	ApplicationName string `json:"application_name"`
-	ClientAddr      string `json:"client_addr"`
-	State           string `json:"state"`
-	SyncState       string `json:"sync_state"`
-	SentLSN         string `json:"sent_lsn"`
-	WriteLSN        string `json:"write_lsn"`
-	FlushLSN        string `json:"flush_lsn"`
-	ReplayLSN       string `json:"replay_lsn"`
-	LagBytes        *int64 `json:"lag_bytes"`
-}
-
 // observation is what one host answered, or why it did not.
 type observation struct {
 	connectErr error  // the host could not be reached
