@@ -357,7 +357,7 @@ func (StartPrimary) Check(ctx context.Context, r *Run, h *Host) (*Plan, error) {
 	}
 	return &Plan{Changes: []string{"start PostgreSQL " + h.Layout.ClusterName()}, Apply: func(ctx context.Context) error {
 		if err := ctlcluster(ctx, h, "start"); err != nil {
-			return hintf("read the server log: /var/log/postgresql/postgresql-"+strings.ReplaceAll(h.Layout.ClusterName(), "/", "-")+".log", "%w", err)
+			return hintf("read the server log: "+h.Layout.LogFile(), "%w", err)
 		}
 		// The role and slots steps need what only a running server tells.
 		if err := h.refresh(ctx); err != nil {
@@ -481,7 +481,7 @@ func (StartReplicas) Check(ctx context.Context, r *Run, h *Host) (*Plan, error) 
 	}
 	return &Plan{Changes: []string{"start PostgreSQL " + h.Layout.ClusterName() + " as a standby"}, Apply: func(ctx context.Context) error {
 		if err := ctlcluster(ctx, h, "start"); err != nil {
-			return hintf("read the server log: /var/log/postgresql/postgresql-"+strings.ReplaceAll(h.Layout.ClusterName(), "/", "-")+".log", "%w", err)
+			return hintf("read the server log: "+h.Layout.LogFile(), "%w", err)
 		}
 		return nil
 	}}, nil

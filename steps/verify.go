@@ -135,7 +135,7 @@ func (r *Run) verifyCluster(ctx context.Context, p *Host, reps []*Host) {
 			continue
 		}
 		allOK = false
-		record(h, Failed, hintf("look at the replica's server log in /var/log/postgresql/ and at pg_stat_replication on "+p.Name,
+		record(h, Failed, hintf("look at the replica's server log "+h.Layout.LogFile()+" and at pg_stat_replication on "+p.Name,
 			"%s does not stream from %s after %s: %s", h.Name, p.Name, r.Opts.VerifyTimeout, v.why))
 	}
 	if allOK {
