@@ -138,6 +138,16 @@ func (CreateCluster) Check(ctx context.Context, r *Run, h *Host) (*Plan, error) 
 				if err != nil {
 					return fmt.Errorf("create cluster: %w", err)
 				}
+				// The files Configure renders next are pg_createcluster's
+				// defaults, not anyone's work: they go, so that Configure
+				// writes its own rather than backing these up.
+				rm := []string{"rm", "-f", "--"}
+				for _, name := range templates.Names() {
+					rm = append(rm, path.Join(l.ConfigDir(), name))
+				}
+				if _, err := root(ctx, h, rm...); err != nil {
+					return fmt.Errorf("create cluster: %w", err)
+				}
 				return nil
 			},
 		}, nil
