@@ -69,6 +69,8 @@ func statLocal(p string) (string, error) {
 var postgresIDs = []sshtest.Rule{
 	sshtest.On(`^id -u -- postgres$`, sshtest.Reply{Stdout: "105\n"}),
 	sshtest.On(`^getent group -- postgres$`, sshtest.Reply{Stdout: "postgres:x:107:\n"}),
+	// The runner reads the state again after a step changed the host.
+	sshtest.On(`^sh -c # pgfleet state probe`, sshtest.Reply{Stdout: `{"postmaster_pid":4242,"server":{"version":"15.7"}}` + "\n"}),
 }
 
 // ran lists the commands a scripted host ran, as "user|argv" (the sftp-server
@@ -76,7 +78,7 @@ var postgresIDs = []sshtest.Rule{
 func ran(srv *sshtest.Server) []string {
 	var out []string
 	for _, c := range srv.Commands() {
-		if strings.Contains(c.String(), `$2 == "sftp"`) {
+		if strings.Contains(c.String(), `$2 == "sftp"`) || strings.HasPrefix(c.String(), "sh -c # pgfleet state probe") {
 			continue
 		}
 		s := c.As + "|" + c.String()
@@ -98,7 +100,7 @@ func TestConfigureApplyBacksUpAForeignFileAndUploads(t *testing.T) {
 	r, h, srv := scriptedHost(t, sshtest.Rules(rules...))
 	const foreign = "# written by hand\nmax_connections = 50\n"
 	srv.WriteFile(t, "/etc/postgresql/15/main/postgresql.conf", []byte(foreign), 0o644)
-	h.Facts = &Facts{Running: true, Files: map[string][]byte{"postgresql.conf": []byte(foreign)}}
+	h.Facts = &State{PostmasterPID: 4242, Server: &Server{}, Files: map[string][]byte{"postgresql.conf": []byte(foreign)}}
 
 	r.Apply(context.Background(), []Step{Configure{}})
 	if err := r.Err(); err != nil {
@@ -158,7 +160,7 @@ func TestConfigureApplyLeavesTheFileWhenPostgresRejectsIt(t *testing.T) {
 	r, h, srv := scriptedHost(t, sshtest.Rules(rules...))
 	const mine = templates.Marker + "\nmax_connections = 50\n"
 	srv.WriteFile(t, "/etc/postgresql/15/main/postgresql.conf", []byte(mine), 0o644)
-	h.Facts = &Facts{Running: true, Files: map[string][]byte{"postgresql.conf": []byte(mine)}}
+	h.Facts = &State{PostmasterPID: 4242, Server: &Server{}, Files: map[string][]byte{"postgresql.conf": []byte(mine)}}
 
 	r.Apply(context.Background(), []Step{Configure{}})
 	err := r.Err()

@@ -244,9 +244,9 @@ func (c *checker) hostFacts(h *Host) {
 	d := l.DataDir()
 	_, hasConf := f.Files["postgresql.conf"]
 	state := ""
-	if f.Running {
+	if f.Running() {
 		state = ", running as a primary"
-		if f.InRecovery {
+		if f.Server.InRecovery {
 			state = ", running as a standby"
 		}
 	}
@@ -264,8 +264,8 @@ func (c *checker) hostFacts(h *Host) {
 	case f.DataVersion == 0 && hasConf && h.Primary():
 		c.add(h.Name, CheckDataDir, CheckFail, fmt.Sprintf("configuration in %s but no data in %s", l.ConfigDir(), d),
 			"restore the data from a backup, or remove the configuration in "+l.ConfigDir()+" to start a new empty cluster")
-	case !h.Primary() && f.Running && !f.InRecovery && f.UserDatabases > 0:
-		c.add(h.Name, CheckDataDir, CheckFail, fmt.Sprintf("%s runs as a primary with %d database(s) of its own", h.Name, f.UserDatabases),
+	case !h.Primary() && f.primaryDatabases() > 0:
+		c.add(h.Name, CheckDataDir, CheckFail, fmt.Sprintf("%s runs as a primary with %d database(s) of its own", h.Name, f.primaryDatabases()),
 			"if this host really is to become a replica, stop PostgreSQL on it and move its data away yourself")
 	case f.DataVersion == v:
 		c.pass(h, CheckDataDir, "%s holds PostgreSQL %d data%s; config in %s", d, v, state, l.ConfigDir())
@@ -339,7 +339,7 @@ func (c *checker) primaryPort(ctx context.Context, h, p *Host) {
 func judgePrimaryPort(out string, h, p *Host) (status, detail, hint string) {
 	addr, port := p.ReplicationAddress, p.PG().Port
 	target := statusHostPort(addr, port)
-	if !p.Facts.Running {
+	if !p.Facts.Running() {
 		// Nothing listens yet, but a refusal still proves the way is open;
 		// silence (a firewall dropping packets) or no route does not.
 		tcp, _ := parsePortProbe(out)
@@ -419,10 +419,10 @@ func (c *checker) disk(h, p *Host) {
 	case p.Facts == nil:
 		c.add(h.Name, CheckDisk, CheckWarn, fmt.Sprintf("%s free for %s; the size of %s's data is unknown (it could not be checked)",
 			FormatBytes(free), d, p.Name), "")
-	case !p.Facts.Running && p.Facts.DataVersion != 0:
+	case !p.Facts.Running() && p.Facts.DataVersion != 0:
 		c.add(h.Name, CheckDisk, CheckWarn, fmt.Sprintf("%s free for %s; the size of %s's data is unknown (it is not running)",
 			FormatBytes(free), d, p.Name), "")
-	case !p.Facts.Running:
+	case !p.Facts.Running():
 		// A new primary: its cluster will be small.
 		need := cloneNeed(0)
 		if free < need {
@@ -432,15 +432,16 @@ func (c *checker) disk(h, p *Host) {
 		}
 		c.pass(h, CheckDisk, "%s free for %s; %s has no data yet", FormatBytes(free), d, p.Name)
 	default:
-		need := cloneNeed(p.Facts.DBSize)
+		size := p.Facts.Server.DBSize
+		need := cloneNeed(size)
 		if free < need {
 			c.add(h.Name, CheckDisk, CheckFail, fmt.Sprintf("%s free for %s, a copy of %s (%s) needs about %s",
-				FormatBytes(free), d, p.Name, FormatBytes(p.Facts.DBSize), FormatBytes(need)),
+				FormatBytes(free), d, p.Name, FormatBytes(size), FormatBytes(need)),
 				"free space on "+h.Name+" or point data_dir at a larger filesystem")
 			return
 		}
 		c.pass(h, CheckDisk, "%s free for %s; a copy of %s (%s) needs about %s", FormatBytes(free), d, p.Name,
-			FormatBytes(p.Facts.DBSize), FormatBytes(need))
+			FormatBytes(size), FormatBytes(need))
 	}
 }
 

@@ -29,9 +29,9 @@ func ckRun(t *testing.T) *Run {
 	return r
 }
 
-func ckBareFacts() *Facts {
-	return &Facts{OSID: "debian", OSVersion: "12", OSCodename: "bookworm", PackageManager: "apt",
-		DiskFreeKB: 50 << 20, Files: map[string][]byte{}, Slots: map[string]bool{}}
+func ckBareFacts() *State {
+	return &State{OSID: "debian", OSVersion: "12", OSCodename: "bookworm", PackageManager: "apt",
+		DiskFreeKB: 50 << 20, Files: map[string][]byte{}}
 }
 
 // ckFind returns the one result of a check on a host.
@@ -53,32 +53,32 @@ func TestCheckHostFacts(t *testing.T) {
 	tests := []struct {
 		name    string
 		host    string
-		facts   func(f *Facts)
+		facts   func(f *State)
 		check   string
 		status  string
 		detail  string // a fragment
 		hasHint bool
 	}{
-		{"bare os", "h1", func(*Facts) {}, CheckOS, CheckPass, "debian 12 (bookworm), apt", false},
-		{"bare postgresql", "h1", func(*Facts) {}, CheckPostgreSQL, CheckPass, "up installs postgresql-15", false},
-		{"bare data dir", "h2", func(*Facts) {}, CheckDataDir, CheckPass, "empty or absent", false},
-		{"no apt", "h1", func(f *Facts) { f.OSID, f.PackageManager = "rhel", "" }, CheckOS, CheckFail, "no supported package manager", true},
-		{"no apt but installed", "h1", func(f *Facts) { f.PackageManager, f.Installed = "", []int{15} }, CheckOS, CheckWarn, "without apt", false},
-		{"apt elsewhere", "h1", func(f *Facts) { f.OSID = "linuxmint" }, CheckOS, CheckWarn, "untested", false},
-		{"ubuntu", "h1", func(f *Facts) { f.OSID, f.OSVersion, f.OSCodename = "ubuntu", "24.04", "noble" }, CheckOS, CheckPass, "ubuntu 24.04 (noble)", false},
-		{"other version", "h2", func(f *Facts) { f.Installed = []int{13} }, CheckPostgreSQL, CheckFail, "PostgreSQL 13 installed, but the inventory declares 15", true},
-		{"declared version", "h2", func(f *Facts) { f.Installed = []int{15} }, CheckPostgreSQL, CheckPass, "PostgreSQL 15 installed", false},
-		{"two versions", "h2", func(f *Facts) { f.Installed = []int{13, 15} }, CheckPostgreSQL, CheckWarn, "also 13", false},
-		{"primary foreign data", "h1", func(f *Facts) { f.DataVersion, f.DataNonEmpty = 13, true }, CheckDataDir, CheckFail, "PostgreSQL 13 data, not 15", true},
-		{"replica foreign data", "h2", func(f *Facts) { f.DataVersion, f.DataNonEmpty = 13, true }, CheckDataDir, CheckWarn, "moves it aside", false},
-		{"primary junk", "h1", func(f *Facts) { f.DataNonEmpty = true }, CheckDataDir, CheckFail, "holds no cluster", true},
-		{"replica junk", "h3", func(f *Facts) { f.DataNonEmpty = true }, CheckDataDir, CheckWarn, "holds no cluster", false},
-		{"primary config without data", "h1", func(f *Facts) { f.Files["postgresql.conf"] = []byte("x") }, CheckDataDir, CheckFail, "but no data", true},
-		{"replica is a primary with data", "h2", func(f *Facts) {
-			f.DataVersion, f.DataNonEmpty, f.Running, f.UserDatabases = 15, true, true, 2
+		{"bare os", "h1", func(*State) {}, CheckOS, CheckPass, "debian 12 (bookworm), apt", false},
+		{"bare postgresql", "h1", func(*State) {}, CheckPostgreSQL, CheckPass, "up installs postgresql-15", false},
+		{"bare data dir", "h2", func(*State) {}, CheckDataDir, CheckPass, "empty or absent", false},
+		{"no apt", "h1", func(f *State) { f.OSID, f.PackageManager = "rhel", "" }, CheckOS, CheckFail, "no supported package manager", true},
+		{"no apt but installed", "h1", func(f *State) { f.PackageManager, f.Installed = "", []int{15} }, CheckOS, CheckWarn, "without apt", false},
+		{"apt elsewhere", "h1", func(f *State) { f.OSID = "linuxmint" }, CheckOS, CheckWarn, "untested", false},
+		{"ubuntu", "h1", func(f *State) { f.OSID, f.OSVersion, f.OSCodename = "ubuntu", "24.04", "noble" }, CheckOS, CheckPass, "ubuntu 24.04 (noble)", false},
+		{"other version", "h2", func(f *State) { f.Installed = []int{13} }, CheckPostgreSQL, CheckFail, "PostgreSQL 13 installed, but the inventory declares 15", true},
+		{"declared version", "h2", func(f *State) { f.Installed = []int{15} }, CheckPostgreSQL, CheckPass, "PostgreSQL 15 installed", false},
+		{"two versions", "h2", func(f *State) { f.Installed = []int{13, 15} }, CheckPostgreSQL, CheckWarn, "also 13", false},
+		{"primary foreign data", "h1", func(f *State) { f.DataVersion, f.DataNonEmpty = 13, true }, CheckDataDir, CheckFail, "PostgreSQL 13 data, not 15", true},
+		{"replica foreign data", "h2", func(f *State) { f.DataVersion, f.DataNonEmpty = 13, true }, CheckDataDir, CheckWarn, "moves it aside", false},
+		{"primary junk", "h1", func(f *State) { f.DataNonEmpty = true }, CheckDataDir, CheckFail, "holds no cluster", true},
+		{"replica junk", "h3", func(f *State) { f.DataNonEmpty = true }, CheckDataDir, CheckWarn, "holds no cluster", false},
+		{"primary config without data", "h1", func(f *State) { f.Files["postgresql.conf"] = []byte("x") }, CheckDataDir, CheckFail, "but no data", true},
+		{"replica is a primary with data", "h2", func(f *State) {
+			f.DataVersion, f.DataNonEmpty, f.Server = 15, true, &Server{UserDatabases: 2}
 		}, CheckDataDir, CheckFail, "runs as a primary with 2 database(s)", true},
-		{"standby", "h2", func(f *Facts) {
-			f.DataVersion, f.DataNonEmpty, f.Running, f.InRecovery = 15, true, true, true
+		{"standby", "h2", func(f *State) {
+			f.DataVersion, f.DataNonEmpty, f.Server = 15, true, &Server{InRecovery: true}
 		}, CheckDataDir, CheckPass, "PostgreSQL 15 data, running as a standby", false},
 	}
 	for _, tt := range tests {
@@ -191,7 +191,10 @@ func TestJudgePrimaryPort(t *testing.T) {
 	for _, tt := range tests {
 		r := ckRun(t)
 		p := r.Host("h1")
-		p.Facts.Running = tt.running
+		p.Facts.Server = nil
+		if tt.running {
+			p.Facts.Server = &Server{}
+		}
 		status, detail, hint := judgePrimaryPort(tt.out, r.Host("h2"), p)
 		if status != tt.status || !strings.Contains(detail, tt.detail) || (tt.hint == "") != (hint == "") || !strings.Contains(hint, tt.hint) {
 			t.Errorf("running %v, %q: got %s %q hint %q; want %s %q hint with %q", tt.running, tt.out, status, detail, hint, tt.status, tt.detail, tt.hint)
@@ -211,16 +214,16 @@ func TestCheckDisk(t *testing.T) {
 	const gb = int64(1) << 30
 	tests := []struct {
 		name    string
-		primary func(f *Facts)
+		primary func(f *State)
 		freeKB  int64
 		status  string
 		detail  string
 	}{
-		{"new primary", func(*Facts) {}, 1 << 20, CheckPass, "has no data yet"},
-		{"new primary, full disk", func(*Facts) {}, 1 << 10, CheckFail, "a new cluster needs"},
-		{"fits", func(f *Facts) { f.Running, f.DataVersion, f.DBSize = true, 15, gb }, 2 * gb >> 10, CheckPass, "needs about 1.2 GB"},
-		{"too small", func(f *Facts) { f.Running, f.DataVersion, f.DBSize = true, 15, gb }, gb >> 10, CheckFail, "needs about 1.2 GB"},
-		{"size unknown", func(f *Facts) { f.DataVersion = 15 }, gb >> 10, CheckWarn, "unknown"},
+		{"new primary", func(*State) {}, 1 << 20, CheckPass, "has no data yet"},
+		{"new primary, full disk", func(*State) {}, 1 << 10, CheckFail, "a new cluster needs"},
+		{"fits", func(f *State) { f.Server, f.DataVersion = &Server{DBSize: gb}, 15 }, 2 * gb >> 10, CheckPass, "needs about 1.2 GB"},
+		{"too small", func(f *State) { f.Server, f.DataVersion = &Server{DBSize: gb}, 15 }, gb >> 10, CheckFail, "needs about 1.2 GB"},
+		{"size unknown", func(f *State) { f.DataVersion = 15 }, gb >> 10, CheckWarn, "unknown"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -31,21 +31,31 @@ func (Clone) NeedsPrimary() bool     { return true }
 // cluster): only `pgfleet rebuild`, asked by name, moves it. A directory
 // that is not empty but holds no cluster is never moved: it is not
 // PostgreSQL's, and data_dir may be wrong.
-func refuseData(h *Host, rebuild bool) error {
+func refuseData(h, p *Host, rebuild bool) error {
 	f, v, d := h.Facts, h.PG().Version, h.Layout.DataDir()
 	rebuildHint := "look at what it holds first; to clone it again and keep its data moved aside: pgfleet rebuild INVENTORY " + h.Name
 	switch {
-	case f.DataVersion == 0 && f.DataNonEmpty:
+	case f.DataVersion == 0 && f.DataNonEmpty && !f.CloneIncomplete:
 		return hintf("empty or move that directory yourself, or set the right postgres.data_dir in the inventory",
 			"refusing to clone onto %s: its data directory %s is not empty but holds no PostgreSQL cluster", h.Name, d)
 	case f.DataVersion == 0 || rebuild || f.CloneIncomplete:
 		return nil
 	case f.DataVersion != v:
 		return hintf(rebuildHint, "refusing to clone onto %s: %s holds PostgreSQL %d data, not the %d its cluster runs", h.Name, d, f.DataVersion, v)
-	case !f.StandbySignal && f.Running && !f.InRecovery:
+	case !f.StandbySignal && f.Server != nil && !f.Server.InRecovery:
 		return hintf(rebuildHint, "refusing to clone onto %s: it runs as a primary (promoted, or an old primary), and its data may hold writes of its own", h.Name)
 	case !f.StandbySignal:
 		return hintf(rebuildHint, "refusing to clone onto %s: its data in %s has been a primary's (it has no standby.signal), and may hold writes of its own", h.Name, d)
+	}
+	// A standby: of this primary's cluster, and not ahead of it?
+	if p == nil || p.Facts == nil {
+		return nil
+	}
+	if mine, theirs := f.SystemID(), p.Facts.SystemID(); mine != "" && theirs != "" && mine != theirs {
+		return hintf(rebuildHint, "refusing to clone onto %s: its data is another cluster's (system identifier %s; %s's is %s)", h.Name, mine, p.Name, theirs)
+	}
+	if mine, theirs := f.Timeline(), p.Facts.Timeline(); mine > 0 && theirs > 0 && mine > theirs {
+		return hintf(rebuildHint, "refusing to clone onto %s: its data is on timeline %d, ahead of %s's %d: it has been promoted since it was cloned", h.Name, mine, p.Name, theirs)
 	}
 	return nil
 }
@@ -75,7 +85,7 @@ func (Clone) Check(ctx context.Context, r *Run, h *Host) (*Plan, error) {
 	if p == nil {
 		return nil, hintf("add the primary to --limit", "the primary %s is not part of this run", h.Cluster.Primary.Name)
 	}
-	if err := refuseData(h, r.Opts.Rebuild); err != nil {
+	if err := refuseData(h, p, r.Opts.Rebuild); err != nil {
 		return nil, err
 	}
 	reason := cloneReason(h, p)
@@ -88,11 +98,11 @@ func (Clone) Check(ctx context.Context, r *Run, h *Host) (*Plan, error) {
 	f := h.Facts
 	var changes []string
 	note := ""
-	if f.Running && !f.InRecovery {
-		note = fmt.Sprintf(" (it runs as a primary, with %d database(s) of its own)", f.UserDatabases)
+	if f.Server != nil && !f.Server.InRecovery {
+		note = fmt.Sprintf(" (it runs as a primary, with %d database(s) of its own)", f.Server.UserDatabases)
 	}
 	method := r.method(h)
-	if f.Running {
+	if f.PostmasterPID > 0 {
 		changes = append(changes, "stop PostgreSQL")
 	}
 	if f.DataNonEmpty {
@@ -125,11 +135,12 @@ func clone(ctx context.Context, r *Run, h, p *Host) error {
 		return err
 	}
 	f, l := h.Facts, h.Layout
-	if f.Running {
+	// A live postmaster is stopped even when it refused the probe's SQL:
+	// nothing is moved from under it.
+	if f.PostmasterPID > 0 {
 		if err := ctlcluster(ctx, h, "stop", "-m", "fast"); err != nil {
 			return err
 		}
-		f.Running = false
 	}
 	d := l.DataDir()
 	if f.DataNonEmpty {
@@ -145,7 +156,6 @@ func clone(ctx context.Context, r *Run, h, p *Host) error {
 			}
 			h.Log.Info("moved the old data aside to " + aside)
 		}
-		f.DataExists, f.DataNonEmpty, f.DataVersion, f.StandbySignal, f.AutoConf = false, false, 0, false, ""
 	}
 	// The marker tells the next run that what the directory holds is a
 	// partial copy (this clone was cut short), safe to clone over: it is
@@ -154,7 +164,6 @@ func clone(ctx context.Context, r *Run, h, p *Host) error {
 	if _, err := root(ctx, h, "sh", "-c", cloneSetup, "pgfleet-clone", marker, d); err != nil {
 		return err
 	}
-	f.DataExists = true
 	slot := ""
 	if h.PG().Replication.Slots {
 		slot = pgsql.SlotName(h.Name)
@@ -173,7 +182,6 @@ func clone(ctx context.Context, r *Run, h, p *Host) error {
 	if _, err := root(ctx, h, "rm", "-f", "--", marker); err != nil {
 		return fmt.Errorf("remove the clone's marker %s: %w", marker, err)
 	}
-	f.DataVersion, f.DataNonEmpty, f.StandbySignal = h.PG().Version, true, true
 	return nil
 }
 
@@ -221,7 +229,6 @@ func writePgPass(ctx context.Context, h, p *Host, pw string) error {
 	if err := h.Conn.WriteFile(ctx, path.Join(home, ".pgpass"), []byte(content), 0o600, "postgres", "postgres"); err != nil {
 		return fmt.Errorf("write ~postgres/.pgpass: %w", err)
 	}
-	h.Facts.PgPass = content
 	return nil
 }
 
@@ -246,8 +253,12 @@ func preflight(ctx context.Context, h, p *Host) error {
 		return hintf(fmt.Sprintf("check the replication password (the same for every host of cluster %s) and pg_hba.conf on %s", h.Cluster.Name, p.Name),
 			"preflight: the primary %s refused the replication login of %s: %w", p.Name, h.Name, err)
 	}
-	need := cloneNeed(p.Facts.DBSize)
-	if free := h.Facts.DiskFreeKB * 1024; p.Facts.DBSize > 0 && free < need {
+	var size int64
+	if p.Facts.Server != nil {
+		size = p.Facts.Server.DBSize
+	}
+	need := cloneNeed(size)
+	if free := h.Facts.DiskFreeKB * 1024; size > 0 && free < need {
 		return hintf("free space on "+h.Name+" or point data_dir at a larger filesystem",
 			"preflight: %s has %d MB free for %s, the copy needs about %d MB", h.Name, free>>20, h.Layout.DataDir(), need>>20)
 	}
@@ -306,6 +317,5 @@ func cloneTar(ctx context.Context, r *Run, h, p *Host, slot string) error {
 	if err := h.Conn.WriteFile(ctx, path.Join(d, "standby.signal"), nil, 0o600, "postgres", "postgres"); err != nil {
 		return err
 	}
-	h.Facts.AutoConf = auto
 	return nil
 }

@@ -19,7 +19,7 @@ var port5433 = strings.Replace(testInventory, "version: 15\n", "version: 15\n  p
 // standby makes h's facts those of a PG 15 standby following host:port.
 func standby(h *Host, host, port string) {
 	f := h.Facts
-	f.Installed, f.DataExists, f.DataNonEmpty, f.DataVersion, f.StandbySignal = []int{15}, true, true, 15, true
+	f.Installed, f.DataNonEmpty, f.DataVersion, f.StandbySignal = []int{15}, true, 15, true
 	f.AutoConf = basebackupAutoConf(host, port, h.Name)
 }
 
@@ -28,43 +28,43 @@ func TestCloneReason(t *testing.T) {
 		name  string
 		inv   string
 		host  string
-		facts func(f *Facts)
+		facts func(f *State)
 		want  string // a part of the reason; "" for none
 	}{
-		{"no data", testInventory, "h2", func(f *Facts) {}, "it has no data"},
-		{"a clone cut short", testInventory, "h2", func(f *Facts) {
-			f.DataExists, f.DataNonEmpty, f.DataVersion, f.CloneIncomplete = true, true, 15, true
+		{"no data", testInventory, "h2", func(f *State) {}, "it has no data"},
+		{"a clone cut short", testInventory, "h2", func(f *State) {
+			f.DataNonEmpty, f.DataVersion, f.CloneIncomplete = true, 15, true
 		}, "an earlier clone into it did not finish"},
-		{"empty data dir", testInventory, "h2", func(f *Facts) { f.DataExists = true }, "it has no data"},
-		{"follows another host", testInventory, "h2", func(f *Facts) {
-			f.DataExists, f.DataNonEmpty, f.DataVersion, f.StandbySignal = true, true, 15, true
+		{"empty data dir", testInventory, "h2", func(f *State) {}, "it has no data"},
+		{"follows another host", testInventory, "h2", func(f *State) {
+			f.DataNonEmpty, f.DataVersion, f.StandbySignal = true, 15, true
 			f.AutoConf = basebackupAutoConf("10.0.0.9", "5432", "h2")
 		}, "it follows 10.0.0.9:5432, not h1 (10.0.0.1:5432)"},
-		{"follows the primary's SSH address, not its replication address", strings.ReplaceAll(testInventory, "h1: {address: 10.0.0.1}", "h1: {address: 192.168.0.1, replication_address: 10.0.0.1}"), "h2", func(f *Facts) {
-			f.DataExists, f.DataNonEmpty, f.DataVersion, f.StandbySignal = true, true, 15, true
+		{"follows the primary's SSH address, not its replication address", strings.ReplaceAll(testInventory, "h1: {address: 10.0.0.1}", "h1: {address: 192.168.0.1, replication_address: 10.0.0.1}"), "h2", func(f *State) {
+			f.DataNonEmpty, f.DataVersion, f.StandbySignal = true, 15, true
 			f.AutoConf = basebackupAutoConf("192.168.0.1", "5432", "h2")
 		}, "it follows 192.168.0.1:5432, not h1 (10.0.0.1:5432)"},
-		{"no primary_conninfo", testInventory, "h2", func(f *Facts) {
-			f.DataExists, f.DataNonEmpty, f.DataVersion, f.StandbySignal = true, true, 15, true
+		{"no primary_conninfo", testInventory, "h2", func(f *State) {
+			f.DataNonEmpty, f.DataVersion, f.StandbySignal = true, 15, true
 		}, "it follows :5432, not h1"},
-		{"follows the right host on the wrong port", port5433, "h2", func(f *Facts) {
-			f.DataExists, f.DataNonEmpty, f.DataVersion, f.StandbySignal = true, true, 15, true
+		{"follows the right host on the wrong port", port5433, "h2", func(f *State) {
+			f.DataNonEmpty, f.DataVersion, f.StandbySignal = true, 15, true
 			f.AutoConf = basebackupAutoConf("10.0.0.1", "5432", "h2")
 		}, "it follows 10.0.0.1:5432, not h1 (10.0.0.1:5433)"},
-		{"no port in conninfo means 5432", port5433, "h2", func(f *Facts) {
-			f.DataExists, f.DataNonEmpty, f.DataVersion, f.StandbySignal = true, true, 15, true
+		{"no port in conninfo means 5432", port5433, "h2", func(f *State) {
+			f.DataNonEmpty, f.DataVersion, f.StandbySignal = true, 15, true
 			f.AutoConf = "primary_conninfo = 'host=10.0.0.1 user=replicator'\n"
 		}, "it follows 10.0.0.1:5432, not h1 (10.0.0.1:5433)"},
-		{"follows the right host on a non-default port", port5433, "h2", func(f *Facts) {
-			f.DataExists, f.DataNonEmpty, f.DataVersion, f.StandbySignal = true, true, 15, true
+		{"follows the right host on a non-default port", port5433, "h2", func(f *State) {
+			f.DataNonEmpty, f.DataVersion, f.StandbySignal = true, 15, true
 			f.AutoConf = basebackupAutoConf("10.0.0.1", "5433", "h2")
 		}, ""},
-		{"all good", testInventory, "h3", func(f *Facts) {
-			f.DataExists, f.DataNonEmpty, f.DataVersion, f.StandbySignal = true, true, 15, true
+		{"all good", testInventory, "h3", func(f *State) {
+			f.DataNonEmpty, f.DataVersion, f.StandbySignal = true, 15, true
 			f.AutoConf = basebackupAutoConf("10.0.0.1", "5432", "h3")
 		}, ""},
-		{"all good, written by pgfleet's tar clone", testInventory, "h2", func(f *Facts) {
-			f.DataExists, f.DataNonEmpty, f.DataVersion, f.StandbySignal = true, true, 15, true
+		{"all good, written by pgfleet's tar clone", testInventory, "h2", func(f *State) {
+			f.DataNonEmpty, f.DataVersion, f.StandbySignal = true, 15, true
 			f.AutoConf = "primary_conninfo = 'host=10.0.0.1 port=5432 user=replicator application_name=h2'\nprimary_slot_name = 'h2'\n"
 		}, ""},
 	} {
@@ -183,43 +183,48 @@ func TestCloneCheck(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		opts    Options
-		facts   func(f *Facts)
+		facts   func(f *State)
 		err     string   // a part of the error; "" for none
 		changes []string // nil for no plan
 	}{
-		{"bare replica", Options{DryRun: true}, func(f *Facts) {},
+		{"bare replica", Options{DryRun: true}, func(f *State) {},
 			"", []string{"clone from h1 with basebackup, because it has no data"}},
-		{"following already", Options{DryRun: true}, func(f *Facts) {
-			f.DataExists, f.DataNonEmpty, f.DataVersion, f.StandbySignal = true, true, 15, true
+		{"following already", Options{DryRun: true}, func(f *State) {
+			f.DataNonEmpty, f.DataVersion, f.StandbySignal = true, 15, true
 			f.AutoConf = basebackupAutoConf("10.0.0.1", "5432", "h2")
-			f.Running, f.InRecovery = true, true
+			f.Server = &Server{InRecovery: true}
 		}, "", nil},
-		{"running as a primary with databases", Options{DryRun: true}, func(f *Facts) {
-			f.DataExists, f.DataNonEmpty, f.DataVersion = true, true, 15
-			f.Running, f.UserDatabases = true, 2
+		{"running as a primary with databases", Options{DryRun: true}, func(f *State) {
+			f.DataNonEmpty, f.DataVersion, f.PostmasterPID = true, 15, 4242
+			f.Server = &Server{UserDatabases: 2}
 		}, "refusing to clone onto h2: it runs as a primary", nil},
 		// A promoted replica whose writes went into the postgres database
 		// has no database of its own, and is refused all the same.
-		{"running as a primary, no databases", Options{DryRun: true}, func(f *Facts) {
-			f.DataExists, f.DataNonEmpty, f.DataVersion = true, true, 15
-			f.Running = true
+		{"running as a primary, no databases", Options{DryRun: true}, func(f *State) {
+			f.DataNonEmpty, f.DataVersion, f.PostmasterPID = true, 15, 4242
+			f.Server = &Server{}
 		}, "refusing to clone onto h2: it runs as a primary", nil},
-		{"rebuild of a promoted replica", Options{DryRun: true, Rebuild: true}, func(f *Facts) {
-			f.DataExists, f.DataNonEmpty, f.DataVersion = true, true, 15
-			f.Running, f.UserDatabases = true, 1
+		{"rebuild of a promoted replica", Options{DryRun: true, Rebuild: true}, func(f *State) {
+			f.DataNonEmpty, f.DataVersion, f.PostmasterPID = true, 15, 4242
+			f.Server = &Server{UserDatabases: 1}
 		}, "", []string{"stop PostgreSQL",
 			"move the old data aside to /var/lib/postgresql/15/main.pgfleet-20250102T030405Z (it runs as a primary, with 1 database(s) of its own)",
 			"clone from h1 with basebackup, because pgfleet rebuild was asked to clone it again"}},
-		{"rebuild of a streaming replica, by tar", Options{DryRun: true, Rebuild: true, Method: "tar"}, func(f *Facts) {
-			f.DataExists, f.DataNonEmpty, f.DataVersion, f.StandbySignal = true, true, 15, true
+		{"rebuild of a streaming replica, by tar", Options{DryRun: true, Rebuild: true, Method: "tar"}, func(f *State) {
+			f.DataNonEmpty, f.DataVersion, f.StandbySignal, f.PostmasterPID = true, 15, true, 4242
 			f.AutoConf = basebackupAutoConf("10.0.0.1", "5432", "h2")
-			f.Running, f.InRecovery = true, true
+			f.Server = &Server{InRecovery: true}
 		}, "", []string{"stop PostgreSQL", "move the old data aside to /var/lib/postgresql/15/main.pgfleet-20250102T030405Z",
 			"clone from h1 with tar, because pgfleet rebuild was asked to clone it again"}},
-		{"standby of another host, discard", Options{DryRun: true, DiscardOldData: true}, func(f *Facts) {
-			f.DataExists, f.DataNonEmpty, f.DataVersion, f.StandbySignal = true, true, 15, true
+		// A live postmaster that refuses SQL is stopped before its data moves.
+		{"rebuild of a replica whose server refuses SQL", Options{DryRun: true, Rebuild: true}, func(f *State) {
+			f.DataNonEmpty, f.DataVersion, f.StandbySignal, f.PostmasterPID = true, 15, true, 4242
+		}, "", []string{"stop PostgreSQL", "move the old data aside to /var/lib/postgresql/15/main.pgfleet-20250102T030405Z",
+			"clone from h1 with basebackup, because pgfleet rebuild was asked to clone it again"}},
+		{"standby of another host, discard", Options{DryRun: true, DiscardOldData: true}, func(f *State) {
+			f.DataNonEmpty, f.DataVersion, f.StandbySignal, f.PostmasterPID = true, 15, true, 4242
 			f.AutoConf = basebackupAutoConf("10.0.0.9", "5432", "h2")
-			f.Running, f.InRecovery, f.UserDatabases = true, true, 4
+			f.Server = &Server{InRecovery: true, UserDatabases: 4}
 		}, "", []string{"stop PostgreSQL", "delete the old data in /var/lib/postgresql/15/main (--discard-old-data)",
 			"clone from h1 with basebackup, because it follows 10.0.0.9:5432, not h1 (10.0.0.1:5432)"}},
 	} {
@@ -251,39 +256,54 @@ func TestCloneCheckPrimaryOutsideLimit(t *testing.T) {
 func TestRefuseData(t *testing.T) {
 	for _, tc := range []struct {
 		name        string
-		facts       func(f *Facts)
+		facts       func(f, p *State)
 		up, rebuild string // a part of the refusal; "" for none
 	}{
-		{"absent", func(f *Facts) {}, "", ""},
-		{"empty", func(f *Facts) { f.DataExists = true }, "", ""},
-		{"not a cluster", func(f *Facts) { f.DataExists, f.DataNonEmpty = true, true },
+		{"absent or empty", func(f, p *State) {}, "", ""},
+		{"not a cluster", func(f, p *State) { f.DataNonEmpty = true },
 			"its data directory /var/lib/postgresql/15/main is not empty but holds no PostgreSQL cluster",
 			"its data directory /var/lib/postgresql/15/main is not empty but holds no PostgreSQL cluster"},
-		{"another major version", func(f *Facts) { f.DataExists, f.DataNonEmpty, f.DataVersion = true, true, 14 },
+		{"another major version", func(f, p *State) { f.DataNonEmpty, f.DataVersion = true, 14 },
 			"holds PostgreSQL 14 data, not the 15 its cluster runs", ""},
-		{"stopped, has been a primary", func(f *Facts) {
-			f.DataExists, f.DataNonEmpty, f.DataVersion = true, true, 15
+		{"stopped, has been a primary", func(f, p *State) {
+			f.DataNonEmpty, f.DataVersion = true, 15
 			f.AutoConf = basebackupAutoConf("10.0.0.1", "5432", "h2")
 		}, "has been a primary's (it has no standby.signal)", ""},
-		{"running as a primary", func(f *Facts) {
-			f.DataExists, f.DataNonEmpty, f.DataVersion, f.Running = true, true, 15, true
+		{"running as a primary", func(f, p *State) {
+			f.DataNonEmpty, f.DataVersion, f.PostmasterPID = true, 15, 4242
+			f.Server = &Server{}
 		}, "it runs as a primary", ""},
-		{"a clone cut short", func(f *Facts) {
-			f.DataExists, f.DataNonEmpty, f.DataVersion, f.CloneIncomplete = true, true, 15, true
+		{"a clone cut short", func(f, p *State) {
+			f.DataNonEmpty, f.DataVersion, f.CloneIncomplete = true, 15, true
 		}, "", ""},
-		{"a standby", func(f *Facts) {
-			f.DataExists, f.DataNonEmpty, f.DataVersion, f.StandbySignal = true, true, 15, true
+		{"a clone cut short before PG_VERSION", func(f, p *State) {
+			f.DataNonEmpty, f.CloneIncomplete = true, true
 		}, "", ""},
+		{"a standby of this cluster", func(f, p *State) {
+			f.DataNonEmpty, f.DataVersion, f.StandbySignal = true, 15, true
+			f.Control = &Control{SystemID: "7001", Timeline: 1}
+			p.Server = &Server{SystemID: "7001", Timeline: 2}
+		}, "", ""},
+		{"a standby of another cluster", func(f, p *State) {
+			f.DataNonEmpty, f.DataVersion, f.StandbySignal = true, 15, true
+			f.Control = &Control{SystemID: "7002", Timeline: 1}
+			p.Server = &Server{SystemID: "7001", Timeline: 1}
+		}, "its data is another cluster's (system identifier 7002; h1's is 7001)", ""},
+		{"a standby ahead of the primary's timeline", func(f, p *State) {
+			f.DataNonEmpty, f.DataVersion, f.StandbySignal = true, 15, true
+			f.Control = &Control{SystemID: "7001", Timeline: 3}
+			p.Server = &Server{SystemID: "7001", Timeline: 2}
+		}, "its data is on timeline 3, ahead of h1's 2", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := newTestRun(t, testInventory, Options{DryRun: true})
-			h := host(t, r, "h2")
-			tc.facts(h.Facts)
+			h, p := host(t, r, "h2"), host(t, r, "h1")
+			tc.facts(h.Facts, p.Facts)
 			for _, c := range []struct {
 				rebuild bool
 				want    string
 			}{{false, tc.up}, {true, tc.rebuild}} {
-				err := refuseData(h, c.rebuild)
+				err := refuseData(h, p, c.rebuild)
 				switch {
 				case c.want == "" && err != nil:
 					t.Errorf("rebuild=%v: refused: %v", c.rebuild, err)

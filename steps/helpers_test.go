@@ -56,11 +56,11 @@ func host(t *testing.T, r *Run, name string) *Host {
 }
 
 // bareFacts is a Debian 12 host with apt and nothing else.
-func bareFacts() *Facts {
-	return &Facts{
-		OSID: "debian", OSVersion: "12", OSCodename: "bookworm", PackageManager: "apt", Systemd: true,
+func bareFacts() *State {
+	return &State{
+		OSID: "debian", OSVersion: "12", OSCodename: "bookworm", PackageManager: "apt",
 		PostgresHome: "/var/lib/postgresql", DiskFreeKB: 50 << 20,
-		Files: map[string][]byte{}, Slots: map[string]bool{},
+		Files: map[string][]byte{},
 	}
 }
 

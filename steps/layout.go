@@ -3,6 +3,8 @@ package steps
 import (
 	"fmt"
 	"path"
+
+	"github.com/pgfleet/pgfleet/inventory"
 )
 
 // Layout is where a PostgreSQL cluster's files live on a host and how it is
@@ -14,6 +16,10 @@ type Layout interface {
 	BinDir() string
 	SocketDir() string
 	PIDFile() string
+	LogFile() string // the server's log, where pg_ctlcluster sends it
+	// InstalledGlob matches the postgres binary of every installed major
+	// version, with its one * where the version is.
+	InstalledGlob() string
 	ClusterName() string // cluster_name, as Debian sets it: "15/main"
 	Package() string     // the package that installs the server
 }
@@ -26,18 +32,22 @@ type debian struct {
 
 func newDebian(version int, dataDir string) debian {
 	if dataDir == "" {
-		dataDir = fmt.Sprintf("/var/lib/postgresql/%d/main", version)
+		dataDir = inventory.DefaultDataDir(version)
 	}
 	return debian{version: version, dataDir: dataDir}
 }
 
-func (d debian) ConfigDir() string   { return fmt.Sprintf("/etc/postgresql/%d/main", d.version) }
-func (d debian) DataDir() string     { return d.dataDir }
-func (d debian) BinDir() string      { return fmt.Sprintf("/usr/lib/postgresql/%d/bin", d.version) }
-func (d debian) SocketDir() string   { return "/var/run/postgresql" }
-func (d debian) PIDFile() string     { return fmt.Sprintf("/var/run/postgresql/%d-main.pid", d.version) }
-func (d debian) ClusterName() string { return fmt.Sprintf("%d/main", d.version) }
-func (d debian) Package() string     { return fmt.Sprintf("postgresql-%d", d.version) }
+func (d debian) ConfigDir() string { return fmt.Sprintf("/etc/postgresql/%d/main", d.version) }
+func (d debian) DataDir() string   { return d.dataDir }
+func (d debian) BinDir() string    { return fmt.Sprintf("/usr/lib/postgresql/%d/bin", d.version) }
+func (d debian) SocketDir() string { return "/var/run/postgresql" }
+func (d debian) PIDFile() string   { return fmt.Sprintf("%s/%d-main.pid", d.SocketDir(), d.version) }
+func (d debian) LogFile() string {
+	return fmt.Sprintf("/var/log/postgresql/postgresql-%d-main.log", d.version)
+}
+func (d debian) InstalledGlob() string { return "/usr/lib/postgresql/*/bin/postgres" }
+func (d debian) ClusterName() string   { return fmt.Sprintf("%d/main", d.version) }
+func (d debian) Package() string       { return fmt.Sprintf("postgresql-%d", d.version) }
 
 // bin is the path of one of the server's programs.
 func bin(l Layout, name string) string { return path.Join(l.BinDir(), name) }

@@ -82,18 +82,18 @@ func hintOf(err error) string {
 func TestInstallCheck(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
-		facts   func(f *Facts)
+		facts   func(f *State)
 		err     string
 		hint    string
 		changes []string
 	}{
-		{"installed", func(f *Facts) { f.Installed = []int{15} }, "", "", nil},
-		{"installed among others", func(f *Facts) { f.Installed = []int{13, 15, 17} }, "", "", nil},
-		{"other version", func(f *Facts) { f.Installed = []int{14} },
+		{"installed", func(f *State) { f.Installed = []int{15} }, "", "", nil},
+		{"installed among others", func(f *State) { f.Installed = []int{13, 15, 17} }, "", "", nil},
+		{"other version", func(f *State) { f.Installed = []int{14} },
 			"PostgreSQL [14] is installed, but the inventory declares 15", "pgfleet does not upgrade PostgreSQL", nil},
-		{"no apt", func(f *Facts) { f.OSID, f.OSVersion, f.PackageManager = "rocky", "9", "" },
+		{"no apt", func(f *State) { f.OSID, f.OSVersion, f.PackageManager = "rocky", "9", "" },
 			"no supported package manager on rocky 9", "Debian and Ubuntu", nil},
-		{"bare", func(f *Facts) {}, "", "", []string{"install postgresql-15 with apt"}},
+		{"bare", func(f *State) {}, "", "", []string{"install postgresql-15 with apt"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := newTestRun(t, testInventory, Options{DryRun: true})
@@ -113,32 +113,32 @@ func TestCreateClusterCheck(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		host    string
-		facts   func(f *Facts)
+		facts   func(f *State)
 		err     string
 		changes []string
 	}{
-		{"primary bare", "h1", func(f *Facts) {},
+		{"primary bare", "h1", func(f *State) {},
 			"", []string{"create cluster 15/main in /var/lib/postgresql/15/main with data checksums"}},
-		{"primary with an empty data dir", "h1", func(f *Facts) { f.DataExists = true },
+		{"primary with an empty data dir", "h1", func(f *State) {},
 			"", []string{"create cluster 15/main in /var/lib/postgresql/15/main with data checksums"}},
-		{"primary with data and configuration", "h1", func(f *Facts) {
-			f.DataExists, f.DataNonEmpty, f.DataVersion, f.Files["postgresql.conf"] = true, true, 15, conf
+		{"primary with data and configuration", "h1", func(f *State) {
+			f.DataNonEmpty, f.DataVersion, f.Files["postgresql.conf"] = true, 15, conf
 		}, "", nil},
-		{"primary with data but no configuration", "h1", func(f *Facts) {
-			f.DataExists, f.DataNonEmpty, f.DataVersion = true, true, 15
+		{"primary with data but no configuration", "h1", func(f *State) {
+			f.DataNonEmpty, f.DataVersion = true, 15
 		}, "", []string{"write the cluster's configuration directory /etc/postgresql/15/main"}},
-		{"primary with foreign data version", "h1", func(f *Facts) {
-			f.DataExists, f.DataNonEmpty, f.DataVersion, f.Files["postgresql.conf"] = true, true, 14, conf
+		{"primary with foreign data version", "h1", func(f *State) {
+			f.DataNonEmpty, f.DataVersion, f.Files["postgresql.conf"] = true, 14, conf
 		}, "the data directory /var/lib/postgresql/15/main holds PostgreSQL 14 data, not 15", nil},
-		{"primary with files but no cluster", "h1", func(f *Facts) { f.DataExists, f.DataNonEmpty = true, true },
+		{"primary with files but no cluster", "h1", func(f *State) { f.DataNonEmpty = true },
 			"is not empty but holds no cluster", nil},
-		{"primary with configuration but no data", "h1", func(f *Facts) { f.Files["postgresql.conf"] = conf },
+		{"primary with configuration but no data", "h1", func(f *State) { f.Files["postgresql.conf"] = conf },
 			"the primary has a configuration in /etc/postgresql/15/main but no data", nil},
-		{"replica bare", "h2", func(f *Facts) {},
+		{"replica bare", "h2", func(f *State) {},
 			"", []string{"create the configuration directory /etc/postgresql/15/main"}},
-		{"replica with configuration", "h2", func(f *Facts) { f.Files["postgresql.conf"] = conf }, "", nil},
-		{"replica with foreign data is Clone's business", "h2", func(f *Facts) {
-			f.DataExists, f.DataNonEmpty, f.DataVersion, f.Files["postgresql.conf"] = true, true, 14, conf
+		{"replica with configuration", "h2", func(f *State) { f.Files["postgresql.conf"] = conf }, "", nil},
+		{"replica with foreign data is Clone's business", "h2", func(f *State) {
+			f.DataNonEmpty, f.DataVersion, f.Files["postgresql.conf"] = true, 14, conf
 		}, "", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -183,16 +183,16 @@ func TestConfigureCheck(t *testing.T) {
 	h.Facts.Files = map[string][]byte{"postgresql.conf": files["postgresql.conf"], "pg_hba.conf": files["pg_hba.conf"], "start.conf": []byte("auto\n")}
 	plan, err = Configure{}.Check(ctx, r, h)
 	checkPlan(t, plan, err, "", nil)
-	h.Facts.Running = true
+	h.Facts.Server = &Server{}
 	plan, err = Configure{}.Check(ctx, r, h)
 	checkPlan(t, plan, err, "", nil)
 
 	// As rendered, but a parameter waits for a restart.
-	h.Facts.PendingRestart = []string{"shared_buffers", "max_connections"}
+	h.Facts.Server.PendingRestart = []string{"shared_buffers", "max_connections"}
 	plan, err = Configure{}.Check(ctx, r, h)
 	checkPlan(t, plan, err, "", []string{"restart PostgreSQL to apply shared_buffers, max_connections"})
 	// ... which a stopped server does not.
-	h.Facts.Running = false
+	h.Facts.Server = nil
 	plan, err = Configure{}.Check(ctx, r, h)
 	checkPlan(t, plan, err, "", nil)
 
@@ -238,24 +238,26 @@ func TestReplicationRoleCheck(t *testing.T) {
 		name    string
 		dryRun  bool
 		running bool
-		role    *RoleFacts
+		role    *Role
 		changes []string
 	}{
 		{"missing", true, true, nil, []string{"create role replicator (LOGIN REPLICATION, SCRAM-SHA-256 password)"}},
 		{"server down in a dry run", true, false, nil, []string{"create role replicator (LOGIN REPLICATION, SCRAM-SHA-256 password)"}},
-		{"no replication", true, true, &RoleFacts{Login: true, Verifier: right}, []string{"give role replicator LOGIN and REPLICATION"}},
-		{"no login", false, true, &RoleFacts{Replication: true, Verifier: right}, []string{"give role replicator LOGIN and REPLICATION"}},
-		{"no password", true, true, &RoleFacts{Replication: true, Login: true}, []string{"set the password of role replicator"}},
-		{"md5 password", true, true, &RoleFacts{Replication: true, Login: true, Verifier: "md5a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6"}, []string{"set the password of role replicator"}},
-		{"wrong password", true, true, &RoleFacts{Replication: true, Login: true, Verifier: other}, []string{"set the password of role replicator"}},
-		{"right password", true, true, &RoleFacts{Replication: true, Login: true, Verifier: right}, nil},
-		{"right password, not a dry run", false, true, &RoleFacts{Replication: true, Login: true, Verifier: right}, nil},
+		{"no replication", true, true, &Role{Login: true, Verifier: right}, []string{"give role replicator LOGIN and REPLICATION"}},
+		{"no login", false, true, &Role{Replication: true, Verifier: right}, []string{"give role replicator LOGIN and REPLICATION"}},
+		{"no password", true, true, &Role{Replication: true, Login: true}, []string{"set the password of role replicator"}},
+		{"md5 password", true, true, &Role{Replication: true, Login: true, Verifier: "md5a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6"}, []string{"set the password of role replicator"}},
+		{"wrong password", true, true, &Role{Replication: true, Login: true, Verifier: other}, []string{"set the password of role replicator"}},
+		{"right password", true, true, &Role{Replication: true, Login: true, Verifier: right}, nil},
+		{"right password, not a dry run", false, true, &Role{Replication: true, Login: true, Verifier: right}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Setenv(passwordEnv, "s3cret pass:word\n")
 			r := newTestRun(t, testInventory, Options{DryRun: tc.dryRun})
 			h := host(t, r, "h1")
-			h.Facts.Running, h.Facts.Role = tc.running, tc.role
+			if tc.running {
+				h.Facts.Server = &Server{Role: tc.role}
+			}
 			plan, err := ReplicationRole{}.Check(context.Background(), r, h)
 			checkPlan(t, plan, err, "", tc.changes)
 			if plan != nil && strings.Contains(strings.Join(plan.Changes, " "), "s3cret") {
@@ -280,27 +282,27 @@ func TestSlotsCheck(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		inv     string
-		slots   map[string]bool
+		slots   []Slot
 		changes []string
 		warn    string // a part of the log; "" for no warning
 	}{
-		{"none yet", testInventory, map[string]bool{}, []string{"create replication slot h2", "create replication slot h3"}, ""},
-		{"one missing", testInventory, map[string]bool{"h3": true}, []string{"create replication slot h2"}, ""},
-		{"all there", testInventory, map[string]bool{"h2": true, "h3": false}, nil, ""},
-		{"extra slot only warned", testInventory, map[string]bool{"h2": true, "h3": true, "old_replica": false}, nil,
+		{"none yet", testInventory, nil, []string{"create replication slot h2", "create replication slot h3"}, ""},
+		{"one missing", testInventory, []Slot{{Name: "h3", Active: true}}, []string{"create replication slot h2"}, ""},
+		{"all there", testInventory, []Slot{{Name: "h2", Active: true}, {Name: "h3", Active: false}}, nil, ""},
+		{"extra slot only warned", testInventory, []Slot{{Name: "h2", Active: true}, {Name: "h3", Active: true}, {Name: "old_replica", Active: false}}, nil,
 			"slot old_replica is used by no replica in the inventory"},
-		{"extra and missing", testInventory, map[string]bool{"h2": true, "gone": false}, []string{"create replication slot h3"},
+		{"extra and missing", testInventory, []Slot{{Name: "h2", Active: true}, {Name: "gone", Active: false}}, []string{"create replication slot h3"},
 			"slot gone is used by no replica"},
 		{"slots off", strings.Replace(testInventory, "password_env: PGFLEET_STEPS_TEST_PASSWORD", "password_env: PGFLEET_STEPS_TEST_PASSWORD, slots: false", 1),
-			map[string]bool{}, nil, ""},
-		{"names sanitised", strings.NewReplacer("h2", "DB-2", "h3", "db.3").Replace(testInventory), map[string]bool{"db_3": true},
+			nil, nil, ""},
+		{"names sanitised", strings.NewReplacer("h2", "DB-2", "h3", "db.3").Replace(testInventory), []Slot{{Name: "db_3", Active: true}},
 			[]string{"create replication slot db_2"}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var logs bytes.Buffer
 			r := newTestRun(t, tc.inv, Options{DryRun: true, Logger: log.New(&logs)})
 			h := host(t, r, "h1")
-			h.Facts.Running, h.Facts.Slots = true, tc.slots
+			h.Facts.Server = &Server{Slots: tc.slots}
 			plan, err := Slots{}.Check(context.Background(), r, h)
 			checkPlan(t, plan, err, "", tc.changes)
 			if tc.warn == "" && logs.Len() > 0 || !strings.Contains(logs.String(), tc.warn) {
@@ -354,7 +356,7 @@ func TestStartChecks(t *testing.T) {
 	checkPlan(t, plan, err, "", []string{"start PostgreSQL 15/main"})
 	plan, err = StartReplicas{}.Check(ctx, r, rep)
 	checkPlan(t, plan, err, "", []string{"start PostgreSQL 15/main as a standby"})
-	p.Facts.Running, rep.Facts.Running = true, true
+	p.Facts.Server, rep.Facts.Server = &Server{}, &Server{InRecovery: true}
 	plan, err = StartPrimary{}.Check(ctx, r, p)
 	checkPlan(t, plan, err, "", nil)
 	plan, err = StartReplicas{}.Check(ctx, r, rep)

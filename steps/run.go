@@ -38,8 +38,9 @@ type Plan struct {
 	Apply   func(context.Context) error
 }
 
-// Step is one ordered unit of work. Check reads the facts and returns nil
-// when the host needs nothing; it must not change the host.
+// Step is one ordered unit of work. Check reads the host's state and
+// returns nil when the host needs nothing; it must not change the host.
+// After a plan is applied, the runner reads the host's state again.
 type Step interface {
 	Name() string
 	Targets(r *Run) []*Host
@@ -52,7 +53,7 @@ type Host struct {
 	Cluster *inventory.Cluster
 	Layout  Layout
 	Conn    *remote.Client
-	Facts   *Facts
+	Facts   *State // as read by the state probe, and read again after each change
 	Log     *log.Logger
 	SSHConf *sshconf.Effective // how the run connects to the host
 
@@ -363,7 +364,7 @@ func (r *Run) connectHost(ctx context.Context, h *Host) error {
 
 func (r *Run) dial(ctx context.Context, h *Host) error {
 	cfg := r.sshConfig(h)
-	cfg.SkipSudoCheck = true // the lock or the facts probe runs through sudo first
+	cfg.SkipSudoCheck = true // the lock or the state probe runs through sudo first
 	c, err := remote.Dial(ctx, cfg)
 	if err != nil {
 		return err
@@ -372,14 +373,7 @@ func (r *Run) dial(ctx context.Context, h *Host) error {
 	return nil
 }
 
-func (r *Run) gather(ctx context.Context, h *Host) error {
-	f, err := gatherFacts(ctx, h.Conn, h.Layout, h.PG().Version, h.PG().Port, h.PG().Replication.User)
-	if err != nil {
-		return err
-	}
-	h.Facts = f
-	return nil
-}
+func (r *Run) gather(ctx context.Context, h *Host) error { return h.refresh(ctx) }
 
 // Apply runs the steps in order. Each step checks and acts on all its
 // target hosts in parallel; a host that failed is skipped by the steps
@@ -440,6 +434,14 @@ func (r *Run) applyStep(ctx context.Context, s Step, h *Host) {
 		if err := plan.Apply(ctx); err != nil {
 			fail(err)
 			return
+		}
+		// What the step changed is read, not assumed: the steps after it
+		// see the host as it now is. (A host without a connection, as in
+		// tests of the runner, has nothing to read.)
+		if h.Conn != nil {
+			if err := h.refresh(ctx); err != nil {
+				fail(err)
+			}
 		}
 	}
 }

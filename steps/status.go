@@ -2,7 +2,6 @@ package steps
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -96,113 +95,33 @@ type SlotStatus struct {
 	RetainedBytes *int64 `json:"retained_bytes"`
 }
 
-// ReplicationState is one row of the primary's pg_stat_replication.
-type ReplicationState struct {
-	ApplicationName string `json:"application_name"`
-	ClientAddr      string `json:"client_addr"`
-	State           string `json:"state"`
-	SyncState       string `json:"sync_state"`
-	SentLSN         string `json:"sent_lsn"`
-	WriteLSN        string `json:"write_lsn"`
-	FlushLSN        string `json:"flush_lsn"`
-	ReplayLSN       string `json:"replay_lsn"`
-	LagBytes        *int64 `json:"lag_bytes"`
-}
-
 // observation is what one host answered, or why it did not.
 type observation struct {
 	connectErr error  // the host could not be reached
 	queryErr   error  // reached, but the probe failed
-	installed  []int  // PostgreSQL versions installed, when the declared one is not
-	notRunning bool   // installed but no server answers on the socket
-	downReason string // why the server is taken for down, "" when it is not running at all
-	server     *serverState
+	state      *State // what the probe read
+	downReason string // why an installed server is taken for down, "" when no postmaster runs
 }
 
-// serverState is the answer of a running server to statusSQL.
-type serverState struct {
-	Version      string             `json:"version"`
-	InRecovery   bool               `json:"in_recovery"`
-	Timeline     *int               `json:"timeline"`
-	LSN          string             `json:"lsn"`
-	ReceiveLSN   string             `json:"receive_lsn"`
-	ReplayDelay  *float64           `json:"replay_delay"`
-	ReplayPaused bool               `json:"replay_paused"`
-	Receiver     *walReceiver       `json:"receiver"`
-	Replication  []ReplicationState `json:"replication"`
-	Slots        []slotRow          `json:"slots"`
+// server is what the host's server answered, nil when none did.
+func (ob *observation) server() *Server {
+	if ob.state == nil {
+		return nil
+	}
+	return ob.state.Server
 }
 
-type walReceiver struct {
-	Status     string `json:"status"`
-	SenderHost string `json:"sender_host"`
-	SenderPort int    `json:"sender_port"`
-	SlotName   string `json:"slot_name"`
+// downReason says why a host's installed server is taken for down, ""
+// when no postmaster runs at all.
+func downReason(st *State, socketDir string, port int) string {
+	switch {
+	case st.SQLError != "":
+		return strings.Join(strings.Fields(st.SQLError), " ")
+	case st.PostmasterPID != 0:
+		return fmt.Sprintf("its postmaster (pid %d) runs, but there is no socket %s/.s.PGSQL.%d", st.PostmasterPID, socketDir, port)
+	}
+	return ""
 }
-
-type slotRow struct {
-	Name          string `json:"slot_name"`
-	Active        bool   `json:"active"`
-	RetainedBytes *int64 `json:"retained_bytes"`
-}
-
-// statusSQL asks a server everything status reports in one statement. It
-// works on a primary and on a standby: CASE evaluates lazily, so the
-// functions a standby refuses (pg_current_wal_lsn) run only on a primary.
-// A primary's timeline is the one of the WAL segment it writes; a
-// standby's the one it receives, or else the one of its last restartpoint.
-const statusSQL = `WITH s AS (SELECT pg_is_in_recovery() AS rec),
-c AS (SELECT rec, CASE WHEN rec THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END AS lsn FROM s)
-SELECT json_build_object(
-  'version', split_part(current_setting('server_version'), ' ', 1),
-  'in_recovery', c.rec,
-  'timeline', CASE WHEN c.rec
-    THEN coalesce((SELECT received_tli FROM pg_stat_wal_receiver), (pg_control_checkpoint()).timeline_id)
-    ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END,
-  'lsn', c.lsn,
-  'receive_lsn', CASE WHEN c.rec THEN pg_last_wal_receive_lsn() END,
-  'replay_delay', CASE WHEN c.rec THEN
-    CASE WHEN pg_last_wal_receive_lsn() IS NOT DISTINCT FROM pg_last_wal_replay_lsn() THEN 0
-    ELSE extract(epoch FROM now() - pg_last_xact_replay_timestamp()) END END,
-  'replay_paused', CASE WHEN c.rec THEN pg_is_wal_replay_paused() ELSE false END,
-  'receiver', (SELECT json_build_object('status', status, 'sender_host', coalesce(sender_host, ''),
-    'sender_port', coalesce(sender_port, 0), 'slot_name', coalesce(slot_name, '')) FROM pg_stat_wal_receiver),
-  'replication', (SELECT coalesce(json_agg(json_build_object(
-    'application_name', coalesce(application_name, ''), 'client_addr', coalesce(host(client_addr), ''),
-    'state', coalesce(state, ''), 'sync_state', coalesce(sync_state, ''),
-    'sent_lsn', coalesce(sent_lsn::text, ''), 'write_lsn', coalesce(write_lsn::text, ''),
-    'flush_lsn', coalesce(flush_lsn::text, ''), 'replay_lsn', coalesce(replay_lsn::text, ''),
-    'lag_bytes', pg_wal_lsn_diff(c.lsn, replay_lsn)::bigint) ORDER BY application_name), '[]'::json)
-    FROM pg_stat_replication),
-  'slots', (SELECT coalesce(json_agg(json_build_object(
-    'slot_name', slot_name, 'active', active,
-    'retained_bytes', pg_wal_lsn_diff(c.lsn, restart_lsn)::bigint) ORDER BY slot_name), '[]'::json)
-    FROM pg_replication_slots WHERE slot_type = 'physical')
-) FROM c;
-`
-
-// statusScript runs as postgres: it says whether the declared PostgreSQL
-// is installed and running, and if it runs, asks it statusSQL (from
-// stdin). Where the postgres user does not exist, sudo refuses it and the
-// script runs again as root, to list the versions installed. Arguments:
-// BINDIR SOCKETDIR PORT.
-const statusScript = `B="$1"; S="$2"; P="$3"
-if [ ! -x "$B/postgres" ]; then
-	echo not_installed
-	for f in /usr/lib/postgresql/*/bin/postgres; do
-		[ -x "$f" ] || continue
-		d="${f%/bin/postgres}"; echo "installed=${d##*/}"
-	done
-	exit 0
-fi
-if [ "$(id -un)" != postgres ]; then echo "down=there is no postgres user"; exit 0; fi
-if [ ! -S "$S/.s.PGSQL.$P" ]; then echo not_running; exit 0; fi
-out="$(PGCONNECT_TIMEOUT=5 "$B/psql" -X -q -A -t -v ON_ERROR_STOP=1 -h "$S" -p "$P" -d postgres -f - 2>&1)"
-rc=$?
-if [ $rc -eq 2 ]; then echo "down=$(printf '%s' "$out" | tr '\n' ' ')"; exit 0; fi
-if [ $rc -ne 0 ]; then printf '%s\n' "$out" >&2; exit $rc; fi
-printf 'json=%s\n' "$out"
-`
 
 // Status asks every host of the run, in parallel, for its replication
 // state and compares what it sees with the inventory. Connections stay
@@ -239,7 +158,7 @@ func statusMembers(c *inventory.Cluster) []*inventory.Host {
 	return append([]*inventory.Host{c.Primary}, c.Replicas...)
 }
 
-// observe connects to h (unless still connected) and runs the status probe.
+// observe connects to h (unless still connected) and runs the state probe.
 func (r *Run) observe(ctx context.Context, h *Host, timeout time.Duration) *observation {
 	if h.Conn == nil {
 		dctx, cancel := context.WithTimeout(ctx, timeout)
@@ -259,25 +178,12 @@ func (r *Run) observe(ctx context.Context, h *Host, timeout time.Duration) *obse
 	}
 	qctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	l := h.Layout
-	probe := remote.Cmd{
-		Args:  []string{"sh", "-c", statusScript, "pgfleet-status", l.BinDir(), l.SocketDir(), strconv.Itoa(h.PG().Port)},
-		As:    "postgres",
-		Stdin: strings.NewReader(statusSQL),
-	}
-	res, err := h.Conn.Run(qctx, probe)
-	var ee *remote.ExitError
-	if errors.As(err, &ee) && strings.Contains(ee.Stderr, "unknown user") {
-		// No postgres user: PostgreSQL was never installed here.
-		probe.As, probe.Stdin = "root", nil
-		res, err = h.Conn.Run(qctx, probe)
-	}
-	if serr := h.Conn.SudoError(res, err); serr != nil {
-		return &observation{queryErr: serr}
-	}
+	st, err := readState(qctx, h.Conn, h.Layout, h.PG().Port, h.PG().Replication.User)
 	if err != nil {
 		var ee *remote.ExitError
-		if !errors.As(err, &ee) {
+		var he *remote.HostError
+		sudo := errors.As(err, &he) && he.Op == "check sudo"
+		if !errors.As(err, &ee) && !sudo {
 			// The connection may be gone: dial again next time.
 			h.Conn.Close()
 			h.Conn = nil
@@ -287,44 +193,17 @@ func (r *Run) observe(ctx context.Context, h *Host, timeout time.Duration) *obse
 		}
 		return &observation{queryErr: err}
 	}
-	ob, err := parseStatus(string(res.Stdout))
-	if err != nil {
-		return &observation{queryErr: err}
-	}
-	return ob
+	return observeState(st, h.Layout.SocketDir(), h.PG().Port)
 }
 
-func parseStatus(out string) (*observation, error) {
-	ob := &observation{}
-	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
-		key, val, _ := strings.Cut(line, "=")
-		switch key {
-		case "not_installed":
-			ob.installed = []int{}
-		case "installed":
-			if v, err := strconv.Atoi(val); err == nil {
-				ob.installed = append(ob.installed, v)
-			}
-		case "not_running":
-			ob.notRunning = true
-		case "down":
-			ob.notRunning = true
-			ob.downReason = strings.TrimSpace(val)
-			if ob.downReason == "" {
-				ob.downReason = "psql could not connect"
-			}
-		case "json":
-			var s serverState
-			if err := json.Unmarshal([]byte(val), &s); err != nil {
-				return nil, fmt.Errorf("read the server's answer: %w", err)
-			}
-			ob.server = &s
-		}
+// observeState is what status makes of a host's state.
+func observeState(st *State, socketDir string, port int) *observation {
+	why := downReason(st, socketDir, port)
+	if st.SQLExit != 0 && st.SQLExit != 2 {
+		// psql reached the server, which refused the query.
+		return &observation{queryErr: fmt.Errorf("psql: %s", why), state: st}
 	}
-	if ob.installed == nil && !ob.notRunning && ob.server == nil {
-		return nil, fmt.Errorf("unexpected answer from the status probe: %q", out)
-	}
-	return ob, nil
+	return &observation{state: st, downReason: why}
 }
 
 // assessCluster builds the status of one cluster from what its members
@@ -334,9 +213,9 @@ func assessCluster(c *inventory.Cluster, obs map[string]*observation, o StatusOp
 	cs := ClusterStatus{Name: c.Name, Healthy: true}
 	p := c.Primary
 	pObs := obs[p.Name]
-	var pServer *serverState // the declared primary, when it answered as a primary
-	if pObs != nil && pObs.server != nil && !pObs.server.InRecovery {
-		pServer = pObs.server
+	var pServer *Server // the declared primary, when it answered as a primary
+	if pObs != nil && pObs.server() != nil && !pObs.server().InRecovery {
+		pServer = pObs.server()
 	}
 	declared := map[string]bool{} // slot names the declared replicas use
 	for _, rep := range c.Replicas {
@@ -378,14 +257,14 @@ func observeMember(ih *inventory.Host, c *inventory.Cluster, ob *observation) Me
 	case ob.queryErr != nil:
 		m.Role, m.Error = RoleUnreachable, Cause(ob.queryErr)
 		m.Problems = append(m.Problems, "no answer from the status probe: "+m.Error)
-	case ob.installed != nil:
+	case !ob.state.HasVersion(c.Postgres.Version):
 		m.Role = RoleNotInstalled
 		msg := fmt.Sprintf("PostgreSQL %d is not installed", c.Postgres.Version)
-		if len(ob.installed) > 0 {
-			msg += fmt.Sprintf(" (found %s)", statusInts(ob.installed))
+		if len(ob.state.Installed) > 0 {
+			msg += fmt.Sprintf(" (found %s)", statusInts(ob.state.Installed))
 		}
 		m.Problems = append(m.Problems, msg)
-	case ob.server == nil:
+	case ob.server() == nil:
 		m.Role = RoleStopped
 		msg := "PostgreSQL is not running"
 		if ob.downReason != "" {
@@ -393,12 +272,13 @@ func observeMember(ih *inventory.Host, c *inventory.Cluster, ob *observation) Me
 		}
 		m.Problems = append(m.Problems, msg)
 	default:
-		s := ob.server
+		s := ob.server()
 		m.Role = RolePrimary
 		if s.InRecovery {
 			m.Role = RoleReplica
 		}
-		m.Version, m.Timeline, m.LSN, m.ReceiveLSN = s.Version, s.Timeline, s.LSN, s.ReceiveLSN
+		tl := s.Timeline
+		m.Version, m.Timeline, m.LSN, m.ReceiveLSN = s.Version, &tl, s.LSN, s.ReceiveLSN
 		m.ReplayPaused = s.ReplayPaused
 		if s.InRecovery {
 			m.ReplayDelaySeconds = s.ReplayDelay
@@ -412,7 +292,7 @@ func observeMember(ih *inventory.Host, c *inventory.Cluster, ob *observation) Me
 }
 
 func assessPrimary(m *MemberStatus, ob *observation, declared map[string]bool) {
-	s := ob.server
+	s := ob.server()
 	if s == nil {
 		return
 	}
@@ -430,7 +310,7 @@ func assessPrimary(m *MemberStatus, ob *observation, declared map[string]bool) {
 	// worth a look, but not a problem: a backup, a cascade, a tool.
 }
 
-func assessReplica(m *MemberStatus, ih *inventory.Host, c *inventory.Cluster, ob *observation, p *serverState, o StatusOptions) {
+func assessReplica(m *MemberStatus, ih *inventory.Host, c *inventory.Cluster, ob *observation, p *Server, o StatusOptions) {
 	primary := c.Primary
 	slotName := ""
 	if c.Postgres.Replication.Slots {
@@ -455,7 +335,7 @@ func assessReplica(m *MemberStatus, ih *inventory.Host, c *inventory.Cluster, ob
 	if row != nil {
 		m.Replication, m.State, m.SyncState = row, row.State, row.SyncState
 	}
-	s := ob.server
+	s := ob.server()
 	if s != nil && s.InRecovery && s.Receiver != nil && m.State == "" {
 		m.State = s.Receiver.Status
 	}

@@ -3,10 +3,6 @@ package steps
 import (
 	"encoding/json"
 	"errors"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -43,24 +39,32 @@ func stInt(v int) *int     { return &v }
 // through their slots, fully replayed.
 func stHealthyObs() map[string]*observation {
 	return map[string]*observation{
-		"h1": {server: &serverState{Version: "15.18", Timeline: stInt(1), LSN: "0/5000060",
+		"h1": stUp(&Server{Version: "15.18", Timeline: 1, LSN: "0/5000060",
 			Replication: []ReplicationState{
 				{ApplicationName: "h2", ClientAddr: "192.168.0.2", State: "streaming", SyncState: "async",
 					SentLSN: "0/5000060", WriteLSN: "0/5000060", FlushLSN: "0/5000060", ReplayLSN: "0/5000060", LagBytes: stI64(0)},
 				{ApplicationName: "h3", ClientAddr: "192.168.0.3", State: "streaming", SyncState: "async",
 					SentLSN: "0/5000060", WriteLSN: "0/5000060", FlushLSN: "0/5000060", ReplayLSN: "0/5000060", LagBytes: stI64(0)},
 			},
-			Slots: []slotRow{{Name: "h2", Active: true, RetainedBytes: stI64(0)}, {Name: "h3", Active: true, RetainedBytes: stI64(0)}},
-		}},
-		"h2": {server: stStandby("0/5000060", "10.0.0.1", "h2")},
-		"h3": {server: stStandby("0/5000060", "10.0.0.1", "h3")},
+			Slots: []Slot{{Name: "h2", Active: true, RetainedBytes: stI64(0)}, {Name: "h3", Active: true, RetainedBytes: stI64(0)}},
+		}),
+		"h2": stUp(stStandby("0/5000060", "10.0.0.1", "h2")),
+		"h3": stUp(stStandby("0/5000060", "10.0.0.1", "h3")),
 	}
 }
 
-func stStandby(lsn, sender, slot string) *serverState {
+// stUp is a host whose PostgreSQL 15 answered.
+func stUp(s *Server) *observation {
+	return &observation{state: &State{Installed: []int{15}, Server: s}}
+}
+
+// stDown is a host whose PostgreSQL 15 is not running.
+func stDown() *observation { return &observation{state: &State{Installed: []int{15}}} }
+
+func stStandby(lsn, sender, slot string) *Server {
 	zero := 0.0
-	return &serverState{Version: "15.18", InRecovery: true, Timeline: stInt(1), LSN: lsn, ReceiveLSN: lsn,
-		ReplayDelay: &zero, Receiver: &walReceiver{Status: "streaming", SenderHost: sender, SenderPort: 5432, SlotName: slot}}
+	return &Server{Version: "15.18", InRecovery: true, Timeline: 1, LSN: lsn, ReceiveLSN: lsn,
+		ReplayDelay: &zero, Receiver: &WALReceiver{Status: "streaming", SenderHost: sender, SenderPort: 5432, SlotName: slot}}
 }
 
 func stMember(t *testing.T, cs ClusterStatus, name string) MemberStatus {
@@ -120,8 +124,8 @@ func TestStatusProblems(t *testing.T) {
 		{
 			name: "replica stopped",
 			change: func(obs map[string]*observation) {
-				obs["h3"] = &observation{notRunning: true}
-				p := obs["h1"].server
+				obs["h3"] = stDown()
+				p := obs["h1"].state.Server
 				p.Replication = p.Replication[:1]
 				p.Slots[1].Active = false
 			},
@@ -130,8 +134,8 @@ func TestStatusProblems(t *testing.T) {
 		{
 			name: "slot inactive",
 			change: func(obs map[string]*observation) {
-				obs["h3"] = &observation{notRunning: true}
-				obs["h1"].server.Slots[1] = slotRow{Name: "h3", RetainedBytes: stI64(4096)}
+				obs["h3"] = stDown()
+				obs["h1"].state.Server.Slots[1] = Slot{Name: "h3", RetainedBytes: stI64(4096)}
 			},
 			host: "h3", role: RoleStopped, problem: []string{"slot h3 is inactive", "4.0 KB", "h1"},
 		},
@@ -148,30 +152,30 @@ func TestStatusProblems(t *testing.T) {
 		{
 			name: "not installed",
 			change: func(obs map[string]*observation) {
-				obs["h2"] = &observation{installed: []int{13}}
-				obs["h1"].server.Replication = obs["h1"].server.Replication[1:]
+				obs["h2"] = &observation{state: &State{Installed: []int{13}}}
+				obs["h1"].state.Server.Replication = obs["h1"].state.Server.Replication[1:]
 			},
 			host: "h2", role: RoleNotInstalled, problem: []string{"PostgreSQL 15 is not installed", "13"},
 		},
 		{
 			name: "replica runs as a primary",
 			change: func(obs map[string]*observation) {
-				obs["h2"] = &observation{server: &serverState{Version: "15.18", LSN: "0/6000000"}}
-				obs["h1"].server.Replication = obs["h1"].server.Replication[1:]
+				obs["h2"] = stUp(&Server{Version: "15.18", LSN: "0/6000000"})
+				obs["h1"].state.Server.Replication = obs["h1"].state.Server.Replication[1:]
 			},
 			host: "h2", role: RolePrimary, problem: []string{"declared replica", "runs as a primary"},
 		},
 		{
 			name: "primary runs as a standby",
 			change: func(obs map[string]*observation) {
-				obs["h1"] = &observation{server: stStandby("0/5000060", "10.9.9.9", "")}
+				obs["h1"] = stUp(stStandby("0/5000060", "10.9.9.9", ""))
 			},
 			host: "h1", role: RoleReplica, problem: []string{"declared primary", "standby"}, streams: false,
 		},
 		{
 			name: "streams from the wrong host",
 			change: func(obs map[string]*observation) {
-				obs["h3"].server.Receiver.SenderHost = "192.168.0.2" // h2: a cascade nobody declared
+				obs["h3"].state.Server.Receiver.SenderHost = "192.168.0.2" // h2: a cascade nobody declared
 			},
 			host: "h3", role: RoleReplica, problem: []string{"streams from h2 (192.168.0.2:5432)", "not from its primary h1 (10.0.0.1:5432)"},
 			streams: true,
@@ -179,27 +183,27 @@ func TestStatusProblems(t *testing.T) {
 		{
 			name: "missing from pg_stat_replication",
 			change: func(obs map[string]*observation) {
-				obs["h1"].server.Replication = obs["h1"].server.Replication[:1]
+				obs["h1"].state.Server.Replication = obs["h1"].state.Server.Replication[:1]
 			},
 			host: "h3", role: RoleReplica, problem: []string{"missing from h1's pg_stat_replication"},
 		},
 		{
 			name: "catching up",
 			change: func(obs map[string]*observation) {
-				obs["h1"].server.Replication[0].State = "catchup"
+				obs["h1"].state.Server.Replication[0].State = "catchup"
 			},
 			host: "h2", role: RoleReplica, problem: []string{"state catchup"},
 		},
 		{
 			name:    "no WAL receiver",
-			change:  func(obs map[string]*observation) { obs["h2"].server.Receiver = nil },
+			change:  func(obs map[string]*observation) { obs["h2"].state.Server.Receiver = nil },
 			host:    "h2",
 			role:    RoleReplica,
 			problem: []string{"no WAL receiver"},
 		},
 		{
 			name:    "slot missing",
-			change:  func(obs map[string]*observation) { obs["h1"].server.Slots = obs["h1"].server.Slots[:1] },
+			change:  func(obs map[string]*observation) { obs["h1"].state.Server.Slots = obs["h1"].state.Server.Slots[:1] },
 			host:    "h3",
 			role:    RoleReplica,
 			problem: []string{"slot h3 is missing on h1"},
@@ -207,7 +211,7 @@ func TestStatusProblems(t *testing.T) {
 		},
 		{
 			name:    "streams without its slot",
-			change:  func(obs map[string]*observation) { obs["h2"].server.Receiver.SlotName = "" },
+			change:  func(obs map[string]*observation) { obs["h2"].state.Server.Receiver.SlotName = "" },
 			host:    "h2",
 			role:    RoleReplica,
 			problem: []string{"without its replication slot h2"},
@@ -216,7 +220,7 @@ func TestStatusProblems(t *testing.T) {
 		{
 			name: "slot nobody uses",
 			change: func(obs map[string]*observation) {
-				obs["h1"].server.Slots = append(obs["h1"].server.Slots, slotRow{Name: "old_h9", RetainedBytes: stI64(3 << 30)})
+				obs["h1"].state.Server.Slots = append(obs["h1"].state.Server.Slots, Slot{Name: "old_h9", RetainedBytes: stI64(3 << 30)})
 			},
 			host: "h1", role: RolePrimary, problem: []string{"slot old_h9", "no replica", "3.0 GB"},
 		},
@@ -224,9 +228,9 @@ func TestStatusProblems(t *testing.T) {
 			name: "lag above --max-lag-bytes",
 			opts: StatusOptions{MaxLagBytes: 1000},
 			change: func(obs map[string]*observation) {
-				obs["h1"].server.LSN = "0/5010060" // 64 KiB ahead of both replicas
-				obs["h1"].server.Replication[0].LagBytes = stI64(0)
-				obs["h3"].server.LSN = "0/5010060"
+				obs["h1"].state.Server.LSN = "0/5010060" // 64 KiB ahead of both replicas
+				obs["h1"].state.Server.Replication[0].LagBytes = stI64(0)
+				obs["h3"].state.Server.LSN = "0/5010060"
 			},
 			host: "h2", role: RoleReplica, problem: []string{"lags 65536 bytes", "--max-lag-bytes 1000"}, streams: true,
 		},
@@ -259,10 +263,10 @@ func TestStatusProblems(t *testing.T) {
 
 func TestStatusLag(t *testing.T) {
 	obs := stHealthyObs()
-	obs["h1"].server.LSN = "1/00000010"
-	obs["h2"].server.LSN = "0/FFFFFFF0" // replayed 32 bytes short of 1/10
-	obs["h2"].server.ReplayPaused = true
-	obs["h3"].server.LSN = "1/00000010"
+	obs["h1"].state.Server.LSN = "1/00000010"
+	obs["h2"].state.Server.LSN = "0/FFFFFFF0" // replayed 32 bytes short of 1/10
+	obs["h2"].state.Server.ReplayPaused = true
+	obs["h3"].state.Server.LSN = "1/00000010"
 	cs := assessCluster(stCluster(t), obs, StatusOptions{})
 	h2 := stMember(t, cs, "h2")
 	if h2.LagBytes == nil || *h2.LagBytes != 32 || !h2.ReplayPaused {
@@ -274,13 +278,13 @@ func TestStatusLag(t *testing.T) {
 	}
 	// A replica that replayed past what the primary had when asked has no
 	// negative lag.
-	obs["h2"].server.LSN = "1/00000020"
+	obs["h2"].state.Server.LSN = "1/00000020"
 	if lag := stMember(t, assessCluster(stCluster(t), obs, StatusOptions{}), "h2").LagBytes; lag == nil || *lag != 0 {
 		t.Errorf("lag %v, want 0", lag)
 	}
 	// When the replica cannot be asked, the primary's view is used.
 	obs["h2"] = &observation{connectErr: errors.New("timeout")}
-	obs["h1"].server.Replication[0].LagBytes = stI64(777)
+	obs["h1"].state.Server.Replication[0].LagBytes = stI64(777)
 	if lag := stMember(t, assessCluster(stCluster(t), obs, StatusOptions{}), "h2").LagBytes; lag == nil || *lag != 777 {
 		t.Errorf("lag %v, want 777 from pg_stat_replication", lag)
 	}
@@ -317,7 +321,7 @@ func TestStatusPrimaryUnreachable(t *testing.T) {
 
 func TestStatusJSON(t *testing.T) {
 	obs := stHealthyObs()
-	obs["h3"] = &observation{notRunning: true}
+	obs["h3"] = stDown()
 	rep := &StatusReport{Clusters: []ClusterStatus{assessCluster(stCluster(t), obs, StatusOptions{})}}
 	b, err := json.Marshal(rep)
 	if err != nil {
@@ -368,61 +372,42 @@ func TestStatusJSON(t *testing.T) {
 	}
 }
 
-func TestParseStatus(t *testing.T) {
-	ob, err := parseStatus("not_installed\ninstalled=13\ninstalled=11\n")
-	if err != nil || !reflect.DeepEqual(ob.installed, []int{13, 11}) {
-		t.Errorf("not installed: %+v, %v", ob, err)
-	}
-	ob, err = parseStatus("not_installed\n")
-	if err != nil || ob.installed == nil || len(ob.installed) != 0 {
-		t.Errorf("nothing installed: %+v, %v", ob, err)
-	}
-	ob, err = parseStatus("not_running\n")
-	if err != nil || !ob.notRunning || ob.server != nil {
-		t.Errorf("not running: %+v, %v", ob, err)
-	}
-	ob, err = parseStatus("down=psql: error: FATAL:  the database system is starting up \n")
-	if err != nil || !ob.notRunning || !strings.Contains(ob.downReason, "starting up") {
-		t.Errorf("down: %+v, %v", ob, err)
-	}
-	ob, err = parseStatus(`json={"version":"15.18","in_recovery":true,"timeline":2,"lsn":"0/3000148","receive_lsn":"0/3000148",` +
-		`"replay_delay":0,"replay_paused":false,"receiver":{"status":"streaming","sender_host":"10.0.0.1","sender_port":5432,"slot_name":"h2"},` +
-		`"replication":[],"slots":[]}` + "\n")
-	if err != nil || ob.server == nil || !ob.server.InRecovery || *ob.server.Timeline != 2 || ob.server.Receiver.SlotName != "h2" {
-		t.Errorf("json: %+v, %v", ob, err)
-	}
-	for _, bad := range []string{"", "hello\n", "json={broken\n"} {
-		if _, err := parseStatus(bad); err == nil {
-			t.Errorf("parseStatus(%q) succeeded", bad)
+func TestObserveState(t *testing.T) {
+	c := stCluster(t)
+	for _, tc := range []struct {
+		fixture, role, problem string
+	}{
+		{"none", RoleNotInstalled, "PostgreSQL 15 is not installed"},
+		{"installed", RoleStopped, "PostgreSQL is not running"},
+		{"primary", RolePrimary, ""},
+		{"replica", RoleReplica, ""},
+		{"replica-down", RoleStopped, "PostgreSQL is not running"},
+		{"refuses-sql", RoleStopped, "PostgreSQL does not answer: psql: error: connection to server on socket"},
+	} {
+		ob := observeState(stateFixture(t, tc.fixture), "/var/run/postgresql", 5432)
+		m := observeMember(c.Primary, c, ob)
+		if m.Role != tc.role || (tc.problem == "") != (len(m.Problems) == 0) || (tc.problem != "" && !stHasProblem(m, tc.problem)) {
+			t.Errorf("%s: role %s problems %q, want %s %q", tc.fixture, m.Role, m.Problems, tc.role, tc.problem)
 		}
 	}
-}
-
-// The probe's branches that need no server, run with a local shell.
-func TestStatusScript(t *testing.T) {
-	sh, err := exec.LookPath("sh")
-	if err != nil {
-		t.Skip("no sh")
+	// Not installed, but another version is.
+	m := observeMember(c.Primary, c, &observation{state: &State{Installed: []int{17, 13}}})
+	if !stHasProblem(m, "PostgreSQL 15 is not installed (found 13, 17)") {
+		t.Errorf("problems %q", m.Problems)
 	}
-	bin := t.TempDir()
-	sock := t.TempDir()
-	run := func() string {
-		out, err := exec.Command(sh, "-c", statusScript, "pgfleet-status", bin, sock, "5432").Output()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return string(out)
+	// A postmaster without its socket.
+	st := stateFixture(t, "installed")
+	st.PostmasterPID = 77
+	m = observeMember(c.Primary, c, observeState(st, "/var/run/postgresql", 5432))
+	if m.Role != RoleStopped || !stHasProblem(m, "postmaster (pid 77) runs, but there is no socket /var/run/postgresql/.s.PGSQL.5432") {
+		t.Errorf("no socket: role %s problems %q", m.Role, m.Problems)
 	}
-	if out := run(); !strings.HasPrefix(out, "not_installed\n") {
-		t.Errorf("no postgres binary: %q", out)
-	}
-	if err := os.WriteFile(filepath.Join(bin, "postgres"), []byte("#!/bin/sh\n"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	// Run as root (the fallback where sudo knows no postgres user), the
-	// probe never asks the server.
-	if out := run(); out != "down=there is no postgres user\n" {
-		t.Errorf("installed, not run as postgres: %q", out)
+	// A server that refused the query (not the connection) is not taken for stopped.
+	st = stateFixture(t, "refuses-sql")
+	st.SQLExit, st.SQLError = 3, "ERROR:  permission denied"
+	m = observeMember(c.Primary, c, observeState(st, "/var/run/postgresql", 5432))
+	if m.Role != RoleUnreachable || !strings.Contains(m.Error, "permission denied") {
+		t.Errorf("query refused: role %s error %q", m.Role, m.Error)
 	}
 }
 

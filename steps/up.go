@@ -92,8 +92,6 @@ fi
 			if _, err := h.Conn.Run(ctx, remote.Cmd{Args: []string{"sh", "-c", script, "pgfleet-install", pkg}, As: "root"}); err != nil {
 				return hintf("check the host's apt sources and that it can reach its mirror", "install %s: %w", pkg, err)
 			}
-			f.Installed = append(f.Installed, v)
-			f.CreateClusterConf = true
 			return nil
 		},
 	}, nil
@@ -141,7 +139,16 @@ func (CreateCluster) Check(ctx context.Context, r *Run, h *Host) (*Plan, error) 
 				if err != nil {
 					return fmt.Errorf("create cluster: %w", err)
 				}
-				f.DataVersion, f.DataExists, f.DataNonEmpty = h.PG().Version, true, true
+				// The files Configure renders next are pg_createcluster's
+				// defaults, not anyone's work: they go, so that Configure
+				// writes its own rather than backing these up.
+				rm := []string{"rm", "-f", "--"}
+				for _, name := range templates.Names() {
+					rm = append(rm, path.Join(l.ConfigDir(), name))
+				}
+				if _, err := root(ctx, h, rm...); err != nil {
+					return fmt.Errorf("create cluster: %w", err)
+				}
 				return nil
 			},
 		}, nil
@@ -174,7 +181,6 @@ func makeConfigDir(ctx context.Context, h *Host) error {
 		if err := h.Conn.WriteFile(ctx, p, []byte(content), 0o644, "postgres", "postgres"); err != nil {
 			return err
 		}
-		h.Facts.Files[name] = []byte(content)
 	}
 	return nil
 }
@@ -214,9 +220,9 @@ func (Configure) Check(ctx context.Context, r *Run, h *Host) (*Plan, error) {
 		plan.Diffs = append(plan.Diffs, d)
 	}
 	if len(writes) == 0 {
-		if h.Facts.Running && len(h.Facts.PendingRestart) > 0 {
+		if s := h.Facts.Server; s != nil && len(s.PendingRestart) > 0 {
 			return &Plan{
-				Changes: []string{"restart PostgreSQL to apply " + strings.Join(h.Facts.PendingRestart, ", ")},
+				Changes: []string{"restart PostgreSQL to apply " + strings.Join(s.PendingRestart, ", ")},
 				Apply:   func(ctx context.Context) error { return ctlcluster(ctx, h, "restart") },
 			}, nil
 		}
@@ -245,9 +251,8 @@ func (Configure) Check(ctx context.Context, r *Run, h *Host) (*Plan, error) {
 			if err := h.Conn.WriteFile(ctx, p, files[name], os.FileMode(mode), "postgres", "postgres"); err != nil {
 				return fmt.Errorf("write %s: %w", p, err)
 			}
-			h.Facts.Files[name] = files[name]
 		}
-		if !h.Facts.Running {
+		if !h.Facts.Running() {
 			return nil
 		}
 		if err := ctlcluster(ctx, h, "reload"); err != nil {
@@ -361,22 +366,20 @@ type StartPrimary struct{}
 func (StartPrimary) Name() string           { return "start" }
 func (StartPrimary) Targets(r *Run) []*Host { return primaries(r) }
 func (StartPrimary) Check(ctx context.Context, r *Run, h *Host) (*Plan, error) {
-	if h.Facts.Running {
+	if h.Facts.Running() {
 		return nil, nil
 	}
 	return &Plan{Changes: []string{"start PostgreSQL " + h.Layout.ClusterName()}, Apply: func(ctx context.Context) error {
 		if err := ctlcluster(ctx, h, "start"); err != nil {
-			return hintf("read the server log: /var/log/postgresql/postgresql-"+strings.ReplaceAll(h.Layout.ClusterName(), "/", "-")+".log", "%w", err)
+			return hintf("read the server log: "+h.Layout.LogFile(), "%w", err)
 		}
 		// The role and slots steps need what only a running server tells.
-		f, err := gatherFacts(ctx, h.Conn, h.Layout, h.PG().Version, h.PG().Port, h.PG().Replication.User)
-		if err != nil {
+		if err := h.refresh(ctx); err != nil {
 			return err
 		}
-		if !f.Running {
+		if !h.Facts.Running() {
 			return fmt.Errorf("PostgreSQL started but does not answer on port %d", h.PG().Port)
 		}
-		*h.Facts = *f
 		return nil
 	}}, nil
 }
@@ -394,11 +397,12 @@ func (ReplicationRole) Check(ctx context.Context, r *Run, h *Host) (*Plan, error
 		return nil, hintf("set the variable or file the inventory's replication.password_env / password_file names", "%w", err)
 	}
 	user := h.PG().Replication.User
-	role := h.Facts.Role
+	var role *Role // nil also when the server is not running yet: up starts it before this step
+	if s := h.Facts.Server; s != nil {
+		role = s.Role
+	}
 	var change string
 	switch {
-	case !h.Facts.Running && r.Opts.DryRun:
-		change = "create role " + user + " (LOGIN REPLICATION, SCRAM-SHA-256 password)"
 	case role == nil:
 		change = "create role " + user + " (LOGIN REPLICATION, SCRAM-SHA-256 password)"
 	case !role.Replication || !role.Login:
@@ -414,14 +418,13 @@ func (ReplicationRole) Check(ctx context.Context, r *Run, h *Host) (*Plan, error
 			return err
 		}
 		verb := "ALTER"
-		if h.Facts.Role == nil {
+		if role == nil {
 			verb = "CREATE"
 		}
 		sql := fmt.Sprintf("%s ROLE %s WITH LOGIN REPLICATION PASSWORD %s;\n", verb, pgsql.QuoteIdent(user), pgsql.QuoteLiteral(verifier))
 		if _, err := psql(ctx, h, sql); err != nil {
 			return fmt.Errorf("%s role %s: %w", strings.ToLower(verb), user, err)
 		}
-		h.Facts.Role = &RoleFacts{Replication: true, Login: true, Verifier: verifier}
 		return nil
 	}}, nil
 }
@@ -437,6 +440,10 @@ func (Slots) Check(ctx context.Context, r *Run, h *Host) (*Plan, error) {
 	if !h.PG().Replication.Slots {
 		return nil, nil
 	}
+	var have []Slot
+	if s := h.Facts.Server; s != nil {
+		have = s.Slots
+	}
 	want := map[string]bool{}
 	var missing []string
 	for _, rep := range h.Cluster.Replicas {
@@ -446,12 +453,12 @@ func (Slots) Check(ctx context.Context, r *Run, h *Host) (*Plan, error) {
 				"two replicas of cluster %s would share the replication slot %s", h.Cluster.Name, name)
 		}
 		want[name] = true
-		if _, ok := h.Facts.Slots[name]; !ok {
+		if !slices.ContainsFunc(have, func(s Slot) bool { return s.Name == name }) {
 			missing = append(missing, name)
 		}
 	}
-	for name := range h.Facts.Slots {
-		if !want[name] {
+	for _, sl := range have {
+		if name := sl.Name; !want[name] {
 			h.Log.Warn("slot "+name+" is used by no replica in the inventory; it keeps WAL on the primary",
 				"hint", "drop it with SELECT pg_drop_replication_slot('"+name+"') if nothing needs it")
 		}
@@ -472,9 +479,6 @@ func (Slots) Check(ctx context.Context, r *Run, h *Host) (*Plan, error) {
 		if _, err := psql(ctx, h, sql.String()); err != nil {
 			return fmt.Errorf("create slots: %w", err)
 		}
-		for _, m := range missing {
-			h.Facts.Slots[m] = false
-		}
 		return nil
 	}}, nil
 }
@@ -486,14 +490,13 @@ func (StartReplicas) Name() string           { return "start" }
 func (StartReplicas) Targets(r *Run) []*Host { return replicas(r) }
 func (StartReplicas) NeedsPrimary() bool     { return true }
 func (StartReplicas) Check(ctx context.Context, r *Run, h *Host) (*Plan, error) {
-	if h.Facts.Running {
+	if h.Facts.Running() {
 		return nil, nil
 	}
 	return &Plan{Changes: []string{"start PostgreSQL " + h.Layout.ClusterName() + " as a standby"}, Apply: func(ctx context.Context) error {
 		if err := ctlcluster(ctx, h, "start"); err != nil {
-			return hintf("read the server log: /var/log/postgresql/postgresql-"+strings.ReplaceAll(h.Layout.ClusterName(), "/", "-")+".log", "%w", err)
+			return hintf("read the server log: "+h.Layout.LogFile(), "%w", err)
 		}
-		h.Facts.Running, h.Facts.InRecovery = true, true
 		return nil
 	}}, nil
 }

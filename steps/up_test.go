@@ -45,18 +45,18 @@ func converged(t *testing.T, r *Run, pw string) {
 			t.Fatal(err)
 		}
 		f.Files = files
-		f.Installed, f.CreateClusterConf = []int{15}, true
-		f.DataExists, f.DataNonEmpty, f.DataVersion = true, true, 15
-		f.Running, f.ServerVersion, f.DataChecksums = true, 150007, true
+		f.Installed = []int{15}
+		f.DataNonEmpty, f.DataVersion = true, 15
+		f.Server = &Server{Version: "15.7"}
 		if h.Primary() {
-			f.Role = &RoleFacts{Replication: true, Login: true, Verifier: v}
-			f.Slots = map[string]bool{"h2": true, "h3": true}
-			f.UserDatabases = 1
+			f.Server.Role = &Role{Replication: true, Login: true, Verifier: v}
+			f.Server.Slots = []Slot{{Name: "h2", Active: true}, {Name: "h3", Active: true}}
+			f.Server.UserDatabases = 1
 		} else {
 			standby(h, "10.0.0.1", "5432")
 			f.PgPass = "10.0.0.1:5432:replication:replicator:" + pgpassEscape(pw) + "\n"
-			f.InRecovery = true
-			f.WALReceiver = &WALReceiver{Status: "streaming", SenderHost: "10.0.0.1", SenderPort: 5432}
+			f.Server.InRecovery = true
+			f.Server.Receiver = &WALReceiver{Status: "streaming", SenderHost: "10.0.0.1", SenderPort: 5432}
 		}
 	}
 }

@@ -16,34 +16,46 @@ const Verified Status = "ok"
 
 var lsnRE = regexp.MustCompile(`^[0-9A-F]{1,8}/[0-9A-F]{1,8}$`)
 
-// replicaState is what one poll saw of one replica.
-type replicaState struct {
-	primaryState string // state in the primary's pg_stat_replication, "" if absent
-	receiver     string // pg_stat_wal_receiver.status, "" if no receiver runs
-	recovery     bool
-	replay       string // pg_last_wal_replay_lsn()
-	caughtUp     bool   // replay >= the primary's LSN taken at the start
-	err          error
-}
-
-func (s replicaState) ok() bool {
-	return s.err == nil && s.primaryState == "streaming" && s.receiver == "streaming" && s.recovery && s.caughtUp
-}
-
-func (s replicaState) String() string {
-	if s.err != nil {
-		return s.err.Error()
+// replicaVerdict judges one replica in one poll, from its own state (or
+// the error reading it) and its primary's server: it streams under its own
+// name, in recovery, and has replayed up to target. When it does not, why
+// says what was seen.
+func replicaVerdict(name string, st *State, err error, p *Server, target uint64) (ok bool, why string) {
+	if err != nil {
+		return false, err.Error()
 	}
-	ps := s.primaryState
-	if ps == "" {
-		ps = "absent"
+	primaryState := ""
+	for _, row := range p.Replication {
+		if row.ApplicationName == name {
+			primaryState = row.State
+			break
+		}
 	}
-	rs := s.receiver
-	if rs == "" {
-		rs = "not running"
+	s := st.Server
+	if s == nil {
+		msg := "PostgreSQL does not answer"
+		if st.SQLError != "" {
+			msg += ": " + strings.Join(strings.Fields(st.SQLError), " ")
+		}
+		return false, msg
 	}
-	return fmt.Sprintf("primary's pg_stat_replication: %s; wal receiver: %s; in recovery: %v; replayed up to %s (caught up: %v)",
-		ps, rs, s.recovery, s.replay, s.caughtUp)
+	receiver := ""
+	if s.Receiver != nil {
+		receiver = s.Receiver.Status
+	}
+	caughtUp := false
+	if replay, err := parseLSN(s.LSN); err == nil && s.InRecovery && replay >= target {
+		caughtUp = true
+	}
+	ok = primaryState == "streaming" && receiver == "streaming" && s.InRecovery && caughtUp
+	if primaryState == "" {
+		primaryState = "absent"
+	}
+	if receiver == "" {
+		receiver = "not running"
+	}
+	return ok, fmt.Sprintf("primary's pg_stat_replication: %s; wal receiver: %s; in recovery: %v; replayed up to %s (caught up: %v)",
+		primaryState, receiver, s.InRecovery, s.LSN, caughtUp)
 }
 
 // Verify checks, for every cluster, that the primary's pg_stat_replication
@@ -92,18 +104,18 @@ func (r *Run) verifyCluster(ctx context.Context, p *Host, reps []*Host) {
 		}
 	}
 	deadline := time.Now().Add(r.Opts.VerifyTimeout)
-	var states map[string]replicaState
+	var verdicts map[string]verdict
 	var target uint64 // the primary's LSN at the first poll
 	for {
 		var err error
-		states, target, err = r.pollReplication(ctx, p, live, target)
+		verdicts, target, err = r.pollReplication(ctx, p, live, target)
 		if err != nil {
 			record(p, Failed, err)
 			return
 		}
 		done := true
 		for _, h := range live {
-			if !states[h.Name].ok() {
+			if !verdicts[h.Name].ok {
 				done = false
 			}
 		}
@@ -117,14 +129,14 @@ func (r *Run) verifyCluster(ctx context.Context, p *Host, reps []*Host) {
 	}
 	allOK := true
 	for _, h := range live {
-		st := states[h.Name]
-		if st.ok() {
+		v := verdicts[h.Name]
+		if v.ok {
 			record(h, Verified, nil)
 			continue
 		}
 		allOK = false
-		record(h, Failed, hintf("look at the replica's server log in /var/log/postgresql/ and at pg_stat_replication on "+p.Name,
-			"%s does not stream from %s after %s: %s", h.Name, p.Name, r.Opts.VerifyTimeout, st))
+		record(h, Failed, hintf("look at the replica's server log "+h.Layout.LogFile()+" and at pg_stat_replication on "+p.Name,
+			"%s does not stream from %s after %s: %s", h.Name, p.Name, r.Opts.VerifyTimeout, v.why))
 	}
 	if allOK {
 		record(p, Verified, nil)
@@ -134,67 +146,58 @@ func (r *Run) verifyCluster(ctx context.Context, p *Host, reps []*Host) {
 	}
 }
 
-// pollReplication asks the primary and the replicas at once. The target
-// LSN is the primary's position at the first poll; a replica's replay
-// position read in that same poll may be older, so a busy primary takes a
-// second poll, a quiet one does not.
-func (r *Run) pollReplication(ctx context.Context, p *Host, reps []*Host, target uint64) (map[string]replicaState, uint64, error) {
-	states := map[string]replicaState{}
+type verdict struct {
+	ok  bool
+	why string
+}
+
+// pollReplication reads the state of the primary and the replicas at
+// once. The target LSN is the primary's position at the first poll; a
+// replica's replay position read in that same poll may be older, so a busy
+// primary takes a second poll, a quiet one does not.
+func (r *Run) pollReplication(ctx context.Context, p *Host, reps []*Host, target uint64) (map[string]verdict, uint64, error) {
+	read := func(h *Host) (*State, error) {
+		return readState(ctx, h.Conn, h.Layout, h.PG().Port, h.PG().Replication.User)
+	}
+	states := map[string]*State{}
+	errs := map[string]error{}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
-	var primaryRows string
+	var primary *State
 	var primaryErr error
-	wg.Go(func() {
-		primaryRows, primaryErr = psql(ctx, p, `SELECT 'lsn|' || pg_current_wal_lsn();
-SELECT application_name || '|' || state FROM pg_stat_replication;`)
-	})
+	wg.Go(func() { primary, primaryErr = read(p) })
 	for _, h := range reps {
 		wg.Go(func() {
-			out, err := psql(ctx, h, `SELECT coalesce((SELECT status FROM pg_stat_wal_receiver), '') || '|' ||
-  pg_is_in_recovery() || '|' || coalesce(pg_last_wal_replay_lsn()::text, '');`)
-			st := replicaState{err: err}
-			if err == nil {
-				f := strings.Split(out, "|")
-				if len(f) == 3 {
-					st.receiver, st.recovery, st.replay = f[0], isTrue(f[1]), f[2]
-				} else {
-					st.err = fmt.Errorf("unexpected answer %q", out)
-				}
-			}
+			st, err := read(h)
 			mu.Lock()
-			states[h.Name] = st
+			states[h.Name], errs[h.Name] = st, err
 			mu.Unlock()
 		})
 	}
 	wg.Wait()
+	switch {
+	case primaryErr != nil:
+	case primary.Server == nil:
+		primaryErr = fmt.Errorf("PostgreSQL on %s does not answer", p.Name)
+	case primary.Server.InRecovery:
+		primaryErr = fmt.Errorf("%s runs as a standby (in recovery)", p.Name)
+	}
 	if primaryErr != nil {
 		return nil, 0, fmt.Errorf("read pg_stat_replication: %w", primaryErr)
 	}
-	seen := map[string]string{}
-	for _, line := range strings.Split(primaryRows, "\n") {
-		name, state, ok := strings.Cut(line, "|")
-		if !ok {
-			continue
+	if target == 0 {
+		lsn, err := parseLSN(primary.Server.LSN)
+		if err != nil {
+			return nil, 0, fmt.Errorf("read the primary's WAL position: %w", err)
 		}
-		if name == "lsn" && target == 0 {
-			lsn, err := parseLSN(state)
-			if err != nil {
-				return nil, 0, fmt.Errorf("read the primary's WAL position: %w", err)
-			}
-			target = lsn
-			continue
-		}
-		seen[name] = state
+		target = lsn
 	}
+	out := map[string]verdict{}
 	for _, h := range reps {
-		st := states[h.Name]
-		st.primaryState = seen[h.Name]
-		if replay, err := parseLSN(st.replay); err == nil && replay >= target {
-			st.caughtUp = true
-		}
-		states[h.Name] = st
+		ok, why := replicaVerdict(h.Name, states[h.Name], errs[h.Name], primary.Server, target)
+		out[h.Name] = verdict{ok, why}
 	}
-	return states, target, nil
+	return out, target, nil
 }
 
 // parseLSN reads a pg_lsn ("16/B374D848").
@@ -213,6 +216,3 @@ func parseLSN(s string) (uint64, error) {
 	}
 	return h<<32 | l, nil
 }
-
-// isTrue reads a boolean as psql prints it ("t") or as text ("true").
-func isTrue(s string) bool { return s == "t" || s == "true" }

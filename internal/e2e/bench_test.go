@@ -151,6 +151,7 @@ func BenchmarkRebuild(b *testing.B) {
 		start := time.Now()
 		exec(replica.Name, fmt.Sprintf(`pg_ctlcluster 15 main stop -m fast
 rm -rf /var/lib/postgresql/15/main
+install -d -o postgres -g postgres -m 0700 /var/lib/postgresql/15/main
 runuser -u postgres -- pg_basebackup --pgdata=/var/lib/postgresql/15/main --wal-method=stream --write-recovery-conf --checkpoint=fast --no-password --slot=%s --dbname="host=%s port=5432 user=replicator application_name=%s"
 pg_ctlcluster 15 main start`, replica.Name, primary.Address, replica.Name))
 		floor = append(floor, time.Since(start))

@@ -1,0 +1,263 @@
+package steps
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	_ "embed"
+	"encoding/json"
+	"fmt"
+	"io"
+	"path"
+	"strconv"
+
+	"github.com/pgfleet/pgfleet/internal/remote"
+)
+
+//go:embed state.sh
+var stateScript string
+
+// State is what the state probe read of one host in one round trip: the
+// system, the cluster's files, and the server when it answers SQL. Steps
+// decide from it whether they have work, status and verify judge it, and
+// check reports it. After a step changes a host, the runner reads the
+// state again rather than patching it.
+type State struct {
+	OSID           string `json:"os_id"`
+	OSVersion      string `json:"os_version"`
+	OSCodename     string `json:"os_codename"`
+	PackageManager string `json:"pkg"`       // "apt", or "" when none is known
+	Installed      []int  `json:"installed"` // PostgreSQL major versions installed
+	PostgresHome   string `json:"postgres_home"`
+
+	DataVersion   int  `json:"data_version"` // PG_VERSION of the data directory, 0 if none
+	DataNonEmpty  bool `json:"data_nonempty"`
+	StandbySignal bool `json:"standby_signal"`
+	// CloneIncomplete: a clone into the data directory began and did not
+	// finish (its marker DATADIR.pgfleet-cloning is there). What the
+	// directory holds is a partial copy, never writes of its own.
+	CloneIncomplete bool        `json:"clone_incomplete"`
+	DiskFreeKB      int64       `json:"disk_free_kb"` // on the file system of the data directory
+	Aside           []AsideData `json:"aside"`        // data directories moved aside, oldest name first
+
+	Files    map[string][]byte `json:"-"` // files of the configuration directory, by base name
+	AutoConf string            `json:"-"` // postgresql.auto.conf of the data directory
+	PgPass   string            `json:"-"` // ~postgres/.pgpass
+
+	// PostmasterPID is the postmaster's pid when postmaster.pid names a
+	// live postgres process, 0 otherwise: a server can run and still
+	// refuse SQL (starting up, shutting down, out of connections).
+	PostmasterPID int `json:"postmaster_pid"`
+	// Server is what the server answered; nil when none did.
+	Server *Server `json:"server"`
+	// SQLError is psql's message when a live postmaster did not answer,
+	// and SQLExit its exit code (2: no connection).
+	SQLError string `json:"-"`
+	SQLExit  int    `json:"sql_exit"`
+	// Control is the control file, read when no server answered and the
+	// data directory holds a cluster.
+	Control *Control `json:"control"`
+}
+
+// Server is a running server's answer to the probe's one query.
+type Server struct {
+	Version      string   `json:"version"` // "15.18"
+	InRecovery   bool     `json:"in_recovery"`
+	SystemID     string   `json:"system_id"`
+	Timeline     int      `json:"timeline"`    // a primary's current one; a standby's received one, else its last restartpoint's
+	LSN          string   `json:"lsn"`         // a primary's current LSN; a standby's last replayed one
+	ReceiveLSN   string   `json:"receive_lsn"` // a standby's last received LSN
+	ReplayDelay  *float64 `json:"replay_delay"`
+	ReplayPaused bool     `json:"replay_paused"`
+
+	Role           *Role              `json:"role"` // the replication role, nil if absent
+	Receiver       *WALReceiver       `json:"receiver"`
+	Replication    []ReplicationState `json:"replication"` // pg_stat_replication, by application name
+	Slots          []Slot             `json:"slots"`       // physical slots, by name
+	PendingRestart []string           `json:"pending_restart"`
+	DBSize         int64              `json:"db_size"`
+	UserDatabases  int                `json:"user_databases"`
+}
+
+// Role describes the replication role on a server.
+type Role struct {
+	Replication bool   `json:"replication"`
+	Login       bool   `json:"login"`
+	Verifier    string `json:"verifier"` // the stored SCRAM verifier; never the password
+}
+
+// WALReceiver is a standby's pg_stat_wal_receiver row.
+type WALReceiver struct {
+	Status     string `json:"status"`
+	SenderHost string `json:"sender_host"`
+	SenderPort int    `json:"sender_port"`
+	SlotName   string `json:"slot_name"`
+}
+
+// ReplicationState is one row of a primary's pg_stat_replication.
+type ReplicationState struct {
+	ApplicationName string `json:"application_name"`
+	ClientAddr      string `json:"client_addr"`
+	State           string `json:"state"`
+	SyncState       string `json:"sync_state"`
+	SentLSN         string `json:"sent_lsn"`
+	WriteLSN        string `json:"write_lsn"`
+	FlushLSN        string `json:"flush_lsn"`
+	ReplayLSN       string `json:"replay_lsn"`
+	LagBytes        *int64 `json:"lag_bytes"` // the server's LSN minus replay_lsn
+}
+
+// Slot is a physical replication slot.
+type Slot struct {
+	Name          string `json:"name"`
+	Active        bool   `json:"active"`
+	RestartLSN    string `json:"restart_lsn"`
+	WALStatus     string `json:"wal_status"`     // reserved, extended, unreserved, lost
+	RetainedBytes *int64 `json:"retained_bytes"` // WAL kept for it: the server's LSN minus restart_lsn
+}
+
+// Control is what pg_controldata reads of a cluster's control file.
+type Control struct {
+	SystemID string `json:"system_id"`
+	Timeline int    `json:"timeline"` // of the latest checkpoint
+	State    string `json:"state"`    // "in production", "shut down", "in archive recovery", ...
+}
+
+// AsideData is a data directory pgfleet moved aside (DATADIR.pgfleet-TIME).
+type AsideData struct {
+	Path  string `json:"path"`
+	MTime int64  `json:"mtime"` // seconds since the epoch
+}
+
+// Running says whether a server answered SQL.
+func (s *State) Running() bool { return s.Server != nil }
+
+// HasVersion says whether PostgreSQL major version v is installed.
+func (s *State) HasVersion(v int) bool {
+	for _, i := range s.Installed {
+		if i == v {
+			return true
+		}
+	}
+	return false
+}
+
+// SystemID is the cluster's system identifier, "" when unknown.
+func (s *State) SystemID() string {
+	if s.Server != nil {
+		return s.Server.SystemID
+	}
+	if s.Control != nil {
+		return s.Control.SystemID
+	}
+	return ""
+}
+
+// Timeline is the cluster's timeline, 0 when unknown: the server's when
+// it answers, else the latest checkpoint's.
+func (s *State) Timeline() int {
+	if s.Server != nil {
+		return s.Server.Timeline
+	}
+	if s.Control != nil {
+		return s.Control.Timeline
+	}
+	return 0
+}
+
+// primaryDatabases is the number of databases of its own a server that
+// runs as a primary holds; 0 when it is not running or is a standby.
+func (s *State) primaryDatabases() int {
+	if s.Server == nil || s.Server.InRecovery {
+		return 0
+	}
+	return s.Server.UserDatabases
+}
+
+// Slot returns the server's physical slot of that name, nil if none.
+func (s *Server) Slot(name string) *Slot {
+	for i := range s.Slots {
+		if s.Slots[i].Name == name {
+			return &s.Slots[i]
+		}
+	}
+	return nil
+}
+
+// stateArgs are the probe's arguments for a host: every path comes from
+// its layout.
+func stateArgs(l Layout, port int, replUser string) []string {
+	return []string{"sh", "-c", stateScript, "pgfleet-state",
+		l.DataDir(), l.ConfigDir(), l.BinDir(), l.SocketDir(), strconv.Itoa(port), l.InstalledGlob(), replUser}
+}
+
+// readState runs the state probe on a host.
+func readState(ctx context.Context, c *remote.Client, l Layout, port int, replUser string) (*State, error) {
+	res, err := c.Run(ctx, remote.Cmd{Args: stateArgs(l, port, replUser), As: "root"})
+	if serr := c.SudoError(res, err); serr != nil {
+		return nil, serr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read the state: %w", err)
+	}
+	return decodeState(res.Stdout)
+}
+
+// refresh reads h's state again, after a step changed the host.
+func (h *Host) refresh(ctx context.Context) error {
+	s, err := readState(ctx, h.Conn, h.Layout, h.PG().Port, h.PG().Replication.User)
+	if err != nil {
+		return err
+	}
+	h.Facts = s
+	return nil
+}
+
+// decodeState reads the probe's JSON document.
+func decodeState(out []byte) (*State, error) {
+	var doc struct {
+		State
+		Files    []byte `json:"files"`     // a tar, base64 in the JSON
+		SQLError []byte `json:"sql_error"` // base64 in the JSON
+	}
+	if err := json.Unmarshal(bytes.TrimSpace(out), &doc); err != nil {
+		return nil, fmt.Errorf("read the state probe's answer: %w", err)
+	}
+	s := doc.State
+	s.SQLError = string(bytes.TrimSpace(doc.SQLError))
+	s.Files = map[string][]byte{}
+	if err := s.readFiles(doc.Files); err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
+
+// readFiles takes the probe's files: a tar of the configuration files,
+// postgresql.auto.conf and ~postgres/.pgpass, told apart by name.
+func (s *State) readFiles(raw []byte) error {
+	if len(raw) == 0 {
+		return nil
+	}
+	tr := tar.NewReader(bytes.NewReader(raw))
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read the state probe's files: %w", err)
+		}
+		data, err := io.ReadAll(io.LimitReader(tr, 16<<20))
+		if err != nil {
+			return fmt.Errorf("read the state probe's files: %w", err)
+		}
+		switch name := path.Base(hdr.Name); name {
+		case "postgresql.auto.conf":
+			s.AutoConf = string(data)
+		case ".pgpass":
+			s.PgPass = string(data)
+		default:
+			s.Files[name] = data
+		}
+	}
+}

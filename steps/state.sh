@@ -1,0 +1,176 @@
+# pgfleet state probe: read-only. Runs as root under sh and prints one JSON
+# document (decoded into State). Every program started costs time on a busy
+# host, so it uses shell builtins where it can: stat, tar, base64, runuser
+# and psql when the server runs; pg_controldata (through runuser) when it
+# does not answer; a second stat only when data was moved aside.
+# Arguments: DATADIR CONFDIR BINDIR SOCKETDIR PORT VERSIONS REPLUSER, where
+# VERSIONS is a glob of every installed version's postgres binary, with its
+# one * where the version is.
+D="$1"; C="$2"; B="$3"; S="$4"; P="$5"; G="$6"; U="$7"
+
+# js prints its argument as a JSON string; one with control characters,
+# which no name pgfleet reads has, prints as "".
+js() {
+	s=$1; o=
+	case $s in *[[:cntrl:]]*) printf '""'; return ;; esac
+	while :; do
+		case $s in *[\\\"]*) ;; *) break ;; esac
+		pre=${s%%[\\\"]*}; rest=${s#"$pre"?}; c=${s#"$pre"}; c=${c%"$rest"}
+		o="$o$pre\\$c"; s=$rest
+	done
+	printf '"%s%s"' "$o" "$s"
+}
+
+if [ -r /etc/os-release ]; then . /etc/os-release; fi
+printf '{"os_id":'; js "${ID:-}"
+printf ',"os_version":'; js "${VERSION_ID:-}"
+printf ',"os_codename":'; js "${VERSION_CODENAME:-}"
+if command -v apt-get >/dev/null 2>&1; then printf ',"pkg":"apt"'; fi
+
+gpre=${G%%\**}; gsuf=${G#*\*}
+printf ',"installed":['; sep=
+for f in $G; do
+	[ -x "$f" ] || continue
+	v=${f#"$gpre"}; v=${v%"$gsuf"}
+	case $v in ''|*[!0-9]*) continue ;; esac
+	printf '%s%s' "$sep" "$v"; sep=,
+done
+printf ']'
+
+h=""
+while IFS=: read -r name _ _ _ _ home _; do
+	if [ "$name" = postgres ]; then h="$home"; fi
+done < /etc/passwd
+printf ',"postgres_home":'; js "$h"
+
+dv=0
+if [ -f "$D/PG_VERSION" ]; then read -r dv < "$D/PG_VERSION"; fi
+case $dv in ''|*[!0-9]*) dv=0 ;; esac
+printf ',"data_version":%s' "$dv"
+for x in "$D"/* "$D"/.[!.]* "$D"/..?*; do
+	if [ -e "$x" ]; then printf ',"data_nonempty":true'; break; fi
+done
+[ -f "$D/standby.signal" ] && printf ',"standby_signal":true'
+# A clone that began and did not finish leaves its marker beside the data.
+[ -e "$D.pgfleet-cloning" ] && printf ',"clone_incomplete":true'
+
+p="$D"; while [ ! -e "$p" ] && [ -n "$p" ] && [ "$p" != / ]; do p="${p%/*}"; done
+[ -n "$p" ] || p=/
+if fs="$(stat -f -c '%a %S' "$p" 2>/dev/null)"; then
+	set -- $fs
+	printf ',"disk_free_kb":%s' "$(( $1 * $2 / 1024 ))"
+fi
+
+# Data moved aside (DATADIR.pgfleet-*), with its mtime; not its size,
+# which would take a walk of every file.
+set --
+for x in "$D".pgfleet-*; do
+	[ -e "$x" ] || continue
+	case $x in *[[:cntrl:]]*) continue ;; esac
+	set -- "$@" "$x"
+done
+printf ',"aside":['
+if [ $# -gt 0 ] && out="$(stat -c '%Y %n' -- "$@" 2>/dev/null)"; then
+	sep=
+	while read -r t n; do
+		printf '%s{"path":' "$sep"; js "$n"; printf ',"mtime":%s}' "$t"; sep=,
+	done <<EOF
+$out
+EOF
+fi
+printf ']'
+
+set --
+for f in "$C/postgresql.conf" "$C/pg_hba.conf" "$C/pg_ident.conf" "$C/start.conf" "$D/postgresql.auto.conf" "$h/.pgpass"; do
+	[ -f "$f" ] && set -- "$@" "$f"
+done
+if [ $# -gt 0 ]; then printf ',"files":"'; tar -cPf - -- "$@" | base64 -w0; printf '"'; fi
+
+# A live postmaster: the pid in the first line of postmaster.pid is a
+# running postgres process, whether or not it answers SQL.
+pid=0
+if [ -f "$D/postmaster.pid" ] && read -r pp < "$D/postmaster.pid"; then
+	case $pp in
+	''|*[!0-9]*) ;;
+	*)
+		if kill -0 "$pp" 2>/dev/null; then
+			comm=postgres
+			[ -r "/proc/$pp/comm" ] && read -r comm < "/proc/$pp/comm"
+			case $comm in postgres*|postmaster*) pid=$pp ;; esac
+		fi ;;
+	esac
+fi
+printf ',"postmaster_pid":%s' "$pid"
+
+answered=
+if [ "$pid" != 0 ] && [ -S "$S/.s.PGSQL.$P" ]; then
+	psql=$B/psql
+	[ -x "$psql" ] || psql=psql
+	out="$(PGCONNECT_TIMEOUT=5 runuser -u postgres -- "$psql" -X -q -A -t -p "$P" -h "$S" -d postgres -v ON_ERROR_STOP=1 -v u="$U" 2>&1 <<'SQL'
+WITH l AS (SELECT r.rec, CASE WHEN r.rec THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END AS lsn
+  FROM (SELECT pg_is_in_recovery() AS rec) r)
+SELECT json_build_object(
+  'version', split_part(current_setting('server_version'), ' ', 1),
+  'in_recovery', l.rec,
+  'system_id', (SELECT system_identifier::text FROM pg_control_system()),
+  'timeline', CASE WHEN l.rec
+    THEN coalesce((SELECT received_tli FROM pg_stat_wal_receiver), (pg_control_checkpoint()).timeline_id)
+    ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END,
+  'lsn', l.lsn,
+  'receive_lsn', CASE WHEN l.rec THEN pg_last_wal_receive_lsn() END,
+  'replay_delay', CASE WHEN l.rec THEN
+    CASE WHEN pg_last_wal_receive_lsn() IS NOT DISTINCT FROM pg_last_wal_replay_lsn() THEN 0
+    ELSE extract(epoch FROM now() - pg_last_xact_replay_timestamp()) END END,
+  'replay_paused', CASE WHEN l.rec THEN pg_is_wal_replay_paused() ELSE false END,
+  'role', (SELECT json_build_object('replication', rolreplication, 'login', rolcanlogin,
+    'verifier', coalesce(rolpassword, '')) FROM pg_authid WHERE rolname = :'u'),
+  'receiver', (SELECT json_build_object('status', status, 'sender_host', coalesce(sender_host, ''),
+    'sender_port', coalesce(sender_port, 0), 'slot_name', coalesce(slot_name, '')) FROM pg_stat_wal_receiver),
+  'replication', (SELECT coalesce(json_agg(json_build_object(
+    'application_name', coalesce(application_name, ''), 'client_addr', coalesce(host(client_addr), ''),
+    'state', coalesce(state, ''), 'sync_state', coalesce(sync_state, ''),
+    'sent_lsn', coalesce(sent_lsn::text, ''), 'write_lsn', coalesce(write_lsn::text, ''),
+    'flush_lsn', coalesce(flush_lsn::text, ''), 'replay_lsn', coalesce(replay_lsn::text, ''),
+    'lag_bytes', pg_wal_lsn_diff(l.lsn, replay_lsn)::bigint) ORDER BY application_name), '[]'::json)
+    FROM pg_stat_replication),
+  'slots', (SELECT coalesce(json_agg(json_build_object(
+    'name', slot_name, 'active', active, 'restart_lsn', coalesce(restart_lsn::text, ''),
+    'wal_status', coalesce(wal_status, ''),
+    'retained_bytes', pg_wal_lsn_diff(l.lsn, restart_lsn)::bigint) ORDER BY slot_name), '[]'::json)
+    FROM pg_replication_slots WHERE slot_type = 'physical'),
+  'pending_restart', (SELECT coalesce(json_agg(name ORDER BY name), '[]'::json) FROM pg_settings WHERE pending_restart),
+  'db_size', (SELECT sum(pg_database_size(oid))::bigint FROM pg_database),
+  'user_databases', (SELECT count(*) FROM pg_database WHERE datname NOT IN ('postgres', 'template0', 'template1'))
+) FROM l;
+SQL
+)"
+	rc=$?
+	if [ $rc -eq 0 ] && [ -n "$out" ]; then
+		printf ',"server":%s' "$out"; answered=1
+	else
+		printf ',"sql_exit":%s,"sql_error":"' "$rc"; printf '%s' "$out" | base64 -w0; printf '"'
+	fi
+fi
+
+# The control file, when no server answered: pg_controldata of the data's
+# own version reads it whether the server is up or down.
+ctl="$gpre$dv${gsuf%/*}/pg_controldata"
+if [ -z "$answered" ] && [ "$dv" != 0 ] && [ -x "$ctl" ] &&
+	out="$(LC_ALL=C runuser -u postgres -- "$ctl" "$D" 2>/dev/null)"; then
+	sid=; tli=; cst=
+	while IFS=: read -r k v; do
+		v=${v#"${v%%[! ]*}"}
+		case $k in
+		"Database system identifier") sid=$v ;;
+		"Latest checkpoint's TimeLineID") tli=$v ;;
+		"Database cluster state") cst=$v ;;
+		esac
+	done <<EOF
+$out
+EOF
+	case $sid in ''|*[!0-9]*) sid= ;; esac
+	case $tli in ''|*[!0-9]*) tli=0 ;; esac
+	printf ',"control":{"system_id":"%s","timeline":%s,"state":' "$sid" "$tli"; js "$cst"; printf '}'
+fi
+printf '}\n'
+exit 0

@@ -1,0 +1,341 @@
+package steps
+
+import (
+	"errors"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// stateFixture decodes testdata/state/NAME.json, an answer of the state
+// probe.
+func stateFixture(t testing.TB, name string) *State {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", "state", name+".json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := decodeState(b)
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	return s
+}
+
+func TestDecodeStateNoPostgreSQL(t *testing.T) {
+	s := stateFixture(t, "none")
+	want := &State{OSID: "debian", OSVersion: "12", OSCodename: "bookworm", PackageManager: "apt",
+		Installed: []int{}, DiskFreeKB: 52428800, Aside: []AsideData{}, Files: map[string][]byte{}}
+	if !reflect.DeepEqual(s, want) {
+		t.Errorf("got  %+v\nwant %+v", s, want)
+	}
+	if s.Running() || s.HasVersion(15) || s.SystemID() != "" || s.Timeline() != 0 {
+		t.Errorf("Running %v HasVersion(15) %v SystemID %q Timeline %d", s.Running(), s.HasVersion(15), s.SystemID(), s.Timeline())
+	}
+}
+
+func TestDecodeStateInstalledNoCluster(t *testing.T) {
+	s := stateFixture(t, "installed")
+	if !s.HasVersion(15) || s.HasVersion(16) || s.PostgresHome != "/var/lib/postgresql" || s.DataVersion != 0 ||
+		s.DataNonEmpty || len(s.Files) != 0 || s.Running() || s.Control != nil {
+		t.Errorf("installed, no cluster: %+v", s)
+	}
+}
+
+func TestDecodeStatePrimary(t *testing.T) {
+	s := stateFixture(t, "primary")
+	if !s.HasVersion(15) || !s.HasVersion(17) || s.DataVersion != 15 || !s.DataNonEmpty || s.StandbySignal {
+		t.Errorf("files: %+v", s)
+	}
+	if len(s.Files) != 3 || string(s.Files["start.conf"]) != "auto\n" || s.AutoConf == "" || s.PgPass != "" {
+		t.Errorf("Files %q AutoConf %q PgPass %q", s.Files, s.AutoConf, s.PgPass)
+	}
+	if !s.Running() || s.PostmasterPID != 4242 || s.SQLError != "" || s.SystemID() != "7441550281934467100" || s.Timeline() != 1 {
+		t.Errorf("server: Running %v pid %d SQLError %q SystemID %q Timeline %d", s.Running(), s.PostmasterPID, s.SQLError, s.SystemID(), s.Timeline())
+	}
+	sv := s.Server
+	if sv.InRecovery || sv.Version != "15.14" || sv.LSN != "0/5000060" || sv.Receiver != nil || sv.ReplayDelay != nil ||
+		sv.Role == nil || !sv.Role.Replication || !sv.Role.Login || !strings.HasPrefix(sv.Role.Verifier, "SCRAM-SHA-256$") ||
+		sv.DBSize != 31457280 || sv.UserDatabases != 2 || !reflect.DeepEqual(sv.PendingRestart, []string{"max_connections", "shared_buffers"}) {
+		t.Errorf("server: %+v", sv)
+	}
+	// The peers, one of them at an IPv6 address, as the primary lists them.
+	if len(sv.Replication) != 2 || sv.Replication[1].ClientAddr != "fd00::3" || sv.Replication[1].State != "catchup" ||
+		sv.Replication[1].LagBytes == nil || *sv.Replication[1].LagBytes != 33554528 {
+		t.Errorf("replication: %+v", sv.Replication)
+	}
+	if sl := sv.Slot("h3"); sl == nil || sl.Active || sl.WALStatus != "extended" || sl.RestartLSN != "0/3000000" || *sl.RetainedBytes != 33554528 {
+		t.Errorf("slot h3: %+v", sl)
+	}
+	if sv.Slot("h4") != nil {
+		t.Error("slot h4 found")
+	}
+	if s.primaryDatabases() != 2 {
+		t.Errorf("primaryDatabases %d, want 2", s.primaryDatabases())
+	}
+}
+
+func TestDecodeStateReplicaStreaming(t *testing.T) {
+	s := stateFixture(t, "replica")
+	if !s.StandbySignal || s.PgPass == "" || !strings.Contains(s.AutoConf, "primary_slot_name = 'h2'") {
+		t.Errorf("files: StandbySignal %v PgPass %q AutoConf %q", s.StandbySignal, s.PgPass, s.AutoConf)
+	}
+	want := &WALReceiver{Status: "streaming", SenderHost: "10.0.0.1", SenderPort: 5432, SlotName: "h2"}
+	if !s.Running() || !s.Server.InRecovery || !reflect.DeepEqual(s.Server.Receiver, want) || s.Server.ReceiveLSN != "0/5000060" ||
+		s.Server.ReplayDelay == nil || *s.Server.ReplayDelay != 0 {
+		t.Errorf("server: %+v", s.Server)
+	}
+	if s.primaryDatabases() != 0 {
+		t.Errorf("a standby's databases are its primary's: primaryDatabases %d", s.primaryDatabases())
+	}
+	wantAside := []AsideData{{Path: "/var/lib/postgresql/15/main.pgfleet-20261126T231500Z", MTime: 1764198900}}
+	if !reflect.DeepEqual(s.Aside, wantAside) {
+		t.Errorf("Aside %+v", s.Aside)
+	}
+}
+
+func TestDecodeStateReplicaDown(t *testing.T) {
+	s := stateFixture(t, "replica-down")
+	if s.Running() || s.PostmasterPID != 0 || !s.StandbySignal || s.DataVersion != 15 {
+		t.Errorf("replica down: %+v", s)
+	}
+	if s.Control == nil || s.Control.State != "shut down in recovery" || s.SystemID() != "7441550281934467100" || s.Timeline() != 1 {
+		t.Errorf("control: %+v", s.Control)
+	}
+}
+
+func TestDecodeStateRefusesSQL(t *testing.T) {
+	s := stateFixture(t, "refuses-sql")
+	if s.Running() || s.PostmasterPID != 4242 || s.SQLExit != 2 || !strings.HasSuffix(s.SQLError, "the database system is starting up") {
+		t.Errorf("Running %v pid %d SQLExit %d SQLError %q", s.Running(), s.PostmasterPID, s.SQLExit, s.SQLError)
+	}
+	if s.SystemID() == "" {
+		t.Error("the control file's system identifier was lost")
+	}
+}
+
+func TestDecodeStateBad(t *testing.T) {
+	for _, bad := range []string{"", "os_id=debian\n", `{"files":"not*base64"}`,
+		`{"files":"` + b64("not a tar archive, but long enough to be read as one header? no") + `"}`, `{"server":}`} {
+		if _, err := decodeState([]byte(bad)); err == nil {
+			t.Errorf("decodeState(%q) succeeded", bad)
+		}
+	}
+}
+
+// probeEnv is a directory tree the state probe reads on this machine:
+// the data and configuration directories, the socket directory, and a
+// "lib" of installed versions.
+type probeEnv struct {
+	dir, data, conf, sock, bin string
+	path                       string // PATH, with bin first (for a fake runuser)
+}
+
+func newProbeEnv(t *testing.T) *probeEnv {
+	t.Helper()
+	for _, p := range []string{"sh", "base64", "tar", "stat"} {
+		if _, err := exec.LookPath(p); err != nil {
+			t.Skipf("no %s: %v", p, err)
+		}
+	}
+	dir := t.TempDir()
+	e := &probeEnv{dir: dir, data: filepath.Join(dir, "data"), conf: filepath.Join(dir, "conf"),
+		sock: filepath.Join(dir, "sock"), bin: filepath.Join(dir, "bin")}
+	for _, d := range []string{e.conf, e.sock, e.bin, filepath.Join(dir, "lib", "15", "bin"), filepath.Join(dir, "lib", "17", "bin"), filepath.Join(dir, "lib", "x", "bin")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, v := range []string{"15", "17", "x"} {
+		writeFile(t, filepath.Join(dir, "lib", v, "bin", "postgres"), "#!/bin/sh\n", 0o755)
+	}
+	e.path = e.bin + string(os.PathListSeparator) + os.Getenv("PATH")
+	return e
+}
+
+func writeFile(t *testing.T, p, content string, mode os.FileMode) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(content), mode); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// run runs the probe and decodes its answer.
+func (e *probeEnv) run(t *testing.T) (*State, string) {
+	t.Helper()
+	args := []string{"-c", stateScript, "pgfleet-state", e.data, e.conf, filepath.Join(e.dir, "lib", "15", "bin"), e.sock, "5432",
+		filepath.Join(e.dir, "lib", "*", "bin", "postgres"), "replicator"}
+	cmd := exec.Command("sh", args...)
+	cmd.Env = append(os.Environ(), "PATH="+e.path)
+	out, err := cmd.Output()
+	if err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			t.Fatalf("state.sh: %v\n%s", err, ee.Stderr)
+		}
+		t.Fatalf("state.sh: %v", err)
+	}
+	s, err := decodeState(out)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	return s, string(out)
+}
+
+// fakeRunuser makes runuser print psql's answer and exit with code, and
+// pg_controldata's when that is what it runs.
+func (e *probeEnv) fakeRunuser(t *testing.T, psqlOut string, code int, controldata string) {
+	t.Helper()
+	writeFile(t, filepath.Join(e.dir, "lib", "15", "bin", "pg_controldata"), "#!/bin/sh\nexit 1\n", 0o755)
+	psqlFile, ctlFile := filepath.Join(e.dir, "psql.out"), filepath.Join(e.dir, "controldata.out")
+	writeFile(t, psqlFile, psqlOut, 0o644)
+	writeFile(t, ctlFile, controldata, 0o644)
+	script := "#!/bin/sh\ncase \"$4\" in\n*/pg_controldata) cat '" + ctlFile + "' ;;\n" +
+		"*) cat >/dev/null; cat '" + psqlFile + "'; exit " + strconv.Itoa(code) + " ;;\nesac\n"
+	writeFile(t, filepath.Join(e.bin, "runuser"), script, 0o755)
+}
+
+// livePostmaster starts a process named postgres, writes its pid into
+// postmaster.pid and opens the server's socket.
+func (e *probeEnv) livePostmaster(t *testing.T) int {
+	t.Helper()
+	sleep, err := exec.LookPath("sleep")
+	if err != nil {
+		t.Skip("no sleep")
+	}
+	b, err := os.ReadFile(sleep)
+	if err != nil {
+		t.Skip(err)
+	}
+	pg := filepath.Join(e.dir, "postgres")
+	writeFile(t, pg, string(b), 0o755)
+	cmd := exec.Command(pg, "60")
+	if err := cmd.Start(); err != nil {
+		t.Skip(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	writeFile(t, filepath.Join(e.data, "postmaster.pid"), strconv.Itoa(cmd.Process.Pid)+"\n"+e.data+"\n", 0o600)
+	l, err := net.Listen("unix", filepath.Join(e.sock, ".s.PGSQL.5432"))
+	if err != nil {
+		t.Skipf("no unix socket: %v", err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return cmd.Process.Pid
+}
+
+func TestStateScriptNothing(t *testing.T) {
+	e := newProbeEnv(t)
+	e.data = filepath.Join(e.dir, "nope", "main")
+	s, out := e.run(t)
+	if s.DataVersion != 0 || s.DataNonEmpty || s.StandbySignal || s.DiskFreeKB <= 0 || len(s.Files) != 0 || len(s.Aside) != 0 {
+		t.Errorf("no data directory: %+v\n%s", s, out)
+	}
+	if !reflect.DeepEqual(s.Installed, []int{15, 17}) {
+		t.Errorf("Installed %v, want [15 17] (not the x directory)", s.Installed)
+	}
+	if s.Running() || s.PostmasterPID != 0 || s.Control != nil {
+		t.Errorf("no server, but %+v", s)
+	}
+}
+
+func TestStateScriptDataDir(t *testing.T) {
+	e := newProbeEnv(t)
+	auto := basebackupAutoConf("10.0.0.1", "5432", "h2")
+	writeFile(t, filepath.Join(e.data, "PG_VERSION"), "15\n", 0o600)
+	writeFile(t, filepath.Join(e.data, "standby.signal"), "", 0o600)
+	writeFile(t, filepath.Join(e.data, "postgresql.auto.conf"), auto, 0o600)
+	writeFile(t, filepath.Join(e.conf, "postgresql.conf"), "# managed by pgfleet\n", 0o600)
+	writeFile(t, filepath.Join(e.conf, "pg_hba.conf"), "local all all peer\n", 0o600)
+	writeFile(t, filepath.Join(e.conf, "unrelated.conf"), "x\n", 0o600)
+	// Data moved aside, one of them under a name JSON must escape.
+	odd := e.data + `.pgfleet-a "quoted" \ name`
+	for _, d := range []string{e.data + ".pgfleet-20261126T231500Z", odd} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A stale postmaster.pid: its process is gone.
+	writeFile(t, filepath.Join(e.data, "postmaster.pid"), "999999999\n", 0o600)
+
+	s, out := e.run(t)
+	if s.DataVersion != 15 || !s.DataNonEmpty || !s.StandbySignal || s.AutoConf != auto || s.DiskFreeKB <= 0 {
+		t.Errorf("data dir: %+v\n%s", s, out)
+	}
+	if len(s.Files) != 2 || string(s.Files["pg_hba.conf"]) != "local all all peer\n" || string(s.Files["postgresql.conf"]) != "# managed by pgfleet\n" {
+		t.Errorf("Files = %q", s.Files)
+	}
+	if len(s.Aside) != 2 || s.Aside[0].Path != e.data+".pgfleet-20261126T231500Z" || s.Aside[1].Path != odd || s.Aside[0].MTime <= 0 {
+		t.Errorf("Aside = %+v\n%s", s.Aside, out)
+	}
+	if s.Running() || s.PostmasterPID != 0 || s.SQLError != "" {
+		t.Errorf("stale postmaster.pid taken for a server: %+v", s)
+	}
+}
+
+func TestStateScriptServer(t *testing.T) {
+	e := newProbeEnv(t)
+	writeFile(t, filepath.Join(e.data, "PG_VERSION"), "15\n", 0o600)
+	pid := e.livePostmaster(t)
+	e.fakeRunuser(t, `{"version":"15.14","in_recovery":false,"timeline":3,"system_id":"7","slots":[{"name":"h2","active":true}, `+"\n"+` {"name":"h3","active":false}],"user_databases":3}`, 0, "")
+	s, out := e.run(t)
+	if !s.Running() || s.PostmasterPID != pid || s.Server.InRecovery || s.Server.UserDatabases != 3 || len(s.Server.Slots) != 2 ||
+		s.Timeline() != 3 || s.Control != nil {
+		t.Errorf("server: %+v %+v\n%s", s, s.Server, out)
+	}
+}
+
+func TestStateScriptRefusesSQL(t *testing.T) {
+	// A live postmaster that does not answer: psql's message is kept, and
+	// the control file read.
+	e := newProbeEnv(t)
+	writeFile(t, filepath.Join(e.data, "PG_VERSION"), "15\n", 0o600)
+	pid := e.livePostmaster(t)
+	e.fakeRunuser(t, "psql: error: FATAL:  the database system is starting up\n", 2,
+		"pg_control version number:            1300\nDatabase system identifier:           7441550281934467100\n"+
+			"Database cluster state:               in production\nLatest checkpoint's TimeLineID:       2\n")
+	s, out := e.run(t)
+	if s.Running() || s.PostmasterPID != pid || s.SQLExit != 2 || !strings.Contains(s.SQLError, "starting up") {
+		t.Errorf("refusing server: %+v\n%s", s, out)
+	}
+	want := &Control{SystemID: "7441550281934467100", Timeline: 2, State: "in production"}
+	if !reflect.DeepEqual(s.Control, want) {
+		t.Errorf("Control %+v, want %+v\n%s", s.Control, want, out)
+	}
+}
+
+func TestStateScriptQueryFailed(t *testing.T) {
+	// psql printed part of an answer, then failed: nothing of it is taken
+	// for a running server's state, or a primary whose user databases went
+	// uncounted would look like one with none.
+	e := newProbeEnv(t)
+	writeFile(t, filepath.Join(e.data, "PG_VERSION"), "15\n", 0o600)
+	e.livePostmaster(t)
+	e.fakeRunuser(t, `{"in_recovery":false,"user_da`, 3, "")
+	s, out := e.run(t)
+	if s.Running() || s.SQLExit != 3 || s.SQLError == "" {
+		t.Errorf("failed query: %+v\n%s", s, out)
+	}
+}
+
+func TestStateArgsFromLayout(t *testing.T) {
+	l := newDebian(15, "/srv/pg")
+	args := stateArgs(l, 5433, "repl")
+	want := []string{"/srv/pg", "/etc/postgresql/15/main", "/usr/lib/postgresql/15/bin", "/var/run/postgresql", "5433",
+		"/usr/lib/postgresql/*/bin/postgres", "repl"}
+	if !reflect.DeepEqual(args[4:], want) {
+		t.Errorf("args %q, want %q", args[4:], want)
+	}
+	for _, p := range []string{"/var/run/postgresql", "/etc/postgresql", "/usr/lib/postgresql", "/var/lib/postgresql"} {
+		if strings.Contains(stateScript, p) {
+			t.Errorf("state.sh names %s; it takes its paths from the layout", p)
+		}
+	}
+}
