@@ -29,12 +29,13 @@ const (
 	CheckPostgreSQL  = "postgresql"
 	CheckDataDir     = "data dir"
 	CheckPassword    = "replication password"
+	CheckAside       = "moved aside"
 	CheckPrimaryPort = "primary port"
 	CheckDisk        = "disk"
 	CheckClock       = "clock"
 )
 
-var checkOrder = []string{CheckSSH, CheckSudo, CheckOS, CheckPostgreSQL, CheckDataDir, CheckPassword, CheckPrimaryPort, CheckDisk, CheckClock}
+var checkOrder = []string{CheckSSH, CheckSudo, CheckOS, CheckPostgreSQL, CheckDataDir, CheckAside, CheckPassword, CheckPrimaryPort, CheckDisk, CheckClock}
 
 // Clock skew limits between hosts.
 const (
@@ -101,8 +102,14 @@ func (r *Run) Preflight(ctx context.Context) *CheckReport {
 		c.connection(h, err)
 		if h.Facts != nil {
 			c.hostFacts(h)
+			c.movedAside(ctx, h)
 		}
 	})
+	for _, h := range replicas(r) {
+		if h.Facts != nil {
+			c.replicaData(r, h)
+		}
+	}
 	c.passwords(r)
 	var wg sync.WaitGroup
 	wg.Go(func() { r.each(replicas(r), func(h *Host) { c.replica(ctx, r, h) }) })
@@ -241,6 +248,9 @@ func (c *checker) hostFacts(h *Host) {
 		c.pass(h, CheckPostgreSQL, "not installed; up installs %s", l.Package())
 	}
 
+	if !h.Primary() {
+		return // replicaData judges a replica's data, once its primary was read too
+	}
 	d := l.DataDir()
 	_, hasConf := f.Files["postgresql.conf"]
 	state := ""
@@ -251,26 +261,75 @@ func (c *checker) hostFacts(h *Host) {
 		}
 	}
 	switch {
-	case f.DataVersion != 0 && f.DataVersion != v && h.Primary():
+	case f.DataVersion != 0 && f.DataVersion != v:
 		c.add(h.Name, CheckDataDir, CheckFail, fmt.Sprintf("%s holds PostgreSQL %d data, not %d", d, f.DataVersion, v),
 			"the primary's data is never touched: declare its version, or move the data away yourself")
-	case f.DataVersion != 0 && f.DataVersion != v:
-		c.add(h.Name, CheckDataDir, CheckWarn, fmt.Sprintf("%s holds PostgreSQL %d data, not %d: up moves it aside and clones", d, f.DataVersion, v), "")
-	case f.DataVersion == 0 && f.DataNonEmpty && h.Primary():
+	case f.DataVersion == 0 && f.DataNonEmpty:
 		c.add(h.Name, CheckDataDir, CheckFail, d+" is not empty but holds no cluster",
 			"move it away or point data_dir elsewhere; pgfleet never deletes a primary's files")
-	case f.DataVersion == 0 && f.DataNonEmpty:
-		c.add(h.Name, CheckDataDir, CheckWarn, d+" is not empty but holds no cluster: up moves it aside", "")
-	case f.DataVersion == 0 && hasConf && h.Primary():
+	case f.DataVersion == 0 && hasConf:
 		c.add(h.Name, CheckDataDir, CheckFail, fmt.Sprintf("configuration in %s but no data in %s", l.ConfigDir(), d),
 			"restore the data from a backup, or remove the configuration in "+l.ConfigDir()+" to start a new empty cluster")
-	case !h.Primary() && f.primaryDatabases() > 0:
-		c.add(h.Name, CheckDataDir, CheckFail, fmt.Sprintf("%s runs as a primary with %d database(s) of its own", h.Name, f.primaryDatabases()),
-			"if this host really is to become a replica, stop PostgreSQL on it and move its data away yourself")
 	case f.DataVersion == v:
 		c.pass(h, CheckDataDir, "%s holds PostgreSQL %d data%s; config in %s", d, v, state, l.ConfigDir())
 	default:
 		c.pass(h, CheckDataDir, "%s is empty or absent; config in %s", d, l.ConfigDir())
+	}
+}
+
+// replicaData judges a replica's data directory by the rule the clone step
+// applies (refuseData), so that check and up never disagree.
+func (c *checker) replicaData(r *Run, h *Host) {
+	f, v, l := h.Facts, h.PG().Version, h.Layout
+	d := l.DataDir()
+	if err := refuseData(h, r.PrimaryOf(h), false); err != nil {
+		hint := ""
+		var hi *Hint
+		if errors.As(err, &hi) {
+			hint = hi.Hint
+		}
+		c.add(h.Name, CheckDataDir, CheckFail, err.Error(), hint)
+		return
+	}
+	switch {
+	case f.CloneIncomplete:
+		c.pass(h, CheckDataDir, "%s holds a clone that did not finish: up clones it again", d)
+	case f.DataVersion == v && f.Running():
+		c.pass(h, CheckDataDir, "%s holds PostgreSQL %d data, running as a standby; config in %s", d, v, l.ConfigDir())
+	case f.DataVersion == v:
+		c.pass(h, CheckDataDir, "%s holds PostgreSQL %d standby data; config in %s", d, v, l.ConfigDir())
+	default:
+		c.pass(h, CheckDataDir, "%s is empty or absent; config in %s", d, l.ConfigDir())
+	}
+}
+
+// movedAside warns of every data directory pgfleet moved aside on a host,
+// with its age and size, so that old copies are not forgotten.
+func (c *checker) movedAside(ctx context.Context, h *Host) {
+	if h.Facts == nil || len(h.Facts.Aside) == 0 {
+		return
+	}
+	args := []string{"du", "-sk", "--"}
+	for _, a := range h.Facts.Aside {
+		args = append(args, a.Path)
+	}
+	sizes := map[string]int64{}
+	if out, err := root(ctx, h, args...); err == nil {
+		for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+			if kb, p, ok := strings.Cut(line, "\t"); ok {
+				n, _ := strconv.ParseInt(kb, 10, 64)
+				sizes[p] = n * 1024
+			}
+		}
+	}
+	for _, a := range h.Facts.Aside {
+		size := "size unknown"
+		if n, ok := sizes[a.Path]; ok {
+			size = FormatBytes(n)
+		}
+		c.add(h.Name, CheckAside, CheckWarn, fmt.Sprintf("old data moved aside in %s (%s, from %s)", a.Path, size,
+			time.Unix(a.MTime, 0).UTC().Format("2006-01-02 15:04 MST")),
+			"remove it ("+"rm -r "+a.Path+" as root) once you no longer need it")
 	}
 }
 

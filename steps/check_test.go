@@ -70,16 +70,22 @@ func TestCheckHostFacts(t *testing.T) {
 		{"declared version", "h2", func(f *State) { f.Installed = []int{15} }, CheckPostgreSQL, CheckPass, "PostgreSQL 15 installed", false},
 		{"two versions", "h2", func(f *State) { f.Installed = []int{13, 15} }, CheckPostgreSQL, CheckWarn, "also 13", false},
 		{"primary foreign data", "h1", func(f *State) { f.DataVersion, f.DataNonEmpty = 13, true }, CheckDataDir, CheckFail, "PostgreSQL 13 data, not 15", true},
-		{"replica foreign data", "h2", func(f *State) { f.DataVersion, f.DataNonEmpty = 13, true }, CheckDataDir, CheckWarn, "moves it aside", false},
+		{"replica foreign data", "h2", func(f *State) { f.DataVersion, f.DataNonEmpty = 13, true }, CheckDataDir, CheckFail, "holds PostgreSQL 13 data, not the 15", true},
 		{"primary junk", "h1", func(f *State) { f.DataNonEmpty = true }, CheckDataDir, CheckFail, "holds no cluster", true},
-		{"replica junk", "h3", func(f *State) { f.DataNonEmpty = true }, CheckDataDir, CheckWarn, "holds no cluster", false},
+		{"replica junk", "h3", func(f *State) { f.DataNonEmpty = true }, CheckDataDir, CheckFail, "not empty but holds no PostgreSQL cluster", true},
 		{"primary config without data", "h1", func(f *State) { f.Files["postgresql.conf"] = []byte("x") }, CheckDataDir, CheckFail, "but no data", true},
 		{"replica is a primary with data", "h2", func(f *State) {
 			f.DataVersion, f.DataNonEmpty, f.Server = 15, true, &Server{UserDatabases: 2}
-		}, CheckDataDir, CheckFail, "runs as a primary with 2 database(s)", true},
+		}, CheckDataDir, CheckFail, "it runs as a primary", true},
+		{"replica stopped, has been a primary", "h2", func(f *State) {
+			f.DataVersion, f.DataNonEmpty = 15, true
+		}, CheckDataDir, CheckFail, "has been a primary's", true},
 		{"standby", "h2", func(f *State) {
-			f.DataVersion, f.DataNonEmpty, f.Server = 15, true, &Server{InRecovery: true}
+			f.DataVersion, f.DataNonEmpty, f.StandbySignal, f.Server = 15, true, true, &Server{InRecovery: true}
 		}, CheckDataDir, CheckPass, "PostgreSQL 15 data, running as a standby", false},
+		{"clone cut short", "h2", func(f *State) {
+			f.DataVersion, f.DataNonEmpty, f.CloneIncomplete = 15, true, true
+		}, CheckDataDir, CheckPass, "a clone that did not finish", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -88,6 +94,9 @@ func TestCheckHostFacts(t *testing.T) {
 			tt.facts(h.Facts)
 			c := &checker{}
 			c.hostFacts(h)
+			if !h.Primary() {
+				c.replicaData(r, h)
+			}
 			got := ckFind(t, c, tt.host, tt.check)
 			if got.Status != tt.status || !strings.Contains(got.Detail, tt.detail) || (got.Hint != "") != tt.hasHint {
 				t.Errorf("got %+v, want status %s, detail with %q, hint %v", got, tt.status, tt.detail, tt.hasHint)

@@ -40,6 +40,7 @@ type StatusOptions struct {
 
 // StatusReport is what pgfleet status found: one entry per cluster.
 type StatusReport struct {
+	Time     time.Time       `json:"time"` // when the hosts were read
 	Clusters []ClusterStatus `json:"clusters"`
 }
 
@@ -85,6 +86,9 @@ type MemberStatus struct {
 	UpstreamHost       string            `json:"upstream_host"`
 	Replication        *ReplicationState `json:"replication"`
 	Problems           []string          `json:"problems"`
+	// MovedAside lists the data directories pgfleet moved aside on the
+	// host (DATADIR.pgfleet-TIME): kept until someone removes them.
+	MovedAside []MovedAside `json:"moved_aside"`
 	Error              string            `json:"error,omitempty"`
 }
 
@@ -139,7 +143,7 @@ func (r *Run) Status(ctx context.Context, o StatusOptions) *StatusReport {
 		obs[h.Name] = ob
 		mu.Unlock()
 	})
-	rep := &StatusReport{}
+	rep := &StatusReport{Time: time.Now().UTC()}
 	for _, c := range r.Inventory.Clusters {
 		asked := false
 		for _, m := range statusMembers(c) {
@@ -243,6 +247,24 @@ func assessCluster(c *inventory.Cluster, obs map[string]*observation, o StatusOp
 	return cs
 }
 
+// MovedAside is a data directory pgfleet moved aside, and when.
+type MovedAside struct {
+	Path       string    `json:"path"`
+	ModifiedAt time.Time `json:"modified_at"`
+}
+
+// movedAside lists a host's moved-aside data directories, oldest first.
+func movedAside(s *State) []MovedAside {
+	out := []MovedAside{}
+	if s == nil {
+		return out
+	}
+	for _, a := range s.Aside {
+		out = append(out, MovedAside{Path: a.Path, ModifiedAt: time.Unix(a.MTime, 0).UTC()})
+	}
+	return out
+}
+
 // observeMember fills what a host says about itself, with the problems
 // that need nothing else to see.
 func observeMember(ih *inventory.Host, c *inventory.Cluster, ob *observation) MemberStatus {
@@ -250,6 +272,7 @@ func observeMember(ih *inventory.Host, c *inventory.Cluster, ob *observation) Me
 	if ih == c.Primary {
 		m.DeclaredRole = RolePrimary
 	}
+	m.MovedAside = movedAside(ob.state)
 	switch {
 	case ob.connectErr != nil:
 		m.Role, m.Error = RoleUnreachable, Cause(ob.connectErr)

@@ -289,6 +289,29 @@ func writeStatusText(w io.Writer, rep *steps.StatusReport) {
 				dash(state), dash(m.SyncState), slot, dash(up), dash(probs))
 		}
 		tw.Flush()
+		for _, m := range c.Members {
+			for _, a := range m.MovedAside {
+				fmt.Fprintf(w, "  %s: old data moved aside in %s (%s); remove it when you no longer need it\n",
+					m.Host, a.Path, age(rep.Time, a.ModifiedAt))
+			}
+		}
+	}
+}
+
+// age says how long ago t was, in the largest whole unit.
+func age(now, t time.Time) string {
+	d := now.Sub(t)
+	switch {
+	case d < 0:
+		return "from the future: check the clocks"
+	case d < time.Minute:
+		return "moments ago"
+	case d < time.Hour:
+		return fmt.Sprintf("%d min ago", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%d h ago", int(d.Hours()))
+	default:
+		return fmt.Sprintf("%d days ago", int(d.Hours()/24))
 	}
 }
 

@@ -95,15 +95,17 @@ func i64p(v int64) *int64 { return &v }
 
 func TestWriteStatusText(t *testing.T) {
 	tl, delay := 1, 0.5
-	rep := &steps.StatusReport{Clusters: []steps.ClusterStatus{
+	now := time.Date(2026, 11, 27, 3, 0, 0, 0, time.UTC)
+	rep := &steps.StatusReport{Time: now, Clusters: []steps.ClusterStatus{
 		{Name: "main", Healthy: false, Members: []steps.MemberStatus{
 			{Host: "db1", Address: "10.0.0.1", DeclaredRole: "primary", Role: "primary", Version: "15.18", Timeline: &tl, LSN: "0/3000148", Problems: []string{}},
 			{Host: "db2", Address: "10.0.0.2", DeclaredRole: "replica", Role: "replica", Version: "15.18", Timeline: &tl, LSN: "0/3000100",
 				Streaming: true, LagBytes: i64p(72), ReplayDelaySeconds: &delay, ReplayPaused: true, State: "streaming", SyncState: "async",
 				Slot: &steps.SlotStatus{Name: "db2", Active: true, RetainedBytes: i64p(2048)}, Upstream: "10.0.0.1:5432", UpstreamHost: "db1", Problems: []string{}},
 			{Host: "db3", Address: "10.0.0.3", DeclaredRole: "replica", Role: "stopped",
-				Slot:     &steps.SlotStatus{Name: "db3", RetainedBytes: i64p(0)},
-				Problems: []string{"PostgreSQL is not running", "its slot db3 is inactive"}},
+				Slot:       &steps.SlotStatus{Name: "db3", RetainedBytes: i64p(0)},
+				Problems:   []string{"PostgreSQL is not running", "its slot db3 is inactive"},
+				MovedAside: []steps.MovedAside{{Path: "/var/lib/postgresql/15/main.pgfleet-20261124T010000Z", ModifiedAt: now.Add(-74 * time.Hour)}}},
 		}},
 		{Name: "other", Healthy: true, Members: []steps.MemberStatus{
 			{Host: "x1", Address: "10.0.1.1", DeclaredRole: "primary", Role: "replica", Problems: []string{}},
@@ -124,7 +126,7 @@ func TestWriteStatusText(t *testing.T) {
 		"db1       -",
 		"db3 (inactive, 0 B)",
 		"PostgreSQL is not running; its slot db3 is inactive",
-		"\ncluster other: healthy\n",
+		"\n  db3: old data moved aside in /var/lib/postgresql/15/main.pgfleet-20261124T010000Z (3 days ago); remove it when you no longer need it\n\ncluster other: healthy\n",
 		"replica (declared primary)",
 	} {
 		if !strings.Contains(out, want) {
@@ -169,5 +171,17 @@ WARN  db2  clock         +2.000s
 `
 	if got := buf.String(); got != want {
 		t.Errorf("got\n%s\nwant\n%s", got, want)
+	}
+}
+
+func TestAge(t *testing.T) {
+	now := time.Date(2026, 11, 27, 3, 0, 0, 0, time.UTC)
+	for d, want := range map[time.Duration]string{
+		10 * time.Second: "moments ago", 5 * time.Minute: "5 min ago", 3 * time.Hour: "3 h ago",
+		47 * time.Hour: "47 h ago", 50 * time.Hour: "2 days ago", -time.Hour: "from the future: check the clocks",
+	} {
+		if got := age(now, now.Add(-d)); got != want {
+			t.Errorf("age(%v) = %q, want %q", d, got, want)
+		}
 	}
 }
