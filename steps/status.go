@@ -89,7 +89,7 @@ type MemberStatus struct {
 	// MovedAside lists the data directories pgfleet moved aside on the
 	// host (DATADIR.pgfleet-TIME): kept until someone removes them.
 	MovedAside []MovedAside `json:"moved_aside"`
-	Error              string            `json:"error,omitempty"`
+	Error      string       `json:"error,omitempty"`
 }
 
 // SlotStatus is a physical replication slot on the primary.
