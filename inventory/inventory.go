@@ -5,6 +5,8 @@
 // path, so that a user fixes a file in one pass. A valid Inventory has all
 // defaults applied and all paths made absolute; code using it never needs to
 // look at the YAML again.
+//
+// It imports no other pgfleet package.
 package inventory
 
 import (

@@ -2,6 +2,9 @@
 // them to the hosts of an inventory: connect, gather facts, plan, apply,
 // verify. A command is a list of steps — data, not control flow — so that
 // up, rebuild and the commands after them share the same steps.
+//
+// It may import inventory, templates, internal/remote, internal/sshconf and
+// internal/pgsql; never cmd.
 package steps
 
 import (

@@ -18,6 +18,8 @@
 //
 // Every rendered file must begin with the line Marker, which is how pgfleet
 // recognises its own files on a host.
+//
+// It may import internal/pgsql.
 package templates
 
 import (

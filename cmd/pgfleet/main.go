@@ -1,5 +1,9 @@
 // Command pgfleet builds and checks PostgreSQL streaming-replication clusters
 // over SSH from a YAML inventory.
+//
+// It is the thin layer: cobra commands turn flags into options, call steps,
+// and print; main is the one place where errors become messages and exit
+// codes. It may import every pgfleet package; none imports it.
 package main
 
 import (

@@ -2,6 +2,8 @@
 // status lines (progress bars) redrawn in place below them: a log line
 // clears the block, is written from column 0, and the block is drawn again
 // under it, so that the two never end up on the same line.
+//
+// It imports no other pgfleet package.
 package console
 
 import (

@@ -2,6 +2,8 @@
 // itself: quoted identifiers and literals for SQL, values for
 // postgresql.conf, replication slot names, and SCRAM-SHA-256 password
 // verifiers.
+//
+// It imports no other pgfleet package.
 package pgsql
 
 import (

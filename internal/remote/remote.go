@@ -1,6 +1,8 @@
 // Package remote is pgfleet's transport to the hosts: one SSH connection per
 // host (optionally through a bastion), commands run through `sudo -n`, and
 // files moved over an SFTP server that itself runs as root.
+//
+// It imports no other pgfleet package: it knows hosts, not inventories.
 package remote
 
 import (

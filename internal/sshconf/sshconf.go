@@ -6,6 +6,8 @@
 //
 // pgfleet never loosens host-key checking because of ssh_config:
 // StrictHostKeyChecking no, off or accept-new is ignored (and reported).
+//
+// It may import inventory and internal/remote.
 package sshconf
 
 import (

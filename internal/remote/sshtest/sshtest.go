@@ -11,6 +11,8 @@
 // command, each command is recorded, and the host's files are a temporary
 // directory served over SFTP (see Server.Path), so that a test can run a
 // step against a scripted host and assert what it ran and wrote.
+//
+// It is for tests only and imports no other pgfleet package.
 package sshtest
 
 import (

@@ -1,0 +1,10 @@
+// Package e2e holds the end-to-end tests: they build the pgfleet binary and
+// drive it, as a user would, against labs of real Debian hosts in Docker
+// (internal/lab), and check the hosts with their own tools (psql, ssh,
+// docker exec). The fault tests take a cluster through the states a
+// runbook meets with writes running, and count every committed transaction.
+// The benchmarks (make bench) measure against hand-written floors.
+//
+// It imports only internal/lab of pgfleet's packages: pgfleet itself is
+// reached through its binary.
+package e2e
