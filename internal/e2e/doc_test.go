@@ -5,6 +5,6 @@
 // runbook meets with writes running, and count every committed transaction.
 // The benchmarks (make bench) measure against hand-written floors.
 //
-// It imports only internal/lab of pgfleet's packages: pgfleet itself is
-// reached through its binary.
+// Of pgfleet's packages it imports internal/lab, and internal/remote for the
+// transport's own tests; pgfleet itself is reached through its binary.
 package e2e
