@@ -44,7 +44,7 @@ func refuseData(h, p *Host, rebuild bool) error {
 		return hintf(rebuildHint, "refusing to clone onto %s: %s holds PostgreSQL %d data, not the %d its cluster runs", h.Name, d, f.DataVersion, v)
 	case !f.StandbySignal && f.Server != nil && !f.Server.InRecovery:
 		return hintf(rebuildHint, "refusing to clone onto %s: it runs as a primary (promoted, or an old primary), and its data may hold writes of its own", h.Name)
-	case !f.StandbySignal:
+	case !f.StandbySignal && !f.lostStandbySignal():
 		return hintf(rebuildHint, "refusing to clone onto %s: its data in %s has been a primary's (it has no standby.signal), and may hold writes of its own", h.Name, d)
 	}
 	// A standby: of this primary's cluster, and not ahead of it?
@@ -68,6 +68,9 @@ func cloneReason(h, p *Host) string {
 	}
 	if f.DataVersion == 0 {
 		return "it has no data"
+	}
+	if !f.StandbySignal {
+		return "its standby.signal is missing (it was a standby when it last ran)"
 	}
 	conninfo := autoConfValue(f.AutoConf, "primary_conninfo")
 	host, port := conninfoValue(conninfo, "host"), conninfoValue(conninfo, "port")

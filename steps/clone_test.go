@@ -35,6 +35,10 @@ func TestCloneReason(t *testing.T) {
 		{"a clone cut short", testInventory, "h2", func(f *State) {
 			f.DataNonEmpty, f.DataVersion, f.CloneIncomplete = true, 15, true
 		}, "an earlier clone into it did not finish"},
+		{"a standby that lost its standby.signal", testInventory, "h2", func(f *State) {
+			f.DataNonEmpty, f.DataVersion = true, 15
+			f.Control = &Control{State: "shut down in recovery"}
+		}, "its standby.signal is missing"},
 		{"empty data dir", testInventory, "h2", func(f *State) {}, "it has no data"},
 		{"follows another host", testInventory, "h2", func(f *State) {
 			f.DataNonEmpty, f.DataVersion, f.StandbySignal = true, 15, true
@@ -269,6 +273,18 @@ func TestRefuseData(t *testing.T) {
 			f.DataNonEmpty, f.DataVersion = true, 15
 			f.AutoConf = basebackupAutoConf("10.0.0.1", "5432", "h2")
 		}, "has been a primary's (it has no standby.signal)", ""},
+		{"stopped standby that lost its standby.signal", func(f, p *State) {
+			f.DataNonEmpty, f.DataVersion = true, 15
+			f.Control = &Control{SystemID: "7001", Timeline: 1, State: "shut down in recovery"}
+		}, "", ""},
+		{"crashed standby that lost its standby.signal", func(f, p *State) {
+			f.DataNonEmpty, f.DataVersion = true, 15
+			f.Control = &Control{SystemID: "7001", Timeline: 1, State: "in archive recovery"}
+		}, "", ""},
+		{"stopped former primary", func(f, p *State) {
+			f.DataNonEmpty, f.DataVersion = true, 15
+			f.Control = &Control{SystemID: "7001", Timeline: 2, State: "shut down"}
+		}, "has been a primary's", ""},
 		{"running as a primary", func(f, p *State) {
 			f.DataNonEmpty, f.DataVersion, f.PostmasterPID = true, 15, 4242
 			f.Server = &Server{}

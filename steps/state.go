@@ -165,6 +165,18 @@ func (s *State) Timeline() int {
 	return 0
 }
 
+// lostStandbySignal says whether data without standby.signal was a
+// standby's when its server last ran: the control file says it stopped in
+// recovery, or stopped during archive recovery (a standby that crashed; a
+// primary's crash recovery says "in crash recovery"), and no server runs
+// it now. Such data holds no writes
+// of its own; a server started on it without the signal would have been
+// promoted, and would say so.
+func (s *State) lostStandbySignal() bool {
+	return !s.StandbySignal && s.Server == nil && s.PostmasterPID == 0 &&
+		s.Control != nil && (s.Control.State == "shut down in recovery" || s.Control.State == "in archive recovery")
+}
+
 // primaryDatabases is the number of databases of its own a server that
 // runs as a primary holds; 0 when it is not running or is a standby.
 func (s *State) primaryDatabases() int {
