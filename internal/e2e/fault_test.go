@@ -427,7 +427,12 @@ func TestFaults(t *testing.T) {
 			t.Fatalf("docker update --cpus: %v", err)
 		}
 		defer exec.Command("docker", "update", "--cpus", "0", victim.Container).Run()
-		for _, sig := range []os.Signal{os.Interrupt, os.Kill} {
+		// Three ways a clone is cut short: Ctrl-C, kill -9 of pgfleet, and
+		// the primary's network hanging (its container paused), which the
+		// replica's TCP keepalives and tcp_user_timeout must notice within
+		// about a minute.
+		const hang = "the primary hangs"
+		for _, fault := range []string{"interrupt", "killed", hang} {
 			if _, err := l.Exec(context.Background(), victim.Name, "sh", "-c",
 				"pg_ctlcluster 15 main stop -m immediate; rm -rf /var/lib/postgresql/15/main"); err != nil {
 				t.Fatal(err)
@@ -456,14 +461,44 @@ func TestFaults(t *testing.T) {
 			if !caught {
 				t.Fatalf("the clone never began:\n%s", stderr.String())
 			}
-			cmd.Process.Signal(sig)
-			err := <-exited
-			t.Logf("up after %v: %v\n%s", sig, err, stderr.String())
-			if sig == os.Interrupt {
+			var err error
+			switch fault {
+			case "interrupt":
+				cmd.Process.Signal(os.Interrupt)
+				err = <-exited
 				if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 130 {
 					t.Errorf("up interrupted: %v, want exit 130", err)
 				}
+			case "killed":
+				cmd.Process.Signal(os.Kill)
+				err = <-exited
+			case hang:
+				p := l.Hosts[0]
+				if err := exec.Command("docker", "pause", p.Container).Run(); err != nil {
+					t.Fatal(err)
+				}
+				paused := time.Now()
+				select {
+				case err = <-exited:
+				case <-time.After(4 * time.Minute):
+					cmd.Process.Kill()
+					err = <-exited
+				}
+				took := time.Since(paused)
+				exec.Command("docker", "unpause", p.Container).Run()
+				if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
+					t.Errorf("up with the primary hung mid-clone: %v, want exit 1", err)
+				}
+				if took > 100*time.Second {
+					t.Errorf("up with the primary hung mid-clone ended %v after the hang, want about a minute", took)
+				}
+				if !strings.Contains(stderr.String(), "clone") {
+					t.Errorf("up with the primary hung mid-clone does not say the clone failed:\n%s", stderr.String())
+				}
+				t.Logf("the clone failed %v after the primary hung", took.Round(time.Second))
 			}
+			sig := fault
+			t.Logf("up after %s: %v\n%s", fault, err, stderr.String())
 			// The next run finds the partial copy and clones over it.
 			r := upOK(t, inv, "--output", "json")
 			cloned := false
