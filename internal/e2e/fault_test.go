@@ -428,10 +428,9 @@ func TestFaults(t *testing.T) {
 		}
 		defer exec.Command("docker", "update", "--cpus", "0", victim.Container).Run()
 		// Three ways a clone is cut short: Ctrl-C, kill -9 of pgfleet, and
-		// the primary's network hanging (its container paused), which the
-		// replica's TCP keepalives and tcp_user_timeout must notice within
-		// about a minute.
-		const hang = "the primary hangs"
+		// the primary's network going away, which the replica's TCP
+		// keepalives and tcp_user_timeout must notice within about a minute.
+		const hang = "the primary's network is cut"
 		for _, fault := range []string{"interrupt", "killed", hang} {
 			if _, err := l.Exec(context.Background(), victim.Name, "sh", "-c",
 				"pg_ctlcluster 15 main stop -m immediate; rm -rf /var/lib/postgresql/15/main"); err != nil {
@@ -473,9 +472,12 @@ func TestFaults(t *testing.T) {
 				cmd.Process.Signal(os.Kill)
 				err = <-exited
 			case hang:
+				// Cut the primary off its network: packets to it go
+				// nowhere, as with a pulled cable. (A paused container
+				// would not do: its kernel still answers TCP.)
 				p := l.Hosts[0]
-				if err := exec.Command("docker", "pause", p.Container).Run(); err != nil {
-					t.Fatal(err)
+				if out, err := exec.Command("docker", "network", "disconnect", l.Network, p.Container).CombinedOutput(); err != nil {
+					t.Fatalf("docker network disconnect: %v %s", err, out)
 				}
 				paused := time.Now()
 				select {
@@ -485,7 +487,9 @@ func TestFaults(t *testing.T) {
 					err = <-exited
 				}
 				took := time.Since(paused)
-				exec.Command("docker", "unpause", p.Container).Run()
+				if out, err := exec.Command("docker", "network", "connect", "--ip", p.Address, l.Network, p.Container).CombinedOutput(); err != nil {
+					t.Fatalf("docker network connect: %v %s", err, out)
+				}
 				if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
 					t.Errorf("up with the primary hung mid-clone: %v, want exit 1", err)
 				}
