@@ -212,9 +212,22 @@ func TestFaults(t *testing.T) {
 			t.Fatal(err)
 		}
 		waitWrites(w, 20)
+		// Its slot is gone too: the slots step runs only on primaries the
+		// run changes, so the clone makes it.
+		slot := strings.ReplaceAll(replica, "-", "_")
+		eventually(t, 30*time.Second, "the slot of "+replica+" is dropped", func() string {
+			psqlOn(t, l, primary, fmt.Sprintf("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '%s' AND NOT active", slot))
+			if got := psqlOn(t, l, primary, fmt.Sprintf("SELECT count(*) FROM pg_replication_slots WHERE slot_name = '%s'", slot)); got != "0" {
+				return "it is still there"
+			}
+			return ""
+		})
 		// --limit names only the replica: the run still locks the cluster
 		// on the primary and clones from it, without changing it.
 		upOK(t, inv, "--limit", replica)
+		if got := psqlOn(t, l, primary, fmt.Sprintf("SELECT active FROM pg_replication_slots WHERE slot_name = '%s'", slot)); got != "t" {
+			t.Errorf("the slot of %s after up --limit %s: active %q, want it made and in use", replica, replica, got)
+		}
 		waitWrites(w, w.count()+20) // writes go on after the clone
 		checkNoLoss(t, l, w)
 	})
