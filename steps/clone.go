@@ -60,7 +60,10 @@ func refuseData(h, p *Host, rebuild bool) error {
 	return nil
 }
 
-// cloneReason says why h needs a clone from p, "" if it does not.
+// cloneReason says why h needs a clone from p, "" if it does not. A
+// standby of the cluster that follows another address is pointed at p by
+// Follow, not cloned; one whose slot lost the WAL it needs can never catch
+// up, and holds no writes of its own.
 func cloneReason(h, p *Host) string {
 	f := h.Facts
 	if f.CloneIncomplete {
@@ -72,13 +75,10 @@ func cloneReason(h, p *Host) string {
 	if !f.StandbySignal {
 		return "its standby.signal is missing (it was a standby when it last ran)"
 	}
-	conninfo := autoConfValue(f.AutoConf, "primary_conninfo")
-	host, port := conninfoValue(conninfo, "host"), conninfoValue(conninfo, "port")
-	if port == "" {
-		port = "5432"
-	}
-	if host != p.ReplicationAddress || port != strconv.Itoa(p.PG().Port) {
-		return fmt.Sprintf("it follows %s:%s, not %s (%s:%d)", host, port, p.Name, p.ReplicationAddress, p.PG().Port)
+	if slot := wantSlot(h); slot != "" && p.Facts != nil && p.Facts.Server != nil {
+		if s := p.Facts.Server.Slot(slot); s != nil && s.WALStatus == "lost" {
+			return fmt.Sprintf("its slot on %s was invalidated: the WAL it needs is gone", p.Name)
+		}
 	}
 	return ""
 }
@@ -115,6 +115,16 @@ func (Clone) Check(ctx context.Context, r *Run, h *Host) (*Plan, error) {
 			changes = append(changes, "move the old data aside to "+h.Layout.DataDir()+".pgfleet-"+timestamp(r.Started)+note)
 		}
 	}
+	if slot := wantSlot(h); slot != "" {
+		switch slotAction(p, slot) {
+		case "recreate":
+			changes = append(changes, "drop and recreate the invalidated replication slot "+slot+" on "+p.Name)
+		case "create":
+			if p.outside { // else the slots step on the primary makes it
+				changes = append(changes, "create replication slot "+slot+" on "+p.Name)
+			}
+		}
+	}
 	changes = append(changes, fmt.Sprintf("clone from %s with %s, because %s", p.Name, method, reason))
 	return &Plan{Changes: changes, Apply: func(ctx context.Context) error { return clone(ctx, r, h, p) }}, nil
 }
@@ -145,6 +155,13 @@ func clone(ctx context.Context, r *Run, h, p *Host) error {
 			return err
 		}
 	}
+	// The slot is made, or made again, once the old standby's WAL
+	// receiver is gone, and before its data moves.
+	if slot := wantSlot(h); slot != "" {
+		if err := ensureSlot(ctx, h, p, slot); err != nil {
+			return err
+		}
+	}
 	d := l.DataDir()
 	if f.DataNonEmpty {
 		if r.Opts.DiscardOldData {
@@ -167,10 +184,7 @@ func clone(ctx context.Context, r *Run, h, p *Host) error {
 	if _, err := root(ctx, h, "sh", "-c", cloneSetup, "pgfleet-clone", marker, d); err != nil {
 		return err
 	}
-	slot := ""
-	if h.PG().Replication.Slots {
-		slot = pgsql.SlotName(h.Name)
-	}
+	slot := wantSlot(h)
 	var err error
 	switch r.method(h) {
 	case "tar":
@@ -184,6 +198,65 @@ func clone(ctx context.Context, r *Run, h, p *Host) error {
 	}
 	if _, err := root(ctx, h, "rm", "-f", "--", marker); err != nil {
 		return fmt.Errorf("remove the clone's marker %s: %w", marker, err)
+	}
+	return nil
+}
+
+// slotAction says what a clone of a replica must do to its slot on p,
+// as p's state tells: "create" it, "recreate" it (it was invalidated: it
+// lost the WAL a standby needs), or "" when it is usable.
+func slotAction(p *Host, slot string) string {
+	if p.Facts == nil || p.Facts.Server == nil {
+		return "create"
+	}
+	switch s := p.Facts.Server.Slot(slot); {
+	case s == nil:
+		return "create"
+	case s.WALStatus == "lost":
+		return "recreate"
+	}
+	return ""
+}
+
+// ensureSlotSQL makes the physical slot exist and usable on a primary of
+// that major version: an invalidated slot (wal_status 'lost', since 13)
+// that no WAL receiver holds is dropped and made again, reserving WAL from
+// now on. It prints "dropped" and "created" for what it did, and "in use"
+// when an invalidated slot is still held, each after a "|". The functions
+// run only for the rows their WHERE keeps.
+func ensureSlotSQL(slot string, version int) string {
+	q := pgsql.QuoteLiteral(slot)
+	var b strings.Builder
+	if version >= 13 {
+		fmt.Fprintf(&b, "SELECT pg_drop_replication_slot(slot_name), 'dropped' FROM pg_replication_slots WHERE slot_name = %s AND wal_status = 'lost' AND NOT active;\n", q)
+	}
+	fmt.Fprintf(&b, "SELECT pg_create_physical_replication_slot(%s, true), 'created' WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = %s);\n", q, q)
+	if version >= 13 {
+		fmt.Fprintf(&b, "SELECT 'lost', 'in use' FROM pg_replication_slots WHERE slot_name = %s AND wal_status = 'lost';\n", q)
+	}
+	return b.String()
+}
+
+// ensureSlot makes h's slot on its primary p usable before h is cloned:
+// Slots makes it only on primaries the run changes, and a slot lost to an
+// invalidation must be made again.
+func ensureSlot(ctx context.Context, h, p *Host, slot string) error {
+	out, err := psql(ctx, p, ensureSlotSQL(slot, p.PG().Version))
+	if err != nil {
+		return fmt.Errorf("make replication slot %s on %s: %w", slot, p.Name, err)
+	}
+	// Each line ends with what was done: the functions' results come first.
+	for _, line := range strings.Split(out, "\n") {
+		_, did, _ := strings.Cut(strings.TrimSpace(line), "|")
+		switch did {
+		case "dropped":
+			h.Log.Warn("dropped the invalidated replication slot " + slot + " on " + p.Name + ": it had lost the WAL the standby needed")
+		case "created":
+			h.Log.Info("created replication slot " + slot + " on " + p.Name)
+		case "in use":
+			return hintf("stop PostgreSQL on "+h.Name+" and run pgfleet up again",
+				"the invalidated replication slot %s on %s is still in use", slot, p.Name)
+		}
 	}
 	return nil
 }

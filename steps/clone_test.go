@@ -43,22 +43,22 @@ func TestCloneReason(t *testing.T) {
 		{"follows another host", testInventory, "h2", func(f *State) {
 			f.DataNonEmpty, f.DataVersion, f.StandbySignal = true, 15, true
 			f.AutoConf = basebackupAutoConf("10.0.0.9", "5432", "h2")
-		}, "it follows 10.0.0.9:5432, not h1 (10.0.0.1:5432)"},
+		}, ""}, // Follow points it at h1
 		{"follows the primary's SSH address, not its replication address", strings.ReplaceAll(testInventory, "h1: {address: 10.0.0.1}", "h1: {address: 192.168.0.1, replication_address: 10.0.0.1}"), "h2", func(f *State) {
 			f.DataNonEmpty, f.DataVersion, f.StandbySignal = true, 15, true
 			f.AutoConf = basebackupAutoConf("192.168.0.1", "5432", "h2")
-		}, "it follows 192.168.0.1:5432, not h1 (10.0.0.1:5432)"},
+		}, ""},
 		{"no primary_conninfo", testInventory, "h2", func(f *State) {
 			f.DataNonEmpty, f.DataVersion, f.StandbySignal = true, 15, true
-		}, "it follows :5432, not h1"},
+		}, ""},
 		{"follows the right host on the wrong port", port5433, "h2", func(f *State) {
 			f.DataNonEmpty, f.DataVersion, f.StandbySignal = true, 15, true
 			f.AutoConf = basebackupAutoConf("10.0.0.1", "5432", "h2")
-		}, "it follows 10.0.0.1:5432, not h1 (10.0.0.1:5433)"},
+		}, ""},
 		{"no port in conninfo means 5432", port5433, "h2", func(f *State) {
 			f.DataNonEmpty, f.DataVersion, f.StandbySignal = true, 15, true
 			f.AutoConf = "primary_conninfo = 'host=10.0.0.1 user=replicator'\n"
-		}, "it follows 10.0.0.1:5432, not h1 (10.0.0.1:5433)"},
+		}, ""},
 		{"follows the right host on a non-default port", port5433, "h2", func(f *State) {
 			f.DataNonEmpty, f.DataVersion, f.StandbySignal = true, 15, true
 			f.AutoConf = basebackupAutoConf("10.0.0.1", "5433", "h2")
@@ -81,6 +81,31 @@ func TestCloneReason(t *testing.T) {
 				t.Errorf("cloneReason = %q, want %q", got, tc.want)
 			}
 		})
+	}
+}
+
+// A standby whose slot lost the WAL it needs can never catch up: it is
+// cloned again.
+func TestCloneReasonSlot(t *testing.T) {
+	for _, tc := range []struct {
+		inv, status, want string
+	}{
+		{testInventory, "lost", "its slot on h1 was invalidated: the WAL it needs is gone"},
+		{testInventory, "unreserved", ""},
+		{testInventory, "reserved", ""},
+		{noSlots, "lost", ""}, // a slot it does not use
+	} {
+		r := newTestRun(t, tc.inv, Options{DryRun: true})
+		h, p := host(t, r, "h2"), host(t, r, "h1")
+		standby(h, "10.0.0.1", "5432")
+		p.Facts.Server = &Server{Slots: []Slot{{Name: "h3"}, {Name: "h2", WALStatus: tc.status}}}
+		if got := cloneReason(h, p); got != tc.want {
+			t.Errorf("slots %v, wal_status %s: cloneReason = %q, want %q", tc.inv == testInventory, tc.status, got, tc.want)
+		}
+		plan, err := Clone{}.Check(context.Background(), r, h)
+		if (plan != nil) != (tc.want != "") || err != nil {
+			t.Errorf("wal_status %s: clone plan %v, err %v", tc.status, plan, err)
+		}
 	}
 }
 
@@ -225,12 +250,17 @@ func TestCloneCheck(t *testing.T) {
 			f.DataNonEmpty, f.DataVersion, f.StandbySignal, f.PostmasterPID = true, 15, true, 4242
 		}, "", []string{"stop PostgreSQL", "move the old data aside to /var/lib/postgresql/15/main.pgfleet-20250102T030405Z",
 			"clone from h1 with basebackup, because pgfleet rebuild was asked to clone it again"}},
-		{"standby of another host, discard", Options{DryRun: true, DiscardOldData: true}, func(f *State) {
+		// A standby of the cluster that follows another address is
+		// pointed at its primary by Follow, never cloned.
+		{"standby of another host", Options{DryRun: true, DiscardOldData: true}, func(f *State) {
 			f.DataNonEmpty, f.DataVersion, f.StandbySignal, f.PostmasterPID = true, 15, true, 4242
 			f.AutoConf = basebackupAutoConf("10.0.0.9", "5432", "h2")
 			f.Server = &Server{InRecovery: true, UserDatabases: 4}
-		}, "", []string{"stop PostgreSQL", "delete the old data in /var/lib/postgresql/15/main (--discard-old-data)",
-			"clone from h1 with basebackup, because it follows 10.0.0.9:5432, not h1 (10.0.0.1:5432)"}},
+		}, "", nil},
+		{"discard the old data of a clone cut short", Options{DryRun: true, DiscardOldData: true}, func(f *State) {
+			f.DataNonEmpty, f.DataVersion, f.StandbySignal, f.CloneIncomplete = true, 15, true, true
+		}, "", []string{"delete the old data in /var/lib/postgresql/15/main (--discard-old-data)",
+			"clone from h1 with basebackup, because an earlier clone into it did not finish"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := newTestRun(t, testInventory, tc.opts)

@@ -9,6 +9,7 @@ func Rebuild() []Step {
 		CreateCluster{},
 		Configure{},
 		PgPass{},
+		Follow{},
 		Clone{},
 		StartReplicas{},
 	}

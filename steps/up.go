@@ -28,6 +28,7 @@ func Up() []Step {
 		ReplicationRole{},
 		Slots{},
 		PgPass{},
+		Follow{},
 		Clone{},
 		StartReplicas{},
 	}

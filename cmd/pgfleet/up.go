@@ -44,13 +44,19 @@ On each host, in order, and only where something differs from the inventory:
   role       the replication role, its password set as a SCRAM verifier
   slots      one physical replication slot per replica
   pgpass     the replication password in each replica's ~postgres/.pgpass
-  clone      replicas with no data, or whose clone was cut short, or that
-             follow another host: check first that the clone can succeed,
-             stop, move the old data aside, then pg_basebackup (or a tar
-             stream through pgfleet). Data that has been a primary's (a
-             promoted replica, an old primary), another cluster's, or that
-             is no cluster at all is never moved: up refuses and names the
-             host (see pgfleet rebuild)
+  follow     a standby whose primary_conninfo names another address or port
+             than the primary's (the primary moved), or another application
+             name or slot: rewrite primary_conninfo and primary_slot_name in
+             postgresql.auto.conf and reload it (restart on PostgreSQL 12);
+             never a clone
+  clone      replicas with no data, or whose clone was cut short, or whose
+             slot on the primary was invalidated (the WAL they need is
+             gone): check first that the clone can succeed, stop, make the
+             replica's slot (again), move the old data aside, then
+             pg_basebackup (or a tar stream through pgfleet). Data that has
+             been a primary's (a promoted replica, an old primary), another
+             cluster's, or that is no cluster at all is never moved: up
+             refuses and names the host (see pgfleet rebuild)
   start      the replicas
   verify     every replica streams and has replayed the primary's latest WAL
 

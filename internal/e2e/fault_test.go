@@ -212,9 +212,22 @@ func TestFaults(t *testing.T) {
 			t.Fatal(err)
 		}
 		waitWrites(w, 20)
+		// Its slot is gone too: the slots step runs only on primaries the
+		// run changes, so the clone makes it.
+		slot := strings.ReplaceAll(replica, "-", "_")
+		eventually(t, 30*time.Second, "the slot of "+replica+" is dropped", func() string {
+			psqlOn(t, l, primary, fmt.Sprintf("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '%s' AND NOT active", slot))
+			if got := psqlOn(t, l, primary, fmt.Sprintf("SELECT count(*) FROM pg_replication_slots WHERE slot_name = '%s'", slot)); got != "0" {
+				return "it is still there"
+			}
+			return ""
+		})
 		// --limit names only the replica: the run still locks the cluster
 		// on the primary and clones from it, without changing it.
 		upOK(t, inv, "--limit", replica)
+		if got := psqlOn(t, l, primary, fmt.Sprintf("SELECT active FROM pg_replication_slots WHERE slot_name = '%s'", slot)); got != "t" {
+			t.Errorf("the slot of %s after up --limit %s: active %q, want it made and in use", replica, replica, got)
+		}
 		waitWrites(w, w.count()+20) // writes go on after the clone
 		checkNoLoss(t, l, w)
 	})
@@ -524,6 +537,137 @@ func TestFaults(t *testing.T) {
 		psqlOn(t, l, primary, "DROP TABLE ballast")
 		w := nextWriter()
 		upOK(t, inv)
+		checkNoLoss(t, l, w)
+	})
+
+	// stepsOf is what up did, by "host step", from its JSON report.
+	stepsOf := func(r result) map[string]struct {
+		status  string
+		changes string
+	} {
+		out := map[string]struct {
+			status  string
+			changes string
+		}{}
+		for _, h := range parseReport(t, r).Hosts {
+			for _, s := range h.Steps {
+				out[h.Host+" "+s.Step] = struct {
+					status  string
+					changes string
+				}{s.Status, strings.Join(s.Changes, "; ")}
+			}
+		}
+		return out
+	}
+	streams := func(t *testing.T, host string) {
+		t.Helper()
+		eventually(t, 30*time.Second, host+" streams", func() string {
+			got := psqlOn(t, l, primary, fmt.Sprintf("SELECT state FROM pg_stat_replication WHERE application_name = '%s'", host))
+			if got != "streaming" {
+				return fmt.Sprintf("state %q", got)
+			}
+			return ""
+		})
+	}
+
+	t.Run("a standby that follows a wrong address is pointed at its primary, not cloned", func(t *testing.T) {
+		const auto = "/var/lib/postgresql/15/main/postgresql.auto.conf"
+		w := nextWriter()
+		before := asideDirs(t, l, replica)
+		// Running: the standby is told the wrong port and reloaded, so that
+		// it loses its primary, as after the primary moved.
+		// Stopped: it would try the wrong port the moment it starts.
+		for _, stopped := range []bool{false, true} {
+			script := `sed -i 's/port=[0-9]*/port=5999/' ` + auto + ` && grep -q port=5999 ` + auto + ` && pg_ctlcluster 15 main reload`
+			if stopped {
+				script = `pg_ctlcluster 15 main stop -m fast && sed -i 's/port=[0-9]*/port=5999/' ` + auto + ` && grep -q port=5999 ` + auto
+			}
+			if out, err := l.Exec(context.Background(), replica, "sh", "-c", script); err != nil {
+				t.Fatalf("point %s at port 5999: %v %s", replica, err, out)
+			}
+			if !stopped {
+				eventually(t, 30*time.Second, replica+" stops streaming", func() string {
+					if got := psqlOn(t, l, primary, fmt.Sprintf("SELECT count(*) FROM pg_stat_replication WHERE application_name = '%s'", replica)); got != "0" {
+						return "it still streams"
+					}
+					return ""
+				})
+			}
+			waitWrites(w, w.count()+10)
+			steps := stepsOf(upOK(t, inv, "--output", "json"))
+			follow := steps[replica+" follow"]
+			if follow.status != "changed" || !strings.Contains(follow.changes, ":5999") {
+				t.Errorf("stopped %v: %s follow: %s %q, want it changed from port 5999", stopped, replica, follow.status, follow.changes)
+			}
+			if want := "reload"; !stopped && !strings.HasSuffix(follow.changes, want) {
+				t.Errorf("follow of a running standby: %q, want it to %s", follow.changes, want)
+			}
+			for k, s := range steps {
+				if strings.HasSuffix(k, " clone") && s.status == "changed" {
+					t.Errorf("stopped %v: %s was cloned: %s", stopped, k, s.changes)
+				}
+			}
+			if out, err := l.Exec(context.Background(), replica, "cat", auto); err != nil || strings.Contains(out, "port=5999") {
+				t.Errorf("stopped %v: %s still names port 5999 (%v):\n%s", stopped, auto, err, out)
+			}
+			streams(t, replica)
+		}
+		if after := asideDirs(t, l, replica); after != before {
+			t.Errorf("a new moved-aside directory appeared: %q, was %q", after, before)
+		}
+		// A second run finds nothing to point elsewhere.
+		if steps := stepsOf(upOK(t, inv, "--output", "json")); steps[replica+" follow"].status != "unchanged" {
+			t.Errorf("a second up: follow %v", steps[replica+" follow"])
+		}
+		checkNoLoss(t, l, w)
+	})
+
+	t.Run("a standby whose slot was invalidated is cloned again", func(t *testing.T) {
+		// Little WAL kept for slots, none for its own sake: a standby that
+		// is stopped while 100 MB of WAL pass loses its slot.
+		small := filepath.Join(t.TempDir(), "small.yaml")
+		src, err := os.ReadFile(inv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(small, []byte(strings.Replace(string(src), "postgres:\n",
+			"postgres:\n  settings:\n    max_slot_wal_keep_size: 64MB\n    wal_keep_size: 0\n", 1)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		upOK(t, small)
+		w := nextWriter()
+		before := asideDirs(t, l, replica)
+		if _, err := l.Exec(context.Background(), replica, "pg_ctlcluster", "15", "main", "stop", "-m", "fast"); err != nil {
+			t.Fatal(err)
+		}
+		slot := strings.ReplaceAll(replica, "-", "_")
+		eventually(t, time.Minute, "the slot of "+replica+" is lost", func() string {
+			// The writer's WAL, switched to a new 16 MB segment each time,
+			// then a checkpoint, which invalidates slots left behind.
+			if out, err := l.Exec(context.Background(), primary, "sh", "-c",
+				`for i in 1 2 3 4 5 6; do runuser -u postgres -- psql -XAtqc "SELECT pg_switch_wal()" >/dev/null; sleep 0.1; done
+				runuser -u postgres -- psql -XAtqc CHECKPOINT`); err != nil {
+				t.Fatalf("switch WAL segments: %v %s", err, out)
+			}
+			if got := psqlOn(t, l, primary, fmt.Sprintf("SELECT wal_status FROM pg_replication_slots WHERE slot_name = '%s'", slot)); got != "lost" {
+				return "wal_status " + got
+			}
+			return ""
+		})
+		// Back to the inventory's settings; the standby is cloned again.
+		steps := stepsOf(upOK(t, inv, "--output", "json"))
+		clone := steps[replica+" clone"]
+		if clone.status != "changed" || !strings.Contains(clone.changes, "invalidated: the WAL it needs is gone") ||
+			!strings.Contains(clone.changes, "drop and recreate the invalidated replication slot "+slot) {
+			t.Errorf("%s clone: %s %q, want a clone because its slot was invalidated", replica, clone.status, clone.changes)
+		}
+		if after := asideDirs(t, l, replica); len(strings.Fields(after)) != len(strings.Fields(before))+1 {
+			t.Errorf("the old data was not moved aside: before %q, after %q", before, after)
+		}
+		if got := psqlOn(t, l, primary, fmt.Sprintf("SELECT wal_status FROM pg_replication_slots WHERE slot_name = '%s'", slot)); got == "lost" || got == "" {
+			t.Errorf("the slot of %s after the clone: wal_status %q", replica, got)
+		}
+		streams(t, replica)
 		checkNoLoss(t, l, w)
 	})
 
