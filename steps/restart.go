@@ -6,24 +6,32 @@ import (
 	"fmt"
 	"path"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/pgfleet/pgfleet/internal/remote"
 )
 
 // Restart restarts a running server whose postgresql.conf changed a
 // parameter that only a restart applies (pg_settings.context is
-// postmaster), or that already waits for one. Up has two: the replicas'
-// first, then the primaries'. A hot standby must not run with a lower
-// max_connections, max_wal_senders, max_worker_processes,
-// max_prepared_transactions or max_locks_per_transaction than its primary,
-// so a raise reaches the replicas first.
+// postmaster), or that already waits for one. Up has three: the replicas',
+// the primaries', and the replicas' again. A hot standby must not run with
+// a lower max_connections, max_wal_senders, max_worker_processes,
+// max_prepared_transactions or max_locks_per_transaction than its primary:
+// a raise reaches the replicas first, and a replica whose new file lowers
+// one of them waits for its primary's restart (and for the record of the
+// primary's new values to be replayed).
 //
 // A running primary is restarted only when a person says yes
 // (Options.Confirm; --yes). A server that does not start with the new file
 // gets the previous one back and is started again.
 type Restart struct {
-	Primary bool // the primaries' step; else the replicas'
+	Primary bool // the primaries' step; else a replicas' step
+	// AfterPrimary is the replicas' step after the primaries': it restarts
+	// the replicas whose new file lowers a standby's minimum, and only
+	// them; the replicas' first step restarts the others.
+	AfterPrimary bool
 }
 
 func (Restart) Name() string { return "restart" }
@@ -34,10 +42,17 @@ func (s Restart) Targets(r *Run) []*Host {
 	return replicas(r)
 }
 
+// NeedsPrimary: a replica that lowers a standby's minimum must not restart
+// before its primary did.
+func (s Restart) NeedsPrimary() bool { return s.AfterPrimary }
+
 func (s Restart) Check(ctx context.Context, r *Run, h *Host) (*Plan, error) {
-	params, err := restartParams(r, h)
+	params, lowers, err := restartParams(r, h)
 	if err != nil || len(params) == 0 {
 		return nil, err
+	}
+	if !s.Primary && lowers != s.AfterPrimary {
+		return nil, nil // the other replicas' step's work
 	}
 	what := strings.Join(params, ", ")
 	return &Plan{Changes: []string{"restart PostgreSQL to apply " + what}, Apply: func(ctx context.Context) error {
@@ -46,8 +61,37 @@ func (s Restart) Check(ctx context.Context, r *Run, h *Host) (*Plan, error) {
 				return err
 			}
 		}
+		if s.AfterPrimary {
+			if err := r.replayPrimary(ctx, h); err != nil {
+				return err
+			}
+		}
 		return restart(ctx, h)
 	}}, nil
+}
+
+// standbyMinimums are the parameters a hot standby must hold at least at
+// its primary's values, with their defaults.
+var standbyMinimums = map[string]int{
+	"max_connections": 100, "max_wal_senders": 10, "max_worker_processes": 8,
+	"max_prepared_transactions": 0, "max_locks_per_transaction": 64,
+}
+
+// lowersStandbyMinimum says whether a new postgresql.conf lowers one of
+// the standbyMinimums.
+func lowersStandbyMinimum(before, after map[string]string) bool {
+	value := func(conf map[string]string, name string) int {
+		if n, err := strconv.Atoi(conf[name]); err == nil {
+			return n
+		}
+		return standbyMinimums[name]
+	}
+	for name := range standbyMinimums {
+		if value(after, name) < value(before, name) {
+			return true
+		}
+	}
+	return false
 }
 
 // restartParams are the parameters a running server needs a restart for:
@@ -55,35 +99,64 @@ func (s Restart) Check(ctx context.Context, r *Run, h *Host) (*Plan, error) {
 // read last and the one pgfleet renders, and that only a restart applies,
 // with those the server already lists as pending. Before Configure writes
 // the file (a dry run) this predicts the restart; after, the previous file
-// is the one Configure replaced.
-func restartParams(r *Run, h *Host) ([]string, error) {
+// is the one Configure replaced. lowers says whether the new file lowers
+// one of the standbyMinimums.
+func restartParams(r *Run, h *Host) (params []string, lowers bool, err error) {
 	sv := h.Facts.Server
 	if sv == nil {
-		return nil, nil // a server that is down reads the new file when it starts
+		return nil, false, nil // a server that is down reads the new file when it starts
 	}
 	before, ok := h.Facts.Files["postgresql.conf"]
 	if h.confBefore != nil {
 		before, ok = h.confBefore, true
 	}
-	var out []string
 	if ok {
 		files, err := render(r, h)
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		for _, name := range changedParams(before, files["postgresql.conf"]) {
 			if slices.Contains(sv.RestartParams, name) {
-				out = append(out, name)
+				params = append(params, name)
 			}
 		}
+		lowers = len(params) > 0 && lowersStandbyMinimum(confParams(before), confParams(files["postgresql.conf"]))
 	}
 	for _, name := range sv.PendingRestart {
-		if !slices.Contains(out, name) {
-			out = append(out, name)
+		if !slices.Contains(params, name) {
+			params = append(params, name)
 		}
 	}
-	slices.Sort(out)
-	return out, nil
+	slices.Sort(params)
+	return params, lowers, nil
+}
+
+// replayPrimary waits, up to VerifyTimeout, until replica h has replayed
+// its primary's WAL up to the primary's LSN as last read: after the
+// primary's restart, that includes the record of its new parameter
+// values, which a standby must have seen before it starts with lower ones.
+func (r *Run) replayPrimary(ctx context.Context, h *Host) error {
+	p := r.PrimaryOf(h)
+	if p == nil || p.Facts == nil || p.Facts.Server == nil || p.Facts.Server.InRecovery || p.Facts.Server.LSN == "" {
+		return nil
+	}
+	target := p.Facts.Server.LSN
+	deadline := time.Now().Add(r.Opts.VerifyTimeout)
+	for {
+		out, err := psql(ctx, h, "SELECT pg_last_wal_replay_lsn() >= :'lsn'::pg_lsn;", "lsn", target)
+		if err == nil && out == "t" {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return hintf("check that the replica streams from its primary (pgfleet status), then run up again",
+				"the replica has not replayed its primary's WAL up to %s: it must see the primary's new parameter values before it restarts with lower ones", target)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
 }
 
 const restartPrimaryHint = "pass --yes to let pgfleet restart the primary, or restart it yourself at a quiet moment; " +
@@ -117,6 +190,7 @@ func restart(ctx context.Context, h *Host) error {
 	logFile := h.Layout.LogFile()
 	err := ctlcluster(ctx, h, "restart")
 	if err == nil {
+		h.confBefore = nil // the server runs the new file
 		return nil
 	}
 	if h.confBefore == nil {

@@ -109,33 +109,49 @@ func TestRestartReplicasBeforePrimary(t *testing.T) {
 	for _, s := range Up() {
 		order = append(order, s.Name())
 		if rs, ok := s.(Restart); ok {
-			order[len(order)-1] += map[bool]string{false: "(replicas)", true: "(primaries)"}[rs.Primary]
+			switch {
+			case rs.Primary:
+				order[len(order)-1] += "(primaries)"
+			case rs.AfterPrimary:
+				order[len(order)-1] += "(replicas that lower)"
+			default:
+				order[len(order)-1] += "(replicas)"
+			}
 		}
 	}
-	if got, want := strings.Join(order, " "), "install cluster configure restart(replicas) restart(primaries) start "; !strings.HasPrefix(got, want) {
+	if got, want := strings.Join(order, " "), "install cluster configure restart(replicas) restart(primaries) restart(replicas that lower) start "; !strings.HasPrefix(got, want) {
 		t.Errorf("up's steps: %s, want them to begin %s", got, want)
 	}
 
 	t.Setenv(passwordEnv, "pw")
-	src := withSettings("max_connections: 150")
-	r := newTestRun(t, src, Options{DryRun: true})
-	converged(t, r, "pw")
-	for _, h := range r.Hosts {
-		h.Facts.Files["postgresql.conf"] = renderedConf(t, testInventory, h.Name)
-		h.Facts.Server.RestartParams = []string{"max_connections"}
-	}
-	r.Apply(context.Background(), Up())
-	var restarts []string
-	for _, res := range r.Results() {
-		if res.Step == "restart" {
-			if res.Status != Changed || !slices.Equal(res.Changes, []string{"restart PostgreSQL to apply max_connections"}) {
-				t.Errorf("%s restart: %s %q", res.Host, res.Status, res.Changes)
-			}
-			restarts = append(restarts, res.Host)
+	for _, tc := range []struct {
+		from, to string // settings
+		want     string // the order of the restarts
+	}{
+		{"", "max_connections: 150", "h2 h3 h1"},                   // a raise: the replicas first
+		{"max_connections: 150", "", "h1 h2 h3"},                   // back to the default: the primary first
+		{"max_wal_senders: 20", "max_wal_senders: 12", "h1 h2 h3"}, // lowered
+		{"", "shared_buffers: 256MB", "h2 h3 h1"},                  // no standby minimum
+	} {
+		r := newTestRun(t, withSettings(tc.to), Options{DryRun: true})
+		converged(t, r, "pw")
+		for _, h := range r.Hosts {
+			h.Facts.Files["postgresql.conf"] = renderedConf(t, withSettings(tc.from), h.Name)
+			h.Facts.Server.RestartParams = []string{"max_connections", "max_wal_senders", "shared_buffers"}
 		}
-	}
-	if len(restarts) != 3 || restarts[2] != "h1" {
-		t.Errorf("restarts in the order %v, want the replicas h2 and h3 first, then the primary h1", restarts)
+		r.Apply(context.Background(), Up())
+		var restarts []string
+		for _, res := range r.Results() {
+			if res.Step == "restart" && res.Status != Unchanged {
+				if res.Status != Changed || len(res.Changes) != 1 || !strings.HasPrefix(res.Changes[0], "restart PostgreSQL to apply ") {
+					t.Errorf("%s -> %s: %s restart: %s %q", tc.from, tc.to, res.Host, res.Status, res.Changes)
+				}
+				restarts = append(restarts, res.Host)
+			}
+		}
+		if got := strings.Join(restarts, " "); got != tc.want {
+			t.Errorf("{%s} -> {%s}: restarts in the order %s, want %s", tc.from, tc.to, got, tc.want)
+		}
 	}
 }
 

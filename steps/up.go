@@ -26,6 +26,7 @@ func Up() []Step {
 		Configure{},
 		Restart{Primary: false},
 		Restart{Primary: true},
+		Restart{AfterPrimary: true},
 		StartPrimary{},
 		ReplicationRole{},
 		Slots{},

@@ -43,9 +43,12 @@ On each host, in order, and only where something differs from the inventory:
              once; reload
   restart    a running server, only when a changed parameter needs it
              (max_connections, shared_buffers, ...): the replicas first, then
-             the primary, which asks first (--yes to answer yes). A server
-             that does not start with the new postgresql.conf gets the
-             previous one back and is started again
+             the primary, which asks first (--yes to answer yes); a replica
+             whose new file lowers max_connections, max_wal_senders,
+             max_worker_processes, max_prepared_transactions or
+             max_locks_per_transaction after its primary. A server that does
+             not start with the new postgresql.conf gets the previous one
+             back and is started again
   start      the primary
   role       the replication role, its password set as a SCRAM verifier
   slots      one physical replication slot per replica
