@@ -36,10 +36,24 @@ type Restart struct {
 
 func (Restart) Name() string { return "restart" }
 func (s Restart) Targets(r *Run) []*Host {
-	if s.Primary {
+	switch {
+	case s.Primary:
 		return primaries(r)
+	case !s.AfterPrimary:
+		return replicas(r)
 	}
-	return replicas(r)
+	// Only the replicas left to it: one result per replica in the
+	// summary's restart column, not an "unchanged" after a restart.
+	var out []*Host
+	for _, h := range replicas(r) {
+		if h.Facts == nil {
+			continue
+		}
+		if params, lowers, err := restartParams(r, h); err == nil && len(params) > 0 && lowers {
+			out = append(out, h)
+		}
+	}
+	return out
 }
 
 // NeedsPrimary: a replica that lowers a standby's minimum must not restart

@@ -141,7 +141,11 @@ func TestRestartReplicasBeforePrimary(t *testing.T) {
 		}
 		r.Apply(context.Background(), Up())
 		var restarts []string
+		last := map[string]Status{} // what the summary's restart column shows
 		for _, res := range r.Results() {
+			if res.Step == "restart" {
+				last[res.Host] = res.Status
+			}
 			if res.Step == "restart" && res.Status != Unchanged {
 				if res.Status != Changed || len(res.Changes) != 1 || !strings.HasPrefix(res.Changes[0], "restart PostgreSQL to apply ") {
 					t.Errorf("%s -> %s: %s restart: %s %q", tc.from, tc.to, res.Host, res.Status, res.Changes)
@@ -151,6 +155,11 @@ func TestRestartReplicasBeforePrimary(t *testing.T) {
 		}
 		if got := strings.Join(restarts, " "); got != tc.want {
 			t.Errorf("{%s} -> {%s}: restarts in the order %s, want %s", tc.from, tc.to, got, tc.want)
+		}
+		for _, h := range r.Hosts {
+			if last[h.Name] != Changed {
+				t.Errorf("{%s} -> {%s}: %s's last restart result is %s, want changed", tc.from, tc.to, h.Name, last[h.Name])
+			}
 		}
 	}
 }

@@ -77,8 +77,8 @@ func TestDryRunConverged(t *testing.T) {
 				t.Errorf("dry run %v: %s %s: %s %q %v, want unchanged", dry, res.Host, res.Step, res.Status, res.Changes, res.Err)
 			}
 		}
-		if n := len(r.Results()); n != 23 { // install, cluster, configure, restart on 3; start, role, slots on h1; restart, pgpass, clone, start on 2
-			t.Errorf("%d results, want 23", n)
+		if n := len(r.Results()); n != 21 { // install, cluster, configure, restart on 3; start, role, slots on h1; pgpass, clone, start on 2
+			t.Errorf("%d results, want 21", n)
 		}
 	}
 }
