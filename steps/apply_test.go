@@ -114,10 +114,13 @@ func TestConfigureApplyBacksUpAForeignFileAndUploads(t *testing.T) {
 		"postgres|sh -c " + `"$1" -C data_directory -c config_file="$2"; rc=$?; rm -f -- "$2"; exit $rc` +
 			" pgfleet-check /usr/lib/postgresql/15/bin/postgres /etc/postgresql/15/main/.pgfleet-check-postgresql.conf",
 		"root|pg_ctlcluster 15 main reload",
-		"postgres|/usr/lib/postgresql/15/bin/psql -X -q -A -t -v ON_ERROR_STOP=1 -p 5432 -h /var/run/postgresql -d postgres -f - << SELECT name FROM pg_settings WHERE pending_restart;",
 	}
 	if got := ran(srv); !slices.Equal(got, want) {
 		t.Errorf("commands run:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+
+	if string(h.confBefore) != foreign {
+		t.Errorf("Configure kept %q as the file it replaced, want %q", h.confBefore, foreign)
 	}
 
 	files, err := render(r, h)

@@ -1,6 +1,9 @@
 package steps
 
-import "strings"
+import (
+	"slices"
+	"strings"
+)
 
 // autoConfValue returns a parameter's value in postgresql.auto.conf, "" if
 // it is not set there.
@@ -96,4 +99,71 @@ func conninfoValue(conninfo, key string) string {
 		}
 	}
 	return found
+}
+
+// confParams reads the `name = value` lines of a postgresql.conf: values
+// by lower-cased name (names are case-insensitive in PostgreSQL), the
+// last one of a name winning. The `=` is optional, as in PostgreSQL; a
+// quoted value is unquoted; comments and include directives are left out.
+func confParams(conf []byte) map[string]string {
+	out := map[string]string{}
+	for _, line := range strings.Split(string(conf), "\n") {
+		line = strings.TrimSpace(line)
+		end := strings.IndexFunc(line, func(r rune) bool {
+			return !(r == '_' || r == '.' || r == '-' || '0' <= r && r <= '9' || 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z')
+		})
+		if end < 0 {
+			end = len(line)
+		}
+		name, rest := strings.ToLower(line[:end]), strings.TrimSpace(line[end:])
+		if name == "" || strings.HasPrefix(name, "include") {
+			continue
+		}
+		rest = strings.TrimSpace(strings.TrimPrefix(rest, "="))
+		var val string
+		if strings.HasPrefix(rest, "'") {
+			i := 1
+			for ; i < len(rest); i++ {
+				if rest[i] == '\\' {
+					i++
+					continue
+				}
+				if rest[i] == '\'' {
+					if i+1 < len(rest) && rest[i+1] == '\'' {
+						i++
+						continue
+					}
+					break
+				}
+			}
+			val = unquoteConf(rest[1:min(i, len(rest))])
+		} else {
+			val, _, _ = strings.Cut(rest, "#")
+			val = strings.TrimSpace(val)
+			if j := strings.IndexAny(val, " \t"); j >= 0 {
+				val = val[:j]
+			}
+		}
+		out[name] = val
+	}
+	return out
+}
+
+// changedParams are the names of the parameters whose values differ
+// between two postgresql.conf files, set in either, sorted.
+func changedParams(before, after []byte) []string {
+	a, b := confParams(before), confParams(after)
+	var out []string
+	for name, v := range a {
+		if w, ok := b[name]; !ok || w != v {
+			out = append(out, name)
+		}
+	}
+	for name := range b {
+		if _, ok := a[name]; !ok {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return out
 }

@@ -2,7 +2,9 @@ package steps
 
 // Rebuild is the list of steps `pgfleet rebuild` runs on the replicas it is
 // given (the run's --limit, with their primaries reached outside it): the
-// same steps as up, with Clone forced by Options.Rebuild.
+// same steps as up, with Clone forced by Options.Rebuild. Restart is not
+// among them: the clone stops each replica and starts it with the new
+// configuration, and a primary is never changed by rebuild.
 func Rebuild() []Step {
 	return []Step{
 		Install{},

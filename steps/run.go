@@ -65,6 +65,11 @@ type Host struct {
 	// step changes it.
 	outside bool
 	dialed  time.Duration // how long the SSH connection took
+	// confBefore is postgresql.conf as it was before Configure replaced
+	// it in this run, nil if it did not: the state read after Configure
+	// holds the new file, and Restart puts this one back when the server
+	// does not start with the new one.
+	confBefore []byte
 
 	mu     sync.Mutex
 	failed error // the first error on this host; later steps skip it
@@ -131,6 +136,9 @@ type Options struct {
 	Rebuild bool
 	// Method overrides the inventory's replication.method; "" keeps it.
 	Method string
+	// Confirm asks a person a yes/no question (a restart of a running
+	// primary); nil when no one can be asked, which is a no.
+	Confirm func(question string) (bool, error)
 }
 
 // Run is one run of a list of steps over an inventory.
@@ -145,6 +153,7 @@ type Run struct {
 	results   []Result
 	passwords map[string]string      // by cluster; read once
 	locks     map[string]*lockHolder // by cluster
+	asking    sync.Mutex             // one question at a time, from hosts in parallel
 	bars      *progressBars
 	ssh       map[string]*sshconf.Effective // by host name, every host of the inventory
 }

@@ -75,8 +75,11 @@ type Server struct {
 	Replication    []ReplicationState `json:"replication"` // pg_stat_replication, by application name
 	Slots          []Slot             `json:"slots"`       // physical slots, by name
 	PendingRestart []string           `json:"pending_restart"`
-	DBSize         int64              `json:"db_size"`
-	UserDatabases  int                `json:"user_databases"`
+	// RestartParams are the parameters a change of which takes a restart
+	// (pg_settings.context is postmaster), by name.
+	RestartParams []string `json:"restart_params"`
+	DBSize        int64    `json:"db_size"`
+	UserDatabases int      `json:"user_databases"`
 }
 
 // Role describes the replication role on a server.

@@ -139,6 +139,7 @@ SELECT json_build_object(
     'retained_bytes', pg_wal_lsn_diff(l.lsn, restart_lsn)::bigint) ORDER BY slot_name), '[]'::json)
     FROM pg_replication_slots WHERE slot_type = 'physical'),
   'pending_restart', (SELECT coalesce(json_agg(name ORDER BY name), '[]'::json) FROM pg_settings WHERE pending_restart),
+  'restart_params', (SELECT coalesce(json_agg(name ORDER BY name), '[]'::json) FROM pg_settings WHERE context = 'postmaster'),
   'db_size', (SELECT sum(pg_database_size(oid))::bigint FROM pg_database),
   'user_databases', (SELECT count(*) FROM pg_database WHERE datname NOT IN ('postgres', 'template0', 'template1'))
 ) FROM l;

@@ -61,7 +61,8 @@ func TestDecodeStatePrimary(t *testing.T) {
 	sv := s.Server
 	if sv.InRecovery || sv.Version != "15.14" || sv.LSN != "0/5000060" || sv.Receiver != nil || sv.ReplayDelay != nil ||
 		sv.Role == nil || !sv.Role.Replication || !sv.Role.Login || !strings.HasPrefix(sv.Role.Verifier, "SCRAM-SHA-256$") ||
-		sv.DBSize != 31457280 || sv.UserDatabases != 2 || !reflect.DeepEqual(sv.PendingRestart, []string{"max_connections", "shared_buffers"}) {
+		sv.DBSize != 31457280 || sv.UserDatabases != 2 || !reflect.DeepEqual(sv.PendingRestart, []string{"max_connections", "shared_buffers"}) ||
+		!reflect.DeepEqual(sv.RestartParams, []string{"max_connections", "shared_buffers", "wal_level"}) {
 		t.Errorf("server: %+v", sv)
 	}
 	// The peers, one of them at an IPv6 address, as the primary lists them.

@@ -24,6 +24,9 @@ func Up() []Step {
 		Install{},
 		CreateCluster{},
 		Configure{},
+		Restart{Primary: false},
+		Restart{Primary: true},
+		Restart{AfterPrimary: true},
 		StartPrimary{},
 		ReplicationRole{},
 		Slots{},
@@ -188,8 +191,8 @@ func makeConfigDir(ctx context.Context, h *Host) error {
 
 // Configure renders postgresql.conf and pg_hba.conf and writes them where
 // they differ. A file pgfleet did not write is backed up once before it is
-// first replaced. A running server is reloaded, and restarted only when a
-// changed parameter needs it.
+// first replaced. A running server is reloaded; a changed parameter that
+// needs a restart waits for the Restart steps after it.
 type Configure struct{}
 
 func (Configure) Name() string           { return "configure" }
@@ -221,12 +224,6 @@ func (Configure) Check(ctx context.Context, r *Run, h *Host) (*Plan, error) {
 		plan.Diffs = append(plan.Diffs, d)
 	}
 	if len(writes) == 0 {
-		if s := h.Facts.Server; s != nil && len(s.PendingRestart) > 0 {
-			return &Plan{
-				Changes: []string{"restart PostgreSQL to apply " + strings.Join(s.PendingRestart, ", ")},
-				Apply:   func(ctx context.Context) error { return ctlcluster(ctx, h, "restart") },
-			}, nil
-		}
 		return nil, nil
 	}
 	plan.Apply = func(ctx context.Context) error {
@@ -252,22 +249,16 @@ func (Configure) Check(ctx context.Context, r *Run, h *Host) (*Plan, error) {
 			if err := h.Conn.WriteFile(ctx, p, files[name], os.FileMode(mode), "postgres", "postgres"); err != nil {
 				return fmt.Errorf("write %s: %w", p, err)
 			}
+			if name == "postgresql.conf" && exists {
+				// Kept for Restart: a server that does not start with
+				// the new file gets this one back.
+				h.confBefore = have
+			}
 		}
 		if !h.Facts.Running() {
 			return nil
 		}
-		if err := ctlcluster(ctx, h, "reload"); err != nil {
-			return err
-		}
-		pending, err := psql(ctx, h, "SELECT name FROM pg_settings WHERE pending_restart;")
-		if err != nil {
-			return err
-		}
-		if pending != "" {
-			h.Log.Info("restart PostgreSQL to apply " + strings.ReplaceAll(pending, "\n", ", "))
-			return ctlcluster(ctx, h, "restart")
-		}
-		return nil
+		return ctlcluster(ctx, h, "reload")
 	}
 	return plan, nil
 }

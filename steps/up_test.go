@@ -18,15 +18,15 @@ func TestDryRunBare(t *testing.T) {
 		t.Errorf("a dry run of bare hosts failed: %v", err)
 	}
 	for _, res := range r.Results() {
-		// A bare replica has no standby to point elsewhere: Clone makes it.
-		if res.Step == "follow" {
-			if res.Status != Unchanged {
-				t.Errorf("%s follow: %s, want unchanged", res.Host, res.Status)
-			}
-			continue
+		want := Changed
+		switch res.Step {
+		case "restart":
+			want = Unchanged // no server runs yet
+		case "follow":
+			want = Unchanged // a bare replica has no standby to point elsewhere: Clone makes it
 		}
-		if res.Status != Changed {
-			t.Errorf("%s %s: %s, want changed", res.Host, res.Step, res.Status)
+		if res.Status != want {
+			t.Errorf("%s %s: %s, want %s", res.Host, res.Step, res.Status, want)
 		}
 	}
 	golden(t, "plan_bare.golden", planText(r))
@@ -80,8 +80,8 @@ func TestDryRunConverged(t *testing.T) {
 				t.Errorf("dry run %v: %s %s: %s %q %v, want unchanged", dry, res.Host, res.Step, res.Status, res.Changes, res.Err)
 			}
 		}
-		if n := len(r.Results()); n != 20 { // install, cluster, configure on 3; start, role, slots on h1; pgpass, follow, clone, start on 2
-			t.Errorf("%d results, want 20", n)
+		if n := len(r.Results()); n != 23 { // install, cluster, configure, restart on 3; start, role, slots on h1; pgpass, follow, clone, start on 2
+			t.Errorf("%d results, want 23", n)
 		}
 	}
 }

@@ -38,8 +38,17 @@ replica is still reached and locked, but not changed.
 On each host, in order, and only where something differs from the inventory:
   install    PostgreSQL of the declared version (apt), with no default cluster
   cluster    the primary's cluster (initdb with data checksums)
-  configure  postgresql.conf and pg_hba.conf from templates; a file pgfleet did
-             not write is backed up once; reload, or restart only if needed
+  configure  postgresql.conf and pg_hba.conf from templates, checked by
+             postgres -C first; a file pgfleet did not write is backed up
+             once; reload
+  restart    a running server, only when a changed parameter needs it
+             (max_connections, shared_buffers, ...): the replicas first, then
+             the primary, which asks first (--yes to answer yes); a replica
+             whose new file lowers max_connections, max_wal_senders,
+             max_worker_processes, max_prepared_transactions or
+             max_locks_per_transaction after its primary. A server that does
+             not start with the new postgresql.conf gets the previous one
+             back and is started again
   start      the primary
   role       the replication role, its password set as a SCRAM verifier
   slots      one physical replication slot per replica
@@ -61,7 +70,13 @@ On each host, in order, and only where something differs from the inventory:
   verify     every replica streams and has replayed the primary's latest WAL
 
 A second run changes nothing and says so. --dry-run shows what would change,
-with diffs of the configuration files, and changes nothing.
+with diffs of the configuration files and the restarts they need, and
+changes nothing.
+
+A running primary is restarted only with a yes: on a terminal pgfleet asks;
+--yes answers yes; with neither, up leaves the new file in place, restarts
+the replicas only, and fails on the primary, to be restarted at a quiet
+moment.
 
 Old data on a replica is moved aside to DATADIR.pgfleet-TIMESTAMP, never
 deleted, unless --discard-old-data is given. The primary's data is never
@@ -75,6 +90,7 @@ func newUpCommand(g *globalOptions) *cobra.Command {
 		Long:  upLong,
 		Example: `  pgfleet up inventory.yaml
   pgfleet up inventory.yaml --dry-run
+  pgfleet up inventory.yaml --yes
   pgfleet up inventory.yaml --output json > result.json`,
 		Args: exactArgs(1, "INVENTORY"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -144,6 +160,7 @@ func runUp(ctx context.Context, g *globalOptions, o *upOptions, path string, std
 	opts := g.runOptions(o.connectTimeout)
 	opts.DryRun, opts.DiscardOldData, opts.VerifyTimeout = o.dryRun, o.discardOldData, o.verifyTimeout
 	opts.WithPrimaries = true
+	opts.Confirm = func(question string) (bool, error) { return confirm(g, question) }
 	inv, r, err := newRun(path, opts)
 	if err != nil {
 		return err
