@@ -183,13 +183,14 @@ func TestConfigureApplyLeavesTheFileWhenPostgresRejectsIt(t *testing.T) {
 
 func TestLockHeldUntilClose(t *testing.T) {
 	r, _, srv := scriptedHost(t, sshtest.Rules(
-		sshtest.On(`^sh -c .*flock -n 9.* pgfleet-lock `+pgsql.SlotName("main")+` `, sshtest.Reply{Stdout: "locked\n", Hold: true}),
+		sshtest.On(`^bash -c .*flock -n 9.* pgfleet-lock `+pgsql.SlotName("main")+` `, sshtest.Reply{Stdout: "locked\n", Hold: true}),
 	))
 	if err := r.Lock(context.Background()); err != nil {
 		t.Fatalf("Lock: %v", err)
 	}
 	cmds := srv.Commands()
-	if len(cmds) != 1 || cmds[0].As != "root" || !strings.Contains(cmds[0].Args[len(cmds[0].Args)-1], "(pid ") {
+	if len(cmds) != 1 || cmds[0].As != "root" || !strings.Contains(cmds[0].Args[len(cmds[0].Args)-2], "(pid ") ||
+		cmds[0].Args[len(cmds[0].Args)-1] != "30" {
 		t.Fatalf("lock commands: %+v", cmds)
 	}
 	// The lock lives as long as the command, which reads its stdin to the end.

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/user"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -16,9 +17,12 @@ import (
 )
 
 // lockScript takes an exclusive lock for the cluster on its primary and
-// holds it for as long as its stdin stays open: when pgfleet ends, however
-// it ends, the SSH session closes and the lock is released. Whoever holds
-// it is written beside it, for the message the next run shows.
+// holds it for as long as pgfleet's heartbeat arrives on its stdin (a line
+// every lockHeartbeat): when pgfleet ends, its SSH session closes and the
+// lock goes; when the network between them is cut, sshd on the primary may
+// not notice for hours, but the heartbeat stops and the lock goes after
+// lockSilence. Whoever holds it is written beside it, for the message the
+// next run shows. It runs under bash, for read -t.
 //
 // The lock lives in a directory only root may write (not the world-writable
 // /run/lock), checked before use: no other user can plant a symlink that
@@ -36,9 +40,16 @@ if ! flock -n 9; then
 fi
 printf '%s\n' "$2" > "$d/$1.owner"
 echo locked
-cat >/dev/null
+while IFS= read -r -t "$3" _; do :; done
 rm -f "$d/$1.owner"
 `
+
+// The lock's heartbeat, and the silence after which the primary lets the
+// lock go: a run cut off from its primary holds it no longer than that.
+const (
+	lockHeartbeat = 5 * time.Second
+	lockSilence   = 30 * time.Second
+)
 
 // Lock takes each cluster's lock on its primary, so that two runs on one
 // cluster never interleave. It runs after Dial and before Facts, so that
@@ -156,9 +167,23 @@ func (r *Run) lock(ctx context.Context, h *Host, owner string) error {
 	go func() {
 		var err error
 		res, err = h.Conn.Run(context.WithoutCancel(ctx), remote.Cmd{As: "root", Stdin: pr, Stdout: sig,
-			Args: []string{"sh", "-c", lockScript, "pgfleet-lock", name, owner}})
+			Args: []string{"bash", "-c", lockScript, "pgfleet-lock", name, owner, strconv.Itoa(int(lockSilence.Seconds()))}})
 		close(l.ended)
 		l.done <- err
+	}()
+	go func() {
+		t := time.NewTicker(lockHeartbeat)
+		defer t.Stop()
+		for {
+			select {
+			case <-l.ended:
+				return
+			case <-t.C:
+				if _, err := pw.Write([]byte("\n")); err != nil {
+					return // closed: the run let the lock go
+				}
+			}
+		}
 	}()
 	select {
 	case <-locked:
@@ -176,7 +201,7 @@ func (r *Run) lock(ctx context.Context, h *Host, owner string) error {
 		}
 		var ee *remote.ExitError
 		if errors.As(err, &ee) && ee.Code == 75 {
-			return hintf("wait for that run to finish; if it died, its lock goes with its SSH connection",
+			return hintf("wait for that run to finish; a run that died or lost its connection lets the lock go within "+lockSilence.String(),
 				"cluster %s is being changed by another pgfleet run: %s", h.Cluster.Name, strings.TrimPrefix(ee.Stderr, "held by "))
 		}
 		if errors.As(err, &ee) && ee.Code == 76 {

@@ -8,19 +8,20 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // runLockScript runs the lock script with its directory moved into dir, as
 // the primary's shell would, and returns its output and exit code.
 func runLockScript(t *testing.T, dir string) (string, int) {
 	t.Helper()
-	for _, tool := range []string{"sh", "flock", "stat"} {
+	for _, tool := range []string{"bash", "flock", "stat"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Skipf("%s is not installed", tool)
 		}
 	}
 	script := strings.Replace(lockScript, "d=/run/pgfleet", "d="+dir, 1)
-	cmd := exec.Command("sh", "-c", script, "pgfleet-lock", "main", "tester")
+	cmd := exec.Command("bash", "-c", script, "pgfleet-lock", "main", "tester", "30")
 	cmd.Stdin = strings.NewReader("") // release at once
 	out, err := cmd.CombinedOutput()
 	if ee, ok := err.(*exec.ExitError); ok {
@@ -169,4 +170,41 @@ func (fakeChange) Name() string           { return "fake" }
 func (fakeChange) Targets(r *Run) []*Host { return all(r) }
 func (f fakeChange) Check(context.Context, *Run, *Host) (*Plan, error) {
 	return &Plan{Changes: []string{"change"}, Apply: func(context.Context) error { f.apply(); return nil }}, nil
+}
+
+// A holder whose heartbeat stops (its network was cut) lets the lock go
+// after the silence; one whose heartbeat goes on keeps it.
+func TestLockScriptReleasesASilentHolder(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("the lock script insists on a root-owned directory: run as root")
+	}
+	for _, tool := range []string{"bash", "flock", "stat"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s is not installed", tool)
+		}
+	}
+	dir := filepath.Join(t.TempDir(), "pgfleet")
+	script := strings.Replace(lockScript, "d=/run/pgfleet", "d="+dir, 1)
+	holder := exec.Command("bash", "-c", script, "pgfleet-lock", "main", "silent", "1")
+	stdin, err := holder.StdinPipe() // open, and silent
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stdin.Close()
+	if err := holder.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- holder.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		holder.Process.Kill()
+		t.Fatal("a silent holder kept the lock 10 s with a 1 s silence")
+	}
+	// The lock is free again.
+	out, code := runLockScript(t, dir)
+	if code != 0 || !strings.Contains(out, "locked") {
+		t.Errorf("after a silent holder: exit %d, output %q", code, out)
+	}
 }
