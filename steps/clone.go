@@ -60,6 +60,26 @@ func refuseData(h, p *Host, rebuild bool) error {
 	return nil
 }
 
+// refuseMove says why h's old data, which a clone must first move aside
+// (or delete), cannot be: nil if it can. A data directory that is a
+// symbolic link would have the link moved and the data left in place; the
+// mount point of a file system cannot be renamed at all. Both are fine for
+// a standby that needs no clone.
+func refuseMove(h *Host) error {
+	f, d := h.Facts, h.Layout.DataDir()
+	switch {
+	case !f.DataNonEmpty:
+		return nil
+	case f.DataLink != "":
+		return hintf("set postgres.data_dir: "+f.DataLink+" in the inventory, so that pgfleet moves and clones the data itself",
+			"refusing to clone onto %s: its data directory %s is a symbolic link to %s; moving the link aside would leave the data where it is", h.Name, d, f.DataLink)
+	case f.DataMountPoint:
+		return hintf("give PostgreSQL a directory below the mount point, e.g. postgres.data_dir: "+d+"/main, and move the data there yourself",
+			"refusing to clone onto %s: its data directory %s is the mount point of a file system, which cannot be moved aside", h.Name, d)
+	}
+	return nil
+}
+
 // cloneReason says why h needs a clone from p, "" if it does not. A
 // standby of the cluster that follows another address is pointed at p by
 // Follow, not cloned; one whose slot lost the WAL it needs can never catch
@@ -97,6 +117,9 @@ func (Clone) Check(ctx context.Context, r *Run, h *Host) (*Plan, error) {
 	}
 	if reason == "" {
 		return nil, nil
+	}
+	if err := refuseMove(h); err != nil {
+		return nil, err
 	}
 	f := h.Facts
 	var changes []string

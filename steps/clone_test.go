@@ -410,3 +410,37 @@ func TestCloneSetupStopsAnEarlierCopy(t *testing.T) {
 		t.Errorf("no data directory: %v", err)
 	}
 }
+
+// Old data a clone must move aside cannot be moved from a symbolic link or
+// a mount point; a standby there that needs no clone is kept.
+func TestRefuseMove(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		facts func(f *State)
+		want  string
+	}{
+		{"plain directory", func(f *State) { f.DataNonEmpty, f.DataVersion = true, 15 }, ""},
+		{"a symbolic link with data", func(f *State) { f.DataNonEmpty, f.DataVersion, f.DataLink = true, 15, "/data/pg15" },
+			"is a symbolic link to /data/pg15"},
+		{"a symbolic link to an empty directory", func(f *State) { f.DataLink = "/data/pg15" }, ""},
+		{"a mount point with lost+found", func(f *State) { f.DataNonEmpty, f.DataMountPoint = true, true }, "is the mount point of a file system"},
+		{"an empty mount point", func(f *State) { f.DataMountPoint = true }, ""},
+	} {
+		r := newTestRun(t, testInventory, Options{DryRun: true})
+		h := host(t, r, "h2")
+		tc.facts(h.Facts)
+		err := refuseMove(h)
+		if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want) || hintOf(err) == "") {
+			t.Errorf("%s: refuseMove = %v, want %q", tc.name, err, tc.want)
+		}
+	}
+	// A streaming standby in a symlinked directory needs no clone, and
+	// up keeps it.
+	r := newTestRun(t, testInventory, Options{DryRun: true})
+	h := host(t, r, "h2")
+	standby(h, "10.0.0.1", "5432")
+	h.Facts.DataLink = "/data/pg15"
+	if plan, err := (Clone{}).Check(context.Background(), r, h); err != nil || plan != nil {
+		t.Errorf("a standby in a symlinked directory: plan %v, err %v; want neither", plan, err)
+	}
+}

@@ -36,9 +36,13 @@ type State struct {
 	// CloneIncomplete: a clone into the data directory began and did not
 	// finish (its marker DATADIR.pgfleet-cloning is there). What the
 	// directory holds is a partial copy, never writes of its own.
-	CloneIncomplete bool        `json:"clone_incomplete"`
-	DiskFreeKB      int64       `json:"disk_free_kb"` // on the file system of the data directory
-	Aside           []AsideData `json:"aside"`        // data directories moved aside, oldest name first
+	CloneIncomplete bool `json:"clone_incomplete"`
+	// DataLink is where the data directory leads when it is a symbolic
+	// link; DataMountPoint says it is the root of a file system.
+	DataLink       string      `json:"data_link"`
+	DataMountPoint bool        `json:"data_mountpoint"`
+	DiskFreeKB     int64       `json:"disk_free_kb"` // on the file system of the data directory
+	Aside          []AsideData `json:"aside"`        // data directories moved aside, oldest name first
 
 	Files    map[string][]byte `json:"-"` // files of the configuration directory, by base name
 	AutoConf string            `json:"-"` // postgresql.auto.conf of the data directory

@@ -51,6 +51,13 @@ for x in "$D"/* "$D"/.[!.]* "$D"/..?*; do
 	if [ -e "$x" ]; then printf ',"data_nonempty":true'; break; fi
 done
 [ -f "$D/standby.signal" ] && printf ',"standby_signal":true'
+# A data directory that is a symbolic link, or a file system's mount point:
+# moving either aside would not move the data (or not work).
+if [ -L "$D" ]; then printf ',"data_link":'; js "$(readlink -f -- "$D" 2>/dev/null)"; fi
+if [ -d "$D" ] && [ ! -L "$D" ] && dev="$(stat -c '%d' -- "$D" "$D/.." 2>/dev/null)"; then
+	set -- $dev
+	[ $# -eq 2 ] && [ "$1" != "$2" ] && printf ',"data_mountpoint":true'
+fi
 # A clone that began and did not finish leaves its marker beside the data.
 [ -e "$D.pgfleet-cloning" ] && printf ',"clone_incomplete":true'
 

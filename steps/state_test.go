@@ -340,3 +340,23 @@ func TestStateArgsFromLayout(t *testing.T) {
 		}
 	}
 }
+
+// A data directory that is a symbolic link is reported with its target.
+func TestStateScriptDataLink(t *testing.T) {
+	e := newProbeEnv(t)
+	target := filepath.Join(e.dir, "disk", "pg15")
+	writeFile(t, filepath.Join(target, "PG_VERSION"), "15\n", 0o600)
+	if err := os.Symlink(target, e.data); err != nil {
+		t.Fatal(err)
+	}
+	s, out := e.run(t)
+	if s.DataLink != target || s.DataVersion != 15 || !s.DataNonEmpty || s.DataMountPoint {
+		t.Errorf("symlinked data dir: %+v\n%s", s, out)
+	}
+	// A plain directory is neither.
+	e2 := newProbeEnv(t)
+	writeFile(t, filepath.Join(e2.data, "PG_VERSION"), "15\n", 0o600)
+	if s, out := e2.run(t); s.DataLink != "" || s.DataMountPoint {
+		t.Errorf("plain data dir: %+v\n%s", s, out)
+	}
+}
