@@ -124,8 +124,11 @@ func (Clone) Check(ctx context.Context, r *Run, h *Host) (*Plan, error) {
 	f := h.Facts
 	var changes []string
 	note := ""
-	if f.Server != nil && !f.Server.InRecovery {
-		note = fmt.Sprintf(" (it runs as a primary, with %d database(s) of its own)", f.Server.UserDatabases)
+	switch {
+	case f.Server != nil && !f.Server.InRecovery:
+		note = fmt.Sprintf(" (it runs as a primary, with %d database(s) of its own, %s in all)", f.Server.UserDatabases, FormatBytes(f.Server.DBSize))
+	case f.Server != nil && f.Server.DBSize > 0:
+		note = fmt.Sprintf(" (%s of databases)", FormatBytes(f.Server.DBSize))
 	}
 	method := r.method(h)
 	if f.PostmasterPID > 0 {

@@ -235,15 +235,15 @@ func TestCloneCheck(t *testing.T) {
 		}, "refusing to clone onto h2: it runs as a primary", nil},
 		{"rebuild of a promoted replica", Options{DryRun: true, Rebuild: true}, func(f *State) {
 			f.DataNonEmpty, f.DataVersion, f.PostmasterPID = true, 15, 4242
-			f.Server = &Server{UserDatabases: 1}
+			f.Server = &Server{UserDatabases: 1, DBSize: 3 << 30}
 		}, "", []string{"stop PostgreSQL",
-			"move the old data aside to /var/lib/postgresql/15/main.pgfleet-20250102T030405Z (it runs as a primary, with 1 database(s) of its own)",
+			"move the old data aside to /var/lib/postgresql/15/main.pgfleet-20250102T030405Z (it runs as a primary, with 1 database(s) of its own, 3.0 GB in all)",
 			"clone from h1 with basebackup, because pgfleet rebuild was asked to clone it again"}},
 		{"rebuild of a streaming replica, by tar", Options{DryRun: true, Rebuild: true, Method: "tar"}, func(f *State) {
 			f.DataNonEmpty, f.DataVersion, f.StandbySignal, f.PostmasterPID = true, 15, true, 4242
 			f.AutoConf = basebackupAutoConf("10.0.0.1", "5432", "h2")
-			f.Server = &Server{InRecovery: true}
-		}, "", []string{"stop PostgreSQL", "move the old data aside to /var/lib/postgresql/15/main.pgfleet-20250102T030405Z",
+			f.Server = &Server{InRecovery: true, DBSize: 1100 << 20}
+		}, "", []string{"stop PostgreSQL", "move the old data aside to /var/lib/postgresql/15/main.pgfleet-20250102T030405Z (1.1 GB of databases)",
 			"clone from h1 with tar, because pgfleet rebuild was asked to clone it again"}},
 		// A live postmaster that refuses SQL is stopped before its data moves.
 		{"rebuild of a replica whose server refuses SQL", Options{DryRun: true, Rebuild: true}, func(f *State) {
