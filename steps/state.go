@@ -193,6 +193,24 @@ func (s *State) primaryDatabases() int {
 	return s.Server.UserDatabases
 }
 
+// ReplicationOf returns a replica's row in pg_stat_replication, nil if
+// none. A replica can have two: its WAL stream, and a base backup's sender
+// that outlived its client (a clone cut off by the network) under the same
+// application name; the stream is the one that tells how it replicates.
+func (s *Server) ReplicationOf(name string) *ReplicationState {
+	var found *ReplicationState
+	for i := range s.Replication {
+		r := &s.Replication[i]
+		if r.ApplicationName != name {
+			continue
+		}
+		if found == nil || found.State == "backup" && r.State != "backup" {
+			found = r
+		}
+	}
+	return found
+}
+
 // Slot returns the server's physical slot of that name, nil if none.
 func (s *Server) Slot(name string) *Slot {
 	for i := range s.Slots {

@@ -360,3 +360,21 @@ func TestStateScriptDataLink(t *testing.T) {
 		t.Errorf("plain data dir: %+v\n%s", s, out)
 	}
 }
+
+func TestReplicationOfPrefersTheStream(t *testing.T) {
+	s := &Server{Replication: []ReplicationState{
+		{ApplicationName: "h2", State: "backup"},
+		{ApplicationName: "h3", State: "streaming"},
+		{ApplicationName: "h2", State: "streaming"},
+	}}
+	if r := s.ReplicationOf("h2"); r == nil || r.State != "streaming" {
+		t.Errorf("ReplicationOf(h2) = %+v, want the streaming row", r)
+	}
+	if r := s.ReplicationOf("h4"); r != nil {
+		t.Errorf("ReplicationOf(h4) = %+v, want nil", r)
+	}
+	s = &Server{Replication: []ReplicationState{{ApplicationName: "h2", State: "backup"}}}
+	if r := s.ReplicationOf("h2"); r == nil || r.State != "backup" {
+		t.Errorf("a clone in progress: ReplicationOf(h2) = %+v, want the backup row", r)
+	}
+}

@@ -341,12 +341,7 @@ func assessReplica(m *MemberStatus, ih *inventory.Host, c *inventory.Cluster, ob
 	}
 	var row *ReplicationState
 	if p != nil {
-		for i := range p.Replication {
-			if p.Replication[i].ApplicationName == ih.Name {
-				row = &p.Replication[i]
-				break
-			}
-		}
+		row = p.ReplicationOf(ih.Name)
 		if slotName != "" {
 			for _, sl := range p.Slots {
 				if sl.Name == slotName {

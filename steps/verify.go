@@ -25,11 +25,8 @@ func replicaVerdict(name string, st *State, err error, p *Server, target uint64)
 		return false, err.Error()
 	}
 	primaryState := ""
-	for _, row := range p.Replication {
-		if row.ApplicationName == name {
-			primaryState = row.State
-			break
-		}
+	if row := p.ReplicationOf(name); row != nil {
+		primaryState = row.State
 	}
 	s := st.Server
 	if s == nil {

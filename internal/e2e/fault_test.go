@@ -256,7 +256,7 @@ func TestFaults(t *testing.T) {
 			t.Fatal(err)
 		}
 		eventually(t, 30*time.Second, replica+" streams after its restart", func() string {
-			got := psqlOn(t, l, primary, fmt.Sprintf("SELECT state FROM pg_stat_replication WHERE application_name = '%s'", replica))
+			got := psqlOn(t, l, primary, fmt.Sprintf("SELECT state FROM pg_stat_replication WHERE application_name = '%s' AND state <> 'backup'", replica))
 			if got != "streaming" {
 				return fmt.Sprintf("state %q", got)
 			}
@@ -562,7 +562,7 @@ func TestFaults(t *testing.T) {
 	streams := func(t *testing.T, host string) {
 		t.Helper()
 		eventually(t, 30*time.Second, host+" streams", func() string {
-			got := psqlOn(t, l, primary, fmt.Sprintf("SELECT state FROM pg_stat_replication WHERE application_name = '%s'", host))
+			got := psqlOn(t, l, primary, fmt.Sprintf("SELECT state FROM pg_stat_replication WHERE application_name = '%s' AND state <> 'backup'", host))
 			if got != "streaming" {
 				return fmt.Sprintf("state %q", got)
 			}
@@ -587,7 +587,7 @@ func TestFaults(t *testing.T) {
 			}
 			if !stopped {
 				eventually(t, 30*time.Second, replica+" stops streaming", func() string {
-					if got := psqlOn(t, l, primary, fmt.Sprintf("SELECT count(*) FROM pg_stat_replication WHERE application_name = '%s'", replica)); got != "0" {
+					if got := psqlOn(t, l, primary, fmt.Sprintf("SELECT count(*) FROM pg_stat_replication WHERE application_name = '%s' AND state <> 'backup'", replica)); got != "0" {
 						return "it still streams"
 					}
 					return ""
