@@ -97,6 +97,7 @@ type SlotStatus struct {
 	Name          string `json:"name"`
 	Active        bool   `json:"active"`
 	RetainedBytes *int64 `json:"retained_bytes"`
+	WALStatus     string `json:"wal_status"` // reserved, extended, unreserved, lost; "" before PostgreSQL 13
 }
 
 // observation is what one host answered, or why it did not.
@@ -345,7 +346,7 @@ func assessReplica(m *MemberStatus, ih *inventory.Host, c *inventory.Cluster, ob
 		if slotName != "" {
 			for _, sl := range p.Slots {
 				if sl.Name == slotName {
-					m.Slot = &SlotStatus{Name: sl.Name, Active: sl.Active, RetainedBytes: sl.RetainedBytes}
+					m.Slot = &SlotStatus{Name: sl.Name, Active: sl.Active, RetainedBytes: sl.RetainedBytes, WALStatus: sl.WALStatus}
 				}
 			}
 		}
@@ -420,6 +421,9 @@ func assessReplica(m *MemberStatus, ih *inventory.Host, c *inventory.Cluster, ob
 			switch {
 			case m.Slot == nil:
 				m.Problems = append(m.Problems, "its replication slot "+slotName+" is missing on "+primary.Name)
+			case m.Slot.WALStatus == "lost":
+				m.Problems = append(m.Problems, fmt.Sprintf("its slot %s on %s was invalidated: the WAL it needs is gone, and pgfleet up clones it again",
+					slotName, primary.Name))
 			case !m.Slot.Active:
 				m.Problems = append(m.Problems, fmt.Sprintf("its slot %s is inactive and retains %s of WAL on %s",
 					slotName, statusBytes(m.Slot.RetainedBytes), primary.Name))

@@ -140,6 +140,14 @@ func TestStatusProblems(t *testing.T) {
 			host: "h3", role: RoleStopped, problem: []string{"slot h3 is inactive", "4.0 KB", "h1"},
 		},
 		{
+			name: "slot invalidated",
+			change: func(obs map[string]*observation) {
+				obs["h3"] = stDown()
+				obs["h1"].state.Server.Slots[1] = Slot{Name: "h3", WALStatus: "lost"}
+			},
+			host: "h3", role: RoleStopped, problem: []string{"slot h3 on h1 was invalidated", "pgfleet up clones it again"},
+		},
+		{
 			name: "unreachable",
 			change: func(obs map[string]*observation) {
 				obs["h2"] = &observation{connectErr: errors.New("dial tcp: i/o timeout")}
@@ -358,14 +366,14 @@ func TestStatusJSON(t *testing.T) {
 			t.Errorf("h1 %s = %s, want %s", k, h1[k], v)
 		}
 	}
-	for k, v := range map[string]string{"slot": `{"name":"h2","active":true,"retained_bytes":0}`, "lag_bytes": "0",
+	for k, v := range map[string]string{"slot": `{"name":"h2","active":true,"retained_bytes":0,"wal_status":""}`, "lag_bytes": "0",
 		"streaming": "true", "replay_delay_seconds": "0", "timeline": "1", "upstream": `"10.0.0.1:5432"`} {
 		if string(h2[k]) != v {
 			t.Errorf("h2 %s = %s, want %s", k, h2[k], v)
 		}
 	}
 	for k, v := range map[string]string{"role": `"stopped"`, "streaming": "false", "timeline": "null",
-		"slot": `{"name":"h3","active":true,"retained_bytes":0}`} {
+		"slot": `{"name":"h3","active":true,"retained_bytes":0,"wal_status":""}`} {
 		if string(h3[k]) != v {
 			t.Errorf("h3 %s = %s, want %s", k, h3[k], v)
 		}
