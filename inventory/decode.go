@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/goccy/go-yaml/ast"
+
+	"github.com/pgfleet/pgfleet/internal/pgsql"
 )
 
 var (
@@ -656,6 +658,15 @@ func (d *decoder) assignHosts(inv *Inventory, clusters []*rawCluster, hosts map[
 		if r.primary {
 			r.cluster.Primary = h
 		} else {
+			// Each replica's slot on the primary is named after it, with
+			// what a slot name may not hold made "_": two names may meet.
+			for _, other := range r.cluster.Replicas {
+				if pgsql.SlotName(other.Name) == pgsql.SlotName(h.Name) {
+					line, _ := position(first[other].node)
+					d.errorf(r.node, r.path, "replicas %q and %q (line %d) would share the replication slot %q: rename one (slot names keep only a-z, 0-9 and _)",
+						other.Name, h.Name, line, pgsql.SlotName(h.Name))
+				}
+			}
 			r.cluster.Replicas = append(r.cluster.Replicas, h)
 		}
 	}

@@ -6,7 +6,7 @@
 // defaults applied and all paths made absolute; code using it never needs to
 // look at the YAML again.
 //
-// It imports no other pgfleet package.
+// It may import internal/pgsql, for the names pgfleet derives (slot names).
 package inventory
 
 import (

@@ -74,6 +74,8 @@ var badCases = []struct {
 	{"undefined primary", strings.Replace(good, "primary: db1", "primary: pg-primary", 1), "4:19", `clusters.main.primary: host "pg-primary" is not defined under hosts`},
 	{"replica is its own primary", strings.Replace(good, "[db2]", "[db2, db1]", 1), "4:40", `host "db1" is already the primary of cluster "main" (line 4): a host cannot be both a primary and a replica`},
 	{"replica listed twice", strings.Replace(good, "[db2]", "[db2, db2]", 1), "4:40", `host "db2" is listed twice`},
+	{"replicas share a slot name", strings.Replace(good, "[db2]", "[db2, db-3, db_3]", 1) + "  db-3: {address: 10.0.0.3}\n  db_3: {address: 10.0.0.4}\n", "4:46",
+		`replicas "db-3" and "db_3" (line 4) would share the replication slot "db_3"`},
 	{"replica is another cluster's primary", good[:strings.Index(good, "hosts:")] + "  other: {primary: db3, replicas: [db1]}\nhosts:\n  db1: {address: 10.0.0.1}\n  db2: {address: 10.0.0.2}\n  db3: {address: 10.0.0.3}\n", "5:36", `host "db1" is already the primary of cluster "main" (line 4)`},
 	{"primary is another cluster's replica", good[:strings.Index(good, "hosts:")] + "  other: {primary: db2}\nhosts:\n  db1: {address: 10.0.0.1}\n  db2: {address: 10.0.0.2}\n", "5:20", `host "db2" is already a replica of cluster "main" (line 4)`},
 	{"host in two clusters", good[:strings.Index(good, "hosts:")] + "  other: {primary: db3, replicas: [db2]}\nhosts:\n  db1: {address: 10.0.0.1}\n  db2: {address: 10.0.0.2}\n  db3: {address: 10.0.0.3}\n", "5:36", `host "db2" is already in cluster "main" (line 4): a host belongs to at most one cluster`},
