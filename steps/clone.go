@@ -323,8 +323,7 @@ func writePgPass(ctx context.Context, h, p *Host, pw string) error {
 	if home == "" {
 		home = "/var/lib/postgresql"
 	}
-	prefix := fmt.Sprintf("%s:%d:replication:%s:", pgpassEscape(p.ReplicationAddress), p.PG().Port, pgpassEscape(h.PG().Replication.User))
-	content := pgpassContent(h.Facts.PgPass, prefix, pgpassEscape(pw))
+	content := pgpassContent(h.Facts.PgPass, pgpassPrefix(h, p), pgpassEscape(pw))
 	if content == h.Facts.PgPass {
 		return nil
 	}

@@ -28,7 +28,7 @@ func (PgPass) Check(ctx context.Context, r *Run, h *Host) (*Plan, error) {
 	if err != nil {
 		return nil, hintf("set the variable or file the inventory's replication.password_env / password_file names", "%w", err)
 	}
-	prefix := fmt.Sprintf("%s:%d:replication:%s:", pgpassEscape(p.ReplicationAddress), p.PG().Port, pgpassEscape(h.PG().Replication.User))
+	prefix := pgpassPrefix(h, p)
 	if pgpassContent(h.Facts.PgPass, prefix, pgpassEscape(pw)) == h.Facts.PgPass {
 		return nil, nil
 	}
@@ -39,6 +39,12 @@ func (PgPass) Check(ctx context.Context, r *Run, h *Host) (*Plan, error) {
 	return &Plan{Changes: []string{change}, Apply: func(ctx context.Context) error {
 		return writePgPass(ctx, h, p, pw)
 	}}, nil
+}
+
+// pgpassPrefix is the start of the .pgpass line with which h logs in to
+// p for replication: everything but the password.
+func pgpassPrefix(h, p *Host) string {
+	return fmt.Sprintf("%s:%d:replication:%s:", pgpassEscape(p.ReplicationAddress), p.PG().Port, pgpassEscape(h.PG().Replication.User))
 }
 
 // pgpassContent is the .pgpass file with pgfleet's line for the primary
