@@ -514,7 +514,6 @@ func TestFaults(t *testing.T) {
 				}
 				t.Logf("the clone failed %v after the primary hung", took.Round(time.Second))
 			}
-			sig := fault
 			t.Logf("up after %s: %v\n%s", fault, err, stderr.String())
 			// A clone cut short leaves its marker. Ctrl-C and kill -9 came
 			// in the middle of the copy; a network cut may come after it
@@ -537,13 +536,13 @@ func TestFaults(t *testing.T) {
 					if h.Host == victim.Name && s.Step == "clone" && s.Status == "changed" {
 						cloned = true
 						if !strings.Contains(strings.Join(s.Changes, " "), "an earlier clone into it did not finish") {
-							t.Errorf("after %v the clone's reason is %q", sig, s.Changes)
+							t.Errorf("after %s the clone's reason is %q", fault, s.Changes)
 						}
 					}
 				}
 			}
 			if !cloned {
-				t.Errorf("after %v the next up did not clone %s again", sig, victim.Name)
+				t.Errorf("after %s the next up did not clone %s again", fault, victim.Name)
 			}
 		}
 		exec.Command("docker", "update", "--cpus", "0", victim.Container).Run()
