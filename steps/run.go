@@ -342,7 +342,7 @@ func (r *Run) Facts(ctx context.Context) {
 		case err != nil:
 			res.Status = Skipped // the lock failed: nothing more is read
 		default:
-			if err := r.gather(ctx, h); err != nil {
+			if err := h.refresh(ctx); err != nil {
 				err = &HostError{Host: h.Name, Step: "connect", Err: err}
 				h.fail(err)
 				res.Status, res.Err = Failed, err
@@ -362,7 +362,7 @@ func (r *Run) connectHost(ctx context.Context, h *Host) error {
 	start := time.Now()
 	err := r.dial(ctx, h)
 	if err == nil {
-		err = r.gather(ctx, h)
+		err = h.refresh(ctx)
 	}
 	res := Result{Step: "connect", Host: h.Name, Status: Unchanged, Duration: time.Since(start)}
 	if err != nil {
@@ -384,8 +384,6 @@ func (r *Run) dial(ctx context.Context, h *Host) error {
 	h.Conn = c
 	return nil
 }
-
-func (r *Run) gather(ctx context.Context, h *Host) error { return h.refresh(ctx) }
 
 // Apply runs the steps in order. Each step checks and acts on all its
 // target hosts in parallel; a host that failed is skipped by the steps
