@@ -1,0 +1,99 @@
+package steps
+
+import (
+	"context"
+	"fmt"
+	"path"
+	"strconv"
+
+	"github.com/pgfleet/pgfleet/templates"
+)
+
+type CreateCluster struct{}
+
+func (CreateCluster) Name() string           { return "cluster" }
+func (CreateCluster) Targets(r *Run) []*Host { return all(r) }
+func (CreateCluster) Check(ctx context.Context, r *Run, h *Host) (*Plan, error) {
+	f, l := h.Facts, h.Layout
+	_, hasConf := f.Files["postgresql.conf"]
+	if h.Primary() {
+		if f.DataVersion != 0 {
+			if f.DataVersion != h.PG().Version {
+				return nil, hintf("the primary's data is never touched: declare its version, or move the data away yourself",
+					"the data directory %s holds PostgreSQL %d data, not %d", l.DataDir(), f.DataVersion, h.PG().Version)
+			}
+			if hasConf {
+				return nil, nil
+			}
+		}
+		if f.DataVersion == 0 && f.DataNonEmpty {
+			return nil, hintf("move it away or point data_dir elsewhere; pgfleet never deletes a primary's files",
+				"the primary's data directory %s is not empty but holds no cluster", l.DataDir())
+		}
+		if f.DataVersion == 0 && hasConf {
+			return nil, hintf("restore the data from a backup, or remove the configuration in "+l.ConfigDir()+" to start a new empty cluster",
+				"the primary has a configuration in %s but no data in %s", l.ConfigDir(), l.DataDir())
+		}
+		if f.DataVersion != 0 {
+			return &Plan{Changes: []string{"write the cluster's configuration directory " + l.ConfigDir()},
+				Apply: func(ctx context.Context) error { return makeConfigDir(ctx, h) }}, nil
+		}
+		v := strconv.Itoa(h.PG().Version)
+		return &Plan{
+			Changes: []string{"create cluster " + l.ClusterName() + " in " + l.DataDir() + " with data checksums"},
+			Apply: func(ctx context.Context) error {
+				_, err := root(ctx, h, "pg_createcluster", v, "main", "--port", strconv.Itoa(h.PG().Port),
+					"--datadir", l.DataDir(), "--", "--data-checksums", "--auth-local=peer", "--auth-host=scram-sha-256")
+				if err != nil {
+					return fmt.Errorf("create cluster: %w", err)
+				}
+				// The files Configure renders next are pg_createcluster's
+				// defaults, not anyone's work: they go, so that Configure
+				// writes its own rather than backing these up.
+				rm := []string{"rm", "-f", "--"}
+				for _, name := range templates.Names() {
+					rm = append(rm, path.Join(l.ConfigDir(), name))
+				}
+				if _, err := root(ctx, h, rm...); err != nil {
+					return fmt.Errorf("create cluster: %w", err)
+				}
+				return nil
+			},
+		}, nil
+	}
+	if hasConf {
+		return nil, nil
+	}
+	return &Plan{Changes: []string{"create the configuration directory " + l.ConfigDir()},
+		Apply: func(ctx context.Context) error { return makeConfigDir(ctx, h) }}, nil
+}
+
+// makeConfigDir makes Debian's configuration directory for a cluster whose
+// data pgfleet brings itself; Configure fills it.
+func makeConfigDir(ctx context.Context, h *Host) error {
+	l := h.Layout
+	if _, err := root(ctx, h, "install", "-d", "-o", "postgres", "-g", "postgres", "-m", "0755",
+		l.ConfigDir(), path.Join(l.ConfigDir(), "conf.d")); err != nil {
+		return err
+	}
+	for name, content := range map[string]string{
+		"start.conf":    "auto\n",
+		"pg_ident.conf": templates.Marker + "\n# MAPNAME SYSTEM-USERNAME PG-USERNAME\n",
+		"pg_ctl.conf":   "pg_ctl_options = ''\n",
+		"environment":   "",
+	} {
+		p := path.Join(l.ConfigDir(), name)
+		if _, err := h.Conn.Stat(ctx, p); err == nil {
+			continue
+		}
+		if err := h.Conn.WriteFile(ctx, p, []byte(content), 0o644, "postgres", "postgres"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Configure renders postgresql.conf and pg_hba.conf and writes them where
+// they differ. A file pgfleet did not write is backed up once before it is
+// first replaced. A running server is reloaded; a changed parameter that
+// needs a restart waits for the Restart steps after it.

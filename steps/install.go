@@ -1,0 +1,54 @@
+package steps
+
+import (
+	"context"
+
+	"github.com/pgfleet/pgfleet/internal/remote"
+)
+
+// Install installs the declared PostgreSQL version with the host's package
+// manager. Before the package goes in, postgresql-common is told not to
+// create a default cluster: pgfleet creates the primary's itself (with data
+// checksums), and a replica's data comes from its primary.
+type Install struct{}
+
+func (Install) Name() string           { return "install" }
+func (Install) Targets(r *Run) []*Host { return all(r) }
+func (Install) Check(ctx context.Context, r *Run, h *Host) (*Plan, error) {
+	f, v := h.Facts, h.PG().Version
+	if f.HasVersion(v) {
+		return nil, nil
+	}
+	if len(f.Installed) > 0 {
+		return nil, hintf("pgfleet does not upgrade PostgreSQL; use a host without it, or declare the installed version",
+			"PostgreSQL %v is installed, but the inventory declares %d", f.Installed, v)
+	}
+	if f.PackageManager != "apt" {
+		return nil, hintf("pgfleet installs PostgreSQL on Debian and Ubuntu (apt); install it by hand elsewhere",
+			"no supported package manager on %s %s", f.OSID, f.OSVersion)
+	}
+	pkg := h.Layout.Package()
+	return &Plan{
+		Changes: []string{"install " + pkg + " with apt"},
+		Apply: func(ctx context.Context) error {
+			script := `set -e
+mkdir -p /etc/postgresql-common/createcluster.d
+printf '%s\n' '# managed by pgfleet: clusters are created by pgfleet, not by the package' 'create_main_cluster = false' > /etc/postgresql-common/createcluster.d/pgfleet.conf
+export DEBIAN_FRONTEND=noninteractive
+if ! apt-get install -y -q --no-install-recommends "$1" >/tmp/pgfleet-apt.log 2>&1; then
+	apt-get update -q >/tmp/pgfleet-apt.log 2>&1 || { tail -20 /tmp/pgfleet-apt.log >&2; exit 1; }
+	apt-get install -y -q --no-install-recommends "$1" >/tmp/pgfleet-apt.log 2>&1 || { tail -20 /tmp/pgfleet-apt.log >&2; exit 1; }
+fi
+`
+			if _, err := h.Conn.Run(ctx, remote.Cmd{Args: []string{"sh", "-c", script, "pgfleet-install", pkg}, As: "root"}); err != nil {
+				return hintf("check the host's apt sources and that it can reach its mirror", "install %s: %w", pkg, err)
+			}
+			return nil
+		},
+	}, nil
+}
+
+// CreateCluster creates the primary's cluster when it has none (initdb with
+// data checksums, which a later pg_rewind needs), and on replicas the
+// configuration directory that pg_ctlcluster reads; a replica's data comes
+// from its primary.

@@ -1,0 +1,52 @@
+package steps
+
+import (
+	"context"
+	"fmt"
+)
+
+type StartPrimary struct{}
+
+func (StartPrimary) Name() string           { return "start" }
+func (StartPrimary) Targets(r *Run) []*Host { return primaries(r) }
+func (StartPrimary) Check(ctx context.Context, r *Run, h *Host) (*Plan, error) {
+	if h.Facts.Running() {
+		return nil, nil
+	}
+	return &Plan{Changes: []string{"start PostgreSQL " + h.Layout.ClusterName()}, Apply: func(ctx context.Context) error {
+		if err := ctlcluster(ctx, h, "start"); err != nil {
+			return hintf("read the server log: "+h.Layout.LogFile(), "%w", err)
+		}
+		// The role and slots steps need what only a running server tells.
+		if err := h.refresh(ctx); err != nil {
+			return err
+		}
+		if !h.Facts.Running() {
+			return fmt.Errorf("PostgreSQL started but does not answer on port %d", h.PG().Port)
+		}
+		return nil
+	}}, nil
+}
+
+// ReplicationRole makes the replication role exist with LOGIN and
+// REPLICATION and the declared password, set as a SCRAM-SHA-256 verifier
+// that pgfleet computes: the password itself never reaches the server.
+
+type StartReplicas struct{}
+
+func (StartReplicas) Name() string           { return "start" }
+func (StartReplicas) Targets(r *Run) []*Host { return replicas(r) }
+func (StartReplicas) NeedsPrimary() bool     { return true }
+func (StartReplicas) Check(ctx context.Context, r *Run, h *Host) (*Plan, error) {
+	if h.Facts.Running() {
+		return nil, nil
+	}
+	return &Plan{Changes: []string{"start PostgreSQL " + h.Layout.ClusterName() + " as a standby"}, Apply: func(ctx context.Context) error {
+		if err := ctlcluster(ctx, h, "start"); err != nil {
+			return hintf("read the server log: "+h.Layout.LogFile(), "%w", err)
+		}
+		return nil
+	}}, nil
+}
+
+// timestamp is the suffix of a data directory moved aside.
