@@ -9,6 +9,10 @@ import (
 	"github.com/pgfleet/pgfleet/templates"
 )
 
+// CreateCluster creates the primary's cluster when it has none (initdb with
+// data checksums, which a later pg_rewind needs), and on replicas the
+// configuration directory that pg_ctlcluster reads; a replica's data comes
+// from its primary.
 type CreateCluster struct{}
 
 func (CreateCluster) Name() string           { return "cluster" }
@@ -92,8 +96,3 @@ func makeConfigDir(ctx context.Context, h *Host) error {
 	}
 	return nil
 }
-
-// Configure renders postgresql.conf and pg_hba.conf and writes them where
-// they differ. A file pgfleet did not write is backed up once before it is
-// first replaced. A running server is reloaded; a changed parameter that
-// needs a restart waits for the Restart steps after it.

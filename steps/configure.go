@@ -14,6 +14,10 @@ import (
 	"github.com/pgfleet/pgfleet/templates"
 )
 
+// Configure renders postgresql.conf and pg_hba.conf and writes them where
+// they differ. A file pgfleet did not write is backed up once before it is
+// first replaced. A running server is reloaded; a changed parameter that
+// needs a restart waits for the Restart steps after it.
 type Configure struct{}
 
 func (Configure) Name() string           { return "configure" }
@@ -172,5 +176,3 @@ func (r *Run) clusterHosts(h *Host) []*Host {
 	}
 	return out
 }
-
-// StartPrimary starts the primary when it is down.

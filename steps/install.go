@@ -47,8 +47,3 @@ fi
 		},
 	}, nil
 }
-
-// CreateCluster creates the primary's cluster when it has none (initdb with
-// data checksums, which a later pg_rewind needs), and on replicas the
-// configuration directory that pg_ctlcluster reads; a replica's data comes
-// from its primary.

@@ -8,6 +8,9 @@ import (
 	"github.com/pgfleet/pgfleet/internal/pgsql"
 )
 
+// ReplicationRole makes the replication role exist with LOGIN and
+// REPLICATION and the declared password, set as a SCRAM-SHA-256 verifier
+// that pgfleet computes: the password itself never reaches the server.
 type ReplicationRole struct{}
 
 func (ReplicationRole) Name() string           { return "role" }
@@ -49,7 +52,3 @@ func (ReplicationRole) Check(ctx context.Context, r *Run, h *Host) (*Plan, error
 		return nil
 	}}, nil
 }
-
-// Slots makes one physical replication slot per replica on the primary,
-// reserving WAL from the moment it is made, before any replica clones. A
-// slot no declared replica uses is reported, never dropped.

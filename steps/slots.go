@@ -9,6 +9,9 @@ import (
 	"github.com/pgfleet/pgfleet/internal/pgsql"
 )
 
+// Slots makes one physical replication slot per replica on the primary,
+// reserving WAL from the moment it is made, before any replica clones. A
+// slot no declared replica uses is reported, never dropped.
 type Slots struct{}
 
 func (Slots) Name() string           { return "slots" }
@@ -59,5 +62,3 @@ func (Slots) Check(ctx context.Context, r *Run, h *Host) (*Plan, error) {
 		return nil
 	}}, nil
 }
-
-// StartReplicas starts replicas that are down.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 )
 
+// StartPrimary starts the primary when it is down.
 type StartPrimary struct{}
 
 func (StartPrimary) Name() string           { return "start" }
@@ -28,10 +29,7 @@ func (StartPrimary) Check(ctx context.Context, r *Run, h *Host) (*Plan, error) {
 	}}, nil
 }
 
-// ReplicationRole makes the replication role exist with LOGIN and
-// REPLICATION and the declared password, set as a SCRAM-SHA-256 verifier
-// that pgfleet computes: the password itself never reaches the server.
-
+// StartReplicas starts replicas that are down.
 type StartReplicas struct{}
 
 func (StartReplicas) Name() string           { return "start" }
@@ -48,5 +46,3 @@ func (StartReplicas) Check(ctx context.Context, r *Run, h *Host) (*Plan, error) 
 		return nil
 	}}, nil
 }
-
-// timestamp is the suffix of a data directory moved aside.

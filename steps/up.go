@@ -45,4 +45,5 @@ func replicas(r *Run) []*Host {
 	return out
 }
 
+// timestamp is the suffix of a data directory moved aside.
 func timestamp(t time.Time) string { return t.UTC().Format("20060102T150405Z") }
