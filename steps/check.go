@@ -147,9 +147,9 @@ func (c *checker) report(r *Run) *CheckReport {
 // connection reports the SSH connection, the host key and sudo, from the
 // outcome of the dial (which checks sudo -n) and the facts probe.
 func (c *checker) connection(h *Host, err error) {
-	addr, user := statusHostPort(h.Address, sshPort(h)), h.SSH.User
+	addr, user := HostPort(h.Address, sshPort(h)), h.SSH.User
 	if e := h.SSHConf; e != nil {
-		addr, user = statusHostPort(e.Address, e.Port), e.User
+		addr, user = HostPort(e.Address, e.Port), e.User
 	}
 	if err == nil {
 		c.pass(h, CheckSSH, "connected to %s@%s, host key known", user, addr)
@@ -195,21 +195,6 @@ func sshPort(h *Host) int {
 	return h.SSH.Port
 }
 
-// Cause is an error's text without the "host: step:" prefixes that the
-// wrapping errors add, for reports that show host and step on their own.
-func Cause(err error) string {
-	for {
-		switch e := err.(type) {
-		case *HostError:
-			err = e.Err
-		case *remote.HostError:
-			err = e.Err
-		default:
-			return err.Error()
-		}
-	}
-}
-
 // hostFacts reports the checks that need nothing but the host's own facts.
 func (c *checker) hostFacts(h *Host) {
 	f, v, l := h.Facts, h.PG().Version, h.Layout
@@ -238,11 +223,11 @@ func (c *checker) hostFacts(h *Host) {
 		c.pass(h, CheckPostgreSQL, "PostgreSQL %d installed", v)
 	case f.HasVersion(v):
 		others := slices.DeleteFunc(slices.Clone(f.Installed), func(i int) bool { return i == v })
-		c.add(h.Name, CheckPostgreSQL, CheckWarn, fmt.Sprintf("PostgreSQL %d installed, and also %s", v, statusInts(others)),
+		c.add(h.Name, CheckPostgreSQL, CheckWarn, fmt.Sprintf("PostgreSQL %d installed, and also %s", v, JoinInts(others)),
 			"")
 	case len(f.Installed) > 0:
 		c.add(h.Name, CheckPostgreSQL, CheckFail,
-			fmt.Sprintf("PostgreSQL %s installed, but the inventory declares %d", statusInts(f.Installed), v),
+			fmt.Sprintf("PostgreSQL %s installed, but the inventory declares %d", JoinInts(f.Installed), v),
 			"pgfleet does not upgrade PostgreSQL; use a host without it, or declare the installed version")
 	default:
 		c.pass(h, CheckPostgreSQL, "not installed; up installs %s", l.Package())
@@ -379,7 +364,7 @@ func (c *checker) replica(ctx context.Context, r *Run, h *Host) {
 
 func (c *checker) primaryPort(ctx context.Context, h, p *Host) {
 	addr, port := p.ReplicationAddress, p.PG().Port
-	target := statusHostPort(addr, port)
+	target := HostPort(addr, port)
 	if p.Facts == nil {
 		c.add(h.Name, CheckPrimaryPort, CheckWarn, "the primary "+p.Name+" could not be checked; "+target+" not checked", "")
 		return
@@ -397,7 +382,7 @@ func (c *checker) primaryPort(ctx context.Context, h, p *Host) {
 // primary p.
 func judgePrimaryPort(out string, h, p *Host) (status, detail, hint string) {
 	addr, port := p.ReplicationAddress, p.PG().Port
-	target := statusHostPort(addr, port)
+	target := HostPort(addr, port)
 	if !p.Facts.Running() {
 		// Nothing listens yet, but a refusal still proves the way is open;
 		// silence (a firewall dropping packets) or no route does not.

@@ -158,28 +158,6 @@ type Run struct {
 	ssh       map[string]*sshconf.Effective // by host name, every host of the inventory
 }
 
-// HostError is an error on one host in one step.
-type HostError struct {
-	Host, Step string
-	Err        error
-}
-
-func (e *HostError) Error() string { return fmt.Sprintf("%s: %s: %v", e.Host, e.Step, e.Err) }
-func (e *HostError) Unwrap() error { return e.Err }
-
-// Hint is an error with a suggestion of what to do next.
-type Hint struct {
-	Err  error
-	Hint string
-}
-
-func (e *Hint) Error() string { return e.Err.Error() }
-func (e *Hint) Unwrap() error { return e.Err }
-
-func hintf(hint string, format string, args ...any) error {
-	return &Hint{Err: fmt.Errorf(format, args...), Hint: hint}
-}
-
 // NewRun prepares a run over the clustered hosts of an inventory.
 func NewRun(inv *inventory.Inventory, opts Options) (*Run, error) {
 	opts.Forks = max(opts.Forks, 1)

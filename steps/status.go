@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -285,7 +283,7 @@ func observeMember(ih *inventory.Host, c *inventory.Cluster, ob *observation) Me
 		m.Role = RoleNotInstalled
 		msg := fmt.Sprintf("PostgreSQL %d is not installed", c.Postgres.Version)
 		if len(ob.state.Installed) > 0 {
-			msg += fmt.Sprintf(" (found %s)", statusInts(ob.state.Installed))
+			msg += fmt.Sprintf(" (found %s)", JoinInts(ob.state.Installed))
 		}
 		m.Problems = append(m.Problems, msg)
 	case ob.server() == nil:
@@ -308,7 +306,7 @@ func observeMember(ih *inventory.Host, c *inventory.Cluster, ob *observation) Me
 			m.ReplayDelaySeconds = s.ReplayDelay
 		}
 		if s.Receiver != nil {
-			m.Upstream = statusHostPort(s.Receiver.SenderHost, s.Receiver.SenderPort)
+			m.Upstream = HostPort(s.Receiver.SenderHost, s.Receiver.SenderPort)
 			m.UpstreamHost = statusMemberAt(c, s.Receiver.SenderHost, s.Receiver.SenderPort)
 		}
 	}
@@ -365,8 +363,8 @@ func assessReplica(m *MemberStatus, ih *inventory.Host, c *inventory.Cluster, ob
 	// wal_receiver_status_interval later). When the replica could not be
 	// asked, the primary's view is all there is.
 	if p != nil && s != nil && s.InRecovery {
-		if a, err1 := parseLSN(p.LSN); err1 == nil {
-			if b, err2 := parseLSN(s.LSN); err2 == nil {
+		if a, err1 := pgsql.ParseLSN(p.LSN); err1 == nil {
+			if b, err2 := pgsql.ParseLSN(s.LSN); err2 == nil {
 				lag := int64(0)
 				if a > b {
 					lag = int64(a - b)
@@ -393,12 +391,12 @@ func assessReplica(m *MemberStatus, ih *inventory.Host, c *inventory.Cluster, ob
 			m.Problems = append(m.Problems, "its WAL receiver is "+s.Receiver.Status+", not streaming")
 		}
 		if s.Receiver != nil && !statusSameEndpoint(s.Receiver.SenderHost, s.Receiver.SenderPort, primary, c.Postgres.Port) {
-			who := statusHostPort(s.Receiver.SenderHost, s.Receiver.SenderPort)
+			who := HostPort(s.Receiver.SenderHost, s.Receiver.SenderPort)
 			if m.UpstreamHost != "" {
 				who = m.UpstreamHost + " (" + who + ")"
 			}
 			m.Problems = append(m.Problems, fmt.Sprintf("streams from %s, not from its primary %s (%s)",
-				who, primary.Name, statusHostPort(primary.ReplicationAddress, c.Postgres.Port)))
+				who, primary.Name, HostPort(primary.ReplicationAddress, c.Postgres.Port)))
 		}
 		if slotName != "" && s.Receiver != nil && s.Receiver.SlotName != slotName {
 			if s.Receiver.SlotName == "" {
@@ -457,44 +455,9 @@ func statusMemberAt(c *inventory.Cluster, addr string, port int) string {
 	return ""
 }
 
-func statusHostPort(host string, port int) string {
-	if host == "" {
-		return ""
-	}
-	if strings.Contains(host, ":") && !strings.HasPrefix(host, "/") {
-		host = "[" + host + "]"
-	}
-	if port == 0 {
-		return host
-	}
-	return host + ":" + strconv.Itoa(port)
-}
-
 func statusBytes(b *int64) string {
 	if b == nil {
 		return "an unknown amount"
 	}
 	return FormatBytes(*b)
-}
-
-// FormatBytes prints a byte count for people: 0 B, 812 B, 16.0 MB.
-func FormatBytes(b int64) string {
-	const unit = 1024
-	if b < unit {
-		return fmt.Sprintf("%d B", b)
-	}
-	div, exp := int64(unit), 0
-	for n := b / unit; n >= unit && exp < 4; n /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %cB", float64(b)/float64(div), "KMGTP"[exp])
-}
-
-func statusInts(v []int) string {
-	s := make([]string, len(v))
-	for i, n := range slices.Sorted(slices.Values(v)) {
-		s[i] = strconv.Itoa(n)
-	}
-	return strings.Join(s, ", ")
 }

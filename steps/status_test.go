@@ -419,19 +419,6 @@ func TestObserveState(t *testing.T) {
 	}
 }
 
-func TestParseLSN(t *testing.T) {
-	for in, want := range map[string]uint64{"0/0": 0, "0/3000148": 0x3000148, "16/B374D848": 0x16_B374D848, "FFFFFFFF/FFFFFFFF": 1<<64 - 1} {
-		if got, err := parseLSN(in); err != nil || got != want {
-			t.Errorf("parseLSN(%q) = %x, %v; want %x", in, got, err, want)
-		}
-	}
-	for _, bad := range []string{"", "3000148", "0/xyz", "1/2/3", "100000000/0"} {
-		if _, err := parseLSN(bad); err == nil {
-			t.Errorf("parseLSN(%q) succeeded", bad)
-		}
-	}
-}
-
 func TestFormatBytes(t *testing.T) {
 	for in, want := range map[int64]string{0: "0 B", 1023: "1023 B", 1024: "1.0 KB", 16 << 20: "16.0 MB", 3 << 30: "3.0 GB"} {
 		if got := FormatBytes(in); got != want {

@@ -3,18 +3,16 @@ package steps
 import (
 	"context"
 	"fmt"
-	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/pgfleet/pgfleet/internal/pgsql"
 )
 
 // Verified is the status of a host whose replication was checked and found
 // streaming.
 const Verified Status = "ok"
-
-var lsnRE = regexp.MustCompile(`^[0-9A-F]{1,8}/[0-9A-F]{1,8}$`)
 
 // replicaVerdict judges one replica in one poll, from its own state (or
 // the error reading it) and its primary's server: it streams under its own
@@ -41,7 +39,7 @@ func replicaVerdict(name string, st *State, err error, p *Server, target uint64)
 		receiver = s.Receiver.Status
 	}
 	caughtUp := false
-	if replay, err := parseLSN(s.LSN); err == nil && s.InRecovery && replay >= target {
+	if replay, err := pgsql.ParseLSN(s.LSN); err == nil && s.InRecovery && replay >= target {
 		caughtUp = true
 	}
 	ok = primaryState == "streaming" && receiver == "streaming" && s.InRecovery && caughtUp
@@ -183,7 +181,7 @@ func (r *Run) pollReplication(ctx context.Context, p *Host, reps []*Host, target
 		return nil, 0, fmt.Errorf("read pg_stat_replication: %w", primaryErr)
 	}
 	if target == 0 {
-		lsn, err := parseLSN(primary.Server.LSN)
+		lsn, err := pgsql.ParseLSN(primary.Server.LSN)
 		if err != nil {
 			return nil, 0, fmt.Errorf("read the primary's WAL position: %w", err)
 		}
@@ -195,21 +193,4 @@ func (r *Run) pollReplication(ctx context.Context, p *Host, reps []*Host, target
 		out[h.Name] = verdict{ok, why}
 	}
 	return out, target, nil
-}
-
-// parseLSN reads a pg_lsn ("16/B374D848").
-func parseLSN(s string) (uint64, error) {
-	if !lsnRE.MatchString(s) {
-		return 0, fmt.Errorf("not an LSN: %q", s)
-	}
-	hi, lo, _ := strings.Cut(s, "/")
-	h, err := strconv.ParseUint(hi, 16, 32)
-	if err != nil {
-		return 0, err
-	}
-	l, err := strconv.ParseUint(lo, 16, 32)
-	if err != nil {
-		return 0, err
-	}
-	return h<<32 | l, nil
 }
