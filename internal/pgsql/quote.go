@@ -1,8 +1,7 @@
 // Package pgsql holds the small pieces of PostgreSQL syntax pgfleet writes
 // itself: quoted identifiers and literals for SQL, values for
 // postgresql.conf, replication slot names, WAL positions (LSNs), and
-// SCRAM-SHA-256 password
-// verifiers.
+// SCRAM-SHA-256 password verifiers.
 //
 // It imports no other pgfleet package.
 package pgsql
