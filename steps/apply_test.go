@@ -44,7 +44,7 @@ hosts:
 	host := host(t, r, "h1")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	cfg := r.sshConfig(host)
+	cfg := r.SSHConfig(host)
 	cfg.SkipSudoCheck = true // as Connect does
 	c, err := remote.Dial(ctx, cfg)
 	if err != nil {

@@ -270,6 +270,9 @@ func (r *Run) Err() error {
 	return errors.Join(errs...)
 }
 
+// Each runs f on hosts in parallel, at most Forks at a time, and waits.
+func (r *Run) Each(hosts []*Host, f func(h *Host)) { r.each(hosts, f) }
+
 // each runs f on hosts in parallel, at most Forks at a time, and waits.
 // f records its own errors on the host, so one host's failure stops no other.
 func (r *Run) each(hosts []*Host, f func(h *Host)) {
@@ -353,7 +356,7 @@ func (r *Run) connectHost(ctx context.Context, h *Host) error {
 }
 
 func (r *Run) dial(ctx context.Context, h *Host) error {
-	cfg := r.sshConfig(h)
+	cfg := r.SSHConfig(h)
 	cfg.SkipSudoCheck = true // the lock or the state probe runs through sudo first
 	c, err := remote.Dial(ctx, cfg)
 	if err != nil {

@@ -73,8 +73,8 @@ func (r *Run) SSH() []HostSSH {
 	return out
 }
 
-// sshConfig is the remote.Config that reaches h, through its bastions.
-func (r *Run) sshConfig(h *Host) remote.Config {
+// SSHConfig is the remote.Config that reaches h, through its bastions.
+func (r *Run) SSHConfig(h *Host) remote.Config {
 	cfg := h.SSHConf.Config()
 	for c := &cfg; c != nil; c = c.ProxyJump {
 		c.AcceptNewHostKeys = r.Opts.AcceptNewHostKeys

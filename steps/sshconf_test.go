@@ -53,7 +53,7 @@ Host *
 		}
 	}
 
-	cfg := r.sshConfig(host(t, r, "h2"))
+	cfg := r.SSHConfig(host(t, r, "h2"))
 	if cfg.Address != "10.0.0.2" || cfg.User != "everyone" || cfg.ConnectTimeout != 9*time.Second {
 		t.Errorf("h2: %s@%s timeout %s", cfg.User, cfg.Address, cfg.ConnectTimeout)
 	}
@@ -61,7 +61,7 @@ Host *
 	if j == nil || j.Address != "10.0.0.1" || j.Port != 2201 || j.User != "ops" || j.ProxyJump != nil {
 		t.Fatalf("h2's jump: %+v", j)
 	}
-	cfg = r.sshConfig(host(t, r, "h3"))
+	cfg = r.SSHConfig(host(t, r, "h3"))
 	if cfg.User != "admin" || cfg.Address != "10.0.0.3" {
 		t.Errorf("h3: the inventory's user must win: %s@%s", cfg.User, cfg.Address)
 	}

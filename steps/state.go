@@ -228,21 +228,23 @@ func stateArgs(l Layout, port int, replUser string) []string {
 		l.DataDir(), l.ConfigDir(), l.BinDir(), l.SocketDir(), strconv.Itoa(port), l.InstalledGlob(), replUser}
 }
 
-// readState runs the state probe on a host.
-func readState(ctx context.Context, c *remote.Client, l Layout, port int, replUser string) (*State, error) {
-	res, err := c.Run(ctx, remote.Cmd{Args: stateArgs(l, port, replUser), As: "root"})
+// ReadState runs the state probe on the host and returns what it read,
+// leaving h.Facts as it was.
+func (h *Host) ReadState(ctx context.Context) (*State, error) {
+	c := h.Conn
+	res, err := c.Run(ctx, remote.Cmd{Args: stateArgs(h.Layout, h.PG().Port, h.PG().Replication.User), As: "root"})
 	if serr := c.SudoError(res, err); serr != nil {
 		return nil, serr
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read the state: %w", err)
 	}
-	return decodeState(res.Stdout)
+	return DecodeState(res.Stdout)
 }
 
 // refresh reads h's state again, after a step changed the host.
 func (h *Host) refresh(ctx context.Context) error {
-	s, err := readState(ctx, h.Conn, h.Layout, h.PG().Port, h.PG().Replication.User)
+	s, err := h.ReadState(ctx)
 	if err != nil {
 		return err
 	}
@@ -250,8 +252,8 @@ func (h *Host) refresh(ctx context.Context) error {
 	return nil
 }
 
-// decodeState reads the probe's JSON document.
-func decodeState(out []byte) (*State, error) {
+// DecodeState reads the state probe's JSON document.
+func DecodeState(out []byte) (*State, error) {
 	var doc struct {
 		State
 		Files    []byte `json:"files"`     // a tar, base64 in the JSON

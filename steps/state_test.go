@@ -20,7 +20,7 @@ func stateFixture(t testing.TB, name string) *State {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := decodeState(b)
+	s, err := DecodeState(b)
 	if err != nil {
 		t.Fatalf("%s: %v", name, err)
 	}
@@ -123,8 +123,8 @@ func TestDecodeStateRefusesSQL(t *testing.T) {
 func TestDecodeStateBad(t *testing.T) {
 	for _, bad := range []string{"", "os_id=debian\n", `{"files":"not*base64"}`,
 		`{"files":"` + b64("not a tar archive, but long enough to be read as one header? no") + `"}`, `{"server":}`} {
-		if _, err := decodeState([]byte(bad)); err == nil {
-			t.Errorf("decodeState(%q) succeeded", bad)
+		if _, err := DecodeState([]byte(bad)); err == nil {
+			t.Errorf("DecodeState(%q) succeeded", bad)
 		}
 	}
 }
@@ -184,7 +184,7 @@ func (e *probeEnv) run(t *testing.T) (*State, string) {
 		}
 		t.Fatalf("state.sh: %v", err)
 	}
-	s, err := decodeState(out)
+	s, err := DecodeState(out)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}

@@ -165,7 +165,7 @@ func statusMembers(c *inventory.Cluster) []*inventory.Host {
 func (r *Run) observe(ctx context.Context, h *Host, timeout time.Duration) *observation {
 	if h.Conn == nil {
 		dctx, cancel := context.WithTimeout(ctx, timeout)
-		cfg := r.sshConfig(h)
+		cfg := r.SSHConfig(h)
 		cfg.SkipSudoCheck = true // the probe runs through sudo: remote.SudoError tells
 		c, err := remote.Dial(dctx, cfg)
 		timedOut := dctx.Err() != nil
@@ -181,7 +181,7 @@ func (r *Run) observe(ctx context.Context, h *Host, timeout time.Duration) *obse
 	}
 	qctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	st, err := readState(qctx, h.Conn, h.Layout, h.PG().Port, h.PG().Replication.User)
+	st, err := h.ReadState(qctx)
 	if err != nil {
 		var ee *remote.ExitError
 		var he *remote.HostError

@@ -152,7 +152,7 @@ type verdict struct {
 // primary takes a second poll, a quiet one does not.
 func (r *Run) pollReplication(ctx context.Context, p *Host, reps []*Host, target uint64) (map[string]verdict, uint64, error) {
 	read := func(h *Host) (*State, error) {
-		return readState(ctx, h.Conn, h.Layout, h.PG().Port, h.PG().Replication.User)
+		return h.ReadState(ctx)
 	}
 	states := map[string]*State{}
 	errs := map[string]error{}
