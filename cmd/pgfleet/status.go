@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/pgfleet/pgfleet/status"
 	"github.com/pgfleet/pgfleet/steps"
 )
 
@@ -99,7 +100,7 @@ func newStatusCommand(g *globalOptions) *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.DurationVar(&o.connectTimeout, "connect-timeout", steps.DefaultStatusTimeout, "per host: how long to wait for SSH, then for the answer")
+	f.DurationVar(&o.connectTimeout, "connect-timeout", status.DefaultTimeout, "per host: how long to wait for SSH, then for the answer")
 	f.Var((*byteSize)(&o.maxLagBytes), "max-lag-bytes", "a replica lagging more is a problem (bytes, or with a unit: 16MB, 1GB); 0 for no limit")
 	f.DurationVar(&o.watch, "watch", 0, "refresh every `INTERVAL` until interrupted (bare --watch: 2s)")
 	f.Lookup("watch").NoOptDefVal = defaultWatch.String()
@@ -160,9 +161,9 @@ func runStatus(ctx context.Context, g *globalOptions, o *statusOptions, path str
 		return err
 	}
 	defer r.Close()
-	so := steps.StatusOptions{MaxLagBytes: o.maxLagBytes, Timeout: o.connectTimeout}
+	so := status.Options{MaxLagBytes: o.maxLagBytes, Timeout: o.connectTimeout}
 	if o.watch == 0 {
-		rep := r.Status(ctx, so)
+		rep := status.Read(ctx, r, so)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -180,14 +181,14 @@ func runStatus(ctx context.Context, g *globalOptions, o *statusOptions, path str
 // watchStatus redraws the status until ctx ends (Ctrl-C: exit code 130).
 // On a terminal the screen is cleared and redrawn in one write, so it does
 // not flicker; elsewhere each refresh follows the previous one.
-func watchStatus(ctx context.Context, g *globalOptions, o *statusOptions, r *steps.Run, so steps.StatusOptions, stdout io.Writer) error {
+func watchStatus(ctx context.Context, g *globalOptions, o *statusOptions, r *steps.Run, so status.Options, stdout io.Writer) error {
 	tty := false
 	if f, ok := stdout.(*os.File); ok && g.output != "json" {
 		tty = term.IsTerminal(int(f.Fd()))
 	}
 	for {
 		start := time.Now()
-		rep := r.Status(ctx, so)
+		rep := status.Read(ctx, r, so)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -219,7 +220,7 @@ func watchStatus(ctx context.Context, g *globalOptions, o *statusOptions, r *ste
 	}
 }
 
-func writeStatus(w io.Writer, asJSON bool, rep *steps.StatusReport) error {
+func writeStatus(w io.Writer, asJSON bool, rep *status.Report) error {
 	if asJSON {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
@@ -231,7 +232,7 @@ func writeStatus(w io.Writer, asJSON bool, rep *steps.StatusReport) error {
 
 // writeStatusText prints one table per cluster, then a line that says
 // whether it is healthy.
-func writeStatusText(w io.Writer, rep *steps.StatusReport) {
+func writeStatusText(w io.Writer, rep *status.Report) {
 	for i, c := range rep.Clusters {
 		if i > 0 {
 			fmt.Fprintln(w)
@@ -249,7 +250,7 @@ func writeStatusText(w io.Writer, rep *steps.StatusReport) {
 		fmt.Fprintln(tw, "HOST\tADDRESS\tROLE\tVERSION\tTL\tLSN\tLAG(bytes)\tDELAY(s)\tSTATE\tSYNC\tSLOT(active, retained)\tUPSTREAM\tPROBLEMS")
 		for _, m := range c.Members {
 			role := m.Role
-			if m.Role != m.DeclaredRole && (m.Role == steps.RolePrimary || m.Role == steps.RoleReplica) {
+			if m.Role != m.DeclaredRole && (m.Role == status.RolePrimary || m.Role == status.RoleReplica) {
 				role += " (declared " + m.DeclaredRole + ")"
 			}
 			tl := "-"

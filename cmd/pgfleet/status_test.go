@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgfleet/pgfleet/status"
 	"github.com/pgfleet/pgfleet/steps"
 )
 
@@ -96,18 +97,18 @@ func i64p(v int64) *int64 { return &v }
 func TestWriteStatusText(t *testing.T) {
 	tl, delay := 1, 0.5
 	now := time.Date(2026, 11, 27, 3, 0, 0, 0, time.UTC)
-	rep := &steps.StatusReport{Time: now, Clusters: []steps.ClusterStatus{
-		{Name: "main", Healthy: false, Members: []steps.MemberStatus{
+	rep := &status.Report{Time: now, Clusters: []status.Cluster{
+		{Name: "main", Healthy: false, Members: []status.Member{
 			{Host: "db1", Address: "10.0.0.1", DeclaredRole: "primary", Role: "primary", Version: "15.18", Timeline: &tl, LSN: "0/3000148", Problems: []string{}},
 			{Host: "db2", Address: "10.0.0.2", DeclaredRole: "replica", Role: "replica", Version: "15.18", Timeline: &tl, LSN: "0/3000100",
 				Streaming: true, LagBytes: i64p(72), ReplayDelaySeconds: &delay, ReplayPaused: true, State: "streaming", SyncState: "async",
-				Slot: &steps.SlotStatus{Name: "db2", Active: true, RetainedBytes: i64p(2048)}, Upstream: "10.0.0.1:5432", UpstreamHost: "db1", Problems: []string{}},
+				Slot: &status.Slot{Name: "db2", Active: true, RetainedBytes: i64p(2048)}, Upstream: "10.0.0.1:5432", UpstreamHost: "db1", Problems: []string{}},
 			{Host: "db3", Address: "10.0.0.3", DeclaredRole: "replica", Role: "stopped",
-				Slot:       &steps.SlotStatus{Name: "db3", RetainedBytes: i64p(0)},
+				Slot:       &status.Slot{Name: "db3", RetainedBytes: i64p(0)},
 				Problems:   []string{"PostgreSQL is not running", "its slot db3 is inactive"},
-				MovedAside: []steps.MovedAside{{Path: "/var/lib/postgresql/15/main.pgfleet-20261124T010000Z", ModifiedAt: now.Add(-74 * time.Hour)}}},
+				MovedAside: []status.MovedAside{{Path: "/var/lib/postgresql/15/main.pgfleet-20261124T010000Z", ModifiedAt: now.Add(-74 * time.Hour)}}},
 		}},
-		{Name: "other", Healthy: true, Members: []steps.MemberStatus{
+		{Name: "other", Healthy: true, Members: []status.Member{
 			{Host: "x1", Address: "10.0.1.1", DeclaredRole: "primary", Role: "replica", Problems: []string{}},
 		}},
 	}}
@@ -147,7 +148,7 @@ func TestWriteStatusText(t *testing.T) {
 	if err := writeStatus(&buf, true, rep); err != nil {
 		t.Fatal(err)
 	}
-	var back steps.StatusReport
+	var back status.Report
 	if err := json.Unmarshal(buf.Bytes(), &back); err != nil || len(back.Clusters) != 2 || back.Clusters[0].Members[1].Slot.Name != "db2" {
 		t.Errorf("json round trip: %v\n%s", err, buf.String())
 	}

@@ -1,4 +1,10 @@
-package steps
+// Package status is pgfleet status: it reads every host of a run, in
+// parallel and changing nothing, and compares what each server says of
+// itself and of its peers with what the inventory declares.
+//
+// It imports steps (the run, its hosts and their state), inventory, and
+// pgfleet's internal pgsql and remote packages; only cmd imports it.
+package status
 
 import (
 	"context"
@@ -11,6 +17,7 @@ import (
 	"github.com/pgfleet/pgfleet/internal/pgsql"
 	"github.com/pgfleet/pgfleet/internal/remote"
 	"github.com/pgfleet/pgfleet/inventory"
+	"github.com/pgfleet/pgfleet/steps"
 )
 
 // Observed roles of a member, as pgfleet status reports them.
@@ -22,28 +29,28 @@ const (
 	RoleNotInstalled = "not installed"
 )
 
-// DefaultStatusTimeout bounds, per host, the SSH connection and then the
+// DefaultTimeout bounds, per host, the SSH connection and then the
 // query of pgfleet status.
-const DefaultStatusTimeout = 5 * time.Second
+const DefaultTimeout = 5 * time.Second
 
-// StatusOptions configure Run.Status.
-type StatusOptions struct {
+// Options configure Read.
+type Options struct {
 	// MaxLagBytes makes a replica lagging by more bytes a problem; 0 for
 	// no limit.
 	MaxLagBytes int64
 	// Timeout bounds each host's SSH connection (all its attempts), and
-	// separately its query. Default DefaultStatusTimeout.
+	// separately its query. Default DefaultTimeout.
 	Timeout time.Duration
 }
 
-// StatusReport is what pgfleet status found: one entry per cluster.
-type StatusReport struct {
-	Time     time.Time       `json:"time"` // when the hosts were read
-	Clusters []ClusterStatus `json:"clusters"`
+// Report is what pgfleet status found: one entry per cluster.
+type Report struct {
+	Time     time.Time `json:"time"` // when the hosts were read
+	Clusters []Cluster `json:"clusters"`
 }
 
 // Healthy says whether every cluster is.
-func (s *StatusReport) Healthy() bool {
+func (s *Report) Healthy() bool {
 	for _, c := range s.Clusters {
 		if !c.Healthy {
 			return false
@@ -52,16 +59,16 @@ func (s *StatusReport) Healthy() bool {
 	return true
 }
 
-// ClusterStatus is one cluster: healthy when no member has a problem.
-type ClusterStatus struct {
-	Name    string         `json:"name"`
-	Healthy bool           `json:"healthy"`
-	Members []MemberStatus `json:"members"`
+// Cluster is one cluster: healthy when no member has a problem.
+type Cluster struct {
+	Name    string   `json:"name"`
+	Healthy bool     `json:"healthy"`
+	Members []Member `json:"members"`
 }
 
-// MemberStatus is one host of a cluster as it was observed. Values that
+// Member is one host of a cluster as it was observed. Values that
 // could not be observed (a stopped server, a primary's lag) are null.
-type MemberStatus struct {
+type Member struct {
 	Host         string `json:"host"`
 	Address      string `json:"address"`
 	DeclaredRole string `json:"declared_role"`
@@ -69,29 +76,29 @@ type MemberStatus struct {
 	// State is the replication state the primary shows for a replica
 	// (streaming, catchup, startup, backup); for a replica the primary does
 	// not list, the WAL receiver's own status; "" for a primary.
-	State              string            `json:"state"`
-	Version            string            `json:"version"`
-	Timeline           *int              `json:"timeline"`
-	LSN                string            `json:"lsn"`
-	ReceiveLSN         string            `json:"receive_lsn,omitempty"`
-	Streaming          bool              `json:"streaming"`
-	LagBytes           *int64            `json:"lag_bytes"`
-	ReplayDelaySeconds *float64          `json:"replay_delay_seconds"`
-	ReplayPaused       bool              `json:"replay_paused"`
-	SyncState          string            `json:"sync_state"`
-	Slot               *SlotStatus       `json:"slot"`
-	Upstream           string            `json:"upstream"`
-	UpstreamHost       string            `json:"upstream_host"`
-	Replication        *ReplicationState `json:"replication"`
-	Problems           []string          `json:"problems"`
+	State              string                  `json:"state"`
+	Version            string                  `json:"version"`
+	Timeline           *int                    `json:"timeline"`
+	LSN                string                  `json:"lsn"`
+	ReceiveLSN         string                  `json:"receive_lsn,omitempty"`
+	Streaming          bool                    `json:"streaming"`
+	LagBytes           *int64                  `json:"lag_bytes"`
+	ReplayDelaySeconds *float64                `json:"replay_delay_seconds"`
+	ReplayPaused       bool                    `json:"replay_paused"`
+	SyncState          string                  `json:"sync_state"`
+	Slot               *Slot                   `json:"slot"`
+	Upstream           string                  `json:"upstream"`
+	UpstreamHost       string                  `json:"upstream_host"`
+	Replication        *steps.ReplicationState `json:"replication"`
+	Problems           []string                `json:"problems"`
 	// MovedAside lists the data directories pgfleet moved aside on the
 	// host (DATADIR.pgfleet-TIME): kept until someone removes them.
 	MovedAside []MovedAside `json:"moved_aside"`
 	Error      string       `json:"error,omitempty"`
 }
 
-// SlotStatus is a physical replication slot on the primary.
-type SlotStatus struct {
+// Slot is a physical replication slot on the primary.
+type Slot struct {
 	Name          string `json:"name"`
 	Active        bool   `json:"active"`
 	RetainedBytes *int64 `json:"retained_bytes"`
@@ -100,14 +107,14 @@ type SlotStatus struct {
 
 // observation is what one host answered, or why it did not.
 type observation struct {
-	connectErr error  // the host could not be reached
-	queryErr   error  // reached, but the probe failed
-	state      *State // what the probe read
-	downReason string // why an installed server is taken for down, "" when no postmaster runs
+	connectErr error        // the host could not be reached
+	queryErr   error        // reached, but the probe failed
+	state      *steps.State // what the probe read
+	downReason string       // why an installed server is taken for down, "" when no postmaster runs
 }
 
 // server is what the host's server answered, nil when none did.
-func (ob *observation) server() *Server {
+func (ob *observation) server() *steps.Server {
 	if ob.state == nil {
 		return nil
 	}
@@ -116,7 +123,7 @@ func (ob *observation) server() *Server {
 
 // downReason says why a host's installed server is taken for down, ""
 // when no postmaster runs at all.
-func downReason(st *State, socketDir string, port int) string {
+func downReason(st *steps.State, socketDir string, port int) string {
 	switch {
 	case st.SQLError != "":
 		return strings.Join(strings.Fields(st.SQLError), " ")
@@ -126,26 +133,26 @@ func downReason(st *State, socketDir string, port int) string {
 	return ""
 }
 
-// Status asks every host of the run, in parallel, for its replication
+// Read asks every host of the run, in parallel, for its replication
 // state and compares what it sees with the inventory. Connections stay
 // open for the next call (pgfleet status --watch); one that broke is dialed
 // again. It never takes much longer than twice the timeout.
-func (r *Run) Status(ctx context.Context, o StatusOptions) *StatusReport {
+func Read(ctx context.Context, r *steps.Run, o Options) *Report {
 	if o.Timeout <= 0 {
-		o.Timeout = DefaultStatusTimeout
+		o.Timeout = DefaultTimeout
 	}
 	obs := map[string]*observation{}
 	var mu sync.Mutex
-	r.each(r.Hosts, func(h *Host) {
-		ob := r.observe(ctx, h, o.Timeout)
+	r.Each(r.Hosts, func(h *steps.Host) {
+		ob := observe(ctx, r, h, o.Timeout)
 		mu.Lock()
 		obs[h.Name] = ob
 		mu.Unlock()
 	})
-	rep := &StatusReport{Time: time.Now().UTC()}
+	rep := &Report{Time: time.Now().UTC()}
 	for _, c := range r.Inventory.Clusters {
 		asked := false
-		for _, m := range statusMembers(c) {
+		for _, m := range members(c) {
 			if obs[m.Name] != nil {
 				asked = true
 			}
@@ -157,12 +164,12 @@ func (r *Run) Status(ctx context.Context, o StatusOptions) *StatusReport {
 	return rep
 }
 
-func statusMembers(c *inventory.Cluster) []*inventory.Host {
+func members(c *inventory.Cluster) []*inventory.Host {
 	return append([]*inventory.Host{c.Primary}, c.Replicas...)
 }
 
 // observe connects to h (unless still connected) and runs the state probe.
-func (r *Run) observe(ctx context.Context, h *Host, timeout time.Duration) *observation {
+func observe(ctx context.Context, r *steps.Run, h *steps.Host, timeout time.Duration) *observation {
 	if h.Conn == nil {
 		dctx, cancel := context.WithTimeout(ctx, timeout)
 		cfg := r.SSHConfig(h)
@@ -172,7 +179,7 @@ func (r *Run) observe(ctx context.Context, h *Host, timeout time.Duration) *obse
 		cancel()
 		if err != nil {
 			if timedOut && ctx.Err() == nil {
-				err = fmt.Errorf("no answer within %s: %s", timeout, Cause(err))
+				err = fmt.Errorf("no answer within %s: %s", timeout, steps.Cause(err))
 			}
 			h.Log.Debug("connect", "err", err)
 			return &observation{connectErr: err}
@@ -192,7 +199,7 @@ func (r *Run) observe(ctx context.Context, h *Host, timeout time.Duration) *obse
 			h.Conn = nil
 		}
 		if qctx.Err() != nil && ctx.Err() == nil {
-			err = fmt.Errorf("no answer within %s: %s", timeout, Cause(err))
+			err = fmt.Errorf("no answer within %s: %s", timeout, steps.Cause(err))
 		}
 		return &observation{queryErr: err}
 	}
@@ -200,7 +207,7 @@ func (r *Run) observe(ctx context.Context, h *Host, timeout time.Duration) *obse
 }
 
 // observeState is what status makes of a host's state.
-func observeState(st *State, socketDir string, port int) *observation {
+func observeState(st *steps.State, socketDir string, port int) *observation {
 	why := downReason(st, socketDir, port)
 	if st.SQLExit != 0 && st.SQLExit != 2 {
 		// psql reached the server, which refused the query.
@@ -212,11 +219,11 @@ func observeState(st *State, socketDir string, port int) *observation {
 // assessCluster builds the status of one cluster from what its members
 // answered, and lists every problem. Members absent from obs were not
 // asked (--limit); checks that need them are skipped.
-func assessCluster(c *inventory.Cluster, obs map[string]*observation, o StatusOptions) ClusterStatus {
-	cs := ClusterStatus{Name: c.Name, Healthy: true}
+func assessCluster(c *inventory.Cluster, obs map[string]*observation, o Options) Cluster {
+	cs := Cluster{Name: c.Name, Healthy: true}
 	p := c.Primary
 	pObs := obs[p.Name]
-	var pServer *Server // the declared primary, when it answered as a primary
+	var pServer *steps.Server // the declared primary, when it answered as a primary
 	if pObs != nil && pObs.server() != nil && !pObs.server().InRecovery {
 		pServer = pObs.server()
 	}
@@ -224,7 +231,7 @@ func assessCluster(c *inventory.Cluster, obs map[string]*observation, o StatusOp
 	for _, rep := range c.Replicas {
 		declared[pgsql.SlotName(rep.Name)] = true
 	}
-	for _, ih := range statusMembers(c) {
+	for _, ih := range members(c) {
 		ob := obs[ih.Name]
 		if ob == nil {
 			continue
@@ -253,7 +260,7 @@ type MovedAside struct {
 }
 
 // movedAside lists a host's moved-aside data directories, oldest first.
-func movedAside(s *State) []MovedAside {
+func movedAside(s *steps.State) []MovedAside {
 	out := []MovedAside{}
 	if s == nil {
 		return out
@@ -266,24 +273,24 @@ func movedAside(s *State) []MovedAside {
 
 // observeMember fills what a host says about itself, with the problems
 // that need nothing else to see.
-func observeMember(ih *inventory.Host, c *inventory.Cluster, ob *observation) MemberStatus {
-	m := MemberStatus{Host: ih.Name, Address: ih.Address, DeclaredRole: RoleReplica}
+func observeMember(ih *inventory.Host, c *inventory.Cluster, ob *observation) Member {
+	m := Member{Host: ih.Name, Address: ih.Address, DeclaredRole: RoleReplica}
 	if ih == c.Primary {
 		m.DeclaredRole = RolePrimary
 	}
 	m.MovedAside = movedAside(ob.state)
 	switch {
 	case ob.connectErr != nil:
-		m.Role, m.Error = RoleUnreachable, Cause(ob.connectErr)
+		m.Role, m.Error = RoleUnreachable, steps.Cause(ob.connectErr)
 		m.Problems = append(m.Problems, "unreachable: "+m.Error)
 	case ob.queryErr != nil:
-		m.Role, m.Error = RoleUnreachable, Cause(ob.queryErr)
+		m.Role, m.Error = RoleUnreachable, steps.Cause(ob.queryErr)
 		m.Problems = append(m.Problems, "no answer from the status probe: "+m.Error)
 	case !ob.state.HasVersion(c.Postgres.Version):
 		m.Role = RoleNotInstalled
 		msg := fmt.Sprintf("PostgreSQL %d is not installed", c.Postgres.Version)
 		if len(ob.state.Installed) > 0 {
-			msg += fmt.Sprintf(" (found %s)", JoinInts(ob.state.Installed))
+			msg += fmt.Sprintf(" (found %s)", steps.JoinInts(ob.state.Installed))
 		}
 		m.Problems = append(m.Problems, msg)
 	case ob.server() == nil:
@@ -306,14 +313,14 @@ func observeMember(ih *inventory.Host, c *inventory.Cluster, ob *observation) Me
 			m.ReplayDelaySeconds = s.ReplayDelay
 		}
 		if s.Receiver != nil {
-			m.Upstream = HostPort(s.Receiver.SenderHost, s.Receiver.SenderPort)
-			m.UpstreamHost = statusMemberAt(c, s.Receiver.SenderHost, s.Receiver.SenderPort)
+			m.Upstream = steps.HostPort(s.Receiver.SenderHost, s.Receiver.SenderPort)
+			m.UpstreamHost = memberAt(c, s.Receiver.SenderHost, s.Receiver.SenderPort)
 		}
 	}
 	return m
 }
 
-func assessPrimary(m *MemberStatus, ob *observation, declared map[string]bool) {
+func assessPrimary(m *Member, ob *observation, declared map[string]bool) {
 	s := ob.server()
 	if s == nil {
 		return
@@ -325,26 +332,26 @@ func assessPrimary(m *MemberStatus, ob *observation, declared map[string]bool) {
 	for _, sl := range s.Slots {
 		if !declared[sl.Name] {
 			m.Problems = append(m.Problems, fmt.Sprintf("slot %s is used by no replica of the inventory; it retains %s of WAL",
-				sl.Name, statusBytes(sl.RetainedBytes)))
+				sl.Name, bytesOrUnknown(sl.RetainedBytes)))
 		}
 	}
 	// A client of the primary that is none of the declared replicas is
 	// worth a look, but not a problem: a backup, a cascade, a tool.
 }
 
-func assessReplica(m *MemberStatus, ih *inventory.Host, c *inventory.Cluster, ob *observation, p *Server, o StatusOptions) {
+func assessReplica(m *Member, ih *inventory.Host, c *inventory.Cluster, ob *observation, p *steps.Server, o Options) {
 	primary := c.Primary
 	slotName := ""
 	if c.Postgres.Replication.Slots {
 		slotName = pgsql.SlotName(ih.Name)
 	}
-	var row *ReplicationState
+	var row *steps.ReplicationState
 	if p != nil {
 		row = p.ReplicationOf(ih.Name)
 		if slotName != "" {
 			for _, sl := range p.Slots {
 				if sl.Name == slotName {
-					m.Slot = &SlotStatus{Name: sl.Name, Active: sl.Active, RetainedBytes: sl.RetainedBytes, WALStatus: sl.WALStatus}
+					m.Slot = &Slot{Name: sl.Name, Active: sl.Active, RetainedBytes: sl.RetainedBytes, WALStatus: sl.WALStatus}
 				}
 			}
 		}
@@ -390,13 +397,13 @@ func assessReplica(m *MemberStatus, ih *inventory.Host, c *inventory.Cluster, ob
 		case s.Receiver.Status != "streaming":
 			m.Problems = append(m.Problems, "its WAL receiver is "+s.Receiver.Status+", not streaming")
 		}
-		if s.Receiver != nil && !statusSameEndpoint(s.Receiver.SenderHost, s.Receiver.SenderPort, primary, c.Postgres.Port) {
-			who := HostPort(s.Receiver.SenderHost, s.Receiver.SenderPort)
+		if s.Receiver != nil && !sameEndpoint(s.Receiver.SenderHost, s.Receiver.SenderPort, primary, c.Postgres.Port) {
+			who := steps.HostPort(s.Receiver.SenderHost, s.Receiver.SenderPort)
 			if m.UpstreamHost != "" {
 				who = m.UpstreamHost + " (" + who + ")"
 			}
 			m.Problems = append(m.Problems, fmt.Sprintf("streams from %s, not from its primary %s (%s)",
-				who, primary.Name, HostPort(primary.ReplicationAddress, c.Postgres.Port)))
+				who, primary.Name, steps.HostPort(primary.ReplicationAddress, c.Postgres.Port)))
 		}
 		if slotName != "" && s.Receiver != nil && s.Receiver.SlotName != slotName {
 			if s.Receiver.SlotName == "" {
@@ -424,7 +431,7 @@ func assessReplica(m *MemberStatus, ih *inventory.Host, c *inventory.Cluster, ob
 					slotName, primary.Name))
 			case !m.Slot.Active:
 				m.Problems = append(m.Problems, fmt.Sprintf("its slot %s is inactive and retains %s of WAL on %s",
-					slotName, statusBytes(m.Slot.RetainedBytes), primary.Name))
+					slotName, bytesOrUnknown(m.Slot.RetainedBytes), primary.Name))
 			}
 		}
 	}
@@ -436,28 +443,28 @@ func assessReplica(m *MemberStatus, ih *inventory.Host, c *inventory.Cluster, ob
 	}
 }
 
-// statusSameEndpoint says whether a WAL receiver's sender is h's PostgreSQL.
-func statusSameEndpoint(senderHost string, senderPort int, h *inventory.Host, port int) bool {
+// sameEndpoint says whether a WAL receiver's sender is h's PostgreSQL.
+func sameEndpoint(senderHost string, senderPort int, h *inventory.Host, port int) bool {
 	if senderPort != 0 && senderPort != port {
 		return false
 	}
 	return senderHost == h.ReplicationAddress || senderHost == h.Address
 }
 
-// statusMemberAt is the name of the cluster member a sender address is, "" if
+// memberAt is the name of the cluster member a sender address is, "" if
 // none.
-func statusMemberAt(c *inventory.Cluster, addr string, port int) string {
-	for _, m := range statusMembers(c) {
-		if statusSameEndpoint(addr, port, m, c.Postgres.Port) {
+func memberAt(c *inventory.Cluster, addr string, port int) string {
+	for _, m := range members(c) {
+		if sameEndpoint(addr, port, m, c.Postgres.Port) {
 			return m.Name
 		}
 	}
 	return ""
 }
 
-func statusBytes(b *int64) string {
+func bytesOrUnknown(b *int64) string {
 	if b == nil {
 		return "an unknown amount"
 	}
-	return FormatBytes(*b)
+	return steps.FormatBytes(*b)
 }

@@ -1,13 +1,16 @@
-package steps
+package status
 
 import (
 	"encoding/json"
 	"errors"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/pgfleet/pgfleet/inventory"
+	"github.com/pgfleet/pgfleet/steps"
 )
 
 // stInventory: h1 primary, h2 and h3 replicas; h3's peers reach h1 at
@@ -32,6 +35,21 @@ func stCluster(t *testing.T) *inventory.Cluster {
 	return inv.Clusters[0]
 }
 
+// stateFixture is a state the probe returned on a lab host, kept with the
+// steps package's tests.
+func stateFixture(t *testing.T, name string) *steps.State {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "steps", "testdata", "state", name+".json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := steps.DecodeState(b)
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	return s
+}
+
 func stI64(v int64) *int64 { return &v }
 func stInt(v int) *int     { return &v }
 
@@ -39,14 +57,14 @@ func stInt(v int) *int     { return &v }
 // through their slots, fully replayed.
 func stHealthyObs() map[string]*observation {
 	return map[string]*observation{
-		"h1": stUp(&Server{Version: "15.18", Timeline: 1, LSN: "0/5000060",
-			Replication: []ReplicationState{
+		"h1": stUp(&steps.Server{Version: "15.18", Timeline: 1, LSN: "0/5000060",
+			Replication: []steps.ReplicationState{
 				{ApplicationName: "h2", ClientAddr: "192.168.0.2", State: "streaming", SyncState: "async",
 					SentLSN: "0/5000060", WriteLSN: "0/5000060", FlushLSN: "0/5000060", ReplayLSN: "0/5000060", LagBytes: stI64(0)},
 				{ApplicationName: "h3", ClientAddr: "192.168.0.3", State: "streaming", SyncState: "async",
 					SentLSN: "0/5000060", WriteLSN: "0/5000060", FlushLSN: "0/5000060", ReplayLSN: "0/5000060", LagBytes: stI64(0)},
 			},
-			Slots: []Slot{{Name: "h2", Active: true, RetainedBytes: stI64(0)}, {Name: "h3", Active: true, RetainedBytes: stI64(0)}},
+			Slots: []steps.Slot{{Name: "h2", Active: true, RetainedBytes: stI64(0)}, {Name: "h3", Active: true, RetainedBytes: stI64(0)}},
 		}),
 		"h2": stUp(stStandby("0/5000060", "10.0.0.1", "h2")),
 		"h3": stUp(stStandby("0/5000060", "10.0.0.1", "h3")),
@@ -54,20 +72,20 @@ func stHealthyObs() map[string]*observation {
 }
 
 // stUp is a host whose PostgreSQL 15 answered.
-func stUp(s *Server) *observation {
-	return &observation{state: &State{Installed: []int{15}, Server: s}}
+func stUp(s *steps.Server) *observation {
+	return &observation{state: &steps.State{Installed: []int{15}, Server: s}}
 }
 
 // stDown is a host whose PostgreSQL 15 is not running.
-func stDown() *observation { return &observation{state: &State{Installed: []int{15}}} }
+func stDown() *observation { return &observation{state: &steps.State{Installed: []int{15}}} }
 
-func stStandby(lsn, sender, slot string) *Server {
+func stStandby(lsn, sender, slot string) *steps.Server {
 	zero := 0.0
-	return &Server{Version: "15.18", InRecovery: true, Timeline: 1, LSN: lsn, ReceiveLSN: lsn,
-		ReplayDelay: &zero, Receiver: &WALReceiver{Status: "streaming", SenderHost: sender, SenderPort: 5432, SlotName: slot}}
+	return &steps.Server{Version: "15.18", InRecovery: true, Timeline: 1, LSN: lsn, ReceiveLSN: lsn,
+		ReplayDelay: &zero, Receiver: &steps.WALReceiver{Status: "streaming", SenderHost: sender, SenderPort: 5432, SlotName: slot}}
 }
 
-func stMember(t *testing.T, cs ClusterStatus, name string) MemberStatus {
+func stMember(t *testing.T, cs Cluster, name string) Member {
 	t.Helper()
 	for _, m := range cs.Members {
 		if m.Host == name {
@@ -75,11 +93,11 @@ func stMember(t *testing.T, cs ClusterStatus, name string) MemberStatus {
 		}
 	}
 	t.Fatalf("no member %s in %+v", name, cs)
-	return MemberStatus{}
+	return Member{}
 }
 
 // stHasProblem says whether one of m's problems contains every fragment.
-func stHasProblem(m MemberStatus, fragments ...string) bool {
+func stHasProblem(m Member, fragments ...string) bool {
 	for _, p := range m.Problems {
 		ok := true
 		for _, f := range fragments {
@@ -93,7 +111,7 @@ func stHasProblem(m MemberStatus, fragments ...string) bool {
 }
 
 func TestStatusHealthy(t *testing.T) {
-	cs := assessCluster(stCluster(t), stHealthyObs(), StatusOptions{MaxLagBytes: 1})
+	cs := assessCluster(stCluster(t), stHealthyObs(), Options{MaxLagBytes: 1})
 	if !cs.Healthy || cs.Name != "main" || len(cs.Members) != 3 {
 		t.Fatalf("got %+v", cs)
 	}
@@ -114,7 +132,7 @@ func TestStatusHealthy(t *testing.T) {
 func TestStatusProblems(t *testing.T) {
 	tests := []struct {
 		name    string
-		opts    StatusOptions
+		opts    Options
 		change  func(obs map[string]*observation)
 		host    string
 		role    string
@@ -135,7 +153,7 @@ func TestStatusProblems(t *testing.T) {
 			name: "slot inactive",
 			change: func(obs map[string]*observation) {
 				obs["h3"] = stDown()
-				obs["h1"].state.Server.Slots[1] = Slot{Name: "h3", RetainedBytes: stI64(4096)}
+				obs["h1"].state.Server.Slots[1] = steps.Slot{Name: "h3", RetainedBytes: stI64(4096)}
 			},
 			host: "h3", role: RoleStopped, problem: []string{"slot h3 is inactive", "4.0 KB", "h1"},
 		},
@@ -143,7 +161,7 @@ func TestStatusProblems(t *testing.T) {
 			name: "slot invalidated",
 			change: func(obs map[string]*observation) {
 				obs["h3"] = stDown()
-				obs["h1"].state.Server.Slots[1] = Slot{Name: "h3", WALStatus: "lost"}
+				obs["h1"].state.Server.Slots[1] = steps.Slot{Name: "h3", WALStatus: "lost"}
 			},
 			host: "h3", role: RoleStopped, problem: []string{"slot h3 on h1 was invalidated", "pgfleet up clones it again"},
 		},
@@ -160,7 +178,7 @@ func TestStatusProblems(t *testing.T) {
 		{
 			name: "not installed",
 			change: func(obs map[string]*observation) {
-				obs["h2"] = &observation{state: &State{Installed: []int{13}}}
+				obs["h2"] = &observation{state: &steps.State{Installed: []int{13}}}
 				obs["h1"].state.Server.Replication = obs["h1"].state.Server.Replication[1:]
 			},
 			host: "h2", role: RoleNotInstalled, problem: []string{"PostgreSQL 15 is not installed", "13"},
@@ -168,7 +186,7 @@ func TestStatusProblems(t *testing.T) {
 		{
 			name: "replica runs as a primary",
 			change: func(obs map[string]*observation) {
-				obs["h2"] = stUp(&Server{Version: "15.18", LSN: "0/6000000"})
+				obs["h2"] = stUp(&steps.Server{Version: "15.18", LSN: "0/6000000"})
 				obs["h1"].state.Server.Replication = obs["h1"].state.Server.Replication[1:]
 			},
 			host: "h2", role: RolePrimary, problem: []string{"declared replica", "runs as a primary"},
@@ -228,13 +246,13 @@ func TestStatusProblems(t *testing.T) {
 		{
 			name: "slot nobody uses",
 			change: func(obs map[string]*observation) {
-				obs["h1"].state.Server.Slots = append(obs["h1"].state.Server.Slots, Slot{Name: "old_h9", RetainedBytes: stI64(3 << 30)})
+				obs["h1"].state.Server.Slots = append(obs["h1"].state.Server.Slots, steps.Slot{Name: "old_h9", RetainedBytes: stI64(3 << 30)})
 			},
 			host: "h1", role: RolePrimary, problem: []string{"slot old_h9", "no replica", "3.0 GB"},
 		},
 		{
 			name: "lag above --max-lag-bytes",
-			opts: StatusOptions{MaxLagBytes: 1000},
+			opts: Options{MaxLagBytes: 1000},
 			change: func(obs map[string]*observation) {
 				obs["h1"].state.Server.LSN = "0/5010060" // 64 KiB ahead of both replicas
 				obs["h1"].state.Server.Replication[0].LagBytes = stI64(0)
@@ -275,7 +293,7 @@ func TestStatusLag(t *testing.T) {
 	obs["h2"].state.Server.LSN = "0/FFFFFFF0" // replayed 32 bytes short of 1/10
 	obs["h2"].state.Server.ReplayPaused = true
 	obs["h3"].state.Server.LSN = "1/00000010"
-	cs := assessCluster(stCluster(t), obs, StatusOptions{})
+	cs := assessCluster(stCluster(t), obs, Options{})
 	h2 := stMember(t, cs, "h2")
 	if h2.LagBytes == nil || *h2.LagBytes != 32 || !h2.ReplayPaused {
 		t.Errorf("h2: lag %v, paused %v; want 32, true", h2.LagBytes, h2.ReplayPaused)
@@ -287,13 +305,13 @@ func TestStatusLag(t *testing.T) {
 	// A replica that replayed past what the primary had when asked has no
 	// negative lag.
 	obs["h2"].state.Server.LSN = "1/00000020"
-	if lag := stMember(t, assessCluster(stCluster(t), obs, StatusOptions{}), "h2").LagBytes; lag == nil || *lag != 0 {
+	if lag := stMember(t, assessCluster(stCluster(t), obs, Options{}), "h2").LagBytes; lag == nil || *lag != 0 {
 		t.Errorf("lag %v, want 0", lag)
 	}
 	// When the replica cannot be asked, the primary's view is used.
 	obs["h2"] = &observation{connectErr: errors.New("timeout")}
 	obs["h1"].state.Server.Replication[0].LagBytes = stI64(777)
-	if lag := stMember(t, assessCluster(stCluster(t), obs, StatusOptions{}), "h2").LagBytes; lag == nil || *lag != 777 {
+	if lag := stMember(t, assessCluster(stCluster(t), obs, Options{}), "h2").LagBytes; lag == nil || *lag != 777 {
 		t.Errorf("lag %v, want 777 from pg_stat_replication", lag)
 	}
 }
@@ -303,7 +321,7 @@ func TestStatusLimitWithoutPrimary(t *testing.T) {
 	obs := stHealthyObs()
 	delete(obs, "h1")
 	delete(obs, "h3")
-	cs := assessCluster(stCluster(t), obs, StatusOptions{})
+	cs := assessCluster(stCluster(t), obs, Options{})
 	if !cs.Healthy || len(cs.Members) != 1 {
 		t.Fatalf("got %+v", cs)
 	}
@@ -316,7 +334,7 @@ func TestStatusLimitWithoutPrimary(t *testing.T) {
 func TestStatusPrimaryUnreachable(t *testing.T) {
 	obs := stHealthyObs()
 	obs["h1"] = &observation{connectErr: errors.New("no route to host")}
-	cs := assessCluster(stCluster(t), obs, StatusOptions{})
+	cs := assessCluster(stCluster(t), obs, Options{})
 	if cs.Healthy {
 		t.Error("healthy with the primary unreachable")
 	}
@@ -330,7 +348,7 @@ func TestStatusPrimaryUnreachable(t *testing.T) {
 func TestStatusJSON(t *testing.T) {
 	obs := stHealthyObs()
 	obs["h3"] = stDown()
-	rep := &StatusReport{Clusters: []ClusterStatus{assessCluster(stCluster(t), obs, StatusOptions{})}}
+	rep := &Report{Clusters: []Cluster{assessCluster(stCluster(t), obs, Options{})}}
 	b, err := json.Marshal(rep)
 	if err != nil {
 		t.Fatal(err)
@@ -399,7 +417,7 @@ func TestObserveState(t *testing.T) {
 		}
 	}
 	// Not installed, but another version is.
-	m := observeMember(c.Primary, c, &observation{state: &State{Installed: []int{17, 13}}})
+	m := observeMember(c.Primary, c, &observation{state: &steps.State{Installed: []int{17, 13}}})
 	if !stHasProblem(m, "PostgreSQL 15 is not installed (found 13, 17)") {
 		t.Errorf("problems %q", m.Problems)
 	}
@@ -419,16 +437,8 @@ func TestObserveState(t *testing.T) {
 	}
 }
 
-func TestFormatBytes(t *testing.T) {
-	for in, want := range map[int64]string{0: "0 B", 1023: "1023 B", 1024: "1.0 KB", 16 << 20: "16.0 MB", 3 << 30: "3.0 GB"} {
-		if got := FormatBytes(in); got != want {
-			t.Errorf("FormatBytes(%d) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 func TestStatusMembersOrder(t *testing.T) {
-	cs := assessCluster(stCluster(t), stHealthyObs(), StatusOptions{})
+	cs := assessCluster(stCluster(t), stHealthyObs(), Options{})
 	var names []string
 	for _, m := range cs.Members {
 		names = append(names, m.Host)
