@@ -25,13 +25,13 @@ func (Clone) Name() string           { return "clone" }
 func (Clone) Targets(r *Run) []*Host { return replicas(r) }
 func (Clone) NeedsPrimary() bool     { return true }
 
-// refuseData says why h's data must not be moved by a clone that up decided
+// RefuseData says why h's data must not be moved by a clone that up decided
 // on its own, nil if it may. Data that is not a standby's may hold writes
 // of its own (a promoted replica, an old primary after a failover, another
 // cluster): only `pgfleet rebuild`, asked by name, moves it. A directory
 // that is not empty but holds no cluster is never moved: it is not
 // PostgreSQL's, and data_dir may be wrong.
-func refuseData(h, p *Host, rebuild bool) error {
+func RefuseData(h, p *Host, rebuild bool) error {
 	f, v, d := h.Facts, h.PG().Version, h.Layout.DataDir()
 	rebuildHint := "look at what it holds first; to clone it again and keep its data moved aside: pgfleet rebuild INVENTORY " + h.Name
 	switch {
@@ -80,11 +80,11 @@ func refuseMove(h *Host) error {
 	return nil
 }
 
-// cloneReason says why h needs a clone from p, "" if it does not. A
+// CloneReason says why h needs a clone from p, "" if it does not. A
 // standby of the cluster that follows another address is pointed at p by
 // Follow, not cloned; one whose slot lost the WAL it needs can never catch
 // up, and holds no writes of its own.
-func cloneReason(h, p *Host) string {
+func CloneReason(h, p *Host) string {
 	f := h.Facts
 	if f.CloneIncomplete {
 		return "an earlier clone into it did not finish"
@@ -108,10 +108,10 @@ func (Clone) Check(ctx context.Context, r *Run, h *Host) (*Plan, error) {
 	if p == nil {
 		return nil, hintf("add the primary to --limit", "the primary %s is not part of this run", h.Cluster.Primary.Name)
 	}
-	if err := refuseData(h, p, r.Opts.Rebuild); err != nil {
+	if err := RefuseData(h, p, r.Opts.Rebuild); err != nil {
 		return nil, err
 	}
-	reason := cloneReason(h, p)
+	reason := CloneReason(h, p)
 	if r.Opts.Rebuild {
 		reason = "pgfleet rebuild was asked to clone it again"
 	}
@@ -358,7 +358,7 @@ func preflight(ctx context.Context, h, p *Host) error {
 	if p.Facts.Server != nil {
 		size = p.Facts.Server.DBSize
 	}
-	need := cloneNeed(size)
+	need := CloneNeed(size)
 	if free := h.Facts.DiskFreeKB * 1024; size > 0 && free < need {
 		return hintf("free space on "+h.Name+" or point data_dir at a larger filesystem",
 			"preflight: %s has %d MB free for %s, the copy needs about %d MB", h.Name, free>>20, h.Layout.DataDir(), need>>20)
@@ -420,3 +420,7 @@ func cloneTar(ctx context.Context, r *Run, h, p *Host, slot string) error {
 	}
 	return nil
 }
+
+// CloneNeed is the free space a clone of size bytes needs: 10% and 64 MB
+// more, for the WAL written meanwhile.
+func CloneNeed(size int64) int64 { return size + size/10 + 64<<20 }

@@ -76,7 +76,7 @@ func TestCloneReason(t *testing.T) {
 			r := newTestRun(t, tc.inv, Options{DryRun: true})
 			h := host(t, r, tc.host)
 			tc.facts(h.Facts)
-			got := cloneReason(h, r.PrimaryOf(h))
+			got := CloneReason(h, r.PrimaryOf(h))
 			if tc.want == "" && got != "" || tc.want != "" && !strings.Contains(got, tc.want) {
 				t.Errorf("cloneReason = %q, want %q", got, tc.want)
 			}
@@ -99,7 +99,7 @@ func TestCloneReasonSlot(t *testing.T) {
 		h, p := host(t, r, "h2"), host(t, r, "h1")
 		standby(h, "10.0.0.1", "5432")
 		p.Facts.Server = &Server{Slots: []Slot{{Name: "h3"}, {Name: "h2", WALStatus: tc.status}}}
-		if got := cloneReason(h, p); got != tc.want {
+		if got := CloneReason(h, p); got != tc.want {
 			t.Errorf("slots %v, wal_status %s: cloneReason = %q, want %q", tc.inv == testInventory, tc.status, got, tc.want)
 		}
 		plan, err := Clone{}.Check(context.Background(), r, h)
@@ -349,7 +349,7 @@ func TestRefuseData(t *testing.T) {
 				rebuild bool
 				want    string
 			}{{false, tc.up}, {true, tc.rebuild}} {
-				err := refuseData(h, p, c.rebuild)
+				err := RefuseData(h, p, c.rebuild)
 				switch {
 				case c.want == "" && err != nil:
 					t.Errorf("rebuild=%v: refused: %v", c.rebuild, err)

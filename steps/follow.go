@@ -28,7 +28,7 @@ func (Follow) Check(ctx context.Context, r *Run, h *Host) (*Plan, error) {
 	// Clone reports a missing primary and refused data, clones data that
 	// is not a standby's, and rebuild clones every replica.
 	if p == nil || r.Opts.Rebuild || f.DataVersion == 0 || !f.StandbySignal || f.CloneIncomplete ||
-		refuseData(h, p, false) != nil {
+		RefuseData(h, p, false) != nil {
 		return nil, nil
 	}
 	changes := followChanges(h, p)

@@ -270,6 +270,12 @@ func (r *Run) Err() error {
 	return errors.Join(errs...)
 }
 
+// Primaries are the run's primaries (not those outside --limit).
+func (r *Run) Primaries() []*Host { return primaries(r) }
+
+// Replicas are the run's replicas.
+func (r *Run) Replicas() []*Host { return replicas(r) }
+
 // Each runs f on hosts in parallel, at most Forks at a time, and waits.
 func (r *Run) Each(hosts []*Host, f func(h *Host)) { r.each(hosts, f) }
 
@@ -337,9 +343,9 @@ func (r *Run) Facts(ctx context.Context) {
 	})
 }
 
-// connectHost connects to one host, gathers its facts and records the
+// ConnectHost connects to one host, gathers its facts and records the
 // result; a failure fails the host.
-func (r *Run) connectHost(ctx context.Context, h *Host) error {
+func (r *Run) ConnectHost(ctx context.Context, h *Host) error {
 	start := time.Now()
 	err := r.dial(ctx, h)
 	if err == nil {

@@ -9,9 +9,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/pgfleet/pgfleet/preflight"
 	"github.com/spf13/cobra"
-
-	"github.com/pgfleet/pgfleet/steps"
 )
 
 type checkOptions struct {
@@ -78,7 +77,7 @@ func runCheck(ctx context.Context, g *globalOptions, o *checkOptions, path strin
 		return err
 	}
 	defer r.Close()
-	rep := r.Preflight(ctx)
+	rep := preflight.Run(ctx, r)
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
@@ -99,11 +98,11 @@ func runCheck(ctx context.Context, g *globalOptions, o *checkOptions, path strin
 
 // writeCheckText prints one line per check, a hint under each failure or
 // warning that has one, and a summary.
-func writeCheckText(w io.Writer, rep *steps.CheckReport) {
+func writeCheckText(w io.Writer, rep *preflight.Report) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	for _, c := range rep.Checks {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", strings.ToUpper(c.Status), c.Host, c.Check, c.Detail)
-		if c.Hint != "" && c.Status != steps.CheckPass {
+		if c.Hint != "" && c.Status != preflight.CheckPass {
 			fmt.Fprintf(tw, "\t\t\thint: %s\n", c.Hint)
 		}
 	}

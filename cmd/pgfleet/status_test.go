@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgfleet/pgfleet/preflight"
 	"github.com/pgfleet/pgfleet/status"
-	"github.com/pgfleet/pgfleet/steps"
 )
 
 func TestStatusWatchFlag(t *testing.T) {
@@ -155,7 +155,7 @@ func TestWriteStatusText(t *testing.T) {
 }
 
 func TestWriteCheckText(t *testing.T) {
-	rep := &steps.CheckReport{OK: false, Checks: []steps.CheckResult{
+	rep := &preflight.Report{OK: false, Checks: []preflight.Result{
 		{Host: "db1", Check: "ssh", Status: "pass", Detail: "connected"},
 		{Host: "db2", Check: "primary port", Status: "fail", Detail: "10.0.0.1:5432 cannot be reached from db2: connection refused", Hint: "check listen_addresses"},
 		{Host: "db2", Check: "clock", Status: "warn", Detail: "+2.000s", Hint: "synchronise the clocks"},

@@ -1,4 +1,12 @@
-package steps
+// Package preflight is pgfleet check: it tells, changing nothing, whether
+// pgfleet up can succeed on every host of a run. The judgements about a
+// host's data, its disk and its connection come from the steps package, so
+// that check and up never disagree; what only a preflight does (a
+// replica's view of its primary's port, the hosts' clocks) lives here.
+//
+// It imports steps, inventory and pgfleet's internal remote package; only
+// cmd imports it.
+package preflight
 
 import (
 	"context"
@@ -12,6 +20,7 @@ import (
 	"time"
 
 	"github.com/pgfleet/pgfleet/internal/remote"
+	"github.com/pgfleet/pgfleet/steps"
 )
 
 // Outcomes of one preflight check.
@@ -43,8 +52,8 @@ const (
 	clockFail = 10 * time.Second
 )
 
-// CheckResult is one check on one host.
-type CheckResult struct {
+// Result is one check on one host.
+type Result struct {
 	Host   string `json:"host"`
 	Check  string `json:"check"`
 	Status string `json:"status"` // pass, warn or fail
@@ -52,15 +61,15 @@ type CheckResult struct {
 	Hint   string `json:"hint"`
 }
 
-// CheckReport is the result of a preflight: OK when no check failed.
-type CheckReport struct {
-	OK     bool          `json:"ok"`
-	Checks []CheckResult `json:"checks"`
-	SSH    []HostSSH     `json:"ssh"` // per host, where each SSH setting came from
+// Report is the result of a preflight: OK when no check failed.
+type Report struct {
+	OK     bool            `json:"ok"`
+	Checks []Result        `json:"checks"`
+	SSH    []steps.HostSSH `json:"ssh"` // per host, where each SSH setting came from
 }
 
 // Count returns how many checks had each outcome.
-func (c *CheckReport) Count() (pass, warn, fail int) {
+func (c *Report) Count() (pass, warn, fail int) {
 	for _, r := range c.Checks {
 		switch r.Status {
 		case CheckPass:
@@ -77,16 +86,16 @@ func (c *CheckReport) Count() (pass, warn, fail int) {
 // checker collects the results of a preflight.
 type checker struct {
 	mu      sync.Mutex
-	results []CheckResult
+	results []Result
 }
 
 func (c *checker) add(host, check, status, detail, hint string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.results = append(c.results, CheckResult{Host: host, Check: check, Status: status, Detail: detail, Hint: hint})
+	c.results = append(c.results, Result{Host: host, Check: check, Status: status, Detail: detail, Hint: hint})
 }
 
-func (c *checker) pass(h *Host, check, format string, args ...any) {
+func (c *checker) pass(h *steps.Host, check, format string, args ...any) {
 	c.add(h.Name, check, CheckPass, fmt.Sprintf(format, args...), "")
 }
 
@@ -95,31 +104,31 @@ func (c *checker) pass(h *Host, check, format string, args ...any) {
 // facts, then checks from each replica that its primary's port answers,
 // compares its free disk with the primary's size, and compares the hosts'
 // clocks.
-func (r *Run) Preflight(ctx context.Context) *CheckReport {
+func Run(ctx context.Context, r *steps.Run) *Report {
 	c := &checker{}
-	r.each(r.Hosts, func(h *Host) {
-		err := r.connectHost(ctx, h)
+	r.Each(r.Hosts, func(h *steps.Host) {
+		err := r.ConnectHost(ctx, h)
 		c.connection(h, err)
 		if h.Facts != nil {
 			c.hostFacts(h)
 			c.movedAside(ctx, h)
 		}
 	})
-	for _, h := range replicas(r) {
+	for _, h := range r.Replicas() {
 		if h.Facts != nil {
 			c.replicaData(r, h)
 		}
 	}
 	c.passwords(r)
 	var wg sync.WaitGroup
-	wg.Go(func() { r.each(replicas(r), func(h *Host) { c.replica(ctx, r, h) }) })
+	wg.Go(func() { r.Each(r.Replicas(), func(h *steps.Host) { c.replica(ctx, r, h) }) })
 	wg.Go(func() { c.clocks(ctx, r) })
 	wg.Wait()
 	return c.report(r)
 }
 
 // report orders the results by host, in the run's order, then by check.
-func (c *checker) report(r *Run) *CheckReport {
+func (c *checker) report(r *steps.Run) *Report {
 	hostIndex := map[string]int{}
 	for i, h := range r.Hosts {
 		hostIndex[h.Name] = i
@@ -131,14 +140,14 @@ func (c *checker) report(r *Run) *CheckReport {
 		}
 		return slices.Index(checkOrder, res[i].Check) < slices.Index(checkOrder, res[j].Check)
 	})
-	rep := &CheckReport{OK: true, Checks: res}
+	rep := &Report{OK: true, Checks: res}
 	for _, x := range res {
 		if x.Status == CheckFail {
 			rep.OK = false
 		}
 	}
 	if rep.Checks == nil {
-		rep.Checks = []CheckResult{}
+		rep.Checks = []Result{}
 	}
 	rep.SSH = r.SSH()
 	return rep
@@ -146,17 +155,17 @@ func (c *checker) report(r *Run) *CheckReport {
 
 // connection reports the SSH connection, the host key and sudo, from the
 // outcome of the dial (which checks sudo -n) and the facts probe.
-func (c *checker) connection(h *Host, err error) {
-	addr, user := HostPort(h.Address, sshPort(h)), h.SSH.User
+func (c *checker) connection(h *steps.Host, err error) {
+	addr, user := steps.HostPort(h.Address, sshPort(h)), h.SSH.User
 	if e := h.SSHConf; e != nil {
-		addr, user = HostPort(e.Address, e.Port), e.User
+		addr, user = steps.HostPort(e.Address, e.Port), e.User
 	}
 	if err == nil {
 		c.pass(h, CheckSSH, "connected to %s@%s, host key known", user, addr)
 		c.pass(h, CheckSudo, "sudo -n works")
 		return
 	}
-	msg := Cause(err)
+	msg := steps.Cause(err)
 	detail, hint := msg, ""
 	sudo := errors.Is(err, remote.ErrSudoPassword)
 	var rhe *remote.HostError
@@ -188,7 +197,7 @@ func (c *checker) connection(h *Host, err error) {
 	c.add(h.Name, CheckSSH, CheckFail, detail, hint)
 }
 
-func sshPort(h *Host) int {
+func sshPort(h *steps.Host) int {
 	if h.SSH.Port == 0 {
 		return remote.DefaultPort
 	}
@@ -196,7 +205,7 @@ func sshPort(h *Host) int {
 }
 
 // hostFacts reports the checks that need nothing but the host's own facts.
-func (c *checker) hostFacts(h *Host) {
+func (c *checker) hostFacts(h *steps.Host) {
 	f, v, l := h.Facts, h.PG().Version, h.Layout
 	osName := strings.TrimSpace(f.OSID + " " + f.OSVersion)
 	if f.OSCodename != "" {
@@ -223,11 +232,11 @@ func (c *checker) hostFacts(h *Host) {
 		c.pass(h, CheckPostgreSQL, "PostgreSQL %d installed", v)
 	case f.HasVersion(v):
 		others := slices.DeleteFunc(slices.Clone(f.Installed), func(i int) bool { return i == v })
-		c.add(h.Name, CheckPostgreSQL, CheckWarn, fmt.Sprintf("PostgreSQL %d installed, and also %s", v, JoinInts(others)),
+		c.add(h.Name, CheckPostgreSQL, CheckWarn, fmt.Sprintf("PostgreSQL %d installed, and also %s", v, steps.JoinInts(others)),
 			"")
 	case len(f.Installed) > 0:
 		c.add(h.Name, CheckPostgreSQL, CheckFail,
-			fmt.Sprintf("PostgreSQL %s installed, but the inventory declares %d", JoinInts(f.Installed), v),
+			fmt.Sprintf("PostgreSQL %s installed, but the inventory declares %d", steps.JoinInts(f.Installed), v),
 			"pgfleet does not upgrade PostgreSQL; use a host without it, or declare the installed version")
 	default:
 		c.pass(h, CheckPostgreSQL, "not installed; up installs %s", l.Package())
@@ -264,12 +273,12 @@ func (c *checker) hostFacts(h *Host) {
 
 // replicaData judges a replica's data directory by the rule the clone step
 // applies (refuseData), so that check and up never disagree.
-func (c *checker) replicaData(r *Run, h *Host) {
+func (c *checker) replicaData(r *steps.Run, h *steps.Host) {
 	f, v, l := h.Facts, h.PG().Version, h.Layout
 	d := l.DataDir()
-	if err := refuseData(h, r.PrimaryOf(h), false); err != nil {
+	if err := steps.RefuseData(h, r.PrimaryOf(h), false); err != nil {
 		hint := ""
-		var hi *Hint
+		var hi *steps.Hint
 		if errors.As(err, &hi) {
 			hint = hi.Hint
 		}
@@ -290,7 +299,7 @@ func (c *checker) replicaData(r *Run, h *Host) {
 
 // movedAside warns of every data directory pgfleet moved aside on a host,
 // with its age and size, so that old copies are not forgotten.
-func (c *checker) movedAside(ctx context.Context, h *Host) {
+func (c *checker) movedAside(ctx context.Context, h *steps.Host) {
 	if h.Facts == nil || len(h.Facts.Aside) == 0 {
 		return
 	}
@@ -299,7 +308,7 @@ func (c *checker) movedAside(ctx context.Context, h *Host) {
 		args = append(args, a.Path)
 	}
 	sizes := map[string]int64{}
-	if out, err := root(ctx, h, args...); err == nil {
+	if out, err := h.Root(ctx, args...); err == nil {
 		for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
 			if kb, p, ok := strings.Cut(line, "\t"); ok {
 				n, _ := strconv.ParseInt(kb, 10, 64)
@@ -310,7 +319,7 @@ func (c *checker) movedAside(ctx context.Context, h *Host) {
 	for _, a := range h.Facts.Aside {
 		size := "size unknown"
 		if n, ok := sizes[a.Path]; ok {
-			size = FormatBytes(n)
+			size = steps.FormatBytes(n)
 		}
 		c.add(h.Name, CheckAside, CheckWarn, fmt.Sprintf("old data moved aside in %s (%s, from %s)", a.Path, size,
 			time.Unix(a.MTime, 0).UTC().Format("2006-01-02 15:04 MST")),
@@ -320,8 +329,8 @@ func (c *checker) movedAside(ctx context.Context, h *Host) {
 
 // passwords checks, on this machine, that every cluster's replication
 // password can be read; it is reported on the cluster's primary.
-func (c *checker) passwords(r *Run) {
-	for _, h := range primaries(r) {
+func (c *checker) passwords(r *steps.Run) {
+	for _, h := range r.Primaries() {
 		if _, err := r.Password(h.Cluster); err != nil {
 			c.add(h.Name, CheckPassword, CheckFail, err.Error(),
 				"set the variable or file the inventory's replication.password_env / password_file names")
@@ -349,7 +358,7 @@ if [ -x "$B/pg_isready" ]; then "$B/pg_isready" -q -h "$A" -p "$P" -t 5; echo "p
 `
 
 // replica runs the checks of one replica that need its primary.
-func (c *checker) replica(ctx context.Context, r *Run, h *Host) {
+func (c *checker) replica(ctx context.Context, r *steps.Run, h *steps.Host) {
 	if h.Facts == nil {
 		return
 	}
@@ -362,16 +371,16 @@ func (c *checker) replica(ctx context.Context, r *Run, h *Host) {
 	c.disk(h, p)
 }
 
-func (c *checker) primaryPort(ctx context.Context, h, p *Host) {
+func (c *checker) primaryPort(ctx context.Context, h, p *steps.Host) {
 	addr, port := p.ReplicationAddress, p.PG().Port
-	target := HostPort(addr, port)
+	target := steps.HostPort(addr, port)
 	if p.Facts == nil {
 		c.add(h.Name, CheckPrimaryPort, CheckWarn, "the primary "+p.Name+" could not be checked; "+target+" not checked", "")
 		return
 	}
 	res, err := h.Conn.Run(ctx, remote.Cmd{Args: []string{"sh", "-c", portProbe, "pgfleet-port", addr, strconv.Itoa(port), h.Layout.BinDir()}})
 	if err != nil {
-		c.add(h.Name, CheckPrimaryPort, CheckFail, "probe "+target+": "+Cause(err), "")
+		c.add(h.Name, CheckPrimaryPort, CheckFail, "probe "+target+": "+steps.Cause(err), "")
 		return
 	}
 	status, detail, hint := judgePrimaryPort(string(res.Stdout), h, p)
@@ -380,9 +389,9 @@ func (c *checker) primaryPort(ctx context.Context, h, p *Host) {
 
 // judgePrimaryPort judges portProbe's output, run on replica h towards its
 // primary p.
-func judgePrimaryPort(out string, h, p *Host) (status, detail, hint string) {
+func judgePrimaryPort(out string, h, p *steps.Host) (status, detail, hint string) {
 	addr, port := p.ReplicationAddress, p.PG().Port
-	target := HostPort(addr, port)
+	target := steps.HostPort(addr, port)
 	if !p.Facts.Running() {
 		// Nothing listens yet, but a refusal still proves the way is open;
 		// silence (a firewall dropping packets) or no route does not.
@@ -450,42 +459,38 @@ func judgePort(out, target, from string) (status, detail string) {
 	}
 }
 
-// cloneNeed is the free space a clone of size bytes needs: 10% and 64 MB
-// more, for the WAL written meanwhile.
-func cloneNeed(size int64) int64 { return size + size/10 + 64<<20 }
-
-func (c *checker) disk(h, p *Host) {
+func (c *checker) disk(h, p *steps.Host) {
 	d := h.Layout.DataDir()
 	free := h.Facts.DiskFreeKB * 1024
 	switch {
-	case p.Facts != nil && cloneReason(h, p) == "":
-		c.pass(h, CheckDisk, "no clone needed (it follows %s); %s free for %s", p.Name, FormatBytes(free), d)
+	case p.Facts != nil && steps.CloneReason(h, p) == "":
+		c.pass(h, CheckDisk, "no clone needed (it follows %s); %s free for %s", p.Name, steps.FormatBytes(free), d)
 	case p.Facts == nil:
 		c.add(h.Name, CheckDisk, CheckWarn, fmt.Sprintf("%s free for %s; the size of %s's data is unknown (it could not be checked)",
-			FormatBytes(free), d, p.Name), "")
+			steps.FormatBytes(free), d, p.Name), "")
 	case !p.Facts.Running() && p.Facts.DataVersion != 0:
 		c.add(h.Name, CheckDisk, CheckWarn, fmt.Sprintf("%s free for %s; the size of %s's data is unknown (it is not running)",
-			FormatBytes(free), d, p.Name), "")
+			steps.FormatBytes(free), d, p.Name), "")
 	case !p.Facts.Running():
 		// A new primary: its cluster will be small.
-		need := cloneNeed(0)
+		need := steps.CloneNeed(0)
 		if free < need {
-			c.add(h.Name, CheckDisk, CheckFail, fmt.Sprintf("%s free for %s, a new cluster needs about %s", FormatBytes(free), d, FormatBytes(need)),
+			c.add(h.Name, CheckDisk, CheckFail, fmt.Sprintf("%s free for %s, a new cluster needs about %s", steps.FormatBytes(free), d, steps.FormatBytes(need)),
 				"free space on "+h.Name+" or point data_dir at a larger filesystem")
 			return
 		}
-		c.pass(h, CheckDisk, "%s free for %s; %s has no data yet", FormatBytes(free), d, p.Name)
+		c.pass(h, CheckDisk, "%s free for %s; %s has no data yet", steps.FormatBytes(free), d, p.Name)
 	default:
 		size := p.Facts.Server.DBSize
-		need := cloneNeed(size)
+		need := steps.CloneNeed(size)
 		if free < need {
 			c.add(h.Name, CheckDisk, CheckFail, fmt.Sprintf("%s free for %s, a copy of %s (%s) needs about %s",
-				FormatBytes(free), d, p.Name, FormatBytes(size), FormatBytes(need)),
+				steps.FormatBytes(free), d, p.Name, steps.FormatBytes(size), steps.FormatBytes(need)),
 				"free space on "+h.Name+" or point data_dir at a larger filesystem")
 			return
 		}
-		c.pass(h, CheckDisk, "%s free for %s; a copy of %s (%s) needs about %s", FormatBytes(free), d, p.Name,
-			FormatBytes(size), FormatBytes(need))
+		c.pass(h, CheckDisk, "%s free for %s; a copy of %s (%s) needs about %s", steps.FormatBytes(free), d, p.Name,
+			steps.FormatBytes(size), steps.FormatBytes(need))
 	}
 }
 
@@ -500,8 +505,8 @@ type clockSample struct {
 // clocks reads every reachable host's clock in parallel and compares each
 // with the median of them all: the hosts must agree with each other; this
 // machine's clock only serves to line them up.
-func (c *checker) clocks(ctx context.Context, r *Run) {
-	var hosts []*Host
+func (c *checker) clocks(ctx context.Context, r *steps.Run) {
+	var hosts []*steps.Host
 	for _, h := range r.Hosts {
 		if h.Conn != nil {
 			hosts = append(hosts, h)
@@ -516,7 +521,7 @@ func (c *checker) clocks(ctx context.Context, r *Run) {
 	c.judgeClocks(samples)
 }
 
-func readClock(ctx context.Context, h *Host) clockSample {
+func readClock(ctx context.Context, h *steps.Host) clockSample {
 	s := clockSample{host: h.Name}
 	best := time.Duration(-1)
 	// The fastest of a few round trips bounds the error best.
@@ -575,7 +580,7 @@ func (c *checker) judgeClocks(samples []clockSample) {
 	}
 	for _, s := range samples {
 		if s.err != nil {
-			c.add(s.host, CheckClock, CheckWarn, "could not read the clock: "+Cause(s.err), "")
+			c.add(s.host, CheckClock, CheckWarn, "could not read the clock: "+steps.Cause(s.err), "")
 			continue
 		}
 		skew := s.offset - median

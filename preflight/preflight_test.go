@@ -1,4 +1,4 @@
-package steps
+package preflight
 
 import (
 	"encoding/json"
@@ -9,17 +9,30 @@ import (
 
 	"github.com/pgfleet/pgfleet/internal/remote"
 	"github.com/pgfleet/pgfleet/inventory"
+	"github.com/pgfleet/pgfleet/steps"
 )
 
-// ckRun is a run over stInventory whose hosts all have the facts of a
+// ckInventory: h1 primary, h2 and h3 replicas.
+const ckInventory = `postgres:
+  version: 15
+  replication: {password_env: PGFLEET_CHECK_TEST_PASSWORD}
+clusters:
+  main: {primary: h1, replicas: [h2, h3]}
+hosts:
+  h1: {address: 192.168.0.1, replication_address: 10.0.0.1}
+  h2: {address: 192.168.0.2}
+  h3: {address: 192.168.0.3}
+`
+
+// ckRun is a run over ckInventory whose hosts all have the facts of a
 // bare Debian 12 host.
-func ckRun(t *testing.T) *Run {
+func ckRun(t *testing.T) *steps.Run {
 	t.Helper()
-	inv, err := inventory.Parse([]byte(stInventory), "inv.yaml")
+	inv, err := inventory.Parse([]byte(ckInventory), "inv.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := NewRun(inv, Options{})
+	r, err := steps.NewRun(inv, steps.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -29,15 +42,15 @@ func ckRun(t *testing.T) *Run {
 	return r
 }
 
-func ckBareFacts() *State {
-	return &State{OSID: "debian", OSVersion: "12", OSCodename: "bookworm", PackageManager: "apt",
+func ckBareFacts() *steps.State {
+	return &steps.State{OSID: "debian", OSVersion: "12", OSCodename: "bookworm", PackageManager: "apt",
 		DiskFreeKB: 50 << 20, Files: map[string][]byte{}}
 }
 
 // ckFind returns the one result of a check on a host.
-func ckFind(t *testing.T, c *checker, host, check string) CheckResult {
+func ckFind(t *testing.T, c *checker, host, check string) Result {
 	t.Helper()
-	var found []CheckResult
+	var found []Result
 	for _, r := range c.results {
 		if r.Host == host && r.Check == check {
 			found = append(found, r)
@@ -53,37 +66,37 @@ func TestCheckHostFacts(t *testing.T) {
 	tests := []struct {
 		name    string
 		host    string
-		facts   func(f *State)
+		facts   func(f *steps.State)
 		check   string
 		status  string
 		detail  string // a fragment
 		hasHint bool
 	}{
-		{"bare os", "h1", func(*State) {}, CheckOS, CheckPass, "debian 12 (bookworm), apt", false},
-		{"bare postgresql", "h1", func(*State) {}, CheckPostgreSQL, CheckPass, "up installs postgresql-15", false},
-		{"bare data dir", "h2", func(*State) {}, CheckDataDir, CheckPass, "empty or absent", false},
-		{"no apt", "h1", func(f *State) { f.OSID, f.PackageManager = "rhel", "" }, CheckOS, CheckFail, "no supported package manager", true},
-		{"no apt but installed", "h1", func(f *State) { f.PackageManager, f.Installed = "", []int{15} }, CheckOS, CheckWarn, "without apt", false},
-		{"apt elsewhere", "h1", func(f *State) { f.OSID = "linuxmint" }, CheckOS, CheckWarn, "untested", false},
-		{"ubuntu", "h1", func(f *State) { f.OSID, f.OSVersion, f.OSCodename = "ubuntu", "24.04", "noble" }, CheckOS, CheckPass, "ubuntu 24.04 (noble)", false},
-		{"other version", "h2", func(f *State) { f.Installed = []int{13} }, CheckPostgreSQL, CheckFail, "PostgreSQL 13 installed, but the inventory declares 15", true},
-		{"declared version", "h2", func(f *State) { f.Installed = []int{15} }, CheckPostgreSQL, CheckPass, "PostgreSQL 15 installed", false},
-		{"two versions", "h2", func(f *State) { f.Installed = []int{13, 15} }, CheckPostgreSQL, CheckWarn, "also 13", false},
-		{"primary foreign data", "h1", func(f *State) { f.DataVersion, f.DataNonEmpty = 13, true }, CheckDataDir, CheckFail, "PostgreSQL 13 data, not 15", true},
-		{"replica foreign data", "h2", func(f *State) { f.DataVersion, f.DataNonEmpty = 13, true }, CheckDataDir, CheckFail, "holds PostgreSQL 13 data, not the 15", true},
-		{"primary junk", "h1", func(f *State) { f.DataNonEmpty = true }, CheckDataDir, CheckFail, "holds no cluster", true},
-		{"replica junk", "h3", func(f *State) { f.DataNonEmpty = true }, CheckDataDir, CheckFail, "not empty but holds no PostgreSQL cluster", true},
-		{"primary config without data", "h1", func(f *State) { f.Files["postgresql.conf"] = []byte("x") }, CheckDataDir, CheckFail, "but no data", true},
-		{"replica is a primary with data", "h2", func(f *State) {
-			f.DataVersion, f.DataNonEmpty, f.Server = 15, true, &Server{UserDatabases: 2}
+		{"bare os", "h1", func(*steps.State) {}, CheckOS, CheckPass, "debian 12 (bookworm), apt", false},
+		{"bare postgresql", "h1", func(*steps.State) {}, CheckPostgreSQL, CheckPass, "up installs postgresql-15", false},
+		{"bare data dir", "h2", func(*steps.State) {}, CheckDataDir, CheckPass, "empty or absent", false},
+		{"no apt", "h1", func(f *steps.State) { f.OSID, f.PackageManager = "rhel", "" }, CheckOS, CheckFail, "no supported package manager", true},
+		{"no apt but installed", "h1", func(f *steps.State) { f.PackageManager, f.Installed = "", []int{15} }, CheckOS, CheckWarn, "without apt", false},
+		{"apt elsewhere", "h1", func(f *steps.State) { f.OSID = "linuxmint" }, CheckOS, CheckWarn, "untested", false},
+		{"ubuntu", "h1", func(f *steps.State) { f.OSID, f.OSVersion, f.OSCodename = "ubuntu", "24.04", "noble" }, CheckOS, CheckPass, "ubuntu 24.04 (noble)", false},
+		{"other version", "h2", func(f *steps.State) { f.Installed = []int{13} }, CheckPostgreSQL, CheckFail, "PostgreSQL 13 installed, but the inventory declares 15", true},
+		{"declared version", "h2", func(f *steps.State) { f.Installed = []int{15} }, CheckPostgreSQL, CheckPass, "PostgreSQL 15 installed", false},
+		{"two versions", "h2", func(f *steps.State) { f.Installed = []int{13, 15} }, CheckPostgreSQL, CheckWarn, "also 13", false},
+		{"primary foreign data", "h1", func(f *steps.State) { f.DataVersion, f.DataNonEmpty = 13, true }, CheckDataDir, CheckFail, "PostgreSQL 13 data, not 15", true},
+		{"replica foreign data", "h2", func(f *steps.State) { f.DataVersion, f.DataNonEmpty = 13, true }, CheckDataDir, CheckFail, "holds PostgreSQL 13 data, not the 15", true},
+		{"primary junk", "h1", func(f *steps.State) { f.DataNonEmpty = true }, CheckDataDir, CheckFail, "holds no cluster", true},
+		{"replica junk", "h3", func(f *steps.State) { f.DataNonEmpty = true }, CheckDataDir, CheckFail, "not empty but holds no PostgreSQL cluster", true},
+		{"primary config without data", "h1", func(f *steps.State) { f.Files["postgresql.conf"] = []byte("x") }, CheckDataDir, CheckFail, "but no data", true},
+		{"replica is a primary with data", "h2", func(f *steps.State) {
+			f.DataVersion, f.DataNonEmpty, f.Server = 15, true, &steps.Server{UserDatabases: 2}
 		}, CheckDataDir, CheckFail, "it runs as a primary", true},
-		{"replica stopped, has been a primary", "h2", func(f *State) {
+		{"replica stopped, has been a primary", "h2", func(f *steps.State) {
 			f.DataVersion, f.DataNonEmpty = 15, true
 		}, CheckDataDir, CheckFail, "has been a primary's", true},
-		{"standby", "h2", func(f *State) {
-			f.DataVersion, f.DataNonEmpty, f.StandbySignal, f.Server = 15, true, true, &Server{InRecovery: true}
+		{"standby", "h2", func(f *steps.State) {
+			f.DataVersion, f.DataNonEmpty, f.StandbySignal, f.Server = 15, true, true, &steps.Server{InRecovery: true}
 		}, CheckDataDir, CheckPass, "PostgreSQL 15 data, running as a standby", false},
-		{"clone cut short", "h2", func(f *State) {
+		{"clone cut short", "h2", func(f *steps.State) {
 			f.DataVersion, f.DataNonEmpty, f.CloneIncomplete = 15, true, true
 		}, CheckDataDir, CheckPass, "a clone that did not finish", false},
 	}
@@ -117,7 +130,7 @@ func (e ckSentinel) Is(target error) bool { return target == e.is }
 
 func TestCheckConnection(t *testing.T) {
 	wrap := func(err error) error {
-		return &HostError{Host: "h1", Step: "connect", Err: &remote.HostError{Host: "h1", Op: "connect", Err: err}}
+		return &steps.HostError{Host: "h1", Step: "connect", Err: &remote.HostError{Host: "h1", Op: "connect", Err: err}}
 	}
 	tests := []struct {
 		name       string
@@ -133,7 +146,7 @@ func TestCheckConnection(t *testing.T) {
 			CheckFail, "", "HOST KEY CHANGED", "this may be an attack"},
 		{"auth", wrap(ckSentinel{"ssh authentication failed for ops", remote.ErrAuth}), CheckFail, "", "authentication failed", "check ssh.user"},
 		{"network", wrap(errors.New("dial 192.168.0.1:22: connection refused")), CheckFail, "", "dial 192.168.0.1:22: connection refused", "check that h1 is up"},
-		{"sudo password", &HostError{Host: "h1", Step: "connect", Err: &remote.HostError{Host: "h1", Op: "check sudo",
+		{"sudo password", &steps.HostError{Host: "h1", Step: "connect", Err: &remote.HostError{Host: "h1", Op: "check sudo",
 			Err: ckSentinel{"sudo on h1 needs a password; pgfleet needs passwordless sudo for ops", remote.ErrSudoPassword}}},
 			CheckPass, CheckFail, "sudo on h1 needs a password", "pgfleet needs passwordless sudo"},
 	}
@@ -142,7 +155,7 @@ func TestCheckConnection(t *testing.T) {
 			h := ckRun(t).Host("h1")
 			c := &checker{}
 			c.connection(h, tt.err)
-			statuses := map[string]CheckResult{}
+			statuses := map[string]Result{}
 			for _, r := range c.results {
 				statuses[r.Check] = r
 			}
@@ -202,7 +215,7 @@ func TestJudgePrimaryPort(t *testing.T) {
 		p := r.Host("h1")
 		p.Facts.Server = nil
 		if tt.running {
-			p.Facts.Server = &Server{}
+			p.Facts.Server = &steps.Server{}
 		}
 		status, detail, hint := judgePrimaryPort(tt.out, r.Host("h2"), p)
 		if status != tt.status || !strings.Contains(detail, tt.detail) || (tt.hint == "") != (hint == "") || !strings.Contains(hint, tt.hint) {
@@ -223,16 +236,16 @@ func TestCheckDisk(t *testing.T) {
 	const gb = int64(1) << 30
 	tests := []struct {
 		name    string
-		primary func(f *State)
+		primary func(f *steps.State)
 		freeKB  int64
 		status  string
 		detail  string
 	}{
-		{"new primary", func(*State) {}, 1 << 20, CheckPass, "has no data yet"},
-		{"new primary, full disk", func(*State) {}, 1 << 10, CheckFail, "a new cluster needs"},
-		{"fits", func(f *State) { f.Server, f.DataVersion = &Server{DBSize: gb}, 15 }, 2 * gb >> 10, CheckPass, "needs about 1.2 GB"},
-		{"too small", func(f *State) { f.Server, f.DataVersion = &Server{DBSize: gb}, 15 }, gb >> 10, CheckFail, "needs about 1.2 GB"},
-		{"size unknown", func(f *State) { f.DataVersion = 15 }, gb >> 10, CheckWarn, "unknown"},
+		{"new primary", func(*steps.State) {}, 1 << 20, CheckPass, "has no data yet"},
+		{"new primary, full disk", func(*steps.State) {}, 1 << 10, CheckFail, "a new cluster needs"},
+		{"fits", func(f *steps.State) { f.Server, f.DataVersion = &steps.Server{DBSize: gb}, 15 }, 2 * gb >> 10, CheckPass, "needs about 1.2 GB"},
+		{"too small", func(f *steps.State) { f.Server, f.DataVersion = &steps.Server{DBSize: gb}, 15 }, gb >> 10, CheckFail, "needs about 1.2 GB"},
+		{"size unknown", func(f *steps.State) { f.DataVersion = 15 }, gb >> 10, CheckWarn, "unknown"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -251,8 +264,8 @@ func TestCheckDisk(t *testing.T) {
 			}
 		})
 	}
-	if n := cloneNeed(1000 << 20); n != 1000<<20+100<<20+64<<20 {
-		t.Errorf("cloneNeed(1000 MB) = %d", n)
+	if n := steps.CloneNeed(1000 << 20); n != 1000<<20+100<<20+64<<20 {
+		t.Errorf("CloneNeed(1000 MB) = %d", n)
 	}
 }
 
@@ -305,13 +318,13 @@ func TestParseEpoch(t *testing.T) {
 func TestCheckPasswords(t *testing.T) {
 	r := ckRun(t)
 	c := &checker{}
-	t.Setenv("PGFLEET_STATUS_TEST_PASSWORD", "")
+	t.Setenv("PGFLEET_CHECK_TEST_PASSWORD", "")
 	c.passwords(r)
 	if got := ckFind(t, c, "h1", CheckPassword); got.Status != CheckFail || got.Hint == "" {
 		t.Errorf("unset: %+v", got)
 	}
 	r = ckRun(t)
-	t.Setenv("PGFLEET_STATUS_TEST_PASSWORD", "secret")
+	t.Setenv("PGFLEET_CHECK_TEST_PASSWORD", "secret")
 	c = &checker{}
 	c.passwords(r)
 	if got := ckFind(t, c, "h1", CheckPassword); got.Status != CheckPass || strings.Contains(got.Detail, "secret") {
