@@ -95,6 +95,17 @@ func (c *checker) add(host, check, status, detail, hint string) {
 	c.results = append(c.results, Result{Host: host, Check: check, Status: status, Detail: detail, Hint: hint})
 }
 
+// fail reports a check failed with the error a step gives for the same
+// condition, and its hint.
+func (c *checker) fail(h *steps.Host, check string, err error) {
+	hint := ""
+	var hi *steps.Hint
+	if errors.As(err, &hi) {
+		hint = hi.Hint
+	}
+	c.add(h.Name, check, CheckFail, err.Error(), hint)
+}
+
 func (c *checker) pass(h *steps.Host, check, format string, args ...any) {
 	c.add(h.Name, check, CheckPass, fmt.Sprintf(format, args...), "")
 }
@@ -215,12 +226,12 @@ func (c *checker) hostFacts(h *steps.Host) {
 		osName = "an unknown OS (no /etc/os-release)"
 	}
 	supported := f.OSID == "debian" || f.OSID == "ubuntu"
+	noApt := steps.NoPackageManager(h)
 	switch {
-	case f.HasVersion(v) && f.PackageManager != "apt":
+	case f.HasVersion(v) && noApt != nil:
 		c.add(h.Name, CheckOS, CheckWarn, osName+" without apt; PostgreSQL "+strconv.Itoa(v)+" is installed already", "")
-	case f.PackageManager != "apt":
-		c.add(h.Name, CheckOS, CheckFail, osName+" has no supported package manager",
-			"pgfleet installs PostgreSQL on Debian and Ubuntu (apt); install it by hand elsewhere")
+	case noApt != nil:
+		c.fail(h, CheckOS, noApt)
 	case !supported:
 		c.add(h.Name, CheckOS, CheckWarn, osName+" with apt: not Debian or Ubuntu, untested", "")
 	default:
@@ -234,10 +245,8 @@ func (c *checker) hostFacts(h *steps.Host) {
 		others := slices.DeleteFunc(slices.Clone(f.Installed), func(i int) bool { return i == v })
 		c.add(h.Name, CheckPostgreSQL, CheckWarn, fmt.Sprintf("PostgreSQL %d installed, and also %s", v, steps.JoinInts(others)),
 			"")
-	case len(f.Installed) > 0:
-		c.add(h.Name, CheckPostgreSQL, CheckFail,
-			fmt.Sprintf("PostgreSQL %s installed, but the inventory declares %d", steps.JoinInts(f.Installed), v),
-			"pgfleet does not upgrade PostgreSQL; use a host without it, or declare the installed version")
+	case steps.OtherVersion(h) != nil:
+		c.fail(h, CheckPostgreSQL, steps.OtherVersion(h))
 	default:
 		c.pass(h, CheckPostgreSQL, "not installed; up installs %s", l.Package())
 	}
@@ -246,7 +255,6 @@ func (c *checker) hostFacts(h *steps.Host) {
 		return // replicaData judges a replica's data, once its primary was read too
 	}
 	d := l.DataDir()
-	_, hasConf := f.Files["postgresql.conf"]
 	state := ""
 	if f.Running() {
 		state = ", running as a primary"
@@ -254,16 +262,9 @@ func (c *checker) hostFacts(h *steps.Host) {
 			state = ", running as a standby"
 		}
 	}
-	switch {
-	case f.DataVersion != 0 && f.DataVersion != v:
-		c.add(h.Name, CheckDataDir, CheckFail, fmt.Sprintf("%s holds PostgreSQL %d data, not %d", d, f.DataVersion, v),
-			"the primary's data is never touched: declare its version, or move the data away yourself")
-	case f.DataVersion == 0 && f.DataNonEmpty:
-		c.add(h.Name, CheckDataDir, CheckFail, d+" is not empty but holds no cluster",
-			"move it away or point data_dir elsewhere; pgfleet never deletes a primary's files")
-	case f.DataVersion == 0 && hasConf:
-		c.add(h.Name, CheckDataDir, CheckFail, fmt.Sprintf("configuration in %s but no data in %s", l.ConfigDir(), d),
-			"restore the data from a backup, or remove the configuration in "+l.ConfigDir()+" to start a new empty cluster")
+	switch err := steps.RefusePrimaryData(h); {
+	case err != nil:
+		c.fail(h, CheckDataDir, err)
 	case f.DataVersion == v:
 		c.pass(h, CheckDataDir, "%s holds PostgreSQL %d data%s; config in %s", d, v, state, l.ConfigDir())
 	default:
@@ -277,12 +278,7 @@ func (c *checker) replicaData(r *steps.Run, h *steps.Host) {
 	f, v, l := h.Facts, h.PG().Version, h.Layout
 	d := l.DataDir()
 	if err := steps.RefuseData(h, r.PrimaryOf(h), false); err != nil {
-		hint := ""
-		var hi *steps.Hint
-		if errors.As(err, &hi) {
-			hint = hi.Hint
-		}
-		c.add(h.Name, CheckDataDir, CheckFail, err.Error(), hint)
+		c.fail(h, CheckDataDir, err)
 		return
 	}
 	switch {

@@ -79,7 +79,7 @@ func TestCheckHostFacts(t *testing.T) {
 		{"no apt but installed", "h1", func(f *steps.State) { f.PackageManager, f.Installed = "", []int{15} }, CheckOS, CheckWarn, "without apt", false},
 		{"apt elsewhere", "h1", func(f *steps.State) { f.OSID = "linuxmint" }, CheckOS, CheckWarn, "untested", false},
 		{"ubuntu", "h1", func(f *steps.State) { f.OSID, f.OSVersion, f.OSCodename = "ubuntu", "24.04", "noble" }, CheckOS, CheckPass, "ubuntu 24.04 (noble)", false},
-		{"other version", "h2", func(f *steps.State) { f.Installed = []int{13} }, CheckPostgreSQL, CheckFail, "PostgreSQL 13 installed, but the inventory declares 15", true},
+		{"other version", "h2", func(f *steps.State) { f.Installed = []int{13} }, CheckPostgreSQL, CheckFail, "PostgreSQL 13 is installed, but the inventory declares 15", true},
 		{"declared version", "h2", func(f *steps.State) { f.Installed = []int{15} }, CheckPostgreSQL, CheckPass, "PostgreSQL 15 installed", false},
 		{"two versions", "h2", func(f *steps.State) { f.Installed = []int{13, 15} }, CheckPostgreSQL, CheckWarn, "also 13", false},
 		{"primary foreign data", "h1", func(f *steps.State) { f.DataVersion, f.DataNonEmpty = 13, true }, CheckDataDir, CheckFail, "PostgreSQL 13 data, not 15", true},

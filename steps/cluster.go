@@ -21,22 +21,11 @@ func (CreateCluster) Check(ctx context.Context, r *Run, h *Host) (*Plan, error) 
 	f, l := h.Facts, h.Layout
 	_, hasConf := f.Files["postgresql.conf"]
 	if h.Primary() {
-		if f.DataVersion != 0 {
-			if f.DataVersion != h.PG().Version {
-				return nil, hintf("the primary's data is never touched: declare its version, or move the data away yourself",
-					"the data directory %s holds PostgreSQL %d data, not %d", l.DataDir(), f.DataVersion, h.PG().Version)
-			}
-			if hasConf {
-				return nil, nil
-			}
+		if err := RefusePrimaryData(h); err != nil {
+			return nil, err
 		}
-		if f.DataVersion == 0 && f.DataNonEmpty {
-			return nil, hintf("move it away or point data_dir elsewhere; pgfleet never deletes a primary's files",
-				"the primary's data directory %s is not empty but holds no cluster", l.DataDir())
-		}
-		if f.DataVersion == 0 && hasConf {
-			return nil, hintf("restore the data from a backup, or remove the configuration in "+l.ConfigDir()+" to start a new empty cluster",
-				"the primary has a configuration in %s but no data in %s", l.ConfigDir(), l.DataDir())
+		if f.DataVersion != 0 && hasConf {
+			return nil, nil
 		}
 		if f.DataVersion != 0 {
 			return &Plan{Changes: []string{"write the cluster's configuration directory " + l.ConfigDir()},
@@ -93,6 +82,27 @@ func makeConfigDir(ctx context.Context, h *Host) error {
 		if err := h.Conn.WriteFile(ctx, p, []byte(content), 0o644, "postgres", "postgres"); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// RefusePrimaryData says why CreateCluster leaves a primary's data
+// directory alone and fails: PostgreSQL data of another version, files that
+// are no cluster, or a configuration without its data. nil when the
+// directory holds the declared version's cluster, or nothing.
+func RefusePrimaryData(h *Host) error {
+	f, l, v := h.Facts, h.Layout, h.PG().Version
+	_, hasConf := f.Files["postgresql.conf"]
+	switch {
+	case f.DataVersion != 0 && f.DataVersion != v:
+		return hintf("the primary's data is never touched: declare its version, or move the data away yourself",
+			"the data directory %s holds PostgreSQL %d data, not %d", l.DataDir(), f.DataVersion, v)
+	case f.DataVersion == 0 && f.DataNonEmpty:
+		return hintf("move it away or point data_dir elsewhere; pgfleet never deletes a primary's files",
+			"the primary's data directory %s is not empty but holds no cluster", l.DataDir())
+	case f.DataVersion == 0 && hasConf:
+		return hintf("restore the data from a backup, or remove the configuration in "+l.ConfigDir()+" to start a new empty cluster",
+			"the primary has a configuration in %s but no data in %s", l.ConfigDir(), l.DataDir())
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package steps
 
 import (
 	"context"
+	"strings"
 
 	"github.com/pgfleet/pgfleet/internal/remote"
 )
@@ -15,17 +16,14 @@ type Install struct{}
 func (Install) Name() string           { return "install" }
 func (Install) Targets(r *Run) []*Host { return all(r) }
 func (Install) Check(ctx context.Context, r *Run, h *Host) (*Plan, error) {
-	f, v := h.Facts, h.PG().Version
-	if f.HasVersion(v) {
+	if h.Facts.HasVersion(h.PG().Version) {
 		return nil, nil
 	}
-	if len(f.Installed) > 0 {
-		return nil, hintf("pgfleet does not upgrade PostgreSQL; use a host without it, or declare the installed version",
-			"PostgreSQL %v is installed, but the inventory declares %d", f.Installed, v)
+	if err := OtherVersion(h); err != nil {
+		return nil, err
 	}
-	if f.PackageManager != "apt" {
-		return nil, hintf("pgfleet installs PostgreSQL on Debian and Ubuntu (apt); install it by hand elsewhere",
-			"no supported package manager on %s %s", f.OSID, f.OSVersion)
+	if err := NoPackageManager(h); err != nil {
+		return nil, err
 	}
 	pkg := h.Layout.Package()
 	return &Plan{
@@ -46,4 +44,26 @@ fi
 			return nil
 		},
 	}, nil
+}
+
+// OtherVersion says why Install refuses a host where another PostgreSQL
+// version than the declared one is installed; nil when none is, or the
+// declared one is too.
+func OtherVersion(h *Host) error {
+	f, v := h.Facts, h.PG().Version
+	if f.HasVersion(v) || len(f.Installed) == 0 {
+		return nil
+	}
+	return hintf("pgfleet does not upgrade PostgreSQL; use a host without it, or declare the installed version",
+		"PostgreSQL %s is installed, but the inventory declares %d", JoinInts(f.Installed), v)
+}
+
+// NoPackageManager says why Install cannot install PostgreSQL on a host
+// without a package manager pgfleet knows; nil when it can.
+func NoPackageManager(h *Host) error {
+	if f := h.Facts; f.PackageManager != "apt" {
+		return hintf("pgfleet installs PostgreSQL on Debian and Ubuntu (apt); install it by hand elsewhere",
+			"no supported package manager on %s", strings.TrimSpace(f.OSID+" "+f.OSVersion))
+	}
+	return nil
 }

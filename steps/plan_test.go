@@ -90,7 +90,7 @@ func TestInstallCheck(t *testing.T) {
 		{"installed", func(f *State) { f.Installed = []int{15} }, "", "", nil},
 		{"installed among others", func(f *State) { f.Installed = []int{13, 15, 17} }, "", "", nil},
 		{"other version", func(f *State) { f.Installed = []int{14} },
-			"PostgreSQL [14] is installed, but the inventory declares 15", "pgfleet does not upgrade PostgreSQL", nil},
+			"PostgreSQL 14 is installed, but the inventory declares 15", "pgfleet does not upgrade PostgreSQL", nil},
 		{"no apt", func(f *State) { f.OSID, f.OSVersion, f.PackageManager = "rocky", "9", "" },
 			"no supported package manager on rocky 9", "Debian and Ubuntu", nil},
 		{"bare", func(f *State) {}, "", "", []string{"install postgresql-15 with apt"}},

@@ -107,7 +107,7 @@ func TestDryRunFailedPrimary(t *testing.T) {
 	}
 	err := r.Err()
 	var he *HostError
-	if err == nil || !strings.Contains(err.Error(), "h1: install: PostgreSQL [13] is installed") {
+	if err == nil || !strings.Contains(err.Error(), "h1: install: PostgreSQL 13 is installed") {
 		t.Errorf("Err() = %v", err)
 	} else if !errorsAs(err, &he) || he.Host != "h1" || he.Step != "install" || hintOf(err) == "" {
 		t.Errorf("Err() %v is not a HostError of h1 install with a hint", err)
