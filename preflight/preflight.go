@@ -479,10 +479,8 @@ func (c *checker) disk(h, p *steps.Host) {
 	default:
 		size := p.Facts.Server.DBSize
 		need := steps.CloneNeed(size)
-		if free < need {
-			c.add(h.Name, CheckDisk, CheckFail, fmt.Sprintf("%s free for %s, a copy of %s (%s) needs about %s",
-				steps.FormatBytes(free), d, p.Name, steps.FormatBytes(size), steps.FormatBytes(need)),
-				"free space on "+h.Name+" or point data_dir at a larger filesystem")
+		if err := steps.NoRoomForClone(h, p.Name, size); err != nil {
+			c.fail(h, CheckDisk, err)
 			return
 		}
 		c.pass(h, CheckDisk, "%s free for %s; a copy of %s (%s) needs about %s", steps.FormatBytes(free), d, p.Name,

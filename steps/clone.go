@@ -354,14 +354,21 @@ func preflight(ctx context.Context, h, p *Host) error {
 		return hintf(fmt.Sprintf("check the replication password (the same for every host of cluster %s) and pg_hba.conf on %s", h.Cluster.Name, p.Name),
 			"preflight: the primary %s refused the replication login of %s: %w", p.Name, h.Name, err)
 	}
-	var size int64
-	if p.Facts.Server != nil {
-		size = p.Facts.Server.DBSize
+	if p.Facts.Server != nil && p.Facts.Server.DBSize > 0 {
+		if err := NoRoomForClone(h, p.Name, p.Facts.Server.DBSize); err != nil {
+			return fmt.Errorf("preflight: %w", err)
+		}
 	}
+	return nil
+}
+
+// NoRoomForClone says why h has too little free space for a copy of
+// size bytes of data from p (CloneNeed); nil when it has enough.
+func NoRoomForClone(h *Host, p string, size int64) error {
 	need := CloneNeed(size)
-	if free := h.Facts.DiskFreeKB * 1024; size > 0 && free < need {
-		return hintf("free space on "+h.Name+" or point data_dir at a larger filesystem",
-			"preflight: %s has %d MB free for %s, the copy needs about %d MB", h.Name, free>>20, h.Layout.DataDir(), need>>20)
+	if free := h.Facts.DiskFreeKB * 1024; free < need {
+		return &Hint{Hint: "free space on " + h.Name + " or point data_dir at a larger filesystem",
+			Err: fmt.Errorf("%s free for %s, a copy of %s (%s) needs about %s", FormatBytes(free), h.Layout.DataDir(), p, FormatBytes(size), FormatBytes(need))}
 	}
 	return nil
 }
