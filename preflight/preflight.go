@@ -4,7 +4,7 @@
 // that check and up never disagree; what only a preflight does (a
 // replica's view of its primary's port, the hosts' clocks) lives here.
 //
-// It imports steps, inventory and pgfleet's internal remote package; only
+// It imports steps and pgfleet's internal remote package; only
 // cmd imports it.
 package preflight
 
