@@ -27,11 +27,7 @@ func (Slots) Check(ctx context.Context, r *Run, h *Host) (*Plan, error) {
 	want := map[string]bool{}
 	var missing []string
 	for _, rep := range h.Cluster.Replicas {
-		name := pgsql.SlotName(rep.Name)
-		if want[name] {
-			return nil, hintf("rename one of the hosts: slot names keep only [a-z0-9_]",
-				"two replicas of cluster %s would share the replication slot %s", h.Cluster.Name, name)
-		}
+		name := pgsql.SlotName(rep.Name) // distinct: the inventory refuses two replicas with one slot
 		want[name] = true
 		if !slices.ContainsFunc(have, func(s Slot) bool { return s.Name == name }) {
 			missing = append(missing, name)
