@@ -155,8 +155,8 @@ func (Clone) Check(ctx context.Context, r *Run, h *Host) (*Plan, error) {
 	return &Plan{Changes: changes, Apply: func(ctx context.Context) error { return clone(ctx, r, h, p) }}, nil
 }
 
-// cloneSetup prepares an empty data directory ($2) and the marker beside
-// it ($1). A pg_basebackup of an earlier run that was killed may still be
+// cloneSetup prepares an empty data directory ($2), with any missing
+// parent owned by postgres, and the marker beside it ($1). A pg_basebackup of an earlier run that was killed may still be
 // writing into the directory (a lost connection cannot deliver signals):
 // it is stopped first, so that two copies never write into one place.
 const cloneSetup = `copies() {
@@ -167,7 +167,9 @@ const cloneSetup = `copies() {
 for p in $(copies "$2"); do kill "$p" 2>/dev/null && echo "stopped pg_basebackup $p of an earlier run" >&2; done
 i=0; while [ -n "$(copies "$2")" ] && [ $i -lt 20 ]; do sleep 0.5; i=$((i+1)); done
 if [ -n "$(copies "$2")" ]; then echo "a pg_basebackup of an earlier run still writes into $2" >&2; exit 1; fi
-install -d -o postgres -g postgres -m 0700 -- "$2" && : > "$1"`
+# Missing parents are made as pg_createcluster makes them: owned by postgres.
+parents() { [ -d "$1" ] || { parents "$(dirname -- "$1")" && install -d -o postgres -g postgres -m 0755 -- "$1"; }; }
+parents "$(dirname -- "$2")" && install -d -o postgres -g postgres -m 0700 -- "$2" && : > "$1"`
 
 func clone(ctx context.Context, r *Run, h, p *Host) error {
 	if err := preflight(ctx, h, p); err != nil {

@@ -389,8 +389,7 @@ func TestCloneSetupStopsAnEarlierCopy(t *testing.T) {
 	defer ours.Process.Kill()
 	time.Sleep(100 * time.Millisecond) // let them start
 	marker := data + ".pgfleet-cloning"
-	script := strings.ReplaceAll(cloneSetup, "install -d -o postgres -g postgres -m 0700 --", "install -d -m 0700 --")
-	out, err := exec.Command("sh", "-c", script, "pgfleet-clone", marker, data).CombinedOutput()
+	out, err := exec.Command("sh", "-c", cloneSetupAsMe, "pgfleet-clone", marker, data).CombinedOutput()
 	if err != nil {
 		t.Fatalf("cloneSetup: %v\n%s", err, out)
 	}
@@ -408,6 +407,31 @@ func TestCloneSetupStopsAnEarlierCopy(t *testing.T) {
 	}
 	if fi, err := os.Stat(data); err != nil || !fi.IsDir() {
 		t.Errorf("no data directory: %v", err)
+	}
+}
+
+// cloneSetupAsMe is cloneSetup without the chown, for a test that is not root.
+var cloneSetupAsMe = strings.ReplaceAll(cloneSetup, "-o postgres -g postgres ", "")
+
+// A data directory whose parents are missing gets them (pg_createcluster
+// makes /var/lib/postgresql/VERSION the same way), world-readable, and the
+// data directory itself private.
+func TestCloneSetupMakesMissingParents(t *testing.T) {
+	for _, tool := range []string{"sh", "pgrep", "install", "dirname"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s is not installed", tool)
+		}
+	}
+	dir := t.TempDir()
+	data := filepath.Join(dir, "srv", "15", "main")
+	out, err := exec.Command("sh", "-c", cloneSetupAsMe, "pgfleet-clone", data+".pgfleet-cloning", data).CombinedOutput()
+	if err != nil {
+		t.Fatalf("cloneSetup: %v\n%s", err, out)
+	}
+	for p, mode := range map[string]os.FileMode{filepath.Join(dir, "srv"): 0o755, filepath.Join(dir, "srv", "15"): 0o755, data: 0o700} {
+		if fi, err := os.Stat(p); err != nil || fi.Mode().Perm() != mode {
+			t.Errorf("%s: %v %v, want a directory with mode %v", p, fi.Mode(), err, mode)
+		}
 	}
 }
 
