@@ -51,7 +51,6 @@ func stateFixture(t *testing.T, name string) *steps.State {
 }
 
 func stI64(v int64) *int64 { return &v }
-func stInt(v int) *int     { return &v }
 
 // stHealthyObs is what a healthy cluster answers: both replicas streaming
 // through their slots, fully replayed.

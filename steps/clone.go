@@ -216,7 +216,7 @@ func clone(ctx context.Context, r *Run, h, p *Host) error {
 	var err error
 	switch r.method(h) {
 	case "tar":
-		err = cloneTar(ctx, r, h, p, slot)
+		err = cloneTar(ctx, h, p, slot)
 	default:
 		err = cloneBasebackup(ctx, r, h, p, slot)
 	}
@@ -391,7 +391,7 @@ func cloneBasebackup(ctx context.Context, r *Run, h, p *Host, slot string) error
 // cloneTar streams a tar backup made on the primary through pgfleet into
 // the replica's data directory — no copy on either host's disk — then
 // writes standby.signal and the standby settings itself.
-func cloneTar(ctx context.Context, r *Run, h, p *Host, slot string) error {
+func cloneTar(ctx context.Context, h, p *Host, slot string) error {
 	pr, pw := io.Pipe()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
