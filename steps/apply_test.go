@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -213,4 +215,106 @@ func TestLockHeldByAnotherRun(t *testing.T) {
 	if !errors.As(err, &hint) || !strings.Contains(err.Error(), "cluster main is being changed by another pgfleet run: alice@desk (pid 7") {
 		t.Fatalf("Lock: %v, want the holder named with a hint", err)
 	}
+}
+
+// scriptedCluster is a run over cluster main: primary h1 and the replicas
+// named, each reached at replication address 10.0.0.N (N its place in the
+// cluster, h1 first). Every host given a handler is connected to a
+// scripted server of its own, at 127.0.0.N; the others stay unconnected.
+// Every host starts with bareFacts.
+func scriptedCluster(t *testing.T, replicas []string, handlers map[string]sshtest.Handler) (*Run, map[string]*sshtest.Server) {
+	t.Helper()
+	srvs := map[string]*sshtest.Server{}
+	var hosts strings.Builder
+	for i, name := range append([]string{"h1"}, replicas...) {
+		repl := "10.0.0." + strconv.Itoa(i+1)
+		h, ok := handlers[name]
+		if !ok {
+			fmt.Fprintf(&hosts, "  %s: {address: %s}\n", name, repl)
+			continue
+		}
+		srv := sshtest.NewStopped(t, sshtest.WithHandler(h))
+		// Loopback addresses of their own: the inventory refuses two hosts
+		// at one address.
+		ln, err := net.Listen("tcp", "127.0.0."+strconv.Itoa(i+1)+":0")
+		if err != nil {
+			t.Skipf("no loopback address of its own for %s: %v", name, err)
+		}
+		srv.Start(ln)
+		srvs[name] = srv
+		fmt.Fprintf(&hosts, "  %s: {address: %s, replication_address: %s, ssh: {port: %d, identity_file: %s, known_hosts: %s}}\n",
+			name, srv.Addr(), repl, srv.Port(), srv.KeyFile(), srv.WriteKnownHosts(t))
+	}
+	inv := parseInventory(t, `postgres:
+  version: 15
+  replication: {password_env: PGFLEET_STEPS_TEST_PASSWORD}
+ssh: {user: admin}
+clusters:
+  main: {primary: h1, replicas: [`+strings.Join(replicas, ", ")+`]}
+hosts:
+`+hosts.String())
+	r, err := NewRun(inv, Options{ConnectTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range r.Hosts {
+		h.Facts = bareFacts()
+		if srvs[h.Name] == nil {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		cfg := r.SSHConfig(h)
+		cfg.SkipSudoCheck = true // as Connect does
+		c, err := remote.Dial(ctx, cfg)
+		cancel()
+		if err != nil {
+			t.Fatalf("dial the scripted host %s: %v", h.Name, err)
+		}
+		h.Conn = c
+		t.Cleanup(func() { c.Close() })
+	}
+	return r, srvs
+}
+
+// probeSays answers the state probe the runner sends after a step changed
+// the host with the state doc (JSON, as state.sh prints it).
+func probeSays(doc string) sshtest.Rule {
+	return sshtest.On(`^sh -c # pgfleet state probe`, sshtest.Reply{Stdout: doc + "\n"})
+}
+
+// probed counts the state probes a scripted host ran.
+func probed(srv *sshtest.Server) int {
+	n := 0
+	for _, c := range srv.Commands() {
+		if strings.HasPrefix(c.String(), "sh -c # pgfleet state probe") {
+			n++
+		}
+	}
+	return n
+}
+
+// wantRan fails the test unless the scripted host ran exactly want (as ran
+// lists them).
+func wantRan(t *testing.T, name string, srv *sshtest.Server, want ...string) {
+	t.Helper()
+	if got := ran(srv); !slices.Equal(got, want) {
+		t.Errorf("%s ran:\n%s\nwant:\n%s", name, strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// failedWith fails the test unless the run failed on host in step, with an
+// error that contains each of parts.
+func failedWith(t *testing.T, r *Run, host, step string, parts ...string) error {
+	t.Helper()
+	err := r.Err()
+	var he *HostError
+	if !errors.As(err, &he) || he.Host != host || he.Step != step {
+		t.Fatalf("error %v, want one of %s's %s step", err, host, step)
+	}
+	for _, p := range parts {
+		if !strings.Contains(err.Error(), p) {
+			t.Errorf("error %q does not say %q", err, p)
+		}
+	}
+	return err
 }
