@@ -1,0 +1,101 @@
+package steps
+
+import (
+	"bytes"
+	"context"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/charmbracelet/log"
+
+	"github.com/pgfleet/pgfleet/internal/pgsql"
+	"github.com/pgfleet/pgfleet/internal/remote/sshtest"
+)
+
+const rolePassword = "s3cret pass:word"
+
+// roleSQL is the statement the role step sends: the verifier pgfleet
+// computed, never the password.
+var roleSQL = regexp.MustCompile(`^(CREATE|ALTER) ROLE "replicator" WITH LOGIN REPLICATION PASSWORD '(SCRAM-SHA-256\$[^']+)';\n$`)
+
+// The role is created, or its password set, with a SCRAM verifier given on
+// psql's stdin: the password is in no command line, no SQL and no log, and
+// the verifier is in no command line.
+func TestReplicationRoleApply(t *testing.T) {
+	other, err := pgsql.NewSCRAMVerifier("other")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		role *Role
+		verb string
+	}{
+		{"missing", nil, "CREATE"},
+		{"no replication", &Role{Login: true, Verifier: other}, "ALTER"},
+		{"another password", &Role{Login: true, Replication: true, Verifier: other}, "ALTER"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv(passwordEnv, rolePassword)
+			r, h, srv := scriptedHost(t, sshtest.Rules(
+				sshtest.On(`^/usr/lib/postgresql/15/bin/psql `, sshtest.Reply{}),
+				probeSays(`{"postmaster_pid":4242,"server":{"version":"15.7"}}`),
+			))
+			var logs bytes.Buffer
+			h.Log = log.New(&logs)
+			h.Log.SetLevel(log.DebugLevel)
+			h.Facts = &State{PostmasterPID: 4242, Server: &Server{Role: tc.role}}
+			r.Apply(context.Background(), []Step{ReplicationRole{}})
+			if err := r.Err(); err != nil {
+				t.Fatalf("role: %v", err)
+			}
+			cmds := srv.Commands()
+			if len(cmds) != 2 {
+				t.Fatalf("ran %q, want psql and the state probe", ran(srv))
+			}
+			c := cmds[0]
+			if want := "postgres|/usr/lib/postgresql/15/bin/psql -X -q -A -t -v ON_ERROR_STOP=1 -p 5432 -h /var/run/postgresql -d postgres -f -"; c.As+"|"+c.String() != want {
+				t.Errorf("ran %s|%s, want %s", c.As, c.String(), want)
+			}
+			m := roleSQL.FindStringSubmatch(string(c.Stdin))
+			if m == nil || m[1] != tc.verb {
+				t.Fatalf("SQL on stdin %q, want %s ROLE with a SCRAM verifier", c.Stdin, tc.verb)
+			}
+			if !pgsql.SCRAMMatches(m[2], rolePassword) {
+				t.Errorf("the verifier %s was not made from the password", m[2])
+			}
+			if !strings.Contains(logs.String(), "role replicator") {
+				t.Errorf("the step logged nothing of the role: %q", logs.String())
+			}
+			for what, text := range map[string]string{"the command line": c.Line, "the SQL": string(c.Stdin), "the log": logs.String()} {
+				if strings.Contains(text, rolePassword) {
+					t.Errorf("the password is in %s: %s", what, text)
+				}
+			}
+			for what, text := range map[string]string{"the command line": c.Line, "the log": logs.String()} {
+				if strings.Contains(text, m[2]) || strings.Contains(text, "SCRAM-SHA-256$") {
+					t.Errorf("the verifier is in %s: %s", what, text)
+				}
+			}
+		})
+	}
+}
+
+// A psql that fails names the role, and nothing runs after it.
+func TestReplicationRoleApplyFails(t *testing.T) {
+	t.Setenv(passwordEnv, rolePassword)
+	r, h, srv := scriptedHost(t, sshtest.Rules(
+		sshtest.On(`psql`, sshtest.Reply{Exit: 3, Stderr: "psql:<stdin>:1: ERROR:  permission denied to create role\n"}),
+		probeSays(`{}`),
+	))
+	h.Facts = &State{PostmasterPID: 4242, Server: &Server{}}
+	r.Apply(context.Background(), []Step{ReplicationRole{}, Slots{}})
+	err := failedWith(t, r, "h1", "role", "create role replicator: ", "permission denied to create role")
+	if strings.Contains(err.Error(), rolePassword) || strings.Contains(err.Error(), "SCRAM-SHA-256$") {
+		t.Errorf("the error shows a secret: %v", err)
+	}
+	if len(srv.Commands()) != 1 {
+		t.Errorf("ran %q after psql failed", ran(srv))
+	}
+}
