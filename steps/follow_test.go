@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/pgfleet/pgfleet/internal/remote/sshtest"
 )
 
 // noSlots is testInventory without replication slots.
@@ -264,4 +266,71 @@ func TestEnsureSlotSQL(t *testing.T) {
 	if got := sql("SELECT wal_status FROM pg_replication_slots WHERE slot_name = 'h2'"); got != "reserved" {
 		t.Errorf("after the recreation the slot's wal_status is %q", got)
 	}
+}
+
+// followHost is replica h2, scripted, a standby of 15 that follows
+// 10.0.0.9 (running when running is true), with a setting of its own in
+// postgresql.auto.conf.
+func followHost(t *testing.T, running bool, rules ...sshtest.Rule) (*Run, *Host, *sshtest.Server) {
+	t.Helper()
+	r, srvs := scriptedCluster(t, []string{"h2"}, map[string]sshtest.Handler{
+		"h2": sshtest.Rules(append(rules, postgresIDs...)...),
+	})
+	h := host(t, r, "h2")
+	standby(h, "10.0.0.9", "5432")
+	h.Facts.AutoConf = "work_mem = '8MB'\n" + h.Facts.AutoConf
+	if running {
+		h.Facts.PostmasterPID, h.Facts.Server = 777, &Server{InRecovery: true}
+	}
+	srvs["h2"].WriteFile(t, "/var/lib/postgresql/15/main/postgresql.auto.conf", []byte(h.Facts.AutoConf), 0o600)
+	return r, h, srvs["h2"]
+}
+
+// Follow rewrites primary_conninfo to the primary's address (no password
+// in it), keeps the file's other settings, and reloads a running standby.
+func TestFollowApply(t *testing.T) {
+	for _, running := range []bool{true, false} {
+		r, _, srv := followHost(t, running, sshtest.On(`^pg_ctlcluster 15 main reload$`, sshtest.Reply{}))
+		r.Apply(context.Background(), []Step{Follow{}})
+		if err := r.Err(); err != nil {
+			t.Fatalf("running %v: follow: %v", running, err)
+		}
+		const file = "/var/lib/postgresql/15/main/postgresql.auto.conf"
+		got, _ := srv.ReadFile(t, file)
+		ci := autoConfValue(string(got), "primary_conninfo")
+		if conninfoValue(ci, "host") != "10.0.0.1" || conninfoValue(ci, "port") != "5432" ||
+			conninfoValue(ci, "application_name") != "h2" || conninfoValue(ci, "user") != "replicator" ||
+			autoConfValue(string(got), "primary_slot_name") != "h2" {
+			t.Errorf("running %v: %s on the host:\n%s\nwant it to follow 10.0.0.1:5432 as h2 with slot h2", running, file, got)
+		}
+		if conninfoValue(ci, "password") != "" || strings.Contains(string(got), "10.0.0.9") || !strings.HasPrefix(string(got), "work_mem = '8MB'\n") {
+			t.Errorf("running %v: %s on the host:\n%s\nwant no password, no old primary, work_mem kept", running, file, got)
+		}
+		if mode, err := statLocal(srv.Path(file)); err != nil || mode != "-rw-------" {
+			t.Errorf("running %v: mode %s (%v), want -rw-------", running, mode, err)
+		}
+		if uid, gid, ok := srv.Owner(file); !ok || uid != 105 || gid != 107 {
+			t.Errorf("running %v: owned by %d:%d (set %v), want postgres 105:107", running, uid, gid, ok)
+		}
+		want := []string{"|id -u -- postgres", "|getent group -- postgres"}
+		if running {
+			want = append(want, "root|pg_ctlcluster 15 main reload")
+		}
+		wantRan(t, "h2", srv, want...)
+	}
+}
+
+func TestFollowApplyFails(t *testing.T) {
+	// The file cannot be written: nothing is reloaded.
+	r, _, srv := followHost(t, true,
+		sshtest.On(`^id -u -- postgres$`, sshtest.Reply{Exit: 1}),
+		sshtest.On(`^pg_ctlcluster 15 main reload$`, sshtest.Reply{}))
+	r.Apply(context.Background(), []Step{Follow{}})
+	failedWith(t, r, "h2", "follow", "write /var/lib/postgresql/15/main/postgresql.auto.conf: ")
+	wantRan(t, "h2", srv, "|id -u -- postgres")
+
+	// The reload fails: the step says so.
+	r, _, _ = followHost(t, true, sshtest.On(`^pg_ctlcluster 15 main reload$`, sshtest.Reply{Exit: 1, Stderr: "Error: pg_ctl reload failed\n"}))
+	r.Apply(context.Background(), []Step{Follow{}})
+	failedWith(t, r, "h2", "follow", "reload PostgreSQL: ", "pg_ctl reload failed")
 }
