@@ -6,10 +6,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/pgfleet/pgfleet/internal/remote/sshtest"
 	"github.com/pgfleet/pgfleet/inventory"
 )
 
@@ -466,5 +468,199 @@ func TestRefuseMove(t *testing.T) {
 	h.Facts.DataLink = "/data/pg15"
 	if plan, err := (Clone{}).Check(context.Background(), r, h); err != nil || plan != nil {
 		t.Errorf("a standby in a symlinked directory: plan %v, err %v; want neither", plan, err)
+	}
+}
+
+const (
+	cloneData   = "/var/lib/postgresql/15/main"
+	cloneMarker = cloneData + ".pgfleet-cloning"
+	cloneAside  = cloneData + ".pgfleet-20250102T030405Z"
+	clonePW     = "clone-s3cret"
+)
+
+// The commands of a clone of h2 from h1, as ran lists them.
+var (
+	cloneIsReady   = "postgres|/usr/lib/postgresql/15/bin/pg_isready -q -h 10.0.0.1 -p 5432 -t 10"
+	cloneIdentify  = "postgres|psql -X -w -q -A -t -d host=10.0.0.1 port=5432 user=replicator dbname=replication replication=true connect_timeout=10 application_name=pgfleet-preflight -c IDENTIFY_SYSTEM"
+	cloneStop      = "root|pg_ctlcluster 15 main stop -m fast"
+	cloneMoveAside = "root|mv -T -- " + cloneData + " " + cloneAside
+	cloneDiscard   = "root|rm -rf --one-file-system -- " + cloneData
+	cloneSetupRun  = "root|sh -c " + cloneSetup + " pgfleet-clone " + cloneMarker + " " + cloneData
+	cloneBackup    = "postgres|/usr/lib/postgresql/15/bin/pg_basebackup --pgdata=" + cloneData +
+		" --wal-method=stream --write-recovery-conf --checkpoint=fast --progress --no-password --dbname=host=10.0.0.1 port=5432 user=replicator application_name=h2 " +
+		connKeepalives + " --slot=h2"
+	cloneUnmark = "root|rm -f -- " + cloneMarker
+)
+
+// cloneRules answer a clone's commands on the replica with success; rules
+// given first win.
+func cloneRules(first ...sshtest.Rule) sshtest.Handler {
+	return sshtest.Rules(append(first,
+		sshtest.On(`^/usr/lib/postgresql/15/bin/pg_isready `, sshtest.Reply{}),
+		sshtest.On(`^psql .* IDENTIFY_SYSTEM$`, sshtest.Reply{Stdout: "7001|1|0/3000060|\n"}),
+		sshtest.On(`^pg_ctlcluster 15 main stop -m fast$`, sshtest.Reply{}),
+		sshtest.On(`^mv -T -- `, sshtest.Reply{}),
+		sshtest.On(`^rm -rf --one-file-system -- `, sshtest.Reply{}),
+		sshtest.On(`^sh -c .* pgfleet-clone `, sshtest.Reply{}),
+		sshtest.On(`^/usr/lib/postgresql/15/bin/pg_basebackup `, sshtest.Reply{Stderr: "22/22 kB (100%), 1/1 tablespace\n"}),
+		sshtest.On(`^rm -f -- `, sshtest.Reply{}),
+		probeSays(`{"postmaster_pid":0}`),
+	)...)
+}
+
+// cloneRun is primary h1 and replica h2, both scripted; h2 is a running
+// standby of 15 whose slot on h1 was invalidated, so it needs a clone.
+func cloneRun(t *testing.T, opts func(*Options), primary, replica sshtest.Handler) (*Run, *Host, *Host, map[string]*sshtest.Server) {
+	t.Helper()
+	t.Setenv(passwordEnv, clonePW)
+	r, srvs := scriptedCluster(t, []string{"h2"}, map[string]sshtest.Handler{"h1": primary, "h2": replica})
+	r.Started = mustTime(t, "2025-01-02T03:04:05Z")
+	if opts != nil {
+		opts(&r.Opts)
+	}
+	p, h := host(t, r, "h1"), host(t, r, "h2")
+	p.Facts.Installed, p.Facts.DataVersion, p.Facts.DataNonEmpty, p.Facts.PostmasterPID = []int{15}, 15, true, 4242
+	p.Facts.Server = &Server{DBSize: 64 << 20, Slots: []Slot{{Name: "h2", WALStatus: "lost"}}}
+	standby(h, "10.0.0.1", "5432")
+	h.Facts.PostmasterPID, h.Facts.Server = 777, &Server{InRecovery: true}
+	return r, p, h, srvs
+}
+
+// slotRules answer the replica's slot SQL on the primary.
+func slotRules() sshtest.Handler {
+	return sshtest.Rules(sshtest.On(`^/usr/lib/postgresql/15/bin/psql .* -f -$`, sshtest.Reply{Stdout: "|dropped\n(h2,)|created\n"}))
+}
+
+// A clone checks the primary from the replica, stops the replica, makes
+// its slot again, moves the old data aside (deletes it only with
+// --discard-old-data), marks the directory as a clone in progress, copies
+// with pg_basebackup, and removes the mark. The password is on no command
+// line: pg_basebackup reads ~postgres/.pgpass.
+func TestCloneApply(t *testing.T) {
+	for _, discard := range []bool{false, true} {
+		r, _, _, srvs := cloneRun(t, func(o *Options) { o.DiscardOldData = discard }, slotRules(), cloneRules())
+		r.Apply(context.Background(), []Step{Clone{}})
+		if err := r.Err(); err != nil {
+			t.Fatalf("discard %v: clone: %v", discard, err)
+		}
+		old := cloneMoveAside
+		if discard {
+			old = cloneDiscard
+		}
+		wantRan(t, "h2", srvs["h2"], cloneIsReady, cloneIdentify, cloneStop, old, cloneSetupRun, cloneBackup, cloneUnmark)
+		h1 := ran(srvs["h1"])
+		if len(h1) != 1 || !strings.Contains(h1[0], "-f - << ") || !strings.Contains(h1[0], "pg_create_physical_replication_slot('h2', true)") {
+			t.Errorf("h1 ran %q, want only the slot's SQL", h1)
+		}
+		for _, srv := range srvs {
+			for _, c := range srv.Commands() {
+				if strings.Contains(c.Line, clonePW) || strings.Contains(string(c.Stdin), clonePW) {
+					t.Errorf("a command carries the password: %s", c.Line)
+				}
+			}
+		}
+	}
+}
+
+// The tar method streams the primary's tar backup into tar on the replica
+// and writes the standby's settings and standby.signal itself.
+func TestCloneApplyTar(t *testing.T) {
+	const stream = "a tar stream\x00\x01"
+	primary := sshtest.Rules(
+		sshtest.On(`^/usr/lib/postgresql/15/bin/psql .* -f -$`, sshtest.Reply{Stdout: "(h2,)|created\n"}),
+		sshtest.On(`^/usr/lib/postgresql/15/bin/pg_basebackup --pgdata=- --format=tar --wal-method=fetch --checkpoint=fast -h /var/run/postgresql -p 5432$`,
+			sshtest.Reply{Stdout: stream}),
+	)
+	replica := cloneRules(append(slices.Clone(postgresIDs), sshtest.On(`^tar -x -f - -C `+cloneData+`$`, sshtest.Reply{}))...)
+	r, _, h, srvs := cloneRun(t, func(o *Options) { o.Method = "tar" }, primary, replica)
+	h.Facts.DataNonEmpty, h.Facts.DataVersion, h.Facts.PostmasterPID, h.Facts.Server = false, 0, 0, nil
+	// What the setup script makes on a real host.
+	if err := os.MkdirAll(srvs["h2"].Path(cloneData), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	r.Apply(context.Background(), []Step{Clone{}})
+	if err := r.Err(); err != nil {
+		t.Fatalf("clone: %v", err)
+	}
+	var untar *sshtest.Command
+	for _, c := range srvs["h2"].Commands() {
+		if c.Args[0] == "tar" {
+			untar = &c
+		}
+	}
+	if untar == nil || untar.As != "postgres" || string(untar.Stdin) != stream {
+		t.Fatalf("tar on h2: %+v, want it run as postgres with the primary's stream on stdin", untar)
+	}
+	auto, _ := srvs["h2"].ReadFile(t, cloneData+"/postgresql.auto.conf")
+	ci := autoConfValue(string(auto), "primary_conninfo")
+	if conninfoValue(ci, "host") != "10.0.0.1" || conninfoValue(ci, "application_name") != "h2" || conninfoValue(ci, "password") != "" ||
+		autoConfValue(string(auto), "primary_slot_name") != "h2" {
+		t.Errorf("postgresql.auto.conf:\n%s\nwant h1 followed as h2 with slot h2, no password", auto)
+	}
+	if _, ok := srvs["h2"].ReadFile(t, cloneData+"/standby.signal"); !ok {
+		t.Error("no standby.signal")
+	}
+	for _, f := range []string{"postgresql.auto.conf", "standby.signal"} {
+		if uid, _, ok := srvs["h2"].Owner(cloneData + "/" + f); !ok || uid != 105 {
+			t.Errorf("%s not owned by postgres (%d, set %v)", f, uid, ok)
+		}
+	}
+	if got := ran(srvs["h2"]); got[len(got)-1] != cloneUnmark {
+		t.Errorf("h2 ran %q, want the mark removed last", got)
+	}
+}
+
+// Data that was a primary's is never moved or deleted by up, not even with
+// --discard-old-data: nothing runs on either host.
+func TestCloneApplyRefusesAFormerPrimary(t *testing.T) {
+	r, _, h, srvs := cloneRun(t, func(o *Options) { o.DiscardOldData = true }, slotRules(), cloneRules())
+	h.Facts.StandbySignal, h.Facts.Server = false, &Server{UserDatabases: 1}
+	r.Apply(context.Background(), []Step{Clone{}})
+	failedWith(t, r, "h2", "clone", "refusing to clone onto h2: it runs as a primary")
+	wantRan(t, "h1", srvs["h1"])
+	wantRan(t, "h2", srvs["h2"])
+}
+
+// A failure stops the clone where it happened: before anything was
+// touched when the preflight fails; with the old data moved aside and the
+// in-progress mark left when the copy fails.
+func TestCloneApplyFails(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		rule sshtest.Rule
+		err  []string
+		hint string
+		ran  []string
+	}{
+		{"the primary does not answer", sshtest.On(`pg_isready`, sshtest.Reply{Exit: 2}),
+			[]string{"preflight: the primary h1 at 10.0.0.1:5432 does not answer from h2"}, "listen_addresses",
+			[]string{cloneIsReady}},
+		{"the replication login is refused", sshtest.On(`IDENTIFY_SYSTEM`, sshtest.Reply{Exit: 2,
+			Stderr: `psql: error: connection to server at "10.0.0.1", port 5432 failed: FATAL:  password authentication failed for user "replicator"` + "\n"}),
+			[]string{"preflight: the primary h1 refused the replication login of h2: ", "password authentication failed"}, "the replication password",
+			[]string{cloneIsReady, cloneIdentify}},
+		{"the replica does not stop", sshtest.On(`stop -m fast`, sshtest.Reply{Exit: 1, Stderr: "Error: pg_ctl stop failed\n"}),
+			[]string{"stop PostgreSQL: ", "pg_ctl stop failed"}, "",
+			[]string{cloneIsReady, cloneIdentify, cloneStop}},
+		{"the old data cannot be moved", sshtest.On(`^mv `, sshtest.Reply{Exit: 1, Stderr: "mv: cannot move: Device or resource busy\n"}),
+			[]string{"move old data aside: ", "Device or resource busy"}, "",
+			[]string{cloneIsReady, cloneIdentify, cloneStop, cloneMoveAside}},
+		{"pg_basebackup fails", sshtest.On(`^/usr/lib/postgresql/15/bin/pg_basebackup `, sshtest.Reply{Exit: 1,
+			Stderr: "pg_basebackup: error: could not send replication command \"START_REPLICATION\": ERROR:  replication slot \"h2\" does not exist\n"}),
+			[]string{"clone from h1: ", `replication slot "h2" does not exist`}, "run pgfleet up again",
+			[]string{cloneIsReady, cloneIdentify, cloneStop, cloneMoveAside, cloneSetupRun, cloneBackup}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, _, _, srvs := cloneRun(t, nil, slotRules(), cloneRules(tc.rule))
+			r.Apply(context.Background(), []Step{Clone{}, StartReplicas{}})
+			err := failedWith(t, r, "h2", "clone", tc.err...)
+			if tc.hint != "" && !strings.Contains(hintOf(err), tc.hint) {
+				t.Errorf("hint %q, want one that says %q", hintOf(err), tc.hint)
+			}
+			wantRan(t, "h2", srvs["h2"], tc.ran...)
+			if probed(srvs["h2"]) != 0 {
+				t.Error("h2 was read again after the clone failed")
+			}
+		})
 	}
 }
