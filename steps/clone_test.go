@@ -664,3 +664,116 @@ func TestCloneApplyFails(t *testing.T) {
 		})
 	}
 }
+
+func TestCloneSlot(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		inv     string
+		limit   []string
+		slot    *Slot // h2's slot on h1; nil for none
+		changes []string
+	}{
+		{"the slots step makes a missing slot", testInventory, nil, nil,
+			[]string{"clone from h1 with basebackup, because it has no data"}},
+		{"a primary outside --limit", testInventory, []string{"h2"}, nil,
+			[]string{"create replication slot h2 on h1", "clone from h1 with basebackup, because it has no data"}},
+		{"a slot in order", testInventory, []string{"h2"}, &Slot{Name: "h2", WALStatus: "reserved"},
+			[]string{"clone from h1 with basebackup, because it has no data"}},
+		{"an invalidated slot", testInventory, nil, &Slot{Name: "h2", WALStatus: "lost"},
+			[]string{"drop and recreate the invalidated replication slot h2 on h1", "clone from h1 with basebackup, because it has no data"}},
+		{"no slots", noSlots, []string{"h2"}, nil,
+			[]string{"clone from h1 with basebackup, because it has no data"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newTestRun(t, tc.inv, Options{DryRun: true, Limit: tc.limit, WithPrimaries: tc.limit != nil})
+			p := r.Host("h1")
+			p.Facts = bareFacts()
+			p.Facts.Server = &Server{}
+			if tc.slot != nil {
+				p.Facts.Server.Slots = []Slot{*tc.slot}
+			}
+			plan, err := Clone{}.Check(context.Background(), r, host(t, r, "h2"))
+			checkPlan(t, plan, err, "", tc.changes)
+		})
+	}
+}
+
+// TestEnsureSlotSQL runs the slot's SQL on a PostgreSQL server of this
+// machine, when there is one: it makes a missing slot, leaves a usable one
+// alone, and makes an invalidated one again.
+func TestEnsureSlotSQL(t *testing.T) {
+	bindir, err := exec.Command("pg_config", "--bindir").Output()
+	if err != nil {
+		t.Skip("no PostgreSQL server on this machine (pg_config)")
+	}
+	bin := func(name string) string { return filepath.Join(strings.TrimSpace(string(bindir)), name) }
+	if _, err := os.Stat(bin("initdb")); err != nil {
+		t.Skip("no initdb on this machine")
+	}
+	dir, err := os.MkdirTemp("", "pgfleet-slot-") // t.TempDir's parent is closed to the server's user
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	as := func(args ...string) *exec.Cmd {
+		if os.Geteuid() == 0 { // initdb refuses root
+			return exec.Command("runuser", append([]string{"-u", "postgres", "--"}, args...)...)
+		}
+		return exec.Command(args[0], args[1:]...)
+	}
+	if os.Geteuid() == 0 {
+		if err := exec.Command("chown", "postgres", dir).Run(); err != nil {
+			t.Skipf("no postgres user to run the server: %v", err)
+		}
+	}
+	data := filepath.Join(dir, "data")
+	if out, err := as(bin("initdb"), "-D", data, "-A", "trust").CombinedOutput(); err != nil {
+		t.Skipf("initdb: %v\n%s", err, out)
+	}
+	opts := "-p 55439 -k " + dir + " -c listen_addresses= -c max_slot_wal_keep_size=1MB -c wal_keep_size=0"
+	if out, err := as(bin("pg_ctl"), "-D", data, "-o", opts, "-l", filepath.Join(dir, "log"), "-w", "start").CombinedOutput(); err != nil {
+		t.Skipf("start a server: %v\n%s", err, out)
+	}
+	defer as(bin("pg_ctl"), "-D", data, "-m", "immediate", "stop").Run()
+	sql := func(q string) string {
+		t.Helper()
+		cmd := as(bin("psql"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", dir, "-p", "55439", "-d", "postgres", "-f", "-")
+		cmd.Stdin = strings.NewReader(q)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("psql: %v\n%s", err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	did := func(out string) string {
+		var words []string
+		for _, line := range strings.Split(out, "\n") {
+			if _, w, ok := strings.Cut(line, "|"); ok {
+				words = append(words, w)
+			}
+		}
+		return strings.Join(words, " ")
+	}
+	ensure := ensureSlotSQL("h2", 15)
+	if got := did(sql(ensure)); got != "created" {
+		t.Errorf("on a server without the slot: %q, want created", got)
+	}
+	if got := did(sql(ensure)); got != "" {
+		t.Errorf("with a usable slot: %q, want nothing done", got)
+	}
+	// Invalidate it: more WAL than max_slot_wal_keep_size, and a checkpoint.
+	sql("CREATE TABLE w (g int)")
+	for range 4 {
+		sql("INSERT INTO w SELECT generate_series(1, 10000); SELECT pg_switch_wal();")
+	}
+	sql("CHECKPOINT")
+	if got := sql("SELECT wal_status FROM pg_replication_slots WHERE slot_name = 'h2'"); got != "lost" {
+		t.Fatalf("the slot's wal_status is %q, not lost: the test could not invalidate it", got)
+	}
+	if got := did(sql(ensure)); got != "dropped created" {
+		t.Errorf("with an invalidated slot: %q, want dropped created", got)
+	}
+	if got := sql("SELECT wal_status FROM pg_replication_slots WHERE slot_name = 'h2'"); got != "reserved" {
+		t.Errorf("after the recreation the slot's wal_status is %q", got)
+	}
+}

@@ -8,6 +8,52 @@ import (
 	"github.com/pgfleet/pgfleet/internal/remote/sshtest"
 )
 
+func TestCreateClusterCheck(t *testing.T) {
+	conf := []byte("# managed by pgfleet\n")
+	for _, tc := range []struct {
+		name    string
+		host    string
+		facts   func(f *State)
+		err     string
+		changes []string
+	}{
+		{"primary bare", "h1", func(f *State) {},
+			"", []string{"create cluster 15/main in /var/lib/postgresql/15/main with data checksums"}},
+		{"primary with an empty data dir", "h1", func(f *State) {},
+			"", []string{"create cluster 15/main in /var/lib/postgresql/15/main with data checksums"}},
+		{"primary with data and configuration", "h1", func(f *State) {
+			f.DataNonEmpty, f.DataVersion, f.Files["postgresql.conf"] = true, 15, conf
+		}, "", nil},
+		{"primary with data but no configuration", "h1", func(f *State) {
+			f.DataNonEmpty, f.DataVersion = true, 15
+		}, "", []string{"write the cluster's configuration directory /etc/postgresql/15/main"}},
+		{"primary with foreign data version", "h1", func(f *State) {
+			f.DataNonEmpty, f.DataVersion, f.Files["postgresql.conf"] = true, 14, conf
+		}, "the data directory /var/lib/postgresql/15/main holds PostgreSQL 14 data, not 15", nil},
+		{"primary with files but no cluster", "h1", func(f *State) { f.DataNonEmpty = true },
+			"is not empty but holds no cluster", nil},
+		{"primary with configuration but no data", "h1", func(f *State) { f.Files["postgresql.conf"] = conf },
+			"the primary has a configuration in /etc/postgresql/15/main but no data", nil},
+		{"replica bare", "h2", func(f *State) {},
+			"", []string{"create the configuration directory /etc/postgresql/15/main"}},
+		{"replica with configuration", "h2", func(f *State) { f.Files["postgresql.conf"] = conf }, "", nil},
+		{"replica with foreign data is Clone's business", "h2", func(f *State) {
+			f.DataNonEmpty, f.DataVersion, f.Files["postgresql.conf"] = true, 14, conf
+		}, "", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newTestRun(t, testInventory, Options{DryRun: true})
+			h := host(t, r, tc.host)
+			tc.facts(h.Facts)
+			plan, err := CreateCluster{}.Check(context.Background(), r, h)
+			checkPlan(t, plan, err, tc.err, tc.changes)
+			if err != nil && hintOf(err) == "" {
+				t.Errorf("error %v has no hint", err)
+			}
+		})
+	}
+}
+
 // A bare primary gets a cluster made by pg_createcluster with data
 // checksums in the declared data directory; the default configuration files
 // it wrote go, and nothing else is removed.

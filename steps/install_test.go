@@ -9,6 +9,35 @@ import (
 	"github.com/pgfleet/pgfleet/internal/remote/sshtest"
 )
 
+func TestInstallCheck(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		facts   func(f *State)
+		err     string
+		hint    string
+		changes []string
+	}{
+		{"installed", func(f *State) { f.Installed = []int{15} }, "", "", nil},
+		{"installed among others", func(f *State) { f.Installed = []int{13, 15, 17} }, "", "", nil},
+		{"other version", func(f *State) { f.Installed = []int{14} },
+			"PostgreSQL 14 is installed, but the inventory declares 15", "pgfleet does not upgrade PostgreSQL", nil},
+		{"no apt", func(f *State) { f.OSID, f.OSVersion, f.PackageManager = "rocky", "9", "" },
+			"no supported package manager on rocky 9", "Debian and Ubuntu", nil},
+		{"bare", func(f *State) {}, "", "", []string{"install postgresql-15 with apt"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newTestRun(t, testInventory, Options{DryRun: true})
+			h := host(t, r, "h2")
+			tc.facts(h.Facts)
+			plan, err := Install{}.Check(context.Background(), r, h)
+			checkPlan(t, plan, err, tc.err, tc.changes)
+			if tc.hint != "" && !strings.Contains(hintOf(err), tc.hint) {
+				t.Errorf("hint %q, want one containing %q", hintOf(err), tc.hint)
+			}
+		})
+	}
+}
+
 // Install tells postgresql-common to make no default cluster before the
 // package goes in, installs the declared version's package, and reads the
 // host again.

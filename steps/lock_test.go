@@ -9,6 +9,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pgfleet/pgfleet/internal/pgsql"
+	"github.com/pgfleet/pgfleet/internal/remote/sshtest"
 )
 
 // runLockScript runs the lock script with its directory moved into dir, as
@@ -206,5 +209,39 @@ func TestLockScriptReleasesASilentHolder(t *testing.T) {
 	out, code := runLockScript(t, dir)
 	if code != 0 || !strings.Contains(out, "locked") {
 		t.Errorf("after a silent holder: exit %d, output %q", code, out)
+	}
+}
+
+func TestLockHeldUntilClose(t *testing.T) {
+	r, _, srv := scriptedHost(t, sshtest.Rules(
+		sshtest.On(`^bash -c .*flock -n 9.* pgfleet-lock `+pgsql.SlotName("main")+` `, sshtest.Reply{Stdout: "locked\n", Hold: true}),
+	))
+	if err := r.Lock(context.Background()); err != nil {
+		t.Fatalf("Lock: %v", err)
+	}
+	cmds := srv.Commands()
+	if len(cmds) != 1 || cmds[0].As != "root" || !strings.Contains(cmds[0].Args[len(cmds[0].Args)-2], "(pid ") ||
+		cmds[0].Args[len(cmds[0].Args)-1] != "30" {
+		t.Fatalf("lock commands: %+v", cmds)
+	}
+	// The lock lives as long as the command, which reads its stdin to the end.
+	if cmds[0].Ended {
+		t.Fatal("the lock command ended before Close")
+	}
+	r.Close()
+	if cmds := srv.Commands(); !cmds[0].Ended {
+		t.Error("the lock command still runs after Close")
+	}
+}
+
+func TestLockHeldByAnotherRun(t *testing.T) {
+	r, _, _ := scriptedHost(t, sshtest.Rules(
+		sshtest.On(`pgfleet-lock`, sshtest.Reply{Exit: 75, NoStdin: true,
+			Stderr: "held by alice@desk (pid 7, since 2026-01-01T00:00:00Z)\n"}),
+	))
+	err := r.Lock(context.Background())
+	var hint *Hint
+	if !errors.As(err, &hint) || !strings.Contains(err.Error(), "cluster main is being changed by another pgfleet run: alice@desk (pid 7") {
+		t.Fatalf("Lock: %v, want the holder named with a hint", err)
 	}
 }

@@ -3,6 +3,7 @@ package steps
 import (
 	"bytes"
 	"context"
+	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -12,6 +13,59 @@ import (
 	"github.com/pgfleet/pgfleet/internal/pgsql"
 	"github.com/pgfleet/pgfleet/internal/remote/sshtest"
 )
+
+func TestReplicationRoleCheck(t *testing.T) {
+	right, err := pgsql.NewSCRAMVerifier("s3cret pass:word")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := pgsql.NewSCRAMVerifier("other")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name    string
+		dryRun  bool
+		running bool
+		role    *Role
+		changes []string
+	}{
+		{"missing", true, true, nil, []string{"create role replicator (LOGIN REPLICATION, SCRAM-SHA-256 password)"}},
+		{"server down in a dry run", true, false, nil, []string{"create role replicator (LOGIN REPLICATION, SCRAM-SHA-256 password)"}},
+		{"no replication", true, true, &Role{Login: true, Verifier: right}, []string{"give role replicator LOGIN and REPLICATION"}},
+		{"no login", false, true, &Role{Replication: true, Verifier: right}, []string{"give role replicator LOGIN and REPLICATION"}},
+		{"no password", true, true, &Role{Replication: true, Login: true}, []string{"set the password of role replicator"}},
+		{"md5 password", true, true, &Role{Replication: true, Login: true, Verifier: "md5a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6"}, []string{"set the password of role replicator"}},
+		{"wrong password", true, true, &Role{Replication: true, Login: true, Verifier: other}, []string{"set the password of role replicator"}},
+		{"right password", true, true, &Role{Replication: true, Login: true, Verifier: right}, nil},
+		{"right password, not a dry run", false, true, &Role{Replication: true, Login: true, Verifier: right}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv(passwordEnv, "s3cret pass:word\n")
+			r := newTestRun(t, testInventory, Options{DryRun: tc.dryRun})
+			h := host(t, r, "h1")
+			if tc.running {
+				h.Facts.Server = &Server{Role: tc.role}
+			}
+			plan, err := ReplicationRole{}.Check(context.Background(), r, h)
+			checkPlan(t, plan, err, "", tc.changes)
+			if plan != nil && strings.Contains(strings.Join(plan.Changes, " "), "s3cret") {
+				t.Errorf("the plan shows the password: %q", plan.Changes)
+			}
+		})
+	}
+}
+
+func TestReplicationRoleNoPassword(t *testing.T) {
+	t.Setenv(passwordEnv, "")
+	os.Unsetenv(passwordEnv)
+	r := newTestRun(t, testInventory, Options{DryRun: true})
+	plan, err := ReplicationRole{}.Check(context.Background(), r, host(t, r, "h1"))
+	checkPlan(t, plan, err, "environment variable "+passwordEnv+" is not set", nil)
+	if !strings.Contains(hintOf(err), "password_env") {
+		t.Errorf("hint %q", hintOf(err))
+	}
+}
 
 const rolePassword = "s3cret pass:word"
 

@@ -7,6 +7,27 @@ import (
 	"github.com/pgfleet/pgfleet/internal/remote/sshtest"
 )
 
+func TestStartChecks(t *testing.T) {
+	r := newTestRun(t, testInventory, Options{DryRun: true})
+	ctx := context.Background()
+	if got := names(StartPrimary{}.Targets(r)); got != "h1" {
+		t.Errorf("StartPrimary targets %s", got)
+	}
+	if got := names(StartReplicas{}.Targets(r)); got != "h2 h3" {
+		t.Errorf("StartReplicas targets %s", got)
+	}
+	p, rep := host(t, r, "h1"), host(t, r, "h2")
+	plan, err := StartPrimary{}.Check(ctx, r, p)
+	checkPlan(t, plan, err, "", []string{"start PostgreSQL 15/main"})
+	plan, err = StartReplicas{}.Check(ctx, r, rep)
+	checkPlan(t, plan, err, "", []string{"start PostgreSQL 15/main as a standby"})
+	p.Facts.Server, rep.Facts.Server = &Server{}, &Server{InRecovery: true}
+	plan, err = StartPrimary{}.Check(ctx, r, p)
+	checkPlan(t, plan, err, "", nil)
+	plan, err = StartReplicas{}.Check(ctx, r, rep)
+	checkPlan(t, plan, err, "", nil)
+}
+
 // A stopped primary is started with pg_ctlcluster, and read again: the
 // role and slots steps need what only a running server tells.
 func TestStartPrimaryApply(t *testing.T) {

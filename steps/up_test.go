@@ -113,15 +113,3 @@ func TestDryRunFailedPrimary(t *testing.T) {
 		t.Errorf("Err() %v is not a HostError of h1 install with a hint", err)
 	}
 }
-
-func TestServerComplaints(t *testing.T) {
-	stderr := `2026-11-26 14:25:09.516 GMT [4346] LOG:  skipping missing configuration file "/x/postgresql.auto.conf"
-2026-11-26 14:25:09.516 GMT [4346] LOG:  invalid value for parameter "max_connections": "lots"
-2026-11-26 14:25:09.516 GMT [4346] FATAL:  configuration file "/etc/postgresql/15/main/.pgfleet-check-postgresql.conf" contains errors`
-	if got, want := serverComplaints(stderr), `invalid value for parameter "max_connections": "lots"`; got != want {
-		t.Errorf("serverComplaints = %q, want %q", got, want)
-	}
-	if got := serverComplaints("could not change directory"); got != "" {
-		t.Errorf("serverComplaints of no complaint = %q", got)
-	}
-}
