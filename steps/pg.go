@@ -37,12 +37,12 @@ func ctlcluster(ctx context.Context, h *Host, action string, extra ...string) er
 	return nil
 }
 
-// root runs a command as root.
 // Root runs a command as root on the host and returns its output.
 func (h *Host) Root(ctx context.Context, args ...string) (string, error) {
 	return root(ctx, h, args...)
 }
 
+// root runs a command as root.
 func root(ctx context.Context, h *Host, args ...string) (string, error) {
 	res, err := h.Conn.Run(ctx, remote.Cmd{Args: args, As: "root"})
 	if err != nil {
