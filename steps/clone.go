@@ -167,9 +167,14 @@ const cloneSetup = `copies() {
 for p in $(copies "$2"); do kill "$p" 2>/dev/null && echo "stopped pg_basebackup $p of an earlier run" >&2; done
 i=0; while [ -n "$(copies "$2")" ] && [ $i -lt 20 ]; do sleep 0.5; i=$((i+1)); done
 if [ -n "$(copies "$2")" ]; then echo "a pg_basebackup of an earlier run still writes into $2" >&2; exit 1; fi
-# Missing parents are made as pg_createcluster makes them: owned by postgres.
-parents() { [ -d "$1" ] || { parents "$(dirname -- "$1")" && install -d -o postgres -g postgres -m 0755 -- "$1"; }; }
+` + makeParents + `
 parents "$(dirname -- "$2")" && install -d -o postgres -g postgres -m 0700 -- "$2" && : > "$1"`
+
+// makeParents defines the shell function parents DIR, which makes DIR and
+// its missing parents owned by postgres (the way Debian's packages make
+// /var/lib/postgresql/VERSION), so that a data directory's parents never
+// end up owned by root.
+const makeParents = `parents() { [ -d "$1" ] || { parents "$(dirname -- "$1")" && install -d -o postgres -g postgres -m 0755 -- "$1"; }; }`
 
 func clone(ctx context.Context, r *Run, h, p *Host) error {
 	if err := preflight(ctx, h, p); err != nil {

@@ -35,6 +35,9 @@ func (CreateCluster) Check(ctx context.Context, r *Run, h *Host) (*Plan, error) 
 		return &Plan{
 			Changes: []string{"create cluster " + l.ClusterName() + " in " + l.DataDir() + " with data checksums"},
 			Apply: func(ctx context.Context) error {
+				if _, err := root(ctx, h, "sh", "-c", makeParents+`; parents "$1"`, "pgfleet-parents", path.Dir(l.DataDir())); err != nil {
+					return fmt.Errorf("create cluster: %w", err)
+				}
 				_, err := root(ctx, h, "pg_createcluster", v, "main", "--port", strconv.Itoa(h.PG().Port),
 					"--datadir", l.DataDir(), "--", "--data-checksums", "--auth-local=peer", "--auth-host=scram-sha-256")
 				if err != nil {

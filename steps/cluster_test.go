@@ -54,11 +54,13 @@ func TestCreateClusterCheck(t *testing.T) {
 	}
 }
 
-// A bare primary gets a cluster made by pg_createcluster with data
-// checksums in the declared data directory; the default configuration files
+// A bare primary gets its data directory's parents owned by postgres, then
+// a cluster made by pg_createcluster with data checksums in the declared
+// data directory; the default configuration files
 // it wrote go, and nothing else is removed.
 func TestCreateClusterApplyPrimary(t *testing.T) {
 	r, h, srv := scriptedHost(t, sshtest.Rules(
+		sshtest.On(`^sh -c parents\(\) `, sshtest.Reply{}),
 		sshtest.On(`^pg_createcluster `, sshtest.Reply{}),
 		sshtest.On(`^rm -f -- `, sshtest.Reply{}),
 		probeSays(`{"installed":[15],"data_version":15,"data_nonempty":true}`),
@@ -70,6 +72,7 @@ func TestCreateClusterApplyPrimary(t *testing.T) {
 		t.Fatalf("cluster: %v", err)
 	}
 	wantRan(t, "h1", srv,
+		"root|sh -c "+makeParents+`; parents "$1"`+" pgfleet-parents /var/lib/postgresql/15",
 		"root|pg_createcluster 15 main --port 5432 --datadir /var/lib/postgresql/15/main -- --data-checksums --auth-local=peer --auth-host=scram-sha-256",
 		"root|rm -f -- /etc/postgresql/15/main/postgresql.conf /etc/postgresql/15/main/pg_hba.conf",
 	)
@@ -82,6 +85,7 @@ func TestCreateClusterApplyPrimary(t *testing.T) {
 // says what failed.
 func TestCreateClusterApplyPrimaryFails(t *testing.T) {
 	r, h, srv := scriptedHost(t, sshtest.Rules(
+		sshtest.On(`^sh -c parents\(\) `, sshtest.Reply{}),
 		sshtest.On(`^pg_createcluster `, sshtest.Reply{Exit: 1, Stderr: "Error: initdb failed\n"}),
 		sshtest.On(`^rm `, sshtest.Reply{}),
 		probeSays(`{}`),
@@ -90,7 +94,7 @@ func TestCreateClusterApplyPrimaryFails(t *testing.T) {
 	h.Facts.Installed = []int{15}
 	r.Apply(context.Background(), []Step{CreateCluster{}})
 	failedWith(t, r, "h1", "cluster", "create cluster: ", "pg_createcluster", "Error: initdb failed")
-	if got := ran(srv); len(got) != 1 || probed(srv) != 0 {
+	if got := ran(srv); len(got) != 2 || probed(srv) != 0 {
 		t.Errorf("ran %q (and %d state probes) after pg_createcluster failed", got, probed(srv))
 	}
 }
