@@ -250,6 +250,15 @@ func TestUpBookworm(t *testing.T) {
 		}
 	})
 
+	t.Run("every host's version directory belongs to postgres", func(t *testing.T) {
+		for _, h := range l.Hosts {
+			out, err := l.Exec(context.Background(), h.Name, "stat", "-c", "%U %a", "/var/lib/postgresql/15", "/var/lib/postgresql/15/main")
+			if err != nil || out != "postgres 755\npostgres 700" {
+				t.Errorf("%s: owner and mode of /var/lib/postgresql/15 and its main: %q %v, want postgres 755 and postgres 700", h.Name, out, err)
+			}
+		}
+	})
+
 	files, starts := fileStates(t, l, 15), startTimes(t, l)
 	t.Run("second up changes nothing", func(t *testing.T) {
 		start := time.Now()
