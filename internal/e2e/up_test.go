@@ -398,7 +398,9 @@ func TestUpBookworm(t *testing.T) {
 		if _, err := l.Exec(ctx, "h3", "sh", "-c", "pg_ctlcluster 15 main stop && rm /var/lib/postgresql/15/main/standby.signal && touch /var/lib/postgresql/15/main/keepme"); err != nil {
 			t.Fatal(err)
 		}
-		r := pgfleet(t, "up", badInv, "--output", "json")
+		// h2 follows the dead address and cannot stream: verify gives up
+		// on it soon rather than after the default two minutes.
+		r := pgfleet(t, "up", badInv, "--output", "json", "--verify-timeout", "15s")
 		if r.code != 1 {
 			t.Fatalf("up with an unreachable primary: exit %d, want 1", r.code)
 		}
