@@ -482,6 +482,11 @@ func TestCloneReasonWALGone(t *testing.T) {
 		{"stopped, its WAL ends two segments before", testInventory, stopped("000000010000000000000008", true), "00000001000000000000000A",
 			"it needs WAL from 0/9000000 on"},
 		{"stopped, where its WAL ends is not known", testInventory, stopped("", false), "00000001000000000000000A", ""},
+		{"running, stuck in recovery and refusing connections", testInventory, func(f *State) {
+			stopped("000000010000000000000009", false)(f)
+			f.PostmasterPID, f.SQLExit, f.SQLError = 4242, 2, "FATAL:  the database system is starting up"
+			f.Control.State = "in archive recovery"
+		}, "00000001000000000000000A", "it needs WAL from 0/9000000 on"},
 		{"stopped, high LSN", testInventory, stopped("000000010000001F000000FE", false), "000000010000001F000000FF",
 			"it needs WAL from 1F/FE000000 on, and the oldest h1 holds begins at 1F/FF000000"},
 		{"restores WAL from an archive", archive, running("0/1000000"), "00000001000000000000000A", ""},
