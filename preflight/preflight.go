@@ -281,6 +281,14 @@ func (c *checker) replicaData(r *steps.Run, h *steps.Host) {
 		c.fail(h, CheckDataDir, err)
 		return
 	}
+	// A standby that cannot catch up (its slot was invalidated, or the WAL
+	// it needs is gone from the primary): up clones it again.
+	if p := r.PrimaryOf(h); p != nil && p.Facts != nil && f.DataVersion == v && f.StandbySignal && !f.CloneIncomplete {
+		if why := steps.CloneReason(h, p); why != "" {
+			c.pass(h, CheckDataDir, "%s holds PostgreSQL %d standby data that cannot catch up: up moves it aside and clones it again, because %s", d, v, why)
+			return
+		}
+	}
 	switch {
 	case f.CloneIncomplete:
 		c.pass(h, CheckDataDir, "%s holds a clone that did not finish: up clones it again", d)

@@ -382,3 +382,32 @@ func TestCheckReport(t *testing.T) {
 		t.Error("checks is nil, want an empty list")
 	}
 }
+
+// check says which standby up clones again because it cannot catch up,
+// by the clone step's rule, and passes one whose WAL is still there.
+func TestCheckDataDirCannotCatchUp(t *testing.T) {
+	for _, tc := range []struct {
+		name, receive, detail string
+	}{
+		{"its WAL is gone", "0/9000000", "cannot catch up: up moves it aside and clones it again, because the WAL it needs is gone from"},
+		{"its WAL is there", "0/A000000", "running as a standby"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := ckRun(t)
+			h := r.Host("h2")
+			if h == nil {
+				t.Fatal("no host h2")
+			}
+			p := r.PrimaryOf(h)
+			p.Facts.Server = &steps.Server{OldestWAL: "00000001000000000000000A", WALSegmentSize: 16 << 20}
+			f := h.Facts
+			f.DataVersion, f.DataNonEmpty, f.StandbySignal = 15, true, true
+			f.Server = &steps.Server{InRecovery: true, ReceiveLSN: tc.receive}
+			c := &checker{}
+			c.replicaData(r, h)
+			if got := ckFind(t, c, "h2", CheckDataDir); got.Status != CheckPass || !strings.Contains(got.Detail, tc.detail) {
+				t.Errorf("got %+v, want a pass with %q", got, tc.detail)
+			}
+		})
+	}
+}

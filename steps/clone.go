@@ -82,8 +82,9 @@ func refuseMove(h *Host) error {
 
 // CloneReason says why h needs a clone from p, "" if it does not. A
 // standby of the cluster that follows another address is pointed at p by
-// Follow, not cloned; one whose slot lost the WAL it needs can never catch
-// up, and holds no writes of its own.
+// Follow, not cloned; one whose slot lost the WAL it needs, or that needs
+// WAL p no longer holds, can never catch up, and holds no writes of its
+// own. A standby that is behind but whose WAL p still holds catches up.
 func CloneReason(h, p *Host) string {
 	f := h.Facts
 	if f.CloneIncomplete {
@@ -100,7 +101,26 @@ func CloneReason(h, p *Host) string {
 			return fmt.Sprintf("its slot on %s was invalidated: the WAL it needs is gone", p.Name)
 		}
 	}
+	if p.Facts != nil && !restoresWAL(h) {
+		need, ok1 := f.walNeeded()
+		oldest, ok2 := p.Facts.oldestWAL()
+		if ok1 && ok2 && need < oldest {
+			return fmt.Sprintf("the WAL it needs is gone from %s: it needs WAL from %s on, and the oldest %s holds begins at %s",
+				p.Name, formatLSN(need), p.Name, formatLSN(oldest))
+		}
+	}
 	return ""
+}
+
+// restoresWAL says whether h's settings give it a restore_command: WAL its
+// primary removed may still come from the archive.
+func restoresWAL(h *Host) bool {
+	for _, s := range h.PG().Settings {
+		if s.Name == "restore_command" && strings.Trim(s.Value, "' ") != "" {
+			return true
+		}
+	}
+	return false
 }
 
 func (Clone) Check(ctx context.Context, r *Run, h *Host) (*Plan, error) {

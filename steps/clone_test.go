@@ -777,3 +777,135 @@ func TestEnsureSlotSQL(t *testing.T) {
 		t.Errorf("after the recreation the slot's wal_status is %q", got)
 	}
 }
+
+// A standby that needs WAL its primary no longer holds can never catch up
+// and is cloned again; one that is merely behind catches up and is kept.
+// 16 MB segments: segment 0A begins at 0/A000000.
+func TestCloneReasonWALGone(t *testing.T) {
+	const mb16 = 16 << 20
+	archive := strings.Replace(testInventory, "version: 15\n", "version: 15\n  settings: {restore_command: 'cp /archive/%f %p'}\n", 1)
+	running := func(receive string) func(f *State) {
+		return func(f *State) {
+			f.PostmasterPID = 4242
+			f.Server = &Server{InRecovery: true, SystemID: "7001", Timeline: 1, LSN: "0/5000100", ReceiveLSN: receive}
+		}
+	}
+	stopped := func(last string, full bool) func(f *State) {
+		return func(f *State) {
+			f.Control = &Control{SystemID: "7001", Timeline: 1, State: "shut down in recovery", WALSegmentSize: mb16, LastWAL: last, LastWALFull: full}
+		}
+	}
+	for _, tc := range []struct {
+		name   string
+		inv    string
+		facts  func(f *State)
+		oldest string // the primary's oldest WAL segment
+		want   string // a part of the reason; "" for none
+	}{
+		{"running, its WAL still there", testInventory, running("0/A000100"), "00000001000000000000000A", ""},
+		{"running, received up to the oldest segment's start", testInventory, running("0/A000000"), "00000001000000000000000A", ""},
+		{"running, its WAL removed", testInventory, running("0/9FFFF00"), "00000001000000000000000A",
+			"the WAL it needs is gone from h1: it needs WAL from 0/9FFFF00 on, and the oldest h1 holds begins at 0/A000000"},
+		{"running, replaying its own pg_wal, not streaming yet", testInventory, running(""), "00000001000000000000000A", ""},
+		{"running, primary's oldest on another timeline", testInventory, running("0/9000000"), "000000020000000000000009", ""},
+		{"stopped, its WAL ends in the oldest segment", testInventory, stopped("00000001000000000000000A", false), "00000001000000000000000A", ""},
+		{"stopped, its WAL ends with a full segment before the oldest", testInventory, stopped("000000010000000000000009", true), "00000001000000000000000A", ""},
+		{"stopped, its WAL ends in a segment removed", testInventory, stopped("000000010000000000000009", false), "00000001000000000000000A",
+			"it needs WAL from 0/9000000 on, and the oldest h1 holds begins at 0/A000000"},
+		{"stopped, its WAL ends two segments before", testInventory, stopped("000000010000000000000008", true), "00000001000000000000000A",
+			"it needs WAL from 0/9000000 on"},
+		{"stopped, where its WAL ends is not known", testInventory, stopped("", false), "00000001000000000000000A", ""},
+		{"running, stuck in recovery and refusing connections", testInventory, func(f *State) {
+			stopped("000000010000000000000009", false)(f)
+			f.PostmasterPID, f.SQLExit, f.SQLError = 4242, 2, "FATAL:  the database system is starting up"
+			f.Control.State = "in archive recovery"
+		}, "00000001000000000000000A", "it needs WAL from 0/9000000 on"},
+		{"stopped, high LSN", testInventory, stopped("000000010000001F000000FE", false), "000000010000001F000000FF",
+			"it needs WAL from 1F/FE000000 on, and the oldest h1 holds begins at 1F/FF000000"},
+		{"restores WAL from an archive", archive, running("0/1000000"), "00000001000000000000000A", ""},
+		{"the primary's WAL is not known", testInventory, running("0/1000000"), "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newTestRun(t, tc.inv, Options{DryRun: true})
+			h, p := host(t, r, "h2"), host(t, r, "h1")
+			standby(h, "10.0.0.1", "5432")
+			tc.facts(h.Facts)
+			p.Facts.Server = &Server{SystemID: "7001", Timeline: 1, LSN: "0/B000000", OldestWAL: tc.oldest, WALSegmentSize: mb16,
+				Slots: []Slot{{Name: "h2", WALStatus: "reserved"}, {Name: "h3", WALStatus: "reserved"}}}
+			got := CloneReason(h, p)
+			if tc.want == "" && got != "" || tc.want != "" && !strings.Contains(got, tc.want) {
+				t.Fatalf("cloneReason = %q, want %q", got, tc.want)
+			}
+			plan, err := Clone{}.Check(context.Background(), r, h)
+			if err != nil || (plan != nil) != (tc.want != "") {
+				t.Fatalf("clone plan %v, err %v", plan, err)
+			}
+			if plan == nil {
+				return
+			}
+			// Its old data is moved aside, a running server stopped first.
+			all := strings.Join(plan.Changes, "; ")
+			if !strings.Contains(all, "move the old data aside to /var/lib/postgresql/15/main.pgfleet-") ||
+				(h.Facts.PostmasterPID > 0) != strings.HasPrefix(all, "stop PostgreSQL; ") {
+				t.Errorf("plan: %q", all)
+			}
+		})
+	}
+}
+
+// Data that has been a primary's, or is another cluster's, is refused
+// even when the WAL it would need is gone from the primary.
+func TestCloneWALGoneRefused(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		facts func(f *State)
+		want  string
+	}{
+		{"a stopped former primary", func(f *State) {
+			f.StandbySignal = false
+			f.Control = &Control{SystemID: "7001", Timeline: 1, State: "shut down", WALSegmentSize: 16 << 20, LastWAL: "000000010000000000000002"}
+		}, "has been a primary's"},
+		{"a running former primary", func(f *State) {
+			f.StandbySignal, f.PostmasterPID = false, 4242
+			f.Server = &Server{SystemID: "7001", Timeline: 2, LSN: "0/2000000", UserDatabases: 1}
+		}, "it runs as a primary"},
+		{"another cluster's standby", func(f *State) {
+			f.PostmasterPID = 4242
+			f.Server = &Server{InRecovery: true, SystemID: "9999", Timeline: 1, ReceiveLSN: "0/2000000"}
+		}, "its data is another cluster's"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newTestRun(t, testInventory, Options{DryRun: true})
+			h, p := host(t, r, "h2"), host(t, r, "h1")
+			standby(h, "10.0.0.1", "5432")
+			tc.facts(h.Facts)
+			p.Facts.Server = &Server{SystemID: "7001", Timeline: 1, LSN: "0/B000000", OldestWAL: "00000001000000000000000A", WALSegmentSize: 16 << 20}
+			plan, err := Clone{}.Check(context.Background(), r, h)
+			if plan != nil || err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("plan %v, err %v; want refused: %s", plan, err, tc.want)
+			}
+		})
+	}
+}
+
+func TestSegmentStart(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		size int64
+		want string // "" when not a segment
+	}{
+		{"000000010000000000000001", 16 << 20, "0/1000000"},
+		{"00000003000000A2000000FF", 16 << 20, "A2/FF000000"},
+		{"000000010000000000000003", 1 << 30, "0/C0000000"},
+		{"000000010000000000000004", 1 << 30, ""}, // only 4 segments of 1 GB to 4 GB
+		{"000000010000000000000001", 0, ""},
+		{"000000010000000000000001", 3 << 20, ""},
+		{"00000001000000000000001", 16 << 20, ""},
+		{"0000000100000000000000XY", 16 << 20, ""},
+	} {
+		lsn, ok := segmentStart(tc.name, tc.size)
+		if got := map[bool]string{true: formatLSN(lsn)}[ok]; got != tc.want {
+			t.Errorf("segmentStart(%s, %d) = %q, want %q", tc.name, tc.size, got, tc.want)
+		}
+	}
+}

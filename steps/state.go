@@ -11,6 +11,7 @@ import (
 	"path"
 	"strconv"
 
+	"github.com/pgfleet/pgfleet/internal/pgsql"
 	"github.com/pgfleet/pgfleet/internal/remote"
 )
 
@@ -82,8 +83,13 @@ type Server struct {
 	// RestartParams are the parameters a change of which takes a restart
 	// (pg_settings.context is postmaster), by name.
 	RestartParams []string `json:"restart_params"`
-	DBSize        int64    `json:"db_size"`
-	UserDatabases int      `json:"user_databases"`
+	// OldestWAL is the oldest WAL segment file in a primary's pg_wal
+	// ("000000010000000A0000002F"): a standby that needs older WAL cannot
+	// stream it. "" on a standby.
+	OldestWAL      string `json:"oldest_wal"`
+	WALSegmentSize int64  `json:"wal_segment_size"` // bytes
+	DBSize         int64  `json:"db_size"`
+	UserDatabases  int    `json:"user_databases"`
 }
 
 // Role describes the replication role on a server.
@@ -128,6 +134,14 @@ type Control struct {
 	SystemID string `json:"system_id"`
 	Timeline int    `json:"timeline"` // of the latest checkpoint
 	State    string `json:"state"`    // "in production", "shut down", "in archive recovery", ...
+	// WALSegmentSize is the size of the cluster's WAL segments in bytes.
+	WALSegmentSize int64 `json:"wal_segment_size"`
+	// LastWAL is, for a standby's data, the newest segment file of its
+	// pg_wal that holds that segment's WAL ("" if none does): its WAL ends
+	// there. LastWALFull says the segment's last page is written too, so
+	// that what it needs next may be the segment after it.
+	LastWAL     string `json:"last_wal"`
+	LastWALFull bool   `json:"last_wal_full"`
 }
 
 // AsideData is a data directory pgfleet moved aside (DATADIR.pgfleet-TIME).
@@ -183,6 +197,57 @@ func (s *State) lostStandbySignal() bool {
 	return !s.StandbySignal && s.Server == nil && s.PostmasterPID == 0 &&
 		s.Control != nil && (s.Control.State == "shut down in recovery" || s.Control.State == "in archive recovery")
 }
+
+// walNeeded is the LSN from which a standby needs WAL from its primary,
+// ok false when that is not known: for a server that answers, its WAL
+// receiver's last received LSN (set, once the startup process has asked
+// for streaming, to where it asked even when no WAL came); for one that
+// does not, where the WAL of its own pg_wal ends. A standby that still
+// replays WAL of its own pg_wal has not asked yet: not known.
+func (s *State) walNeeded() (lsn uint64, ok bool) {
+	switch {
+	case s.Server != nil:
+		if !s.Server.InRecovery || s.Server.ReceiveLSN == "" {
+			return 0, false
+		}
+		lsn, err := pgsql.ParseLSN(s.Server.ReceiveLSN)
+		return lsn, err == nil
+	case s.Control != nil && s.Control.LastWAL != "":
+		lsn, ok := segmentStart(s.Control.LastWAL, s.Control.WALSegmentSize)
+		if ok && s.Control.LastWALFull {
+			lsn += uint64(s.Control.WALSegmentSize)
+		}
+		return lsn, ok
+	}
+	return 0, false
+}
+
+// oldestWAL is the LSN at which the oldest WAL a primary still holds in
+// its pg_wal begins; ok false when it is not known.
+func (s *State) oldestWAL() (lsn uint64, ok bool) {
+	if s.Server == nil || s.Server.InRecovery {
+		return 0, false
+	}
+	return segmentStart(s.Server.OldestWAL, s.Server.WALSegmentSize)
+}
+
+// segmentStart is the LSN at which the WAL segment file name
+// (TIMELINE, then the LSN's high 32 bits, then the segment within them,
+// 8 hex digits each) begins, for segments of size bytes.
+func segmentStart(name string, size int64) (uint64, bool) {
+	if len(name) != 24 || size <= 0 || size&(size-1) != 0 || size > 1<<30 {
+		return 0, false
+	}
+	hi, err1 := strconv.ParseUint(name[8:16], 16, 32)
+	seg, err2 := strconv.ParseUint(name[16:24], 16, 32)
+	if err1 != nil || err2 != nil || seg >= 1<<32/uint64(size) {
+		return 0, false
+	}
+	return hi<<32 + seg*uint64(size), true
+}
+
+// formatLSN writes an LSN as PostgreSQL does ("16/B374D848").
+func formatLSN(lsn uint64) string { return fmt.Sprintf("%X/%X", lsn>>32, lsn&0xFFFFFFFF) }
 
 // primaryDatabases is the number of databases of its own a server that
 // runs as a primary holds; 0 when it is not running or is a standby.

@@ -2,7 +2,8 @@
 # document (decoded into State). Every program started costs time on a busy
 # host, so it uses shell builtins where it can: stat, tar, base64, runuser
 # and psql when the server runs; pg_controldata (through runuser) when it
-# does not answer; a second stat only when data was moved aside.
+# does not answer, and then sort and od on a standby's pg_wal; a second
+# stat only when data was moved aside.
 # Arguments: DATADIR CONFDIR BINDIR SOCKETDIR PORT VERSIONS REPLUSER, where
 # VERSIONS is a glob of every installed version's postgres binary, with its
 # one * where the version is.
@@ -147,6 +148,9 @@ SELECT json_build_object(
     FROM pg_replication_slots WHERE slot_type = 'physical'),
   'pending_restart', (SELECT coalesce(json_agg(name ORDER BY name), '[]'::json) FROM pg_settings WHERE pending_restart),
   'restart_params', (SELECT coalesce(json_agg(name ORDER BY name), '[]'::json) FROM pg_settings WHERE context = 'postmaster'),
+  'oldest_wal', CASE WHEN NOT l.rec THEN (SELECT name FROM pg_ls_waldir()
+    WHERE name ~ '^[0-9A-F]{24}$' ORDER BY substr(name, 9) LIMIT 1) END,
+  'wal_segment_size', pg_size_bytes(current_setting('wal_segment_size')),
   'db_size', (SELECT sum(pg_database_size(oid))::bigint FROM pg_database),
   'user_databases', (SELECT count(*) FROM pg_database WHERE datname NOT IN ('postgres', 'template0', 'template1'))
 ) FROM l;
@@ -165,20 +169,53 @@ fi
 ctl="$gpre$dv${gsuf%/*}/pg_controldata"
 if [ -z "$answered" ] && [ "$dv" != 0 ] && [ -x "$ctl" ] &&
 	out="$(LC_ALL=C runuser -u postgres -- "$ctl" "$D" 2>/dev/null)"; then
-	sid=; tli=; cst=
+	sid=; tli=; cst=; seg=; blk=
 	while IFS=: read -r k v; do
 		v=${v#"${v%%[! ]*}"}
 		case $k in
 		"Database system identifier") sid=$v ;;
 		"Latest checkpoint's TimeLineID") tli=$v ;;
 		"Database cluster state") cst=$v ;;
+		"Bytes per WAL segment") seg=$v ;;
+		"WAL block size") blk=$v ;;
 		esac
 	done <<EOF
 $out
 EOF
 	case $sid in ''|*[!0-9]*) sid= ;; esac
 	case $tli in ''|*[!0-9]*) tli=0 ;; esac
-	printf ',"control":{"system_id":"%s","timeline":%s,"state":' "$sid" "$tli"; js "$cst"; printf '}'
+	case $seg in ''|*[!0-9]*) seg=0 ;; esac
+	case $blk in ''|*[!0-9]*) blk=0 ;; esac
+	printf ',"control":{"system_id":"%s","timeline":%s,"wal_segment_size":%s,"state":' "$sid" "$tli" "$seg"; js "$cst"
+	# A standby's WAL ends in the newest segment of its pg_wal whose first
+	# page is that segment's: recycled and preallocated files, named for
+	# segments to come, hold older WAL or zeros. What it must stream from
+	# its primary begins there, or after it when its last page is written.
+	if [ -f "$D/standby.signal" ] && [ "$seg" -gt 0 ] && [ "$blk" -gt 0 ]; then
+		set --
+		for f in "$D"/pg_wal/[0-9A-F]*; do
+			n=${f##*/}
+			case $n in *[!0-9A-F]*) continue ;; esac
+			[ ${#n} -eq 24 ] && [ -f "$f" ] && set -- "$@" "$n"
+		done
+		if [ $# -gt 0 ]; then
+			for n in $(printf '%s\n' "$@" | sort -r -k 1.9 | head -n 64); do
+				a=${n#????????}; lo=${a#????????}; hi=${a%"$lo"}
+				start=$(( 0x$hi * 4294967296 + 0x$lo * seg ))
+				page=$(od -A n -t x8 -j 8 -N 8 -- "$D/pg_wal/$n" 2>/dev/null) || continue
+				page=${page#"${page%%[! ]*}"}
+				case $page in ''|*[!0-9a-f]*) continue ;; esac
+				[ $((0x$page)) -eq "$start" ] || continue
+				last=$(od -A n -t x8 -j $((seg - blk + 8)) -N 8 -- "$D/pg_wal/$n" 2>/dev/null)
+				last=${last#"${last%%[! ]*}"}
+				full=false
+				case $last in ''|*[!0-9a-f]*) ;; *) [ $((0x$last)) -eq $((start + seg - blk)) ] && full=true ;; esac
+				printf ',"last_wal":"%s","last_wal_full":%s' "$n" "$full"
+				break
+			done
+		fi
+	fi
+	printf '}'
 fi
 printf '}\n'
 exit 0

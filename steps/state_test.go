@@ -1,6 +1,7 @@
 package steps
 
 import (
+	"encoding/binary"
 	"errors"
 	"net"
 	"os"
@@ -78,6 +79,9 @@ func TestDecodeStatePrimary(t *testing.T) {
 	}
 	if s.primaryDatabases() != 2 {
 		t.Errorf("primaryDatabases %d, want 2", s.primaryDatabases())
+	}
+	if lsn, ok := s.oldestWAL(); !ok || formatLSN(lsn) != "0/3000000" {
+		t.Errorf("oldestWAL %s %v, want 0/3000000", formatLSN(lsn), ok)
 	}
 }
 
@@ -376,5 +380,70 @@ func TestReplicationOfPrefersTheStream(t *testing.T) {
 	s = &Server{Replication: []ReplicationState{{ApplicationName: "h2", State: "backup"}}}
 	if r := s.ReplicationOf("h2"); r == nil || r.State != "backup" {
 		t.Errorf("a clone in progress: ReplicationOf(h2) = %+v, want the backup row", r)
+	}
+}
+
+// A stopped standby's WAL ends in the newest segment of its pg_wal that
+// holds its own WAL: segments recycled for later use hold an older
+// segment's pages, preallocated ones zeros.
+func TestStateScriptStandbyWAL(t *testing.T) {
+	for _, p := range []string{"od", "sort", "head"} {
+		if _, err := exec.LookPath(p); err != nil {
+			t.Skipf("no %s: %v", p, err)
+		}
+	}
+	const seg, blk = 64 << 10, 8 << 10 // as pg_controldata says below
+	// segment makes a segment file whose first and last pages say they
+	// are at the LSNs given (0: zeros).
+	segment := func(first, last uint64) []byte {
+		b := make([]byte, seg)
+		binary.NativeEndian.PutUint64(b[8:], first)
+		binary.NativeEndian.PutUint64(b[seg-blk+8:], last)
+		return b
+	}
+	at := func(n uint64) uint64 { return n * seg }
+	for _, tc := range []struct {
+		name     string
+		signal   bool
+		lastFull bool   // segment 4's last page written
+		want     string // LastWAL
+	}{
+		{"a standby, its last segment partly written", true, false, "000000010000000000000004"},
+		{"a standby, its last segment full", true, true, "000000010000000000000004"},
+		{"no standby.signal", false, false, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newProbeEnv(t)
+			writeFile(t, filepath.Join(e.data, "PG_VERSION"), "15\n", 0o600)
+			if tc.signal {
+				writeFile(t, filepath.Join(e.data, "standby.signal"), "", 0o600)
+			}
+			wal := filepath.Join(e.data, "pg_wal")
+			last4 := uint64(0)
+			if tc.lastFull {
+				last4 = at(4) + seg - blk
+			}
+			for name, b := range map[string][]byte{
+				"000000010000000000000003":         segment(at(3), at(3)+seg-blk),
+				"000000010000000000000004":         segment(at(4), last4),
+				"000000010000000000000005":         segment(at(1), at(1)+seg-blk), // recycled from segment 1
+				"000000010000000000000006":         segment(0, 0),                 // preallocated
+				"000000010000000000000007.partial": segment(at(7), 0),
+				"00000002.history":                 []byte("1\t0/3000000\tno recovery target specified\n"),
+			} {
+				writeFile(t, filepath.Join(wal, name), string(b), 0o600)
+			}
+			if err := os.MkdirAll(filepath.Join(wal, "archive_status"), 0o700); err != nil {
+				t.Fatal(err)
+			}
+			e.fakeRunuser(t, "", 2, "Database system identifier:           7001\nDatabase cluster state:               shut down in recovery\n"+
+				"Latest checkpoint's TimeLineID:       1\nWAL block size:                       8192\nBytes per WAL segment:                65536\n")
+			s, out := e.run(t)
+			want := &Control{SystemID: "7001", Timeline: 1, State: "shut down in recovery", WALSegmentSize: seg,
+				LastWAL: tc.want, LastWALFull: tc.want != "" && tc.lastFull}
+			if !reflect.DeepEqual(s.Control, want) {
+				t.Errorf("Control %+v, want %+v\n%s", s.Control, want, out)
+			}
+		})
 	}
 }

@@ -58,14 +58,16 @@ On each host, in order, and only where something differs from the inventory:
              name or slot: rewrite primary_conninfo and primary_slot_name in
              postgresql.auto.conf and reload it (restart on PostgreSQL 12);
              never a clone
-  clone      replicas with no data, or whose clone was cut short, or whose
-             slot on the primary was invalidated (the WAL they need is
-             gone): check first that the clone can succeed, stop, make the
-             replica's slot (again), move the old data aside, then
-             pg_basebackup (or a tar stream through pgfleet). Data that has
-             been a primary's (a promoted replica, an old primary), another
-             cluster's, or that is no cluster at all is never moved: up
-             refuses and names the host (see pgfleet rebuild)
+  clone      replicas with no data, or whose clone was cut short, or that
+             cannot catch up (their slot on the primary was invalidated, or
+             the WAL they need is gone from the primary's pg_wal; a replica
+             that is merely behind catches up): check first that the clone
+             can succeed, stop, make the replica's slot (again), move the
+             old data aside, then pg_basebackup (or a tar stream through
+             pgfleet). Data that has been a primary's (a promoted replica,
+             an old primary), another cluster's, or that is no cluster at
+             all is never moved: up refuses and names the host (see pgfleet
+             rebuild)
   start      the replicas
   verify     every replica streams and has replayed the primary's latest WAL
 

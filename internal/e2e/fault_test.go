@@ -683,6 +683,141 @@ func TestFaults(t *testing.T) {
 		checkNoLoss(t, l, w)
 	})
 
+	t.Run("a standby that needs WAL the primary removed is cloned again", func(t *testing.T) {
+		// No WAL kept for the standby's sake: once its slot is dropped, a
+		// checkpoint removes the WAL it has not received.
+		small := filepath.Join(t.TempDir(), "small.yaml")
+		src, err := os.ReadFile(inv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(small, []byte(strings.Replace(string(src), "postgres:\n",
+			"postgres:\n  settings:\n    wal_keep_size: 0\n", 1)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		slot := strings.ReplaceAll(replica, "-", "_")
+		const log = "/var/log/postgresql/postgresql-15-main.log"
+		// segment is the number of a WAL segment (16 MB) from the last 16
+		// hex digits of its file name.
+		segment := func(name string) uint64 {
+			name = strings.TrimSpace(name)
+			if len(name) != 16 {
+				t.Fatalf("not the LSN part of a WAL file name: %q", name)
+			}
+			hi, err1 := strconv.ParseUint(name[:8], 16, 32)
+			lo, err2 := strconv.ParseUint(name[8:], 16, 32)
+			if err1 != nil || err2 != nil {
+				t.Fatalf("not the LSN part of a WAL file name: %q", name)
+			}
+			return hi<<8 | lo
+		}
+		// stoppedWithoutWAL stops the standby, drops its slot and has the
+		// primary write, switch and check point until its oldest WAL
+		// segment comes after the segment after the newest file of the
+		// standby's pg_wal: what the standby needs next is gone.
+		stoppedWithoutWAL := func(t *testing.T) {
+			upOK(t, small)
+			if _, err := l.Exec(context.Background(), replica, "pg_ctlcluster", "15", "main", "stop", "-m", "fast"); err != nil {
+				t.Fatal(err)
+			}
+			eventually(t, 30*time.Second, "the slot of "+replica+" is dropped", func() string {
+				psqlOn(t, l, primary, fmt.Sprintf("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '%s' AND NOT active", slot))
+				if got := psqlOn(t, l, primary, fmt.Sprintf("SELECT count(*) FROM pg_replication_slots WHERE slot_name = '%s'", slot)); got != "0" {
+					return "it is still there"
+				}
+				return ""
+			})
+			out, err := l.Exec(context.Background(), replica, "sh", "-c",
+				"ls /var/lib/postgresql/15/main/pg_wal | grep -E '^[0-9A-F]{24}$' | cut -c9- | sort | tail -n 1")
+			if err != nil {
+				t.Fatalf("list the pg_wal of %s: %v %s", replica, err, out)
+			}
+			newest := segment(out)
+			// Behind, but with its WAL still on the primary (no checkpoint
+			// yet): it catches up, and nothing would clone it.
+			if out, err := l.Exec(context.Background(), primary, "sh", "-c",
+				`for i in 1 2 3 4 5 6; do runuser -u postgres -- psql -XAtqc "SELECT pg_switch_wal()" >/dev/null; sleep 0.1; done`); err != nil {
+				t.Fatalf("switch WAL segments: %v %s", err, out)
+			}
+			if r := pgfleet(t, "check", inv); strings.Contains(r.stdout+r.stderr, "cannot catch up") ||
+				!strings.Contains(r.stdout, "/var/lib/postgresql/15/main holds PostgreSQL 15 standby data;") { // the stopped standby's line
+				t.Errorf("check on a standby whose WAL is still there: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+			}
+			eventually(t, 2*time.Minute, "the WAL "+replica+" needs is removed on "+primary, func() string {
+				if out, err := l.Exec(context.Background(), primary, "sh", "-c",
+					`for i in 1 2 3 4 5 6; do runuser -u postgres -- psql -XAtqc "SELECT pg_switch_wal()" >/dev/null; sleep 0.1; done
+					runuser -u postgres -- psql -XAtqc CHECKPOINT`); err != nil {
+					t.Fatalf("switch WAL segments: %v %s", err, out)
+				}
+				oldest := psqlOn(t, l, primary, "SELECT min(substr(name, 9)) FROM pg_ls_waldir() WHERE name ~ '^[0-9A-F]{24}$'")
+				if segment(oldest) <= newest+1 {
+					return fmt.Sprintf("the oldest segment on %s is %s, the newest on %s %X", primary, oldest, replica, newest)
+				}
+				return ""
+			})
+		}
+		// clonedAgain runs check and up and checks that the standby was
+		// cloned again because its WAL is gone, its old data moved aside.
+		clonedAgain := func(t *testing.T, running bool) {
+			before := asideDirs(t, l, replica)
+			if r := pgfleet(t, "check", inv); !strings.Contains(r.stdout+r.stderr, "cannot catch up: up moves it aside and clones it again, because the WAL it needs is gone from "+primary) {
+				t.Errorf("check does not say %s is cloned again: exit %d\n%s\n%s", replica, r.code, r.stdout, r.stderr)
+			}
+			steps := stepsOf(upOK(t, inv, "--output", "json"))
+			clone := steps[replica+" clone"]
+			if clone.status != "changed" || !strings.Contains(clone.changes, "because the WAL it needs is gone from "+primary) ||
+				strings.HasPrefix(clone.changes, "stop PostgreSQL") != running {
+				t.Errorf("%s clone: %s %q, want a clone because its WAL is gone (running %v)", replica, clone.status, clone.changes, running)
+			}
+			after := asideDirs(t, l, replica)
+			if len(strings.Fields(after)) != len(strings.Fields(before))+1 {
+				t.Fatalf("the old data was not moved aside: before %q, after %q", before, after)
+			}
+			newest := strings.Fields(after)[len(strings.Fields(after))-1]
+			if out, err := l.Exec(context.Background(), replica, "test", "-f", newest+"/standby.signal"); err != nil {
+				t.Errorf("the moved-aside copy %s holds no standby's data: %v %s", newest, err, out)
+			}
+			if got := psqlOn(t, l, primary, fmt.Sprintf("SELECT active FROM pg_replication_slots WHERE slot_name = '%s'", slot)); got != "t" {
+				t.Errorf("the slot of %s after the clone: active %q", replica, got)
+			}
+			streams(t, replica)
+		}
+
+		t.Run("stopped", func(t *testing.T) {
+			w := nextWriter()
+			stoppedWithoutWAL(t)
+			clonedAgain(t, false)
+			checkNoLoss(t, l, w)
+		})
+
+		// Started again, with a new slot that reserves WAL from now on, it
+		// runs but asks the primary in vain for the WAL it needs.
+		t.Run("running, stuck after a restart", func(t *testing.T) {
+			w := nextWriter()
+			stoppedWithoutWAL(t)
+			psqlOn(t, l, primary, fmt.Sprintf("SELECT pg_create_physical_replication_slot('%s', true)", slot))
+			out, _ := l.Exec(context.Background(), replica, "sh", "-c", "grep -c 'has already been removed' "+log+"; true")
+			seen, _ := strconv.Atoi(strings.TrimSpace(out))
+			if _, err := l.Exec(context.Background(), replica, "pg_ctlcluster", "15", "main", "start"); err != nil {
+				t.Fatal(err)
+			}
+			eventually(t, time.Minute, replica+" fails to stream", func() string {
+				out, _ := l.Exec(context.Background(), replica, "sh", "-c", "grep -c 'has already been removed' "+log+"; true")
+				if n, _ := strconv.Atoi(strings.TrimSpace(out)); n <= seen {
+					return "no 'has already been removed' in its log yet"
+				}
+				// It answers once it replayed its own WAL, then asks for more.
+				if got, err := l.Exec(context.Background(), replica, "runuser", "-u", "postgres", "--", "psql", "-XAtc",
+					"SELECT pg_last_wal_receive_lsn() IS NOT NULL"); strings.TrimSpace(got) != "t" {
+					return fmt.Sprintf("it has not asked for WAL yet (%q, %v)", got, err)
+				}
+				return ""
+			})
+			clonedAgain(t, true)
+			checkNoLoss(t, l, w)
+		})
+	})
+
 	t.Run("two runs at once never interleave", func(t *testing.T) {
 		// Give the runs work: a wiped replica to clone.
 		if _, err := l.Exec(context.Background(), replica, "sh", "-c",
