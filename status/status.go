@@ -241,6 +241,11 @@ func assessCluster(c *inventory.Cluster, obs map[string]*observation, o Options)
 			assessPrimary(&m, ob, declared)
 		} else {
 			assessReplica(&m, ih, c, ob, pServer, o)
+			if pServer != nil && ob.state != nil && !m.Streaming && !steps.RestoresWAL(c.Postgres) {
+				if gone := steps.WALGone(ob.state, pObs.state, p.Name); gone != "" {
+					m.Problems = append(m.Problems, "the WAL it needs is gone from "+p.Name+" ("+gone+"): it cannot catch up, and pgfleet up clones it again")
+				}
+			}
 		}
 		if m.Problems == nil {
 			m.Problems = []string{}

@@ -165,6 +165,17 @@ func TestStatusProblems(t *testing.T) {
 			host: "h3", role: RoleStopped, problem: []string{"slot h3 on h1 was invalidated", "pgfleet up clones it again"},
 		},
 		{
+			name: "running standby whose WAL is gone from the primary",
+			change: func(obs map[string]*observation) {
+				obs["h1"].state.Server.OldestWAL, obs["h1"].state.Server.WALSegmentSize = "00000001000000000000000A", 16<<20
+				s := stStandby("0/9000000", "10.0.0.1", "h3")
+				s.ReceiveLSN, s.Receiver = "0/9000000", nil
+				obs["h3"] = stUp(s)
+				obs["h1"].state.Server.Replication = obs["h1"].state.Server.Replication[:1]
+			},
+			host: "h3", role: RoleReplica, problem: []string{"the WAL it needs is gone from h1", "from 0/9000000 on", "pgfleet up clones it again"},
+		},
+		{
 			name: "unreachable",
 			change: func(obs map[string]*observation) {
 				obs["h2"] = &observation{connectErr: errors.New("dial tcp: i/o timeout")}
@@ -283,6 +294,16 @@ func TestStatusProblems(t *testing.T) {
 				t.Errorf("%d members, want 3", len(cs.Members))
 			}
 		})
+	}
+}
+
+// A standby that streams is not judged by the WAL it received long ago: the
+// primary's oldest segment lies past it, and it is healthy.
+func TestStatusStreamingStandbyIgnoresRemovedWAL(t *testing.T) {
+	obs := stHealthyObs()
+	obs["h1"].state.Server.OldestWAL, obs["h1"].state.Server.WALSegmentSize = "0000000100000000000000FF", 16<<20
+	if cs := assessCluster(stCluster(t), obs, Options{}); !cs.Healthy {
+		t.Errorf("a streaming cluster whose primary removed old WAL is unhealthy: %+v", cs)
 	}
 }
 

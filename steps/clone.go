@@ -11,6 +11,7 @@ import (
 
 	"github.com/pgfleet/pgfleet/internal/pgsql"
 	"github.com/pgfleet/pgfleet/internal/remote"
+	"github.com/pgfleet/pgfleet/inventory"
 )
 
 // Clone gives each replica that does not stream from its primary a fresh
@@ -101,21 +102,31 @@ func CloneReason(h, p *Host) string {
 			return fmt.Sprintf("its slot on %s was invalidated: the WAL it needs is gone", p.Name)
 		}
 	}
-	if p.Facts != nil && !restoresWAL(h) {
-		need, ok1 := f.walNeeded()
-		oldest, ok2 := p.Facts.oldestWAL()
-		if ok1 && ok2 && need < oldest {
-			return fmt.Sprintf("the WAL it needs is gone from %s: it needs WAL from %s on, and the oldest %s holds begins at %s",
-				p.Name, formatLSN(need), p.Name, formatLSN(oldest))
+	if p.Facts != nil && !RestoresWAL(h.PG()) {
+		if gone := WALGone(f, p.Facts, p.Name); gone != "" {
+			return "the WAL it needs is gone from " + p.Name + ": " + gone
 		}
 	}
 	return ""
 }
 
-// restoresWAL says whether h's settings give it a restore_command: WAL its
-// primary removed may still come from the archive.
-func restoresWAL(h *Host) bool {
-	for _, s := range h.PG().Settings {
+// WALGone says what WAL a standby needs that its primary, named p, no
+// longer holds ("it needs WAL from 0/9000000 on, and the oldest h1 holds
+// begins at 0/A000000"); "" when the primary still holds it, or either side
+// is not known.
+func WALGone(standby, primary *State, p string) string {
+	need, ok1 := standby.walNeeded()
+	oldest, ok2 := primary.oldestWAL()
+	if !ok1 || !ok2 || need >= oldest {
+		return ""
+	}
+	return fmt.Sprintf("it needs WAL from %s on, and the oldest %s holds begins at %s", pgsql.FormatLSN(need), p, pgsql.FormatLSN(oldest))
+}
+
+// RestoresWAL says whether a cluster's settings give it a restore_command:
+// WAL a primary removed may still come from the archive.
+func RestoresWAL(pg inventory.Postgres) bool {
+	for _, s := range pg.Settings {
 		if s.Name == "restore_command" && strings.Trim(s.Value, "' ") != "" {
 			return true
 		}

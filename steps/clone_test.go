@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgfleet/pgfleet/internal/pgsql"
 	"github.com/pgfleet/pgfleet/internal/remote/sshtest"
 	"github.com/pgfleet/pgfleet/inventory"
 )
@@ -904,7 +905,7 @@ func TestSegmentStart(t *testing.T) {
 		{"0000000100000000000000XY", 16 << 20, ""},
 	} {
 		lsn, ok := segmentStart(tc.name, tc.size)
-		if got := map[bool]string{true: formatLSN(lsn)}[ok]; got != tc.want {
+		if got := map[bool]string{true: pgsql.FormatLSN(lsn)}[ok]; got != tc.want {
 			t.Errorf("segmentStart(%s, %d) = %q, want %q", tc.name, tc.size, got, tc.want)
 		}
 	}

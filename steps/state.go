@@ -246,9 +246,6 @@ func segmentStart(name string, size int64) (uint64, bool) {
 	return hi<<32 + seg*uint64(size), true
 }
 
-// formatLSN writes an LSN as PostgreSQL does ("16/B374D848").
-func formatLSN(lsn uint64) string { return fmt.Sprintf("%X/%X", lsn>>32, lsn&0xFFFFFFFF) }
-
 // primaryDatabases is the number of databases of its own a server that
 // runs as a primary holds; 0 when it is not running or is a standby.
 func (s *State) primaryDatabases() int {

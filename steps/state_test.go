@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/pgfleet/pgfleet/internal/pgsql"
 )
 
 // stateFixture decodes testdata/state/NAME.json, an answer of the state
@@ -80,8 +82,8 @@ func TestDecodeStatePrimary(t *testing.T) {
 	if s.primaryDatabases() != 2 {
 		t.Errorf("primaryDatabases %d, want 2", s.primaryDatabases())
 	}
-	if lsn, ok := s.oldestWAL(); !ok || formatLSN(lsn) != "0/3000000" {
-		t.Errorf("oldestWAL %s %v, want 0/3000000", formatLSN(lsn), ok)
+	if lsn, ok := s.oldestWAL(); !ok || pgsql.FormatLSN(lsn) != "0/3000000" {
+		t.Errorf("oldestWAL %s %v, want 0/3000000", pgsql.FormatLSN(lsn), ok)
 	}
 }
 

@@ -25,3 +25,6 @@ func ParseLSN(s string) (uint64, error) {
 	}
 	return h<<32 | l, nil
 }
+
+// FormatLSN writes a WAL position the way PostgreSQL does ("16/B374D848").
+func FormatLSN(lsn uint64) string { return fmt.Sprintf("%X/%X", lsn>>32, lsn&0xFFFFFFFF) }
