@@ -3,6 +3,7 @@ package steps
 import (
 	"fmt"
 
+	"github.com/pgfleet/pgfleet/internal/hint"
 	"github.com/pgfleet/pgfleet/internal/remote"
 )
 
@@ -15,18 +16,11 @@ type HostError struct {
 func (e *HostError) Error() string { return fmt.Sprintf("%s: %s: %v", e.Host, e.Step, e.Err) }
 func (e *HostError) Unwrap() error { return e.Err }
 
-// Hint is an error with a suggestion of what to do next.
-type Hint struct {
-	Err  error
-	Hint string
-}
+// Hint is an error with a suggestion of what to do next: pgfleet's one
+// hint type, which internal/remote returns too.
+type Hint = hint.Error
 
-func (e *Hint) Error() string { return e.Err.Error() }
-func (e *Hint) Unwrap() error { return e.Err }
-
-func hintf(hint string, format string, args ...any) error {
-	return &Hint{Err: fmt.Errorf(format, args...), Hint: hint}
-}
+func hintf(h string, format string, args ...any) error { return hint.Errorf(h, format, args...) }
 
 // Cause is an error's text without the "host: step:" prefixes that the
 // wrapping errors add, for reports that show host and step on their own.
