@@ -2,7 +2,12 @@
 // host (optionally through a bastion), commands run through `sudo -n`, and
 // files moved over an SFTP server that itself runs as root.
 //
-// It imports no other pgfleet package: it knows hosts, not inventories.
+// It knows hosts, not inventories, and imports no other pgfleet package but
+// internal/hint: an error that says what to do next (an unknown or changed
+// host key, keys the host refused, sudo that asks for a password) is a
+// *hint.Error, the hint apart from the message. A hint names no pgfleet
+// flag; cmd/pgfleet adds --accept-new-host-keys to the hint of an error
+// that is ErrHostKeyUnknown.
 package remote
 
 import (
