@@ -106,7 +106,7 @@ func CloneReason(h, p *Host) string {
 func (Clone) Check(ctx context.Context, r *Run, h *Host) (*Plan, error) {
 	p := r.PrimaryOf(h)
 	if p == nil {
-		return nil, hintf("add the primary to --limit", "the primary %s is not part of this run", h.Cluster.Primary.Name)
+		return nil, &PrimaryOutsideError{Primary: h.Cluster.Primary.Name}
 	}
 	if err := RefuseData(h, p, r.Opts.Rebuild); err != nil {
 		return nil, err

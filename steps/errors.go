@@ -22,6 +22,32 @@ type Hint = hint.Error
 
 func hintf(h string, format string, args ...any) error { return hint.Errorf(h, format, args...) }
 
+// UnknownHostError is a host name, from Options.Limit, that the inventory
+// does not hold.
+type UnknownHostError struct{ Host string }
+
+func (e *UnknownHostError) Error() string { return fmt.Sprintf("no host %q in the inventory", e.Host) }
+
+// PrimaryOutsideError is a replica's step that needs the replica's
+// primary, which the run leaves out (Options.Limit without
+// Options.WithPrimaries).
+type PrimaryOutsideError struct{ Primary string }
+
+func (e *PrimaryOutsideError) Error() string {
+	return fmt.Sprintf("the primary %s is not part of this run", e.Primary)
+}
+
+// NotConfirmedError is a change that needs a person's yes and did not get
+// it: no one could be asked, or they said no. The hint around it says
+// what to do by hand; cmd/pgfleet adds how to say yes ahead of time.
+type NotConfirmedError struct {
+	Action string // what pgfleet did not do, for a hint: "restart the primary"
+	Err    error
+}
+
+func (e *NotConfirmedError) Error() string { return e.Err.Error() }
+func (e *NotConfirmedError) Unwrap() error { return e.Err }
+
 // Cause is an error's text without the "host: step:" prefixes that the
 // wrapping errors add, for reports that show host and step on their own.
 func Cause(err error) string {

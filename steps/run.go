@@ -10,7 +10,6 @@ package steps
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"slices"
 	"sync"
@@ -170,7 +169,7 @@ func NewRun(inv *inventory.Inventory, opts Options) (*Run, error) {
 	r := &Run{Opts: opts, Inventory: inv, Started: time.Now(), passwords: map[string]string{}}
 	for _, name := range opts.Limit {
 		if inv.Host(name) == nil {
-			return nil, fmt.Errorf("--limit: no host %q in the inventory", name)
+			return nil, &UnknownHostError{Host: name}
 		}
 	}
 	for _, c := range inv.Clusters {

@@ -146,7 +146,7 @@ func (hk *hostKeyChecker) unknownError(key ssh.PublicKey) error {
 	return &hint.Error{
 		Err: newMsgError(fmt.Sprintf("host key of %s is unknown (%s %s)",
 			cfg.hostPort(), key.Type(), ssh.FingerprintSHA256(key)), ErrHostKeyUnknown),
-		Hint: fmt.Sprintf("run `ssh-keyscan -p %d %s >> %s` after checking the fingerprint, or pass --accept-new-host-keys",
+		Hint: fmt.Sprintf("run `ssh-keyscan -p %d %s >> %s` after checking the fingerprint",
 			cfg.Port, cfg.Address, cfg.KnownHostsFile),
 	}
 }
