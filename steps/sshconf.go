@@ -51,7 +51,7 @@ func (r *Run) resolveSSH() error {
 		}
 		seen[k] = e
 		for _, msg := range e.Ignored {
-			r.Opts.Logger.Warn("ssh config: ignored "+msg, "host", ih.Name)
+			r.Opts.Logger.Warn("ssh config setting ignored", "host", ih.Name, "why", msg)
 		}
 		ih.ReplicationAddress = e.ReplicationAddress
 		r.ssh[ih.Name] = e

@@ -4,12 +4,12 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"strings"
 	"sync"
 
-	"github.com/charmbracelet/log"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
 
@@ -39,12 +39,12 @@ func newAuth(cfg Config) (*authMethods, error) {
 	if sock := os.Getenv("SSH_AUTH_SOCK"); sock != "" {
 		conn, err := net.Dial("unix", sock)
 		if err != nil {
-			logf(cfg.Logger, log.DebugLevel, "ssh-agent unavailable", "socket", sock, "err", err)
+			logf(cfg.Logger, slog.LevelDebug, "ssh-agent unavailable", "host", cfg.Name, "socket", sock, "err", err)
 		} else {
 			a.agentConn = conn
 			agentSigners, err = agent.NewClient(conn).Signers()
 			if err != nil {
-				logf(cfg.Logger, log.DebugLevel, "ssh-agent: list keys", "err", err)
+				logf(cfg.Logger, slog.LevelDebug, "ssh-agent: list keys", "host", cfg.Name, "err", err)
 			}
 		}
 	}

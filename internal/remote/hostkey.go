@@ -6,13 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 
-	"github.com/charmbracelet/log"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
 
@@ -124,7 +124,7 @@ func (c *hostKeyCheck) callback(hostname string, remote net.Addr, key ssh.Public
 		hk.mu.Lock()
 		hk.accepted[hostname] = key
 		hk.mu.Unlock()
-		logf(hk.cfg.Logger, log.InfoLevel, "recorded new host key", "host", hk.cfg.Name,
+		logf(hk.cfg.Logger, slog.LevelInfo, "recorded new host key", "host", hk.cfg.Name,
 			"address", knownhosts.Normalize(hostname), "key", key.Type()+" "+ssh.FingerprintSHA256(key),
 			"file", hk.cfg.KnownHostsFile)
 		return nil

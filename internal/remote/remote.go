@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -23,7 +24,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/charmbracelet/log"
 	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
 )
@@ -75,7 +75,7 @@ type Config struct {
 	// first command runs through sudo and which checks it with SudoError.
 	SkipSudoCheck bool
 	// Logger may be nil. Commands are logged at debug level, never their stdin.
-	Logger *log.Logger
+	Logger *slog.Logger
 }
 
 func (cfg *Config) withDefaults() Config {
@@ -271,7 +271,7 @@ func dialHop(ctx context.Context, cfg Config, via *ssh.Client) (*ssh.Client, err
 	for attempt := 0; attempt < dialAttempts; attempt++ {
 		if attempt > 0 {
 			d := dialBackoff[min(attempt-1, len(dialBackoff)-1)]
-			logf(cfg.Logger, log.DebugLevel, "retrying connection", "host", cfg.Name, "after", d, "err", lastErr)
+			logf(cfg.Logger, slog.LevelDebug, "retrying connection", "host", cfg.Name, "after", d, "err", lastErr)
 			t := time.NewTimer(d)
 			select {
 			case <-ctx.Done():
@@ -429,7 +429,7 @@ func keepAlive(conn *ssh.Client, cfg Config, stop <-chan struct{}) {
 		if inFlight {
 			missed++
 			if missed >= keepAliveMisses {
-				logf(cfg.Logger, log.WarnLevel, "connection lost: keepalives unanswered, closing", "host", cfg.Name, "missed", missed)
+				logf(cfg.Logger, slog.LevelWarn, "connection lost: keepalives unanswered, closing", "host", cfg.Name, "missed", missed)
 				conn.Close()
 				return
 			}
@@ -443,8 +443,8 @@ func keepAlive(conn *ssh.Client, cfg Config, stop <-chan struct{}) {
 	}
 }
 
-func logf(l *log.Logger, level log.Level, msg string, kv ...any) {
+func logf(l *slog.Logger, level slog.Level, msg string, kv ...any) {
 	if l != nil {
-		l.Log(level, msg, kv...)
+		l.Log(context.Background(), level, msg, kv...)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -24,7 +25,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/charmbracelet/log"
 	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
@@ -268,7 +268,7 @@ func TestAcceptNewHostKey(t *testing.T) {
 	cfg := f.config()
 	cfg.AcceptNewHostKeys = true
 	var logs bytes.Buffer
-	cfg.Logger = log.New(&logs)
+	cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 
 	c := dial(t, cfg)
 	c.Close()

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"maps"
 	"regexp"
 	"slices"
@@ -13,7 +14,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/charmbracelet/log"
 	"golang.org/x/crypto/ssh"
 
 	"github.com/pgfleet/pgfleet/internal/hint"
@@ -149,7 +149,7 @@ func (c *Client) Run(ctx context.Context, cmd Cmd) (*Result, error) {
 	if err != nil {
 		return nil, &HostError{Host: c.cfg.Name, Op: "run", Err: err}
 	}
-	logf(c.cfg.Logger, log.DebugLevel, "run", "host", c.cfg.Name, "cmd", line)
+	logf(c.cfg.Logger, slog.LevelDebug, "run", "host", c.cfg.Name, "cmd", line)
 	fail := func(err error) error {
 		return &HostError{Host: c.cfg.Name, Op: "run " + shortCommand(line), Err: err}
 	}
