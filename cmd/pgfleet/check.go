@@ -81,9 +81,7 @@ func runCheck(ctx context.Context, g *globalOptions, o *checkOptions, path strin
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
-	for i, c := range rep.Checks {
-		rep.Checks[i].Hint = flagHint(c.Err, c.Hint)
-	}
+	wordCheckHints(rep)
 	if g.output == "json" {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")

@@ -7,6 +7,7 @@ import (
 	"github.com/pgfleet/pgfleet/internal/hint"
 	"github.com/pgfleet/pgfleet/internal/remote"
 	"github.com/pgfleet/pgfleet/internal/sshconf"
+	"github.com/pgfleet/pgfleet/preflight"
 	"github.com/pgfleet/pgfleet/steps"
 )
 
@@ -47,6 +48,14 @@ func flagHint(err error, h string) string {
 		return orElse(h, "fix the file, name another with --ssh-config FILE, or read none with --ssh-config none")
 	}
 	return h
+}
+
+// wordCheckHints puts pgfleet's flags in the hints of a preflight's
+// failed checks.
+func wordCheckHints(rep *preflight.Report) {
+	for i, c := range rep.Checks {
+		rep.Checks[i].Hint = flagHint(c.Err, c.Hint)
+	}
 }
 
 // orElse joins two hints, either of which may be empty.

@@ -8,6 +8,7 @@ import (
 	"github.com/pgfleet/pgfleet/internal/hint"
 	"github.com/pgfleet/pgfleet/internal/remote"
 	"github.com/pgfleet/pgfleet/internal/sshconf"
+	"github.com/pgfleet/pgfleet/preflight"
 	"github.com/pgfleet/pgfleet/steps"
 )
 
@@ -43,6 +44,22 @@ func TestHintOfNamesTheFlags(t *testing.T) {
 				t.Errorf("hintOf(%v) =\n  %q, want\n  %q", tt.err, got, tt.want)
 			}
 		})
+	}
+}
+
+func TestCheckHintsNameTheFlags(t *testing.T) {
+	unknown := &hint.Error{Err: fmt.Errorf("host key of 10.0.0.1:22 is unknown: %w", remote.ErrHostKeyUnknown),
+		Hint: "run `ssh-keyscan -p 22 10.0.0.1 >> kh` after checking the fingerprint"}
+	rep := &preflight.Report{Checks: []preflight.Result{
+		{Host: "h1", Check: preflight.CheckSSH, Status: preflight.CheckFail, Detail: unknown.Err.Error(), Hint: unknown.Hint, Err: unknown},
+		{Host: "h2", Check: preflight.CheckClock, Status: preflight.CheckWarn, Detail: "+2s", Hint: "synchronise the clocks"},
+	}}
+	wordCheckHints(rep)
+	if got, want := rep.Checks[0].Hint, unknown.Hint+", or pass --accept-new-host-keys"; got != want {
+		t.Errorf("hint of the unknown key %q, want %q", got, want)
+	}
+	if got := rep.Checks[1].Hint; got != "synchronise the clocks" {
+		t.Errorf("a check without an error: hint %q, want it kept", got)
 	}
 }
 
