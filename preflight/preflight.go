@@ -4,8 +4,9 @@
 // that check and up never disagree; what only a preflight does (a
 // replica's view of its primary's port, the hosts' clocks) lives here.
 //
-// It imports steps and pgfleet's internal remote package; only
-// cmd imports it.
+// It imports steps and pgfleet's internal remote and hint packages; only
+// cmd imports it. A hint comes from the error it is about (hint.Of), never
+// from splitting a message.
 package preflight
 
 import (
@@ -19,6 +20,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pgfleet/pgfleet/internal/hint"
 	"github.com/pgfleet/pgfleet/internal/remote"
 	"github.com/pgfleet/pgfleet/steps"
 )
@@ -59,6 +61,9 @@ type Result struct {
 	Status string `json:"status"` // pass, warn or fail
 	Detail string `json:"detail"`
 	Hint   string `json:"hint"`
+	// Err is the error behind a failed check, if one is: cmd adds to the
+	// hint what a flag of its would do about it.
+	Err error `json:"-"`
 }
 
 // Report is the result of a preflight: OK when no check failed.
@@ -98,12 +103,15 @@ func (c *checker) add(host, check, status, detail, hint string) {
 // fail reports a check failed with the error a step gives for the same
 // condition, and its hint.
 func (c *checker) fail(h *steps.Host, check string, err error) {
-	hint := ""
-	var hi *steps.Hint
-	if errors.As(err, &hi) {
-		hint = hi.Hint
-	}
-	c.add(h.Name, check, CheckFail, err.Error(), hint)
+	c.failed(h.Name, check, err, err.Error(), hint.Of(err))
+}
+
+// failed adds a failed check whose cause is err, for cmd to word its hint
+// (Result.Err).
+func (c *checker) failed(host, check string, err error, detail, hint string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.results = append(c.results, Result{Host: host, Check: check, Status: CheckFail, Detail: detail, Hint: hint, Err: err})
 }
 
 func (c *checker) pass(h *steps.Host, check, format string, args ...any) {
@@ -176,8 +184,7 @@ func (c *checker) connection(h *steps.Host, err error) {
 		c.pass(h, CheckSudo, "sudo -n works")
 		return
 	}
-	msg := steps.Cause(err)
-	detail, hint := msg, ""
+	detail, hnt := steps.Cause(err), hint.Of(err)
 	sudo := errors.Is(err, remote.ErrSudoPassword)
 	var rhe *remote.HostError
 	if errors.As(err, &rhe) && rhe.Op == "check sudo" {
@@ -185,27 +192,32 @@ func (c *checker) connection(h *steps.Host, err error) {
 	}
 	switch {
 	case errors.Is(err, remote.ErrHostKeyUnknown), errors.Is(err, remote.ErrHostKeyChanged), sudo:
-		// These messages end with what to do: "...; run ssh-keyscan ...".
-		if d, hnt, ok := strings.Cut(msg, "; "); ok {
-			detail, hint = d, hnt
-		}
+		// The transport's hint says what to do.
 	case errors.Is(err, remote.ErrAuth):
-		hint = "check ssh.user and ssh.identity_file in the inventory (or User and IdentityFile in ssh_config), or add the key to ssh-agent"
+		hnt = joinHints(hnt, "check ssh.user and ssh.identity_file in the inventory (or User and IdentityFile in ssh_config), or add the key to ssh-agent")
 	case h.Conn != nil:
 		// Connected, but the facts probe failed.
 		c.pass(h, CheckSSH, "connected to %s@%s, host key known", user, addr)
 		c.pass(h, CheckSudo, "sudo -n works")
-		c.add(h.Name, CheckOS, CheckFail, "read the host's facts: "+msg, "run `pgfleet up --dry-run --log-level debug` to see the probe's error")
+		c.add(h.Name, CheckOS, CheckFail, "read the host's facts: "+detail, "run `pgfleet up --dry-run --log-level debug` to see the probe's error")
 		return
 	default:
-		hint = fmt.Sprintf("check that %s is up and that sshd listens on %s (ssh.port, proxy_jump)", h.Name, addr)
+		hnt = joinHints(hnt, fmt.Sprintf("check that %s is up and that sshd listens on %s (ssh.port, proxy_jump)", h.Name, addr))
 	}
 	if sudo {
 		c.pass(h, CheckSSH, "connected to %s@%s, host key known", user, addr)
-		c.add(h.Name, CheckSudo, CheckFail, detail, hint)
+		c.failed(h.Name, CheckSudo, err, detail, hnt)
 		return
 	}
-	c.add(h.Name, CheckSSH, CheckFail, detail, hint)
+	c.failed(h.Name, CheckSSH, err, detail, hnt)
+}
+
+// joinHints puts a hint of pgfleet's after the one an error carries.
+func joinHints(first, then string) string {
+	if first == "" {
+		return then
+	}
+	return first + "; else " + then
 }
 
 func sshPort(h *steps.Host) int {

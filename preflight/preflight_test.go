@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgfleet/pgfleet/internal/hint"
 	"github.com/pgfleet/pgfleet/internal/remote"
 	"github.com/pgfleet/pgfleet/inventory"
 	"github.com/pgfleet/pgfleet/steps"
@@ -140,14 +141,20 @@ func TestCheckConnection(t *testing.T) {
 		hintPrefix string
 	}{
 		{"ok", nil, CheckPass, CheckPass, "", ""},
-		{"unknown key", wrap(ckSentinel{"host key of 192.168.0.1:22 is unknown (ssh-ed25519 SHA256:abc); run `ssh-keyscan -p 22 192.168.0.1 >> kh` after checking the fingerprint, or pass --accept-new-host-keys",
-			remote.ErrHostKeyUnknown}), CheckFail, "", "host key of 192.168.0.1:22 is unknown (ssh-ed25519 SHA256:abc)", "run `ssh-keyscan"},
-		{"changed key", wrap(ckSentinel{"HOST KEY CHANGED for 192.168.0.1:22: it presented X; this may be an attack", remote.ErrHostKeyChanged}),
-			CheckFail, "", "HOST KEY CHANGED", "this may be an attack"},
+		{"unknown key", wrap(&hint.Error{Err: ckSentinel{"host key of 192.168.0.1:22 is unknown (ssh-ed25519 SHA256:abc)", remote.ErrHostKeyUnknown},
+			Hint: "run `ssh-keyscan -p 22 192.168.0.1 >> kh` after checking the fingerprint"}),
+			CheckFail, "", "host key of 192.168.0.1:22 is unknown (ssh-ed25519 SHA256:abc)", "run `ssh-keyscan"},
+		// The message keeps its "; ": the hint is a value, not a part of it.
+		{"changed key", wrap(&hint.Error{Err: ckSentinel{"HOST KEY CHANGED for 192.168.0.1:22: it presented X; this may be an attack", remote.ErrHostKeyChanged},
+			Hint: "if the host was reinstalled, remove the old key"}),
+			CheckFail, "", "it presented X; this may be an attack", "if the host was reinstalled"},
 		{"auth", wrap(ckSentinel{"ssh authentication failed for ops", remote.ErrAuth}), CheckFail, "", "authentication failed", "check ssh.user"},
+		{"auth with the transport's hint", wrap(&hint.Error{Err: ckSentinel{"ops@h1 accepted none of our keys", remote.ErrAuth},
+			Hint: "check that one of them is in ~ops/.ssh/authorized_keys on the host"}),
+			CheckFail, "", "accepted none of our keys", "check that one of them is in ~ops/.ssh/authorized_keys on the host; else check ssh.user"},
 		{"network", wrap(errors.New("dial 192.168.0.1:22: connection refused")), CheckFail, "", "dial 192.168.0.1:22: connection refused", "check that h1 is up"},
 		{"sudo password", &steps.HostError{Host: "h1", Step: "connect", Err: &remote.HostError{Host: "h1", Op: "check sudo",
-			Err: ckSentinel{"sudo on h1 needs a password; pgfleet needs passwordless sudo for ops", remote.ErrSudoPassword}}},
+			Err: &hint.Error{Err: ckSentinel{"sudo on h1 needs a password", remote.ErrSudoPassword}, Hint: "pgfleet needs passwordless sudo for ops"}}},
 			CheckPass, CheckFail, "sudo on h1 needs a password", "pgfleet needs passwordless sudo"},
 	}
 	for _, tt := range tests {
@@ -171,6 +178,9 @@ func TestCheckConnection(t *testing.T) {
 			}
 			if !strings.HasPrefix(failed.Hint, tt.hintPrefix) {
 				t.Errorf("hint %q, want it to start with %q", failed.Hint, tt.hintPrefix)
+			}
+			if tt.err != nil && failed.Err != tt.err {
+				t.Errorf("Err = %v, want the connection's error, for cmd to word its hint", failed.Err)
 			}
 		})
 	}

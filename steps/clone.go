@@ -137,7 +137,7 @@ func RestoresWAL(pg inventory.Postgres) bool {
 func (Clone) Check(ctx context.Context, r *Run, h *Host) (*Plan, error) {
 	p := r.PrimaryOf(h)
 	if p == nil {
-		return nil, hintf("add the primary to --limit", "the primary %s is not part of this run", h.Cluster.Primary.Name)
+		return nil, &PrimaryOutsideError{Primary: h.Cluster.Primary.Name}
 	}
 	if err := RefuseData(h, p, r.Opts.Rebuild); err != nil {
 		return nil, err
@@ -232,13 +232,13 @@ func clone(ctx context.Context, r *Run, h, p *Host) error {
 			if _, err := root(ctx, h, "rm", "-rf", "--one-file-system", "--", d); err != nil {
 				return fmt.Errorf("delete old data: %w", err)
 			}
-			h.Log.Warn("deleted the old data in " + d)
+			h.Log.Warn("deleted the old data", "dir", d)
 		} else {
 			aside := d + ".pgfleet-" + timestamp(r.Started)
 			if _, err := root(ctx, h, "mv", "-T", "--", d, aside); err != nil {
 				return fmt.Errorf("move old data aside: %w", err)
 			}
-			h.Log.Info("moved the old data aside to " + aside)
+			h.Log.Info("moved the old data aside", "dir", d, "to", aside)
 		}
 	}
 	// The marker tells the next run that what the directory holds is a
@@ -314,9 +314,9 @@ func ensureSlot(ctx context.Context, h, p *Host, slot string) error {
 		_, did, _ := strings.Cut(strings.TrimSpace(line), "|")
 		switch did {
 		case "dropped":
-			h.Log.Warn("dropped the invalidated replication slot " + slot + " on " + p.Name + ": it had lost the WAL the standby needed")
+			h.Log.Warn("dropped an invalidated replication slot: it had lost the WAL the standby needed", "slot", slot, "on", p.Name)
 		case "created":
-			h.Log.Info("created replication slot " + slot + " on " + p.Name)
+			h.Log.Info("created replication slot", "slot", slot, "on", p.Name)
 		case "in use":
 			return hintf("stop PostgreSQL on "+h.Name+" and run pgfleet up again",
 				"the invalidated replication slot %s on %s is still in use", slot, p.Name)

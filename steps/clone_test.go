@@ -286,6 +286,10 @@ func TestCloneCheckPrimaryOutsideLimit(t *testing.T) {
 	r := newTestRun(t, testInventory, Options{DryRun: true, Limit: []string{"h2"}})
 	plan, err := Clone{}.Check(context.Background(), r, host(t, r, "h2"))
 	checkPlan(t, plan, err, "the primary h1 is not part of this run", nil)
+	var outside *PrimaryOutsideError
+	if !errors.As(err, &outside) || outside.Primary != "h1" {
+		t.Errorf("err = %#v, want a *PrimaryOutsideError naming h1, for cmd to name --limit", err)
+	}
 }
 
 // Data that may hold writes of its own, or that is not PostgreSQL's, is

@@ -60,7 +60,7 @@ func (Configure) Check(ctx context.Context, r *Run, h *Host) (*Plan, error) {
 				if _, err := root(ctx, h, "sh", "-c", `[ -e "$1.pgfleet-orig" ] || cp -p "$1" "$1.pgfleet-orig"`, "pgfleet-backup", p); err != nil {
 					return fmt.Errorf("back up %s: %w", p, err)
 				}
-				h.Log.Info("backed up " + p + " to " + p + ".pgfleet-orig")
+				h.Log.Info("backed up a file pgfleet did not write", "file", p, "backup", p+".pgfleet-orig")
 			}
 			if name == "postgresql.conf" {
 				if err := validateConf(ctx, h, files[name]); err != nil {

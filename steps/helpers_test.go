@@ -2,6 +2,8 @@ package steps
 
 import (
 	"encoding/base64"
+	"io"
+	"log/slog"
 	"testing"
 
 	"github.com/pgfleet/pgfleet/inventory"
@@ -23,6 +25,20 @@ hosts:
   h2: {address: 10.0.0.2}
   h3: {address: 192.168.0.3, replication_address: 10.0.0.3}
 `
+
+// textLogger logs to w as slog's text, without the time:
+// `level=INFO msg=change host=h1 step=install change="..."`.
+func textLogger(w io.Writer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{
+		Level: slog.LevelDebug,
+		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
+			if a.Key == slog.TimeKey && len(groups) == 0 {
+				return slog.Attr{}
+			}
+			return a
+		},
+	}))
+}
 
 func parseInventory(t *testing.T, src string) *inventory.Inventory {
 	t.Helper()

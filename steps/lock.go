@@ -103,7 +103,7 @@ func (r *Run) leaveCluster(p *Host, why error) {
 		if h.Cluster == p.Cluster && h != p && h.Failed() == nil {
 			h.fail(&HostError{Host: h.Name, Step: "lock", Err: why})
 			r.record(Result{Step: "lock", Host: h.Name, Status: Skipped})
-			h.Log.Warn(why.Error())
+			h.Log.Warn("skipped: the cluster's lock failed", "primary", p.Name, "err", why)
 		}
 	}
 }

@@ -69,7 +69,7 @@ func (b *bar) Write(p []byte) (int, error) {
 	if b.r.Opts.Progress != nil {
 		b.r.bars.draw(b.r)
 	} else if pct/25 != old/25 || old < 0 {
-		b.r.Opts.Logger.Info(fmt.Sprintf("clone: %d%%", pct), "host", b.name)
+		b.r.Opts.Logger.Info("clone progress", "host", b.name, "percent", pct)
 	}
 	return len(p), nil
 }

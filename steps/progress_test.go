@@ -7,8 +7,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-
-	"github.com/charmbracelet/log"
 )
 
 // fakeDisplay records every set of lines drawn.
@@ -44,7 +42,7 @@ func basebackup(t *testing.T, b *bar, pcts ...int) {
 func TestProgressBarsOnDisplay(t *testing.T) {
 	d := &fakeDisplay{}
 	var logs bytes.Buffer
-	r := newTestRun(t, testInventory, Options{Progress: d, Logger: log.New(&logs)})
+	r := newTestRun(t, testInventory, Options{Progress: d, Logger: textLogger(&logs)})
 	h2, h3 := r.progress("h2"), r.progress("h3")
 	basebackup(t, h3, 10)
 	basebackup(t, h2, 0, 45)
@@ -70,15 +68,15 @@ func TestProgressBarsOnDisplay(t *testing.T) {
 
 func TestProgressLoggedWithoutDisplay(t *testing.T) {
 	var logs bytes.Buffer
-	r := newTestRun(t, testInventory, Options{Logger: log.New(&logs)})
+	r := newTestRun(t, testInventory, Options{Logger: textLogger(&logs)})
 	b := r.progress("h2")
 	basebackup(t, b, 0, 3, 20, 26, 27, 49, 50, 74, 100)
 	b.Done()
 	var got []string
 	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
-		got = append(got, strings.TrimPrefix(line, "INFO "))
+		got = append(got, strings.TrimPrefix(line, `level=INFO msg="clone progress" `))
 	}
-	want := []string{"clone: 0% host=h2", "clone: 26% host=h2", "clone: 50% host=h2", "clone: 100% host=h2"}
+	want := []string{"host=h2 percent=0", "host=h2 percent=26", "host=h2 percent=50", "host=h2 percent=100"}
 	if !slices.Equal(got, want) {
 		t.Errorf("logged %q, want %q", got, want)
 	}

@@ -173,24 +173,27 @@ func (r *Run) replayPrimary(ctx context.Context, h *Host) error {
 	}
 }
 
-const restartPrimaryHint = "pass --yes to let pgfleet restart the primary, or restart it yourself at a quiet moment; " +
-	"the new file is in place and takes effect at the next restart"
-
 // confirmRestart asks whether the running primary h may be restarted; a
-// refusal, or no one to ask, is an error. Hosts ask one at a time.
+// refusal, or no one to ask, is a *NotConfirmedError. Hosts ask one at a
+// time.
 func (r *Run) confirmRestart(h *Host, what string) error {
+	notRestarted := func(err error) error {
+		return &Hint{
+			Err:  &NotConfirmedError{Action: "restart the primary", Err: err},
+			Hint: "restart it yourself at a quiet moment; the new file is in place and takes effect at the next restart",
+		}
+	}
 	if r.Opts.Confirm == nil {
-		return &Hint{Err: fmt.Errorf("the primary was not restarted to apply %s: a restart of a running primary needs a confirmation", what),
-			Hint: restartPrimaryHint}
+		return notRestarted(fmt.Errorf("the primary was not restarted to apply %s: a restart of a running primary needs a confirmation", what))
 	}
 	r.asking.Lock()
 	ok, err := r.Opts.Confirm(fmt.Sprintf("restart the primary %s of cluster %s to apply %s?", h.Name, h.Cluster.Name, what))
 	r.asking.Unlock()
 	switch {
 	case err != nil:
-		return &Hint{Err: fmt.Errorf("the primary was not restarted to apply %s: %w", what, err), Hint: restartPrimaryHint}
+		return notRestarted(fmt.Errorf("the primary was not restarted to apply %s: %w", what, err))
 	case !ok:
-		return &Hint{Err: fmt.Errorf("the primary was not restarted to apply %s: not confirmed", what), Hint: restartPrimaryHint}
+		return notRestarted(fmt.Errorf("the primary was not restarted to apply %s: not confirmed", what))
 	}
 	return nil
 }

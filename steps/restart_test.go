@@ -237,9 +237,10 @@ func TestRestartPrimaryNeedsConfirmation(t *testing.T) {
 				}
 			} else {
 				var hint *Hint
+				var nc *NotConfirmedError
 				if err == nil || !strings.Contains(err.Error(), "h1: restart: "+tc.want) || !errors.As(err, &hint) ||
-					!strings.HasPrefix(hint.Hint, "pass --yes to let pgfleet restart the primary") {
-					t.Fatalf("err %v, want %q with the --yes hint", err, tc.want)
+					!strings.HasPrefix(hint.Hint, "restart it yourself") || !errors.As(err, &nc) || nc.Action != "restart the primary" {
+					t.Fatalf("err %v, want %q, not confirmed, with a hint to restart by hand", err, tc.want)
 				}
 				if restarted {
 					t.Error("the primary was restarted without a yes")

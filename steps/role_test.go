@@ -8,8 +8,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/charmbracelet/log"
-
 	"github.com/pgfleet/pgfleet/internal/pgsql"
 	"github.com/pgfleet/pgfleet/internal/remote/sshtest"
 )
@@ -97,8 +95,7 @@ func TestReplicationRoleApply(t *testing.T) {
 				probeSays(`{"postmaster_pid":4242,"server":{"version":"15.7"}}`),
 			))
 			var logs bytes.Buffer
-			h.Log = log.New(&logs)
-			h.Log.SetLevel(log.DebugLevel)
+			h.Log = textLogger(&logs)
 			h.Facts = &State{PostmasterPID: 4242, Server: &Server{Role: tc.role}}
 			r.Apply(context.Background(), []Step{ReplicationRole{}})
 			if err := r.Err(); err != nil {

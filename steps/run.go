@@ -4,19 +4,18 @@
 // up, rebuild and the commands after them share the same steps.
 //
 // It may import inventory, templates, internal/remote, internal/sshconf and
-// internal/pgsql; never cmd.
+// internal/pgsql; never cmd. It logs through log/slog (Options.Logger), a
+// message and fields: how a log line looks is cmd's choice.
 package steps
 
 import (
 	"context"
 	"errors"
-	"fmt"
-	"io"
+	"log/slog"
 	"slices"
 	"sync"
 	"time"
 
-	"github.com/charmbracelet/log"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/pgfleet/pgfleet/internal/remote"
@@ -57,7 +56,7 @@ type Host struct {
 	Layout  Layout
 	Conn    *remote.Client
 	Facts   *State // as read by the state probe, and read again after each change
-	Log     *log.Logger
+	Log     *slog.Logger
 	SSHConf *sshconf.Effective // how the run connects to the host
 
 	// outside is a primary the run reaches although --limit left it out:
@@ -117,7 +116,7 @@ type Options struct {
 	DiscardOldData    bool // delete a replica's old data instead of moving it aside
 	AcceptNewHostKeys bool
 	Passphrase        func(file string) ([]byte, error)
-	Logger            *log.Logger
+	Logger            *slog.Logger
 	Progress          Display       // where progress bars go (a terminal); nil to log progress instead
 	ConnectTimeout    time.Duration // unless ssh_config's ConnectTimeout says otherwise
 	VerifyTimeout     time.Duration
@@ -162,7 +161,7 @@ type Run struct {
 func NewRun(inv *inventory.Inventory, opts Options) (*Run, error) {
 	opts.Forks = max(opts.Forks, 1)
 	if opts.Logger == nil {
-		opts.Logger = log.New(io.Discard)
+		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	if opts.VerifyTimeout == 0 {
 		opts.VerifyTimeout = 2 * time.Minute
@@ -170,7 +169,7 @@ func NewRun(inv *inventory.Inventory, opts Options) (*Run, error) {
 	r := &Run{Opts: opts, Inventory: inv, Started: time.Now(), passwords: map[string]string{}}
 	for _, name := range opts.Limit {
 		if inv.Host(name) == nil {
-			return nil, fmt.Errorf("--limit: no host %q in the inventory", name)
+			return nil, &UnknownHostError{Host: name}
 		}
 	}
 	for _, c := range inv.Clusters {
@@ -404,7 +403,7 @@ func (r *Run) applyStep(ctx context.Context, s Step, h *Host) {
 		err = &HostError{Host: h.Name, Step: s.Name(), Err: err}
 		h.fail(err)
 		res.Status, res.Err = Failed, err
-		h.Log.Error(s.Name()+" failed", "err", errors.Unwrap(err))
+		h.Log.Error("step failed", "step", s.Name(), "err", errors.Unwrap(err))
 	}
 	plan, err := s.Check(ctx, r, h)
 	if err != nil {
@@ -413,7 +412,7 @@ func (r *Run) applyStep(ctx context.Context, s Step, h *Host) {
 	}
 	if plan == nil || (len(plan.Changes) == 0 && plan.Apply == nil) {
 		res.Status = Unchanged
-		h.Log.Debug(s.Name(), "status", Unchanged)
+		h.Log.Debug("step", "step", s.Name(), "status", Unchanged)
 		return
 	}
 	res.Status, res.Changes, res.Diffs = Changed, plan.Changes, plan.Diffs
@@ -421,7 +420,7 @@ func (r *Run) applyStep(ctx context.Context, s Step, h *Host) {
 		return
 	}
 	for _, c := range plan.Changes {
-		h.Log.Info(s.Name() + ": " + c)
+		h.Log.Info("change", "step", s.Name(), "change", c)
 	}
 	if plan.Apply != nil {
 		if err := r.lockLost(h); err != nil {

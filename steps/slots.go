@@ -35,7 +35,7 @@ func (Slots) Check(ctx context.Context, r *Run, h *Host) (*Plan, error) {
 	}
 	for _, sl := range have {
 		if name := sl.Name; !want[name] {
-			h.Log.Warn("slot "+name+" is used by no replica in the inventory; it keeps WAL on the primary",
+			h.Log.Warn("replication slot used by no replica in the inventory: it keeps WAL on the primary", "slot", name,
 				"hint", "drop it with SELECT pg_drop_replication_slot('"+name+"') if nothing needs it")
 		}
 	}

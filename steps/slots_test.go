@@ -7,7 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/charmbracelet/log"
 	"github.com/pgfleet/pgfleet/internal/remote/sshtest"
 )
 
@@ -23,9 +22,9 @@ func TestSlotsCheck(t *testing.T) {
 		{"one missing", testInventory, []Slot{{Name: "h3", Active: true}}, []string{"create replication slot h2"}, ""},
 		{"all there", testInventory, []Slot{{Name: "h2", Active: true}, {Name: "h3", Active: false}}, nil, ""},
 		{"extra slot only warned", testInventory, []Slot{{Name: "h2", Active: true}, {Name: "h3", Active: true}, {Name: "old_replica", Active: false}}, nil,
-			"slot old_replica is used by no replica in the inventory"},
+			`level=WARN msg="replication slot used by no replica in the inventory: it keeps WAL on the primary" host=h1 slot=old_replica`},
 		{"extra and missing", testInventory, []Slot{{Name: "h2", Active: true}, {Name: "gone", Active: false}}, []string{"create replication slot h3"},
-			"slot gone is used by no replica"},
+			"used by no replica in the inventory: it keeps WAL on the primary\" host=h1 slot=gone hint=\"drop it with SELECT pg_drop_replication_slot('gone')"},
 		{"slots off", strings.Replace(testInventory, "password_env: PGFLEET_STEPS_TEST_PASSWORD", "password_env: PGFLEET_STEPS_TEST_PASSWORD, slots: false", 1),
 			nil, nil, ""},
 		{"names sanitised", strings.NewReplacer("h2", "DB-2", "h3", "db.3").Replace(testInventory), []Slot{{Name: "db_3", Active: true}},
@@ -33,7 +32,7 @@ func TestSlotsCheck(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var logs bytes.Buffer
-			r := newTestRun(t, tc.inv, Options{DryRun: true, Logger: log.New(&logs)})
+			r := newTestRun(t, tc.inv, Options{DryRun: true, Logger: textLogger(&logs)})
 			h := host(t, r, "h1")
 			h.Facts.Server = &Server{Slots: tc.slots}
 			plan, err := Slots{}.Check(context.Background(), r, h)

@@ -37,7 +37,7 @@ func (r *Run) resolveSSH() error {
 	for _, ih := range r.Inventory.Hosts {
 		e, err := res.Resolve(ih)
 		if err != nil {
-			return &Hint{Err: err, Hint: "fix the file, name another with --ssh-config FILE, or read none with --ssh-config none"}
+			return err // a *sshconf.ConfigError: cmd says which flag picks another file
 		}
 		// The inventory rejects two hosts with the same address as written;
 		// two aliases of one machine show only now.
@@ -51,7 +51,7 @@ func (r *Run) resolveSSH() error {
 		}
 		seen[k] = e
 		for _, msg := range e.Ignored {
-			r.Opts.Logger.Warn("ssh config: ignored "+msg, "host", ih.Name)
+			r.Opts.Logger.Warn("ssh config setting ignored", "host", ih.Name, "why", msg)
 		}
 		ih.ReplicationAddress = e.ReplicationAddress
 		r.ssh[ih.Name] = e

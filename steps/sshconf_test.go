@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pgfleet/pgfleet/internal/sshconf"
 )
 
 func writeSSHConfig(t *testing.T, text string) string {
@@ -80,9 +82,9 @@ Host *
 func TestRunSSHConfigErrors(t *testing.T) {
 	missing := filepath.Join(t.TempDir(), "nope")
 	_, err := NewRun(parseInventory(t, aliasInventory), Options{SSHConfig: missing})
-	var hint *Hint
-	if !errors.As(err, &hint) || !strings.Contains(err.Error(), "host h1: read ssh config "+missing) {
-		t.Fatalf("err = %v, want a hint naming h1 and %s", err, missing)
+	var ce *sshconf.ConfigError
+	if !errors.As(err, &ce) || ce.Host != "h1" || !strings.Contains(err.Error(), "host h1: read ssh config "+missing) {
+		t.Fatalf("err = %v, want a *sshconf.ConfigError naming h1 and %s", err, missing)
 	}
 
 	bad := writeSSHConfig(t, "Host db-one\n  Port none\n")

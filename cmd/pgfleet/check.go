@@ -81,6 +81,7 @@ func runCheck(ctx context.Context, g *globalOptions, o *checkOptions, path strin
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
+	wordCheckHints(rep)
 	if g.output == "json" {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")

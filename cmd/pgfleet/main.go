@@ -13,8 +13,6 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-
-	"github.com/pgfleet/pgfleet/steps"
 )
 
 // Exit codes are part of pgfleet's contract with the scripts that run it.
@@ -61,10 +59,9 @@ func run(args []string) int {
 	if errors.As(err, &silent) {
 		return silent.code
 	}
-	fmt.Fprintf(os.Stderr, "pgfleet: error: %v\n", err)
-	var h *steps.Hint
-	if errors.As(err, &h) && h.Hint != "" {
-		fmt.Fprintf(os.Stderr, "pgfleet: hint: %s\n", h.Hint)
+	fmt.Fprintf(os.Stderr, "pgfleet: error: %v\n", flagError(err))
+	if h := hintOf(err); h != "" {
+		fmt.Fprintf(os.Stderr, "pgfleet: hint: %s\n", h)
 	}
 	var u usageError
 	if errors.As(err, &u) {

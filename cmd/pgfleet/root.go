@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strings"
 
@@ -27,7 +28,7 @@ type globalOptions struct {
 	sshConfig         string // --ssh-config: a file, "none", or "" for the inventory's or ~/.ssh/config
 	connectTimeoutSet bool   // the command's --connect-timeout is given
 
-	logger  *log.Logger
+	logger  *slog.Logger // what the libraries log to; charmbracelet/log formats it
 	logSink io.Closer
 	console *console.Console // stderr, when it is a terminal: logs and progress bars
 }
@@ -132,7 +133,7 @@ func (g *globalOptions) setup(stderr io.Writer) error {
 	if formatter == log.JSONFormatter {
 		timeFormat = "2006-01-02T15:04:05.000Z07:00" // a log shipper needs the date
 	}
-	g.logger = log.NewWithOptions(w, log.Options{
+	handler := log.NewWithOptions(w, log.Options{
 		Level:           level,
 		ReportTimestamp: true,
 		TimeFormat:      timeFormat,
@@ -142,7 +143,10 @@ func (g *globalOptions) setup(stderr io.Writer) error {
 	if g.console != nil && g.logSink == nil {
 		// The logger sees the console, not the terminal behind it: give
 		// it the terminal's colours, as when it wrote to stderr itself.
-		g.logger.SetColorProfile(termenv.NewOutput(stderr).EnvColorProfile())
+		handler.SetColorProfile(termenv.NewOutput(stderr).EnvColorProfile())
 	}
+	// The libraries log through log/slog; charmbracelet/log is the
+	// handler, with its levels (the same numbers as slog's) and looks.
+	g.logger = slog.New(handler)
 	return nil
 }

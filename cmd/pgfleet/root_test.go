@@ -27,7 +27,7 @@ func TestLogFormatJSON(t *testing.T) {
 		t.Fatalf("exit %d, want %d; stderr:\n%s", code, exitFailed, stderr)
 	}
 	var logged []string
-	hosts := map[string]bool{}
+	hosts, levels := map[string]bool{}, map[string]bool{}
 	for _, line := range strings.Split(strings.TrimSuffix(stderr, "\n"), "\n") {
 		if !strings.HasPrefix(line, "{") {
 			// pgfleet's own messages (error, hint) are not logs.
@@ -52,6 +52,9 @@ func TestLogFormatJSON(t *testing.T) {
 				t.Errorf("time %q is not RFC 3339: %v", ts, err)
 			}
 		}
+		if l, _ := entry["level"].(string); l != "" {
+			levels[l] = true
+		}
 		if entry["msg"] == "connect" && entry["level"] == "error" {
 			h, _ := entry["host"].(string)
 			hosts[h] = true
@@ -62,6 +65,10 @@ func TestLogFormatJSON(t *testing.T) {
 	}
 	if !hosts["db1"] || !hosts["db2"] {
 		t.Errorf("no connect error logged with host db1 and db2; stderr:\n%s", stderr)
+	}
+	// The libraries' slog levels come out as charmbracelet/log's names.
+	if !levels["debug"] || !levels["error"] {
+		t.Errorf("levels logged %v, want debug (the dial retries) and error; stderr:\n%s", levels, stderr)
 	}
 	file, err := os.ReadFile(logFile)
 	if err != nil {
@@ -78,8 +85,11 @@ func TestLogFormatText(t *testing.T) {
 	if code != exitFailed {
 		t.Fatalf("exit %d, want %d; stderr:\n%s", code, exitFailed, stderr)
 	}
-	if !strings.Contains(stderr, "ERRO pgfleet: connect host=db1") || strings.Contains(stderr, "{") {
+	if !strings.Contains(stderr, "ERRO pgfleet: connect host=db1 err=") || strings.Contains(stderr, "{") {
 		t.Errorf("stderr is not text logs:\n%s", stderr)
+	}
+	if strings.Contains(stderr, "DEBU ") {
+		t.Errorf("debug lines at the default level, info:\n%s", stderr)
 	}
 }
 

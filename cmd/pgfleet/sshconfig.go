@@ -18,8 +18,7 @@ func explainSSH(g *globalOptions, inv *inventory.Inventory) ([]steps.HostSSH, er
 	for _, h := range inv.Hosts {
 		e, err := res.Resolve(h)
 		if err != nil {
-			return nil, usageError{&steps.Hint{Err: err,
-				Hint: "fix the file, name another with --ssh-config FILE, or read none with --ssh-config none"}}
+			return nil, usageError{err} // a *sshconf.ConfigError: main gives the hint
 		}
 		out = append(out, steps.NewHostSSH(e))
 	}

@@ -73,7 +73,7 @@ func TestValidateExplain(t *testing.T) {
 	}
 	code, _, stderr = capture(t, "validate", "--explain", "--ssh-config", missing, inv)
 	if code != exitUsage || !strings.Contains(stderr, "pgfleet: error: host db1: read ssh config "+missing+": no such file") ||
-		!strings.Contains(stderr, "pgfleet: hint: ") {
+		!strings.Contains(stderr, "pgfleet: hint: fix the file, name another with --ssh-config FILE, or read none with --ssh-config none\n") {
 		t.Errorf("exit %d, stderr:\n%s", code, stderr)
 	}
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -248,11 +247,7 @@ func buildReport(r *steps.Run, total time.Duration, dryRun bool) runReport {
 		case steps.Failed:
 			hr.Failed = true
 			rep.OK = false
-			f := failure{Host: res.Host, Step: res.Step, Error: steps.Cause(res.Err)}
-			var h *steps.Hint
-			if errors.As(res.Err, &h) {
-				f.Hint = h.Hint
-			}
+			f := failure{Host: res.Host, Step: res.Step, Error: steps.Cause(res.Err), Hint: hintOf(res.Err)}
 			rep.Failures = append(rep.Failures, f)
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -100,12 +101,15 @@ func newLab(t testing.TB, hosts int, release string) *lab.Lab {
 			t.Errorf("remove lab %s: %v", name, err)
 		}
 	})
-	l, err := lab.Up(ctx, lab.Options{Name: name, Hosts: hosts, Release: release, Dir: t.TempDir(), Cache: true, Log: testWriter{t}})
+	l, err := lab.Up(ctx, lab.Options{Name: name, Hosts: hosts, Release: release, Dir: t.TempDir(), Cache: true, Log: testLogger(t)})
 	if err != nil {
 		t.Fatalf("start lab: %v", err)
 	}
 	return l
 }
+
+// testLogger logs to the test's log.
+func testLogger(t testing.TB) *slog.Logger { return slog.New(slog.NewTextHandler(testWriter{t}, nil)) }
 
 type testWriter struct{ t testing.TB }
 

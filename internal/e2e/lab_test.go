@@ -64,13 +64,13 @@ func TestLab(t *testing.T) {
 func TestLabImageNoRebuild(t *testing.T) {
 	needLab(t)
 	ctx := context.Background()
-	img, err := lab.EnsureImage(ctx, "bookworm", testWriter{t})
+	img, err := lab.EnsureImage(ctx, "bookworm", testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	before := imageID(t, img)
 	start := time.Now()
-	if _, err := lab.EnsureImage(ctx, "bookworm", testWriter{t}); err != nil {
+	if _, err := lab.EnsureImage(ctx, "bookworm", testLogger(t)); err != nil {
 		t.Fatal(err)
 	}
 	if d := time.Since(start); d > 10*time.Second {

@@ -6,7 +6,7 @@ import (
 	_ "embed"
 	"encoding/hex"
 	"fmt"
-	"io"
+	"log/slog"
 	"time"
 )
 
@@ -21,7 +21,7 @@ const (
 
 // ensureCache starts the shared package cache if it is not running and
 // returns its container name.
-func ensureCache(ctx context.Context, release string, logw io.Writer) error {
+func ensureCache(ctx context.Context, release string, logger *slog.Logger) error {
 	image := "pgfleet-lab-aptcache:latest"
 	mirror, err := Mirror()
 	if err != nil {
@@ -31,8 +31,8 @@ func ensureCache(ctx context.Context, release string, logw io.Writer) error {
 	hash := hex.EncodeToString(sum[:8])
 	imageMu.Lock()
 	if got, ok := imageLabel(ctx, image, Label+".hash"); !ok || got != hash {
-		done := begin(logw, "lab: building package cache image "+image+" ("+buildEstimate(ctx, "bookworm")+")", "lab: package cache image "+image+" done")
-		base, err := ensureBase(ctx, "bookworm", logw)
+		done := begin(logger, "building package cache image", "package cache image built", "image", image, "estimate", buildEstimate(ctx, "bookworm"))
+		base, err := ensureBase(ctx, "bookworm", logger)
 		if err == nil {
 			err = build(ctx, image, map[string][]byte{"Dockerfile": cacheDockerfile},
 				[]string{"--build-arg", "BASE=" + base, "--build-arg", "MIRROR=" + mirror, "--label", Label + ".hash=" + hash})
@@ -51,7 +51,7 @@ func ensureCache(ctx context.Context, release string, logw io.Writer) error {
 	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); {
 		state, err := docker(ctx, nil, "inspect", "--format", "{{.State.Status}}", cacheName)
 		if done == nil && (err != nil || state != "running") {
-			done = begin(logw, "lab: starting package cache "+cacheName, "lab: package cache "+cacheName+" started")
+			done = begin(logger, "starting package cache", "package cache started", "container", cacheName)
 		}
 		switch {
 		case err == nil && state == "running":

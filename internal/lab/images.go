@@ -7,7 +7,7 @@ import (
 	_ "embed"
 	"encoding/hex"
 	"fmt"
-	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -42,7 +42,8 @@ func HostImage(release string) string { return "pgfleet-lab:" + release }
 
 // EnsureImage builds the lab host image for release unless an image built
 // from the same Dockerfile already exists; then it does nothing.
-func EnsureImage(ctx context.Context, release string, logw io.Writer) (string, error) {
+func EnsureImage(ctx context.Context, release string, logger *slog.Logger) (string, error) {
+	logger = orDiscard(logger)
 	if _, ok := Releases[release]; !ok {
 		return "", fmt.Errorf("lab: unsupported release %q (supported: bookworm, trixie)", release)
 	}
@@ -53,8 +54,8 @@ func EnsureImage(ctx context.Context, release string, logw io.Writer) (string, e
 	if got, ok := imageLabel(ctx, image, Label+".hash"); ok && got == hash {
 		return image, nil
 	}
-	done := begin(logw, "lab: building host image "+image+" ("+buildEstimate(ctx, release)+")", "lab: host image "+image+" done")
-	base, err := ensureBase(ctx, release, logw)
+	done := begin(logger, "building host image", "host image built", "image", image, "estimate", buildEstimate(ctx, release))
+	base, err := ensureBase(ctx, release, logger)
 	if err != nil {
 		return "", err
 	}
@@ -99,7 +100,7 @@ func localBase(release string) string { return "pgfleet-lab-base:" + release }
 
 // ensureBase returns a Debian base image for release: the official slim image
 // where it is present or can be pulled, otherwise one built with debootstrap.
-func ensureBase(ctx context.Context, release string, logw io.Writer) (string, error) {
+func ensureBase(ctx context.Context, release string, logger *slog.Logger) (string, error) {
 	if base, ok := existingBase(ctx, release); ok {
 		return base, nil
 	}
@@ -110,14 +111,14 @@ func ensureBase(ctx context.Context, release string, logw io.Writer) (string, er
 	if err == nil {
 		return official, nil
 	}
-	logf(logw, "lab: cannot pull %s (%v)", official, firstLine(err.Error()))
-	if err := debootstrap(ctx, release, local, logw); err != nil {
+	logger.Info("cannot pull the official image: building one", "image", official, "err", firstLine(err.Error()))
+	if err := debootstrap(ctx, release, local, logger); err != nil {
 		return "", err
 	}
 	return local, nil
 }
 
-func debootstrap(ctx context.Context, release, image string, logw io.Writer) error {
+func debootstrap(ctx context.Context, release, image string, logger *slog.Logger) error {
 	if _, err := exec.LookPath("debootstrap"); err != nil {
 		return fmt.Errorf("lab: no Debian image can be pulled and debootstrap is not installed (apt-get install debootstrap)")
 	}
@@ -130,7 +131,7 @@ func debootstrap(ctx context.Context, release, image string, logw io.Writer) err
 		return err
 	}
 	defer os.RemoveAll(root)
-	done := begin(logw, "lab: building base image "+image+" with debootstrap from "+mirror+" (about a minute)", "lab: base image "+image+" done")
+	done := begin(logger, "building base image with debootstrap", "base image built", "image", image, "mirror", mirror, "estimate", "about a minute")
 	cmd := exec.CommandContext(ctx, "debootstrap", "--variant=minbase",
 		"--include=openssh-server,sudo,iproute2,procps,ca-certificates", release, root, mirror)
 	var out bytes.Buffer

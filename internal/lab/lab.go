@@ -25,7 +25,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
+	"log/slog"
 	"os"
 	"strings"
 )
@@ -46,12 +46,12 @@ var Releases = map[string]int{
 
 // Options says what lab to start.
 type Options struct {
-	Name    string    // unique name; prefixes containers and the network
-	Hosts   int       // number of hosts (default 3)
-	Release string    // Debian release (default bookworm)
-	Dir     string    // where the key, known_hosts and inventory are written
-	Cache   bool      // route the hosts' apt through the shared package cache
-	Log     io.Writer // progress of image builds; nil for none
+	Name    string       // unique name; prefixes containers and the network
+	Hosts   int          // number of hosts (default 3)
+	Release string       // Debian release (default bookworm)
+	Dir     string       // where the key, known_hosts and inventory are written
+	Cache   bool         // route the hosts' apt through the shared package cache
+	Log     *slog.Logger // progress of image builds; nil for none
 }
 
 // Lab is a running lab.
@@ -90,6 +90,7 @@ func Up(ctx context.Context, opts Options) (lab *Lab, err error) {
 	if opts.Name == "" {
 		opts.Name = "pgfleet-lab"
 	}
+	opts.Log = orDiscard(opts.Log).With("lab", opts.Name)
 	image, err := EnsureImage(ctx, opts.Release, opts.Log)
 	if err != nil {
 		return nil, err

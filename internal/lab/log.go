@@ -1,17 +1,17 @@
 package lab
 
 import (
-	"fmt"
-	"io"
+	"log/slog"
 	"time"
 )
 
-// begin logs the start of a slow step, what, and returns the function that
+// begin logs the start of a slow step, msg, and returns the function that
 // logs its end, end, with the time it took; call that only on success.
-func begin(w io.Writer, what, end string) (done func()) {
-	logf(w, "%s...", what)
+// Both lines carry the fields kv.
+func begin(l *slog.Logger, msg, end string, kv ...any) (done func()) {
+	l.Info(msg, kv...)
 	start := time.Now()
-	return func() { logf(w, "%s in %s", end, roundDuration(time.Since(start))) }
+	return func() { l.Info(end, append(kv, "took", roundDuration(time.Since(start)))...) }
 }
 
 // roundDuration keeps a tenth of a second under ten seconds, whole seconds
@@ -23,8 +23,10 @@ func roundDuration(d time.Duration) time.Duration {
 	return d.Round(time.Second)
 }
 
-func logf(w io.Writer, format string, args ...any) {
-	if w != nil {
-		fmt.Fprintf(w, format+"\n", args...)
+// orDiscard is l, or a logger that drops everything when l is nil.
+func orDiscard(l *slog.Logger) *slog.Logger {
+	if l == nil {
+		return slog.New(slog.DiscardHandler)
 	}
+	return l
 }

@@ -2,6 +2,7 @@ package lab
 
 import (
 	"bytes"
+	"log/slog"
 	"regexp"
 	"testing"
 	"time"
@@ -9,20 +10,28 @@ import (
 
 func TestBeginLogsStartAndEnd(t *testing.T) {
 	var buf bytes.Buffer
-	done := begin(&buf, "lab: building host image x (under a minute)", "lab: host image x done")
-	if got, want := buf.String(), "lab: building host image x (under a minute)...\n"; got != want {
+	l := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{
+		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
+			if a.Key == slog.TimeKey && len(groups) == 0 {
+				return slog.Attr{}
+			}
+			return a
+		},
+	}))
+	done := begin(l, "building host image", "host image built", "image", "x", "estimate", "under a minute")
+	if got, want := buf.String(), `level=INFO msg="building host image" image=x estimate="under a minute"`+"\n"; got != want {
 		t.Fatalf("before done: %q, want %q", got, want)
 	}
 	time.Sleep(150 * time.Millisecond)
 	done()
-	re := regexp.MustCompile(`\nlab: host image x done in ([1-9][0-9]*ms|[0-9.]+s)\n$`)
+	re := regexp.MustCompile(`\nlevel=INFO msg="host image built" image=x estimate="under a minute" took=([1-9][0-9]*ms|[0-9.]+s)\n$`)
 	if !re.MatchString(buf.String()) {
 		t.Errorf("after done: %q, want it to end with %v", buf.String(), re)
 	}
 }
 
-func TestBeginNilWriter(t *testing.T) {
-	begin(nil, "a", "b")() // must not panic
+func TestNilLoggerLogsNothing(t *testing.T) {
+	begin(orDiscard(nil), "a", "b")() // must not panic
 }
 
 func TestRoundDuration(t *testing.T) {

@@ -4,14 +4,16 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"strings"
 	"sync"
 
-	"github.com/charmbracelet/log"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
+
+	"github.com/pgfleet/pgfleet/internal/hint"
 )
 
 // decrypted caches identity files unlocked with a passphrase, so that a key
@@ -37,12 +39,12 @@ func newAuth(cfg Config) (*authMethods, error) {
 	if sock := os.Getenv("SSH_AUTH_SOCK"); sock != "" {
 		conn, err := net.Dial("unix", sock)
 		if err != nil {
-			logf(cfg.Logger, log.DebugLevel, "ssh-agent unavailable", "socket", sock, "err", err)
+			logf(cfg.Logger, slog.LevelDebug, "ssh-agent unavailable", "host", cfg.Name, "socket", sock, "err", err)
 		} else {
 			a.agentConn = conn
 			agentSigners, err = agent.NewClient(conn).Signers()
 			if err != nil {
-				logf(cfg.Logger, log.DebugLevel, "ssh-agent: list keys", "err", err)
+				logf(cfg.Logger, slog.LevelDebug, "ssh-agent: list keys", "host", cfg.Name, "err", err)
 			}
 		}
 	}
@@ -92,7 +94,7 @@ func loadIdentity(cfg Config, file string, agentSigners []ssh.Signer) (ssh.Signe
 		}
 	}
 	if cfg.Passphrase == nil {
-		return nil, fmt.Errorf("key %s is encrypted; load it into ssh-agent or run from a terminal", file)
+		return nil, hint.Errorf("load it into ssh-agent, or run pgfleet from a terminal to be asked for its passphrase", "key %s is encrypted", file)
 	}
 
 	decrypted.Lock()
@@ -130,7 +132,9 @@ func (a *authMethods) isAuthError(err error) bool {
 }
 
 func (a *authMethods) describe(err error) error {
-	return newMsgError(fmt.Sprintf(
-		"%s@%s accepted none of our keys (tried %s); check that one of them is in ~%s/.ssh/authorized_keys on the host (%v)",
-		a.cfg.User, a.cfg.hostPort(), strings.Join(a.tried, ", "), a.cfg.User, err), ErrAuth)
+	return &hint.Error{
+		Err: newMsgError(fmt.Sprintf("%s@%s accepted none of our keys (tried %s): %v",
+			a.cfg.User, a.cfg.hostPort(), strings.Join(a.tried, ", "), err), ErrAuth),
+		Hint: fmt.Sprintf("check that one of them is in ~%s/.ssh/authorized_keys on the host", a.cfg.User),
+	}
 }

@@ -8,12 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path"
 	"strconv"
 	"strings"
 
-	"github.com/charmbracelet/log"
 	"github.com/pkg/sftp"
 )
 
@@ -71,7 +71,7 @@ func (c *Client) sftpClient(ctx context.Context) (*sftp.Client, error) {
 	var stderr bytes.Buffer
 	sess.Stderr = &limitedWriter{buf: &stderr, n: 4096}
 	line := QuoteArgs([]string{"sudo", "-n", "--", "sh", "-c", `umask 077 && exec "$0"`, c.sftpServer})
-	logf(c.cfg.Logger, log.DebugLevel, "start sftp", "host", c.cfg.Name, "cmd", line)
+	logf(c.cfg.Logger, slog.LevelDebug, "start sftp", "host", c.cfg.Name, "cmd", line)
 	if err := sess.Start(line); err != nil {
 		sess.Close()
 		return nil, fmt.Errorf("start sftp server: %w", err)
@@ -173,7 +173,7 @@ func (c *Client) WriteFile(ctx context.Context, p string, data []byte, mode os.F
 		if err != nil {
 			f.Close()
 			if rerr := sc.Remove(tmp); rerr != nil {
-				logf(c.cfg.Logger, log.WarnLevel, "could not remove temp file", "host", c.cfg.Name, "file", tmp, "err", rerr)
+				logf(c.cfg.Logger, slog.LevelWarn, "could not remove temp file", "host", c.cfg.Name, "file", tmp, "err", rerr)
 			}
 		}
 	}()

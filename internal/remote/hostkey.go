@@ -6,15 +6,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 
-	"github.com/charmbracelet/log"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
+
+	"github.com/pgfleet/pgfleet/internal/hint"
 )
 
 // knownHostsMu serialises appends to known_hosts files from parallel dials.
@@ -122,7 +124,7 @@ func (c *hostKeyCheck) callback(hostname string, remote net.Addr, key ssh.Public
 		hk.mu.Lock()
 		hk.accepted[hostname] = key
 		hk.mu.Unlock()
-		logf(hk.cfg.Logger, log.InfoLevel, "recorded new host key", "host", hk.cfg.Name,
+		logf(hk.cfg.Logger, slog.LevelInfo, "recorded new host key", "host", hk.cfg.Name,
 			"address", knownhosts.Normalize(hostname), "key", key.Type()+" "+ssh.FingerprintSHA256(key),
 			"file", hk.cfg.KnownHostsFile)
 		return nil
@@ -141,9 +143,12 @@ func (c *hostKeyCheck) callback(hostname string, remote net.Addr, key ssh.Public
 
 func (hk *hostKeyChecker) unknownError(key ssh.PublicKey) error {
 	cfg := hk.cfg
-	return newMsgError(fmt.Sprintf(
-		"host key of %s is unknown (%s %s); run `ssh-keyscan -p %d %s >> %s` after checking the fingerprint, or pass --accept-new-host-keys",
-		cfg.hostPort(), key.Type(), ssh.FingerprintSHA256(key), cfg.Port, cfg.Address, cfg.KnownHostsFile), ErrHostKeyUnknown)
+	return &hint.Error{
+		Err: newMsgError(fmt.Sprintf("host key of %s is unknown (%s %s)",
+			cfg.hostPort(), key.Type(), ssh.FingerprintSHA256(key)), ErrHostKeyUnknown),
+		Hint: fmt.Sprintf("run `ssh-keyscan -p %d %s >> %s` after checking the fingerprint",
+			cfg.Port, cfg.Address, cfg.KnownHostsFile),
+	}
 }
 
 func (hk *hostKeyChecker) changedError(key ssh.PublicKey, want []knownhosts.KnownKey) error {
@@ -152,14 +157,18 @@ func (hk *hostKeyChecker) changedError(key ssh.PublicKey, want []knownhosts.Know
 	for _, w := range want {
 		where = append(where, fmt.Sprintf("%s:%d", w.Filename, w.Line))
 	}
-	return newMsgError(fmt.Sprintf(
-		"HOST KEY CHANGED for %s: it presented %s %s, which differs from the key recorded at %s; "+
-			"this may be an attack (a man in the middle); if the host was reinstalled, remove the old key with `%s` and connect again",
-		cfg.hostPort(), key.Type(), ssh.FingerprintSHA256(key), strings.Join(where, ", "), hk.removeHint()), ErrHostKeyChanged)
+	return &hint.Error{
+		Err: newMsgError(fmt.Sprintf(
+			"HOST KEY CHANGED for %s: it presented %s %s, which differs from the key recorded at %s; this may be an attack (a man in the middle)",
+			cfg.hostPort(), key.Type(), ssh.FingerprintSHA256(key), strings.Join(where, ", ")), ErrHostKeyChanged),
+		Hint: hk.removeHint(),
+	}
 }
 
+// removeHint is the hint of a changed host key.
 func (hk *hostKeyChecker) removeHint() string {
-	return fmt.Sprintf("ssh-keygen -R %s -f %s", knownhosts.Normalize(hk.cfg.hostPort()), hk.cfg.KnownHostsFile)
+	return fmt.Sprintf("if the host was reinstalled, remove the old key with `ssh-keygen -R %s -f %s` and connect again",
+		knownhosts.Normalize(hk.cfg.hostPort()), hk.cfg.KnownHostsFile)
 }
 
 // noCommonAlgorithm reports a handshake that failed because the host no
@@ -172,10 +181,12 @@ func (hk *hostKeyChecker) noCommonAlgorithm(err error, c *hostKeyCheck) error {
 	for _, w := range c.known {
 		where = append(where, fmt.Sprintf("%s at %s:%d", w.Key.Type(), w.Filename, w.Line))
 	}
-	return newMsgError(fmt.Sprintf(
-		"HOST KEY CHANGED for %s: it offers none of the key types recorded for it (%s); "+
-			"this may be an attack (a man in the middle); if the host was reinstalled, remove the old key with `%s` and connect again",
-		hk.cfg.hostPort(), strings.Join(where, ", "), hk.removeHint()), ErrHostKeyChanged, err)
+	return &hint.Error{
+		Err: newMsgError(fmt.Sprintf(
+			"HOST KEY CHANGED for %s: it offers none of the key types recorded for it (%s); this may be an attack (a man in the middle)",
+			hk.cfg.hostPort(), strings.Join(where, ", ")), ErrHostKeyChanged, err),
+		Hint: hk.removeHint(),
+	}
 }
 
 // appendKnownHost records key for hostname ("addr:port") the way OpenSSH

@@ -2,7 +2,12 @@
 // host (optionally through a bastion), commands run through `sudo -n`, and
 // files moved over an SFTP server that itself runs as root.
 //
-// It imports no other pgfleet package: it knows hosts, not inventories.
+// It knows hosts, not inventories, and imports no other pgfleet package but
+// internal/hint: an error that says what to do next (an unknown or changed
+// host key, keys the host refused, sudo that asks for a password) is a
+// *hint.Error, the hint apart from the message. A hint names no pgfleet
+// flag; cmd/pgfleet adds --accept-new-host-keys to the hint of an error
+// that is ErrHostKeyUnknown.
 package remote
 
 import (
@@ -10,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -18,7 +24,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/charmbracelet/log"
 	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
 )
@@ -70,7 +75,7 @@ type Config struct {
 	// first command runs through sudo and which checks it with SudoError.
 	SkipSudoCheck bool
 	// Logger may be nil. Commands are logged at debug level, never their stdin.
-	Logger *log.Logger
+	Logger *slog.Logger
 }
 
 func (cfg *Config) withDefaults() Config {
@@ -266,7 +271,7 @@ func dialHop(ctx context.Context, cfg Config, via *ssh.Client) (*ssh.Client, err
 	for attempt := 0; attempt < dialAttempts; attempt++ {
 		if attempt > 0 {
 			d := dialBackoff[min(attempt-1, len(dialBackoff)-1)]
-			logf(cfg.Logger, log.DebugLevel, "retrying connection", "host", cfg.Name, "after", d, "err", lastErr)
+			logf(cfg.Logger, slog.LevelDebug, "retrying connection", "host", cfg.Name, "after", d, "err", lastErr)
 			t := time.NewTimer(d)
 			select {
 			case <-ctx.Done():
@@ -424,7 +429,7 @@ func keepAlive(conn *ssh.Client, cfg Config, stop <-chan struct{}) {
 		if inFlight {
 			missed++
 			if missed >= keepAliveMisses {
-				logf(cfg.Logger, log.WarnLevel, "connection lost: keepalives unanswered, closing", "host", cfg.Name, "missed", missed)
+				logf(cfg.Logger, slog.LevelWarn, "connection lost: keepalives unanswered, closing", "host", cfg.Name, "missed", missed)
 				conn.Close()
 				return
 			}
@@ -438,8 +443,8 @@ func keepAlive(conn *ssh.Client, cfg Config, stop <-chan struct{}) {
 	}
 }
 
-func logf(l *log.Logger, level log.Level, msg string, kv ...any) {
+func logf(l *slog.Logger, level slog.Level, msg string, kv ...any) {
 	if l != nil {
-		l.Log(level, msg, kv...)
+		l.Log(context.Background(), level, msg, kv...)
 	}
 }

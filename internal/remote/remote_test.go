@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -24,11 +25,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/charmbracelet/log"
 	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
 
+	"github.com/pgfleet/pgfleet/internal/hint"
 	"github.com/pgfleet/pgfleet/internal/remote/sshtest"
 )
 
@@ -199,6 +200,22 @@ func mustContain(t *testing.T, s string, subs ...string) {
 	}
 }
 
+// mustHint checks that err carries a hint with each of subs, and that none
+// of them is in the message: a hint travels apart from it.
+func mustHint(t *testing.T, err error, subs ...string) {
+	t.Helper()
+	h := hint.Of(err)
+	if h == "" {
+		t.Fatalf("%v: no hint", err)
+	}
+	mustContain(t, h, subs...)
+	for _, sub := range subs {
+		if strings.Contains(err.Error(), sub) {
+			t.Errorf("message %q has %q, which belongs in the hint", err.Error(), sub)
+		}
+	}
+}
+
 func TestUnknownHostRefused(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
@@ -223,9 +240,12 @@ func TestUnknownHostRefused(t *testing.T) {
 				t.Errorf("err = %#v, want a *HostError for db1", err)
 			}
 			fp := ssh.FingerprintSHA256(f.srv.HostKey().PublicKey())
-			mustContain(t, err.Error(), "db1: connect: ", fp,
-				fmt.Sprintf("ssh-keyscan -p %d %s >> %s", f.srv.Port(), f.srv.Addr(), f.knownHosts),
-				"--accept-new-host-keys")
+			mustContain(t, err.Error(), "db1: connect: ", fp)
+			mustHint(t, err, fmt.Sprintf("ssh-keyscan -p %d %s >> %s", f.srv.Port(), f.srv.Addr(), f.knownHosts),
+				"after checking the fingerprint")
+			if strings.Contains(hint.Of(err), "--") {
+				t.Errorf("hint %q names a flag: cmd/pgfleet words that", hint.Of(err))
+			}
 			if tc.content == nil {
 				if _, err := os.Stat(f.knownHosts); !errors.Is(err, fs.ErrNotExist) {
 					t.Errorf("known_hosts was created: %v", err)
@@ -248,7 +268,7 @@ func TestAcceptNewHostKey(t *testing.T) {
 	cfg := f.config()
 	cfg.AcceptNewHostKeys = true
 	var logs bytes.Buffer
-	cfg.Logger = log.New(&logs)
+	cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 
 	c := dial(t, cfg)
 	c.Close()
@@ -302,9 +322,8 @@ func TestChangedHostKeyRefused(t *testing.T) {
 		t.Errorf("err matches ErrHostKeyUnknown too")
 	}
 	mustContain(t, err.Error(), "db1: connect: ", "attack", "man in the middle",
-		ssh.FingerprintSHA256(f.srv.HostKey().PublicKey()),
-		fmt.Sprintf("ssh-keygen -R [%s]:%d -f %s", f.srv.Addr(), f.srv.Port(), f.knownHosts),
-		f.knownHosts+":1")
+		ssh.FingerprintSHA256(f.srv.HostKey().PublicKey()), f.knownHosts+":1")
+	mustHint(t, err, fmt.Sprintf("ssh-keygen -R [%s]:%d -f %s", f.srv.Addr(), f.srv.Port(), f.knownHosts))
 	if n := f.srv.Handshakes(); n != 1 {
 		t.Errorf("server saw %d connections, want exactly 1 (never retry a changed key)", n)
 	}
@@ -346,7 +365,8 @@ func TestKnownKeyOfAnotherType(t *testing.T) {
 		if !errors.Is(err, ErrHostKeyChanged) {
 			t.Fatalf("err = %v, want ErrHostKeyChanged", err)
 		}
-		mustContain(t, err.Error(), "attack", "ssh-keygen -R")
+		mustContain(t, err.Error(), "attack")
+		mustHint(t, err, "ssh-keygen -R")
 		if n := f.srv.Handshakes(); n != 1 {
 			t.Errorf("server saw %d connections, want 1", n)
 		}
@@ -362,7 +382,8 @@ func TestWrongClientKey(t *testing.T) {
 	if !errors.Is(err, ErrAuth) {
 		t.Fatalf("err = %v, want ErrAuth", err)
 	}
-	mustContain(t, err.Error(), "db1: connect: ", f.user+"@"+f.srv.Addr(), otherFile, "authorized_keys")
+	mustContain(t, err.Error(), "db1: connect: ", f.user+"@"+f.srv.Addr(), otherFile)
+	mustHint(t, err, "~"+f.user+"/.ssh/authorized_keys")
 	if n := f.srv.Handshakes(); n != 1 {
 		t.Errorf("server saw %d connections, want 1 (no retry)", n)
 	}
@@ -390,7 +411,8 @@ func TestIdentityFiles(t *testing.T) {
 
 	t.Run("encrypted without a terminal", func(t *testing.T) {
 		err := dialErr(t, cfg)
-		mustContain(t, err.Error(), "key "+encFile+" is encrypted; load it into ssh-agent or run from a terminal")
+		mustContain(t, err.Error(), "key "+encFile+" is encrypted")
+		mustHint(t, err, "load it into ssh-agent", "from a terminal")
 		if srv.Handshakes() != 0 {
 			t.Errorf("dialed although no key could be used")
 		}
@@ -456,8 +478,8 @@ func TestSudoPassword(t *testing.T) {
 	if !errors.Is(err, ErrSudoPassword) {
 		t.Fatalf("err = %v, want ErrSudoPassword", err)
 	}
-	mustContain(t, err.Error(), "sudo on db1 needs a password", "passwordless sudo for "+f.user,
-		"`"+f.user+" ALL=(ALL) NOPASSWD: ALL` in /etc/sudoers.d/")
+	mustContain(t, err.Error(), "sudo on db1 needs a password")
+	mustHint(t, err, "passwordless sudo for "+f.user, "`"+f.user+" ALL=(ALL) NOPASSWD: ALL` in /etc/sudoers.d/")
 }
 
 func TestRunCancelKillsRemoteProcess(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"maps"
 	"regexp"
 	"slices"
@@ -13,8 +14,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/charmbracelet/log"
 	"golang.org/x/crypto/ssh"
+
+	"github.com/pgfleet/pgfleet/internal/hint"
 )
 
 // Cmd is one command to run on a host.
@@ -147,7 +149,7 @@ func (c *Client) Run(ctx context.Context, cmd Cmd) (*Result, error) {
 	if err != nil {
 		return nil, &HostError{Host: c.cfg.Name, Op: "run", Err: err}
 	}
-	logf(c.cfg.Logger, log.DebugLevel, "run", "host", c.cfg.Name, "cmd", line)
+	logf(c.cfg.Logger, slog.LevelDebug, "run", "host", c.cfg.Name, "cmd", line)
 	fail := func(err error) error {
 		return &HostError{Host: c.cfg.Name, Op: "run " + shortCommand(line), Err: err}
 	}
@@ -296,14 +298,14 @@ func (c *Client) SudoError(res *Result, err error) error {
 	if err == nil || res == nil || !errors.As(err, &ee) {
 		return nil
 	}
-	hint := fmt.Sprintf("pgfleet needs passwordless sudo for %s (add `%s ALL=(ALL) NOPASSWD: ALL` in /etc/sudoers.d/)", c.cfg.User, c.cfg.User)
+	h := fmt.Sprintf("pgfleet needs passwordless sudo for %s (add `%s ALL=(ALL) NOPASSWD: ALL` in /etc/sudoers.d/)", c.cfg.User, c.cfg.User)
 	stderr := string(res.Stderr)
 	if strings.Contains(stderr, "password is required") || strings.Contains(stderr, "a terminal is required") {
-		return &HostError{Host: c.cfg.Name, Op: "check sudo", Err: newMsgError(
-			fmt.Sprintf("sudo on %s needs a password; %s", c.cfg.Name, hint), ErrSudoPassword)}
+		return &HostError{Host: c.cfg.Name, Op: "check sudo", Err: &hint.Error{
+			Err: newMsgError(fmt.Sprintf("sudo on %s needs a password", c.cfg.Name), ErrSudoPassword), Hint: h}}
 	}
 	if strings.HasPrefix(stderr, "sudo: ") {
-		return &HostError{Host: c.cfg.Name, Op: "check sudo", Err: fmt.Errorf("sudo refused (%s); %s", ee.Stderr, hint)}
+		return &HostError{Host: c.cfg.Name, Op: "check sudo", Err: hint.Errorf(h, "sudo refused (%s)", ee.Stderr)}
 	}
 	return nil
 }

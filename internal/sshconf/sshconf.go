@@ -190,8 +190,18 @@ func (r *Resolver) Resolve(h *inventory.Host) (*Effective, error) {
 			return e, nil
 		}
 	}
-	return nil, fmt.Errorf("host %s: %w", h.Name, err)
+	return nil, &ConfigError{Host: h.Name, Err: err}
 }
+
+// ConfigError is an ssh_config that does not tell how to reach a host: it
+// cannot be read or parsed, or a setting in it cannot be followed.
+type ConfigError struct {
+	Host string // the inventory name
+	Err  error  // names the file
+}
+
+func (e *ConfigError) Error() string { return "host " + e.Host + ": " + e.Err.Error() }
+func (e *ConfigError) Unwrap() error { return e.Err }
 
 // Effective is how pgfleet connects to one host, and where each setting
 // came from.

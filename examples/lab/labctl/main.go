@@ -14,6 +14,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -26,6 +27,7 @@ func main() {
 	if len(os.Args) < 2 {
 		usage(os.Stderr, 2)
 	}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	switch os.Args[1] {
 	case "-h", "-help", "--help", "help":
 		usage(os.Stdout, 0)
@@ -42,14 +44,14 @@ func main() {
 	defer stop()
 	switch os.Args[1] {
 	case "image":
-		img, err := lab.EnsureImage(ctx, *release, os.Stderr)
+		img, err := lab.EnsureImage(ctx, *release, logger)
 		check(err)
 		fmt.Println(img)
 	case "up":
 		abs, err := filepath.Abs(*dir)
 		check(err)
 		check(lab.Down(ctx, *name)) // a lab of the same name is replaced, not doubled
-		l, err := lab.Up(ctx, lab.Options{Name: *name, Hosts: *hosts, Release: *release, Dir: abs, Cache: *cache, Log: os.Stderr})
+		l, err := lab.Up(ctx, lab.Options{Name: *name, Hosts: *hosts, Release: *release, Dir: abs, Cache: *cache, Log: logger})
 		check(err)
 		fmt.Printf("lab %q is up: %d %s hosts on network %s (%s)\n", l.Name, len(l.Hosts), l.Release, l.Network, l.Subnet)
 		for _, h := range l.Hosts {
