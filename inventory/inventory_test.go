@@ -110,6 +110,7 @@ var badCases = []struct {
 	{"proxy jump bad host", good + "ssh: {proxy_jump: \"ops@-oProxyCommand=x\"}\n", "8:19", "ssh.proxy_jump: host"},
 	{"proxy jump bad user", good + "ssh: {proxy_jump: \"o p@bastion\"}\n", "8:19", "ssh.proxy_jump: user"},
 	{"ssh config file empty", good + "ssh: {config_file: \"\"}\n", "8:20", "ssh.config_file: is empty"},
+	{"ssh known_hosts empty", good + "ssh: {known_hosts: \"\"}\n", "8:20", "ssh.known_hosts: is empty: write the path of a known_hosts file"},
 	{"ssh config file misplaced", good + "config_file: x\n", "8:1", "ssh"},
 
 	// postgres
