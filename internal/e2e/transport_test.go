@@ -67,15 +67,22 @@ func readFile(t *testing.T, path string) []byte {
 	return b
 }
 
-func TestTransportSudo(t *testing.T) {
-	t.Parallel()
+// dialPostgresHost makes a one-host lab whose h1 has a postgres user, and
+// connects to h1; the context ends with the test, or in 3 minutes.
+func dialPostgresHost(t *testing.T) (context.Context, *lab.Lab, *remote.Client) {
+	t.Helper()
 	l := newLab(t, 1, "bookworm")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
+	t.Cleanup(cancel)
 	if out, err := l.Exec(ctx, "h1", "useradd", "-m", "postgres"); err != nil {
 		t.Fatalf("useradd postgres: %v %s", err, out)
 	}
-	c := dial(t, ctx, hostConfig(t, l, "h1", l.KnownHosts))
+	return ctx, l, dial(t, ctx, hostConfig(t, l, "h1", l.KnownHosts))
+}
+
+func TestTransportSudo(t *testing.T) {
+	t.Parallel()
+	ctx, l, c := dialPostgresHost(t)
 	if c.Name() != "h1" {
 		t.Errorf("client name %q, want h1", c.Name())
 	}
@@ -169,13 +176,7 @@ func TestTransportSudo(t *testing.T) {
 
 func TestTransportAtomicUpload(t *testing.T) {
 	t.Parallel()
-	l := newLab(t, 1, "bookworm")
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	if out, err := l.Exec(ctx, "h1", "useradd", "-m", "postgres"); err != nil {
-		t.Fatalf("useradd postgres: %v %s", err, out)
-	}
-	c := dial(t, ctx, hostConfig(t, l, "h1", l.KnownHosts))
+	ctx, _, c := dialPostgresHost(t)
 	const dir = "/etc/pgfleet-test"
 	const p = dir + "/conf"
 	run(t, ctx, c, remote.Cmd{Args: []string{"mkdir", "-m", "0755", dir}, As: "root"})
