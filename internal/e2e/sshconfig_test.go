@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -66,25 +65,9 @@ hosts:
   %s: {address: lab-db}
 `, l.Postgres(), l.PasswordFile, jump.Name, target.Name, jump.Name, target.Name))
 
-	res := pgfleet(t, "check", "--ssh-config", sshConfig, "-o", "json", inv)
-	var rep struct {
-		OK     bool `json:"ok"`
-		Checks []struct {
-			Host, Check, Status, Detail string
-		} `json:"checks"`
-		SSH []struct {
-			Host     string `json:"host"`
-			Settings []struct {
-				Setting, Value, From string
-			} `json:"settings"`
-			Ignored []string `json:"ignored"`
-		} `json:"ssh"`
-	}
-	if err := json.Unmarshal([]byte(res.stdout), &rep); err != nil {
-		t.Fatalf("check output: %v", err)
-	}
-	if res.code != 0 || !rep.OK {
-		t.Fatalf("check through the jump host: exit %d, ok %v", res.code, rep.OK)
+	rep, code := ckCheck(t, "--ssh-config", sshConfig, inv)
+	if code != 0 || !rep.OK {
+		t.Fatalf("check through the jump host: exit %d, ok %v", code, rep.OK)
 	}
 	for _, c := range rep.Checks {
 		if c.Check == "ssh" && c.Host == target.Name {
@@ -129,7 +112,7 @@ hosts:
 
 	// up through the same config: PostgreSQL's configuration gets the
 	// aliases' HostNames, never an alias, and the replica streams.
-	res = pgfleet(t, "up", "--ssh-config", sshConfig, "-o", "json", inv)
+	res := pgfleet(t, "up", "--ssh-config", sshConfig, "-o", "json", inv)
 	if rep := parseReport(t, res); res.code != 0 || !rep.OK {
 		t.Fatalf("up through the jump host: exit %d, failures %+v", res.code, rep.Failures)
 	}

@@ -75,6 +75,33 @@ func stStatus(t *testing.T, l *lab.Lab, args ...string) (stReport, int, time.Dur
 	return rep, res.code, took
 }
 
+// ckReport is the part of `pgfleet check --output json` the tests read.
+type ckReport struct {
+	OK     bool `json:"ok"`
+	Checks []struct {
+		Host, Check, Status, Detail, Hint string
+	} `json:"checks"`
+	SSH []struct {
+		Host     string `json:"host"`
+		Settings []struct {
+			Setting, Value, From string
+		} `json:"settings"`
+		Ignored []string `json:"ignored"`
+	} `json:"ssh"`
+}
+
+// ckCheck runs pgfleet check with --output json and args, and returns the
+// report and the exit code.
+func ckCheck(t *testing.T, args ...string) (ckReport, int) {
+	t.Helper()
+	res := pgfleet(t, append([]string{"check", "-o", "json"}, args...)...)
+	var rep ckReport
+	if err := json.Unmarshal([]byte(res.stdout), &rep); err != nil {
+		t.Fatalf("check JSON: %v\n%s", err, res.stdout)
+	}
+	return rep, res.code
+}
+
 // stPoll runs status until f accepts it (returns "") or timeout passes.
 func stPoll(t *testing.T, l *lab.Lab, timeout time.Duration, what string, f func(stReport, int) string) stReport {
 	t.Helper()
@@ -243,18 +270,9 @@ func TestStatus(t *testing.T) {
 			stExec(t, l, "h1", "pg_ctlcluster", v, "main", "restart")
 			stPoll(t, l, time.Minute, "replicas stream again", stHealthy)
 		}()
-		res = pgfleet(t, "check", "-o", "json", l.Inventory)
-		var rep struct {
-			OK     bool `json:"ok"`
-			Checks []struct {
-				Host, Check, Status, Detail, Hint string
-			} `json:"checks"`
-		}
-		if err := json.Unmarshal([]byte(res.stdout), &rep); err != nil {
-			t.Fatal(err)
-		}
-		if res.code != 1 || rep.OK {
-			t.Errorf("exit %d, ok %v; want 1, false", res.code, rep.OK)
+		rep, code := ckCheck(t, l.Inventory)
+		if code != 1 || rep.OK {
+			t.Errorf("exit %d, ok %v; want 1, false", code, rep.OK)
 		}
 		port := map[string]string{}
 		for _, c := range rep.Checks {
@@ -304,18 +322,9 @@ func TestStatus(t *testing.T) {
 func TestCheckFresh(t *testing.T) {
 	t.Parallel()
 	l := newLab(t, 3, "bookworm")
-	res := pgfleet(t, "check", "-o", "json", l.Inventory)
-	var rep struct {
-		OK     bool `json:"ok"`
-		Checks []struct {
-			Host, Check, Status, Detail, Hint string
-		} `json:"checks"`
-	}
-	if err := json.Unmarshal([]byte(res.stdout), &rep); err != nil {
-		t.Fatalf("%v: %s", err, res.stdout)
-	}
-	if res.code != 0 || !rep.OK {
-		t.Errorf("exit %d, ok %v", res.code, rep.OK)
+	rep, code := ckCheck(t, l.Inventory)
+	if code != 0 || !rep.OK {
+		t.Errorf("exit %d, ok %v", code, rep.OK)
 	}
 	seen := map[string]bool{}
 	for _, c := range rep.Checks {
