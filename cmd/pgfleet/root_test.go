@@ -1,10 +1,7 @@
 package main
 
 import (
-	"crypto/ed25519"
-	"crypto/rand"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"net"
 	"os"
@@ -13,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/crypto/ssh"
+	"github.com/pgfleet/pgfleet/internal/remote/sshtest"
 )
 
 // TestLogFormatJSON runs up against hosts where nothing answers: each log
@@ -111,18 +108,7 @@ func TestRootHelpListsLogFormat(t *testing.T) {
 func unreachableInventory(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	block, err := ssh.MarshalPrivateKey(priv, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	key := filepath.Join(dir, "id")
-	if err := os.WriteFile(key, pem.EncodeToMemory(block), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	_, key := sshtest.NewClientKey(t)
 	if err := os.WriteFile(filepath.Join(dir, "known_hosts"), nil, 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -87,35 +87,35 @@ type fixture struct {
 	user       string
 }
 
-func newKeyFile(t *testing.T, passphrase string) (ssh.Signer, string) {
+// newECDSAKey makes a P-256 key.
+func newECDSAKey(t *testing.T) (*ecdsa.PrivateKey, ssh.Signer) {
 	t.Helper()
-	var block *pem.Block
-	var signer ssh.Signer
-	if passphrase == "" {
-		_, priv, err := ed25519.GenerateKey(rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if block, err = ssh.MarshalPrivateKey(priv, "test key"); err != nil {
-			t.Fatal(err)
-		}
-		signer, _ = ssh.NewSignerFromKey(priv)
-	} else {
-		// Legacy PEM encryption: the bcrypt KDF of OpenSSH-format encrypted
-		// keys takes seconds under -race; the code path is the same.
-		priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		der, err := x509.MarshalECPrivateKey(priv)
-		if err != nil {
-			t.Fatal(err)
-		}
-		//lint:ignore SA1019 test fixture
-		if block, err = x509.EncryptPEMBlock(rand.Reader, "EC PRIVATE KEY", der, []byte(passphrase), x509.PEMCipherAES128); err != nil {
-			t.Fatal(err)
-		}
-		signer, _ = ssh.NewSignerFromKey(priv)
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := ssh.NewSignerFromKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return priv, signer
+}
+
+// newEncryptedKeyFile makes a key and writes it to a file, encrypted with
+// passphrase.
+func newEncryptedKeyFile(t *testing.T, passphrase string) (ssh.Signer, string) {
+	t.Helper()
+	// Legacy PEM encryption: the bcrypt KDF of OpenSSH-format encrypted
+	// keys takes seconds under -race; the code path is the same.
+	priv, signer := newECDSAKey(t)
+	der, err := x509.MarshalECPrivateKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	//lint:ignore SA1019 test fixture
+	block, err := x509.EncryptPEMBlock(rand.Reader, "EC PRIVATE KEY", der, []byte(passphrase), x509.PEMCipherAES128)
+	if err != nil {
+		t.Fatal(err)
 	}
 	file := filepath.Join(t.TempDir(), "id_test")
 	if err := os.WriteFile(file, pem.EncodeToMemory(block), 0o600); err != nil {
@@ -126,7 +126,7 @@ func newKeyFile(t *testing.T, passphrase string) (ssh.Signer, string) {
 
 func newFixture(t *testing.T, opts ...sshtest.Option) *fixture {
 	t.Helper()
-	key, keyFile := newKeyFile(t, "")
+	key, keyFile := sshtest.NewClientKey(t)
 	srv := sshtest.New(t, append([]sshtest.Option{sshtest.WithAuthorizedKey(key.PublicKey())}, opts...)...)
 	f := &fixture{srv: srv, key: key, keyFile: keyFile, knownHosts: filepath.Join(t.TempDir(), "known_hosts")}
 	writeFile(t, f.knownHosts, srv.KnownHostsLine())
@@ -316,14 +316,7 @@ func TestChangedHostKeyRefused(t *testing.T) {
 // A host with several host keys, of which known_hosts holds one: the client
 // must ask for that type, not report a "changed" key of another type.
 func TestKnownKeyOfAnotherType(t *testing.T) {
-	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ecdsaKey, err := ssh.NewSignerFromKey(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, ecdsaKey := newECDSAKey(t)
 	edKey := sshtest.NewSigner(t)
 	for _, tc := range []struct {
 		name  string
@@ -355,7 +348,7 @@ func TestKnownKeyOfAnotherType(t *testing.T) {
 
 func TestWrongClientKey(t *testing.T) {
 	f := newFixture(t)
-	_, otherFile := newKeyFile(t, "")
+	_, otherFile := sshtest.NewClientKey(t)
 	cfg := f.config()
 	cfg.IdentityFiles = []string{otherFile}
 	err := dialErr(t, cfg)
@@ -381,7 +374,7 @@ func TestIdentityFiles(t *testing.T) {
 		}
 	})
 
-	key, encFile := newKeyFile(t, "s3cret")
+	key, encFile := newEncryptedKeyFile(t, "s3cret")
 	srv := sshtest.New(t, sshtest.WithAuthorizedKey(key.PublicKey()))
 	writeFile(t, f.knownHosts, srv.KnownHostsLine())
 	cfg := f.config()
@@ -849,7 +842,7 @@ func TestWriteFileInterrupted(t *testing.T) {
 }
 
 func TestProxyJump(t *testing.T) {
-	key, keyFile := newKeyFile(t, "")
+	key, keyFile := sshtest.NewClientKey(t)
 	bastion := sshtest.New(t, sshtest.WithAuthorizedKey(key.PublicKey()))
 	target := sshtest.New(t, sshtest.WithAuthorizedKey(key.PublicKey()))
 	knownHosts := filepath.Join(t.TempDir(), "known_hosts")
@@ -908,7 +901,7 @@ func TestDialRetriesTransientErrors(t *testing.T) {
 	})
 
 	t.Run("connection refused until the server listens", func(t *testing.T) {
-		key, keyFile := newKeyFile(t, "")
+		key, keyFile := sshtest.NewClientKey(t)
 		srv := sshtest.NewStopped(t, sshtest.WithAuthorizedKey(key.PublicKey()))
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -942,7 +935,7 @@ func TestDialRetriesTransientErrors(t *testing.T) {
 		}
 		addr := ln.Addr().(*net.TCPAddr)
 		ln.Close()
-		_, keyFile := newKeyFile(t, "")
+		_, keyFile := sshtest.NewClientKey(t)
 		start := time.Now()
 		err = dialErr(t, Config{Name: "db4", Address: "127.0.0.1", Port: addr.Port, User: "x",
 			IdentityFiles: []string{keyFile}, KnownHostsFile: filepath.Join(t.TempDir(), "kh")})

@@ -174,6 +174,12 @@ func (s *Server) Start(ln net.Listener) {
 // NewSigner makes an ed25519 key.
 func NewSigner(t testing.TB) ssh.Signer {
 	t.Helper()
+	_, signer := newEd25519(t)
+	return signer
+}
+
+func newEd25519(t testing.TB) (ed25519.PrivateKey, ssh.Signer) {
+	t.Helper()
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -182,22 +188,15 @@ func NewSigner(t testing.TB) ssh.Signer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return signer
+	return priv, signer
 }
 
 // NewClientKey makes an ed25519 key and writes it, unencrypted and in
 // OpenSSH format, to a file of its own.
 func NewClientKey(t testing.TB) (ssh.Signer, string) {
 	t.Helper()
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
+	priv, signer := newEd25519(t)
 	block, err := ssh.MarshalPrivateKey(priv, "sshtest client key")
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := ssh.NewSignerFromKey(priv)
 	if err != nil {
 		t.Fatal(err)
 	}
