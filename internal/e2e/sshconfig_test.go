@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -129,12 +128,5 @@ hosts:
 	}
 	if got := psqlOn(t, l, jump.Name, "SELECT host(client_addr) || ' ' || state FROM pg_stat_replication"); got != target.Address+" streaming" {
 		t.Errorf("pg_stat_replication on %s: %q, want %q", jump.Name, got, target.Address+" streaming")
-	}
-}
-
-func writeTestFile(t *testing.T, path, content string) {
-	t.Helper()
-	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
 	}
 }
