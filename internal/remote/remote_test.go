@@ -3,9 +3,7 @@ package remote
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
 	"crypto/ed25519"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/pem"
@@ -87,27 +85,13 @@ type fixture struct {
 	user       string
 }
 
-// newECDSAKey makes a P-256 key.
-func newECDSAKey(t *testing.T) (*ecdsa.PrivateKey, ssh.Signer) {
-	t.Helper()
-	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := ssh.NewSignerFromKey(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return priv, signer
-}
-
 // newEncryptedKeyFile makes a key and writes it to a file, encrypted with
 // passphrase.
 func newEncryptedKeyFile(t *testing.T, passphrase string) (ssh.Signer, string) {
 	t.Helper()
 	// Legacy PEM encryption: the bcrypt KDF of OpenSSH-format encrypted
 	// keys takes seconds under -race; the code path is the same.
-	priv, signer := newECDSAKey(t)
+	priv, signer := sshtest.NewECDSAKey(t)
 	der, err := x509.MarshalECPrivateKey(priv)
 	if err != nil {
 		t.Fatal(err)
@@ -316,7 +300,7 @@ func TestChangedHostKeyRefused(t *testing.T) {
 // A host with several host keys, of which known_hosts holds one: the client
 // must ask for that type, not report a "changed" key of another type.
 func TestKnownKeyOfAnotherType(t *testing.T) {
-	_, ecdsaKey := newECDSAKey(t)
+	_, ecdsaKey := sshtest.NewECDSAKey(t)
 	edKey := sshtest.NewSigner(t)
 	for _, tc := range []struct {
 		name  string
@@ -778,35 +762,48 @@ func TestWriteFile(t *testing.T) {
 	}
 }
 
+// interruptedWrite writes data over a file holding "old\n" on a fixture's
+// server, calling interrupt once the second chunk is written. It checks
+// that no more chunks were written and that the file still holds "old\n",
+// and returns the file's directory and the error.
+func interruptedWrite(t *testing.T, ctx context.Context, data []byte, interrupt func(*fixture)) (dir string, err error) {
+	t.Helper()
+	f := newFixture(t)
+	c := dial(t, f.config())
+	dir = t.TempDir()
+	target := filepath.Join(dir, "pg_hba.conf")
+	writeFile(t, target, "old\n")
+	chunks := 0
+	testHookChunkWritten = func(int) {
+		chunks++
+		if chunks == 2 {
+			interrupt(f)
+		}
+	}
+	err = c.WriteFile(ctx, target, data, 0o644, "", "")
+	testHookChunkWritten = nil
+	if err == nil {
+		t.Fatal("an interrupted WriteFile succeeded")
+	}
+	if chunks != 2 {
+		t.Errorf("wrote %d chunks, want 2 (stopped at the interruption)", chunks)
+	}
+	if got := readFile(t, target); got != "old\n" {
+		t.Errorf("target has %d bytes starting %.20q, want the old content", len(got), got)
+	}
+	return dir, err
+}
+
 func TestWriteFileInterrupted(t *testing.T) {
 	data := bytes.Repeat([]byte("x"), 8*writeChunk)
 	t.Cleanup(func() { testHookChunkWritten = nil })
 
 	t.Run("context cancelled", func(t *testing.T) {
-		f := newFixture(t)
-		c := dial(t, f.config())
-		dir := t.TempDir()
-		target := filepath.Join(dir, "pg_hba.conf")
-		writeFile(t, target, "old\n")
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		chunks := 0
-		testHookChunkWritten = func(int) {
-			chunks++
-			if chunks == 2 {
-				cancel()
-			}
-		}
-		err := c.WriteFile(ctx, target, data, 0o644, "", "")
-		testHookChunkWritten = nil
+		dir, err := interruptedWrite(t, ctx, data, func(*fixture) { cancel() })
 		if !errors.Is(err, context.Canceled) {
 			t.Fatalf("err = %v, want context.Canceled", err)
-		}
-		if chunks != 2 {
-			t.Errorf("wrote %d chunks, want 2 (stopped at the cancel)", chunks)
-		}
-		if got := readFile(t, target); got != "old\n" {
-			t.Errorf("target has %d bytes starting %.20q, want the old content", len(got), got)
 		}
 		if tmp := tempFiles(t, dir); len(tmp) != 0 {
 			t.Errorf("temp files left: %v", tmp)
@@ -816,27 +813,8 @@ func TestWriteFileInterrupted(t *testing.T) {
 	// The connection drops mid-way: nothing can remove the temp file then,
 	// but the target must be intact.
 	t.Run("connection dropped", func(t *testing.T) {
-		f := newFixture(t)
-		c := dial(t, f.config())
-		dir := t.TempDir()
-		target := filepath.Join(dir, "pg_hba.conf")
-		writeFile(t, target, "old\n")
-		chunks := 0
-		testHookChunkWritten = func(int) {
-			chunks++
-			if chunks == 2 {
-				f.srv.DropConnections()
-			}
-		}
-		err := c.WriteFile(context.Background(), target, data, 0o644, "", "")
-		testHookChunkWritten = nil
-		if err == nil {
-			t.Fatal("WriteFile succeeded over a dropped connection")
-		}
-		mustContain(t, err.Error(), "db1: write "+target)
-		if got := readFile(t, target); got != "old\n" {
-			t.Errorf("target has %d bytes starting %.20q, want the old content", len(got), got)
-		}
+		dir, err := interruptedWrite(t, context.Background(), data, func(f *fixture) { f.srv.DropConnections() })
+		mustContain(t, err.Error(), "db1: write "+filepath.Join(dir, "pg_hba.conf"))
 		t.Logf("temp files left after the drop: %v", tempFiles(t, dir))
 	})
 }

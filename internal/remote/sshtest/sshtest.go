@@ -16,7 +16,10 @@
 package sshtest
 
 import (
+	"crypto"
+	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/pem"
@@ -181,6 +184,20 @@ func NewSigner(t testing.TB) ssh.Signer {
 func newEd25519(t testing.TB) (ed25519.PrivateKey, ssh.Signer) {
 	t.Helper()
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	return priv, signerOf(t, priv, err)
+}
+
+// NewECDSAKey makes a P-256 key.
+func NewECDSAKey(t testing.TB) (*ecdsa.PrivateKey, ssh.Signer) {
+	t.Helper()
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	return priv, signerOf(t, priv, err)
+}
+
+// signerOf is the signer of priv, a key just made; it fails the test if
+// making the key failed with err.
+func signerOf(t testing.TB, priv crypto.Signer, err error) ssh.Signer {
+	t.Helper()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,7 +205,7 @@ func newEd25519(t testing.TB) (ed25519.PrivateKey, ssh.Signer) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return priv, signer
+	return signer
 }
 
 // NewClientKey makes an ed25519 key and writes it, unencrypted and in
