@@ -347,9 +347,7 @@ func TestTransportProxyJump(t *testing.T) {
 			present = h2
 		}
 		kh := filepath.Join(t.TempDir(), "known_hosts")
-		if err := os.WriteFile(kh, []byte(strings.Join(hk[present.Name], "\n")+"\n"), 0o600); err != nil {
-			t.Fatal(err)
-		}
+		writeTestFile(t, kh, strings.Join(hk[present.Name], "\n")+"\n")
 		cfg := hostConfig(t, l, "h2", kh)
 		cfg.ProxyJump = &remote.Config{Address: h1.Address}
 		c, err := remote.Dial(ctx, cfg)
@@ -530,9 +528,7 @@ func TestTransportUnknownHost(t *testing.T) {
 	pub := strings.Fields(string(readFile(t, l.KeyFile+".pub")))
 	other := "192.0.2.7 " + pub[0] + " " + pub[1]
 	kh := filepath.Join(t.TempDir(), "known_hosts")
-	if err := os.WriteFile(kh, []byte(other), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeTestFile(t, kh, other)
 	cfg := hostConfig(t, l, "h1", kh)
 
 	c, err := remote.Dial(ctx, cfg)

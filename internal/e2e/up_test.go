@@ -326,9 +326,7 @@ func TestUpBookworm(t *testing.T) {
 	t.Run("a setting PostgreSQL rejects never goes live", func(t *testing.T) {
 		bad := strings.Replace(l.InventoryYAML("basebackup"), "postgres:\n", "postgres:\n  settings:\n    max_connections: lots\n", 1)
 		badInv := filepath.Join(t.TempDir(), "bad-setting.yaml")
-		if err := os.WriteFile(badInv, []byte(bad), 0o600); err != nil {
-			t.Fatal(err)
-		}
+		writeTestFile(t, badInv, bad)
 		r := pgfleet(t, "up", badInv)
 		if r.code != 1 {
 			t.Fatalf("exit %d, want 1", r.code)
@@ -383,9 +381,7 @@ func TestUpBookworm(t *testing.T) {
 		bad := strings.Replace(l.InventoryYAML("basebackup"), "h1: {address: "+h1.Address+"}",
 			"h1: {address: "+h1.Address+", replication_address: "+dead+"}", 1)
 		badInv := filepath.Join(t.TempDir(), "bad.yaml")
-		if err := os.WriteFile(badInv, []byte(bad), 0o600); err != nil {
-			t.Fatal(err)
-		}
+		writeTestFile(t, badInv, bad)
 		if _, err := l.Exec(ctx, "h3", "sh", "-c", "pg_ctlcluster 15 main stop && rm /var/lib/postgresql/15/main/standby.signal && touch /var/lib/postgresql/15/main/keepme"); err != nil {
 			t.Fatal(err)
 		}
@@ -437,9 +433,7 @@ func TestUpTar(t *testing.T) {
 	t.Parallel()
 	l := newLab(t, 3, "bookworm")
 	inv := filepath.Join(t.TempDir(), "tar.yaml")
-	if err := os.WriteFile(inv, []byte(l.InventoryYAML("tar")), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeTestFile(t, inv, l.InventoryYAML("tar"))
 	r := pgfleet(t, "up", inv)
 	if r.code != 0 {
 		t.Fatalf("pgfleet up: exit %d", r.code)
