@@ -342,13 +342,9 @@ func TestUpBookworm(t *testing.T) {
 	t.Run("a replica that lost its data is cloned again", func(t *testing.T) {
 		ctx := context.Background()
 		// h3: data deleted while down.
-		if _, err := l.Exec(ctx, "h3", "sh", "-c", "pg_ctlcluster 15 main stop && rm -rf /var/lib/postgresql/15/main"); err != nil {
-			t.Fatal(err)
-		}
+		stExec(t, l, "h3", "sh", "-c", "pg_ctlcluster 15 main stop && rm -rf /var/lib/postgresql/15/main")
 		// h2: data no longer a standby's (standby.signal lost): moved aside, not deleted.
-		if _, err := l.Exec(ctx, "h2", "sh", "-c", "pg_ctlcluster 15 main stop && rm /var/lib/postgresql/15/main/standby.signal && touch /var/lib/postgresql/15/main/marker"); err != nil {
-			t.Fatal(err)
-		}
+		stExec(t, l, "h2", "sh", "-c", "pg_ctlcluster 15 main stop && rm /var/lib/postgresql/15/main/standby.signal && touch /var/lib/postgresql/15/main/marker")
 		r := pgfleet(t, "up", inv, "--output", "json")
 		if r.code != 0 {
 			t.Fatalf("exit %d", r.code)
@@ -382,9 +378,7 @@ func TestUpBookworm(t *testing.T) {
 			"h1: {address: "+h1.Address+", replication_address: "+dead+"}", 1)
 		badInv := filepath.Join(t.TempDir(), "bad.yaml")
 		writeTestFile(t, badInv, bad)
-		if _, err := l.Exec(ctx, "h3", "sh", "-c", "pg_ctlcluster 15 main stop && rm /var/lib/postgresql/15/main/standby.signal && touch /var/lib/postgresql/15/main/keepme"); err != nil {
-			t.Fatal(err)
-		}
+		stExec(t, l, "h3", "sh", "-c", "pg_ctlcluster 15 main stop && rm /var/lib/postgresql/15/main/standby.signal && touch /var/lib/postgresql/15/main/keepme")
 		r := pgfleet(t, "up", badInv, "--output", "json")
 		if r.code != 1 {
 			t.Fatalf("up with an unreachable primary: exit %d, want 1", r.code)
