@@ -6,7 +6,6 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -101,11 +100,7 @@ func newEncryptedKeyFile(t *testing.T, passphrase string) (ssh.Signer, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	file := filepath.Join(t.TempDir(), "id_test")
-	if err := os.WriteFile(file, pem.EncodeToMemory(block), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return signer, file
+	return signer, sshtest.WriteKeyFile(t, block)
 }
 
 func newFixture(t *testing.T, opts ...sshtest.Option) *fixture {

@@ -217,11 +217,18 @@ func NewClientKey(t testing.TB) (ssh.Signer, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	file := filepath.Join(t.TempDir(), "id_ed25519")
+	return signer, WriteKeyFile(t, block)
+}
+
+// WriteKeyFile writes a private key to a file of its own, readable only by
+// its owner, as ssh wants it.
+func WriteKeyFile(t testing.TB, block *pem.Block) string {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), "id_test")
 	if err := os.WriteFile(file, pem.EncodeToMemory(block), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return signer, file
+	return file
 }
 
 // Addr is the server's IP address.
