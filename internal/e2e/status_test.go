@@ -143,11 +143,6 @@ func stExec(t *testing.T, l *lab.Lab, host string, args ...string) string {
 	return strings.TrimSpace(out)
 }
 
-func stPsql(t *testing.T, l *lab.Lab, host, sql string) string {
-	t.Helper()
-	return stExec(t, l, host, "runuser", "-u", "postgres", "--", "psql", "-X", "-A", "-t", "-c", sql)
-}
-
 // TestStatus builds one cluster with pgfleet up, then breaks it in turn in
 // the ways status must report: replay paused while the primary writes, a
 // replica stopped, the primary's port closed to the replicas (pgfleet
@@ -199,12 +194,12 @@ func TestStatus(t *testing.T) {
 	})
 
 	t.Run("replay paused", func(t *testing.T) {
-		stPsql(t, l, "h2", "SELECT pg_wal_replay_pause()")
+		psqlOn(t, l, "h2", "SELECT pg_wal_replay_pause()")
 		defer func() {
-			stPsql(t, l, "h2", "SELECT pg_wal_replay_resume()")
+			psqlOn(t, l, "h2", "SELECT pg_wal_replay_resume()")
 			stPoll(t, l, time.Minute, "caught up after resume", stHealthy)
 		}()
-		stPsql(t, l, "h1", "CREATE TABLE pgfleet_status_test(i int, s text); INSERT INTO pgfleet_status_test SELECT g, md5(g::text) FROM generate_series(1, 10000) g")
+		psqlOn(t, l, "h1", "CREATE TABLE pgfleet_status_test(i int, s text); INSERT INTO pgfleet_status_test SELECT g, md5(g::text) FROM generate_series(1, 10000) g")
 		var first int64
 		stPoll(t, l, 30*time.Second, "h2 lags", func(rep stReport, code int) string {
 			m := rep.member(t, "h2")
@@ -214,7 +209,7 @@ func TestStatus(t *testing.T) {
 			first = *m.LagBytes
 			return ""
 		})
-		stPsql(t, l, "h1", "INSERT INTO pgfleet_status_test SELECT g, md5(g::text) FROM generate_series(1, 10000) g")
+		psqlOn(t, l, "h1", "INSERT INTO pgfleet_status_test SELECT g, md5(g::text) FROM generate_series(1, 10000) g")
 		rep, code, _ := stStatus(t, l)
 		h2 := rep.member(t, "h2")
 		if h2.LagBytes == nil || *h2.LagBytes <= first {
