@@ -107,11 +107,8 @@ func TestRootHelpListsLogFormat(t *testing.T) {
 // this machine where nothing answers.
 func unreachableInventory(t *testing.T) string {
 	t.Helper()
-	dir := t.TempDir()
 	_, key := sshtest.NewClientKey(t)
-	if err := os.WriteFile(filepath.Join(dir, "known_hosts"), nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	knownHosts := writeFile(t, "known_hosts", "")
 	// A port that was free a moment ago refuses connections.
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -129,5 +126,5 @@ clusters:
 hosts:
   db1: {address: 127.0.0.1}
   db2: {address: 127.0.0.2}
-`, port, key, filepath.Join(dir, "known_hosts")))
+`, port, key, knownHosts))
 }
