@@ -567,15 +567,20 @@ func TestEditDistance(t *testing.T) {
 	}
 }
 
+// readFile returns the content of the file at path; the test fails if it
+// cannot be read.
+func readFile(t testing.TB, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 func TestDocsExampleIsTheExampleFile(t *testing.T) {
-	doc, err := os.ReadFile("../docs/inventory.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	example, err := os.ReadFile("../examples/inventory.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
+	doc := readFile(t, "../docs/inventory.md")
+	example := readFile(t, "../examples/inventory.yaml")
 	_, after, ok := strings.Cut(string(doc), "## Example\n")
 	if !ok {
 		t.Fatal("docs/inventory.md has no ## Example section")
