@@ -14,6 +14,8 @@ import (
 	"github.com/pgfleet/pgfleet/steps"
 )
 
+// stCluster is the one cluster of fleettest.Inventory: h1 primary, h2 and h3
+// replicas, which reach h1 at its replication address.
 func stCluster(t *testing.T) *inventory.Cluster {
 	t.Helper()
 	return fleettest.Parse(t, fleettest.Inventory).Clusters[0]
