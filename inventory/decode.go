@@ -320,18 +320,10 @@ func (d *decoder) path(e entry, s string) (string, bool) {
 func (d *decoder) postgres(e entry) rawPostgres {
 	f, _ := d.fields(e.value, e.path, postgresSchema)
 	r := rawPostgres{
-		port: d.port(f),
+		version: checkedField(d, f, "version", d.integer, checkVersion),
+		port:    d.port(f),
 		// "" means the built-in templates, overriding a default.
 		templatesDir: d.localPathAt(f, "templates_dir", ""),
-	}
-	if e, ok := f["version"]; ok {
-		if v, ok := d.integer(e); ok {
-			if v < MinVersion || v > MaxVersion {
-				d.errorf(e.value, e.path, "PostgreSQL %d is not supported: use a major version from %d to %d", v, MinVersion, MaxVersion)
-			} else {
-				r.version = some(v)
-			}
-		}
 	}
 	if dir := d.checked(f, "data_dir", checkDataDir); dir.set {
 		r.dataDir = some(strings.TrimSuffix(dir.v, "/"))

@@ -107,6 +107,13 @@ func checkAddress(s string) string {
 	return ""
 }
 
+func checkVersion(v int) string {
+	if v < MinVersion || v > MaxVersion {
+		return fmt.Sprintf("PostgreSQL %d is not supported: use a major version from %d to %d", v, MinVersion, MaxVersion)
+	}
+	return ""
+}
+
 func checkPort(p int) string {
 	if p < 1 || p > 65535 {
 		return fmt.Sprintf("port %d is out of range: use 1 to 65535", p)
