@@ -217,39 +217,13 @@ func (d *decoder) decode(data []byte) *Inventory {
 
 func (d *decoder) ssh(e entry) rawSSH {
 	f, _ := d.fields(e.value, e.path, sshSchema)
-	var r rawSSH
-	if e, ok := f["user"]; ok {
-		if s, ok := d.str(e); ok {
-			if msg := checkSSHUser(s); msg != "" {
-				d.errorf(e.value, e.path, "%s", msg)
-			} else {
-				r.user = some(s)
-			}
-		}
-	}
-	if e, ok := f["port"]; ok {
-		if p, ok := d.port(e); ok {
-			r.port = some(p)
-		}
-	}
-	if e, ok := f["identity_file"]; ok {
+	r := rawSSH{
+		user: d.checked(f, "user", checkSSHUser),
+		port: d.port(f),
 		// "" means no identity file (ssh-agent only), overriding a default.
-		if s, ok := d.str(e); ok {
-			if s == "" {
-				r.identityFile = some("")
-			} else if p, ok := d.path(e, s); ok {
-				r.identityFile = some(p)
-			}
-		}
-	}
-	if e, ok := f["known_hosts"]; ok {
-		if s, ok := d.str(e); ok {
-			if s == "" {
-				d.errorf(e.value, e.path, "is empty: write the path of a known_hosts file, or remove the key for %s", DefaultKnownHosts)
-			} else if p, ok := d.path(e, s); ok {
-				r.knownHosts = some(p)
-			}
-		}
+		identityFile: d.localPathAt(f, "identity_file", ""),
+		knownHosts: d.localPathAt(f, "known_hosts",
+			"is empty: write the path of a known_hosts file, or remove the key for "+DefaultKnownHosts),
 	}
 	if e, ok := f["proxy_jump"]; ok {
 		// "" means no jump host, overriding a default.
@@ -281,16 +255,57 @@ func (d *decoder) ssh(e entry) rawSSH {
 	return r
 }
 
-func (d *decoder) port(e entry) (int, bool) {
-	p, ok := d.integer(e)
+// checkedField reads the value under key in f, if there, with read, and
+// keeps it if check finds nothing wrong with it (returns ""); otherwise it
+// records the problem.
+func checkedField[T any](d *decoder, f map[string]entry, key string, read func(entry) (T, bool), check func(T) string) opt[T] {
+	e, ok := f[key]
 	if !ok {
-		return 0, false
+		return opt[T]{}
 	}
-	if msg := checkPort(p); msg != "" {
+	v, ok := read(e)
+	if !ok {
+		return opt[T]{}
+	}
+	if msg := check(v); msg != "" {
 		d.errorf(e.value, e.path, "%s", msg)
-		return 0, false
+		return opt[T]{}
 	}
-	return p, true
+	return some(v)
+}
+
+// checked reads the string under key in f, if there, and keeps it if check
+// finds nothing wrong with it.
+func (d *decoder) checked(f map[string]entry, key string, check func(string) string) opt[string] {
+	return checkedField(d, f, key, d.str, check)
+}
+
+// port reads the port under "port" in f, if there.
+func (d *decoder) port(f map[string]entry) opt[int] {
+	return checkedField(d, f, "port", d.integer, checkPort)
+}
+
+// localPathAt reads the local path under key in f, if there. An empty
+// string is a problem, reported with ifEmpty; where ifEmpty is "", it is
+// kept as "" instead: none, overriding a default.
+func (d *decoder) localPathAt(f map[string]entry, key, ifEmpty string) opt[string] {
+	e, ok := f[key]
+	if !ok {
+		return opt[string]{}
+	}
+	s, ok := d.str(e)
+	switch {
+	case !ok:
+	case s == "" && ifEmpty == "":
+		return some("")
+	case s == "":
+		d.errorf(e.value, e.path, "%s", ifEmpty)
+	default:
+		if p, ok := d.path(e, s); ok {
+			return some(p)
+		}
+	}
+	return opt[string]{}
 }
 
 func (d *decoder) path(e entry, s string) (string, bool) {
@@ -304,39 +319,14 @@ func (d *decoder) path(e entry, s string) (string, bool) {
 
 func (d *decoder) postgres(e entry) rawPostgres {
 	f, _ := d.fields(e.value, e.path, postgresSchema)
-	var r rawPostgres
-	if e, ok := f["version"]; ok {
-		if v, ok := d.integer(e); ok {
-			if v < MinVersion || v > MaxVersion {
-				d.errorf(e.value, e.path, "PostgreSQL %d is not supported: use a major version from %d to %d", v, MinVersion, MaxVersion)
-			} else {
-				r.version = some(v)
-			}
-		}
-	}
-	if e, ok := f["port"]; ok {
-		if p, ok := d.port(e); ok {
-			r.port = some(p)
-		}
-	}
-	if e, ok := f["data_dir"]; ok {
-		if s, ok := d.str(e); ok {
-			if msg := checkDataDir(s); msg != "" {
-				d.errorf(e.value, e.path, "%s", msg)
-			} else {
-				r.dataDir = some(strings.TrimSuffix(s, "/"))
-			}
-		}
-	}
-	if e, ok := f["templates_dir"]; ok {
+	r := rawPostgres{
+		version: checkedField(d, f, "version", d.integer, checkVersion),
+		port:    d.port(f),
 		// "" means the built-in templates, overriding a default.
-		if s, ok := d.str(e); ok {
-			if s == "" {
-				r.templatesDir = some("")
-			} else if p, ok := d.path(e, s); ok {
-				r.templatesDir = some(p)
-			}
-		}
+		templatesDir: d.localPathAt(f, "templates_dir", ""),
+	}
+	if dir := d.checked(f, "data_dir", checkDataDir); dir.set {
+		r.dataDir = some(strings.TrimSuffix(dir.v, "/"))
 	}
 	if e, ok := f["settings"]; ok {
 		r.settings = some(d.settings(e))
@@ -396,18 +386,9 @@ func (d *decoder) settings(e entry) []Setting {
 
 func (d *decoder) replication(e entry) rawReplication {
 	f, _ := d.fields(e.value, e.path, replicationSchema)
-	var r rawReplication
-	if e, ok := f["user"]; ok {
-		if s, ok := d.str(e); ok {
-			switch {
-			case len(s) > maxNameLen:
-				d.errorf(e.value, e.path, "%d characters is too long: use at most %d", len(s), maxNameLen)
-			case !roleRe.MatchString(s):
-				d.errorf(e.value, e.path, "%q is not a role name pgfleet accepts: use lower-case letters, digits and '_', not starting with a digit", s)
-			default:
-				r.user = some(s)
-			}
-		}
+	r := rawReplication{
+		user:   d.checked(f, "user", checkRoleName),
+		method: d.checked(f, "method", checkMethod),
 	}
 	env, hasEnv := f["password_env"]
 	file, hasFile := f["password_file"]
@@ -433,25 +414,7 @@ func (d *decoder) replication(e entry) rawReplication {
 			}
 		}
 	}
-	if hasFile {
-		if s, ok := d.str(file); ok {
-			if s == "" {
-				d.errorf(file.value, file.path, "is empty: write the path of the file that holds the password")
-			} else if p, ok := d.path(file, s); ok {
-				r.source.v.file = p
-			}
-		}
-	}
-	if e, ok := f["method"]; ok {
-		if s, ok := d.str(e); ok {
-			switch s {
-			case MethodBaseBackup, MethodTar:
-				r.method = some(s)
-			default:
-				d.errorf(e.value, e.path, "%q is not a replication method: use %s or %s", s, MethodBaseBackup, MethodTar)
-			}
-		}
-	}
+	r.source.v.file = d.localPathAt(f, "password_file", "is empty: write the path of the file that holds the password").v
 	if e, ok := f["slots"]; ok {
 		if b, ok := d.boolean(e); ok {
 			r.slots = some(b)
@@ -460,40 +423,39 @@ func (d *decoder) replication(e entry) rawReplication {
 	return r
 }
 
+// namedSection reads e, the top-level section key, which maps names of
+// kind to their settings (what says so, with an example). It reports the
+// section missing, with missing, and every name that is not allowed.
+func (d *decoder) namedSection(e entry, root ast.Node, key, kind, missing, what string) ([]entry, bool) {
+	if e.keyN == nil {
+		d.errorf(root, key, "%s", missing)
+		return nil, false
+	}
+	entries, ok := d.mapping(e.value, e.path, what)
+	for _, ne := range entries {
+		if msg := checkName(ne.key); msg != "" {
+			d.errorf(ne.keyN, ne.path, "%s name %q is not allowed: %s", kind, ne.key, msg)
+		}
+	}
+	return entries, ok
+}
+
 // hosts reads the hosts: section, in file order.
 func (d *decoder) hosts(e entry, root ast.Node) []*rawHost {
-	if e.keyN == nil {
-		d.errorf(root, "hosts", "is missing: add a hosts: section that gives the address of every machine")
-		return nil
-	}
-	entries, _ := d.mapping(e.value, e.path, "host names to their settings, such as db1: {address: 192.168.0.10}")
+	entries, _ := d.namedSection(e, root, "hosts", "host", "is missing: add a hosts: section that gives the address of every machine",
+		"host names to their settings, such as db1: {address: 192.168.0.10}")
 	var out []*rawHost
 	for _, he := range entries {
 		h := &rawHost{entry: he}
-		if msg := checkName(he.key); msg != "" {
-			d.errorf(he.keyN, he.path, "host name %q is not allowed: %s", he.key, msg)
-		}
 		f, _ := d.fields(he.value, he.path, hostSchema)
 		if a, ok := f["address"]; ok {
-			if s, ok := d.str(a); ok {
-				if msg := checkAddress(s); msg != "" {
-					d.errorf(a.value, a.path, "%s", msg)
-				} else {
-					h.address, h.addressN = s, a.value
-				}
+			if s := d.checked(f, "address", checkAddress); s.set {
+				h.address, h.addressN = s.v, a.value
 			}
 		} else if isMapping(he.value) {
 			d.errorf(he.keyN, he.path, "has no address: add address: HOSTNAME-OR-IP")
 		}
-		if a, ok := f["replication_address"]; ok {
-			if s, ok := d.str(a); ok {
-				if msg := checkAddress(s); msg != "" {
-					d.errorf(a.value, a.path, "%s", msg)
-				} else {
-					h.replicationAddress = s
-				}
-			}
-		}
+		h.replicationAddress = d.checked(f, "replication_address", checkAddress).v
 		h.ssh = d.ssh(f["ssh"])
 		out = append(out, h)
 	}
@@ -502,20 +464,14 @@ func (d *decoder) hosts(e entry, root ast.Node) []*rawHost {
 
 // clusters reads the clusters: section, in file order.
 func (d *decoder) clusters(e entry, root ast.Node) []*rawCluster {
-	if e.keyN == nil {
-		d.errorf(root, "clusters", "is missing: add a clusters: section with at least one cluster")
-		return nil
-	}
-	entries, ok := d.mapping(e.value, e.path, "cluster names to their settings, such as main: {primary: db1, replicas: [db2]}")
+	entries, ok := d.namedSection(e, root, "clusters", "cluster", "is missing: add a clusters: section with at least one cluster",
+		"cluster names to their settings, such as main: {primary: db1, replicas: [db2]}")
 	if ok && len(entries) == 0 {
 		d.errorf(e.keyN, e.path, "has no clusters: add at least one, such as main: {primary: db1, replicas: [db2]}")
 	}
 	var out []*rawCluster
 	for _, ce := range entries {
 		c := &rawCluster{entry: ce}
-		if msg := checkName(ce.key); msg != "" {
-			d.errorf(ce.keyN, ce.path, "cluster name %q is not allowed: %s", ce.key, msg)
-		}
 		f, _ := d.fields(ce.value, ce.path, clusterSchema)
 		if p, ok := f["primary"]; ok {
 			if s, ok := d.str(p); ok {

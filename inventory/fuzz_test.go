@@ -2,7 +2,6 @@ package inventory
 
 import (
 	"errors"
-	"os"
 	"sort"
 	"testing"
 )
@@ -10,11 +9,7 @@ import (
 // FuzzParse checks that no input makes Parse panic, and that what it returns
 // is either a consistent inventory or well-formed errors.
 func FuzzParse(f *testing.F) {
-	example, err := os.ReadFile("../examples/inventory.yaml")
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Add(example)
+	f.Add(readFile(f, "../examples/inventory.yaml"))
 	f.Add([]byte(good))
 	for _, tc := range badCases {
 		f.Add([]byte(tc.src))

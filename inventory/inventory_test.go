@@ -110,6 +110,7 @@ var badCases = []struct {
 	{"proxy jump bad host", good + "ssh: {proxy_jump: \"ops@-oProxyCommand=x\"}\n", "8:19", "ssh.proxy_jump: host"},
 	{"proxy jump bad user", good + "ssh: {proxy_jump: \"o p@bastion\"}\n", "8:19", "ssh.proxy_jump: user"},
 	{"ssh config file empty", good + "ssh: {config_file: \"\"}\n", "8:20", "ssh.config_file: is empty"},
+	{"ssh known_hosts empty", good + "ssh: {known_hosts: \"\"}\n", "8:20", "ssh.known_hosts: is empty: write the path of a known_hosts file"},
 	{"ssh config file misplaced", good + "config_file: x\n", "8:1", "ssh"},
 
 	// postgres
@@ -566,15 +567,20 @@ func TestEditDistance(t *testing.T) {
 	}
 }
 
+// readFile returns the content of the file at path; the test fails if it
+// cannot be read.
+func readFile(t testing.TB, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 func TestDocsExampleIsTheExampleFile(t *testing.T) {
-	doc, err := os.ReadFile("../docs/inventory.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	example, err := os.ReadFile("../examples/inventory.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
+	doc := readFile(t, "../docs/inventory.md")
+	example := readFile(t, "../examples/inventory.yaml")
 	_, after, ok := strings.Cut(string(doc), "## Example\n")
 	if !ok {
 		t.Fatal("docs/inventory.md has no ## Example section")

@@ -58,14 +58,20 @@ var currentUser = func() (string, error) {
 	return "", fmt.Errorf("cannot tell the current OS user")
 }
 
-func checkName(s string) string {
+// checkPattern reports a name longer than maxNameLen, or one that re does
+// not match (with bad), or "".
+func checkPattern(s string, re *regexp.Regexp, bad string) string {
 	if len(s) > maxNameLen {
 		return fmt.Sprintf("%d characters is too long: use at most %d", len(s), maxNameLen)
 	}
-	if !nameRe.MatchString(s) {
-		return "use only letters, digits, '.', '_' and '-', starting with a letter or digit"
+	if !re.MatchString(s) {
+		return bad
 	}
 	return ""
+}
+
+func checkName(s string) string {
+	return checkPattern(s, nameRe, "use only letters, digits, '.', '_' and '-', starting with a letter or digit")
 }
 
 // CheckAddress reports what is wrong with a hostname or IP address that
@@ -101,6 +107,13 @@ func checkAddress(s string) string {
 	return ""
 }
 
+func checkVersion(v int) string {
+	if v < MinVersion || v > MaxVersion {
+		return fmt.Sprintf("PostgreSQL %d is not supported: use a major version from %d to %d", v, MinVersion, MaxVersion)
+	}
+	return ""
+}
+
 func checkPort(p int) string {
 	if p < 1 || p > 65535 {
 		return fmt.Sprintf("port %d is out of range: use 1 to 65535", p)
@@ -109,11 +122,16 @@ func checkPort(p int) string {
 }
 
 func checkSSHUser(s string) string {
-	if len(s) > maxNameLen {
-		return fmt.Sprintf("%d characters is too long: use at most %d", len(s), maxNameLen)
-	}
-	if !sshUserRe.MatchString(s) {
-		return fmt.Sprintf("%q is not a user name pgfleet accepts: use letters, digits, '.', '_' and '-'", s)
+	return checkPattern(s, sshUserRe, fmt.Sprintf("%q is not a user name pgfleet accepts: use letters, digits, '.', '_' and '-'", s))
+}
+
+func checkRoleName(s string) string {
+	return checkPattern(s, roleRe, fmt.Sprintf("%q is not a role name pgfleet accepts: use lower-case letters, digits and '_', not starting with a digit", s))
+}
+
+func checkMethod(s string) string {
+	if s != MethodBaseBackup && s != MethodTar {
+		return fmt.Sprintf("%q is not a replication method: use %s or %s", s, MethodBaseBackup, MethodTar)
 	}
 	return ""
 }

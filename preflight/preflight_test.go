@@ -7,36 +7,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgfleet/pgfleet/internal/fleettest"
 	"github.com/pgfleet/pgfleet/internal/hint"
 	"github.com/pgfleet/pgfleet/internal/remote"
-	"github.com/pgfleet/pgfleet/inventory"
 	"github.com/pgfleet/pgfleet/steps"
 )
 
-// ckInventory: h1 primary, h2 and h3 replicas.
-const ckInventory = `postgres:
-  version: 15
-  replication: {password_env: PGFLEET_CHECK_TEST_PASSWORD}
-clusters:
-  main: {primary: h1, replicas: [h2, h3]}
-hosts:
-  h1: {address: 192.168.0.1, replication_address: 10.0.0.1}
-  h2: {address: 192.168.0.2}
-  h3: {address: 192.168.0.3}
-`
-
-// ckRun is a run over ckInventory whose hosts all have the facts of a
-// bare Debian 12 host.
+// ckRun is a run over fleettest.Inventory whose hosts all have the facts
+// of a bare Debian 12 host.
 func ckRun(t *testing.T) *steps.Run {
 	t.Helper()
-	inv, err := inventory.Parse([]byte(ckInventory), "inv.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := steps.NewRun(inv, steps.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := fleettest.NewRun(t, fleettest.Inventory, steps.Options{})
 	for _, h := range r.Hosts {
 		h.Facts = ckBareFacts()
 	}
@@ -328,13 +309,13 @@ func TestParseEpoch(t *testing.T) {
 func TestCheckPasswords(t *testing.T) {
 	r := ckRun(t)
 	c := &checker{}
-	t.Setenv("PGFLEET_CHECK_TEST_PASSWORD", "")
+	t.Setenv(fleettest.PasswordEnv, "")
 	c.passwords(r)
 	if got := ckFind(t, c, "h1", CheckPassword); got.Status != CheckFail || got.Hint == "" {
 		t.Errorf("unset: %+v", got)
 	}
 	r = ckRun(t)
-	t.Setenv("PGFLEET_CHECK_TEST_PASSWORD", "secret")
+	t.Setenv(fleettest.PasswordEnv, "secret")
 	c = &checker{}
 	c.passwords(r)
 	if got := ckFind(t, c, "h1", CheckPassword); got.Status != CheckPass || strings.Contains(got.Detail, "secret") {

@@ -9,30 +9,16 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pgfleet/pgfleet/internal/fleettest"
 	"github.com/pgfleet/pgfleet/inventory"
 	"github.com/pgfleet/pgfleet/steps"
 )
 
-// stInventory: h1 primary, h2 and h3 replicas; h3's peers reach h1 at
-// its replication address, not the one pgfleet uses.
-const stInventory = `postgres:
-  version: 15
-  replication: {password_env: PGFLEET_STATUS_TEST_PASSWORD}
-clusters:
-  main: {primary: h1, replicas: [h2, h3]}
-hosts:
-  h1: {address: 192.168.0.1, replication_address: 10.0.0.1}
-  h2: {address: 192.168.0.2}
-  h3: {address: 192.168.0.3}
-`
-
+// stCluster is the one cluster of fleettest.Inventory: h1 primary, h2 and h3
+// replicas, which reach h1 at its replication address.
 func stCluster(t *testing.T) *inventory.Cluster {
 	t.Helper()
-	inv, err := inventory.Parse([]byte(stInventory), "inv.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return inv.Clusters[0]
+	return fleettest.Parse(t, fleettest.Inventory).Clusters[0]
 }
 
 // stateFixture is a state the probe returned on a lab host, kept with the

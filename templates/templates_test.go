@@ -140,9 +140,30 @@ func TestRenderedFilesBeginWithMarker(t *testing.T) {
 	}
 }
 
+// wantIn fails the test for each of wants that out, the rendered file,
+// lacks.
+func wantIn(t *testing.T, file, out string, wants ...string) {
+	t.Helper()
+	for _, want := range wants {
+		if !strings.Contains(out, want) {
+			t.Errorf("%s lacks %q", file, want)
+		}
+	}
+}
+
+// wantLines is wantIn for whole lines.
+func wantLines(t *testing.T, file, out string, lines ...string) {
+	t.Helper()
+	wants := make([]string, len(lines))
+	for i, l := range lines {
+		wants[i] = "\n" + l + "\n"
+	}
+	wantIn(t, file, out, wants...)
+}
+
 func TestPostgresqlConfComplete(t *testing.T) {
 	out := string(mustRender(t, "", "postgresql.conf", debian15()))
-	for _, want := range []string{
+	wantLines(t, "postgresql.conf", out,
 		"data_directory = '/var/lib/postgresql/15/main'",
 		"hba_file = '/etc/postgresql/15/main/pg_hba.conf'",
 		"ident_file = '/etc/postgresql/15/main/pg_ident.conf'",
@@ -161,11 +182,7 @@ func TestPostgresqlConfComplete(t *testing.T) {
 		"wal_log_hints = 'on'",
 		"logging_collector = 'off'",
 		"log_line_prefix = '%m [%p] %q%u@%d '",
-	} {
-		if !strings.Contains(out, "\n"+want+"\n") {
-			t.Errorf("postgresql.conf lacks the line %q", want)
-		}
-	}
+	)
 	params := activeParams([]byte(out))
 	if last := params[len(params)-1]; last != "include_dir" {
 		t.Errorf("last parameter %s, want include_dir", last)
@@ -197,18 +214,14 @@ func TestSettingsOverrideDefaults(t *testing.T) {
 		t.Error("inventory settings do not follow include_dir")
 	}
 	text := string(out)
-	for _, want := range []string{
+	wantIn(t, "postgresql.conf", text,
 		"#max_wal_senders = '10'\t# set by the inventory, below\n",
 		"\nMax_WAL_Senders = '20'\n",
 		"#wal_keep_size = '512MB'\t# set by the inventory, below\n",
 		"\nwal_keep_size = '1GB'\n",
 		"\nsearch_path = '\"$user\", public'\n",
 		"\nauto_explain.log_min_duration = '250ms'\n",
-	} {
-		if !strings.Contains(text, want) {
-			t.Errorf("postgresql.conf lacks %q", want)
-		}
-	}
+	)
 	// Defaults nobody overrode stay.
 	if !strings.Contains(text, "\nmax_slot_wal_keep_size = '10GB'\n") {
 		t.Error("max_slot_wal_keep_size default missing")
@@ -224,16 +237,12 @@ func TestHostileSettingValues(t *testing.T) {
 	}
 	d.DataDir = "/srv/pg data/it's"
 	out := string(mustRender(t, "", "postgresql.conf", d))
-	for _, want := range []string{
+	wantLines(t, "postgresql.conf", out,
 		`application_name = 'x''\nmax_connections = 1\n#'`,
 		`log_line_prefix = '\\'' '`,
 		`search_path = 'a\r\nb'`,
 		`data_directory = '/srv/pg data/it''s'`,
-	} {
-		if !strings.Contains(out, "\n"+want+"\n") {
-			t.Errorf("postgresql.conf lacks the line %s", want)
-		}
-	}
+	)
 	for _, p := range activeParams([]byte(out)) {
 		if p == "max_connections" {
 			t.Error("a setting value injected max_connections")
@@ -266,17 +275,13 @@ func TestPgHBAPeers(t *testing.T) {
 		{"name", "db9.example.com"},
 	}
 	out := string(mustRender(t, "", "pg_hba.conf", d))
-	for _, want := range []string{
+	wantIn(t, "pg_hba.conf", out,
 		"# v4\nhost    replication     \"Repl User\"     192.0.2.7/32            scram-sha-256\n",
 		"# v6\nhost    replication     \"Repl User\"     2001:db8::7/128         scram-sha-256\n",
 		"# mapped\nhost    replication     \"Repl User\"     ::ffff:192.0.2.8/128    scram-sha-256\n",
 		"# net\nhost    replication     \"Repl User\"     192.0.2.0/28            scram-sha-256\n",
 		"# name\nhost    replication     \"Repl User\"     db9.example.com         scram-sha-256\n",
-	} {
-		if !strings.Contains(out, want) {
-			t.Errorf("pg_hba.conf lacks %q", want)
-		}
-	}
+	)
 	// The inventory's lines come last, in order.
 	d = debian15()
 	d.HBA = []string{"hostssl all all 0.0.0.0/0 scram-sha-256", "host all all 10.9.0.0/16 reject"}

@@ -1,18 +1,13 @@
 package main
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 )
 
 // Bad rebuild requests are refused before any connection, with exit 2.
 func TestRebuildUsage(t *testing.T) {
-	inv := filepath.Join(t.TempDir(), "inv.yaml")
-	if err := os.WriteFile(inv, []byte(upInventory), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	inv := writeFile(t, "inv.yaml", upInventory)
 	for _, tc := range []struct {
 		args []string
 		want string

@@ -1,10 +1,7 @@
 package main
 
 import (
-	"crypto/ed25519"
-	"crypto/rand"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"net"
 	"os"
@@ -13,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/crypto/ssh"
+	"github.com/pgfleet/pgfleet/internal/remote/sshtest"
 )
 
 // TestLogFormatJSON runs up against hosts where nothing answers: each log
@@ -120,22 +117,8 @@ func TestRootHelpListsLogFormat(t *testing.T) {
 // this machine where nothing answers.
 func unreachableInventory(t *testing.T) string {
 	t.Helper()
-	dir := t.TempDir()
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	block, err := ssh.MarshalPrivateKey(priv, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	key := filepath.Join(dir, "id")
-	if err := os.WriteFile(key, pem.EncodeToMemory(block), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "known_hosts"), nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	_, key := sshtest.NewClientKey(t)
+	knownHosts := writeFile(t, "known_hosts", "")
 	// A port that was free a moment ago refuses connections.
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -153,5 +136,5 @@ clusters:
 hosts:
   db1: {address: 127.0.0.1}
   db2: {address: 127.0.0.2}
-`, port, key, filepath.Join(dir, "known_hosts")))
+`, port, key, knownHosts))
 }

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pgfleet/pgfleet/inventory"
+	"github.com/pgfleet/pgfleet/internal/fleettest"
 	"github.com/pgfleet/pgfleet/steps"
 )
 
@@ -89,14 +89,7 @@ func fakeUp() []steps.Step {
 
 func fakeRun(t *testing.T, dryRun bool, ss []steps.Step) *steps.Run {
 	t.Helper()
-	inv, err := inventory.Parse([]byte(upInventory), "inv.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := steps.NewRun(inv, steps.Options{DryRun: dryRun})
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := fleettest.NewRun(t, upInventory, steps.Options{DryRun: dryRun})
 	r.Apply(context.Background(), ss)
 	return r
 }

@@ -168,3 +168,10 @@ func sshRun(t testing.TB, l *lab.Lab, addr, command string) (string, error) {
 	out, err := exec.CommandContext(ctx, "ssh", append(sshArgs(l, addr), command)...).CombinedOutput()
 	return string(out), err
 }
+
+func writeTestFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -2,10 +2,8 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -66,25 +64,9 @@ hosts:
   %s: {address: lab-db}
 `, l.Postgres(), l.PasswordFile, jump.Name, target.Name, jump.Name, target.Name))
 
-	res := pgfleet(t, "check", "--ssh-config", sshConfig, "-o", "json", inv)
-	var rep struct {
-		OK     bool `json:"ok"`
-		Checks []struct {
-			Host, Check, Status, Detail string
-		} `json:"checks"`
-		SSH []struct {
-			Host     string `json:"host"`
-			Settings []struct {
-				Setting, Value, From string
-			} `json:"settings"`
-			Ignored []string `json:"ignored"`
-		} `json:"ssh"`
-	}
-	if err := json.Unmarshal([]byte(res.stdout), &rep); err != nil {
-		t.Fatalf("check output: %v", err)
-	}
-	if res.code != 0 || !rep.OK {
-		t.Fatalf("check through the jump host: exit %d, ok %v", res.code, rep.OK)
+	rep, code := ckCheck(t, "--ssh-config", sshConfig, inv)
+	if code != 0 || !rep.OK {
+		t.Fatalf("check through the jump host: exit %d, ok %v", code, rep.OK)
 	}
 	for _, c := range rep.Checks {
 		if c.Check == "ssh" && c.Host == target.Name {
@@ -129,7 +111,7 @@ hosts:
 
 	// up through the same config: PostgreSQL's configuration gets the
 	// aliases' HostNames, never an alias, and the replica streams.
-	res = pgfleet(t, "up", "--ssh-config", sshConfig, "-o", "json", inv)
+	res := pgfleet(t, "up", "--ssh-config", sshConfig, "-o", "json", inv)
 	if rep := parseReport(t, res); res.code != 0 || !rep.OK {
 		t.Fatalf("up through the jump host: exit %d, failures %+v", res.code, rep.Failures)
 	}
@@ -146,12 +128,5 @@ hosts:
 	}
 	if got := psqlOn(t, l, jump.Name, "SELECT host(client_addr) || ' ' || state FROM pg_stat_replication"); got != target.Address+" streaming" {
 		t.Errorf("pg_stat_replication on %s: %q, want %q", jump.Name, got, target.Address+" streaming")
-	}
-}
-
-func writeTestFile(t *testing.T, path, content string) {
-	t.Helper()
-	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
 	}
 }

@@ -75,6 +75,33 @@ func stStatus(t *testing.T, l *lab.Lab, args ...string) (stReport, int, time.Dur
 	return rep, res.code, took
 }
 
+// ckReport is the part of `pgfleet check --output json` the tests read.
+type ckReport struct {
+	OK     bool `json:"ok"`
+	Checks []struct {
+		Host, Check, Status, Detail, Hint string
+	} `json:"checks"`
+	SSH []struct {
+		Host     string `json:"host"`
+		Settings []struct {
+			Setting, Value, From string
+		} `json:"settings"`
+		Ignored []string `json:"ignored"`
+	} `json:"ssh"`
+}
+
+// ckCheck runs pgfleet check with --output json and args, and returns the
+// report and the exit code.
+func ckCheck(t *testing.T, args ...string) (ckReport, int) {
+	t.Helper()
+	res := pgfleet(t, append([]string{"check", "-o", "json"}, args...)...)
+	var rep ckReport
+	if err := json.Unmarshal([]byte(res.stdout), &rep); err != nil {
+		t.Fatalf("check JSON: %v\n%s", err, res.stdout)
+	}
+	return rep, res.code
+}
+
 // stPoll runs status until f accepts it (returns "") or timeout passes.
 func stPoll(t *testing.T, l *lab.Lab, timeout time.Duration, what string, f func(stReport, int) string) stReport {
 	t.Helper()
@@ -114,11 +141,6 @@ func stExec(t *testing.T, l *lab.Lab, host string, args ...string) string {
 		t.Fatalf("%s: %v: %v", host, args, err)
 	}
 	return strings.TrimSpace(out)
-}
-
-func stPsql(t *testing.T, l *lab.Lab, host, sql string) string {
-	t.Helper()
-	return stExec(t, l, host, "runuser", "-u", "postgres", "--", "psql", "-X", "-A", "-t", "-c", sql)
 }
 
 // TestStatus builds one cluster with pgfleet up, then breaks it in turn in
@@ -172,12 +194,12 @@ func TestStatus(t *testing.T) {
 	})
 
 	t.Run("replay paused", func(t *testing.T) {
-		stPsql(t, l, "h2", "SELECT pg_wal_replay_pause()")
+		psqlOn(t, l, "h2", "SELECT pg_wal_replay_pause()")
 		defer func() {
-			stPsql(t, l, "h2", "SELECT pg_wal_replay_resume()")
+			psqlOn(t, l, "h2", "SELECT pg_wal_replay_resume()")
 			stPoll(t, l, time.Minute, "caught up after resume", stHealthy)
 		}()
-		stPsql(t, l, "h1", "CREATE TABLE pgfleet_status_test(i int, s text); INSERT INTO pgfleet_status_test SELECT g, md5(g::text) FROM generate_series(1, 10000) g")
+		psqlOn(t, l, "h1", "CREATE TABLE pgfleet_status_test(i int, s text); INSERT INTO pgfleet_status_test SELECT g, md5(g::text) FROM generate_series(1, 10000) g")
 		var first int64
 		stPoll(t, l, 30*time.Second, "h2 lags", func(rep stReport, code int) string {
 			m := rep.member(t, "h2")
@@ -187,7 +209,7 @@ func TestStatus(t *testing.T) {
 			first = *m.LagBytes
 			return ""
 		})
-		stPsql(t, l, "h1", "INSERT INTO pgfleet_status_test SELECT g, md5(g::text) FROM generate_series(1, 10000) g")
+		psqlOn(t, l, "h1", "INSERT INTO pgfleet_status_test SELECT g, md5(g::text) FROM generate_series(1, 10000) g")
 		rep, code, _ := stStatus(t, l)
 		h2 := rep.member(t, "h2")
 		if h2.LagBytes == nil || *h2.LagBytes <= first {
@@ -243,18 +265,9 @@ func TestStatus(t *testing.T) {
 			stExec(t, l, "h1", "pg_ctlcluster", v, "main", "restart")
 			stPoll(t, l, time.Minute, "replicas stream again", stHealthy)
 		}()
-		res = pgfleet(t, "check", "-o", "json", l.Inventory)
-		var rep struct {
-			OK     bool `json:"ok"`
-			Checks []struct {
-				Host, Check, Status, Detail, Hint string
-			} `json:"checks"`
-		}
-		if err := json.Unmarshal([]byte(res.stdout), &rep); err != nil {
-			t.Fatal(err)
-		}
-		if res.code != 1 || rep.OK {
-			t.Errorf("exit %d, ok %v; want 1, false", res.code, rep.OK)
+		rep, code := ckCheck(t, l.Inventory)
+		if code != 1 || rep.OK {
+			t.Errorf("exit %d, ok %v; want 1, false", code, rep.OK)
 		}
 		port := map[string]string{}
 		for _, c := range rep.Checks {
@@ -304,18 +317,9 @@ func TestStatus(t *testing.T) {
 func TestCheckFresh(t *testing.T) {
 	t.Parallel()
 	l := newLab(t, 3, "bookworm")
-	res := pgfleet(t, "check", "-o", "json", l.Inventory)
-	var rep struct {
-		OK     bool `json:"ok"`
-		Checks []struct {
-			Host, Check, Status, Detail, Hint string
-		} `json:"checks"`
-	}
-	if err := json.Unmarshal([]byte(res.stdout), &rep); err != nil {
-		t.Fatalf("%v: %s", err, res.stdout)
-	}
-	if res.code != 0 || !rep.OK {
-		t.Errorf("exit %d, ok %v", res.code, rep.OK)
+	rep, code := ckCheck(t, l.Inventory)
+	if code != 0 || !rep.OK {
+		t.Errorf("exit %d, ok %v", code, rep.OK)
 	}
 	seen := map[string]bool{}
 	for _, c := range rep.Checks {

@@ -68,15 +68,22 @@ func readFile(t *testing.T, path string) []byte {
 	return b
 }
 
-func TestTransportSudo(t *testing.T) {
-	t.Parallel()
+// dialPostgresHost makes a one-host lab whose h1 has a postgres user, and
+// connects to h1; the context ends with the test, or in 3 minutes.
+func dialPostgresHost(t *testing.T) (context.Context, *lab.Lab, *remote.Client) {
+	t.Helper()
 	l := newLab(t, 1, "bookworm")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
+	t.Cleanup(cancel)
 	if out, err := l.Exec(ctx, "h1", "useradd", "-m", "postgres"); err != nil {
 		t.Fatalf("useradd postgres: %v %s", err, out)
 	}
-	c := dial(t, ctx, hostConfig(t, l, "h1", l.KnownHosts))
+	return ctx, l, dial(t, ctx, hostConfig(t, l, "h1", l.KnownHosts))
+}
+
+func TestTransportSudo(t *testing.T) {
+	t.Parallel()
+	ctx, l, c := dialPostgresHost(t)
 	if c.Name() != "h1" {
 		t.Errorf("client name %q, want h1", c.Name())
 	}
@@ -170,13 +177,7 @@ func TestTransportSudo(t *testing.T) {
 
 func TestTransportAtomicUpload(t *testing.T) {
 	t.Parallel()
-	l := newLab(t, 1, "bookworm")
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	if out, err := l.Exec(ctx, "h1", "useradd", "-m", "postgres"); err != nil {
-		t.Fatalf("useradd postgres: %v %s", err, out)
-	}
-	c := dial(t, ctx, hostConfig(t, l, "h1", l.KnownHosts))
+	ctx, _, c := dialPostgresHost(t)
 	const dir = "/etc/pgfleet-test"
 	const p = dir + "/conf"
 	run(t, ctx, c, remote.Cmd{Args: []string{"mkdir", "-m", "0755", dir}, As: "root"})
@@ -347,9 +348,7 @@ func TestTransportProxyJump(t *testing.T) {
 			present = h2
 		}
 		kh := filepath.Join(t.TempDir(), "known_hosts")
-		if err := os.WriteFile(kh, []byte(strings.Join(hk[present.Name], "\n")+"\n"), 0o600); err != nil {
-			t.Fatal(err)
-		}
+		writeTestFile(t, kh, strings.Join(hk[present.Name], "\n")+"\n")
 		cfg := hostConfig(t, l, "h2", kh)
 		cfg.ProxyJump = &remote.Config{Address: h1.Address}
 		c, err := remote.Dial(ctx, cfg)
@@ -533,9 +532,7 @@ func TestTransportUnknownHost(t *testing.T) {
 	pub := strings.Fields(string(readFile(t, l.KeyFile+".pub")))
 	other := "192.0.2.7 " + pub[0] + " " + pub[1]
 	kh := filepath.Join(t.TempDir(), "known_hosts")
-	if err := os.WriteFile(kh, []byte(other), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeTestFile(t, kh, other)
 	cfg := hostConfig(t, l, "h1", kh)
 
 	c, err := remote.Dial(ctx, cfg)

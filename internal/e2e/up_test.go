@@ -335,9 +335,7 @@ func TestUpBookworm(t *testing.T) {
 	t.Run("a setting PostgreSQL rejects never goes live", func(t *testing.T) {
 		bad := strings.Replace(l.InventoryYAML("basebackup"), "postgres:\n", "postgres:\n  settings:\n    max_connections: lots\n", 1)
 		badInv := filepath.Join(t.TempDir(), "bad-setting.yaml")
-		if err := os.WriteFile(badInv, []byte(bad), 0o600); err != nil {
-			t.Fatal(err)
-		}
+		writeTestFile(t, badInv, bad)
 		r := pgfleet(t, "up", badInv)
 		if r.code != 1 {
 			t.Fatalf("exit %d, want 1", r.code)
@@ -353,13 +351,9 @@ func TestUpBookworm(t *testing.T) {
 	t.Run("a replica that lost its data is cloned again", func(t *testing.T) {
 		ctx := context.Background()
 		// h3: data deleted while down.
-		if _, err := l.Exec(ctx, "h3", "sh", "-c", "pg_ctlcluster 15 main stop && rm -rf /var/lib/postgresql/15/main"); err != nil {
-			t.Fatal(err)
-		}
+		stExec(t, l, "h3", "sh", "-c", "pg_ctlcluster 15 main stop && rm -rf /var/lib/postgresql/15/main")
 		// h2: data no longer a standby's (standby.signal lost): moved aside, not deleted.
-		if _, err := l.Exec(ctx, "h2", "sh", "-c", "pg_ctlcluster 15 main stop && rm /var/lib/postgresql/15/main/standby.signal && touch /var/lib/postgresql/15/main/marker"); err != nil {
-			t.Fatal(err)
-		}
+		stExec(t, l, "h2", "sh", "-c", "pg_ctlcluster 15 main stop && rm /var/lib/postgresql/15/main/standby.signal && touch /var/lib/postgresql/15/main/marker")
 		r := pgfleet(t, "up", inv, "--output", "json")
 		if r.code != 0 {
 			t.Fatalf("exit %d", r.code)
@@ -392,12 +386,8 @@ func TestUpBookworm(t *testing.T) {
 		bad := strings.Replace(l.InventoryYAML("basebackup"), "h1: {address: "+h1.Address+"}",
 			"h1: {address: "+h1.Address+", replication_address: "+dead+"}", 1)
 		badInv := filepath.Join(t.TempDir(), "bad.yaml")
-		if err := os.WriteFile(badInv, []byte(bad), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := l.Exec(ctx, "h3", "sh", "-c", "pg_ctlcluster 15 main stop && rm /var/lib/postgresql/15/main/standby.signal && touch /var/lib/postgresql/15/main/keepme"); err != nil {
-			t.Fatal(err)
-		}
+		writeTestFile(t, badInv, bad)
+		stExec(t, l, "h3", "sh", "-c", "pg_ctlcluster 15 main stop && rm /var/lib/postgresql/15/main/standby.signal && touch /var/lib/postgresql/15/main/keepme")
 		// h2 follows the dead address and cannot stream: verify gives up
 		// on it soon rather than after the default two minutes.
 		r := pgfleet(t, "up", badInv, "--output", "json", "--verify-timeout", "15s")
@@ -448,9 +438,7 @@ func TestUpTar(t *testing.T) {
 	t.Parallel()
 	l := newLab(t, 3, "bookworm")
 	inv := filepath.Join(t.TempDir(), "tar.yaml")
-	if err := os.WriteFile(inv, []byte(l.InventoryYAML("tar")), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeTestFile(t, inv, l.InventoryYAML("tar"))
 	r := pgfleet(t, "up", inv)
 	if r.code != 0 {
 		t.Fatalf("pgfleet up: exit %d", r.code)

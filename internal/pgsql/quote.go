@@ -56,21 +56,13 @@ func QuoteLiteral(s string) string {
 	if strings.IndexByte(s, '\\') < 0 {
 		return "'" + strings.ReplaceAll(s, "'", "''") + "'"
 	}
-	var b strings.Builder
-	b.Grow(len(s) + 4)
-	b.WriteString("E'")
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; c {
-		case '\'', '\\':
-			b.WriteByte(c)
-			b.WriteByte(c)
-		default:
-			b.WriteByte(c)
-		}
-	}
-	b.WriteByte('\'')
-	return b.String()
+	return "E'" + literalEscapes.Replace(s) + "'"
 }
+
+var (
+	literalEscapes = strings.NewReplacer(`'`, `''`, `\`, `\\`)
+	confEscapes    = strings.NewReplacer(`'`, `''`, `\`, `\\`, "\n", `\n`, "\r", `\r`)
+)
 
 // ConfValue quotes v for postgresql.conf: '...' with ' doubled and \
 // doubled. A line break cannot appear inside a quoted value in
@@ -81,25 +73,7 @@ func QuoteLiteral(s string) string {
 // booleans and enums for every parameter, so no value can be misread as
 // something else. A NUL byte cannot be represented; callers must refuse it.
 func ConfValue(v string) string {
-	var b strings.Builder
-	b.Grow(len(v) + 2)
-	b.WriteByte('\'')
-	for i := 0; i < len(v); i++ {
-		switch c := v[i]; c {
-		case '\'':
-			b.WriteString("''")
-		case '\\':
-			b.WriteString(`\\`)
-		case '\n':
-			b.WriteString(`\n`)
-		case '\r':
-			b.WriteString(`\r`)
-		default:
-			b.WriteByte(c)
-		}
-	}
-	b.WriteByte('\'')
-	return b.String()
+	return "'" + confEscapes.Replace(v) + "'"
 }
 
 // SlotName turns an inventory host name into a replication slot name, which

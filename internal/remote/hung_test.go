@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pgfleet/pgfleet/internal/remote/sshtest"
 )
 
 // A host that accepts TCP connections but never speaks SSH (hung, paused)
@@ -29,7 +31,7 @@ func TestDialHungHostFailsWithinConnectTimeout(t *testing.T) {
 		}
 	}()
 	addr := ln.Addr().(*net.TCPAddr)
-	_, keyFile := newKeyFile(t, "")
+	_, keyFile := sshtest.NewClientKey(t)
 	const timeout = 700 * time.Millisecond
 	start := time.Now()
 	_, err = Dial(context.Background(), Config{Name: "db9", Address: "127.0.0.1", Port: addr.Port, User: "x",

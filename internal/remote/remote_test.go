@@ -3,12 +3,9 @@ package remote
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
 	"crypto/ed25519"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -88,46 +85,28 @@ type fixture struct {
 	user       string
 }
 
-func newKeyFile(t *testing.T, passphrase string) (ssh.Signer, string) {
+// newEncryptedKeyFile makes a key and writes it to a file, encrypted with
+// passphrase.
+func newEncryptedKeyFile(t *testing.T, passphrase string) (ssh.Signer, string) {
 	t.Helper()
-	var block *pem.Block
-	var signer ssh.Signer
-	if passphrase == "" {
-		_, priv, err := ed25519.GenerateKey(rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if block, err = ssh.MarshalPrivateKey(priv, "test key"); err != nil {
-			t.Fatal(err)
-		}
-		signer, _ = ssh.NewSignerFromKey(priv)
-	} else {
-		// Legacy PEM encryption: the bcrypt KDF of OpenSSH-format encrypted
-		// keys takes seconds under -race; the code path is the same.
-		priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		der, err := x509.MarshalECPrivateKey(priv)
-		if err != nil {
-			t.Fatal(err)
-		}
-		//lint:ignore SA1019 test fixture
-		if block, err = x509.EncryptPEMBlock(rand.Reader, "EC PRIVATE KEY", der, []byte(passphrase), x509.PEMCipherAES128); err != nil {
-			t.Fatal(err)
-		}
-		signer, _ = ssh.NewSignerFromKey(priv)
-	}
-	file := filepath.Join(t.TempDir(), "id_test")
-	if err := os.WriteFile(file, pem.EncodeToMemory(block), 0o600); err != nil {
+	// Legacy PEM encryption: the bcrypt KDF of OpenSSH-format encrypted
+	// keys takes seconds under -race; the code path is the same.
+	priv, signer := sshtest.NewECDSAKey(t)
+	der, err := x509.MarshalECPrivateKey(priv)
+	if err != nil {
 		t.Fatal(err)
 	}
-	return signer, file
+	//lint:ignore SA1019 test fixture
+	block, err := x509.EncryptPEMBlock(rand.Reader, "EC PRIVATE KEY", der, []byte(passphrase), x509.PEMCipherAES128)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return signer, sshtest.WriteKeyFile(t, block)
 }
 
 func newFixture(t *testing.T, opts ...sshtest.Option) *fixture {
 	t.Helper()
-	key, keyFile := newKeyFile(t, "")
+	key, keyFile := sshtest.NewClientKey(t)
 	srv := sshtest.New(t, append([]sshtest.Option{sshtest.WithAuthorizedKey(key.PublicKey())}, opts...)...)
 	f := &fixture{srv: srv, key: key, keyFile: keyFile, knownHosts: filepath.Join(t.TempDir(), "known_hosts")}
 	writeFile(t, f.knownHosts, srv.KnownHostsLine())
@@ -335,14 +314,7 @@ func TestChangedHostKeyRefused(t *testing.T) {
 // A host with several host keys, of which known_hosts holds one: the client
 // must ask for that type, not report a "changed" key of another type.
 func TestKnownKeyOfAnotherType(t *testing.T) {
-	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ecdsaKey, err := ssh.NewSignerFromKey(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, ecdsaKey := sshtest.NewECDSAKey(t)
 	edKey := sshtest.NewSigner(t)
 	for _, tc := range []struct {
 		name  string
@@ -375,7 +347,7 @@ func TestKnownKeyOfAnotherType(t *testing.T) {
 
 func TestWrongClientKey(t *testing.T) {
 	f := newFixture(t)
-	_, otherFile := newKeyFile(t, "")
+	_, otherFile := sshtest.NewClientKey(t)
 	cfg := f.config()
 	cfg.IdentityFiles = []string{otherFile}
 	err := dialErr(t, cfg)
@@ -402,7 +374,7 @@ func TestIdentityFiles(t *testing.T) {
 		}
 	})
 
-	key, encFile := newKeyFile(t, "s3cret")
+	key, encFile := newEncryptedKeyFile(t, "s3cret")
 	srv := sshtest.New(t, sshtest.WithAuthorizedKey(key.PublicKey()))
 	writeFile(t, f.knownHosts, srv.KnownHostsLine())
 	cfg := f.config()
@@ -807,35 +779,48 @@ func TestWriteFile(t *testing.T) {
 	}
 }
 
+// interruptedWrite writes data over a file holding "old\n" on a fixture's
+// server, calling interrupt once the second chunk is written. It checks
+// that no more chunks were written and that the file still holds "old\n",
+// and returns the file's directory and the error.
+func interruptedWrite(t *testing.T, ctx context.Context, data []byte, interrupt func(*fixture)) (dir string, err error) {
+	t.Helper()
+	f := newFixture(t)
+	c := dial(t, f.config())
+	dir = t.TempDir()
+	target := filepath.Join(dir, "pg_hba.conf")
+	writeFile(t, target, "old\n")
+	chunks := 0
+	testHookChunkWritten = func(int) {
+		chunks++
+		if chunks == 2 {
+			interrupt(f)
+		}
+	}
+	err = c.WriteFile(ctx, target, data, 0o644, "", "")
+	testHookChunkWritten = nil
+	if err == nil {
+		t.Fatal("an interrupted WriteFile succeeded")
+	}
+	if chunks != 2 {
+		t.Errorf("wrote %d chunks, want 2 (stopped at the interruption)", chunks)
+	}
+	if got := readFile(t, target); got != "old\n" {
+		t.Errorf("target has %d bytes starting %.20q, want the old content", len(got), got)
+	}
+	return dir, err
+}
+
 func TestWriteFileInterrupted(t *testing.T) {
 	data := bytes.Repeat([]byte("x"), 8*writeChunk)
 	t.Cleanup(func() { testHookChunkWritten = nil })
 
 	t.Run("context cancelled", func(t *testing.T) {
-		f := newFixture(t)
-		c := dial(t, f.config())
-		dir := t.TempDir()
-		target := filepath.Join(dir, "pg_hba.conf")
-		writeFile(t, target, "old\n")
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		chunks := 0
-		testHookChunkWritten = func(int) {
-			chunks++
-			if chunks == 2 {
-				cancel()
-			}
-		}
-		err := c.WriteFile(ctx, target, data, 0o644, "", "")
-		testHookChunkWritten = nil
+		dir, err := interruptedWrite(t, ctx, data, func(*fixture) { cancel() })
 		if !errors.Is(err, context.Canceled) {
 			t.Fatalf("err = %v, want context.Canceled", err)
-		}
-		if chunks != 2 {
-			t.Errorf("wrote %d chunks, want 2 (stopped at the cancel)", chunks)
-		}
-		if got := readFile(t, target); got != "old\n" {
-			t.Errorf("target has %d bytes starting %.20q, want the old content", len(got), got)
 		}
 		if tmp := tempFiles(t, dir); len(tmp) != 0 {
 			t.Errorf("temp files left: %v", tmp)
@@ -845,33 +830,14 @@ func TestWriteFileInterrupted(t *testing.T) {
 	// The connection drops mid-way: nothing can remove the temp file then,
 	// but the target must be intact.
 	t.Run("connection dropped", func(t *testing.T) {
-		f := newFixture(t)
-		c := dial(t, f.config())
-		dir := t.TempDir()
-		target := filepath.Join(dir, "pg_hba.conf")
-		writeFile(t, target, "old\n")
-		chunks := 0
-		testHookChunkWritten = func(int) {
-			chunks++
-			if chunks == 2 {
-				f.srv.DropConnections()
-			}
-		}
-		err := c.WriteFile(context.Background(), target, data, 0o644, "", "")
-		testHookChunkWritten = nil
-		if err == nil {
-			t.Fatal("WriteFile succeeded over a dropped connection")
-		}
-		mustContain(t, err.Error(), "db1: write "+target)
-		if got := readFile(t, target); got != "old\n" {
-			t.Errorf("target has %d bytes starting %.20q, want the old content", len(got), got)
-		}
+		dir, err := interruptedWrite(t, context.Background(), data, func(f *fixture) { f.srv.DropConnections() })
+		mustContain(t, err.Error(), "db1: write "+filepath.Join(dir, "pg_hba.conf"))
 		t.Logf("temp files left after the drop: %v", tempFiles(t, dir))
 	})
 }
 
 func TestProxyJump(t *testing.T) {
-	key, keyFile := newKeyFile(t, "")
+	key, keyFile := sshtest.NewClientKey(t)
 	bastion := sshtest.New(t, sshtest.WithAuthorizedKey(key.PublicKey()))
 	target := sshtest.New(t, sshtest.WithAuthorizedKey(key.PublicKey()))
 	knownHosts := filepath.Join(t.TempDir(), "known_hosts")
@@ -930,7 +896,7 @@ func TestDialRetriesTransientErrors(t *testing.T) {
 	})
 
 	t.Run("connection refused until the server listens", func(t *testing.T) {
-		key, keyFile := newKeyFile(t, "")
+		key, keyFile := sshtest.NewClientKey(t)
 		srv := sshtest.NewStopped(t, sshtest.WithAuthorizedKey(key.PublicKey()))
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -964,7 +930,7 @@ func TestDialRetriesTransientErrors(t *testing.T) {
 		}
 		addr := ln.Addr().(*net.TCPAddr)
 		ln.Close()
-		_, keyFile := newKeyFile(t, "")
+		_, keyFile := sshtest.NewClientKey(t)
 		start := time.Now()
 		err = dialErr(t, Config{Name: "db4", Address: "127.0.0.1", Port: addr.Port, User: "x",
 			IdentityFiles: []string{keyFile}, KnownHostsFile: filepath.Join(t.TempDir(), "kh")})

@@ -36,12 +36,19 @@ func explicit(address string) *inventory.Host {
 	return h
 }
 
-func parse(t *testing.T, text string) *File {
+// writeFile writes text to path, readable only by its owner, and returns
+// path.
+func writeFile(t *testing.T, path, text string) string {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "config")
 	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	return path
+}
+
+func parse(t *testing.T, text string) *File {
+	t.Helper()
+	path := writeFile(t, filepath.Join(t.TempDir(), "config"), text)
 	f, err := Load(path)
 	if err != nil {
 		t.Fatal(err)
@@ -279,13 +286,7 @@ func TestConfigChain(t *testing.T) {
 
 func TestResolverFile(t *testing.T) {
 	dir := t.TempDir()
-	write := func(name, text string) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	write := func(name, text string) string { return writeFile(t, filepath.Join(dir, name), text) }
 	flagFile := write("flag", "Host x\n  HostName 10.0.0.1\n")
 	invFile := write("inv", "Host x\n  HostName 10.0.0.2\n")
 	bad := write("bad", "Match exec true\n  User x\n")
@@ -335,10 +336,7 @@ func TestResolverFile(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(homeDir, ".ssh"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	def := filepath.Join(homeDir, ".ssh", "config")
-	if err := os.WriteFile(def, []byte("Host x\n  HostName 10.0.0.3\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	def := writeFile(t, filepath.Join(homeDir, ".ssh", "config"), "Host x\n  HostName 10.0.0.3\n")
 	e, err := NewResolver(Options{Home: homeDir, LocalUser: "me"}).Resolve(host("x"))
 	if err != nil || e.Address != "10.0.0.3" || e.ConfigFile != def {
 		t.Errorf("default config: %+v, %v", e, err)

@@ -16,7 +16,10 @@
 package sshtest
 
 import (
+	"crypto"
+	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/pem"
@@ -174,7 +177,27 @@ func (s *Server) Start(ln net.Listener) {
 // NewSigner makes an ed25519 key.
 func NewSigner(t testing.TB) ssh.Signer {
 	t.Helper()
+	_, signer := newEd25519(t)
+	return signer
+}
+
+func newEd25519(t testing.TB) (ed25519.PrivateKey, ssh.Signer) {
+	t.Helper()
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	return priv, signerOf(t, priv, err)
+}
+
+// NewECDSAKey makes a P-256 key.
+func NewECDSAKey(t testing.TB) (*ecdsa.PrivateKey, ssh.Signer) {
+	t.Helper()
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	return priv, signerOf(t, priv, err)
+}
+
+// signerOf is the signer of priv, a key just made; it fails the test if
+// making the key failed with err.
+func signerOf(t testing.TB, priv crypto.Signer, err error) ssh.Signer {
+	t.Helper()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,23 +212,23 @@ func NewSigner(t testing.TB) ssh.Signer {
 // OpenSSH format, to a file of its own.
 func NewClientKey(t testing.TB) (ssh.Signer, string) {
 	t.Helper()
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
+	priv, signer := newEd25519(t)
 	block, err := ssh.MarshalPrivateKey(priv, "sshtest client key")
 	if err != nil {
 		t.Fatal(err)
 	}
-	signer, err := ssh.NewSignerFromKey(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	file := filepath.Join(t.TempDir(), "id_ed25519")
+	return signer, WriteKeyFile(t, block)
+}
+
+// WriteKeyFile writes a private key to a file of its own, readable only by
+// its owner, as ssh wants it.
+func WriteKeyFile(t testing.TB, block *pem.Block) string {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), "id_test")
 	if err := os.WriteFile(file, pem.EncodeToMemory(block), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return signer, file
+	return file
 }
 
 // Addr is the server's IP address.
