@@ -185,7 +185,8 @@ func TestLockHeldUntilClose(t *testing.T) {
 	r, _, srv := scriptedHost(t, sshtest.Rules(
 		sshtest.On(`^bash -c .*flock -n 9.* pgfleet-lock `+pgsql.SlotName("main")+` `, sshtest.Reply{Stdout: "locked\n", Hold: true}),
 	))
-	if err := r.Lock(context.Background()); err != nil {
+	r.Apply(context.Background(), []Step{Lock{}})
+	if err := r.Err(); err != nil {
 		t.Fatalf("Lock: %v", err)
 	}
 	cmds := srv.Commands()
@@ -208,7 +209,8 @@ func TestLockHeldByAnotherRun(t *testing.T) {
 		sshtest.On(`pgfleet-lock`, sshtest.Reply{Exit: 75, NoStdin: true,
 			Stderr: "held by alice@desk (pid 7, since 2026-01-01T00:00:00Z)\n"}),
 	))
-	err := r.Lock(context.Background())
+	r.Apply(context.Background(), []Step{Lock{}})
+	err := r.Err()
 	var hint *Hint
 	if !errors.As(err, &hint) || !strings.Contains(err.Error(), "cluster main is being changed by another pgfleet run: alice@desk (pid 7") {
 		t.Fatalf("Lock: %v, want the holder named with a hint", err)

@@ -2,76 +2,89 @@ package steps
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/pgfleet/pgfleet/internal/remote"
 )
 
-// Connect opens one SSH connection per host, in parallel, and gathers each
-// host's facts. A host that cannot be reached is failed; the others go on.
-func (r *Run) Connect(ctx context.Context) {
-	r.Dial(ctx)
-	r.Facts(ctx)
-}
+// Connect is the step that opens one SSH connection per host of the run
+// (and per primary outside --limit), in parallel. A host that cannot be
+// reached is failed, and its "connect" result recorded; the others go on.
+// The facts are read by Facts, after Lock: what the run decides is read
+// while it holds the clusters' locks.
+type Connect struct{}
 
-// Dial opens one SSH connection per host (and per primary outside
-// --limit), in parallel. A host that cannot be reached is failed.
-func (r *Run) Dial(ctx context.Context) {
+func (Connect) Name() string { return "connect" }
+
+func (Connect) Run(ctx context.Context, r *Run) error {
 	r.each(r.Reached(), func(h *Host) {
-		start := time.Now()
-		err := r.dial(ctx, h)
-		h.dialed = time.Since(start)
-		if err != nil {
-			err = &HostError{Host: h.Name, Step: "connect", Err: err}
-			h.fail(err)
-			r.record(Result{Step: "connect", Host: h.Name, Status: Failed, Err: err, Duration: h.dialed})
-			h.Log.Error("connect", "err", errors.Unwrap(err))
+		if err := r.dialHost(ctx, h); err != nil {
+			h.Log.Error("connect", "err", Cause(err))
 		}
 	})
+	return nil
 }
 
-// Facts gathers the facts of every connected host, in parallel. A host
-// whose probe fails is failed.
-func (r *Run) Facts(ctx context.Context) {
+// Facts is the step that reads the facts of every connected host, in
+// parallel, and records each host's "connect" result, which counts the
+// time it took to connect too. A host whose probe fails is failed; one
+// failed since it was connected (its cluster could not be locked) is not
+// read, and its connection recorded as skipped.
+type Facts struct{}
+
+func (Facts) Name() string { return "facts" }
+
+func (Facts) Run(ctx context.Context, r *Run) error {
 	r.each(r.Reached(), func(h *Host) {
-		if h.Conn == nil {
-			return // not reached: Dial recorded why
+		if err := r.readFacts(ctx, h); err != nil {
+			h.Log.Error("connect", "err", Cause(err))
+		} else if h.Facts != nil {
+			h.Log.Debug("facts gathered")
 		}
-		res := Result{Step: "connect", Host: h.Name, Status: Unchanged}
-		start := time.Now()
-		switch err := h.Failed(); {
-		case err != nil:
-			res.Status = Skipped // the lock failed: nothing more is read
-		default:
-			if err := h.refresh(ctx); err != nil {
-				err = &HostError{Host: h.Name, Step: "connect", Err: err}
-				h.fail(err)
-				res.Status, res.Err = Failed, err
-				h.Log.Error("connect", "err", errors.Unwrap(err))
-			} else {
-				h.Log.Debug("facts gathered")
-			}
-		}
-		res.Duration = h.dialed + time.Since(start)
-		r.record(res)
 	})
+	return nil
 }
 
-// ConnectHost connects to one host, gathers its facts and records the
-// result; a failure fails the host.
+// ConnectHost connects to one host and reads its facts, as Connect and
+// Facts do for the whole run, and records the result; a failure fails the
+// host and is returned.
 func (r *Run) ConnectHost(ctx context.Context, h *Host) error {
+	if err := r.dialHost(ctx, h); err != nil {
+		return err
+	}
+	return r.readFacts(ctx, h)
+}
+
+// dialHost connects to h. A failure fails the host and is recorded as its
+// "connect" result; a success is recorded by readFacts.
+func (r *Run) dialHost(ctx context.Context, h *Host) error {
 	start := time.Now()
 	err := r.dial(ctx, h)
-	if err == nil {
-		err = h.refresh(ctx)
-	}
-	res := Result{Step: "connect", Host: h.Name, Status: Unchanged, Duration: time.Since(start)}
+	h.dialed = time.Since(start)
 	if err != nil {
-		err = &HostError{Host: h.Name, Step: "connect", Err: err}
-		h.fail(err)
+		err = r.hostError(h, "connect", err)
+		r.record(Result{Step: "connect", Host: h.Name, Status: Failed, Err: err, Duration: h.dialed})
+	}
+	return err
+}
+
+// readFacts reads the facts of a connected host and records its "connect"
+// result; a host that was not reached (dialHost recorded why) is left
+// alone, and one failed since is recorded as skipped.
+func (r *Run) readFacts(ctx context.Context, h *Host) error {
+	if h.Conn == nil {
+		return nil
+	}
+	res := Result{Step: "connect", Host: h.Name, Status: Unchanged}
+	start := time.Now()
+	var err error
+	if h.Failed() != nil {
+		res.Status = Skipped // the lock failed: nothing more is read
+	} else if err = h.refresh(ctx); err != nil {
+		err = r.hostError(h, "connect", err)
 		res.Status, res.Err = Failed, err
 	}
+	res.Duration = h.dialed + time.Since(start)
 	r.record(res)
 	return err
 }

@@ -102,8 +102,8 @@ func TestLimitReachesPrimaryWithoutTargetingIt(t *testing.T) {
 	if got := names(r.Reached()); got != "h2 h1" {
 		t.Errorf("reached = %v, want [h2 h1]", got)
 	}
-	for _, s := range Up() {
-		for _, h := range s.Targets(r) {
+	for _, s := range hostSteps(append(Up(), Rebuild()...)) {
+		for _, h := range s.(HostStep).Targets(r) {
 			if h.Name == "h1" {
 				t.Errorf("step %s targets h1, which --limit left out", s.Name())
 			}
@@ -126,10 +126,11 @@ func TestUnreachablePrimaryLeavesClusterAlone(t *testing.T) {
 	r := newTestRun(t, testInventory, Options{WithPrimaries: true})
 	p := host(t, r, "h1")
 	p.fail(&HostError{Host: "h1", Step: "connect", Err: errors.New("no route to host")})
-	if err := r.Lock(context.Background()); err != nil {
+	r.Apply(context.Background(), []Step{Lock{}})
+	if err := r.Err(); err != nil {
 		t.Fatalf("Lock: %v (an unreachable primary is reported by connect, not again by the lock)", err)
 	}
-	r.Apply(context.Background(), Up())
+	r.Apply(context.Background(), hostSteps(Up()))
 	for _, res := range r.Results() {
 		if res.Status != Skipped {
 			t.Errorf("%s %s: %s, want skipped", res.Host, res.Step, res.Status)

@@ -29,7 +29,7 @@ func TestPgPassRotation(t *testing.T) {
 	r := newTestRun(t, testInventory, Options{DryRun: true})
 	converged(t, r, "old-pw")
 	t.Setenv(passwordEnv, "new-pw")
-	r.Apply(context.Background(), Up())
+	r.Apply(context.Background(), hostSteps(Up()))
 	got := map[string]string{}
 	for _, res := range r.Results() {
 		if res.Status != Unchanged {

@@ -41,13 +41,32 @@ type Plan struct {
 	Apply   func(context.Context) error
 }
 
-// Step is one ordered unit of work. Check reads the host's state and
-// returns nil when the host needs nothing; it must not change the host.
-// After a plan is applied, the runner reads the host's state again.
+// Step is one ordered unit of work of a command: a HostStep, checked and
+// applied host by host, or a RunStep, which works over the run as a whole.
+// Name is what the step's results are recorded under.
 type Step interface {
 	Name() string
+}
+
+// HostStep is a step the runner checks and applies on each of its target
+// hosts, in parallel. Check reads the host's state and returns nil when the
+// host needs nothing; it must not change the host. After a plan is applied,
+// the runner reads the host's state again. A host that failed is skipped.
+type HostStep interface {
+	Step
 	Targets(r *Run) []*Host
 	Check(ctx context.Context, r *Run, h *Host) (*Plan, error)
+}
+
+// RunStep is a step that works over the run as a whole rather than host by
+// host: connecting, the clusters' locks, an approval, the verification.
+// Run records its own results, one per host it concerns, and fails the
+// hosts it could not serve; it honours Options.DryRun itself. An error it
+// returns stops the run: it is the run's (an approval that could not be
+// asked), never a host's.
+type RunStep interface {
+	Step
+	Run(ctx context.Context, r *Run) error
 }
 
 // Host is one inventory host during a run.
@@ -139,6 +158,10 @@ type Options struct {
 	// Confirm asks a person a yes/no question (a restart of a running
 	// primary); nil when no one can be asked, which is a no.
 	Confirm func(question string) (bool, error)
+	// Approve asks whether to apply the plan of an Approve step, which is
+	// in the run's results (pgfleet rebuild); nil when no one can be
+	// asked, which is a no.
+	Approve func(plan *Run) (bool, error)
 }
 
 // Run is one run of a list of steps over an inventory.
@@ -293,20 +316,32 @@ func (r *Run) each(hosts []*Host, f func(h *Host)) {
 	_ = g.Wait() // f returns no error
 }
 
-// Apply runs the steps in order. Each step checks and acts on all its
-// target hosts in parallel; a host that failed is skipped by the steps
-// after, and so are the replicas of a failed primary. In a dry run only the
-// checks run.
-func (r *Run) Apply(ctx context.Context, steps []Step) {
+// Apply runs the steps in order: a RunStep once, a HostStep on all its
+// target hosts in parallel. A host that failed is skipped by the steps
+// after, and so are the replicas of a failed primary. In a dry run only
+// the checks run. Apply stops early when ctx ends or a RunStep returns an
+// error, and returns that error; what happened on each host is in
+// Results.
+func (r *Run) Apply(ctx context.Context, steps []Step) error {
 	for _, s := range steps {
-		if ctx.Err() != nil {
-			return
+		if err := ctx.Err(); err != nil {
+			return err
 		}
-		r.each(s.Targets(r), func(h *Host) { r.applyStep(ctx, s, h) })
+		switch s := s.(type) {
+		case RunStep:
+			if err := s.Run(ctx, r); err != nil {
+				return err
+			}
+		case HostStep:
+			r.each(s.Targets(r), func(h *Host) { r.applyStep(ctx, s, h) })
+		default:
+			panic(fmt.Sprintf("step %s is neither a HostStep nor a RunStep", s.Name()))
+		}
 	}
+	return ctx.Err()
 }
 
-func (r *Run) applyStep(ctx context.Context, s Step, h *Host) {
+func (r *Run) applyStep(ctx context.Context, s HostStep, h *Host) {
 	start := time.Now()
 	res := Result{Step: s.Name(), Host: h.Name}
 	defer func() {
@@ -322,10 +357,8 @@ func (r *Run) applyStep(ctx context.Context, s Step, h *Host) {
 		return
 	}
 	fail := func(err error) {
-		err = &HostError{Host: h.Name, Step: s.Name(), Err: err}
-		h.fail(err)
-		res.Status, res.Err = Failed, err
-		h.Log.Error(s.Name()+" failed", "err", errors.Unwrap(err))
+		res.Status, res.Err = Failed, r.hostError(h, s.Name(), err)
+		h.Log.Error(s.Name()+" failed", "err", Cause(err))
 	}
 	plan, err := s.Check(ctx, r, h)
 	if err != nil {
@@ -364,10 +397,19 @@ func (r *Run) applyStep(ctx context.Context, s Step, h *Host) {
 	}
 }
 
+// hostError is err as the runner reports it, naming the host and the step
+// once, and fails the host with it. Only the runner names them: what a
+// step returns, and the errors of internal/remote, say what failed.
+func (r *Run) hostError(h *Host, step string, err error) error {
+	err = &HostError{Host: h.Name, Step: step, Err: err}
+	h.fail(err)
+	return err
+}
+
 // needsPrimary marks steps that cannot run on a replica whose primary failed.
 type primaryDependent interface{ NeedsPrimary() bool }
 
-func needsPrimary(s Step) bool {
+func needsPrimary(s HostStep) bool {
 	p, ok := s.(primaryDependent)
 	return ok && p.NeedsPrimary()
 }
