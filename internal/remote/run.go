@@ -44,7 +44,7 @@ type Result struct {
 // ExitError is a command that ran and exited non-zero (or was killed by a
 // signal, Code 128+n).
 type ExitError struct {
-	Host    string
+	Host    string // Config.Name; not in the text, which its caller names
 	Command string // the command line, as run
 	Code    int
 	Signal  string // set when a signal ended the command, e.g. "TERM"
@@ -55,7 +55,7 @@ const stderrLines = 20
 
 func (e *ExitError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s: %s: ", e.Host, shortCommand(e.Command))
+	fmt.Fprintf(&b, "%s: ", shortCommand(e.Command))
 	if e.Signal != "" {
 		fmt.Fprintf(&b, "killed by signal %s", e.Signal)
 	} else {
@@ -300,7 +300,7 @@ func (c *Client) SudoError(res *Result, err error) error {
 	stderr := string(res.Stderr)
 	if strings.Contains(stderr, "password is required") || strings.Contains(stderr, "a terminal is required") {
 		return &HostError{Host: c.cfg.Name, Op: "check sudo", Err: newMsgError(
-			fmt.Sprintf("sudo on %s needs a password; %s", c.cfg.Name, hint), ErrSudoPassword)}
+			"sudo needs a password; "+hint, ErrSudoPassword)}
 	}
 	if strings.HasPrefix(stderr, "sudo: ") {
 		return &HostError{Host: c.cfg.Name, Op: "check sudo", Err: fmt.Errorf("sudo refused (%s); %s", ee.Stderr, hint)}
