@@ -2,6 +2,7 @@ package steps
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -140,7 +141,7 @@ func (r *Run) verifyCluster(ctx context.Context, p *Host, reps []*Host) {
 		}
 		allOK = false
 		record(h, Failed, hintf("look at the replica's server log "+h.Layout.LogFile()+" and at pg_stat_replication on "+p.Name,
-			"%s does not stream from %s after %s: %s", h.Name, p.Name, r.Opts.VerifyTimeout, v.why))
+			"does not stream from %s after %s: %s", p.Name, r.Opts.VerifyTimeout, v.why))
 	}
 	if allOK {
 		record(p, Verified, nil)
@@ -182,9 +183,9 @@ func (r *Run) pollReplication(ctx context.Context, p *Host, reps []*Host, target
 	switch {
 	case primaryErr != nil:
 	case primary.Server == nil:
-		primaryErr = fmt.Errorf("PostgreSQL on %s does not answer", p.Name)
+		primaryErr = errors.New("PostgreSQL does not answer")
 	case primary.Server.InRecovery:
-		primaryErr = fmt.Errorf("%s runs as a standby (in recovery)", p.Name)
+		primaryErr = errors.New("it runs as a standby (in recovery)")
 	}
 	if primaryErr != nil {
 		return nil, 0, fmt.Errorf("read pg_stat_replication: %w", primaryErr)
