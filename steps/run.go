@@ -43,7 +43,8 @@ type Plan struct {
 
 // Step is one ordered unit of work of a command: a HostStep, checked and
 // applied host by host, or a RunStep, which works over the run as a whole.
-// Name is what the step's results are recorded under.
+// A HostStep's results are recorded under its Name; a RunStep records its
+// own (Facts, for one, completes the hosts' "connect" results).
 type Step interface {
 	Name() string
 }
