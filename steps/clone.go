@@ -38,25 +38,25 @@ func RefuseData(h, p *Host, rebuild bool) error {
 	switch {
 	case f.DataVersion == 0 && f.DataNonEmpty && !f.CloneIncomplete:
 		return hintf("empty or move that directory yourself, or set the right postgres.data_dir in the inventory",
-			"refusing to clone onto %s: its data directory %s is not empty but holds no PostgreSQL cluster", h.Name, d)
+			"refusing to clone: its data directory %s is not empty but holds no PostgreSQL cluster", d)
 	case f.DataVersion == 0 || rebuild || f.CloneIncomplete:
 		return nil
 	case f.DataVersion != v:
-		return hintf(rebuildHint, "refusing to clone onto %s: %s holds PostgreSQL %d data, not the %d its cluster runs", h.Name, d, f.DataVersion, v)
+		return hintf(rebuildHint, "refusing to clone: %s holds PostgreSQL %d data, not the %d its cluster runs", d, f.DataVersion, v)
 	case !f.StandbySignal && f.Server != nil && !f.Server.InRecovery:
-		return hintf(rebuildHint, "refusing to clone onto %s: it runs as a primary (promoted, or an old primary), and its data may hold writes of its own", h.Name)
+		return hintf(rebuildHint, "refusing to clone: it runs as a primary (promoted, or an old primary), and its data may hold writes of its own")
 	case !f.StandbySignal && !f.lostStandbySignal():
-		return hintf(rebuildHint, "refusing to clone onto %s: its data in %s has been a primary's (it has no standby.signal), and may hold writes of its own", h.Name, d)
+		return hintf(rebuildHint, "refusing to clone: its data in %s has been a primary's (it has no standby.signal), and may hold writes of its own", d)
 	}
 	// A standby: of this primary's cluster, and not ahead of it?
 	if p == nil || p.Facts == nil {
 		return nil
 	}
 	if mine, theirs := f.SystemID(), p.Facts.SystemID(); mine != "" && theirs != "" && mine != theirs {
-		return hintf(rebuildHint, "refusing to clone onto %s: its data is another cluster's (system identifier %s; %s's is %s)", h.Name, mine, p.Name, theirs)
+		return hintf(rebuildHint, "refusing to clone: its data is another cluster's (system identifier %s; %s's is %s)", mine, p.Name, theirs)
 	}
 	if mine, theirs := f.Timeline(), p.Facts.Timeline(); mine > 0 && theirs > 0 && mine > theirs {
-		return hintf(rebuildHint, "refusing to clone onto %s: its data is on timeline %d, ahead of %s's %d: it has been promoted since it was cloned", h.Name, mine, p.Name, theirs)
+		return hintf(rebuildHint, "refusing to clone: its data is on timeline %d, ahead of %s's %d: it has been promoted since it was cloned", mine, p.Name, theirs)
 	}
 	return nil
 }
@@ -73,10 +73,10 @@ func refuseMove(h *Host) error {
 		return nil
 	case f.DataLink != "":
 		return hintf("set postgres.data_dir: "+f.DataLink+" in the inventory, so that pgfleet moves and clones the data itself",
-			"refusing to clone onto %s: its data directory %s is a symbolic link to %s; moving the link aside would leave the data where it is", h.Name, d, f.DataLink)
+			"refusing to clone: its data directory %s is a symbolic link to %s; moving the link aside would leave the data where it is", d, f.DataLink)
 	case f.DataMountPoint:
 		return hintf("give PostgreSQL a directory below the mount point, e.g. postgres.data_dir: "+d+"/main, and move the data there yourself",
-			"refusing to clone onto %s: its data directory %s is the mount point of a file system, which cannot be moved aside", h.Name, d)
+			"refusing to clone: its data directory %s is the mount point of a file system, which cannot be moved aside", d)
 	}
 	return nil
 }
@@ -366,7 +366,7 @@ func writePgPass(ctx context.Context, h, p *Host, pw string) error {
 		return nil
 	}
 	if err := h.Conn.WriteFile(ctx, path.Join(home, ".pgpass"), []byte(content), 0o600, "postgres", "postgres"); err != nil {
-		return fmt.Errorf("write ~postgres/.pgpass: %w", err)
+		return err // WriteFile's error names the file
 	}
 	return nil
 }
@@ -380,7 +380,7 @@ func preflight(ctx context.Context, h, p *Host) error {
 	var ee *remote.ExitError
 	if errors.As(err, &ee) && ee.Code >= 2 {
 		return hintf(fmt.Sprintf("check that PostgreSQL on %s listens on %s (listen_addresses) and that no firewall blocks port %s from %s", p.Name, addr, port, h.Name),
-			"preflight: the primary %s at %s:%s does not answer from %s", p.Name, addr, port, h.Name)
+			"preflight: the primary %s does not answer at %s:%s", p.Name, addr, port)
 	}
 	if err != nil && ee == nil {
 		return err
@@ -390,7 +390,7 @@ func preflight(ctx context.Context, h, p *Host) error {
 	if _, err := h.Conn.Run(ctx, remote.Cmd{As: "postgres",
 		Args: []string{"psql", "-X", "-w", "-q", "-A", "-t", "-d", dsn, "-c", "IDENTIFY_SYSTEM"}}); err != nil {
 		return hintf(fmt.Sprintf("check the replication password (the same for every host of cluster %s) and pg_hba.conf on %s", h.Cluster.Name, p.Name),
-			"preflight: the primary %s refused the replication login of %s: %w", p.Name, h.Name, err)
+			"preflight: the primary %s refused the replication login: %w", p.Name, err)
 	}
 	if p.Facts.Server != nil && p.Facts.Server.DBSize > 0 {
 		if err := NoRoomForClone(h, p.Name, p.Facts.Server.DBSize); err != nil {
@@ -449,7 +449,7 @@ func cloneTar(ctx context.Context, h, p *Host, slot string) error {
 		return fmt.Errorf("tar backup on %s: %w", p.Name, err)
 	}
 	if dstErr != nil {
-		return fmt.Errorf("unpack on %s: %w", h.Name, dstErr)
+		return fmt.Errorf("unpack the backup: %w", dstErr)
 	}
 	d := h.Layout.DataDir()
 	auto := "# Do not edit this file manually!\n# It will be overwritten by the ALTER SYSTEM command.\n" +

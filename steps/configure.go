@@ -72,7 +72,7 @@ func (Configure) Check(ctx context.Context, r *Run, h *Host) (*Plan, error) {
 				mode = 0o640
 			}
 			if err := h.Conn.WriteFile(ctx, p, files[name], os.FileMode(mode), "postgres", "postgres"); err != nil {
-				return fmt.Errorf("write %s: %w", p, err)
+				return err // WriteFile's error names the file
 			}
 			if name == "postgresql.conf" && exists {
 				// Kept for Restart: a server that does not start with
@@ -94,7 +94,7 @@ func (Configure) Check(ctx context.Context, r *Run, h *Host) (*Plan, error) {
 func validateConf(ctx context.Context, h *Host, content []byte) error {
 	tmp := path.Join(h.Layout.ConfigDir(), ".pgfleet-check-postgresql.conf")
 	if err := h.Conn.WriteFile(ctx, tmp, content, 0o644, "postgres", "postgres"); err != nil {
-		return fmt.Errorf("write %s: %w", tmp, err)
+		return err // WriteFile's error names the file
 	}
 	// Check and remove the candidate in one command: one round trip.
 	_, err := h.Conn.Run(ctx, remote.Cmd{As: "postgres", Args: []string{"sh", "-c",

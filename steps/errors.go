@@ -7,7 +7,8 @@ import (
 	"github.com/pgfleet/pgfleet/internal/remote"
 )
 
-// HostError is an error on one host in one step.
+// HostError is an error on one host in one step, as the runner records
+// it: the only layer that names the host and the step.
 type HostError struct {
 	Host, Step string
 	Err        error
@@ -48,8 +49,9 @@ type NotConfirmedError struct {
 func (e *NotConfirmedError) Error() string { return e.Err.Error() }
 func (e *NotConfirmedError) Unwrap() error { return e.Err }
 
-// Cause is an error's text without the "host: step:" prefixes that the
-// wrapping errors add, for reports that show host and step on their own.
+// Cause is an error's text without the runner's "host: step:" prefix, nor
+// the operation internal/remote puts before an error of its own (check
+// sudo, run CMD), for reports that show host and step on their own.
 func Cause(err error) string {
 	for {
 		switch e := err.(type) {

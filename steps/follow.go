@@ -44,7 +44,7 @@ func (Follow) Check(ctx context.Context, r *Run, h *Host) (*Plan, error) {
 		auto := followAutoConf(f.AutoConf, conninfo(h, p), wantSlot(h))
 		file := path.Join(h.Layout.DataDir(), "postgresql.auto.conf")
 		if err := h.Conn.WriteFile(ctx, file, []byte(auto), 0o600, "postgres", "postgres"); err != nil {
-			return fmt.Errorf("write %s: %w", file, err)
+			return err // WriteFile's error names the file
 		}
 		if !running {
 			return nil

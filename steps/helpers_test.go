@@ -93,3 +93,19 @@ func basebackupAutoConf(host, port, app string) string {
 }
 
 func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+
+// hostSteps is a command's list without the steps that work over the run
+// as a whole (connecting, locking, verifying), the steps of an Approve in
+// its place: what tests apply to hosts whose facts they set themselves.
+func hostSteps(list []Step) []Step {
+	var out []Step
+	for _, s := range list {
+		switch s := s.(type) {
+		case Approve:
+			out = append(out, hostSteps(s.Steps)...)
+		case HostStep:
+			out = append(out, s)
+		}
+	}
+	return out
+}

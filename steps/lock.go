@@ -9,7 +9,6 @@ import (
 	"os/user"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/pgfleet/pgfleet/internal/pgsql"
@@ -51,20 +50,26 @@ const (
 	lockSilence   = 30 * time.Second
 )
 
-// Lock takes each cluster's lock on its primary, so that two runs on one
-// cluster never interleave. It runs after Dial and before Facts, so that
-// what the run decides is read while it holds the lock. A cluster whose
-// primary cannot be reached or locked is left alone: its hosts are marked
-// skipped and no step touches them. The locks are held until Close.
-func (r *Run) Lock(ctx context.Context) error {
+// Lock is the step that takes each cluster's lock on its primary, so that
+// two runs on one cluster never interleave. It comes after Connect and
+// before Facts, so that what the run decides is read while it holds the
+// lock. A cluster whose primary cannot be reached or locked is left alone:
+// its other hosts are marked skipped and no step touches them. The locks
+// are held until Close. A dry run takes no lock: it changes nothing.
+type Lock struct{}
+
+func (Lock) Name() string { return "lock" }
+
+func (Lock) Run(ctx context.Context, r *Run) error {
+	if r.Opts.DryRun {
+		return nil
+	}
 	who := "pgfleet"
 	if u, err := user.Current(); err == nil {
 		who = u.Username
 	}
 	host, _ := os.Hostname()
 	owner := fmt.Sprintf("%s@%s (pid %d, since %s)", who, host, os.Getpid(), time.Now().Format(time.RFC3339))
-	var mu sync.Mutex
-	var errs []error
 	r.each(r.clusterPrimaries(), func(p *Host) {
 		if err := p.Failed(); err != nil {
 			r.leaveCluster(p, fmt.Errorf("not changed: its primary %s cannot be reached, so cluster %s cannot be locked", p.Name, p.Cluster.Name))
@@ -72,16 +77,12 @@ func (r *Run) Lock(ctx context.Context) error {
 		}
 		start := time.Now()
 		if err := r.lock(ctx, p, owner); err != nil {
-			err = &HostError{Host: p.Name, Step: "lock", Err: err}
-			p.fail(err)
+			err = r.hostError(p, "lock", err)
 			r.record(Result{Step: "lock", Host: p.Name, Status: Failed, Err: err, Duration: time.Since(start)})
 			r.leaveCluster(p, fmt.Errorf("not changed: cluster %s could not be locked on its primary %s", p.Cluster.Name, p.Name))
-			mu.Lock()
-			errs = append(errs, err)
-			mu.Unlock()
 		}
 	})
-	return errors.Join(errs...)
+	return nil
 }
 
 // clusterPrimaries is the primary of every cluster the run touches, in or
@@ -101,7 +102,7 @@ func (r *Run) clusterPrimaries() []*Host {
 func (r *Run) leaveCluster(p *Host, why error) {
 	for _, h := range r.Hosts {
 		if h.Cluster == p.Cluster && h != p && h.Failed() == nil {
-			h.fail(&HostError{Host: h.Name, Step: "lock", Err: why})
+			r.hostError(h, "lock", why)
 			r.record(Result{Step: "lock", Host: h.Name, Status: Skipped})
 			h.Log.Warn("skipped: the cluster's lock failed", "primary", p.Name, "err", why)
 		}

@@ -105,8 +105,8 @@ func TestLimitReachesPrimaryWithoutTargetingIt(t *testing.T) {
 	if got := names(r.Reached()); got != "h2 h1" {
 		t.Errorf("reached = %v, want [h2 h1]", got)
 	}
-	for _, s := range Up() {
-		for _, h := range s.Targets(r) {
+	for _, s := range hostSteps(append(Up(), Rebuild()...)) {
+		for _, h := range s.(HostStep).Targets(r) {
 			if h.Name == "h1" {
 				t.Errorf("step %s targets h1, which --limit left out", s.Name())
 			}
@@ -129,10 +129,11 @@ func TestUnreachablePrimaryLeavesClusterAlone(t *testing.T) {
 	r := newTestRun(t, testInventory, Options{WithPrimaries: true})
 	p := host(t, r, "h1")
 	p.fail(&HostError{Host: "h1", Step: "connect", Err: errors.New("no route to host")})
-	if err := r.Lock(context.Background()); err != nil {
+	r.Apply(context.Background(), []Step{Lock{}})
+	if err := r.Err(); err != nil {
 		t.Fatalf("Lock: %v (an unreachable primary is reported by connect, not again by the lock)", err)
 	}
-	r.Apply(context.Background(), Up())
+	r.Apply(context.Background(), hostSteps(Up()))
 	for _, res := range r.Results() {
 		if res.Status != Skipped {
 			t.Errorf("%s %s: %s, want skipped", res.Host, res.Step, res.Status)
@@ -216,7 +217,8 @@ func TestLockHeldUntilClose(t *testing.T) {
 	r, _, srv := scriptedHost(t, sshtest.Rules(
 		sshtest.On(`^bash -c .*flock -n 9.* pgfleet-lock `+pgsql.SlotName("main")+` `, sshtest.Reply{Stdout: "locked\n", Hold: true}),
 	))
-	if err := r.Lock(context.Background()); err != nil {
+	r.Apply(context.Background(), []Step{Lock{}})
+	if err := r.Err(); err != nil {
 		t.Fatalf("Lock: %v", err)
 	}
 	cmds := srv.Commands()
@@ -239,7 +241,8 @@ func TestLockHeldByAnotherRun(t *testing.T) {
 		sshtest.On(`pgfleet-lock`, sshtest.Reply{Exit: 75, NoStdin: true,
 			Stderr: "held by alice@desk (pid 7, since 2026-01-01T00:00:00Z)\n"}),
 	))
-	err := r.Lock(context.Background())
+	r.Apply(context.Background(), []Step{Lock{}})
+	err := r.Err()
 	var hint *Hint
 	if !errors.As(err, &hint) || !strings.Contains(err.Error(), "cluster main is being changed by another pgfleet run: alice@desk (pid 7") {
 		t.Fatalf("Lock: %v, want the holder named with a hint", err)

@@ -31,7 +31,7 @@ func TestPgPassRotation(t *testing.T) {
 	r := newTestRun(t, testInventory, Options{DryRun: true})
 	converged(t, r, "old-pw")
 	t.Setenv(passwordEnv, "new-pw")
-	r.Apply(context.Background(), Up())
+	r.Apply(context.Background(), hostSteps(Up()))
 	got := map[string]string{}
 	for _, res := range r.Results() {
 		if res.Status != Unchanged {
@@ -101,7 +101,7 @@ func TestPgPassApplyFails(t *testing.T) {
 		"h2": sshtest.Rules(sshtest.On(`^id -u -- postgres$`, sshtest.Reply{Exit: 1, Stderr: "id: 'postgres': no such user\n"})),
 	})
 	r.Apply(context.Background(), []Step{PgPass{}})
-	failedWith(t, r, "h2", "pgpass", "write ~postgres/.pgpass: ", `user "postgres" does not exist on the host`)
+	failedWith(t, r, "h2", "pgpass", "write /var/lib/postgresql/.pgpass: ", `user "postgres" does not exist on the host`)
 	if _, ok := srvs["h2"].ReadFile(t, "/var/lib/postgresql/.pgpass"); ok {
 		t.Error(".pgpass was written")
 	}

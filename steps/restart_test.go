@@ -106,7 +106,7 @@ func TestRestartCheckPredicts(t *testing.T) {
 // its own kind of host.
 func TestRestartReplicasBeforePrimary(t *testing.T) {
 	var order []string
-	for _, s := range Up() {
+	for _, s := range hostSteps(Up()) {
 		order = append(order, s.Name())
 		if rs, ok := s.(Restart); ok {
 			switch {
@@ -139,7 +139,7 @@ func TestRestartReplicasBeforePrimary(t *testing.T) {
 			h.Facts.Files["postgresql.conf"] = renderedConf(t, withSettings(tc.from), h.Name)
 			h.Facts.Server.RestartParams = []string{"max_connections", "max_wal_senders", "shared_buffers"}
 		}
-		r.Apply(context.Background(), Up())
+		r.Apply(context.Background(), hostSteps(Up()))
 		var restarts []string
 		last := map[string]Status{} // what the summary's restart column shows
 		for _, res := range r.Results() {

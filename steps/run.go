@@ -11,6 +11,7 @@ package steps
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"sync"
@@ -40,13 +41,33 @@ type Plan struct {
 	Apply   func(context.Context) error
 }
 
-// Step is one ordered unit of work. Check reads the host's state and
-// returns nil when the host needs nothing; it must not change the host.
-// After a plan is applied, the runner reads the host's state again.
+// Step is one ordered unit of work of a command: a HostStep, checked and
+// applied host by host, or a RunStep, which works over the run as a whole.
+// A HostStep's results are recorded under its Name; a RunStep records its
+// own (Facts, for one, completes the hosts' "connect" results).
 type Step interface {
 	Name() string
+}
+
+// HostStep is a step the runner checks and applies on each of its target
+// hosts, in parallel. Check reads the host's state and returns nil when the
+// host needs nothing; it must not change the host. After a plan is applied,
+// the runner reads the host's state again. A host that failed is skipped.
+type HostStep interface {
+	Step
 	Targets(r *Run) []*Host
 	Check(ctx context.Context, r *Run, h *Host) (*Plan, error)
+}
+
+// RunStep is a step that works over the run as a whole rather than host by
+// host: connecting, the clusters' locks, an approval, the verification.
+// Run records its own results, one per host it concerns, and fails the
+// hosts it could not serve; it honours Options.DryRun itself. An error it
+// returns stops the run: it is the run's (an approval that could not be
+// asked), never a host's.
+type RunStep interface {
+	Step
+	Run(ctx context.Context, r *Run) error
 }
 
 // Host is one inventory host during a run.
@@ -138,6 +159,10 @@ type Options struct {
 	// Confirm asks a person a yes/no question (a restart of a running
 	// primary); nil when no one can be asked, which is a no.
 	Confirm func(question string) (bool, error)
+	// Approve asks whether to apply the plan of an Approve step, which is
+	// in the run's results (pgfleet rebuild); nil when no one can be
+	// asked, which is a no.
+	Approve func(plan *Run) (bool, error)
 }
 
 // Run is one run of a list of steps over an inventory.
@@ -292,99 +317,32 @@ func (r *Run) each(hosts []*Host, f func(h *Host)) {
 	_ = g.Wait() // f returns no error
 }
 
-// Connect opens one SSH connection per host, in parallel, and gathers each
-// host's facts. A host that cannot be reached is failed; the others go on.
-func (r *Run) Connect(ctx context.Context) {
-	r.Dial(ctx)
-	r.Facts(ctx)
-}
-
-// Dial opens one SSH connection per host (and per primary outside
-// --limit), in parallel. A host that cannot be reached is failed.
-func (r *Run) Dial(ctx context.Context) {
-	r.each(r.Reached(), func(h *Host) {
-		start := time.Now()
-		err := r.dial(ctx, h)
-		h.dialed = time.Since(start)
-		if err != nil {
-			err = &HostError{Host: h.Name, Step: "connect", Err: err}
-			h.fail(err)
-			r.record(Result{Step: "connect", Host: h.Name, Status: Failed, Err: err, Duration: h.dialed})
-			h.Log.Error("connect", "err", errors.Unwrap(err))
-		}
-	})
-}
-
-// Facts gathers the facts of every connected host, in parallel. A host
-// whose probe fails is failed.
-func (r *Run) Facts(ctx context.Context) {
-	r.each(r.Reached(), func(h *Host) {
-		if h.Conn == nil {
-			return // not reached: Dial recorded why
-		}
-		res := Result{Step: "connect", Host: h.Name, Status: Unchanged}
-		start := time.Now()
-		switch err := h.Failed(); {
-		case err != nil:
-			res.Status = Skipped // the lock failed: nothing more is read
-		default:
-			if err := h.refresh(ctx); err != nil {
-				err = &HostError{Host: h.Name, Step: "connect", Err: err}
-				h.fail(err)
-				res.Status, res.Err = Failed, err
-				h.Log.Error("connect", "err", errors.Unwrap(err))
-			} else {
-				h.Log.Debug("facts gathered")
-			}
-		}
-		res.Duration = h.dialed + time.Since(start)
-		r.record(res)
-	})
-}
-
-// ConnectHost connects to one host, gathers its facts and records the
-// result; a failure fails the host.
-func (r *Run) ConnectHost(ctx context.Context, h *Host) error {
-	start := time.Now()
-	err := r.dial(ctx, h)
-	if err == nil {
-		err = h.refresh(ctx)
-	}
-	res := Result{Step: "connect", Host: h.Name, Status: Unchanged, Duration: time.Since(start)}
-	if err != nil {
-		err = &HostError{Host: h.Name, Step: "connect", Err: err}
-		h.fail(err)
-		res.Status, res.Err = Failed, err
-	}
-	r.record(res)
-	return err
-}
-
-func (r *Run) dial(ctx context.Context, h *Host) error {
-	cfg := r.SSHConfig(h)
-	cfg.SkipSudoCheck = true // the lock or the state probe runs through sudo first
-	c, err := remote.Dial(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	h.Conn = c
-	return nil
-}
-
-// Apply runs the steps in order. Each step checks and acts on all its
-// target hosts in parallel; a host that failed is skipped by the steps
-// after, and so are the replicas of a failed primary. In a dry run only the
-// checks run.
-func (r *Run) Apply(ctx context.Context, steps []Step) {
+// Apply runs the steps in order: a RunStep once, a HostStep on all its
+// target hosts in parallel. A host that failed is skipped by the steps
+// after, and so are the replicas of a failed primary. In a dry run only
+// the checks run. Apply stops early when ctx ends or a RunStep returns an
+// error, and returns that error; what happened on each host is in
+// Results.
+func (r *Run) Apply(ctx context.Context, steps []Step) error {
 	for _, s := range steps {
-		if ctx.Err() != nil {
-			return
+		if err := ctx.Err(); err != nil {
+			return err
 		}
-		r.each(s.Targets(r), func(h *Host) { r.applyStep(ctx, s, h) })
+		switch s := s.(type) {
+		case RunStep:
+			if err := s.Run(ctx, r); err != nil {
+				return err
+			}
+		case HostStep:
+			r.each(s.Targets(r), func(h *Host) { r.applyStep(ctx, s, h) })
+		default:
+			panic(fmt.Sprintf("step %s is neither a HostStep nor a RunStep", s.Name()))
+		}
 	}
+	return ctx.Err()
 }
 
-func (r *Run) applyStep(ctx context.Context, s Step, h *Host) {
+func (r *Run) applyStep(ctx context.Context, s HostStep, h *Host) {
 	start := time.Now()
 	res := Result{Step: s.Name(), Host: h.Name}
 	defer func() {
@@ -400,10 +358,8 @@ func (r *Run) applyStep(ctx context.Context, s Step, h *Host) {
 		return
 	}
 	fail := func(err error) {
-		err = &HostError{Host: h.Name, Step: s.Name(), Err: err}
-		h.fail(err)
-		res.Status, res.Err = Failed, err
-		h.Log.Error("step failed", "step", s.Name(), "err", errors.Unwrap(err))
+		res.Status, res.Err = Failed, r.hostError(h, s.Name(), err)
+		h.Log.Error("step failed", "step", s.Name(), "err", Cause(err))
 	}
 	plan, err := s.Check(ctx, r, h)
 	if err != nil {
@@ -442,10 +398,19 @@ func (r *Run) applyStep(ctx context.Context, s Step, h *Host) {
 	}
 }
 
+// hostError is err as the runner reports it, naming the host and the step
+// once, and fails the host with it. Only the runner names them: what a
+// step returns, and the errors of internal/remote, say what failed.
+func (r *Run) hostError(h *Host, step string, err error) error {
+	err = &HostError{Host: h.Name, Step: step, Err: err}
+	h.fail(err)
+	return err
+}
+
 // needsPrimary marks steps that cannot run on a replica whose primary failed.
 type primaryDependent interface{ NeedsPrimary() bool }
 
-func needsPrimary(s Step) bool {
+func needsPrimary(s HostStep) bool {
 	p, ok := s.(primaryDependent)
 	return ok && p.NeedsPrimary()
 }

@@ -4,9 +4,14 @@ import (
 	"time"
 )
 
-// Up is the list of steps of `pgfleet up`, in order.
+// Up is the list of steps of `pgfleet up`, in order: connect to every
+// host, lock each cluster on its primary, read the hosts' facts, converge
+// them, and verify that every replica streams.
 func Up() []Step {
 	return []Step{
+		Connect{},
+		Lock{},
+		Facts{},
 		Install{},
 		CreateCluster{},
 		Configure{},
@@ -20,6 +25,7 @@ func Up() []Step {
 		Follow{},
 		Clone{},
 		StartReplicas{},
+		Verify{},
 	}
 }
 

@@ -13,7 +13,7 @@ func TestDryRunBare(t *testing.T) {
 	t.Setenv(passwordEnv, "pw")
 	r := newTestRun(t, testInventory, Options{DryRun: true})
 	r.Started = mustTime(t, "2025-01-02T03:04:05Z")
-	r.Apply(context.Background(), Up())
+	r.Apply(context.Background(), hostSteps(Up()))
 	if err := r.Err(); err != nil {
 		t.Errorf("a dry run of bare hosts failed: %v", err)
 	}
@@ -74,7 +74,7 @@ func TestDryRunConverged(t *testing.T) {
 		t.Setenv(passwordEnv, "pw")
 		r := newTestRun(t, testInventory, Options{DryRun: dry})
 		converged(t, r, "pw")
-		r.Apply(context.Background(), Up())
+		r.Apply(context.Background(), hostSteps(Up()))
 		for _, res := range r.Results() {
 			if res.Status != Unchanged {
 				t.Errorf("dry run %v: %s %s: %s %q %v, want unchanged", dry, res.Host, res.Step, res.Status, res.Changes, res.Err)
@@ -92,7 +92,7 @@ func TestDryRunFailedPrimary(t *testing.T) {
 	t.Setenv(passwordEnv, "pw")
 	r := newTestRun(t, testInventory, Options{DryRun: true})
 	host(t, r, "h1").Facts.Installed = []int{13}
-	r.Apply(context.Background(), Up())
+	r.Apply(context.Background(), hostSteps(Up()))
 	got := map[string]Status{}
 	for _, res := range r.Results() {
 		got[res.Host+" "+res.Step] = res.Status

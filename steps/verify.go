@@ -2,6 +2,7 @@ package steps
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -53,11 +54,20 @@ func replicaVerdict(name string, st *State, err error, p *Server, target uint64)
 		primaryState, receiver, s.InRecovery, s.LSN, caughtUp)
 }
 
-// Verify checks, for every cluster, that the primary's pg_stat_replication
-// shows each replica streaming under its own name, that each replica's WAL
-// receiver streams, and that each replica has replayed up to an LSN taken on
-// the primary now — polling until VerifyTimeout.
-func (r *Run) Verify(ctx context.Context) {
+// Verify is the step that checks, for every cluster, that the primary's
+// pg_stat_replication shows each replica streaming under its own name,
+// that each replica's WAL receiver streams, and that each replica has
+// replayed up to an LSN taken on the primary now — polling until
+// VerifyTimeout. It records a "verify" result for the primary and each
+// replica of the run. A dry run verifies nothing: nothing was done.
+type Verify struct{}
+
+func (Verify) Name() string { return "verify" }
+
+func (Verify) Run(ctx context.Context, r *Run) error {
+	if r.Opts.DryRun {
+		return nil
+	}
 	for _, c := range r.Inventory.Clusters {
 		p := r.Host(c.Primary.Name)
 		var reps []*Host
@@ -71,6 +81,7 @@ func (r *Run) Verify(ctx context.Context) {
 		}
 		r.verifyCluster(ctx, p, reps)
 	}
+	return nil
 }
 
 func (r *Run) verifyCluster(ctx context.Context, p *Host, reps []*Host) {
@@ -78,8 +89,7 @@ func (r *Run) verifyCluster(ctx context.Context, p *Host, reps []*Host) {
 	record := func(h *Host, st Status, err error) {
 		res := Result{Step: "verify", Host: h.Name, Status: st, Duration: time.Since(start)}
 		if err != nil {
-			res.Err = &HostError{Host: h.Name, Step: "verify", Err: err}
-			h.fail(res.Err)
+			res.Err = r.hostError(h, "verify", err)
 			h.Log.Error("verify failed", "err", err)
 		}
 		r.record(res)
@@ -131,7 +141,7 @@ func (r *Run) verifyCluster(ctx context.Context, p *Host, reps []*Host) {
 		}
 		allOK = false
 		record(h, Failed, hintf("look at the replica's server log "+h.Layout.LogFile()+" and at pg_stat_replication on "+p.Name,
-			"%s does not stream from %s after %s: %s", h.Name, p.Name, r.Opts.VerifyTimeout, v.why))
+			"does not stream from %s after %s: %s", p.Name, r.Opts.VerifyTimeout, v.why))
 	}
 	if allOK {
 		record(p, Verified, nil)
@@ -173,9 +183,9 @@ func (r *Run) pollReplication(ctx context.Context, p *Host, reps []*Host, target
 	switch {
 	case primaryErr != nil:
 	case primary.Server == nil:
-		primaryErr = fmt.Errorf("PostgreSQL on %s does not answer", p.Name)
+		primaryErr = errors.New("PostgreSQL does not answer")
 	case primary.Server.InRecovery:
-		primaryErr = fmt.Errorf("%s runs as a standby (in recovery)", p.Name)
+		primaryErr = errors.New("it runs as a standby (in recovery)")
 	}
 	if primaryErr != nil {
 		return nil, 0, fmt.Errorf("read pg_stat_replication: %w", primaryErr)

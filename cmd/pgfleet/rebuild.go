@@ -112,51 +112,28 @@ func runRebuild(ctx context.Context, g *globalOptions, o *rebuildOptions, path s
 	}
 	opts := g.runOptions(o.connectTimeout)
 	opts.Limit, opts.WithPrimaries = hosts, true
-	opts.DiscardOldData, opts.VerifyTimeout = o.discardOldData, o.verifyTimeout
+	opts.DryRun, opts.DiscardOldData, opts.VerifyTimeout = o.dryRun, o.discardOldData, o.verifyTimeout
 	opts.Rebuild, opts.Method = true, o.method
+	// The plan is shown, and asked about, with the lock held, so that what
+	// is shown is what will be done.
+	opts.Approve = func(plan *steps.Run) (bool, error) {
+		if g.output == "text" {
+			printPlan(stdout, buildReport(plan, time.Since(plan.Started), true))
+		}
+		return confirm(g, fmt.Sprintf("rebuild %s as shown above?", strings.Join(hosts, ", ")))
+	}
 	r, err := steps.NewRun(inv, opts)
 	if err != nil {
 		return usageError{err}
 	}
 	defer r.Close()
-
-	r.Dial(ctx)
-	if !o.dryRun {
-		r.Lock(ctx)
-	}
-	r.Facts(ctx)
-
-	// First the plan, with the lock held, so that what is shown is what
-	// will be done.
-	r.Opts.DryRun = true
-	r.Apply(ctx, steps.Rebuild())
-	if ctx.Err() != nil {
-		return ctx.Err()
-	}
-	plan := buildReport(r, time.Since(r.Started), true)
-	if o.dryRun || !plan.OK {
-		return report(g, r, inv, stdout, time.Since(r.Started), true)
-	}
-	if g.output == "text" {
-		printPlan(stdout, plan)
-	}
-	ok, err := confirm(g, fmt.Sprintf("rebuild %s as shown above?", strings.Join(hosts, ", ")))
-	if err != nil {
-		return err
-	}
-	if !ok {
+	switch err := r.Apply(ctx, steps.Rebuild()); {
+	case errors.Is(err, steps.ErrNotApproved):
 		fmt.Fprintln(os.Stderr, "pgfleet: nothing changed")
 		return silentError{exitFailed}
+	case err != nil:
+		return err
 	}
-
-	r.Opts.DryRun = false
-	r.ClearResults()
-	r.Apply(ctx, steps.Rebuild())
-	if ctx.Err() == nil {
-		r.Verify(ctx)
-	}
-	if ctx.Err() != nil {
-		return ctx.Err()
-	}
-	return report(g, r, inv, stdout, time.Since(r.Started), false)
+	// A plan that failed was not applied: the run stayed a dry run.
+	return report(g, r, inv, stdout, time.Since(r.Started), r.Opts.DryRun)
 }

@@ -167,19 +167,8 @@ func runUp(ctx context.Context, g *globalOptions, o *upOptions, path string, std
 		return err
 	}
 	defer r.Close()
-	// The lock comes before the facts: what the run decides is read while
-	// it holds the lock. A cluster that cannot be locked is left alone.
-	r.Dial(ctx)
-	if !o.dryRun {
-		r.Lock(ctx)
-	}
-	r.Facts(ctx)
-	r.Apply(ctx, steps.Up())
-	if !o.dryRun && ctx.Err() == nil {
-		r.Verify(ctx)
-	}
-	if ctx.Err() != nil {
-		return ctx.Err()
+	if err := r.Apply(ctx, steps.Up()); err != nil {
+		return err
 	}
 	return report(g, r, inv, stdout, time.Since(r.Started), o.dryRun)
 }

@@ -105,18 +105,21 @@ func (cfg *Config) hostPort() string {
 	return net.JoinHostPort(cfg.Address, strconv.Itoa(cfg.Port))
 }
 
-// HostError names the host and the operation that failed.
+// HostError is an operation on a host that failed. Its text says what
+// failed, not where: the caller that works on many hosts names the host
+// once, beside the error or before it (pgfleet's runner records it with
+// each result), from Host or from what it knows itself.
 type HostError struct {
-	Host string
-	Op   string
+	Host string // Config.Name
+	Op   string // "" when Err says it all
 	Err  error
 }
 
 func (e *HostError) Error() string {
 	if e.Op == "" {
-		return e.Host + ": " + e.Err.Error()
+		return e.Err.Error()
 	}
-	return e.Host + ": " + e.Op + ": " + e.Err.Error()
+	return e.Op + ": " + e.Err.Error()
 }
 
 func (e *HostError) Unwrap() error { return e.Err }
@@ -201,7 +204,7 @@ func dialChain(ctx context.Context, cfg Config, stop chan struct{}) (*ssh.Client
 		b := inheritBastion(cfg)
 		bc, bhops, err := dialChain(ctx, b, stop)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, &HostError{Host: cfg.Name, Op: "bastion", Err: err}
 		}
 		via = bc
 		hops = append([]*ssh.Client{bc}, bhops...)
@@ -254,12 +257,12 @@ func inheritBastion(cfg Config) Config {
 func dialHop(ctx context.Context, cfg Config, via *ssh.Client) (*ssh.Client, error) {
 	auth, err := newAuth(cfg)
 	if err != nil {
-		return nil, &HostError{Host: cfg.Name, Op: "connect", Err: err}
+		return nil, &HostError{Host: cfg.Name, Err: err}
 	}
 	defer auth.close()
 	hk, err := newHostKeyChecker(cfg)
 	if err != nil {
-		return nil, &HostError{Host: cfg.Name, Op: "connect", Err: err}
+		return nil, &HostError{Host: cfg.Name, Err: err}
 	}
 
 	// Retries share one deadline: a host that accepts TCP connections but
@@ -276,7 +279,7 @@ func dialHop(ctx context.Context, cfg Config, via *ssh.Client) (*ssh.Client, err
 			select {
 			case <-ctx.Done():
 				t.Stop()
-				return nil, &HostError{Host: cfg.Name, Op: "connect", Err: fmt.Errorf("%w (last error: %v)", ctx.Err(), lastErr)}
+				return nil, &HostError{Host: cfg.Name, Err: fmt.Errorf("gave up connecting: %w (last error: %v)", ctx.Err(), lastErr)}
 			case <-t.C:
 			}
 		}
@@ -289,7 +292,7 @@ func dialHop(ctx context.Context, cfg Config, via *ssh.Client) (*ssh.Client, err
 			break
 		}
 	}
-	return nil, &HostError{Host: cfg.Name, Op: "connect", Err: lastErr}
+	return nil, &HostError{Host: cfg.Name, Err: lastErr}
 }
 
 // dialOnce is one attempt: TCP (or a channel through via), then the SSH

@@ -46,7 +46,7 @@ type Result struct {
 // ExitError is a command that ran and exited non-zero (or was killed by a
 // signal, Code 128+n).
 type ExitError struct {
-	Host    string
+	Host    string // Config.Name; not in the text, which its caller names
 	Command string // the command line, as run
 	Code    int
 	Signal  string // set when a signal ended the command, e.g. "TERM"
@@ -57,7 +57,7 @@ const stderrLines = 20
 
 func (e *ExitError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s: %s: ", e.Host, shortCommand(e.Command))
+	fmt.Fprintf(&b, "%s: ", shortCommand(e.Command))
 	if e.Signal != "" {
 		fmt.Fprintf(&b, "killed by signal %s", e.Signal)
 	} else {
@@ -302,7 +302,7 @@ func (c *Client) SudoError(res *Result, err error) error {
 	stderr := string(res.Stderr)
 	if strings.Contains(stderr, "password is required") || strings.Contains(stderr, "a terminal is required") {
 		return &HostError{Host: c.cfg.Name, Op: "check sudo", Err: &hint.Error{
-			Err: newMsgError(fmt.Sprintf("sudo on %s needs a password", c.cfg.Name), ErrSudoPassword), Hint: h}}
+			Err: newMsgError("sudo needs a password", ErrSudoPassword), Hint: h}}
 	}
 	if strings.HasPrefix(stderr, "sudo: ") {
 		return &HostError{Host: c.cfg.Name, Op: "check sudo", Err: hint.Errorf(h, "sudo refused (%s)", ee.Stderr)}

@@ -1,0 +1,101 @@
+package steps
+
+import (
+	"context"
+	"time"
+
+	"github.com/pgfleet/pgfleet/internal/remote"
+)
+
+// Connect is the step that opens one SSH connection per host of the run
+// (and per primary outside --limit), in parallel. A host that cannot be
+// reached is failed, and its "connect" result recorded; the others go on.
+// The facts are read by Facts, after Lock: what the run decides is read
+// while it holds the clusters' locks.
+type Connect struct{}
+
+func (Connect) Name() string { return "connect" }
+
+func (Connect) Run(ctx context.Context, r *Run) error {
+	r.each(r.Reached(), func(h *Host) {
+		if err := r.dialHost(ctx, h); err != nil {
+			h.Log.Error("connect", "err", Cause(err))
+		}
+	})
+	return nil
+}
+
+// Facts is the step that reads the facts of every connected host, in
+// parallel, and records each host's "connect" result, which counts the
+// time it took to connect too. A host whose probe fails is failed; one
+// failed since it was connected (its cluster could not be locked) is not
+// read, and its connection recorded as skipped.
+type Facts struct{}
+
+func (Facts) Name() string { return "facts" }
+
+func (Facts) Run(ctx context.Context, r *Run) error {
+	r.each(r.Reached(), func(h *Host) {
+		if err := r.readFacts(ctx, h); err != nil {
+			h.Log.Error("connect", "err", Cause(err))
+		} else if h.Facts != nil {
+			h.Log.Debug("facts gathered")
+		}
+	})
+	return nil
+}
+
+// ConnectHost connects to one host and reads its facts, as Connect and
+// Facts do for the whole run, and records the result; a failure fails the
+// host and is returned.
+func (r *Run) ConnectHost(ctx context.Context, h *Host) error {
+	if err := r.dialHost(ctx, h); err != nil {
+		return err
+	}
+	return r.readFacts(ctx, h)
+}
+
+// dialHost connects to h. A failure fails the host and is recorded as its
+// "connect" result; a success is recorded by readFacts.
+func (r *Run) dialHost(ctx context.Context, h *Host) error {
+	start := time.Now()
+	err := r.dial(ctx, h)
+	h.dialed = time.Since(start)
+	if err != nil {
+		err = r.hostError(h, "connect", err)
+		r.record(Result{Step: "connect", Host: h.Name, Status: Failed, Err: err, Duration: h.dialed})
+	}
+	return err
+}
+
+// readFacts reads the facts of a connected host and records its "connect"
+// result; a host that was not reached (dialHost recorded why) is left
+// alone, and one failed since is recorded as skipped.
+func (r *Run) readFacts(ctx context.Context, h *Host) error {
+	if h.Conn == nil {
+		return nil
+	}
+	res := Result{Step: "connect", Host: h.Name, Status: Unchanged}
+	start := time.Now()
+	var err error
+	if h.Failed() != nil {
+		res.Status = Skipped // the lock failed: nothing more is read
+	} else if err = h.refresh(ctx); err != nil {
+		err = r.hostError(h, "connect", err)
+		res.Status, res.Err = Failed, err
+	}
+	res.Duration = h.dialed + time.Since(start)
+	r.record(res)
+	return err
+}
+
+func (r *Run) dial(ctx context.Context, h *Host) error {
+	cfg := r.SSHConfig(h)
+	cfg.SkipSudoCheck = true // the lock or the state probe runs through sudo first
+	c, err := remote.Dial(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	h.Conn = c
+	return nil
+}

@@ -1,0 +1,106 @@
+package steps
+
+import (
+	"context"
+	"errors"
+	"testing"
+)
+
+// failOn is a step whose check fails on one host.
+type failOn struct{ host string }
+
+func (failOn) Name() string           { return "fail" }
+func (failOn) Targets(r *Run) []*Host { return all(r) }
+func (f failOn) Check(_ context.Context, _ *Run, h *Host) (*Plan, error) {
+	if h.Name == f.host {
+		return nil, errors.New("cannot")
+	}
+	return nil, nil
+}
+
+func countStatus(r *Run, step string, st Status) int {
+	n := 0
+	for _, res := range r.Results() {
+		if res.Step == step && res.Status == st {
+			n++
+		}
+	}
+	return n
+}
+
+// Approve shows the plan, with nothing applied, then applies it once
+// approved; the plan's results are forgotten.
+func TestApprovePlansThenApplies(t *testing.T) {
+	applied, asked := 0, 0
+	r := newTestRun(t, testInventory, Options{Approve: func(plan *Run) (bool, error) {
+		asked++
+		if applied != 0 || !plan.Opts.DryRun || countStatus(plan, "fake", Changed) != 3 {
+			t.Errorf("asked with %d applies, dry run %v, results %+v; want the plan of 3 changes, none applied", applied, plan.Opts.DryRun, plan.Results())
+		}
+		return true, nil
+	}})
+	step := fakeChange{apply: func() { applied++ }}
+	if err := r.Apply(context.Background(), []Step{Approve{Steps: []Step{step}}, step}); err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+	if asked != 1 || applied != 6 || r.Opts.DryRun {
+		t.Errorf("asked %d times, %d applies, dry run %v; want 1, 6 (3 approved, 3 after), false", asked, applied, r.Opts.DryRun)
+	}
+	if n := len(r.Results()); n != 6 {
+		t.Errorf("%d results, want 6: the plan's are not the run's", n)
+	}
+}
+
+// A plan not approved stops the run before anything changes.
+func TestApproveDeclinedStopsTheRun(t *testing.T) {
+	for _, approve := range []func(*Run) (bool, error){
+		func(*Run) (bool, error) { return false, nil },
+		nil, // no one to ask
+	} {
+		applied := 0
+		step := fakeChange{apply: func() { applied++ }}
+		r := newTestRun(t, testInventory, Options{Approve: approve})
+		err := r.Apply(context.Background(), []Step{Approve{Steps: []Step{step}}, step})
+		if !errors.Is(err, ErrNotApproved) || applied != 0 {
+			t.Errorf("Apply: %v with %d applies, want ErrNotApproved and none", err, applied)
+		}
+	}
+	askErr := errors.New("no terminal")
+	r := newTestRun(t, testInventory, Options{Approve: func(*Run) (bool, error) { return false, askErr }})
+	if err := r.Apply(context.Background(), []Step{Approve{Steps: []Step{fakeChange{}}}}); !errors.Is(err, askErr) {
+		t.Errorf("Apply: %v, want the error of the question", err)
+	}
+}
+
+// A plan that fails is not asked about: the run stays a dry run, and the
+// steps after Approve only plan.
+func TestApproveFailedPlanStaysADryRun(t *testing.T) {
+	applied := 0
+	step := fakeChange{apply: func() { applied++ }}
+	r := newTestRun(t, testInventory, Options{Approve: func(*Run) (bool, error) {
+		t.Error("a failed plan was asked about")
+		return true, nil
+	}})
+	if err := r.Apply(context.Background(), []Step{Approve{Steps: []Step{failOn{"h2"}, step}}, step}); err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+	if applied != 0 || !r.Opts.DryRun {
+		t.Errorf("%d applies, dry run %v; want none, a dry run", applied, r.Opts.DryRun)
+	}
+	if n := countStatus(r, "fail", Failed); n != 1 {
+		t.Errorf("%d failed checks in the results, want the plan's 1", n)
+	}
+}
+
+// Each command's list is the whole pipeline: connect, lock and read the
+// facts before any step that acts on a host, verify after the last.
+func TestCommandsAreWholePipelines(t *testing.T) {
+	for name, list := range map[string][]Step{"up": Up(), "rebuild": Rebuild()} {
+		if len(list) < 5 || list[0] != (Connect{}) || list[1] != (Lock{}) || list[2] != (Facts{}) || list[len(list)-1] != (Verify{}) {
+			t.Errorf("%s: %v, want connect, lock, facts first and verify last", name, list)
+		}
+		if n := len(hostSteps(list)); n == 0 {
+			t.Errorf("%s converges nothing", name)
+		}
+	}
+}
