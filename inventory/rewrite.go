@@ -61,9 +61,10 @@ func SetPrimary(src []byte, file, cluster, newPrimary string) ([]byte, error) {
 
 	// The decoder's positions are counted on the text with LF line ends:
 	// the YAML lexer miscounts lines after a comment ending in CRLF.
-	norm, origOffset, err := normaliseNewlines(src)
-	if err != nil {
-		return nil, &Error{File: file, Msg: err.Error() + "; pgfleet rewrites only files with LF or CRLF line ends"}
+	norm, origOffset, crLine, crCol := normaliseNewlines(src)
+	if norm == nil {
+		return nil, &Error{File: file, Line: crLine, Column: crCol,
+			Msg: "a carriage return (CR) that does not end a line: pgfleet rewrites only files with LF or CRLF line ends; remove it"}
 	}
 	body, ok := (&decoder{file: file}).parseYAML(norm)
 	if !ok || body == nil {
@@ -136,27 +137,27 @@ type edit struct {
 
 // normaliseNewlines returns src with CRLF made LF, and for each offset of
 // the result (and its end) the offset in src. A CR that does not end a line
-// is refused.
-func normaliseNewlines(src []byte) (norm []byte, orig []int, err error) {
+// gives a nil norm and its line and column.
+func normaliseNewlines(src []byte) (norm []byte, orig []int, line, col int) {
 	norm = make([]byte, 0, len(src))
 	orig = make([]int, 0, len(src)+1)
-	line := 1
+	line, lineStart := 1, 0
 	for i := 0; i < len(src); i++ {
 		c := src[i]
 		if c == '\r' {
 			if i+1 < len(src) && src[i+1] == '\n' {
 				continue
 			}
-			return nil, nil, fmt.Errorf("line %d has a carriage return (CR) that does not end a line", line)
+			return nil, nil, line, i - lineStart + 1
 		}
 		if c == '\n' {
-			line++
+			line, lineStart = line+1, i+1
 		}
 		norm = append(norm, c)
 		orig = append(orig, i)
 	}
 	orig = append(orig, len(src))
-	return norm, orig, nil
+	return norm, orig, 0, 0
 }
 
 // findRoles finds the scalar node of clusters.NAME.primary and the sequence

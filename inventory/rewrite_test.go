@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/goccy/go-yaml/ast"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files of TestSetPrimaryGolden")
@@ -175,7 +177,7 @@ func splitNames(line, a, b string) (rest []string, names []string) {
 				if i+len(q) < len(line) {
 					next = line[i+len(q)]
 				}
-				if !strings.ContainsRune(" \t[,", rune(prev)) || !strings.ContainsRune(" \t,]}\r\n", rune(next)) {
+				if !strings.ContainsRune(" \t[,:", rune(prev)) || !strings.ContainsRune(" \t,]}\r\n", rune(next)) {
 					continue
 				}
 				rest = append(rest, cur)
@@ -195,4 +197,123 @@ func splitNames(line, a, b string) (rest []string, names []string) {
 		}
 	}
 	return append(rest, cur), names
+}
+
+func TestSetPrimaryAlreadyPrimary(t *testing.T) {
+	src := []byte(good)
+	out, err := SetPrimary(src, "inventory.yaml", "main", "db1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(out, src) {
+		t.Fatalf("changed the file:\n%s", out)
+	}
+}
+
+func TestSetPrimaryRefusalsArePositioned(t *testing.T) {
+	_, err := SetPrimary([]byte(good), "inv.yaml", "main", "db3")
+	var e *Error
+	if !errors.As(err, &e) {
+		t.Fatalf("error %T %v is not an *Error", err, err)
+	}
+	if e.File != "inv.yaml" || e.Line != 4 || e.Path != "clusters.main.replicas" {
+		t.Errorf("error at %s:%d %s, want inv.yaml:4 clusters.main.replicas", e.File, e.Line, e.Path)
+	}
+}
+
+// The checks that run on every result catch a rewrite that went wrong.
+func TestSetPrimaryChecks(t *testing.T) {
+	before, err := Parse([]byte(good), "inventory.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	swapped := strings.Replace(good, "{primary: db1, replicas: [db2]}", "{primary: db2, replicas: [db1]}", 1)
+	if err := checkRewrite(before, []byte(swapped), "inventory.yaml", "main", "db2", 0); err != nil {
+		t.Fatalf("a right rewrite was refused: %v", err)
+	}
+	for name, out := range map[string]string{
+		"not parsing":       strings.Replace(swapped, "[db1]", "[db1", 1),
+		"roles not swapped": good,
+		"old primary gone":  strings.Replace(swapped, "[db1]", "[]", 1),
+		"something else":    strings.Replace(swapped, "10.0.0.2", "10.0.0.3", 1),
+	} {
+		if err := checkRewrite(before, []byte(out), "inventory.yaml", "main", "db2", 0); err == nil {
+			t.Errorf("%s: checkRewrite accepted\n%s", name, out)
+		}
+	}
+	if c := before.Cluster("main"); c.Primary.Name != "db1" || c.Replicas[0].Name != "db2" {
+		t.Errorf("checkRewrite changed the inventory it compares with")
+	}
+
+	src := "a: b # note\nc: [d, e]\n"
+	body, _ := (&decoder{}).parseYAML([]byte(src))
+	d := lookup(body, "a")
+	if err := checkTokens([]byte(src), []byte("a: x # note\nc: [d, e]\n"), []ast.Node{d}); err != nil {
+		t.Errorf("a right rewrite was refused: %v", err)
+	}
+	for _, out := range []string{"a: x # notes\nc: [d, e]\n", "a: x # note\nc: [d, f]\n", "a: x # note\nc: [d, e, f]\n"} {
+		if err := checkTokens([]byte(src), []byte(out), []ast.Node{d}); err == nil {
+			t.Errorf("checkTokens accepted %q", out)
+		}
+	}
+}
+
+// FuzzSetPrimary promotes a replica of any valid inventory: the result must
+// say what was asked and differ from the input only in the two names.
+func FuzzSetPrimary(f *testing.F) {
+	dirs, err := filepath.Glob("testdata/rewrite/*/in.yaml")
+	if err != nil || len(dirs) == 0 {
+		f.Fatal("no golden inputs", err)
+	}
+	dirs = append(dirs, "../examples/inventory.yaml")
+	for _, p := range dirs {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b, uint8(0), uint8(1))
+	}
+	f.Add([]byte(good), uint8(0), uint8(0))
+	f.Fuzz(func(t *testing.T, src []byte, ci, ri uint8) {
+		inv, err := Parse(src, "fuzz.yaml")
+		if err != nil {
+			return
+		}
+		c := inv.Clusters[int(ci)%len(inv.Clusters)]
+		if len(c.Replicas) == 0 {
+			return
+		}
+		slot := int(ri) % len(c.Replicas)
+		old, to := c.Primary.Name, c.Replicas[slot].Name
+		out, err := SetPrimary(src, "fuzz.yaml", c.Name, to)
+		if err != nil {
+			// Refusing a shape is fine; a rewrite that came out wrong is
+			// a bug.
+			var e *Error
+			if !errors.As(err, &e) || e.Line < 1 {
+				t.Fatalf("%v", err)
+			}
+			return
+		}
+		after, err := Parse(out, "fuzz.yaml")
+		if err != nil {
+			t.Fatalf("the result does not parse: %v\n%s", err, out)
+		}
+		ac := after.Cluster(c.Name)
+		if ac.Primary.Name != to || ac.Replicas[slot].Name != old || len(ac.Replicas) != len(c.Replicas) {
+			t.Fatalf("cluster %s has primary %s and replicas %v", c.Name, ac.Primary.Name, ac.Replicas)
+		}
+		if bytes.ContainsRune(src, '\\') {
+			return // escapes in double quotes need not survive; see the escaped golden test
+		}
+		if msg := onlyNamesChanged(src, out, old, to); msg != "" {
+			t.Fatalf("%s\nin:\n%s\nout:\n%s", msg, src, out)
+		}
+		if plainSafe(old) && plainSafe(to) {
+			back, err := SetPrimary(out, "fuzz.yaml", c.Name, old)
+			if err != nil || !bytes.Equal(back, src) {
+				t.Fatalf("promoting %s back does not give the input: %v\n%s", old, err, back)
+			}
+		}
+	})
 }
