@@ -45,20 +45,6 @@ func SetPrimary(src []byte, file, cluster, newPrimary string) ([]byte, error) {
 		}
 		return nil, err
 	}
-	c := before.Cluster(cluster)
-	if c == nil {
-		names := make([]string, len(before.Clusters))
-		for i, c := range before.Clusters {
-			names[i] = c.Name
-		}
-		return nil, &Error{File: file, Path: "clusters", Msg: fmt.Sprintf("there is no cluster %q; the clusters are: %s", cluster, strings.Join(names, ", "))}
-	}
-	oldPrimary := c.Primary.Name
-	if newPrimary == oldPrimary {
-		return slices.Clone(src), nil
-	}
-	slot := slices.IndexFunc(c.Replicas, func(h *Host) bool { return h.Name == newPrimary })
-
 	// The decoder's positions are counted on the text with LF line ends:
 	// the YAML lexer miscounts lines after a comment ending in CRLF.
 	norm, origOffset, crLine, crCol := normaliseNewlines(src)
@@ -70,6 +56,21 @@ func SetPrimary(src []byte, file, cluster, newPrimary string) ([]byte, error) {
 	if !ok || body == nil {
 		return nil, fmt.Errorf("%s: the YAML parser reads the file differently with LF line ends; pgfleet will not rewrite it", file)
 	}
+	c := before.Cluster(cluster)
+	if c == nil {
+		names := make([]string, len(before.Clusters))
+		for i, c := range before.Clusters {
+			names[i] = c.Name
+		}
+		line, col := position(lookup(body, "clusters"))
+		return nil, &Error{File: file, Line: line, Column: col, Path: "clusters", Msg: fmt.Sprintf("there is no cluster %q; the clusters are: %s", cluster, strings.Join(names, ", "))}
+	}
+	oldPrimary := c.Primary.Name
+	if newPrimary == oldPrimary {
+		return slices.Clone(src), nil
+	}
+	slot := slices.IndexFunc(c.Replicas, func(h *Host) bool { return h.Name == newPrimary })
+
 	primaryN, replicasN, err := findRoles(body, file, cluster)
 	if err != nil {
 		return nil, err
