@@ -108,7 +108,12 @@ func SetPrimary(src []byte, file, cluster, newPrimary string) ([]byte, error) {
 			line, col := position(t.n)
 			return nil, &Error{File: file, Line: line, Column: col, Path: t.path, Msg: err.Error()}
 		}
-		e.start, e.end = origOffset[e.start], origOffset[e.end]
+		// end is exclusive: map the scalar's last byte, never a line end,
+		// lest a CR before the LF be taken with it.
+		e.start, e.end = origOffset[e.start], origOffset[e.end-1]+1
+		if e.end <= e.start || bytes.ContainsAny(src[e.start:e.end], "\r\n") {
+			return nil, fmt.Errorf("%s: pgfleet found the wrong bytes for %s, so the file is left as it is; change primary: and replicas: by hand", file, t.path)
+		}
 		edits = append(edits, e)
 	}
 	slices.SortFunc(edits, func(a, b edit) int { return a.start - b.start })

@@ -31,6 +31,7 @@ var rewriteCases = []struct {
 	{"block-list-comments", "main", "db3"},
 	{"tabs-anchor-tag", "main", "db2"},
 	{"crlf", "main", "db3"},
+	{"crlf-bare", "main", "db2"},
 	{"escaped", "main", "db2"},
 	{"same-line", "main", "db2"},
 	{"not-a-replica", "main", "db9"},
