@@ -14,7 +14,7 @@ import (
 	"github.com/goccy/go-yaml/ast"
 )
 
-var update = flag.Bool("update", false, "rewrite the golden files of TestSetPrimaryGolden")
+var updateRewrite = flag.Bool("update-rewrite", false, "rewrite the golden files of TestSetPrimaryGolden")
 
 // rewriteCases are the golden tests under testdata/rewrite/NAME: in.yaml is
 // the inventory, and out.yaml the file SetPrimary must return, or error.txt
@@ -60,7 +60,7 @@ func TestSetPrimaryGolden(t *testing.T) {
 			} else {
 				gotFile, got = "out.yaml", string(out)
 			}
-			if *update {
+			if *updateRewrite {
 				os.Remove(filepath.Join(dir, "out.yaml"))
 				os.Remove(filepath.Join(dir, "error.txt"))
 				if err := os.WriteFile(filepath.Join(dir, gotFile), []byte(got), 0o644); err != nil {
