@@ -19,7 +19,7 @@
 // Every rendered file must begin with the line Marker, which is how pgfleet
 // recognises its own files on a host.
 //
-// It may import internal/pgsql.
+// It may import internal/pgsql and internal/textdiff.
 package templates
 
 import (
