@@ -102,6 +102,14 @@ func ConfValue(v string) string {
 	return b.String()
 }
 
+// QuoteConninfo quotes a libpq conninfo value when it needs it.
+func QuoteConninfo(s string) string {
+	if s != "" && !strings.ContainsAny(s, " \t'\\=") {
+		return s
+	}
+	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
+}
+
 // SlotName turns an inventory host name into a replication slot name, which
 // PostgreSQL restricts to lower-case letters, digits and underscores, at most
 // MaxIdentLen bytes.
