@@ -1,7 +1,7 @@
 // Package pgsql holds the small pieces of PostgreSQL syntax pgfleet writes
 // itself: quoted identifiers and literals for SQL, values for
-// postgresql.conf, replication slot names, WAL positions (LSNs), and
-// SCRAM-SHA-256 password verifiers.
+// postgresql.conf and for libpq connection strings, replication slot
+// names, WAL positions (LSNs), and SCRAM-SHA-256 password verifiers.
 //
 // It imports no other pgfleet package.
 package pgsql
@@ -102,9 +102,12 @@ func ConfValue(v string) string {
 	return b.String()
 }
 
-// QuoteConninfo quotes a libpq conninfo value when it needs it.
+// QuoteConninfo quotes a value of a libpq key/value connection string
+// (host=... port=...) when it needs it: '...' with ' and \ escaped by a
+// backslash. libpq ends an unquoted value at any white space its
+// isspace() knows, so all of it is quoted, line breaks included.
 func QuoteConninfo(s string) string {
-	if s != "" && !strings.ContainsAny(s, " \t'\\=") {
+	if s != "" && !strings.ContainsAny(s, " \t\n\v\f\r'\\=") {
 		return s
 	}
 	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"

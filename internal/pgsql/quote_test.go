@@ -207,6 +207,8 @@ func TestQuoteConninfo(t *testing.T) {
 		"":           "''",
 		"a b":        "'a b'",
 		"a\tb":       "'a\tb'",
+		"a\nb":       "'a\nb'",
+		"a\rb\fc\vd": "'a\rb\fc\vd'",
 		"it's":       `'it\'s'`,
 		`a\b`:        `'a\\b'`,
 		"a=b":        "'a=b'",
