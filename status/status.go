@@ -63,6 +63,7 @@ func (s *Report) Healthy() bool {
 type Cluster struct {
 	Name    string   `json:"name"`
 	Healthy bool     `json:"healthy"`
+	Connect Connect  `json:"connect"` // how applications reach its primary
 	Members []Member `json:"members"`
 }
 
@@ -158,7 +159,9 @@ func Read(ctx context.Context, r *steps.Run, o Options) *Report {
 			}
 		}
 		if asked {
-			rep.Clusters = append(rep.Clusters, assessCluster(c, obs, o))
+			cs := assessCluster(c, obs, o)
+			cs.Connect = connectTo(c, r.Address)
+			rep.Clusters = append(rep.Clusters, cs)
 		}
 	}
 	return rep

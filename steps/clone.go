@@ -333,20 +333,12 @@ func ensureSlot(ctx context.Context, h, p *Host, slot string) error {
 // about a minute, instead of after the kernel's two hours of silence.
 func conninfo(h, p *Host) string {
 	return fmt.Sprintf("host=%s port=%d user=%s application_name=%s %s",
-		conninfoQuote(p.ReplicationAddress), p.PG().Port, conninfoQuote(h.PG().Replication.User), conninfoQuote(h.Name), connKeepalives)
+		pgsql.QuoteConninfo(p.ReplicationAddress), p.PG().Port, pgsql.QuoteConninfo(h.PG().Replication.User), pgsql.QuoteConninfo(h.Name), connKeepalives)
 }
 
 // connKeepalives: 20 s idle, then 3 probes 10 s apart; unacknowledged data
 // gives up after 60 s.
 const connKeepalives = "keepalives=1 keepalives_idle=20 keepalives_interval=10 keepalives_count=3 tcp_user_timeout=60000"
-
-// conninfoQuote quotes a libpq conninfo value when it needs it.
-func conninfoQuote(s string) string {
-	if s != "" && !strings.ContainsAny(s, " \t'\\=") {
-		return s
-	}
-	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
-}
 
 // pgpassEscape escapes a .pgpass field.
 func pgpassEscape(s string) string {
@@ -386,7 +378,7 @@ func preflight(ctx context.Context, h, p *Host) error {
 		return err
 	}
 	dsn := fmt.Sprintf("host=%s port=%s user=%s dbname=replication replication=true connect_timeout=10 application_name=pgfleet-preflight",
-		conninfoQuote(addr), port, conninfoQuote(h.PG().Replication.User))
+		pgsql.QuoteConninfo(addr), port, pgsql.QuoteConninfo(h.PG().Replication.User))
 	if _, err := h.Conn.Run(ctx, remote.Cmd{As: "postgres",
 		Args: []string{"psql", "-X", "-w", "-q", "-A", "-t", "-d", dsn, "-c", "IDENTIFY_SYSTEM"}}); err != nil {
 		return hintf(fmt.Sprintf("check the replication password (the same for every host of cluster %s) and pg_hba.conf on %s", h.Cluster.Name, p.Name),

@@ -148,25 +148,6 @@ func TestConninfoRoundTrip(t *testing.T) {
 	}
 }
 
-func TestConninfoQuote(t *testing.T) {
-	for in, want := range map[string]string{
-		"10.0.0.1":   "10.0.0.1",
-		"fd00::1":    "fd00::1",
-		"db-1.local": "db-1.local",
-		"":           "''",
-		"a b":        "'a b'",
-		"a\tb":       "'a\tb'",
-		"it's":       `'it\'s'`,
-		`a\b`:        `'a\\b'`,
-		"a=b":        "'a=b'",
-		`\'`:         `'\\\''`,
-	} {
-		if got := conninfoQuote(in); got != want {
-			t.Errorf("conninfoQuote(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 // pgpassFields splits a .pgpass line as libpq does: ':' separates fields,
 // and a backslash makes the next character literal.
 func pgpassFields(line string) []string {

@@ -73,6 +73,16 @@ func (r *Run) SSH() []HostSSH {
 	return out
 }
 
+// Address is where the run reaches an inventory host over SSH, for any
+// host of the inventory, those outside --limit included: its address, or
+// an ssh_config alias's HostName; "" for a host the inventory lacks.
+func (r *Run) Address(name string) string {
+	if e := r.ssh[name]; e != nil {
+		return e.Address
+	}
+	return ""
+}
+
 // SSHConfig is the remote.Config that reaches h, through its bastions.
 func (r *Run) SSHConfig(h *Host) remote.Config {
 	cfg := h.SSHConf.Config()

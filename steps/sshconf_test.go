@@ -55,6 +55,14 @@ Host *
 		}
 	}
 
+	// The address is resolved for hosts outside --limit too; a replication
+	// address does not change it.
+	for name, want := range map[string]string{"h1": "10.0.0.1", "h2": "10.0.0.2", "h3": "10.0.0.3", "nosuch": ""} {
+		if got := r.Address(name); got != want {
+			t.Errorf("Address(%s) = %q, want %q", name, got, want)
+		}
+	}
+
 	cfg := r.SSHConfig(host(t, r, "h2"))
 	if cfg.Address != "10.0.0.2" || cfg.User != "everyone" || cfg.ConnectTimeout != 9*time.Second {
 		t.Errorf("h2: %s@%s timeout %s", cfg.User, cfg.Address, cfg.ConnectTimeout)

@@ -55,6 +55,11 @@ that does not answer within --connect-timeout is reported unreachable. With
 --limit only those hosts are asked, and checks that need the primary's view
 are skipped for replicas whose primary is not among them.
 
+Under each table, "clients:" is a libpq connection string for applications:
+every member of the inventory, primary first, with
+target_session_attrs=read-write, so that a client finds the primary after a
+switchover (docs/connecting.md).
+
 --watch [INTERVAL] redraws the tables every INTERVAL (default 2s) until
 interrupted; with --output json it prints one JSON document per line each time.
 
@@ -230,8 +235,9 @@ func writeStatus(w io.Writer, asJSON bool, rep *status.Report) error {
 	return nil
 }
 
-// writeStatusText prints one table per cluster, then a line that says
-// whether it is healthy.
+// writeStatusText prints, per cluster, a line that says whether it is
+// healthy, its table, the connection string for its clients, and the data
+// directories moved aside on its hosts.
 func writeStatusText(w io.Writer, rep *status.Report) {
 	for i, c := range rep.Clusters {
 		if i > 0 {
@@ -290,6 +296,9 @@ func writeStatusText(w io.Writer, rep *status.Report) {
 				dash(state), dash(m.SyncState), slot, dash(up), dash(probs))
 		}
 		tw.Flush()
+		if c.Connect.Conninfo != "" {
+			fmt.Fprintf(w, "  clients: %s\n", c.Connect.Conninfo)
+		}
 		for _, m := range c.Members {
 			for _, a := range m.MovedAside {
 				fmt.Fprintf(w, "  %s: old data moved aside in %s (%s); remove it when you no longer need it\n",

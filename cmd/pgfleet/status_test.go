@@ -98,7 +98,7 @@ func TestWriteStatusText(t *testing.T) {
 	tl, delay := 1, 0.5
 	now := time.Date(2026, 11, 27, 3, 0, 0, 0, time.UTC)
 	rep := &status.Report{Time: now, Clusters: []status.Cluster{
-		{Name: "main", Healthy: false, Members: []status.Member{
+		{Name: "main", Healthy: false, Connect: status.Connect{Conninfo: "host=10.0.0.1,10.0.0.2,10.0.0.3 port=5432 target_session_attrs=read-write"}, Members: []status.Member{
 			{Host: "db1", Address: "10.0.0.1", DeclaredRole: "primary", Role: "primary", Version: "15.18", Timeline: &tl, LSN: "0/3000148", Problems: []string{}},
 			{Host: "db2", Address: "10.0.0.2", DeclaredRole: "replica", Role: "replica", Version: "15.18", Timeline: &tl, LSN: "0/3000100",
 				Streaming: true, LagBytes: i64p(72), ReplayDelaySeconds: &delay, ReplayPaused: true, State: "streaming", SyncState: "async",
@@ -127,12 +127,15 @@ func TestWriteStatusText(t *testing.T) {
 		"db1       -",
 		"db3 (inactive, 0 B)",
 		"PostgreSQL is not running; its slot db3 is inactive",
-		"\n  db3: old data moved aside in /var/lib/postgresql/15/main.pgfleet-20261124T010000Z (3 days ago); remove it when you no longer need it\n\ncluster other: healthy\n",
+		"\n  clients: host=10.0.0.1,10.0.0.2,10.0.0.3 port=5432 target_session_attrs=read-write\n  db3: old data moved aside in /var/lib/postgresql/15/main.pgfleet-20261124T010000Z (3 days ago); remove it when you no longer need it\n\ncluster other: healthy\n",
 		"replica (declared primary)",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("no %q in\n%s", want, out)
 		}
+	}
+	if strings.Count(out, "clients:") != 1 {
+		t.Errorf("a clients line for a cluster without a connection string:\n%s", out)
 	}
 	// Columns line up: every row of a table is as wide as its header up to
 	// the last column.
@@ -149,8 +152,14 @@ func TestWriteStatusText(t *testing.T) {
 		t.Fatal(err)
 	}
 	var back status.Report
-	if err := json.Unmarshal(buf.Bytes(), &back); err != nil || len(back.Clusters) != 2 || back.Clusters[0].Members[1].Slot.Name != "db2" {
+	if err := json.Unmarshal(buf.Bytes(), &back); err != nil || len(back.Clusters) != 2 || back.Clusters[0].Members[1].Slot.Name != "db2" ||
+		back.Clusters[0].Connect != rep.Clusters[0].Connect {
 		t.Errorf("json round trip: %v\n%s", err, buf.String())
+	}
+	if !strings.Contains(buf.String(), `"connect": {
+        "conninfo": "host=10.0.0.1,10.0.0.2,10.0.0.3 port=5432 target_session_attrs=read-write",
+        "uri": ""`) {
+		t.Errorf("no connect in\n%s", buf.String())
 	}
 }
 

@@ -16,8 +16,12 @@ import (
 // stReport is the part of `pgfleet status --output json` the tests read.
 type stReport struct {
 	Clusters []struct {
-		Name    string     `json:"name"`
-		Healthy bool       `json:"healthy"`
+		Name    string `json:"name"`
+		Healthy bool   `json:"healthy"`
+		Connect struct {
+			Conninfo string `json:"conninfo"`
+			URI      string `json:"uri"`
+		} `json:"connect"`
 		Members []stMember `json:"members"`
 	} `json:"clusters"`
 }
@@ -193,6 +197,62 @@ func TestStatus(t *testing.T) {
 		}
 	})
 
+	// The connection strings status prints for applications find the
+	// primary even when a replica comes first: libpq skips the hosts that
+	// are read-only (target_session_attrs=read-write).
+	t.Run("clients find the primary", func(t *testing.T) {
+		rep, _, _ := stStatus(t, l)
+		c := rep.Clusters[0].Connect
+		a1, a2, a3 := l.Hosts[0].Address, l.Hosts[1].Address, l.Hosts[2].Address
+		list := a1 + "," + a2 + "," + a3
+		wantInfo := "host=" + list + " port=5432 dbname=postgres target_session_attrs=read-write connect_timeout=5"
+		wantURI := fmt.Sprintf("postgresql://%s:5432,%s:5432,%s:5432/postgres?target_session_attrs=read-write&connect_timeout=5", a1, a2, a3)
+		if c.Conninfo != wantInfo || c.URI != wantURI {
+			t.Fatalf("connect %+v, want %q and %q", c, wantInfo, wantURI)
+		}
+		text := pgfleet(t, "status", l.Inventory)
+		if !strings.Contains(text.stdout, "\n  clients: "+wantInfo+"\n") {
+			t.Errorf("no clients line in\n%s", text.stdout)
+		}
+
+		// A role for the test, allowed in from h3 without a password on
+		// every member; pgfleet's pg_hba.conf is restored afterwards.
+		hba := fmt.Sprintf("/etc/postgresql/%s/main/pg_hba.conf", v)
+		line := fmt.Sprintf("host postgres pgfleet_app %s/32 trust # e2e clients", a3)
+		stPsql(t, l, "h1", "CREATE ROLE pgfleet_app LOGIN")
+		for _, h := range l.Hosts {
+			stExec(t, l, h.Name, "sh", "-c", fmt.Sprintf("cp -p %s %s.e2e && echo '%s' >> %s", hba, hba, line, hba))
+			stPsql(t, l, h.Name, "SELECT pg_reload_conf()")
+		}
+		defer func() {
+			for _, h := range l.Hosts {
+				stExec(t, l, h.Name, "sh", "-c", fmt.Sprintf("mv %s.e2e %s", hba, hba))
+				stPsql(t, l, h.Name, "SELECT pg_reload_conf()")
+				// The server can read the file it gets back.
+				if n := stPsql(t, l, h.Name, "SELECT count(*) FROM pg_hba_file_rules WHERE error IS NOT NULL OR user_name = '{pgfleet_app}'"); n != "0" {
+					t.Errorf("%s: pg_hba.conf not restored: %s bad or leftover rules", h.Name, n)
+				}
+			}
+			stPsql(t, l, "h1", "DROP ROLE pgfleet_app")
+		}()
+		stPoll(t, l, 30*time.Second, "the role replayed on the replicas", stHealthy)
+		reordered := a2 + "," + a3 + "," + a1
+		for _, dsn := range []string{
+			strings.Replace(c.Conninfo, list, reordered, 1),
+			strings.Replace(c.URI, fmt.Sprintf("%s:5432,%s:5432,%s:5432", a1, a2, a3), fmt.Sprintf("%s:5432,%s:5432,%s:5432", a2, a3, a1), 1),
+		} {
+			if dsn == c.Conninfo || dsn == c.URI {
+				t.Fatalf("%q not reordered", dsn)
+			}
+			// The password would be in argv: the role needs none.
+			out := stExec(t, l, "h3", "runuser", "-u", "postgres", "--", "psql", "-X", "-A", "-t", "-w", "-U", "pgfleet_app",
+				"-d", dsn, "-c", "SELECT pg_is_in_recovery(), host(inet_server_addr())")
+			if out != "f|"+a1 {
+				t.Errorf("psql %q from h3: %q, want the primary h1: f|%s", dsn, out, a1)
+			}
+		}
+	})
+
 	t.Run("replay paused", func(t *testing.T) {
 		psqlOn(t, l, "h2", "SELECT pg_wal_replay_pause()")
 		defer func() {
@@ -309,6 +369,10 @@ func TestStatus(t *testing.T) {
 		}
 		if h2 := rep.member(t, "h2"); !h2.Streaming {
 			t.Errorf("h2: %+v", h2)
+		}
+		// The connection strings come from the inventory: h3 stays in them.
+		if c := rep.Clusters[0].Connect.Conninfo; !strings.Contains(c, ","+l.Hosts[2].Address+" ") {
+			t.Errorf("conninfo without h3: %q", c)
 		}
 	})
 }

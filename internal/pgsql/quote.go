@@ -1,7 +1,7 @@
 // Package pgsql holds the small pieces of PostgreSQL syntax pgfleet writes
 // itself: quoted identifiers and literals for SQL, values for
-// postgresql.conf, replication slot names, WAL positions (LSNs), and
-// SCRAM-SHA-256 password verifiers.
+// postgresql.conf and for libpq connection strings, replication slot
+// names, WAL positions (LSNs), and SCRAM-SHA-256 password verifiers.
 //
 // It imports no other pgfleet package.
 package pgsql
@@ -74,6 +74,17 @@ var (
 // something else. A NUL byte cannot be represented; callers must refuse it.
 func ConfValue(v string) string {
 	return "'" + confEscapes.Replace(v) + "'"
+}
+
+// QuoteConninfo quotes a value of a libpq key/value connection string
+// (host=... port=...) when it needs it: '...' with ' and \ escaped by a
+// backslash. libpq ends an unquoted value at any white space its
+// isspace() knows, so all of it is quoted, line breaks included.
+func QuoteConninfo(s string) string {
+	if s != "" && !strings.ContainsAny(s, " \t\n\v\f\r'\\=") {
+		return s
+	}
+	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
 }
 
 // SlotName turns an inventory host name into a replication slot name, which

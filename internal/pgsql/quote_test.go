@@ -198,3 +198,24 @@ func TestSlotNameLong(t *testing.T) {
 		t.Errorf("SlotName(é×40) = %s", SlotName(s))
 	}
 }
+
+func TestQuoteConninfo(t *testing.T) {
+	for in, want := range map[string]string{
+		"10.0.0.1":   "10.0.0.1",
+		"fd00::1":    "fd00::1",
+		"db-1.local": "db-1.local",
+		"":           "''",
+		"a b":        "'a b'",
+		"a\tb":       "'a\tb'",
+		"a\nb":       "'a\nb'",
+		"a\rb\fc\vd": "'a\rb\fc\vd'",
+		"it's":       `'it\'s'`,
+		`a\b`:        `'a\\b'`,
+		"a=b":        "'a=b'",
+		`\'`:         `'\\\''`,
+	} {
+		if got := QuoteConninfo(in); got != want {
+			t.Errorf("QuoteConninfo(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
