@@ -11,28 +11,22 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgfleet/pgfleet/internal/fleettest"
 	"github.com/pgfleet/pgfleet/inventory"
 	"github.com/pgfleet/pgfleet/steps"
 )
 
+// stRun is a run with opts over inv that reads no ssh_config.
 func stRun(t *testing.T, inv string, opts steps.Options) *steps.Run {
 	t.Helper()
-	i, err := inventory.Parse([]byte(inv), "inv.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
 	if opts.SSHConfig == "" {
 		opts.SSHConfig = inventory.SSHConfigNone
 	}
-	r, err := steps.NewRun(i, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return r
+	return fleettest.NewRun(t, inv, opts)
 }
 
 func TestConnectThreeHosts(t *testing.T) {
-	r := stRun(t, stInventory, steps.Options{})
+	r := stRun(t, fleettest.Inventory, steps.Options{})
 	got := connectTo(r.Inventory.Clusters[0], r.Address)
 	// h1's replication_address (10.0.0.1) is for its peers, not for clients.
 	want := Connect{
@@ -88,7 +82,7 @@ func TestReadConnectLimit(t *testing.T) {
 	if err := os.WriteFile(cfg, []byte("Host db-one\n  HostName 10.9.0.1\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	inv := strings.Replace(stInventory, "h1: {address: 192.168.0.1,", "h1: {address: db-one,", 1)
+	inv := strings.Replace(fleettest.Inventory, "h1: {address: 192.168.0.1,", "h1: {address: db-one,", 1)
 	r := stRun(t, inv, steps.Options{SSHConfig: cfg, Limit: []string{"h2"}})
 	defer r.Close()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -124,7 +118,7 @@ func TestConnectLibpqParses(t *testing.T) {
 	}
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
-	inv := strings.Replace(stInventory, "version: 15\n", "version: 15\n  port: "+strconv.Itoa(port)+"\n", 1)
+	inv := strings.Replace(fleettest.Inventory, "version: 15\n", "version: 15\n  port: "+strconv.Itoa(port)+"\n", 1)
 	addr := map[string]string{"h1": "127.0.0.1", "h2": "::1", "h3": "127.0.0.2"}
 	i, err := inventory.Parse([]byte(inv), "inv.yaml")
 	if err != nil {

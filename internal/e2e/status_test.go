@@ -219,21 +219,21 @@ func TestStatus(t *testing.T) {
 		// every member; pgfleet's pg_hba.conf is restored afterwards.
 		hba := fmt.Sprintf("/etc/postgresql/%s/main/pg_hba.conf", v)
 		line := fmt.Sprintf("host postgres pgfleet_app %s/32 trust # e2e clients", a3)
-		stPsql(t, l, "h1", "CREATE ROLE pgfleet_app LOGIN")
+		psqlOn(t, l, "h1", "CREATE ROLE pgfleet_app LOGIN")
 		for _, h := range l.Hosts {
 			stExec(t, l, h.Name, "sh", "-c", fmt.Sprintf("cp -p %s %s.e2e && echo '%s' >> %s", hba, hba, line, hba))
-			stPsql(t, l, h.Name, "SELECT pg_reload_conf()")
+			psqlOn(t, l, h.Name, "SELECT pg_reload_conf()")
 		}
 		defer func() {
 			for _, h := range l.Hosts {
 				stExec(t, l, h.Name, "sh", "-c", fmt.Sprintf("mv %s.e2e %s", hba, hba))
-				stPsql(t, l, h.Name, "SELECT pg_reload_conf()")
+				psqlOn(t, l, h.Name, "SELECT pg_reload_conf()")
 				// The server can read the file it gets back.
-				if n := stPsql(t, l, h.Name, "SELECT count(*) FROM pg_hba_file_rules WHERE error IS NOT NULL OR user_name = '{pgfleet_app}'"); n != "0" {
+				if n := psqlOn(t, l, h.Name, "SELECT count(*) FROM pg_hba_file_rules WHERE error IS NOT NULL OR user_name = '{pgfleet_app}'"); n != "0" {
 					t.Errorf("%s: pg_hba.conf not restored: %s bad or leftover rules", h.Name, n)
 				}
 			}
-			stPsql(t, l, "h1", "DROP ROLE pgfleet_app")
+			psqlOn(t, l, "h1", "DROP ROLE pgfleet_app")
 		}()
 		stPoll(t, l, 30*time.Second, "the role replayed on the replicas", stHealthy)
 		reordered := a2 + "," + a3 + "," + a1
