@@ -3,9 +3,10 @@
 // verify. A command is a list of steps — data, not control flow — so that
 // up, rebuild and the commands after them share the same steps.
 //
-// It may import inventory, templates, internal/remote, internal/sshconf and
-// internal/pgsql; never cmd. It logs through log/slog (Options.Logger), a
-// message and fields: how a log line looks is cmd's choice.
+// It may import inventory, templates, internal/remote, internal/sshconf,
+// internal/pgsql and internal/hint; never cmd, status or preflight, which
+// import it. It logs through log/slog (Options.Logger), a message and
+// fields: how a log line looks is cmd's choice.
 package steps
 
 import (

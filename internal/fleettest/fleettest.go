@@ -1,5 +1,7 @@
 // Package fleettest holds the fixtures that the tests of several packages
 // build alike: an inventory and a run over it.
+//
+// It imports inventory and steps; only tests import it.
 package fleettest
 
 import (
