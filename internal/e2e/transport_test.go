@@ -422,11 +422,12 @@ func TestTransportChangedHostKey(t *testing.T) {
 		if errors.Is(err, remote.ErrHostKeyUnknown) || errors.Is(err, remote.ErrAuth) {
 			t.Errorf("accept=%v: %v also matches ErrHostKeyUnknown or ErrAuth", accept, err)
 		}
-		for _, want := range []string{"h1", h1.Address, "attack", "man in the middle"} {
+		for _, want := range []string{h1.Address, "attack", "man in the middle"} {
 			if !strings.Contains(err.Error(), want) {
 				t.Errorf("accept=%v: message %q lacks %q", accept, err, want)
 			}
 		}
+		mustNameHost(t, err, "h1")
 		msg = hint.Of(err)
 		if want := "ssh-keygen -R " + h1.Address + " -f " + l.KnownHosts; !strings.Contains(msg, want) {
 			t.Errorf("accept=%v: hint %q lacks %q", accept, msg, want)
@@ -543,11 +544,12 @@ func TestTransportUnknownHost(t *testing.T) {
 	if !errors.Is(err, remote.ErrHostKeyUnknown) || errors.Is(err, remote.ErrHostKeyChanged) {
 		t.Errorf("dial of an unknown host: %v, want ErrHostKeyUnknown only", err)
 	}
-	for _, want := range []string{"h1", h1.Address, "SHA256:"} {
+	for _, want := range []string{h1.Address, "SHA256:"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("unknown host message %q lacks %q", err, want)
 		}
 	}
+	mustNameHost(t, err, "h1")
 	if want := "ssh-keyscan -p 22 " + h1.Address + " >> " + kh; !strings.Contains(hint.Of(err), want) {
 		t.Errorf("unknown host hint %q lacks %q", hint.Of(err), want)
 	}
@@ -589,5 +591,18 @@ func TestTransportUnknownHost(t *testing.T) {
 		if err != nil || strings.TrimSpace(string(out)) != "h1" {
 			t.Errorf("OpenSSH with the recorded known_hosts: %v %s", err, out)
 		}
+	}
+}
+
+// mustNameHost checks that err is a remote.HostError of host, and that
+// its text leaves the host to the caller, which names it once.
+func mustNameHost(t *testing.T, err error, host string) {
+	t.Helper()
+	var he *remote.HostError
+	if !errors.As(err, &he) || he.Host != host {
+		t.Errorf("%v is not a remote.HostError of %s", err, host)
+	}
+	if strings.Contains(err.Error(), host+":") {
+		t.Errorf("%q names %s: its caller does", err, host)
 	}
 }
