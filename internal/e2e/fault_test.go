@@ -414,14 +414,7 @@ func TestFaults(t *testing.T) {
 
 		// A data_dir that names a system directory is refused before any
 		// connection.
-		bad := filepath.Join(t.TempDir(), "bad.yaml")
-		src, err := os.ReadFile(inv)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(bad, []byte(strings.Replace(string(src), "postgres:\n", "postgres:\n  data_dir: /var/lib\n", 1)), 0o600); err != nil {
-			t.Fatal(err)
-		}
+		bad := withPostgres(t, inv, "  data_dir: /var/lib\n")
 		r = pgfleet(t, "up", bad)
 		if r.code != 2 || !strings.Contains(r.stderr, "data_dir") {
 			t.Errorf("up with data_dir /var/lib: exit %d, stderr:\n%s", r.code, r.stderr)
@@ -637,15 +630,7 @@ func TestFaults(t *testing.T) {
 	t.Run("a standby whose slot was invalidated is cloned again", func(t *testing.T) {
 		// Little WAL kept for slots, none for its own sake: a standby that
 		// is stopped while 100 MB of WAL pass loses its slot.
-		small := filepath.Join(t.TempDir(), "small.yaml")
-		src, err := os.ReadFile(inv)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(small, []byte(strings.Replace(string(src), "postgres:\n",
-			"postgres:\n  settings:\n    max_slot_wal_keep_size: 64MB\n    wal_keep_size: 0\n", 1)), 0o600); err != nil {
-			t.Fatal(err)
-		}
+		small := withPostgres(t, inv, "  settings:\n    max_slot_wal_keep_size: 64MB\n    wal_keep_size: 0\n")
 		upOK(t, small)
 		w := nextWriter()
 		before := asideDirs(t, l, replica)
@@ -686,15 +671,7 @@ func TestFaults(t *testing.T) {
 	t.Run("a standby that needs WAL the primary removed is cloned again", func(t *testing.T) {
 		// No WAL kept for the standby's sake: once its slot is dropped, a
 		// checkpoint removes the WAL it has not received.
-		small := filepath.Join(t.TempDir(), "small.yaml")
-		src, err := os.ReadFile(inv)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(small, []byte(strings.Replace(string(src), "postgres:\n",
-			"postgres:\n  settings:\n    wal_keep_size: 0\n", 1)), 0o600); err != nil {
-			t.Fatal(err)
-		}
+		small := withPostgres(t, inv, "  settings:\n    wal_keep_size: 0\n")
 		slot := strings.ReplaceAll(replica, "-", "_")
 		const log = "/var/log/postgresql/postgresql-15-main.log"
 		// segment is the number of a WAL segment (16 MB) from the last 16
@@ -851,4 +828,17 @@ func TestFaults(t *testing.T) {
 		upOK(t, inv)
 		checkNoLoss(t, l, w)
 	})
+}
+
+// withPostgres is a copy of the inventory file inv with lines added to its
+// postgres section.
+func withPostgres(t *testing.T, inv, lines string) string {
+	t.Helper()
+	src, err := os.ReadFile(inv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "inventory.yaml")
+	writeTestFile(t, p, strings.Replace(string(src), "postgres:\n", "postgres:\n"+lines, 1))
+	return p
 }
