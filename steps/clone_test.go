@@ -26,6 +26,15 @@ func standby(h *Host, host, port string) {
 	f.AutoConf = basebackupAutoConf(host, port, h.Name)
 }
 
+// following is the facts of a standby whose postgresql.auto.conf is
+// autoConf.
+func following(autoConf string) func(f *State) {
+	return func(f *State) {
+		f.DataNonEmpty, f.DataVersion, f.StandbySignal = true, 15, true
+		f.AutoConf = autoConf
+	}
+}
+
 func TestCloneReason(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
@@ -43,37 +52,14 @@ func TestCloneReason(t *testing.T) {
 			f.Control = &Control{State: "shut down in recovery"}
 		}, "its standby.signal is missing"},
 		{"empty data dir", testInventory, "h2", func(f *State) {}, "it has no data"},
-		{"follows another host", testInventory, "h2", func(f *State) {
-			f.DataNonEmpty, f.DataVersion, f.StandbySignal = true, 15, true
-			f.AutoConf = basebackupAutoConf("10.0.0.9", "5432", "h2")
-		}, ""}, // Follow points it at h1
-		{"follows the primary's SSH address, not its replication address", strings.ReplaceAll(testInventory, "h1: {address: 10.0.0.1}", "h1: {address: 192.168.0.1, replication_address: 10.0.0.1}"), "h2", func(f *State) {
-			f.DataNonEmpty, f.DataVersion, f.StandbySignal = true, 15, true
-			f.AutoConf = basebackupAutoConf("192.168.0.1", "5432", "h2")
-		}, ""},
-		{"no primary_conninfo", testInventory, "h2", func(f *State) {
-			f.DataNonEmpty, f.DataVersion, f.StandbySignal = true, 15, true
-		}, ""},
-		{"follows the right host on the wrong port", port5433, "h2", func(f *State) {
-			f.DataNonEmpty, f.DataVersion, f.StandbySignal = true, 15, true
-			f.AutoConf = basebackupAutoConf("10.0.0.1", "5432", "h2")
-		}, ""},
-		{"no port in conninfo means 5432", port5433, "h2", func(f *State) {
-			f.DataNonEmpty, f.DataVersion, f.StandbySignal = true, 15, true
-			f.AutoConf = "primary_conninfo = 'host=10.0.0.1 user=replicator'\n"
-		}, ""},
-		{"follows the right host on a non-default port", port5433, "h2", func(f *State) {
-			f.DataNonEmpty, f.DataVersion, f.StandbySignal = true, 15, true
-			f.AutoConf = basebackupAutoConf("10.0.0.1", "5433", "h2")
-		}, ""},
-		{"all good", testInventory, "h3", func(f *State) {
-			f.DataNonEmpty, f.DataVersion, f.StandbySignal = true, 15, true
-			f.AutoConf = basebackupAutoConf("10.0.0.1", "5432", "h3")
-		}, ""},
-		{"all good, written by pgfleet's tar clone", testInventory, "h2", func(f *State) {
-			f.DataNonEmpty, f.DataVersion, f.StandbySignal = true, 15, true
-			f.AutoConf = "primary_conninfo = 'host=10.0.0.1 port=5432 user=replicator application_name=h2'\nprimary_slot_name = 'h2'\n"
-		}, ""},
+		{"follows another host", testInventory, "h2", following(basebackupAutoConf("10.0.0.9", "5432", "h2")), ""}, // Follow points it at h1
+		{"follows the primary's SSH address, not its replication address", strings.ReplaceAll(testInventory, "h1: {address: 10.0.0.1}", "h1: {address: 192.168.0.1, replication_address: 10.0.0.1}"), "h2", following(basebackupAutoConf("192.168.0.1", "5432", "h2")), ""},
+		{"no primary_conninfo", testInventory, "h2", following(""), ""},
+		{"follows the right host on the wrong port", port5433, "h2", following(basebackupAutoConf("10.0.0.1", "5432", "h2")), ""},
+		{"no port in conninfo means 5432", port5433, "h2", following("primary_conninfo = 'host=10.0.0.1 user=replicator'\n"), ""},
+		{"follows the right host on a non-default port", port5433, "h2", following(basebackupAutoConf("10.0.0.1", "5433", "h2")), ""},
+		{"all good", testInventory, "h3", following(basebackupAutoConf("10.0.0.1", "5432", "h3")), ""},
+		{"all good, written by pgfleet's tar clone", testInventory, "h2", following("primary_conninfo = 'host=10.0.0.1 port=5432 user=replicator application_name=h2'\nprimary_slot_name = 'h2'\n"), ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := newTestRun(t, tc.inv, Options{DryRun: true})
