@@ -152,6 +152,20 @@ func asideDirs(t *testing.T, l *lab.Lab, host string) string {
 	return strings.TrimSpace(out)
 }
 
+// movedAside checks that host has one moved-aside data directory more
+// than the list before, and that the new one holds file.
+func movedAside(t *testing.T, l *lab.Lab, host, before, file string) {
+	t.Helper()
+	after := strings.Fields(asideDirs(t, l, host))
+	if len(after) != len(strings.Fields(before))+1 {
+		t.Fatalf("the old data of %s was not moved aside: before %q, after %q", host, before, after)
+	}
+	newest := after[len(after)-1]
+	if out, err := l.Exec(context.Background(), host, "test", "-f", newest+"/"+file); err != nil {
+		t.Errorf("the moved-aside copy %s on %s holds no %s: %v %s", newest, host, file, err, out)
+	}
+}
+
 // upOK runs pgfleet up and fails the test unless it succeeded.
 func upOK(t *testing.T, inv string, args ...string) result {
 	t.Helper()
@@ -378,14 +392,7 @@ func TestFaults(t *testing.T) {
 		if got := psqlOn(t, l, promoted, "SELECT pg_is_in_recovery()"); got != "t" {
 			t.Errorf("%s after rebuild: pg_is_in_recovery() = %s", promoted, got)
 		}
-		after := asideDirs(t, l, promoted)
-		if len(strings.Fields(after)) != len(strings.Fields(before))+1 {
-			t.Fatalf("rebuild kept no moved-aside copy: before %q, after %q", before, after)
-		}
-		newest := strings.Fields(after)[len(strings.Fields(after))-1]
-		if out, err := l.Exec(context.Background(), promoted, "test", "-f", newest+"/PG_VERSION"); err != nil {
-			t.Errorf("the moved-aside copy %s holds no cluster: %v %s", newest, err, out)
-		}
+		movedAside(t, l, promoted, before, "PG_VERSION")
 		checkNoLoss(t, l, w)
 	})
 
@@ -658,9 +665,7 @@ func TestFaults(t *testing.T) {
 			!strings.Contains(clone.changes, "drop and recreate the invalidated replication slot "+slot) {
 			t.Errorf("%s clone: %s %q, want a clone because its slot was invalidated", replica, clone.status, clone.changes)
 		}
-		if after := asideDirs(t, l, replica); len(strings.Fields(after)) != len(strings.Fields(before))+1 {
-			t.Errorf("the old data was not moved aside: before %q, after %q", before, after)
-		}
+		movedAside(t, l, replica, before, "PG_VERSION")
 		if got := psqlOn(t, l, primary, fmt.Sprintf("SELECT wal_status FROM pg_replication_slots WHERE slot_name = '%s'", slot)); got == "lost" || got == "" {
 			t.Errorf("the slot of %s after the clone: wal_status %q", replica, got)
 		}
@@ -746,14 +751,7 @@ func TestFaults(t *testing.T) {
 				strings.HasPrefix(clone.changes, "stop PostgreSQL") != running {
 				t.Errorf("%s clone: %s %q, want a clone because its WAL is gone (running %v)", replica, clone.status, clone.changes, running)
 			}
-			after := asideDirs(t, l, replica)
-			if len(strings.Fields(after)) != len(strings.Fields(before))+1 {
-				t.Fatalf("the old data was not moved aside: before %q, after %q", before, after)
-			}
-			newest := strings.Fields(after)[len(strings.Fields(after))-1]
-			if out, err := l.Exec(context.Background(), replica, "test", "-f", newest+"/standby.signal"); err != nil {
-				t.Errorf("the moved-aside copy %s holds no standby's data: %v %s", newest, err, out)
-			}
+			movedAside(t, l, replica, before, "standby.signal")
 			if got := psqlOn(t, l, primary, fmt.Sprintf("SELECT active FROM pg_replication_slots WHERE slot_name = '%s'", slot)); got != "t" {
 				t.Errorf("the slot of %s after the clone: active %q", replica, got)
 			}
