@@ -259,6 +259,19 @@ func TestCloneCheckPrimaryOutsideLimit(t *testing.T) {
 	}
 }
 
+// data is the facts of a replica whose data directory holds PostgreSQL 15
+// data with control, a standby's when standby, and of its primary running
+// as server (nil: not known).
+func data(standby bool, control Control, server *Server) func(f, p *State) {
+	return func(f, p *State) {
+		f.DataNonEmpty, f.DataVersion, f.StandbySignal = true, 15, standby
+		f.Control = &control
+		if server != nil {
+			p.Server = server
+		}
+	}
+}
+
 // Data that may hold writes of its own, or that is not PostgreSQL's, is
 // never moved by up; rebuild moves the first kind, never the second.
 func TestRefuseData(t *testing.T) {
@@ -277,18 +290,9 @@ func TestRefuseData(t *testing.T) {
 			f.DataNonEmpty, f.DataVersion = true, 15
 			f.AutoConf = basebackupAutoConf("10.0.0.1", "5432", "h2")
 		}, "has been a primary's (it has no standby.signal)", ""},
-		{"stopped standby that lost its standby.signal", func(f, p *State) {
-			f.DataNonEmpty, f.DataVersion = true, 15
-			f.Control = &Control{SystemID: "7001", Timeline: 1, State: "shut down in recovery"}
-		}, "", ""},
-		{"crashed standby that lost its standby.signal", func(f, p *State) {
-			f.DataNonEmpty, f.DataVersion = true, 15
-			f.Control = &Control{SystemID: "7001", Timeline: 1, State: "in archive recovery"}
-		}, "", ""},
-		{"stopped former primary", func(f, p *State) {
-			f.DataNonEmpty, f.DataVersion = true, 15
-			f.Control = &Control{SystemID: "7001", Timeline: 2, State: "shut down"}
-		}, "has been a primary's", ""},
+		{"stopped standby that lost its standby.signal", data(false, Control{SystemID: "7001", Timeline: 1, State: "shut down in recovery"}, nil), "", ""},
+		{"crashed standby that lost its standby.signal", data(false, Control{SystemID: "7001", Timeline: 1, State: "in archive recovery"}, nil), "", ""},
+		{"stopped former primary", data(false, Control{SystemID: "7001", Timeline: 2, State: "shut down"}, nil), "has been a primary's", ""},
 		{"running as a primary", func(f, p *State) {
 			f.DataNonEmpty, f.DataVersion, f.PostmasterPID = true, 15, 4242
 			f.Server = &Server{}
@@ -299,21 +303,9 @@ func TestRefuseData(t *testing.T) {
 		{"a clone cut short before PG_VERSION", func(f, p *State) {
 			f.DataNonEmpty, f.CloneIncomplete = true, true
 		}, "", ""},
-		{"a standby of this cluster", func(f, p *State) {
-			f.DataNonEmpty, f.DataVersion, f.StandbySignal = true, 15, true
-			f.Control = &Control{SystemID: "7001", Timeline: 1}
-			p.Server = &Server{SystemID: "7001", Timeline: 2}
-		}, "", ""},
-		{"a standby of another cluster", func(f, p *State) {
-			f.DataNonEmpty, f.DataVersion, f.StandbySignal = true, 15, true
-			f.Control = &Control{SystemID: "7002", Timeline: 1}
-			p.Server = &Server{SystemID: "7001", Timeline: 1}
-		}, "its data is another cluster's (system identifier 7002; h1's is 7001)", ""},
-		{"a standby ahead of the primary's timeline", func(f, p *State) {
-			f.DataNonEmpty, f.DataVersion, f.StandbySignal = true, 15, true
-			f.Control = &Control{SystemID: "7001", Timeline: 3}
-			p.Server = &Server{SystemID: "7001", Timeline: 2}
-		}, "its data is on timeline 3, ahead of h1's 2", ""},
+		{"a standby of this cluster", data(true, Control{SystemID: "7001", Timeline: 1}, &Server{SystemID: "7001", Timeline: 2}), "", ""},
+		{"a standby of another cluster", data(true, Control{SystemID: "7002", Timeline: 1}, &Server{SystemID: "7001", Timeline: 1}), "its data is another cluster's (system identifier 7002; h1's is 7001)", ""},
+		{"a standby ahead of the primary's timeline", data(true, Control{SystemID: "7001", Timeline: 3}, &Server{SystemID: "7001", Timeline: 2}), "its data is on timeline 3, ahead of h1's 2", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := newTestRun(t, testInventory, Options{DryRun: true})
