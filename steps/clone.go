@@ -20,11 +20,9 @@ import (
 // works, the disk is large enough), then stops the replica, moves its old
 // data aside (never deletes it unless asked), and clones with pg_basebackup
 // or a tar stream through pgfleet.
-type Clone struct{}
+type Clone struct{ onReplicas }
 
-func (Clone) Name() string           { return "clone" }
-func (Clone) Targets(r *Run) []*Host { return replicas(r) }
-func (Clone) NeedsPrimary() bool     { return true }
+func (Clone) Name() string { return "clone" }
 
 // RefuseData says why h's data must not be moved by a clone that up decided
 // on its own, nil if it may. Data that is not a standby's may hold writes

@@ -26,6 +26,15 @@ func standby(h *Host, host, port string) {
 	f.AutoConf = basebackupAutoConf(host, port, h.Name)
 }
 
+// following is the facts of a standby whose postgresql.auto.conf is
+// autoConf.
+func following(autoConf string) func(f *State) {
+	return func(f *State) {
+		f.DataNonEmpty, f.DataVersion, f.StandbySignal = true, 15, true
+		f.AutoConf = autoConf
+	}
+}
+
 func TestCloneReason(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
@@ -43,37 +52,14 @@ func TestCloneReason(t *testing.T) {
 			f.Control = &Control{State: "shut down in recovery"}
 		}, "its standby.signal is missing"},
 		{"empty data dir", testInventory, "h2", func(f *State) {}, "it has no data"},
-		{"follows another host", testInventory, "h2", func(f *State) {
-			f.DataNonEmpty, f.DataVersion, f.StandbySignal = true, 15, true
-			f.AutoConf = basebackupAutoConf("10.0.0.9", "5432", "h2")
-		}, ""}, // Follow points it at h1
-		{"follows the primary's SSH address, not its replication address", strings.ReplaceAll(testInventory, "h1: {address: 10.0.0.1}", "h1: {address: 192.168.0.1, replication_address: 10.0.0.1}"), "h2", func(f *State) {
-			f.DataNonEmpty, f.DataVersion, f.StandbySignal = true, 15, true
-			f.AutoConf = basebackupAutoConf("192.168.0.1", "5432", "h2")
-		}, ""},
-		{"no primary_conninfo", testInventory, "h2", func(f *State) {
-			f.DataNonEmpty, f.DataVersion, f.StandbySignal = true, 15, true
-		}, ""},
-		{"follows the right host on the wrong port", port5433, "h2", func(f *State) {
-			f.DataNonEmpty, f.DataVersion, f.StandbySignal = true, 15, true
-			f.AutoConf = basebackupAutoConf("10.0.0.1", "5432", "h2")
-		}, ""},
-		{"no port in conninfo means 5432", port5433, "h2", func(f *State) {
-			f.DataNonEmpty, f.DataVersion, f.StandbySignal = true, 15, true
-			f.AutoConf = "primary_conninfo = 'host=10.0.0.1 user=replicator'\n"
-		}, ""},
-		{"follows the right host on a non-default port", port5433, "h2", func(f *State) {
-			f.DataNonEmpty, f.DataVersion, f.StandbySignal = true, 15, true
-			f.AutoConf = basebackupAutoConf("10.0.0.1", "5433", "h2")
-		}, ""},
-		{"all good", testInventory, "h3", func(f *State) {
-			f.DataNonEmpty, f.DataVersion, f.StandbySignal = true, 15, true
-			f.AutoConf = basebackupAutoConf("10.0.0.1", "5432", "h3")
-		}, ""},
-		{"all good, written by pgfleet's tar clone", testInventory, "h2", func(f *State) {
-			f.DataNonEmpty, f.DataVersion, f.StandbySignal = true, 15, true
-			f.AutoConf = "primary_conninfo = 'host=10.0.0.1 port=5432 user=replicator application_name=h2'\nprimary_slot_name = 'h2'\n"
-		}, ""},
+		{"follows another host", testInventory, "h2", following(basebackupAutoConf("10.0.0.9", "5432", "h2")), ""}, // Follow points it at h1
+		{"follows the primary's SSH address, not its replication address", strings.ReplaceAll(testInventory, "h1: {address: 10.0.0.1}", "h1: {address: 192.168.0.1, replication_address: 10.0.0.1}"), "h2", following(basebackupAutoConf("192.168.0.1", "5432", "h2")), ""},
+		{"no primary_conninfo", testInventory, "h2", following(""), ""},
+		{"follows the right host on the wrong port", port5433, "h2", following(basebackupAutoConf("10.0.0.1", "5432", "h2")), ""},
+		{"no port in conninfo means 5432", port5433, "h2", following("primary_conninfo = 'host=10.0.0.1 user=replicator'\n"), ""},
+		{"follows the right host on a non-default port", port5433, "h2", following(basebackupAutoConf("10.0.0.1", "5433", "h2")), ""},
+		{"all good", testInventory, "h3", following(basebackupAutoConf("10.0.0.1", "5432", "h3")), ""},
+		{"all good, written by pgfleet's tar clone", testInventory, "h2", following("primary_conninfo = 'host=10.0.0.1 port=5432 user=replicator application_name=h2'\nprimary_slot_name = 'h2'\n"), ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := newTestRun(t, tc.inv, Options{DryRun: true})
@@ -273,6 +259,19 @@ func TestCloneCheckPrimaryOutsideLimit(t *testing.T) {
 	}
 }
 
+// data is the facts of a replica whose data directory holds PostgreSQL 15
+// data with control, a standby's when standby, and of its primary running
+// as server (nil: not known).
+func data(standby bool, control Control, server *Server) func(f, p *State) {
+	return func(f, p *State) {
+		f.DataNonEmpty, f.DataVersion, f.StandbySignal = true, 15, standby
+		f.Control = &control
+		if server != nil {
+			p.Server = server
+		}
+	}
+}
+
 // Data that may hold writes of its own, or that is not PostgreSQL's, is
 // never moved by up; rebuild moves the first kind, never the second.
 func TestRefuseData(t *testing.T) {
@@ -291,18 +290,9 @@ func TestRefuseData(t *testing.T) {
 			f.DataNonEmpty, f.DataVersion = true, 15
 			f.AutoConf = basebackupAutoConf("10.0.0.1", "5432", "h2")
 		}, "has been a primary's (it has no standby.signal)", ""},
-		{"stopped standby that lost its standby.signal", func(f, p *State) {
-			f.DataNonEmpty, f.DataVersion = true, 15
-			f.Control = &Control{SystemID: "7001", Timeline: 1, State: "shut down in recovery"}
-		}, "", ""},
-		{"crashed standby that lost its standby.signal", func(f, p *State) {
-			f.DataNonEmpty, f.DataVersion = true, 15
-			f.Control = &Control{SystemID: "7001", Timeline: 1, State: "in archive recovery"}
-		}, "", ""},
-		{"stopped former primary", func(f, p *State) {
-			f.DataNonEmpty, f.DataVersion = true, 15
-			f.Control = &Control{SystemID: "7001", Timeline: 2, State: "shut down"}
-		}, "has been a primary's", ""},
+		{"stopped standby that lost its standby.signal", data(false, Control{SystemID: "7001", Timeline: 1, State: "shut down in recovery"}, nil), "", ""},
+		{"crashed standby that lost its standby.signal", data(false, Control{SystemID: "7001", Timeline: 1, State: "in archive recovery"}, nil), "", ""},
+		{"stopped former primary", data(false, Control{SystemID: "7001", Timeline: 2, State: "shut down"}, nil), "has been a primary's", ""},
 		{"running as a primary", func(f, p *State) {
 			f.DataNonEmpty, f.DataVersion, f.PostmasterPID = true, 15, 4242
 			f.Server = &Server{}
@@ -313,21 +303,9 @@ func TestRefuseData(t *testing.T) {
 		{"a clone cut short before PG_VERSION", func(f, p *State) {
 			f.DataNonEmpty, f.CloneIncomplete = true, true
 		}, "", ""},
-		{"a standby of this cluster", func(f, p *State) {
-			f.DataNonEmpty, f.DataVersion, f.StandbySignal = true, 15, true
-			f.Control = &Control{SystemID: "7001", Timeline: 1}
-			p.Server = &Server{SystemID: "7001", Timeline: 2}
-		}, "", ""},
-		{"a standby of another cluster", func(f, p *State) {
-			f.DataNonEmpty, f.DataVersion, f.StandbySignal = true, 15, true
-			f.Control = &Control{SystemID: "7002", Timeline: 1}
-			p.Server = &Server{SystemID: "7001", Timeline: 1}
-		}, "its data is another cluster's (system identifier 7002; h1's is 7001)", ""},
-		{"a standby ahead of the primary's timeline", func(f, p *State) {
-			f.DataNonEmpty, f.DataVersion, f.StandbySignal = true, 15, true
-			f.Control = &Control{SystemID: "7001", Timeline: 3}
-			p.Server = &Server{SystemID: "7001", Timeline: 2}
-		}, "its data is on timeline 3, ahead of h1's 2", ""},
+		{"a standby of this cluster", data(true, Control{SystemID: "7001", Timeline: 1}, &Server{SystemID: "7001", Timeline: 2}), "", ""},
+		{"a standby of another cluster", data(true, Control{SystemID: "7002", Timeline: 1}, &Server{SystemID: "7001", Timeline: 1}), "its data is another cluster's (system identifier 7002; h1's is 7001)", ""},
+		{"a standby ahead of the primary's timeline", data(true, Control{SystemID: "7001", Timeline: 3}, &Server{SystemID: "7001", Timeline: 2}), "its data is on timeline 3, ahead of h1's 2", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := newTestRun(t, testInventory, Options{DryRun: true})

@@ -15,8 +15,7 @@ import (
 // from its primary.
 type CreateCluster struct{}
 
-func (CreateCluster) Name() string           { return "cluster" }
-func (CreateCluster) Targets(r *Run) []*Host { return all(r) }
+func (CreateCluster) Name() string { return "cluster" }
 func (CreateCluster) Check(ctx context.Context, r *Run, h *Host) (*Plan, error) {
 	f, l := h.Facts, h.Layout
 	_, hasConf := f.Files["postgresql.conf"]

@@ -20,8 +20,7 @@ import (
 // needs a restart waits for the Restart steps after it.
 type Configure struct{}
 
-func (Configure) Name() string           { return "configure" }
-func (Configure) Targets(r *Run) []*Host { return all(r) }
+func (Configure) Name() string { return "configure" }
 func (Configure) Check(ctx context.Context, r *Run, h *Host) (*Plan, error) {
 	files, err := render(r, h)
 	if err != nil {

@@ -17,11 +17,7 @@ type Connect struct{}
 func (Connect) Name() string { return "connect" }
 
 func (Connect) Run(ctx context.Context, r *Run) error {
-	r.each(r.Reached(), func(h *Host) {
-		if err := r.dialHost(ctx, h); err != nil {
-			h.Log.Error("connect", "err", Cause(err))
-		}
-	})
+	r.eachReached(ctx, r.dialHost)
 	return nil
 }
 
@@ -35,14 +31,18 @@ type Facts struct{}
 func (Facts) Name() string { return "facts" }
 
 func (Facts) Run(ctx context.Context, r *Run) error {
+	r.eachReached(ctx, r.readFacts)
+	return nil
+}
+
+// eachReached runs f on every host the run reaches, in parallel, and logs
+// a host's failure; f records the host's result.
+func (r *Run) eachReached(ctx context.Context, f func(context.Context, *Host) error) {
 	r.each(r.Reached(), func(h *Host) {
-		if err := r.readFacts(ctx, h); err != nil {
+		if err := f(ctx, h); err != nil {
 			h.Log.Error("connect", "err", Cause(err))
-		} else if h.Facts != nil {
-			h.Log.Debug("facts gathered")
 		}
 	})
-	return nil
 }
 
 // ConnectHost connects to one host and reads its facts, as Connect and
@@ -83,6 +83,8 @@ func (r *Run) readFacts(ctx context.Context, h *Host) error {
 	} else if err = h.refresh(ctx); err != nil {
 		err = r.hostError(h, "connect", err)
 		res.Status, res.Err = Failed, err
+	} else {
+		h.Log.Debug("facts gathered")
 	}
 	res.Duration = h.dialed + time.Since(start)
 	r.record(res)

@@ -16,12 +16,9 @@ import (
 // primary_conninfo and primary_slot_name in postgresql.auto.conf and
 // reloads the server (restarts it on PostgreSQL 12). A changed address is
 // a change of settings, never a reason to copy the data again.
-type Follow struct{}
+type Follow struct{ onReplicas }
 
-func (Follow) Name() string           { return "follow" }
-func (Follow) Targets(r *Run) []*Host { return replicas(r) }
-func (Follow) NeedsPrimary() bool     { return true }
-
+func (Follow) Name() string { return "follow" }
 func (Follow) Check(ctx context.Context, r *Run, h *Host) (*Plan, error) {
 	p := r.PrimaryOf(h)
 	f := h.Facts

@@ -13,15 +13,19 @@ import (
 // password from; tests that need the password set it with t.Setenv.
 const passwordEnv = "PGFLEET_STEPS_TEST_PASSWORD"
 
-// testInventory is one cluster: h1 primary, h2 and h3 replicas; h3 is
-// reached by its peers at another address than pgfleet's.
-const testInventory = `postgres:
+// mainCluster begins the test inventories: one cluster, main, h1 primary,
+// h2 and h3 replicas. The hosts' lines follow it.
+const mainCluster = `postgres:
   version: 15
   replication: {password_env: PGFLEET_STEPS_TEST_PASSWORD}
 clusters:
   main: {primary: h1, replicas: [h2, h3]}
 hosts:
-  h1: {address: 10.0.0.1}
+`
+
+// testInventory is mainCluster; h3 is reached by its peers at another
+// address than pgfleet's.
+const testInventory = mainCluster + `  h1: {address: 10.0.0.1}
   h2: {address: 10.0.0.2}
   h3: {address: 192.168.0.3, replication_address: 10.0.0.3}
 `

@@ -13,8 +13,7 @@ import (
 // checksums), and a replica's data comes from its primary.
 type Install struct{}
 
-func (Install) Name() string           { return "install" }
-func (Install) Targets(r *Run) []*Host { return all(r) }
+func (Install) Name() string { return "install" }
 func (Install) Check(ctx context.Context, r *Run, h *Host) (*Plan, error) {
 	if h.Facts.HasVersion(h.PG().Version) {
 		return nil, nil

@@ -106,7 +106,7 @@ func TestLimitReachesPrimaryWithoutTargetingIt(t *testing.T) {
 		t.Errorf("reached = %v, want [h2 h1]", got)
 	}
 	for _, s := range hostSteps(append(Up(), Rebuild()...)) {
-		for _, h := range s.(HostStep).Targets(r) {
+		for _, h := range r.targets(s.(HostStep)) {
 			if h.Name == "h1" {
 				t.Errorf("step %s targets h1, which --limit left out", s.Name())
 			}
@@ -170,8 +170,7 @@ func TestLostLockStopsBeforeTheNextChange(t *testing.T) {
 
 type fakeChange struct{ apply func() }
 
-func (fakeChange) Name() string           { return "fake" }
-func (fakeChange) Targets(r *Run) []*Host { return all(r) }
+func (fakeChange) Name() string { return "fake" }
 func (f fakeChange) Check(context.Context, *Run, *Host) (*Plan, error) {
 	return &Plan{Changes: []string{"change"}, Apply: func(context.Context) error { f.apply(); return nil }}, nil
 }

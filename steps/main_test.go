@@ -3,17 +3,9 @@ package steps
 import (
 	"os"
 	"testing"
+
+	"github.com/pgfleet/pgfleet/internal/testhome"
 )
 
-// TestMain gives the tests an empty home directory: what they do must not
-// depend on the ~/.ssh/config of whoever runs them.
-func TestMain(m *testing.M) {
-	home, err := os.MkdirTemp("", "pgfleet-test-home-")
-	if err != nil {
-		panic(err)
-	}
-	os.Setenv("HOME", home)
-	code := m.Run()
-	os.RemoveAll(home)
-	os.Exit(code)
-}
+// TestMain gives the tests an empty home directory.
+func TestMain(m *testing.M) { os.Exit(testhome.M{Tests: m}.Run()) }

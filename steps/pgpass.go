@@ -9,15 +9,12 @@ import (
 // PgPass keeps the replication password in each replica's ~postgres/.pgpass,
 // where pg_basebackup and the WAL receiver read it. It runs on every `up`,
 // not only before a clone: after the password is rotated, a replica that
-// reconnects later (a restart, a network blip) must find the new one.
-type PgPass struct{}
+// reconnects later (a restart, a network blip) must find the new one. It
+// waits for the primary: a replica keeps its old password while the
+// primary's role could not be given the new one.
+type PgPass struct{ onReplicas }
 
-func (PgPass) Name() string           { return "pgpass" }
-func (PgPass) Targets(r *Run) []*Host { return replicas(r) }
-
-// NeedsPrimary: a replica keeps its old password while the primary's role
-// could not be given the new one.
-func (PgPass) NeedsPrimary() bool { return true }
+func (PgPass) Name() string { return "pgpass" }
 
 func (PgPass) Check(ctx context.Context, r *Run, h *Host) (*Plan, error) {
 	p := r.PrimaryOf(h)

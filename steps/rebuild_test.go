@@ -9,8 +9,7 @@ import (
 // failOn is a step whose check fails on one host.
 type failOn struct{ host string }
 
-func (failOn) Name() string           { return "fail" }
-func (failOn) Targets(r *Run) []*Host { return all(r) }
+func (failOn) Name() string { return "fail" }
 func (f failOn) Check(_ context.Context, _ *Run, h *Host) (*Plan, error) {
 	if h.Name == f.host {
 		return nil, errors.New("cannot")

@@ -11,10 +11,9 @@ import (
 // ReplicationRole makes the replication role exist with LOGIN and
 // REPLICATION and the declared password, set as a SCRAM-SHA-256 verifier
 // that pgfleet computes: the password itself never reaches the server.
-type ReplicationRole struct{}
+type ReplicationRole struct{ onPrimaries }
 
-func (ReplicationRole) Name() string           { return "role" }
-func (ReplicationRole) Targets(r *Run) []*Host { return primaries(r) }
+func (ReplicationRole) Name() string { return "role" }
 func (ReplicationRole) Check(ctx context.Context, r *Run, h *Host) (*Plan, error) {
 	pw, err := r.Password(h.Cluster)
 	if err != nil {

@@ -50,14 +50,40 @@ type Step interface {
 	Name() string
 }
 
-// HostStep is a step the runner checks and applies on each of its target
-// hosts, in parallel. Check reads the host's state and returns nil when the
-// host needs nothing; it must not change the host. After a plan is applied,
-// the runner reads the host's state again. A host that failed is skipped.
+// HostStep is a step the runner checks and applies host by host, in
+// parallel: on every host of the run, unless the step has Targets of its
+// own (embedding onPrimaries or onReplicas, or a method like Restart's).
+// Check reads the host's state and returns nil when the host needs
+// nothing; it must not change the host. After a plan is applied, the
+// runner reads the host's state again. A host that failed is skipped.
 type HostStep interface {
 	Step
-	Targets(r *Run) []*Host
 	Check(ctx context.Context, r *Run, h *Host) (*Plan, error)
+}
+
+// targeted is a HostStep that runs on some of the run's hosts only.
+type targeted interface {
+	Targets(r *Run) []*Host
+}
+
+// onPrimaries, embedded in a HostStep, runs it on the run's primaries.
+type onPrimaries struct{}
+
+func (onPrimaries) Targets(r *Run) []*Host { return primaries(r) }
+
+// onReplicas, embedded in a HostStep, runs it on the run's replicas, each
+// after its primary: a replica whose primary failed is skipped.
+type onReplicas struct{}
+
+func (onReplicas) Targets(r *Run) []*Host { return replicas(r) }
+func (onReplicas) NeedsPrimary() bool     { return true }
+
+// targets are the hosts a HostStep runs on.
+func (r *Run) targets(s HostStep) []*Host {
+	if t, ok := s.(targeted); ok {
+		return t.Targets(r)
+	}
+	return r.Hosts
 }
 
 // RunStep is a step that works over the run as a whole rather than host by
@@ -335,7 +361,7 @@ func (r *Run) Apply(ctx context.Context, steps []Step) error {
 				return err
 			}
 		case HostStep:
-			r.each(s.Targets(r), func(h *Host) { r.applyStep(ctx, s, h) })
+			r.each(r.targets(s), func(h *Host) { r.applyStep(ctx, s, h) })
 		default:
 			panic(fmt.Sprintf("step %s is neither a HostStep nor a RunStep", s.Name()))
 		}

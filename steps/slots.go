@@ -12,10 +12,9 @@ import (
 // Slots makes one physical replication slot per replica on the primary,
 // reserving WAL from the moment it is made, before any replica clones. A
 // slot no declared replica uses is reported, never dropped.
-type Slots struct{}
+type Slots struct{ onPrimaries }
 
-func (Slots) Name() string           { return "slots" }
-func (Slots) Targets(r *Run) []*Host { return primaries(r) }
+func (Slots) Name() string { return "slots" }
 func (Slots) Check(ctx context.Context, r *Run, h *Host) (*Plan, error) {
 	if !h.PG().Replication.Slots {
 		return nil, nil

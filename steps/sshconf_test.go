@@ -20,13 +20,8 @@ func writeSSHConfig(t *testing.T, text string) string {
 	return p
 }
 
-const aliasInventory = `postgres:
-  version: 15
-  replication: {password_env: PGFLEET_STEPS_TEST_PASSWORD}
-clusters:
-  main: {primary: h1, replicas: [h2, h3]}
-hosts:
-  h1: {address: db-one}
+// aliasInventory is mainCluster whose h1 and h2 are ssh_config aliases.
+const aliasInventory = mainCluster + `  h1: {address: db-one}
   h2: {address: db-two, replication_address: 10.1.0.2}
   h3: {address: 10.0.0.3, ssh: {user: admin}}
 `

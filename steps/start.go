@@ -6,10 +6,9 @@ import (
 )
 
 // StartPrimary starts the primary when it is down.
-type StartPrimary struct{}
+type StartPrimary struct{ onPrimaries }
 
-func (StartPrimary) Name() string           { return "start" }
-func (StartPrimary) Targets(r *Run) []*Host { return primaries(r) }
+func (StartPrimary) Name() string { return "start" }
 func (StartPrimary) Check(ctx context.Context, r *Run, h *Host) (*Plan, error) {
 	if h.Facts.Running() {
 		return nil, nil
@@ -30,11 +29,9 @@ func (StartPrimary) Check(ctx context.Context, r *Run, h *Host) (*Plan, error) {
 }
 
 // StartReplicas starts replicas that are down.
-type StartReplicas struct{}
+type StartReplicas struct{ onReplicas }
 
-func (StartReplicas) Name() string           { return "start" }
-func (StartReplicas) Targets(r *Run) []*Host { return replicas(r) }
-func (StartReplicas) NeedsPrimary() bool     { return true }
+func (StartReplicas) Name() string { return "start" }
 func (StartReplicas) Check(ctx context.Context, r *Run, h *Host) (*Plan, error) {
 	if h.Facts.Running() {
 		return nil, nil

@@ -29,8 +29,6 @@ func Up() []Step {
 	}
 }
 
-func all(r *Run) []*Host { return r.Hosts }
-
 func primaries(r *Run) []*Host {
 	var out []*Host
 	for _, h := range r.Hosts {

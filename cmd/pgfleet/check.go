@@ -62,17 +62,15 @@ func newCheckCommand(g *globalOptions) *cobra.Command {
 			return runCheck(cmd.Context(), g, o, args[0], cmd.OutOrStdout())
 		},
 	}
-	cmd.Flags().DurationVar(&o.connectTimeout, "connect-timeout", 10*time.Second, "SSH connect timeout per host")
+	connectTimeoutFlag(cmd, &o.connectTimeout)
 	return cmd
 }
 
 func runCheck(ctx context.Context, g *globalOptions, o *checkOptions, path string, stdout io.Writer) error {
-	if o.connectTimeout <= 0 {
-		return usageError{fmt.Errorf("--connect-timeout must be positive, not %s", o.connectTimeout)}
+	if err := positiveConnectTimeout(o.connectTimeout); err != nil {
+		return err
 	}
-	opts := g.runOptions(o.connectTimeout)
-	opts.Progress = nil
-	_, r, err := newRun(path, opts)
+	r, err := g.readRun(path, o.connectTimeout)
 	if err != nil {
 		return err
 	}

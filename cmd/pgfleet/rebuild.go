@@ -68,7 +68,7 @@ func newRebuildCommand(g *globalOptions) *cobra.Command {
 	f.BoolVar(&o.dryRun, "dry-run", false, "show what would be done; change nothing")
 	f.BoolVar(&o.discardOldData, "discard-old-data", false, "delete the replicas' old data instead of moving it aside")
 	f.StringVar(&o.method, "method", "", "clone with basebackup or tar (default: the inventory's replication.method)")
-	f.DurationVar(&o.connectTimeout, "connect-timeout", 10*time.Second, "SSH connect timeout per host")
+	connectTimeoutFlag(cmd, &o.connectTimeout)
 	f.DurationVar(&o.verifyTimeout, "verify-timeout", 2*time.Minute, "how long to wait for the replicas to stream")
 	return cmd
 }

@@ -16,19 +16,14 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/pgfleet/pgfleet/internal/testhome"
 )
 
 // TestMain lets the scripts run this test binary as the pgfleet command,
-// and gives the Go tests an empty home directory: what they do must not
-// depend on the ~/.ssh/config of whoever runs them.
+// and gives the Go tests an empty home directory.
 func TestMain(m *testing.M) {
-	home, err := os.MkdirTemp("", "pgfleet-test-home-")
-	if err != nil {
-		panic(err)
-	}
-	defer os.RemoveAll(home)
-	os.Setenv("HOME", home)
-	testscript.Main(m, map[string]func(){
+	testscript.Main(testhome.M{Tests: m}, map[string]func(){
 		"pgfleet": func() { os.Exit(run(os.Args[1:])) },
 	})
 }

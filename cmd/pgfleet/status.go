@@ -146,8 +146,8 @@ func parseBytes(s string) (int64, error) {
 }
 
 func (o *statusOptions) validate() error {
-	if o.connectTimeout <= 0 {
-		return usageError{fmt.Errorf("--connect-timeout must be positive, not %s", o.connectTimeout)}
+	if err := positiveConnectTimeout(o.connectTimeout); err != nil {
+		return err
 	}
 	if o.watch < 0 || (o.watch > 0 && o.watch < 100*time.Millisecond) {
 		return usageError{fmt.Errorf("--watch interval must be at least 100ms, not %s", o.watch)}
@@ -159,9 +159,7 @@ func runStatus(ctx context.Context, g *globalOptions, o *statusOptions, path str
 	if err := o.validate(); err != nil {
 		return err
 	}
-	opts := g.runOptions(o.connectTimeout)
-	opts.Progress = nil
-	_, r, err := newRun(path, opts)
+	r, err := g.readRun(path, o.connectTimeout)
 	if err != nil {
 		return err
 	}

@@ -101,7 +101,7 @@ func newUpCommand(g *globalOptions) *cobra.Command {
 	f := cmd.Flags()
 	f.BoolVar(&o.dryRun, "dry-run", false, "show what would change, with config diffs; change nothing")
 	f.BoolVar(&o.discardOldData, "discard-old-data", false, "delete a replica's old data instead of moving it aside")
-	f.DurationVar(&o.connectTimeout, "connect-timeout", 10*time.Second, "SSH connect timeout per host")
+	connectTimeoutFlag(cmd, &o.connectTimeout)
 	f.DurationVar(&o.verifyTimeout, "verify-timeout", 2*time.Minute, "how long to wait for replicas to stream")
 	return cmd
 }
@@ -115,6 +115,29 @@ func exactArgs(n int, names string) cobra.PositionalArgs {
 		}
 		return nil
 	}
+}
+
+// connectTimeoutFlag adds --connect-timeout, as up, rebuild and check
+// take it.
+func connectTimeoutFlag(cmd *cobra.Command, p *time.Duration) {
+	cmd.Flags().DurationVar(p, "connect-timeout", 10*time.Second, "SSH connect timeout per host")
+}
+
+// positiveConnectTimeout refuses a --connect-timeout that is not positive.
+func positiveConnectTimeout(d time.Duration) error {
+	if d <= 0 {
+		return usageError{fmt.Errorf("--connect-timeout must be positive, not %s", d)}
+	}
+	return nil
+}
+
+// readRun is the run of a command that only reads the hosts (check,
+// status): it draws no progress bars.
+func (g *globalOptions) readRun(path string, connectTimeout time.Duration) (*steps.Run, error) {
+	opts := g.runOptions(connectTimeout)
+	opts.Progress = nil
+	_, r, err := newRun(path, opts)
+	return r, err
 }
 
 // runOptions are the steps.Options the global flags give.

@@ -152,6 +152,20 @@ func asideDirs(t *testing.T, l *lab.Lab, host string) string {
 	return strings.TrimSpace(out)
 }
 
+// movedAside checks that host has one moved-aside data directory more
+// than the list before, and that the new one holds file.
+func movedAside(t *testing.T, l *lab.Lab, host, before, file string) {
+	t.Helper()
+	after := strings.Fields(asideDirs(t, l, host))
+	if len(after) != len(strings.Fields(before))+1 {
+		t.Fatalf("the old data of %s was not moved aside: before %q, after %q", host, before, after)
+	}
+	newest := after[len(after)-1]
+	if out, err := l.Exec(context.Background(), host, "test", "-f", newest+"/"+file); err != nil {
+		t.Errorf("the moved-aside copy %s on %s holds no %s: %v %s", newest, host, file, err, out)
+	}
+}
+
 // upOK runs pgfleet up and fails the test unless it succeeded.
 func upOK(t *testing.T, inv string, args ...string) result {
 	t.Helper()
@@ -378,14 +392,7 @@ func TestFaults(t *testing.T) {
 		if got := psqlOn(t, l, promoted, "SELECT pg_is_in_recovery()"); got != "t" {
 			t.Errorf("%s after rebuild: pg_is_in_recovery() = %s", promoted, got)
 		}
-		after := asideDirs(t, l, promoted)
-		if len(strings.Fields(after)) != len(strings.Fields(before))+1 {
-			t.Fatalf("rebuild kept no moved-aside copy: before %q, after %q", before, after)
-		}
-		newest := strings.Fields(after)[len(strings.Fields(after))-1]
-		if out, err := l.Exec(context.Background(), promoted, "test", "-f", newest+"/PG_VERSION"); err != nil {
-			t.Errorf("the moved-aside copy %s holds no cluster: %v %s", newest, err, out)
-		}
+		movedAside(t, l, promoted, before, "PG_VERSION")
 		checkNoLoss(t, l, w)
 	})
 
@@ -414,14 +421,7 @@ func TestFaults(t *testing.T) {
 
 		// A data_dir that names a system directory is refused before any
 		// connection.
-		bad := filepath.Join(t.TempDir(), "bad.yaml")
-		src, err := os.ReadFile(inv)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(bad, []byte(strings.Replace(string(src), "postgres:\n", "postgres:\n  data_dir: /var/lib\n", 1)), 0o600); err != nil {
-			t.Fatal(err)
-		}
+		bad := withPostgres(t, inv, "  data_dir: /var/lib\n")
 		r = pgfleet(t, "up", bad)
 		if r.code != 2 || !strings.Contains(r.stderr, "data_dir") {
 			t.Errorf("up with data_dir /var/lib: exit %d, stderr:\n%s", r.code, r.stderr)
@@ -637,15 +637,7 @@ func TestFaults(t *testing.T) {
 	t.Run("a standby whose slot was invalidated is cloned again", func(t *testing.T) {
 		// Little WAL kept for slots, none for its own sake: a standby that
 		// is stopped while 100 MB of WAL pass loses its slot.
-		small := filepath.Join(t.TempDir(), "small.yaml")
-		src, err := os.ReadFile(inv)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(small, []byte(strings.Replace(string(src), "postgres:\n",
-			"postgres:\n  settings:\n    max_slot_wal_keep_size: 64MB\n    wal_keep_size: 0\n", 1)), 0o600); err != nil {
-			t.Fatal(err)
-		}
+		small := withPostgres(t, inv, "  settings:\n    max_slot_wal_keep_size: 64MB\n    wal_keep_size: 0\n")
 		upOK(t, small)
 		w := nextWriter()
 		before := asideDirs(t, l, replica)
@@ -673,9 +665,7 @@ func TestFaults(t *testing.T) {
 			!strings.Contains(clone.changes, "drop and recreate the invalidated replication slot "+slot) {
 			t.Errorf("%s clone: %s %q, want a clone because its slot was invalidated", replica, clone.status, clone.changes)
 		}
-		if after := asideDirs(t, l, replica); len(strings.Fields(after)) != len(strings.Fields(before))+1 {
-			t.Errorf("the old data was not moved aside: before %q, after %q", before, after)
-		}
+		movedAside(t, l, replica, before, "PG_VERSION")
 		if got := psqlOn(t, l, primary, fmt.Sprintf("SELECT wal_status FROM pg_replication_slots WHERE slot_name = '%s'", slot)); got == "lost" || got == "" {
 			t.Errorf("the slot of %s after the clone: wal_status %q", replica, got)
 		}
@@ -686,15 +676,7 @@ func TestFaults(t *testing.T) {
 	t.Run("a standby that needs WAL the primary removed is cloned again", func(t *testing.T) {
 		// No WAL kept for the standby's sake: once its slot is dropped, a
 		// checkpoint removes the WAL it has not received.
-		small := filepath.Join(t.TempDir(), "small.yaml")
-		src, err := os.ReadFile(inv)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(small, []byte(strings.Replace(string(src), "postgres:\n",
-			"postgres:\n  settings:\n    wal_keep_size: 0\n", 1)), 0o600); err != nil {
-			t.Fatal(err)
-		}
+		small := withPostgres(t, inv, "  settings:\n    wal_keep_size: 0\n")
 		slot := strings.ReplaceAll(replica, "-", "_")
 		const log = "/var/log/postgresql/postgresql-15-main.log"
 		// segment is the number of a WAL segment (16 MB) from the last 16
@@ -769,14 +751,7 @@ func TestFaults(t *testing.T) {
 				strings.HasPrefix(clone.changes, "stop PostgreSQL") != running {
 				t.Errorf("%s clone: %s %q, want a clone because its WAL is gone (running %v)", replica, clone.status, clone.changes, running)
 			}
-			after := asideDirs(t, l, replica)
-			if len(strings.Fields(after)) != len(strings.Fields(before))+1 {
-				t.Fatalf("the old data was not moved aside: before %q, after %q", before, after)
-			}
-			newest := strings.Fields(after)[len(strings.Fields(after))-1]
-			if out, err := l.Exec(context.Background(), replica, "test", "-f", newest+"/standby.signal"); err != nil {
-				t.Errorf("the moved-aside copy %s holds no standby's data: %v %s", newest, err, out)
-			}
+			movedAside(t, l, replica, before, "standby.signal")
 			if got := psqlOn(t, l, primary, fmt.Sprintf("SELECT active FROM pg_replication_slots WHERE slot_name = '%s'", slot)); got != "t" {
 				t.Errorf("the slot of %s after the clone: active %q", replica, got)
 			}
@@ -851,4 +826,17 @@ func TestFaults(t *testing.T) {
 		upOK(t, inv)
 		checkNoLoss(t, l, w)
 	})
+}
+
+// withPostgres is a copy of the inventory file inv with lines added to its
+// postgres section.
+func withPostgres(t *testing.T, inv, lines string) string {
+	t.Helper()
+	src, err := os.ReadFile(inv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "inventory.yaml")
+	writeTestFile(t, p, strings.Replace(string(src), "postgres:\n", "postgres:\n"+lines, 1))
+	return p
 }

@@ -297,18 +297,29 @@ func (c *Client) lookupID(ctx context.Context, kind, name string) (int, error) {
 	return id, nil
 }
 
+// sftpOp is the SFTP client for the operation op on the path p, and how
+// the operation's errors read: an fs.PathError in a HostError. The error
+// it returns already reads so.
+func (c *Client) sftpOp(ctx context.Context, op, p string) (*sftp.Client, func(error) error, error) {
+	fail := func(err error) error {
+		return &HostError{Host: c.cfg.Name, Err: &fs.PathError{Op: op, Path: p, Err: err}}
+	}
+	sc, err := c.sftpClient(ctx)
+	if err == nil {
+		err = ctx.Err()
+	}
+	if err != nil {
+		return nil, nil, fail(err)
+	}
+	return sc, fail, nil
+}
+
 // ReadFile reads a file as root. A missing file gives an error matching
 // fs.ErrNotExist.
 func (c *Client) ReadFile(ctx context.Context, p string) ([]byte, error) {
-	fail := func(err error) error {
-		return &HostError{Host: c.cfg.Name, Err: &fs.PathError{Op: "read", Path: p, Err: err}}
-	}
-	sc, err := c.sftpClient(ctx)
+	sc, fail, err := c.sftpOp(ctx, "read", p)
 	if err != nil {
-		return nil, fail(err)
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, fail(err)
+		return nil, err
 	}
 	f, err := sc.Open(p)
 	if err != nil {
@@ -325,15 +336,9 @@ func (c *Client) ReadFile(ctx context.Context, p string) ([]byte, error) {
 // Stat stats a file as root, following symlinks. A missing file gives an
 // error matching fs.ErrNotExist.
 func (c *Client) Stat(ctx context.Context, p string) (fs.FileInfo, error) {
-	fail := func(err error) error {
-		return &HostError{Host: c.cfg.Name, Err: &fs.PathError{Op: "stat", Path: p, Err: err}}
-	}
-	sc, err := c.sftpClient(ctx)
+	sc, fail, err := c.sftpOp(ctx, "stat", p)
 	if err != nil {
-		return nil, fail(err)
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, fail(err)
+		return nil, err
 	}
 	fi, err := sc.Stat(p)
 	if err != nil {
