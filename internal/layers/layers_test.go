@@ -30,6 +30,7 @@ var allowed = map[string][]string{
 	"internal/console":        {},
 	"internal/lab":            {},
 	"internal/layers":         {},
+	"internal/testhome":       {},
 	"internal/fleettest":      {"inventory", "steps"},
 	"internal/e2e":            {"internal/lab", "internal/remote"},
 }
