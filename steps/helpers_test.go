@@ -1,6 +1,8 @@
 package steps
 
 import (
+	"cmp"
+	"context"
 	"encoding/base64"
 	"io"
 	"log/slog"
@@ -112,4 +114,21 @@ func hostSteps(list []Step) []Step {
 		}
 	}
 	return out
+}
+
+// fakeChange is a host step that changes every host it runs on: its plan
+// is one change ("change" unless named), and applying it calls apply.
+type fakeChange struct {
+	name, change string
+	apply        func(h *Host) error
+}
+
+func (f fakeChange) Name() string { return cmp.Or(f.name, "fake") }
+func (f fakeChange) Check(_ context.Context, _ *Run, h *Host) (*Plan, error) {
+	return &Plan{Changes: []string{cmp.Or(f.change, "change")}, Apply: func(context.Context) error {
+		if f.apply == nil {
+			return nil
+		}
+		return f.apply(h)
+	}}, nil
 }

@@ -152,7 +152,7 @@ func TestLostLockStopsBeforeTheNextChange(t *testing.T) {
 	ended := make(chan struct{})
 	r.locks = map[string]*lockHolder{"main": {host: "h1", ended: ended}}
 	applied := 0
-	step := fakeChange{apply: func() { applied++ }}
+	step := fakeChange{apply: func(*Host) error { applied++; return nil }}
 	r.Apply(context.Background(), []Step{step})
 	if applied != 3 {
 		t.Fatalf("with the lock held: %d applies, want 3", applied)
@@ -166,13 +166,6 @@ func TestLostLockStopsBeforeTheNextChange(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "lost cluster main's lock on h1") || hintOf(err) == "" {
 		t.Errorf("Err() = %v, want the lost lock with a hint", err)
 	}
-}
-
-type fakeChange struct{ apply func() }
-
-func (fakeChange) Name() string { return "fake" }
-func (f fakeChange) Check(context.Context, *Run, *Host) (*Plan, error) {
-	return &Plan{Changes: []string{"change"}, Apply: func(context.Context) error { f.apply(); return nil }}, nil
 }
 
 // A holder whose heartbeat stops (its network was cut) lets the lock go

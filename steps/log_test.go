@@ -9,25 +9,18 @@ import (
 	"testing"
 )
 
-// logStep changes every host and fails on h2.
-type logStep struct{}
-
-func (logStep) Name() string { return "configure" }
-func (logStep) Check(_ context.Context, _ *Run, h *Host) (*Plan, error) {
-	return &Plan{Changes: []string{"write pg_hba.conf"}, Apply: func(context.Context) error {
-		if h.Name == "h2" {
-			return errors.New("no space left on device")
-		}
-		return nil
-	}}, nil
-}
-
 // The runner logs what it does as fields, one host, one step, one change
 // or error each: a log shipper needs no parsing of the message.
 func TestRunLogsFields(t *testing.T) {
 	var logs bytes.Buffer
 	r := newTestRun(t, testInventory, Options{Forks: 1, Logger: textLogger(&logs)})
-	r.Apply(context.Background(), []Step{logStep{}})
+	step := fakeChange{name: "configure", change: "write pg_hba.conf", apply: func(h *Host) error {
+		if h.Name == "h2" {
+			return errors.New("no space left on device")
+		}
+		return nil
+	}}
+	r.Apply(context.Background(), []Step{step})
 	got := strings.Split(strings.TrimSpace(logs.String()), "\n")
 	slices.Sort(got)
 	want := []string{

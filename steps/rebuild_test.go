@@ -38,7 +38,7 @@ func TestApprovePlansThenApplies(t *testing.T) {
 		}
 		return true, nil
 	}})
-	step := fakeChange{apply: func() { applied++ }}
+	step := fakeChange{apply: func(*Host) error { applied++; return nil }}
 	if err := r.Apply(context.Background(), []Step{Approve{Steps: []Step{step}}, step}); err != nil {
 		t.Fatalf("Apply: %v", err)
 	}
@@ -57,7 +57,7 @@ func TestApproveDeclinedStopsTheRun(t *testing.T) {
 		nil, // no one to ask
 	} {
 		applied := 0
-		step := fakeChange{apply: func() { applied++ }}
+		step := fakeChange{apply: func(*Host) error { applied++; return nil }}
 		r := newTestRun(t, testInventory, Options{Approve: approve})
 		err := r.Apply(context.Background(), []Step{Approve{Steps: []Step{step}}, step})
 		if !errors.Is(err, ErrNotApproved) || applied != 0 {
@@ -75,7 +75,7 @@ func TestApproveDeclinedStopsTheRun(t *testing.T) {
 // steps after Approve only plan.
 func TestApproveFailedPlanStaysADryRun(t *testing.T) {
 	applied := 0
-	step := fakeChange{apply: func() { applied++ }}
+	step := fakeChange{apply: func(*Host) error { applied++; return nil }}
 	r := newTestRun(t, testInventory, Options{Approve: func(*Run) (bool, error) {
 		t.Error("a failed plan was asked about")
 		return true, nil
