@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -502,6 +503,19 @@ func TestFaults(t *testing.T) {
 				took := time.Since(paused)
 				if out, err := exec.Command("docker", "network", "connect", "--ip", p.Address, l.Network, p.Container).CombinedOutput(); err != nil {
 					t.Fatalf("docker network connect: %v %s", err, out)
+				}
+				// The bridge may still hold the failed neighbour entry of
+				// the cut (no route to host) for a few seconds: the cable
+				// is back once the primary's sshd answers again.
+				for back := time.Now().Add(time.Minute); ; time.Sleep(time.Second) {
+					c, err := net.DialTimeout("tcp", net.JoinHostPort(p.Address, "22"), 2*time.Second)
+					if err == nil {
+						c.Close()
+						break
+					}
+					if time.Now().After(back) {
+						t.Fatalf("the primary is not reachable a minute after its network came back: %v", err)
+					}
 				}
 				if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
 					t.Errorf("up with the primary hung mid-clone: %v, want exit 1", err)
