@@ -135,5 +135,5 @@ func runRebuild(ctx context.Context, g *globalOptions, o *rebuildOptions, path s
 		return err
 	}
 	// A plan that failed was not applied: the run stayed a dry run.
-	return report(g, r, inv, stdout, time.Since(r.Started), r.Opts.DryRun)
+	return report(g, r, stdout, time.Since(r.Started), r.Opts.DryRun)
 }

@@ -14,7 +14,6 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
-	"github.com/pgfleet/pgfleet/inventory"
 	"github.com/pgfleet/pgfleet/steps"
 )
 
@@ -136,7 +135,7 @@ func positiveConnectTimeout(d time.Duration) error {
 func (g *globalOptions) readRun(path string, connectTimeout time.Duration) (*steps.Run, error) {
 	opts := g.runOptions(connectTimeout)
 	opts.Progress = nil
-	_, r, err := newRun(path, opts)
+	r, err := newRun(path, opts)
 	return r, err
 }
 
@@ -168,16 +167,16 @@ func (g *globalOptions) runOptions(connectTimeout time.Duration) steps.Options {
 
 // newRun loads the inventory and prepares a run over it; a bad inventory
 // or --limit is a usage error (exit code 2).
-func newRun(path string, opts steps.Options) (*inventory.Inventory, *steps.Run, error) {
+func newRun(path string, opts steps.Options) (*steps.Run, error) {
 	inv, err := loadInventory(path)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	r, err := steps.NewRun(inv, opts)
 	if err != nil {
-		return nil, nil, usageError{err}
+		return nil, usageError{err}
 	}
-	return inv, r, nil
+	return r, nil
 }
 
 func runUp(ctx context.Context, g *globalOptions, o *upOptions, path string, stdout io.Writer) error {
@@ -185,7 +184,7 @@ func runUp(ctx context.Context, g *globalOptions, o *upOptions, path string, std
 	opts.DryRun, opts.DiscardOldData, opts.VerifyTimeout = o.dryRun, o.discardOldData, o.verifyTimeout
 	opts.WithPrimaries = true
 	opts.Confirm = func(question string) (bool, error) { return confirm(g, question) }
-	inv, r, err := newRun(path, opts)
+	r, err := newRun(path, opts)
 	if err != nil {
 		return err
 	}
@@ -193,21 +192,20 @@ func runUp(ctx context.Context, g *globalOptions, o *upOptions, path string, std
 	if err := r.Apply(ctx, steps.Up()); err != nil {
 		return err
 	}
-	return report(g, r, inv, stdout, time.Since(r.Started), o.dryRun)
+	return report(g, r, stdout, time.Since(r.Started), o.dryRun)
 }
 
 // hostReport is one host's part of the JSON summary.
 type hostReport struct {
-	Host    string          `json:"host"`
-	Cluster string          `json:"cluster"`
-	Role    string          `json:"role"`
-	Steps   []steps.Result  `json:"steps"`
-	Seconds float64         `json:"seconds"`
-	Changed int             `json:"changed"`
-	Failed  bool            `json:"failed"`
-	Plan    []string        `json:"plan,omitempty"`
-	Diffs   []string        `json:"diffs,omitempty"`
-	inv     *inventory.Host `json:"-"`
+	Host    string         `json:"host"`
+	Cluster string         `json:"cluster"`
+	Role    string         `json:"role"`
+	Steps   []steps.Result `json:"steps"`
+	Seconds float64        `json:"seconds"`
+	Changed int            `json:"changed"`
+	Failed  bool           `json:"failed"`
+	Plan    []string       `json:"plan,omitempty"`
+	Diffs   []string       `json:"diffs,omitempty"`
 }
 
 type runReport struct {
@@ -269,7 +267,7 @@ func buildReport(r *steps.Run, total time.Duration, dryRun bool) runReport {
 	return rep
 }
 
-func report(g *globalOptions, r *steps.Run, inv *inventory.Inventory, stdout io.Writer, total time.Duration, dryRun bool) error {
+func report(g *globalOptions, r *steps.Run, stdout io.Writer, total time.Duration, dryRun bool) error {
 	rep := buildReport(r, total, dryRun)
 	if g.output == "json" {
 		enc := json.NewEncoder(stdout)

@@ -312,7 +312,7 @@ func TestReportJSON(t *testing.T) {
 	ss[1].(fakeStep).plans["h2"] = fakePlan{changes: []string{"write /etc/postgresql/15/main/pg_hba.conf"}}
 	r := fakeRun(t, false, ss)
 	var out bytes.Buffer
-	if err := report(&globalOptions{output: "json"}, r, r.Inventory, &out, time.Second, false); err != nil {
+	if err := report(&globalOptions{output: "json"}, r, &out, time.Second, false); err != nil {
 		t.Fatalf("report: %v", err)
 	}
 	var doc runReport
