@@ -22,10 +22,9 @@ func (Follow) Name() string { return "follow" }
 func (Follow) Check(ctx context.Context, r *Run, h *Host) (*Plan, error) {
 	p := r.PrimaryOf(h)
 	f := h.Facts
-	// Clone reports a missing primary and refused data, clones data that
-	// is not a standby's, and rebuild clones every replica.
-	if p == nil || r.Opts.Rebuild || f.DataVersion == 0 || !f.StandbySignal || f.CloneIncomplete ||
-		RefuseData(h, p, false) != nil {
+	// Clone reports a missing primary and refused data, clones a replica
+	// that needs it (CloneReason), and rebuild clones every replica.
+	if p == nil || r.Opts.Rebuild || RefuseData(h, p, false) != nil || CloneReason(h, p) != "" {
 		return nil, nil
 	}
 	changes := followChanges(h, p)

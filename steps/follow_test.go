@@ -76,6 +76,10 @@ func TestFollowCheck(t *testing.T) {
 			f.Control = &Control{SystemID: "7002", Timeline: 1}
 			p.Server = &Server{SystemID: "7001", Timeline: 1}
 		}, nil},
+		{"a standby whose slot was invalidated is cloned, not followed", testInventory, Options{}, func(f, p *State) {
+			f.AutoConf = basebackupAutoConf("10.0.0.9", "5432", "h2")
+			p.Server = &Server{Slots: []Slot{{Name: "h2", WALStatus: "lost"}}}
+		}, nil},
 		{"rebuild clones it anyway", testInventory, Options{Rebuild: true}, func(f, p *State) {
 			f.AutoConf = basebackupAutoConf("10.0.0.9", "5432", "h2")
 		}, nil},
