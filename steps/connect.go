@@ -38,7 +38,7 @@ func (Facts) Run(ctx context.Context, r *Run) error {
 // eachReached runs f on every host the run reaches, in parallel, and logs
 // a host's failure; f records the host's result.
 func (r *Run) eachReached(ctx context.Context, f func(context.Context, *Host) error) {
-	r.each(r.Reached(), func(h *Host) {
+	r.Each(r.Reached(), func(h *Host) {
 		if err := f(ctx, h); err != nil {
 			h.Log.Error("connect", "err", Cause(err))
 		}

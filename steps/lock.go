@@ -70,7 +70,7 @@ func (Lock) Run(ctx context.Context, r *Run) error {
 	}
 	host, _ := os.Hostname()
 	owner := fmt.Sprintf("%s@%s (pid %d, since %s)", who, host, os.Getpid(), time.Now().Format(time.RFC3339))
-	r.each(r.clusterPrimaries(), func(p *Host) {
+	r.Each(r.clusterPrimaries(), func(p *Host) {
 		if err := p.Failed(); err != nil {
 			r.leaveCluster(p, fmt.Errorf("not changed: its primary %s cannot be reached, so cluster %s cannot be locked", p.Name, p.Cluster.Name))
 			return

@@ -328,11 +328,8 @@ func (r *Run) Primaries() []*Host { return primaries(r) }
 func (r *Run) Replicas() []*Host { return replicas(r) }
 
 // Each runs f on hosts in parallel, at most Forks at a time, and waits.
-func (r *Run) Each(hosts []*Host, f func(h *Host)) { r.each(hosts, f) }
-
-// each runs f on hosts in parallel, at most Forks at a time, and waits.
 // f records its own errors on the host, so one host's failure stops no other.
-func (r *Run) each(hosts []*Host, f func(h *Host)) {
+func (r *Run) Each(hosts []*Host, f func(h *Host)) {
 	var g errgroup.Group
 	g.SetLimit(r.Opts.Forks)
 	for _, h := range hosts {
@@ -361,7 +358,7 @@ func (r *Run) Apply(ctx context.Context, steps []Step) error {
 				return err
 			}
 		case HostStep:
-			r.each(r.targets(s), func(h *Host) { r.applyStep(ctx, s, h) })
+			r.Each(r.targets(s), func(h *Host) { r.applyStep(ctx, s, h) })
 		default:
 			panic(fmt.Sprintf("step %s is neither a HostStep nor a RunStep", s.Name()))
 		}

@@ -21,7 +21,7 @@ func TestEachRunsEveryHostAtMostForksAtATime(t *testing.T) {
 			active, peak, arrived := 0, 0, 0
 			seen := map[string]int{}
 			full := make(chan struct{}) // closed once forks hosts run at once
-			r.each(hosts, func(h *Host) {
+			r.Each(hosts, func(h *Host) {
 				mu.Lock()
 				active++
 				peak = max(peak, active)
