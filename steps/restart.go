@@ -38,14 +38,14 @@ func (Restart) Name() string { return "restart" }
 func (s Restart) Targets(r *Run) []*Host {
 	switch {
 	case s.Primary:
-		return primaries(r)
+		return r.Primaries()
 	case !s.AfterPrimary:
-		return replicas(r)
+		return r.Replicas()
 	}
 	// Only the replicas left to it: one result per replica in the
 	// summary's restart column, not an "unchanged" after a restart.
 	var out []*Host
-	for _, h := range replicas(r) {
+	for _, h := range r.Replicas() {
 		if h.Facts == nil {
 			continue
 		}

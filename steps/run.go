@@ -69,13 +69,13 @@ type targeted interface {
 // onPrimaries, embedded in a HostStep, runs it on the run's primaries.
 type onPrimaries struct{}
 
-func (onPrimaries) Targets(r *Run) []*Host { return primaries(r) }
+func (onPrimaries) Targets(r *Run) []*Host { return r.Primaries() }
 
 // onReplicas, embedded in a HostStep, runs it on the run's replicas, each
 // after its primary: a replica whose primary failed is skipped.
 type onReplicas struct{}
 
-func (onReplicas) Targets(r *Run) []*Host { return replicas(r) }
+func (onReplicas) Targets(r *Run) []*Host { return r.Replicas() }
 func (onReplicas) NeedsPrimary() bool     { return true }
 
 // targets are the hosts a HostStep runs on.
@@ -322,10 +322,22 @@ func (r *Run) Err() error {
 }
 
 // Primaries are the run's primaries (not those outside --limit).
-func (r *Run) Primaries() []*Host { return primaries(r) }
+func (r *Run) Primaries() []*Host { return r.hostsWhere(true) }
 
 // Replicas are the run's replicas.
-func (r *Run) Replicas() []*Host { return replicas(r) }
+func (r *Run) Replicas() []*Host { return r.hostsWhere(false) }
+
+// hostsWhere are the run's hosts that are (or are not) their cluster's
+// primary, in inventory order.
+func (r *Run) hostsWhere(primary bool) []*Host {
+	var out []*Host
+	for _, h := range r.Hosts {
+		if h.Primary() == primary {
+			out = append(out, h)
+		}
+	}
+	return out
+}
 
 // Each runs f on hosts in parallel, at most Forks at a time, and waits.
 // f records its own errors on the host, so one host's failure stops no other.

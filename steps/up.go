@@ -29,25 +29,5 @@ func Up() []Step {
 	}
 }
 
-func primaries(r *Run) []*Host {
-	var out []*Host
-	for _, h := range r.Hosts {
-		if h.Primary() {
-			out = append(out, h)
-		}
-	}
-	return out
-}
-
-func replicas(r *Run) []*Host {
-	var out []*Host
-	for _, h := range r.Hosts {
-		if !h.Primary() {
-			out = append(out, h)
-		}
-	}
-	return out
-}
-
 // timestamp is the suffix of a data directory moved aside.
 func timestamp(t time.Time) string { return t.UTC().Format("20060102T150405Z") }
