@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"net"
@@ -21,127 +20,6 @@ import (
 // meets at 3 a.m., with writes running on the primary, and check after each
 // that pgfleet brought every replica back without losing a committed
 // transaction, or refused without moving anything.
-
-// writer commits numbered rows on the primary, one transaction at a time,
-// and remembers each one the server confirmed.
-type writer struct {
-	t     *testing.T
-	l     *lab.Lab
-	host  string
-	first int
-	cmd   *exec.Cmd
-	mu    sync.Mutex
-	ids   []int
-	done  chan struct{}
-}
-
-// startWriter starts a writer on host, numbering its rows from first+1.
-func startWriter(t *testing.T, l *lab.Lab, host string, first int) *writer {
-	t.Helper()
-	psqlOn(t, l, host, "CREATE TABLE IF NOT EXISTS pgfleet_writes (id bigint PRIMARY KEY, at timestamptz DEFAULT now())")
-	h, err := l.Host(host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l.Exec(context.Background(), host, "rm", "-f", "/tmp/pgfleet-writer.stop")
-	// The loop ends when the stop file appears, never in the middle of a
-	// transaction, so that every row it printed is exactly every row it
-	// committed.
-	script := fmt.Sprintf(`i=%d
-while [ ! -e /tmp/pgfleet-writer.stop ]; do
-	i=$((i+1))
-	if runuser -u postgres -- psql -Xq -v ON_ERROR_STOP=1 -c "INSERT INTO pgfleet_writes (id) VALUES ($i)" >/dev/null 2>&1; then
-		echo "$i"
-	fi
-done`, first)
-	w := &writer{t: t, l: l, host: host, first: first, done: make(chan struct{})}
-	w.cmd = exec.Command("docker", "exec", h.Container, "sh", "-c", script)
-	out, err := w.cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		defer close(w.done)
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			if n, err := strconv.Atoi(sc.Text()); err == nil {
-				w.mu.Lock()
-				w.ids = append(w.ids, n)
-				w.mu.Unlock()
-			}
-		}
-	}()
-	t.Cleanup(func() { w.stop() })
-	return w
-}
-
-func (w *writer) count() int {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return len(w.ids)
-}
-
-// stop ends the loop between two transactions and returns what it committed.
-func (w *writer) stop() []int {
-	select {
-	case <-w.done:
-	default:
-		w.l.Exec(context.Background(), w.host, "touch", "/tmp/pgfleet-writer.stop")
-		select {
-		case <-w.done:
-		case <-time.After(30 * time.Second):
-			w.cmd.Process.Kill()
-			<-w.done
-		}
-		w.cmd.Wait()
-	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.ids
-}
-
-// checkNoLoss stops the writer, waits until every replica has replayed the
-// primary's WAL, and checks that every host holds exactly the rows the
-// writer saw committed.
-func checkNoLoss(t *testing.T, l *lab.Lab, w *writer) {
-	t.Helper()
-	eventually(t, 30*time.Second, "the writer commits", func() string {
-		if c := w.count(); c < 20 {
-			return fmt.Sprintf("%d transactions so far", c)
-		}
-		return ""
-	})
-	ids := w.stop()
-	if len(ids) < 20 {
-		t.Fatalf("the writer committed only %d transactions: it did not run", len(ids))
-	}
-	sum := 0
-	for _, id := range ids {
-		sum += id
-	}
-	want := fmt.Sprintf("%d|%d", len(ids), sum)
-	query := fmt.Sprintf("SELECT count(*) || '|' || coalesce(sum(id), 0) FROM pgfleet_writes WHERE id > %d AND id <= %d", w.first, w.first+1_000_000)
-	lsn := psqlOn(t, l, w.host, "SELECT pg_current_wal_lsn()")
-	for _, h := range l.Hosts {
-		if h.Name != w.host {
-			eventually(t, time.Minute, h.Name+" replays "+lsn, func() string {
-				out, err := l.Exec(context.Background(), h.Name, "runuser", "-u", "postgres", "--", "psql", "-XAtc",
-					fmt.Sprintf("SELECT pg_last_wal_replay_lsn() >= '%s'", lsn))
-				if strings.TrimSpace(out) != "t" {
-					return fmt.Sprintf("not yet (%q, %v)", out, err)
-				}
-				return ""
-			})
-		}
-		if got := psqlOn(t, l, h.Name, query); got != want {
-			t.Errorf("%s holds %s (rows|sum) of the writer's transactions, want %s: a committed transaction was lost or invented", h.Name, got, want)
-		}
-	}
-	t.Logf("%d transactions committed during the scenario, all on every host", len(ids))
-}
 
 // asideDirs lists the moved-aside data directories on a host.
 func asideDirs(t *testing.T, l *lab.Lab, host string) string {
