@@ -1,0 +1,467 @@
+package e2e
+
+import (
+	"bufio"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pgfleet/pgfleet/internal/lab"
+)
+
+// The handover tests move a cluster's primary with pgfleet switchover and
+// failover while an application writes, and check that the application
+// found the new primary by itself, that nothing it was told was committed
+// was lost, and that the inventory now says what the hosts are.
+
+// handoverReport is the part of the JSON report of switchover and failover
+// the tests read.
+type handoverReport struct {
+	OK       bool `json:"ok"`
+	Handover *struct {
+		Cluster            string  `json:"cluster"`
+		From               string  `json:"from"`
+		To                 string  `json:"to"`
+		UnavailableSeconds float64 `json:"unavailable_seconds"`
+		TotalSeconds       float64 `json:"total_seconds"`
+		InventoryWritten   bool    `json:"inventory_written"`
+	} `json:"handover"`
+}
+
+// parseHandover reads the report of a switchover or failover that
+// succeeded, and checks its handover object.
+func parseHandover(t testing.TB, r result, from, to string) handoverReport {
+	t.Helper()
+	if r.code != 0 {
+		t.Fatalf("exit %d, want 0\n%s", r.code, r.stderr)
+	}
+	var rep handoverReport
+	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
+		t.Fatalf("the JSON report: %v\n%s", err, r.stdout)
+	}
+	h := rep.Handover
+	switch {
+	case !rep.OK || h == nil:
+		t.Fatalf("the JSON report: ok %v, handover %+v\n%s", rep.OK, h, r.stdout)
+	case h.Cluster != "main" || h.From != from || h.To != to || !h.InventoryWritten:
+		t.Errorf("handover %+v, want cluster main from %s to %s with the inventory written", *h, from, to)
+	case h.TotalSeconds <= 0 || h.UnavailableSeconds <= 0 || h.UnavailableSeconds > h.TotalSeconds:
+		t.Errorf("handover %+v: want 0 < unavailable_seconds <= total_seconds", *h)
+	}
+	return rep
+}
+
+// roleLine matches the inventory lines a handover may rewrite.
+var roleLine = regexp.MustCompile(`^\s*(primary:|replicas:|- h\d+\s*$)`)
+
+// rewritten checks that the inventory file inv, once before, now names to
+// as the primary of cluster main and every other host as a replica, and
+// that every line but those naming roles is as it was, comments included.
+func rewritten(t *testing.T, l *lab.Lab, inv, before, to string) {
+	t.Helper()
+	after, err := os.ReadFile(inv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := pgfleet(t, "validate", inv); r.code != 0 {
+		t.Errorf("the rewritten inventory is not valid: exit %d\n%s", r.code, r.stderr)
+	}
+	lines := func(s string) []string { return strings.Split(strings.TrimSuffix(s, "\n"), "\n") }
+	var kept []string
+	for _, line := range lines(before) {
+		if !roleLine.MatchString(line) {
+			kept = append(kept, line)
+		}
+	}
+	var now []string
+	for _, line := range lines(string(after)) {
+		if !roleLine.MatchString(line) {
+			now = append(now, line)
+		}
+	}
+	if !slices.Equal(kept, now) {
+		t.Errorf("the rewrite changed more than the roles: before\n%s\nafter\n%s", before, after)
+	}
+	rep, _, _ := stStatus(t, l)
+	for _, h := range l.Hosts {
+		want := "replica"
+		if h.Name == to {
+			want = "primary"
+		}
+		if got := rep.member(t, h.Name).DeclaredRole; got != want {
+			t.Errorf("the rewritten inventory declares %s %s, want %s:\n%s", h.Name, got, want, after)
+		}
+	}
+}
+
+// unchanged checks that a refused or dry command changed nothing: the
+// inventory file is byte for byte what it was, and primary is still the
+// one host out of recovery.
+func unchanged(t *testing.T, l *lab.Lab, inv, before, primary string) {
+	t.Helper()
+	if after, err := os.ReadFile(inv); err != nil || string(after) != before {
+		t.Errorf("the inventory file changed (%v):\n%s", err, after)
+	}
+	if got := currentPrimary(t, l); got != primary {
+		t.Errorf("the primary is %s, want %s still", got, primary)
+	}
+}
+
+// converged checks that up on the inventory inv has nothing to do.
+func converged(t *testing.T, inv string) {
+	t.Helper()
+	rep := parseReport(t, upOK(t, inv, "--output", "json"))
+	if rep.Changed == 0 {
+		return
+	}
+	var changed []string
+	for _, h := range rep.Hosts {
+		for _, s := range h.Steps {
+			if s.Status == "changed" {
+				changed = append(changed, fmt.Sprintf("%s %s: %s", h.Host, s.Step, strings.Join(s.Changes, "; ")))
+			}
+		}
+	}
+	t.Errorf("up after the handover changed %d things:\n%s", rep.Changed, strings.Join(changed, "\n"))
+}
+
+// streamsFrom waits until each replica streams from primary.
+func streamsFrom(t *testing.T, l *lab.Lab, primary string, replicas ...string) {
+	t.Helper()
+	for _, r := range replicas {
+		eventually(t, time.Minute, r+" streams from "+primary, func() string {
+			got := psqlOn(t, l, primary, fmt.Sprintf("SELECT state FROM pg_stat_replication WHERE application_name = '%s' AND state <> 'backup'", r))
+			if got != "streaming" {
+				return fmt.Sprintf("state %q in pg_stat_replication on %s", got, primary)
+			}
+			return ""
+		})
+	}
+}
+
+// psqlStdin runs SQL given on psql's standard input on a lab host's local
+// server as postgres, so that it is in no process's arguments.
+func psqlStdin(t *testing.T, l *lab.Lab, host, sql string) {
+	t.Helper()
+	h, err := l.Host(host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("docker", "exec", "-i", h.Container, "runuser", "-u", "postgres", "--", "psql", "-Xq", "-v", "ON_ERROR_STOP=1")
+	cmd.Stdin = strings.NewReader(sql)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%s: psql: %v\n%s", host, err, out)
+	}
+}
+
+// waitSSHD waits until the sshd of a restarted lab host answers.
+func waitSSHD(t *testing.T, addr string) {
+	t.Helper()
+	eventually(t, time.Minute, "sshd on "+addr+" answers", func() string {
+		c, err := net.DialTimeout("tcp", net.JoinHostPort(addr, "22"), time.Second)
+		if err != nil {
+			return err.Error()
+		}
+		defer c.Close()
+		c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		banner, err := bufio.NewReader(c).ReadString('\n')
+		if !strings.HasPrefix(banner, "SSH-") {
+			return fmt.Sprintf("banner %q, %v", banner, err)
+		}
+		return ""
+	})
+}
+
+// The application's role, allowed in from the lab's network with a
+// password by a line of the inventory.
+const appUser = "pgfleet_writer"
+
+// appInventory adds to the lab's inventory the pg_hba.conf line that lets
+// the application in, and comments a rewrite must keep.
+func appInventory(t *testing.T, l *lab.Lab) {
+	t.Helper()
+	src := string(readFile(t, l.Inventory))
+	for _, r := range []struct{ old, new string }{
+		{"postgres:\n", "postgres:\n  # the application logs in from the lab's network\n  hba:\n    - host postgres " + appUser + " " + l.Subnet + " scram-sha-256\n"},
+		{"clusters:\n  main:\n", "# where the application writes\nclusters:\n  main:\n    # the cluster's first primary was h1\n"},
+		{"hosts:\n", "hosts:  # one line each\n"},
+	} {
+		if !strings.Contains(src, r.old) {
+			t.Fatalf("no %q in the lab's inventory:\n%s", r.old, src)
+		}
+		src = strings.Replace(src, r.old, r.new, 1)
+	}
+	writeTestFile(t, l.Inventory, src)
+}
+
+// appSetup makes the application's role, with a new password it returns,
+// and the writers' table, on primary.
+func appSetup(t *testing.T, l *lab.Lab, primary string) string {
+	t.Helper()
+	b := make([]byte, 12)
+	rand.Read(b)
+	password := hex.EncodeToString(b)
+	psqlStdin(t, l, primary, fmt.Sprintf("CREATE ROLE %s LOGIN PASSWORD '%s';\n%s;\nGRANT INSERT ON pgfleet_writes TO %s;\n",
+		appUser, password, rowsTable, appUser))
+	return password
+}
+
+// TestSwitchover moves the primary of a 3-host cluster to h2 and back with
+// pgfleet switchover while an application writes through libpq's
+// multi-host connection string from h3, and checks each time that nothing
+// committed was lost, that the application went on writing on the new
+// primary, and that the inventory was rewritten so that up has nothing to
+// do. Before that, the switchovers it must refuse, in the same lab.
+func TestSwitchover(t *testing.T) {
+	l := newLab(t, 3, "bookworm")
+	inv := l.Inventory
+	appInventory(t, l)
+	upOK(t, inv)
+	v := fmt.Sprint(l.Postgres())
+	password := appSetup(t, l, "h1")
+	rep, _, _ := stStatus(t, l)
+	conninfo := rep.Clusters[0].Connect.Conninfo + " user=" + appUser
+	if !strings.Contains(conninfo, "target_session_attrs=read-write") {
+		t.Fatalf("the connection string status prints does not ask for the primary: %q", conninfo)
+	}
+	addr := map[string]string{}
+	for _, h := range l.Hosts {
+		addr[h.Name] = h.Address
+	}
+
+	t.Run("refused or dry, nothing changes", func(t *testing.T) {
+		before := string(readFile(t, inv))
+		for _, c := range []struct {
+			args []string
+			code int
+			want []string // in stderr, any of them
+		}{
+			{[]string{"--to", "h1", "--yes"}, 2, []string{"h1"}},
+			{[]string{"--to", "h9", "--yes"}, 2, []string{"h9"}},
+			{[]string{"--yes"}, 2, []string{"--to"}},
+			{[]string{"--to", "h2", "--dry-run"}, 0, nil},
+		} {
+			r := pgfleet(t, append([]string{"switchover", inv}, c.args...)...)
+			if r.code != c.code || (c.want != nil && !slices.ContainsFunc(c.want, func(s string) bool { return strings.Contains(r.stderr, s) })) {
+				t.Errorf("switchover %v: exit %d, want %d and stderr naming one of %q; stderr:\n%s", c.args, r.code, c.code, c.want, r.stderr)
+			}
+			unchanged(t, l, inv, before, "h1")
+		}
+
+		// The primary answers as a primary: a failover would make two.
+		r := pgfleet(t, "failover", inv, "--yes")
+		if r.code != 1 || !strings.Contains(r.stderr, "--force") || !strings.Contains(r.stderr, "h1") {
+			t.Errorf("failover with the primary alive: exit %d, want 1 naming h1 and --force; stderr:\n%s", r.code, r.stderr)
+		}
+		unchanged(t, l, inv, before, "h1")
+
+		// A replica that does not stream cannot take over without loss.
+		stExec(t, l, "h3", "pg_ctlcluster", v, "main", "stop", "-m", "fast")
+		r = pgfleet(t, "switchover", inv, "--to", "h3", "--yes")
+		if r.code != 1 || !strings.Contains(r.stderr, "h3") {
+			t.Errorf("switchover to a stopped replica: exit %d, want 1 naming h3; stderr:\n%s", r.code, r.stderr)
+		}
+		unchanged(t, l, inv, before, "h1")
+		if got := psqlOn(t, l, "h2", "SELECT pg_is_in_recovery()"); got != "t" {
+			t.Errorf("h2 after the refused switchover: pg_is_in_recovery() = %s", got)
+		}
+		stExec(t, l, "h3", "pg_ctlcluster", v, "main", "start")
+		streamsFrom(t, l, "h1", "h3")
+	})
+	if t.Failed() {
+		t.FailNow()
+	}
+
+	for i, s := range []struct {
+		from, to string
+		json     bool
+	}{{"h1", "h2", false}, {"h2", "h1", true}} {
+		t.Run("to "+s.to, func(t *testing.T) {
+			w := startClientWriter(t, l, "h3", conninfo, password, (i+1)*1_000_000)
+			w.waitFor(20)
+			before := string(readFile(t, inv))
+			args := []string{"switchover", inv, "--to", s.to, "--yes"}
+			if s.json {
+				args = append(args, "--output", "json")
+			}
+			start := time.Now()
+			r := pgfleet(t, args...)
+			took := time.Since(start)
+			n := w.count()
+			if s.json {
+				h := parseHandover(t, r, s.from, s.to).Handover
+				t.Logf("switchover %s to %s: %.2f s, writes unavailable %.2f s (pgfleet's count); %v in all",
+					s.from, s.to, h.TotalSeconds, h.UnavailableSeconds, took.Round(time.Millisecond))
+			} else {
+				if r.code != 0 {
+					t.Fatalf("switchover --to %s: exit %d\n%s", s.to, r.code, r.stderr)
+				}
+				// The diff of the inventory file.
+				for _, want := range []string{"-    primary: " + s.from, "+    primary: " + s.to} {
+					if !strings.Contains(r.stdout, "\n"+want+"\n") {
+						t.Errorf("no line %q in the diff on stdout:\n%s", want, r.stdout)
+					}
+				}
+				t.Logf("switchover %s to %s: %v", s.from, s.to, took.Round(time.Millisecond))
+			}
+			rewritten(t, l, inv, before, s.to)
+			if got := currentPrimary(t, l); got != s.to {
+				t.Fatalf("the primary is %s after switchover --to %s", got, s.to)
+			}
+			// The old primary rejoined as a standby of the new one, and
+			// the other replica follows it too.
+			streamsFrom(t, l, s.to, s.from, "h3")
+			stPoll(t, l, time.Minute, "status healthy after the switchover", func(rep stReport, code int) string {
+				if msg := stHealthy(rep, code); msg != "" {
+					return msg
+				}
+				for _, m := range rep.Clusters[0].Members {
+					if m.Host == s.to && m.Role != "primary" || m.Host != s.to && (m.Role != "replica" || m.UpstreamHost != s.to) {
+						return fmt.Sprintf("%s: role %s, upstream %s", m.Host, m.Role, m.UpstreamHost)
+					}
+				}
+				return ""
+			})
+			converged(t, inv)
+			// The application found the new primary by itself.
+			eventually(t, 30*time.Second, "the writer commits on "+s.to, func() string {
+				if c := w.committedOn(addr[s.to], n); c < 20 {
+					return fmt.Sprintf("%d transactions on %s since the switchover", c, s.to)
+				}
+				return ""
+			})
+			checkNoLoss(t, l, w)
+		})
+		if t.Failed() {
+			t.FailNow()
+		}
+	}
+}
+
+// TestFailover kills the primary of a 3-host cluster while it takes writes,
+// one replica made to lag behind on purpose, and checks that failover
+// refuses the lagging one as the target, picks the other, makes the lagging
+// one follow it, and that up rejoins the old primary once it is back.
+func TestFailover(t *testing.T) {
+	l := newLab(t, 3, "bookworm")
+	inv := l.Inventory
+	upOK(t, inv)
+	w := startWriter(t, l, "h1", 0)
+	w.waitFor(20)
+
+	// h3 stops receiving WAL: with no primary_conninfo its WAL receiver
+	// ends, and it falls behind h2 as the writer goes on.
+	psqlOn(t, l, "h3", "ALTER SYSTEM SET primary_conninfo = ''")
+	psqlOn(t, l, "h3", "SELECT pg_reload_conf()")
+	eventually(t, 30*time.Second, "h3's WAL receiver stops", func() string {
+		if got := psqlOn(t, l, "h3", "SELECT count(*) FROM pg_stat_wal_receiver"); got != "0" {
+			return "it still runs"
+		}
+		return ""
+	})
+	h3lsn := psqlOn(t, l, "h3", "SELECT pg_last_wal_receive_lsn()")
+	w.waitFor(w.count() + 50)
+	eventually(t, 30*time.Second, "h2 receives more than h3", func() string {
+		if got := psqlOn(t, l, "h2", fmt.Sprintf("SELECT pg_wal_lsn_diff(pg_last_wal_receive_lsn(), '%s') > 0", h3lsn)); got != "t" {
+			return "not yet"
+		}
+		return ""
+	})
+
+	// The primary dies under the writer.
+	h1, _ := l.Host("h1")
+	if out, err := exec.Command("docker", "stop", "-t", "1", h1.Container).CombinedOutput(); err != nil {
+		t.Fatalf("docker stop %s: %v %s", h1.Container, err, out)
+	}
+	acked := ids(w.stop())
+	t.Logf("the writer was told of %d commits on h1 before it died, the last %d", len(acked), acked[len(acked)-1])
+	h2lsn := psqlOn(t, l, "h2", "SELECT pg_last_wal_receive_lsn()")
+	t.Logf("h2 received WAL up to %s, h3 up to %s", h2lsn, h3lsn)
+
+	before := string(readFile(t, inv))
+	t.Run("a target behind another replica is refused", func(t *testing.T) {
+		r := pgfleet(t, "failover", inv, "--to", "h3", "--yes")
+		if r.code != 1 || !strings.Contains(r.stderr, "bytes") || !strings.Contains(r.stderr, "h2") || !strings.Contains(r.stderr, "--force") {
+			t.Errorf("failover --to h3 behind h2: exit %d, want 1 saying how many bytes it is behind h2 and naming --force; stderr:\n%s", r.code, r.stderr)
+		}
+		if after := string(readFile(t, inv)); after != before {
+			t.Errorf("the inventory file changed:\n%s", after)
+		}
+		for _, h := range []string{"h2", "h3"} {
+			if got := psqlOn(t, l, h, "SELECT pg_is_in_recovery()"); got != "t" {
+				t.Errorf("%s after the refused failover: pg_is_in_recovery() = %s", h, got)
+			}
+		}
+	})
+
+	t.Run("the replica with the most WAL takes over", func(t *testing.T) {
+		start := time.Now()
+		h := parseHandover(t, pgfleet(t, "failover", inv, "--yes", "--output", "json"), "h1", "h2").Handover
+		t.Logf("failover from h1 to h2: %.2f s, writes unavailable %.2f s (pgfleet's count); %v in all",
+			h.TotalSeconds, h.UnavailableSeconds, time.Since(start).Round(time.Millisecond))
+		after := string(readFile(t, inv))
+		if !strings.Contains(after, "primary: h2") {
+			t.Errorf("the inventory does not name h2 the primary:\n%s", after)
+		}
+		if got := currentPrimary(t, l, "h2", "h3"); got != "h2" {
+			t.Fatalf("the primary is %s after the failover", got)
+		}
+		streamsFrom(t, l, "h2", "h3")
+		// What h2 had received when h1 died is what the cluster has: all
+		// the writer's rows up to the last one h2 holds, and h3 the same.
+		got := rowsOn(t, l, "h2", 0, 1_000_000)
+		if len(got) == 0 {
+			t.Fatalf("h2 holds none of the writer's rows")
+		}
+		last := got[len(got)-1]
+		var upTo []int
+		for _, id := range acked {
+			if id <= last {
+				upTo = append(upTo, id)
+			}
+		}
+		if lost := difference(upTo, got); len(lost) > 0 {
+			t.Errorf("h2 holds rows up to id %d but not %d of the commits before it: ids %s", last, len(lost), firstIDs(lost))
+		}
+		t.Logf("h2 holds the writer's rows up to id %d; %d commits on h1 after it were not replicated in time", last, len(acked)-len(upTo))
+		sameRows(t, l, "h2", "h3")
+	})
+	if t.Failed() {
+		t.FailNow()
+	}
+
+	t.Run("up rejoins the old primary", func(t *testing.T) {
+		w := startWriter(t, l, "h2", 1_000_000)
+		w.waitFor(20)
+		if out, err := exec.Command("docker", "start", h1.Container).CombinedOutput(); err != nil {
+			t.Fatalf("docker start %s: %v %s", h1.Container, err, out)
+		}
+		waitSSHD(t, h1.Address)
+		rep := parseReport(t, upOK(t, inv, "--output", "json"))
+		rewound := false
+		for _, h := range rep.Hosts {
+			for _, s := range h.Steps {
+				if h.Host == "h1" && s.Status == "changed" && strings.Contains(strings.ToLower(strings.Join(s.Changes, " ")), "rewind") {
+					rewound = true
+				}
+			}
+		}
+		if !rewound {
+			t.Errorf("up did not rewind h1: %+v", rep.Hosts)
+		}
+		streamsFrom(t, l, "h2", "h1", "h3")
+		// h1's own commits that h2 never received are gone from it.
+		sameRows(t, l, "h2", "h1", "h3")
+		checkNoLoss(t, l, w)
+		converged(t, inv)
+	})
+}
