@@ -57,7 +57,7 @@ BENCHRUNS ?= 3
 
 bench: setup images
 	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 120m ./internal/e2e/ -runs $(BENCHRUNS) 2>&1 | \
-	  grep -E '^(Benchmark|ok|FAIL|PASS)|runs:|s/median|primary.s data|rebuild /'
+	  grep -E '^(Benchmark|ok|FAIL|PASS)|runs:|s/median|primary.s data|rebuild /|switchover:'
 
 # The unit tests fail when the committed reference differs from what the
 # commands give; this rewrites it.

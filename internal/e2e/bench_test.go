@@ -22,7 +22,8 @@ import (
 // s/median.
 //
 // Targets: up from bare hosts within 1.25x of the floor; a no-op re-run
-// under 1 s for 3 hosts.
+// under 1 s for 3 hosts; a switchover under 10 s, under 5 s of it with no
+// host taking writes.
 
 var benchRuns = flag.Int("runs", 3, "measured runs per benchmark (use with -benchtime=1x)")
 
@@ -169,5 +170,40 @@ pg_ctlcluster 15 main start`, replica.Name, primary.Address, replica.Name))
 	fmt.Printf("    rebuild / pg_basebackup: %.2fx (target 1.1x)\n", rm.Seconds()/fm.Seconds())
 	if rm.Seconds() > 1.1*fm.Seconds() {
 		b.Errorf("rebuild median %v is more than 1.1x the bare pg_basebackup's %v", rm, fm)
+	}
+}
+
+// BenchmarkSwitchover moves the primary of a 3-host cluster built by up to
+// h2 and back to h1, -runs times each way, and reports the medians of the
+// times switchover gives in its JSON report: the whole command (target:
+// under 10 s) and the time no host took writes (target: under 5 s). It
+// fails when a median misses its target.
+func BenchmarkSwitchover(b *testing.B) {
+	l := newLab(b, 3, "bookworm")
+	if r := pgfleet(b, "up", l.Inventory); r.code != 0 {
+		b.Fatalf("pgfleet up: exit %d", r.code)
+	}
+	var total, unavailable, wall []time.Duration
+	seconds := func(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
+	for i := 0; i < *benchRuns; i++ {
+		for _, to := range []struct{ from, to string }{{"h1", "h2"}, {"h2", "h1"}} {
+			start := time.Now()
+			r := pgfleet(b, "switchover", l.Inventory, "--to", to.to, "--yes", "--output", "json")
+			wall = append(wall, time.Since(start))
+			h := parseHandover(b, r, to.from, to.to).Handover
+			total = append(total, seconds(h.TotalSeconds))
+			unavailable = append(unavailable, seconds(h.UnavailableSeconds))
+		}
+	}
+	var tm, um time.Duration
+	b.Run("total", func(b *testing.B) { tm = reportMedian(b, total) })
+	b.Run("unavailable", func(b *testing.B) { um = reportMedian(b, unavailable) })
+	b.Run("wall", func(b *testing.B) { reportMedian(b, wall) })
+	fmt.Printf("    switchover: median %.2fs in all (target under 10 s), writes unavailable %.2fs (target under 5 s)\n", tm.Seconds(), um.Seconds())
+	if tm > 10*time.Second {
+		b.Errorf("switchover median %v, target under 10 s", tm)
+	}
+	if um > 5*time.Second {
+		b.Errorf("switchover writes unavailable median %v, target under 5 s", um)
 	}
 }
