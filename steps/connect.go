@@ -2,6 +2,7 @@ package steps
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"github.com/pgfleet/pgfleet/internal/remote"
@@ -12,12 +13,24 @@ import (
 // reached is failed, and its "connect" result recorded; the others go on.
 // The facts are read by Facts, after Lock: what the run decides is read
 // while it holds the clusters' locks.
-type Connect struct{}
+//
+// MayBeDown names hosts the run expects to be unreachable (a failover's
+// dead primary): one that cannot be reached is left out of the run, its
+// connection recorded as skipped, not failed.
+type Connect struct {
+	MayBeDown []string
+}
 
 func (Connect) Name() string { return "connect" }
 
-func (Connect) Run(ctx context.Context, r *Run) error {
-	r.eachReached(ctx, r.dialHost)
+func (c Connect) Run(ctx context.Context, r *Run) error {
+	r.eachReached(ctx, func(ctx context.Context, h *Host) error {
+		err := r.dialHost(ctx, h, slices.Contains(c.MayBeDown, h.Name))
+		if err != nil && slices.Contains(c.MayBeDown, h.Name) {
+			return nil // logged by dialHost
+		}
+		return err
+	})
 	return nil
 }
 
@@ -49,19 +62,25 @@ func (r *Run) eachReached(ctx context.Context, f func(context.Context, *Host) er
 // Facts do for the whole run, and records the result; a failure fails the
 // host and is returned.
 func (r *Run) ConnectHost(ctx context.Context, h *Host) error {
-	if err := r.dialHost(ctx, h); err != nil {
+	if err := r.dialHost(ctx, h, false); err != nil {
 		return err
 	}
 	return r.readFacts(ctx, h)
 }
 
 // dialHost connects to h. A failure fails the host and is recorded as its
-// "connect" result; a success is recorded by readFacts.
-func (r *Run) dialHost(ctx context.Context, h *Host) error {
+// "connect" result, as skipped when the host mayBeDown; a success is
+// recorded by readFacts.
+func (r *Run) dialHost(ctx context.Context, h *Host, mayBeDown bool) error {
 	start := time.Now()
 	err := r.dial(ctx, h)
 	h.dialed = time.Since(start)
-	if err != nil {
+	switch {
+	case err != nil && mayBeDown:
+		h.fail(err)
+		r.record(Result{Step: "connect", Host: h.Name, Status: Skipped, Duration: h.dialed})
+		h.Log.Warn("cannot be reached, as expected", "err", Cause(err))
+	case err != nil:
 		err = r.hostError(h, "connect", err)
 		r.record(Result{Step: "connect", Host: h.Name, Status: Failed, Err: err, Duration: h.dialed})
 	}

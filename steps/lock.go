@@ -64,12 +64,7 @@ func (Lock) Run(ctx context.Context, r *Run) error {
 	if r.Opts.DryRun {
 		return nil
 	}
-	who := "pgfleet"
-	if u, err := user.Current(); err == nil {
-		who = u.Username
-	}
-	host, _ := os.Hostname()
-	owner := fmt.Sprintf("%s@%s (pid %d, since %s)", who, host, os.Getpid(), time.Now().Format(time.RFC3339))
+	owner := lockOwner()
 	r.Each(r.clusterPrimaries(), func(p *Host) {
 		if err := p.Failed(); err != nil {
 			r.leaveCluster(p, fmt.Errorf("not changed: its primary %s cannot be reached, so cluster %s cannot be locked", p.Name, p.Cluster.Name))
@@ -83,6 +78,17 @@ func (Lock) Run(ctx context.Context, r *Run) error {
 		}
 	})
 	return nil
+}
+
+// lockOwner says who holds a lock this run takes, for the message another
+// run that finds it held shows.
+func lockOwner() string {
+	who := "pgfleet"
+	if u, err := user.Current(); err == nil {
+		who = u.Username
+	}
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s@%s (pid %d, since %s)", who, host, os.Getpid(), time.Now().Format(time.RFC3339))
 }
 
 // clusterPrimaries is the primary of every cluster the run touches, in or

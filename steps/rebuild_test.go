@@ -92,13 +92,24 @@ func TestApproveFailedPlanStaysADryRun(t *testing.T) {
 }
 
 // Each command's list is the whole pipeline: connect, lock and read the
-// facts before any step that acts on a host, verify after the last.
+// facts before any step that acts on a host, verify after the last. A
+// failover cannot lock on the dead primary: it locks on the new one.
 func TestCommandsAreWholePipelines(t *testing.T) {
-	for name, list := range map[string][]Step{"up": Up(), "rebuild": Rebuild()} {
-		if len(list) < 5 || list[0] != (Connect{}) || list[1] != (Lock{}) || list[2] != (Facts{}) || list[len(list)-1] != (Verify{}) {
-			t.Errorf("%s: %v, want connect, lock, facts first and verify last", name, list)
+	is := func(s Step, name string) bool { return s.Name() == name }
+	lists := map[string][]Step{"up": Up(), "rebuild": Rebuild(), "switchover": Switchover("main", "h2"), "failover": Failover("main", "h1", "", false)}
+	for name, list := range lists {
+		head := []string{"connect", "lock", "facts"}
+		if name == "failover" {
+			head = []string{"connect", "facts"}
 		}
-		if n := len(hostSteps(list)); n == 0 {
+		ok := len(list) > len(head) && is(list[len(list)-1], "verify")
+		for i, want := range head {
+			ok = ok && is(list[i], want)
+		}
+		if !ok {
+			t.Errorf("%s: %v, want %v first and verify last", name, list, head)
+		}
+		if n := len(hostSteps(list)); n == 0 && name != "switchover" && name != "failover" {
 			t.Errorf("%s converges nothing", name)
 		}
 	}

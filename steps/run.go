@@ -190,6 +190,11 @@ type Options struct {
 	// in the run's results (pgfleet rebuild); nil when no one can be
 	// asked, which is a no.
 	Approve func(plan *Run) (bool, error)
+	// Promoted is told, by a switchover or failover, as soon as the new
+	// primary accepts writes, before the other members follow it: from
+	// then on the inventory must name it (cmd rewrites the file). An
+	// error is logged; the run goes on.
+	Promoted func(*HandoverReport) error
 }
 
 // Run is one run of a list of steps over an inventory.
@@ -199,6 +204,9 @@ type Run struct {
 	Hosts     []*Host // in inventory order
 	Started   time.Time
 	outside   []*Host // primaries outside --limit (Options.WithPrimaries)
+	// Handover is what a switchover or failover did (or, in a dry run,
+	// would do); nil in other runs.
+	Handover *HandoverReport
 
 	mu        sync.Mutex
 	results   []Result

@@ -57,3 +57,49 @@ func (Slots) Check(ctx context.Context, r *Run, h *Host) (*Plan, error) {
 		return nil
 	}}, nil
 }
+
+// StandbySlots drops, on a standby, the replication slots it kept from
+// the time it was its cluster's primary (a switchover or failover made it
+// a standby): a slot on a standby that no one streams from keeps WAL there
+// without end. Only the slots pgfleet made for the cluster's members, and
+// only those no one uses, are dropped; any other is reported.
+type StandbySlots struct{ onReplicas }
+
+func (StandbySlots) Name() string { return "slots" }
+func (StandbySlots) Check(ctx context.Context, r *Run, h *Host) (*Plan, error) {
+	sv := h.Facts.Server
+	if sv == nil || !sv.InRecovery || len(sv.Slots) == 0 {
+		return nil, nil
+	}
+	members := map[string]bool{pgsql.SlotName(h.Cluster.Primary.Name): true}
+	for _, m := range h.Cluster.Replicas {
+		members[pgsql.SlotName(m.Name)] = true
+	}
+	var drop []string
+	for _, sl := range sv.Slots {
+		switch {
+		case members[sl.Name] && !sl.Active:
+			drop = append(drop, sl.Name)
+		default:
+			h.Log.Warn("replication slot on a standby: it keeps WAL on the standby", "slot", sl.Name,
+				"hint", "drop it with SELECT pg_drop_replication_slot('"+sl.Name+"') if nothing needs it")
+		}
+	}
+	if len(drop) == 0 {
+		return nil, nil
+	}
+	var changes []string
+	for _, d := range drop {
+		changes = append(changes, "drop replication slot "+d+", left from when it was the primary")
+	}
+	return &Plan{Changes: changes, Apply: func(ctx context.Context) error {
+		var sql strings.Builder
+		for _, d := range drop {
+			fmt.Fprintf(&sql, "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = %s AND NOT active;\n", pgsql.QuoteLiteral(d))
+		}
+		if _, err := psql(ctx, h, sql.String()); err != nil {
+			return fmt.Errorf("drop slots: %w", err)
+		}
+		return nil
+	}}, nil
+}

@@ -90,6 +90,11 @@ type Server struct {
 	WALSegmentSize int64  `json:"wal_segment_size"` // bytes
 	DBSize         int64  `json:"db_size"`
 	UserDatabases  int    `json:"user_databases"`
+	// DataChecksums and WALLogHints: pg_rewind needs one of them to turn
+	// a former primary into a standby of another member.
+	DataChecksums       bool `json:"data_checksums"`
+	WALLogHints         bool `json:"wal_log_hints"`
+	MaxReplicationSlots int  `json:"max_replication_slots"`
 }
 
 // Role describes the replication role on a server.

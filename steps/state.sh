@@ -152,7 +152,10 @@ SELECT json_build_object(
     WHERE name ~ '^[0-9A-F]{24}$' ORDER BY substr(name, 9) LIMIT 1) END,
   'wal_segment_size', pg_size_bytes(current_setting('wal_segment_size')),
   'db_size', (SELECT sum(pg_database_size(oid))::bigint FROM pg_database),
-  'user_databases', (SELECT count(*) FROM pg_database WHERE datname NOT IN ('postgres', 'template0', 'template1'))
+  'user_databases', (SELECT count(*) FROM pg_database WHERE datname NOT IN ('postgres', 'template0', 'template1')),
+  'data_checksums', current_setting('data_checksums')::bool,
+  'wal_log_hints', current_setting('wal_log_hints')::bool,
+  'max_replication_slots', current_setting('max_replication_slots')::int
 ) FROM l;
 SQL
 )"

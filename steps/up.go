@@ -25,6 +25,7 @@ func Up() []Step {
 		Follow{},
 		Clone{},
 		StartReplicas{},
+		StandbySlots{},
 		Verify{},
 	}
 }

@@ -85,6 +85,8 @@ func newRootCommand() *cobra.Command {
 	root.AddCommand(newStatusCommand(g))
 	root.AddCommand(newCheckCommand(g))
 	root.AddCommand(newRebuildCommand(g))
+	root.AddCommand(newSwitchoverCommand(g))
+	root.AddCommand(newFailoverCommand(g))
 	return root
 }
 

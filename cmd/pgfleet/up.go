@@ -215,6 +215,9 @@ type runReport struct {
 	Changed  int          `json:"changed"`
 	Hosts    []hostReport `json:"hosts"`
 	Failures []failure    `json:"failures,omitempty"`
+	// Handover and Inventory: what a switchover or failover did.
+	Handover  *steps.HandoverReport `json:"handover,omitempty"`
+	Inventory *inventoryChange      `json:"inventory,omitempty"`
 
 	results []steps.Result // every result, in the order they happened
 }
@@ -268,7 +271,14 @@ func buildReport(r *steps.Run, total time.Duration, dryRun bool) runReport {
 }
 
 func report(g *globalOptions, r *steps.Run, stdout io.Writer, total time.Duration, dryRun bool) error {
+	return reportWith(g, r, stdout, total, dryRun, nil, nil)
+}
+
+// reportWith is report with a switchover's or failover's inventory
+// change, and text printed after the summary.
+func reportWith(g *globalOptions, r *steps.Run, stdout io.Writer, total time.Duration, dryRun bool, change *inventoryChange, after func(io.Writer)) error {
 	rep := buildReport(r, total, dryRun)
+	rep.Handover, rep.Inventory = r.Handover, change
 	if g.output == "json" {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -280,6 +290,9 @@ func report(g *globalOptions, r *steps.Run, stdout io.Writer, total time.Duratio
 			printPlan(stdout, rep)
 		}
 		printSummary(stdout, rep)
+		if after != nil {
+			after(stdout)
+		}
 	}
 	for _, f := range rep.Failures {
 		fmt.Fprintf(os.Stderr, "pgfleet: error: %s: %s: %s\n", f.Host, f.Step, f.Error)

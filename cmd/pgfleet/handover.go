@@ -1,0 +1,357 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/pgfleet/pgfleet/internal/textdiff"
+	"github.com/pgfleet/pgfleet/inventory"
+	"github.com/pgfleet/pgfleet/steps"
+)
+
+type handoverOptions struct {
+	failover         bool
+	to               string
+	cluster          string
+	force            bool
+	dryRun           bool
+	noWriteInventory bool
+	connectTimeout   time.Duration
+	verifyTimeout    time.Duration
+}
+
+const switchoverLong = `Move a cluster's primary to one of its replicas, planned and with nothing
+lost: for maintenance of the primary's host, or to move the primary back.
+
+pgfleet:
+  1. connects to every member of the cluster and takes its lock; checks,
+     changing nothing, that every member is reachable, that HOST streams
+     from the primary with little lag, that the other replicas stream, that
+     the primary has data checksums or wal_log_hints, and that HOST has room
+     for the replication slots; refuses with the reason otherwise;
+  2. shows the plan and asks (--yes for scripts; --dry-run shows it and
+     stops);
+  3. stops the primary with a fast shutdown (clients are disconnected; its
+     final WAL goes to the replicas), waits until HOST has replayed that WAL
+     up to its last record (the proof that no committed transaction is
+     lost), and promotes HOST; if HOST does not catch up, the old primary is
+     started again and nothing has changed;
+  4. makes replication slots on the new primary, points the other replicas
+     at it (a reload on PostgreSQL 13 and later), and makes the old primary
+     a standby of it;
+  5. verifies that every member streams from the new primary;
+  6. rewrites clusters.NAME.primary and replicas in the inventory file in
+     place, keeping its comments and layout, and prints the diff
+     (--no-write-inventory prints the new file instead).
+It prints how long writes were unavailable: from the primary's stop to the
+new primary's first write. Clients that connect with the connection string
+pgfleet status prints (every member, target_session_attrs=read-write) find
+the new primary by themselves.`
+
+const failoverLong = `The primary of a cluster is dead: promote a replica in its place.
+
+pgfleet:
+  1. connects to the members of the cluster (the old primary may be
+     unreachable) and refuses while the old primary is reachable and runs as
+     a primary: that is a switchover, or two primaries in the making
+     (--force promotes anyway, once you have fenced it);
+  2. chooses the replica that has received the most WAL, or HOST with --to;
+     a HOST that has received less than another replica is refused, with the
+     bytes that would be lost (--force accepts the loss);
+  3. shows the plan and asks (--yes for scripts; --dry-run shows it and
+     stops);
+  4. promotes it, takes the cluster's lock there, makes its replication
+     slots, points the other replicas at it, verifies that they stream;
+  5. rewrites the inventory as switchover does: the old primary becomes a
+     replica of the new one.
+The old primary is left alone. It must never start as a primary again:
+keep it stopped or fenced. Once it is back, pgfleet up rejoins it as a
+replica (with pg_rewind), its diverged data kept aside.
+
+With asynchronous replication, transactions the old primary committed but
+no replica received are lost by a failover.`
+
+func newSwitchoverCommand(g *globalOptions) *cobra.Command {
+	o := &handoverOptions{}
+	cmd := &cobra.Command{
+		Use:   "switchover INVENTORY --to HOST",
+		Short: "Move a cluster's primary to a replica, planned and with nothing lost",
+		Long:  switchoverLong,
+		Example: `  pgfleet switchover inventory.yaml --to db2 --dry-run
+  pgfleet switchover inventory.yaml --to db2
+  pgfleet switchover inventory.yaml --to db1 --yes   # and back, in a script`,
+		Args: exactArgs(1, "INVENTORY"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if o.to == "" {
+				return usageError{fmt.Errorf("%s needs --to HOST: the replica to make the primary (see %s --help)", cmd.CommandPath(), cmd.CommandPath())}
+			}
+			return runHandover(cmd.Context(), g, o, args[0], cmd.OutOrStdout())
+		},
+	}
+	handoverFlags(cmd, o)
+	cmd.Flags().StringVar(&o.to, "to", "", "the replica to make the primary")
+	return cmd
+}
+
+func newFailoverCommand(g *globalOptions) *cobra.Command {
+	o := &handoverOptions{failover: true}
+	cmd := &cobra.Command{
+		Use:   "failover INVENTORY [--to HOST]",
+		Short: "Promote a replica in place of a dead primary",
+		Long:  failoverLong,
+		Example: `  pgfleet failover inventory.yaml --dry-run
+  pgfleet failover inventory.yaml
+  pgfleet failover inventory.yaml --cluster billing --to db5`,
+		Args: exactArgs(1, "INVENTORY"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runHandover(cmd.Context(), g, o, args[0], cmd.OutOrStdout())
+		},
+	}
+	handoverFlags(cmd, o)
+	f := cmd.Flags()
+	f.StringVar(&o.to, "to", "", "the replica to promote (default: the one that received the most WAL)")
+	f.StringVar(&o.cluster, "cluster", "", "the cluster whose primary died (needed when the inventory has several and --to is not given)")
+	f.BoolVar(&o.force, "force", false, "promote although the old primary still runs as one, or HOST is behind another replica")
+	return cmd
+}
+
+func handoverFlags(cmd *cobra.Command, o *handoverOptions) {
+	f := cmd.Flags()
+	f.BoolVar(&o.dryRun, "dry-run", false, "check and show the plan; change nothing")
+	f.BoolVar(&o.noWriteInventory, "no-write-inventory", false, "leave the inventory file alone and print the new one")
+	connectTimeoutFlag(cmd, &o.connectTimeout)
+	f.DurationVar(&o.verifyTimeout, "verify-timeout", 2*time.Minute, "how long to wait for the members to stream from the new primary")
+}
+
+// handoverCluster is the cluster a switchover or failover concerns, found
+// from the inventory alone: --to's, --cluster, or the only one.
+func handoverCluster(inv *inventory.Inventory, o *handoverOptions) (*inventory.Cluster, error) {
+	if o.to != "" {
+		h := inv.Host(o.to)
+		switch {
+		case h == nil:
+			return nil, fmt.Errorf("no host %q in %s", o.to, inv.Path)
+		case h.Cluster == nil:
+			return nil, fmt.Errorf("host %s is in no cluster", o.to)
+		case h.IsPrimary():
+			return nil, fmt.Errorf("%s is already the primary of cluster %s", o.to, h.Cluster.Name)
+		case o.cluster != "" && o.cluster != h.Cluster.Name:
+			return nil, fmt.Errorf("%s is in cluster %s, not %s", o.to, h.Cluster.Name, o.cluster)
+		}
+		return h.Cluster, nil
+	}
+	if o.cluster != "" {
+		c := inv.Cluster(o.cluster)
+		if c == nil {
+			return nil, fmt.Errorf("no cluster %q in %s", o.cluster, inv.Path)
+		}
+		return c, nil
+	}
+	if len(inv.Clusters) != 1 {
+		return nil, fmt.Errorf("%s has %d clusters: name the one with --cluster or --to", inv.Path, len(inv.Clusters))
+	}
+	return inv.Clusters[0], nil
+}
+
+// inventoryChange is how the inventory file was, or would be, rewritten.
+type inventoryChange struct {
+	Path    string `json:"path"`
+	Written bool   `json:"written"`
+	Diff    string `json:"diff,omitempty"`
+	// Content is the new file when it was not written.
+	Content string `json:"content,omitempty"`
+	Error   string `json:"error,omitempty"`
+}
+
+func runHandover(ctx context.Context, g *globalOptions, o *handoverOptions, path string, stdout io.Writer) error {
+	if len(g.limit) > 0 {
+		return usageError{errors.New("switchover and failover work on one whole cluster: they take no --limit")}
+	}
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return usageError{err}
+	}
+	inv, err := loadInventory(path)
+	if err != nil {
+		return err
+	}
+	c, err := handoverCluster(inv, o)
+	if err != nil {
+		return usageError{err}
+	}
+	kind, oldPrimary := "switchover", c.Primary.Name
+	if o.failover {
+		kind = "failover"
+	}
+	opts := g.runOptions(o.connectTimeout)
+	opts.Limit = append([]string{c.Primary.Name}, names(c.Replicas)...)
+	opts.DryRun, opts.VerifyTimeout = o.dryRun, o.verifyTimeout
+	opts.Approve = func(plan *steps.Run) (bool, error) {
+		if g.output == "text" {
+			printPlan(stdout, buildReport(plan, time.Since(plan.Started), true))
+		}
+		to := "a replica"
+		if rep := plan.Handover; rep != nil {
+			to = rep.To
+		}
+		return confirm(g, fmt.Sprintf("%s: make %s the primary of cluster %s instead of %s, as shown above?", kind, to, c.Name, oldPrimary))
+	}
+	change := &inventoryChange{Path: path}
+	opts.Promoted = func(rep *steps.HandoverReport) error {
+		return rewriteInventory(change, src, path, rep.Cluster, rep.To, !o.noWriteInventory)
+	}
+	r, err := steps.NewRun(inv, opts)
+	if err != nil {
+		return usageError{err}
+	}
+	defer r.Close()
+	list := steps.Switchover(c.Name, o.to)
+	if o.failover {
+		list = steps.Failover(c.Name, oldPrimary, o.to, o.force)
+	}
+	err = r.Apply(ctx, list)
+	if errors.Is(err, steps.ErrNotApproved) {
+		fmt.Fprintln(os.Stderr, "pgfleet: nothing changed")
+		return silentError{exitFailed}
+	}
+	rep := r.Handover
+	if rep != nil && r.Opts.DryRun && r.Err() == nil {
+		// What the inventory would become, shown with the plan.
+		_ = rewriteInventory(change, src, path, rep.Cluster, rep.To, false)
+	}
+	if rep != nil && (rep.Promoted || r.Opts.DryRun) && change.Diff != "" {
+		rep.InventoryWritten = change.Written
+	} else {
+		change = nil
+	}
+	if err != nil {
+		if rep != nil && rep.Promoted {
+			printHandover(os.Stderr, rep, change, o.failover)
+		}
+		return err
+	}
+	return reportWith(g, r, stdout, time.Since(r.Started), r.Opts.DryRun, change, func(w io.Writer) {
+		printHandover(w, rep, change, o.failover)
+	})
+}
+
+func names(hosts []*inventory.Host) []string {
+	var out []string
+	for _, h := range hosts {
+		out = append(out, h.Name)
+	}
+	return out
+}
+
+// rewriteInventory makes the inventory file name the new primary of the
+// cluster: the new content and its diff go into change, and the file is
+// written when write is set. A file that changed since the run read it is
+// not overwritten.
+func rewriteInventory(change *inventoryChange, src []byte, path, cluster, to string, write bool) error {
+	out, err := inventory.SetPrimary(src, path, cluster, to)
+	if err != nil {
+		change.Error = err.Error()
+		return err
+	}
+	diff, err := textdiff.Unified(path, path, src, out)
+	if err != nil {
+		return err
+	}
+	change.Diff = diff
+	if !write {
+		change.Content = string(out)
+		return nil
+	}
+	if now, err := os.ReadFile(path); err != nil || !bytes.Equal(now, src) {
+		change.Content = string(out)
+		err = fmt.Errorf("%s changed while pgfleet ran: it was not overwritten; its new content is printed below", path)
+		change.Error = err.Error()
+		return err
+	}
+	if err := writeFileAtomic(path, out); err != nil {
+		change.Content = string(out)
+		change.Error = err.Error()
+		return err
+	}
+	change.Written = true
+	return nil
+}
+
+// writeFileAtomic replaces the file at path (the file a symbolic link
+// leads to) with data, keeping its mode: a temporary file in the same
+// directory, synced, then renamed over it. A crash leaves the old file or
+// the new one, never half of one.
+func writeFileAtomic(path string, data []byte) error {
+	real, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return err
+	}
+	fi, err := os.Stat(real)
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(real), "."+filepath.Base(real)+".pgfleet-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name()) // after the rename, nothing to remove
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(fi.Mode().Perm()); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), real)
+}
+
+// printHandover says, after the summary, what changed hands and what the
+// inventory says now.
+func printHandover(w io.Writer, rep *steps.HandoverReport, change *inventoryChange, failover bool) {
+	if rep == nil {
+		return
+	}
+	fmt.Fprintln(w)
+	switch {
+	case !rep.Promoted:
+		fmt.Fprintf(w, "%s of cluster %s: %s would become the primary instead of %s.\n", rep.Kind, rep.Cluster, rep.To, rep.From)
+	case rep.UnavailableSeconds > 0:
+		fmt.Fprintf(w, "Cluster %s: %s is the primary now, instead of %s. Writes were unavailable for %.1f s; the %s took %.1f s.\n",
+			rep.Cluster, rep.To, rep.From, rep.UnavailableSeconds, rep.Kind, rep.TotalSeconds)
+	default:
+		fmt.Fprintf(w, "Cluster %s: %s is the primary now, instead of %s. The %s took %.1f s.\n", rep.Cluster, rep.To, rep.From, rep.Kind, rep.TotalSeconds)
+	}
+	if failover && rep.Promoted {
+		fmt.Fprintf(w, "%s, the old primary (%s), is a replica in the inventory now. It must never start as a primary again:\n"+
+			"keep it stopped or fenced; once it is back, pgfleet up rejoins it (with pg_rewind, its diverged data kept aside).\n", rep.From, rep.OldPrimary)
+	}
+	if change == nil {
+		return
+	}
+	switch {
+	case change.Written:
+		fmt.Fprintf(w, "%s now says so:\n%s", change.Path, change.Diff)
+	case change.Error != "":
+		fmt.Fprintf(w, "pgfleet could not rewrite %s (%s). Make it say so yourself:\n%s", change.Path, change.Error, change.Diff)
+	case !rep.Promoted:
+		fmt.Fprintf(w, "%s would change:\n%s", change.Path, change.Diff)
+	default:
+		fmt.Fprintf(w, "%s was left alone (--no-write-inventory). Its new content:\n%s", change.Path, change.Content)
+	}
+}

@@ -1,0 +1,655 @@
+package steps
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pgfleet/pgfleet/internal/pgsql"
+	"github.com/pgfleet/pgfleet/internal/remote"
+	"github.com/pgfleet/pgfleet/inventory"
+)
+
+// Switchover is the list of steps of `pgfleet switchover`: a planned move
+// of a cluster's primary to one of its streaming replicas, with the old
+// primary turned into a standby of the new one, and nothing committed
+// lost. The clusters' lock is taken on the old primary, as for up.
+func Switchover(cluster, to string) []Step {
+	return []Step{
+		Connect{},
+		Lock{},
+		Facts{},
+		Approve{Steps: []Step{Handover{Cluster: cluster, To: to}}},
+		Verify{},
+	}
+}
+
+// Failover is the list of steps of `pgfleet failover`: the cluster's
+// primary is dead, and a replica is promoted in its place. The old primary
+// may be unreachable: Connect expects it. The lock, which lives on the
+// primary, is taken on the new primary instead.
+func Failover(cluster, oldPrimary, to string, force bool) []Step {
+	return []Step{
+		Connect{MayBeDown: []string{oldPrimary}},
+		Facts{},
+		Approve{Steps: []Step{Handover{Cluster: cluster, To: to, Failover: true, Force: force}}},
+		Verify{},
+	}
+}
+
+// afterPromotion are the steps that make the members of a cluster follow
+// its new primary, once it is promoted and the inventory in memory says
+// so: the same steps as up's, which is what makes a later up change
+// nothing. Nothing is installed and nothing is cloned: a member that would
+// need a clone is reported, and `pgfleet up` or `rebuild` does it.
+func afterPromotion() []Step {
+	return []Step{
+		Configure{},
+		ReplicationRole{},
+		Slots{},
+		PgPass{},
+		Follow{},
+		StartReplicas{},
+		StandbySlots{},
+	}
+}
+
+// Handover moves the primary of a cluster to another member: a switchover
+// (the old primary is healthy and is stopped first) or, with Failover, a
+// failover (the old primary is dead). It checks first and changes nothing
+// when a check fails; a dry run shows what it would do. After the new
+// primary accepts writes, Options.Promoted is told (to rewrite the
+// inventory), and the members are made to follow it (afterPromotion).
+type Handover struct {
+	Cluster  string
+	To       string // the new primary; "" in a failover: the replica that received the most WAL
+	Failover bool
+	// Force, in a failover, promotes although the old primary still runs
+	// as a primary, or the target has received less WAL than another
+	// replica.
+	Force bool
+}
+
+func (s Handover) Name() string {
+	if s.Failover {
+		return "failover"
+	}
+	return "switchover"
+}
+
+// HandoverReport is what a switchover or failover did, for the summary.
+type HandoverReport struct {
+	Kind    string `json:"kind"` // switchover or failover
+	Cluster string `json:"cluster"`
+	From    string `json:"from"`
+	To      string `json:"to"`
+	// Promoted says the new primary accepts writes: from then on the
+	// inventory must name it, whatever fails after.
+	Promoted bool `json:"promoted"`
+	// FinalLSN is where the old primary's WAL ended when it stopped (a
+	// switchover): the new primary replayed it all before its promotion.
+	FinalLSN string `json:"final_lsn,omitempty"`
+	// UnavailableSeconds is how long writes were refused, from the old
+	// primary's stop to the new primary's first write (a switchover).
+	UnavailableSeconds float64 `json:"unavailable_seconds,omitempty"`
+	TotalSeconds       float64 `json:"total_seconds"`
+	// OldPrimary says, in a failover, what became of the old primary.
+	OldPrimary string `json:"old_primary,omitempty"`
+	// InventoryWritten is set by the command that rewrote the inventory.
+	InventoryWritten bool `json:"inventory_written"`
+}
+
+// handoverCatchUp is how long a switchover waits for the target to replay
+// the old primary's final WAL before it gives up and starts the old
+// primary again. A streaming replica with little lag needs well under a
+// second.
+const handoverCatchUp = 30 * time.Second
+
+// maxSwitchoverLag is how far, in bytes of WAL, the target of a
+// switchover may be behind its primary when it is checked: the wait
+// between the primary's stop and the promotion is for that much.
+const maxSwitchoverLag = 16 << 20
+
+// refusal is a check that failed, on the host it concerns.
+type refusal struct {
+	host *Host
+	err  error
+}
+
+// handoverPlan is what a handover decided: who is who, and what each
+// member will see done.
+type handoverPlan struct {
+	cluster *inventory.Cluster
+	old     *Host // nil in a failover when the old primary is not in the run
+	target  *Host
+	others  []*Host // the other replicas, in inventory order
+	changes map[*Host][]string
+}
+
+func (s Handover) Run(ctx context.Context, r *Run) error {
+	start := time.Now()
+	c := r.Inventory.Cluster(s.Cluster)
+	if c == nil {
+		return fmt.Errorf("no cluster %q in %s", s.Cluster, r.Inventory.Path)
+	}
+	if !r.Opts.DryRun {
+		// A person may have taken minutes to approve: decide again from
+		// what the hosts are now.
+		r.Each(r.liveMembers(c), func(h *Host) {
+			if err := h.refresh(ctx); err != nil {
+				r.hostError(h, s.Name(), err)
+			}
+		})
+	}
+	p, ref := s.decide(r, c)
+	if ref != nil {
+		r.record(Result{Step: s.Name(), Host: ref.host.Name, Status: Failed, Err: r.hostError(ref.host, s.Name(), ref.err)})
+		return nil
+	}
+	rep := &HandoverReport{Kind: s.Name(), Cluster: c.Name, From: c.Primary.Name, To: p.target.Name}
+	if s.Failover {
+		rep.OldPrimary = oldPrimaryState(r, p.old)
+	}
+	if prev := r.handover(); prev != nil && prev.To != rep.To {
+		err := hintf("run pgfleet failover again to see the new plan",
+			"the replicas moved since the plan was shown: %s has now received the most WAL, not %s", rep.To, prev.To)
+		r.record(Result{Step: s.Name(), Host: p.target.Name, Status: Failed, Err: r.hostError(p.target, s.Name(), err)})
+		return nil
+	}
+	r.setHandover(rep)
+	if r.Opts.DryRun {
+		for _, h := range p.members() {
+			r.record(Result{Step: s.Name(), Host: h.Name, Status: Changed, Changes: p.changes[h]})
+		}
+		return nil
+	}
+	var failedOn *Host
+	var err error
+	if s.Failover {
+		failedOn, err = s.failover(ctx, r, p, rep)
+	} else {
+		failedOn, err = s.switchover(ctx, r, p, rep)
+	}
+	rep.TotalSeconds = time.Since(start).Seconds()
+	if err != nil {
+		r.record(Result{Step: s.Name(), Host: failedOn.Name, Status: Failed, Err: r.hostError(failedOn, s.Name(), err),
+			Duration: time.Since(start)})
+	}
+	if !rep.Promoted {
+		return nil // nothing changed
+	}
+	for _, h := range p.members() {
+		if h == failedOn || (h == p.old && s.Failover) {
+			continue // recorded already
+		}
+		r.record(Result{Step: s.Name(), Host: h.Name, Status: Changed, Changes: p.changes[h], Duration: time.Since(start)})
+	}
+	// The new primary is the primary, whatever fails from here on: what
+	// the members need to follow it is up's work.
+	if err := r.Apply(ctx, afterPromotion()); err != nil {
+		return err
+	}
+	rep.TotalSeconds = time.Since(start).Seconds()
+	return nil
+}
+
+// members are the hosts of the plan, the old primary first.
+func (p *handoverPlan) members() []*Host {
+	var out []*Host
+	if p.old != nil {
+		out = append(out, p.old)
+	}
+	out = append(out, p.target)
+	return append(out, p.others...)
+}
+
+// liveMembers are the run's hosts of cluster c that are connected and
+// not failed.
+func (r *Run) liveMembers(c *inventory.Cluster) []*Host {
+	var out []*Host
+	for _, h := range r.Reached() {
+		if h.Cluster == c && h.Conn != nil && h.Failed() == nil {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+// decide checks that the handover can be done and plans it; it reads the
+// facts only.
+func (s Handover) decide(r *Run, c *inventory.Cluster) (*handoverPlan, *refusal) {
+	p := &handoverPlan{cluster: c, old: r.Host(c.Primary.Name), changes: map[*Host][]string{}}
+	if s.Failover {
+		return s.decideFailover(r, p)
+	}
+	return s.decideSwitchover(r, p)
+}
+
+func (s Handover) decideSwitchover(r *Run, p *handoverPlan) (*handoverPlan, *refusal) {
+	c, old := p.cluster, p.old
+	for _, m := range append([]*inventory.Host{c.Primary}, c.Replicas...) {
+		h := r.Host(m.Name)
+		if h == nil || h.Facts == nil || h.Failed() != nil {
+			// Its connection's failure is recorded already.
+			return nil, &refusal{hostOr(h, old), hintf("bring it back, or use pgfleet failover if the primary is dead",
+				"refusing to switch over: %s cannot be reached, and a switchover needs every member of cluster %s", m.Name, c.Name)}
+		}
+	}
+	ps := old.Facts.Server
+	switch {
+	case ps == nil || ps.InRecovery:
+		return nil, &refusal{old, hintf("if the primary is dead, use pgfleet failover INVENTORY",
+			"refusing to switch over: %s, the primary, does not run as a primary (%s)", old.Name, serverState(old.Facts))}
+	case !ps.DataChecksums && !ps.WALLogHints:
+		return nil, &refusal{old, hintf("set wal_log_hints: on in the inventory's postgres.settings and run pgfleet up (it restarts the primary), then switch over",
+			"refusing to switch over: %s has neither data checksums nor wal_log_hints, which pg_rewind needs to bring a member back after a failure", old.Name)}
+	}
+	t := r.Host(s.To)
+	p.target = t
+	ts := t.Facts.Server
+	row := ps.ReplicationOf(t.Name)
+	switch {
+	case ts == nil:
+		return nil, &refusal{t, hintf("start it (pgfleet up), wait until it streams (pgfleet status), then switch over",
+			"refusing to switch over to %s: it is not running (%s)", t.Name, serverState(t.Facts))}
+	case !ts.InRecovery:
+		return nil, &refusal{t, hintf("look at it first; to make it a replica again: pgfleet rebuild INVENTORY "+t.Name,
+			"refusing to switch over to %s: it runs as a primary already, not as a standby of %s", t.Name, old.Name)}
+	case row == nil || row.State != "streaming" || ts.Receiver == nil || ts.Receiver.Status != "streaming":
+		return nil, &refusal{t, hintf("run pgfleet up to bring it back, wait until pgfleet status shows it streaming, then switch over",
+			"refusing to switch over to %s: it does not stream from %s (%s)", t.Name, old.Name, streamState(row, ts))}
+	case ts.Timeline != ps.Timeline:
+		return nil, &refusal{t, hintf("rebuild it (pgfleet rebuild INVENTORY "+t.Name+"), then switch over",
+			"refusing to switch over to %s: it is on timeline %d, %s on %d", t.Name, ts.Timeline, old.Name, ps.Timeline)}
+	case row.LagBytes != nil && *row.LagBytes > maxSwitchoverLag:
+		return nil, &refusal{t, hintf("wait until it has caught up (pgfleet status shows its lag), then switch over",
+			"refusing to switch over to %s: it is %s behind %s, more than %s", t.Name, FormatBytes(*row.LagBytes), old.Name, FormatBytes(maxSwitchoverLag))}
+	case c.Postgres.Replication.Slots && ts.MaxReplicationSlots < len(c.Replicas):
+		return nil, &refusal{t, hintf("raise max_replication_slots in the inventory's postgres.settings and run pgfleet up, then switch over",
+			"refusing to switch over to %s: its max_replication_slots is %d, and as the primary it needs a slot for each of %d replicas", t.Name, ts.MaxReplicationSlots, len(c.Replicas))}
+	}
+	for _, m := range c.Replicas {
+		h := r.Host(m.Name)
+		if h == t {
+			continue
+		}
+		if row := ps.ReplicationOf(h.Name); h.Facts.Server == nil || row == nil || row.State != "streaming" {
+			return nil, &refusal{h, hintf("run pgfleet up to bring it back (or pgfleet rebuild INVENTORY "+h.Name+"), then switch over",
+				"refusing to switch over: %s does not stream from %s (%s), so it could not follow %s", h.Name, old.Name, streamState(row, h.Facts.Server), t.Name)}
+		}
+		p.others = append(p.others, h)
+	}
+	p.changes[old] = []string{
+		"stop PostgreSQL with a fast shutdown: clients are disconnected and its final WAL goes to the replicas",
+		"become a standby of " + t.Name + " (standby.signal and primary_conninfo; it has not diverged, so no pg_rewind)",
+	}
+	p.changes[t] = append([]string{
+		"wait until it has replayed " + old.Name + "'s final WAL: the proof that no committed transaction is lost",
+		"promote it to primary",
+	}, slotChanges(p)...)
+	for _, h := range p.others {
+		p.changes[h] = []string{"follow " + t.Name + " (primary_conninfo, and a " + followAction(h.PG().Version) + ")"}
+	}
+	return p, nil
+}
+
+func (s Handover) decideFailover(r *Run, p *handoverPlan) (*handoverPlan, *refusal) {
+	c, old := p.cluster, p.old
+	if old != nil && old.Failed() == nil && old.Facts != nil {
+		if f := old.Facts; (f.Server != nil && !f.Server.InRecovery) || (f.Server == nil && f.PostmasterPID > 0 && !f.StandbySignal) {
+			if !s.Force {
+				return nil, &refusal{old, hintf(fmt.Sprintf("if it is alive, this is a switchover: pgfleet switchover INVENTORY --to HOST. If clients cannot reach it, fence it first: stop it (sudo pg_ctlcluster %d main stop) and keep it from starting (sudo systemctl mask postgresql@%d-main), then run failover again. --force promotes a replica anyway, and you will have two primaries", c.Postgres.Version, c.Postgres.Version),
+					"refusing to fail over: %s, the primary, is reachable and runs as a primary (%s); promoting a replica now would make two primaries", old.Name, serverState(f))}
+			}
+			r.Opts.Logger.Warn("failing over with --force while the old primary runs as a primary: fence it now", "host", old.Name)
+		}
+	}
+	type candidate struct {
+		h   *Host
+		lsn uint64
+	}
+	var cands []candidate
+	var notes []string
+	for _, m := range c.Replicas {
+		h := r.Host(m.Name)
+		if h == nil || h.Failed() != nil || h.Facts == nil {
+			notes = append(notes, m.Name+" cannot be reached")
+			continue
+		}
+		sv := h.Facts.Server
+		if sv == nil || !sv.InRecovery {
+			notes = append(notes, fmt.Sprintf("%s is not a running standby (%s)", h.Name, serverState(h.Facts)))
+			continue
+		}
+		lsn, _ := pgsql.ParseLSN(sv.LSN)
+		if recv, err := pgsql.ParseLSN(sv.ReceiveLSN); err == nil && recv > lsn {
+			lsn = recv
+		}
+		cands = append(cands, candidate{h, lsn})
+	}
+	if len(cands) == 0 {
+		first := r.Host(c.Replicas[0].Name)
+		return nil, &refusal{first, hintf("start a replica (pgfleet up --limit HOST may help), then run failover again",
+			"refusing to fail over: no replica of cluster %s runs as a standby to promote (%s)", c.Name, strings.Join(notes, "; "))}
+	}
+	best := cands[0]
+	for _, cd := range cands[1:] {
+		if cd.lsn > best.lsn {
+			best = cd
+		}
+	}
+	chosen := best
+	if s.To != "" {
+		i := slices.IndexFunc(cands, func(cd candidate) bool { return cd.h.Name == s.To })
+		if i < 0 {
+			t := r.Host(s.To)
+			return nil, &refusal{t, hintf("choose another with --to, or leave --to out to take the replica that received the most WAL",
+				"refusing to fail over to %s: it is not a running standby (%s)", s.To, serverState(t.Facts))}
+		}
+		chosen = cands[i]
+		if best.lsn > chosen.lsn {
+			lost := int64(best.lsn - chosen.lsn)
+			if !s.Force {
+				return nil, &refusal{chosen.h, hintf(fmt.Sprintf("fail over to %s (leave --to out), or pass --force to lose them", best.h.Name),
+					"refusing to fail over to %s: %s has received %s (%d bytes) of WAL more, transactions that promoting %s would lose", s.To, best.h.Name, FormatBytes(lost), lost, s.To)}
+			}
+			r.Opts.Logger.Warn("failing over to a replica behind another: its WAL is lost", "to", s.To, "ahead", best.h.Name, "bytes", lost)
+		}
+	}
+	t := chosen.h
+	p.target = t
+	for _, cd := range cands {
+		if cd.h != t {
+			p.others = append(p.others, cd.h)
+		}
+	}
+	p.changes[t] = append([]string{
+		fmt.Sprintf("promote it to primary (it has received WAL up to %s, the most of any replica)", pgsql.FormatLSN(chosen.lsn)),
+	}, slotChanges(p)...)
+	if chosen != best {
+		p.changes[t][0] = fmt.Sprintf("promote it to primary (WAL up to %s; %s has more, lost with --force)", pgsql.FormatLSN(chosen.lsn), best.h.Name)
+	}
+	for _, h := range p.others {
+		p.changes[h] = []string{"follow " + t.Name + " (primary_conninfo, and a " + followAction(h.PG().Version) + ")"}
+	}
+	if old != nil {
+		p.changes[old] = []string{"leave it alone: the inventory lists it as a replica of " + t.Name +
+			"; it must never start as a primary again; pgfleet up rejoins it once it is back"}
+	}
+	return p, nil
+}
+
+// slotChanges is what the new primary's slots will be, as plan text.
+func slotChanges(p *handoverPlan) []string {
+	if !p.cluster.Postgres.Replication.Slots {
+		return nil
+	}
+	names := []string{p.cluster.Primary.Name} // the old primary, a replica after
+	for _, h := range p.others {
+		names = append(names, h.Name)
+	}
+	return []string{"make replication slots for " + strings.Join(names, ", ")}
+}
+
+// hostOr is h, or else the fallback: a refusal needs a host to name.
+func hostOr(h, fallback *Host) *Host {
+	if h != nil {
+		return h
+	}
+	return fallback
+}
+
+// serverState says in a few words how a host's server is.
+func serverState(f *State) string {
+	switch {
+	case f == nil:
+		return "not reached"
+	case f.Server != nil && f.Server.InRecovery:
+		return "running as a standby"
+	case f.Server != nil:
+		return "running as a primary"
+	case f.PostmasterPID > 0:
+		return "running, but it does not answer SQL"
+	case f.DataVersion == 0:
+		return "no data"
+	}
+	return "not running"
+}
+
+// streamState says how a replica streams, from its primary's row and its
+// own server.
+func streamState(row *ReplicationState, sv *Server) string {
+	prim := "absent from the primary's pg_stat_replication"
+	if row != nil {
+		prim = "the primary sees it " + row.State
+	}
+	recv := "not running"
+	switch {
+	case sv == nil:
+		recv = "it does not answer"
+	case sv.Receiver != nil:
+		recv = "its WAL receiver is " + sv.Receiver.Status
+	}
+	return prim + ", " + recv
+}
+
+// oldPrimaryState says what a failover finds of the old primary.
+func oldPrimaryState(r *Run, old *Host) string {
+	switch {
+	case old == nil:
+		return "not in the run"
+	case old.Conn == nil:
+		return "unreachable"
+	case old.Facts == nil:
+		return "not read"
+	}
+	return serverState(old.Facts)
+}
+
+// switchover stops the old primary, waits until the target has replayed
+// its final WAL, promotes the target, and makes the old primary a standby.
+// Until the promotion, a failure starts the old primary again: nothing is
+// changed. It returns the host a failure concerns.
+func (s Handover) switchover(ctx context.Context, r *Run, p *handoverPlan, rep *HandoverReport) (*Host, error) {
+	old, t := p.old, p.target
+	if err := r.lockLost(old); err != nil {
+		return old, err
+	}
+	v := old.PG().Version
+	old.Log.Info("stopping the primary for the switchover", "to", t.Name)
+	stopped := time.Now()
+	// Back out: start the old primary again. Ctrl-C must not leave the
+	// cluster without a primary.
+	backOut := func(h *Host, err error) (*Host, error) {
+		bctx := context.WithoutCancel(ctx)
+		if serr := ctlcluster(bctx, old, "start"); serr != nil {
+			return h, hintf(fmt.Sprintf("start it by hand (sudo pg_ctlcluster %d main start on %s), then look at pgfleet status", v, old.Name),
+				"%w; and %s could not be started again: %v", err, old.Name, serr)
+		}
+		return h, hintf("nothing was promoted; "+old.Name+" is the primary again. Look at pgfleet status, then try again",
+			"%w; %s was started again as the primary", err, old.Name)
+	}
+	if err := ctlcluster(ctx, old, "stop", "-m", "fast"); err != nil {
+		return backOut(old, err)
+	}
+	ctl, err := controlData(ctx, old)
+	if err != nil {
+		return backOut(old, err)
+	}
+	if ctl.state != "shut down" {
+		return backOut(old, fmt.Errorf("%s did not shut down cleanly (its control file says %q)", old.Name, ctl.state))
+	}
+	rep.FinalLSN = pgsql.FormatLSN(ctl.checkpoint)
+	old.Log.Info("primary stopped", "final_lsn", rep.FinalLSN)
+	if err := waitReplayed(ctx, t, ctl.checkpoint); err != nil {
+		return backOut(t, err)
+	}
+	if err := promote(ctx, t); err != nil {
+		return t, hintf(fmt.Sprintf("look at %s's server log %s and at pgfleet status; if %s is still a standby, start %s again (sudo pg_ctlcluster %d main start)",
+			t.Name, t.Layout.LogFile(), t.Name, old.Name, v), "%w; %s stays stopped, so that there are never two primaries", err, old.Name)
+	}
+	rep.UnavailableSeconds = time.Since(stopped).Seconds()
+	r.promoted(p, rep)
+	// Its WAL ends where the new primary's history branched off after
+	// replaying all of it: it follows the new timeline without pg_rewind.
+	signal := path.Join(old.Layout.DataDir(), "standby.signal")
+	if err := old.Conn.WriteFile(ctx, signal, nil, 0o600, "postgres", "postgres"); err != nil {
+		return old, err
+	}
+	return nil, r.refreshAll(ctx, p)
+}
+
+// failover takes the cluster's lock on the target, promotes it, and
+// leaves the old primary alone.
+func (s Handover) failover(ctx context.Context, r *Run, p *handoverPlan, rep *HandoverReport) (*Host, error) {
+	t := p.target
+	if err := r.lock(ctx, t, lockOwner()); err != nil {
+		return t, err
+	}
+	if err := promote(ctx, t); err != nil {
+		return t, hintf("look at "+t.Name+"'s server log "+t.Layout.LogFile()+" and at pgfleet status", "%w", err)
+	}
+	r.promoted(p, rep)
+	if old := p.old; old != nil {
+		// No step of this run touches it: up rejoins it, once it is back
+		// and someone made sure it is not a primary any more.
+		old.fail(errors.New("the old primary is left alone by a failover"))
+		r.record(Result{Step: s.Name(), Host: old.Name, Status: Skipped, Changes: p.changes[old]})
+	}
+	return nil, r.refreshAll(ctx, p)
+}
+
+// promoted makes the inventory in memory say that the target is the
+// primary, the old primary a replica where the target was, and tells
+// Options.Promoted.
+func (r *Run) promoted(p *handoverPlan, rep *HandoverReport) {
+	c, t := p.cluster, p.target
+	oldPrimary := c.Primary
+	i := slices.Index(c.Replicas, t.Host)
+	c.Replicas = slices.Clone(c.Replicas)
+	c.Replicas[i] = oldPrimary
+	c.Primary = t.Host
+	rep.Promoted = true
+	t.Log.Info("promoted: it is the primary now", "cluster", c.Name, "was", oldPrimary.Name)
+	if r.Opts.Promoted != nil {
+		if err := r.Opts.Promoted(rep); err != nil {
+			r.Opts.Logger.Error("the inventory does not say the new primary yet", "err", err)
+		} else {
+			rep.InventoryWritten = true
+		}
+	}
+}
+
+// refreshAll reads the state of every live member again after the
+// promotion: the steps after it decide from it.
+func (r *Run) refreshAll(ctx context.Context, p *handoverPlan) error {
+	var mu sync.Mutex
+	var errs []error
+	r.Each(r.liveMembers(p.cluster), func(h *Host) {
+		if err := h.refresh(ctx); err != nil {
+			mu.Lock()
+			errs = append(errs, fmt.Errorf("%s: %w", h.Name, err))
+			mu.Unlock()
+		}
+	})
+	return errors.Join(errs...)
+}
+
+// control is what pg_controldata says of a stopped cluster.
+type control struct {
+	state      string
+	checkpoint uint64 // the latest checkpoint's location: a clean shutdown's is the last record
+}
+
+func controlData(ctx context.Context, h *Host) (*control, error) {
+	res, err := h.Conn.Run(ctx, remote.Cmd{Args: []string{bin(h.Layout, "pg_controldata"), h.Layout.DataDir()},
+		As: "postgres", Env: map[string]string{"LC_ALL": "C"}})
+	if err != nil {
+		return nil, fmt.Errorf("read the control file: %w", err)
+	}
+	return parseControlData(string(res.Stdout))
+}
+
+func parseControlData(out string) (*control, error) {
+	c := &control{}
+	var lsn string
+	for _, line := range strings.Split(out, "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		switch strings.TrimSpace(k) {
+		case "Database cluster state":
+			c.state = strings.TrimSpace(v)
+		case "Latest checkpoint location":
+			lsn = strings.TrimSpace(v)
+		}
+	}
+	n, err := pgsql.ParseLSN(lsn)
+	if err != nil || c.state == "" {
+		return nil, fmt.Errorf("read the control file: no cluster state or checkpoint location in pg_controldata's output")
+	}
+	c.checkpoint = n
+	return c, nil
+}
+
+// waitReplayed waits until standby h has replayed past lsn, the start of
+// its old primary's last record: its replay position is the end of the
+// last record it replayed.
+func waitReplayed(ctx context.Context, h *Host, lsn uint64) error {
+	want := pgsql.FormatLSN(lsn)
+	deadline := time.Now().Add(handoverCatchUp)
+	var last string
+	for {
+		out, err := psql(ctx, h, "SELECT pg_last_wal_replay_lsn() > :'lsn'::pg_lsn, pg_last_wal_replay_lsn();", "lsn", want)
+		if err == nil && strings.HasPrefix(out, "t|") {
+			return nil
+		}
+		last = out
+		if err != nil {
+			last = err.Error()
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s has not replayed the old primary's WAL up to %s after %s (it is at %s)", h.Name, want, handoverCatchUp, strings.TrimPrefix(last, "f|"))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// promote promotes standby h and waits until it accepts a write: a
+// transaction that takes a transaction id.
+func promote(ctx context.Context, h *Host) error {
+	out, err := psql(ctx, h, "SELECT pg_promote(true, 60);")
+	if err != nil {
+		return fmt.Errorf("promote: %w", err)
+	}
+	if out != "t" {
+		return errors.New("promote: PostgreSQL did not finish the promotion within 60 s")
+	}
+	if _, err := psql(ctx, h, "SELECT txid_current();"); err != nil {
+		return fmt.Errorf("promoted, but it does not accept a write: %w", err)
+	}
+	return nil
+}
+
+// handover and setHandover keep the run's HandoverReport.
+func (r *Run) handover() *HandoverReport {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.Handover
+}
+
+func (r *Run) setHandover(rep *HandoverReport) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.Handover = rep
+}

@@ -1,0 +1,160 @@
+package steps
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+)
+
+// streaming sets the facts of a cluster built by up, every replica
+// streaming from h1 and replayed up to lsns[name] (received as much).
+func streaming(t *testing.T, r *Run, lsns map[string]string) {
+	t.Helper()
+	converged(t, r, "pw")
+	p := host(t, r, "h1").Facts.Server
+	p.Timeline, p.LSN, p.DataChecksums, p.MaxReplicationSlots = 1, "0/5000000", true, 10
+	p.Replication = nil
+	for _, name := range []string{"h2", "h3"} {
+		s := host(t, r, name).Facts.Server
+		s.Timeline, s.MaxReplicationSlots, s.DataChecksums = 1, 10, true
+		s.LSN, s.ReceiveLSN = lsns[name], lsns[name]
+		var lag int64
+		p.Replication = append(p.Replication, ReplicationState{ApplicationName: name, State: "streaming", ReplayLSN: lsns[name], LagBytes: &lag})
+	}
+}
+
+func handoverRun(t *testing.T, s Handover, lsns map[string]string, change func(r *Run)) (*Run, map[string]Result) {
+	t.Helper()
+	t.Setenv(passwordEnv, "pw")
+	r := newTestRun(t, testInventory, Options{DryRun: true})
+	streaming(t, r, lsns)
+	if change != nil {
+		change(r)
+	}
+	if err := s.Run(context.Background(), r); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]Result{}
+	for _, res := range r.Results() {
+		got[res.Host] = res
+	}
+	return r, got
+}
+
+var caughtUp = map[string]string{"h2": "0/5000000", "h3": "0/5000000"}
+
+// TestSwitchoverPlan: a healthy cluster gets a plan for every member, and
+// nothing is changed in a dry run.
+func TestSwitchoverPlan(t *testing.T) {
+	r, got := handoverRun(t, Handover{Cluster: "main", To: "h2"}, caughtUp, nil)
+	if err := r.Err(); err != nil {
+		t.Fatalf("refused: %v", err)
+	}
+	for host, want := range map[string]string{
+		"h1": "stop PostgreSQL with a fast shutdown",
+		"h2": "promote it to primary",
+		"h3": "follow h2",
+	} {
+		if res := got[host]; res.Status != Changed || !strings.Contains(strings.Join(res.Changes, "\n"), want) {
+			t.Errorf("%s: %s %q, want a change with %q", host, res.Status, res.Changes, want)
+		}
+	}
+	if !strings.Contains(strings.Join(got["h2"].Changes, "\n"), "make replication slots for h1, h3") {
+		t.Errorf("h2's plan %q makes no slots for h1 and h3", got["h2"].Changes)
+	}
+	if rep := r.Handover; rep == nil || rep.From != "h1" || rep.To != "h2" || rep.Promoted {
+		t.Errorf("report %+v, want h1 to h2, not promoted", rep)
+	}
+	if c := r.Inventory.Cluster("main"); c.Primary.Name != "h1" {
+		t.Errorf("a dry run changed the inventory in memory: the primary is %s", c.Primary.Name)
+	}
+}
+
+// TestSwitchoverRefusals: each check that fails refuses, on the host it
+// concerns, and says why.
+func TestSwitchoverRefusals(t *testing.T) {
+	for _, tc := range []struct {
+		name, to, host, want string
+		change               func(r *Run)
+	}{
+		{"the target is not running", "h2", "h2", "it is not running", func(r *Run) { r.Host("h2").Facts.Server = nil }},
+		{"the target is a primary", "h2", "h2", "it runs as a primary already", func(r *Run) { r.Host("h2").Facts.Server.InRecovery = false }},
+		{"the target does not stream", "h2", "h2", "it does not stream from h1", func(r *Run) {
+			r.Host("h1").Facts.Server.Replication = r.Host("h1").Facts.Server.Replication[1:]
+		}},
+		{"the target lags", "h2", "h2", "behind h1", func(r *Run) {
+			lag := int64(64 << 20)
+			r.Host("h1").Facts.Server.Replication[0].LagBytes = &lag
+		}},
+		{"the target has no room for slots", "h2", "h2", "max_replication_slots is 1", func(r *Run) {
+			r.Host("h2").Facts.Server.MaxReplicationSlots = 1
+		}},
+		{"another replica does not stream", "h2", "h3", "h3 does not stream from h1", func(r *Run) { r.Host("h3").Facts.Server = nil }},
+		{"no checksums nor wal_log_hints", "h2", "h1", "neither data checksums nor wal_log_hints", func(r *Run) {
+			r.Host("h1").Facts.Server.DataChecksums = false
+		}},
+		{"the primary does not run", "h2", "h1", "does not run as a primary", func(r *Run) { r.Host("h1").Facts.Server = nil }},
+		{"a member is unreachable", "h2", "h3", "h3 cannot be reached", func(r *Run) { r.Host("h3").fail(errFake) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, got := handoverRun(t, Handover{Cluster: "main", To: tc.to}, caughtUp, tc.change)
+			res := got[tc.host]
+			if res.Status != Failed || !strings.Contains(res.Error, tc.want) || hintOf(res.Err) == "" {
+				t.Errorf("%s: %s %q (hint %q), want refused with %q", tc.host, res.Status, res.Error, hintOf(res.Err), tc.want)
+			}
+			for _, res := range r.Results() {
+				if res.Status == Changed {
+					t.Errorf("%s planned %q although the switchover is refused", res.Host, res.Changes)
+				}
+			}
+		})
+	}
+}
+
+// TestFailoverChoosesTheMostAdvanced: without --to, the replica that
+// received the most WAL; --to one behind it is refused with the bytes it
+// would lose, unless forced.
+func TestFailoverChoosesTheMostAdvanced(t *testing.T) {
+	lsns := map[string]string{"h2": "0/5000000", "h3": "0/5000100"}
+	dead := func(r *Run) { r.Host("h1").fail(errFake); r.Host("h1").Facts = nil }
+	r, got := handoverRun(t, Handover{Cluster: "main", Failover: true}, lsns, dead)
+	if r.Handover == nil || r.Handover.To != "h3" || got["h3"].Status != Changed {
+		t.Fatalf("chose %+v (%v), want h3", r.Handover, r.Err())
+	}
+	_, got = handoverRun(t, Handover{Cluster: "main", Failover: true, To: "h2"}, lsns, dead)
+	if res := got["h2"]; res.Status != Failed || !strings.Contains(res.Error, "h3 has received 256 B (256 bytes) of WAL more") {
+		t.Errorf("--to h2: %s %q, want refused, naming the 256 bytes", res.Status, res.Error)
+	}
+	r, got = handoverRun(t, Handover{Cluster: "main", Failover: true, To: "h2", Force: true}, lsns, dead)
+	if r.Handover == nil || r.Handover.To != "h2" || got["h2"].Status != Changed {
+		t.Errorf("--to h2 --force: %+v %v, want h2 promoted", r.Handover, r.Err())
+	}
+}
+
+// TestFailoverRefusesALivePrimary: the old primary answers as a primary:
+// refused (two primaries in the making) unless forced.
+func TestFailoverRefusesALivePrimary(t *testing.T) {
+	_, got := handoverRun(t, Handover{Cluster: "main", Failover: true}, caughtUp, nil)
+	if res := got["h1"]; res.Status != Failed || !strings.Contains(res.Error, "runs as a primary") || !strings.Contains(hintOf(res.Err), "pg_ctlcluster 15 main stop") {
+		t.Errorf("h1: %s %q (hint %q), want refused with how to fence it", res.Status, res.Error, hintOf(res.Err))
+	}
+	r, _ := handoverRun(t, Handover{Cluster: "main", Failover: true, Force: true}, caughtUp, nil)
+	if r.Handover == nil || r.Handover.To != "h2" {
+		t.Errorf("--force: %+v %v, want h2 (the first of two equal replicas)", r.Handover, r.Err())
+	}
+}
+
+func TestParseControlData(t *testing.T) {
+	out := "pg_control version number:            1300\nDatabase cluster state:               shut down\n" +
+		"Latest checkpoint location:           0/3000028\nLatest checkpoint's REDO location:    0/3000028\n"
+	c, err := parseControlData(out)
+	if err != nil || c.state != "shut down" || c.checkpoint != 0x3000028 {
+		t.Errorf("parseControlData = %+v, %v; want shut down at 0/3000028", c, err)
+	}
+	if _, err := parseControlData("Database cluster state: in production\n"); err == nil {
+		t.Error("no checkpoint location: no error")
+	}
+}
+
+var errFake = errors.New("cannot be reached (test)")
