@@ -28,6 +28,8 @@ import (
 type handoverReport struct {
 	OK       bool `json:"ok"`
 	Handover *struct {
+		Kind               string  `json:"kind"`
+		Promoted           bool    `json:"promoted"`
 		Cluster            string  `json:"cluster"`
 		From               string  `json:"from"`
 		To                 string  `json:"to"`
@@ -37,9 +39,11 @@ type handoverReport struct {
 	} `json:"handover"`
 }
 
-// parseHandover reads the report of a switchover or failover that
-// succeeded, and checks its handover object.
-func parseHandover(t testing.TB, r result, from, to string) handoverReport {
+// parseHandover reads the report of a switchover or failover (kind) that
+// succeeded, and checks its handover object. Only a switchover knows how
+// long writes were unavailable: a failover cannot tell when the old
+// primary stopped taking them.
+func parseHandover(t testing.TB, r result, kind, from, to string) handoverReport {
 	t.Helper()
 	if r.code != 0 {
 		t.Fatalf("exit %d, want 0\n%s", r.code, r.stderr)
@@ -52,9 +56,10 @@ func parseHandover(t testing.TB, r result, from, to string) handoverReport {
 	switch {
 	case !rep.OK || h == nil:
 		t.Fatalf("the JSON report: ok %v, handover %+v\n%s", rep.OK, h, r.stdout)
-	case h.Cluster != "main" || h.From != from || h.To != to || !h.InventoryWritten:
-		t.Errorf("handover %+v, want cluster main from %s to %s with the inventory written", *h, from, to)
-	case h.TotalSeconds <= 0 || h.UnavailableSeconds <= 0 || h.UnavailableSeconds > h.TotalSeconds:
+	case h.Kind != kind || h.Cluster != "main" || h.From != from || h.To != to || !h.Promoted || !h.InventoryWritten:
+		t.Errorf("handover %+v, want a %s of cluster main from %s to %s, promoted, with the inventory written", *h, kind, from, to)
+	case h.TotalSeconds <= 0 || h.UnavailableSeconds < 0 || h.UnavailableSeconds > h.TotalSeconds ||
+		kind == "switchover" && h.UnavailableSeconds == 0:
 		t.Errorf("handover %+v: want 0 < unavailable_seconds <= total_seconds", *h)
 	}
 	return rep
@@ -298,7 +303,7 @@ func TestSwitchover(t *testing.T) {
 			took := time.Since(start)
 			n := w.count()
 			if s.json {
-				h := parseHandover(t, r, s.from, s.to).Handover
+				h := parseHandover(t, r, "switchover", s.from, s.to).Handover
 				t.Logf("switchover %s to %s: %.2f s, writes unavailable %.2f s (pgfleet's count); %v in all",
 					s.from, s.to, h.TotalSeconds, h.UnavailableSeconds, took.Round(time.Millisecond))
 			} else {
@@ -405,9 +410,8 @@ func TestFailover(t *testing.T) {
 
 	t.Run("the replica with the most WAL takes over", func(t *testing.T) {
 		start := time.Now()
-		h := parseHandover(t, pgfleet(t, "failover", inv, "--yes", "--output", "json"), "h1", "h2").Handover
-		t.Logf("failover from h1 to h2: %.2f s, writes unavailable %.2f s (pgfleet's count); %v in all",
-			h.TotalSeconds, h.UnavailableSeconds, time.Since(start).Round(time.Millisecond))
+		h := parseHandover(t, pgfleet(t, "failover", inv, "--yes", "--output", "json"), "failover", "h1", "h2").Handover
+		t.Logf("failover from h1 to h2: %.2f s (pgfleet's count); %v in all", h.TotalSeconds, time.Since(start).Round(time.Millisecond))
 		after := string(readFile(t, inv))
 		if !strings.Contains(after, "primary: h2") {
 			t.Errorf("the inventory does not name h2 the primary:\n%s", after)
