@@ -69,9 +69,10 @@ func parseHandover(t testing.TB, r result, kind, from, to string) handoverReport
 var roleLine = regexp.MustCompile(`^\s*(primary:|replicas:|- h\d+\s*$)`)
 
 // rewritten checks that the inventory file inv, once before, now names to
-// as the primary of cluster main and every other host as a replica, and
-// that every line but those naming roles is as it was, comments included.
-func rewritten(t *testing.T, l *lab.Lab, inv, before, to string) {
+// as the primary of cluster main and every other host as a replica (as
+// status, run with statusArgs, reads it), and that every line but those
+// naming roles is as it was, comments included.
+func rewritten(t *testing.T, l *lab.Lab, inv, before, to string, statusArgs ...string) {
 	t.Helper()
 	after, err := os.ReadFile(inv)
 	if err != nil {
@@ -96,7 +97,7 @@ func rewritten(t *testing.T, l *lab.Lab, inv, before, to string) {
 	if !slices.Equal(kept, now) {
 		t.Errorf("the rewrite changed more than the roles: before\n%s\nafter\n%s", before, after)
 	}
-	rep, _, _ := stStatus(t, l)
+	rep, _, _ := stStatus(t, l, statusArgs...)
 	for _, h := range l.Hosts {
 		want := "replica"
 		if h.Name == to {
@@ -294,6 +295,7 @@ func TestSwitchover(t *testing.T) {
 			w := startClientWriter(t, l, "h3", conninfo, password, (i+1)*1_000_000)
 			w.waitFor(20)
 			before := string(readFile(t, inv))
+			aside := asideDirs(t, l, s.from)
 			args := []string{"switchover", inv, "--to", s.to, "--yes"}
 			if s.json {
 				args = append(args, "--output", "json")
@@ -325,6 +327,9 @@ func TestSwitchover(t *testing.T) {
 			// The old primary rejoined as a standby of the new one, and
 			// the other replica follows it too.
 			streamsFrom(t, l, s.to, s.from, "h3")
+			if now := asideDirs(t, l, s.from); now != aside {
+				t.Errorf("the old primary %s was cloned, not rejoined: moved-aside data %q, was %q", s.from, now, aside)
+			}
 			stPoll(t, l, time.Minute, "status healthy after the switchover", func(rep stReport, code int) string {
 				if msg := stHealthy(rep, code); msg != "" {
 					return msg
@@ -353,9 +358,10 @@ func TestSwitchover(t *testing.T) {
 }
 
 // TestFailover kills the primary of a 3-host cluster while it takes writes,
-// one replica made to lag behind on purpose, and checks that failover
-// refuses the lagging one as the target, picks the other, makes the lagging
-// one follow it, and that up rejoins the old primary once it is back.
+// both replicas made to lag behind on purpose, h3 more than h2, and checks
+// that failover refuses h3 as the target, picks h2, makes h3 follow it,
+// and that up rejoins the old primary once it is back, without the
+// commits it alone had.
 func TestFailover(t *testing.T) {
 	l := newLab(t, 3, "bookworm")
 	inv := l.Inventory
@@ -363,24 +369,32 @@ func TestFailover(t *testing.T) {
 	w := startWriter(t, l, "h1", 0)
 	w.waitFor(20)
 
-	// h3 stops receiving WAL: with no primary_conninfo its WAL receiver
-	// ends, and it falls behind h2 as the writer goes on.
-	psqlOn(t, l, "h3", "ALTER SYSTEM SET primary_conninfo = ''")
-	psqlOn(t, l, "h3", "SELECT pg_reload_conf()")
-	eventually(t, 30*time.Second, "h3's WAL receiver stops", func() string {
-		if got := psqlOn(t, l, "h3", "SELECT count(*) FROM pg_stat_wal_receiver"); got != "0" {
-			return "it still runs"
-		}
-		return ""
-	})
-	h3lsn := psqlOn(t, l, "h3", "SELECT pg_last_wal_receive_lsn()")
-	w.waitFor(w.count() + 50)
+	// stopReceiving ends the WAL receiver of a replica (no primary_conninfo)
+	// and returns the end of the WAL it received.
+	stopReceiving := func(host string) string {
+		psqlOn(t, l, host, "ALTER SYSTEM SET primary_conninfo = ''")
+		psqlOn(t, l, host, "SELECT pg_reload_conf()")
+		eventually(t, 30*time.Second, host+"'s WAL receiver stops", func() string {
+			if got := psqlOn(t, l, host, "SELECT count(*) FROM pg_stat_wal_receiver"); got != "0" {
+				return "it still runs"
+			}
+			return ""
+		})
+		return psqlOn(t, l, host, "SELECT pg_last_wal_receive_lsn()")
+	}
+	// h3 falls behind h2 as the writer goes on; then h2 falls behind h1,
+	// whose last commits no replica receives.
+	h3lsn := stopReceiving("h3")
+	w.waitFor(w.count() + 30)
 	eventually(t, 30*time.Second, "h2 receives more than h3", func() string {
 		if got := psqlOn(t, l, "h2", fmt.Sprintf("SELECT pg_wal_lsn_diff(pg_last_wal_receive_lsn(), '%s') > 0", h3lsn)); got != "t" {
 			return "not yet"
 		}
 		return ""
 	})
+	h2lsn := stopReceiving("h2")
+	t.Logf("h2 received WAL up to %s, h3 up to %s", h2lsn, h3lsn)
+	w.waitFor(w.count() + 20)
 
 	// The primary dies under the writer.
 	h1, _ := l.Host("h1")
@@ -389,14 +403,17 @@ func TestFailover(t *testing.T) {
 	}
 	acked := ids(w.stop())
 	t.Logf("the writer was told of %d commits on h1 before it died, the last %d", len(acked), acked[len(acked)-1])
-	h2lsn := psqlOn(t, l, "h2", "SELECT pg_last_wal_receive_lsn()")
-	t.Logf("h2 received WAL up to %s, h3 up to %s", h2lsn, h3lsn)
 
+	// h1 is gone: each command waits this long for it.
+	dead := []string{"--connect-timeout", "3s"}
 	before := string(readFile(t, inv))
-	t.Run("a target behind another replica is refused", func(t *testing.T) {
-		r := pgfleet(t, "failover", inv, "--to", "h3", "--yes")
+	t.Run("a target behind another replica is refused, a dry run changes nothing", func(t *testing.T) {
+		r := pgfleet(t, append([]string{"failover", inv, "--to", "h3", "--yes"}, dead...)...)
 		if r.code != 1 || !strings.Contains(r.stderr, "bytes") || !strings.Contains(r.stderr, "h2") || !strings.Contains(r.stderr, "--force") {
 			t.Errorf("failover --to h3 behind h2: exit %d, want 1 saying how many bytes it is behind h2 and naming --force; stderr:\n%s", r.code, r.stderr)
+		}
+		if r := pgfleet(t, append([]string{"failover", inv, "--dry-run"}, dead...)...); r.code != 0 || !strings.Contains(r.stdout, "h2 would become the primary") {
+			t.Errorf("failover --dry-run: exit %d, want 0 and h2 chosen; stdout:\n%s", r.code, r.stdout)
 		}
 		if after := string(readFile(t, inv)); after != before {
 			t.Errorf("the inventory file changed:\n%s", after)
@@ -410,12 +427,9 @@ func TestFailover(t *testing.T) {
 
 	t.Run("the replica with the most WAL takes over", func(t *testing.T) {
 		start := time.Now()
-		h := parseHandover(t, pgfleet(t, "failover", inv, "--yes", "--output", "json"), "failover", "h1", "h2").Handover
+		h := parseHandover(t, pgfleet(t, append([]string{"failover", inv, "--yes", "--output", "json"}, dead...)...), "failover", "h1", "h2").Handover
 		t.Logf("failover from h1 to h2: %.2f s (pgfleet's count); %v in all", h.TotalSeconds, time.Since(start).Round(time.Millisecond))
-		after := string(readFile(t, inv))
-		if !strings.Contains(after, "primary: h2") {
-			t.Errorf("the inventory does not name h2 the primary:\n%s", after)
-		}
+		rewritten(t, l, inv, before, "h2", dead...)
 		if got := currentPrimary(t, l, "h2", "h3"); got != "h2" {
 			t.Fatalf("the primary is %s after the failover", got)
 		}
@@ -436,7 +450,10 @@ func TestFailover(t *testing.T) {
 		if lost := difference(upTo, got); len(lost) > 0 {
 			t.Errorf("h2 holds rows up to id %d but not %d of the commits before it: ids %s", last, len(lost), firstIDs(lost))
 		}
-		t.Logf("h2 holds the writer's rows up to id %d; %d commits on h1 after it were not replicated in time", last, len(acked)-len(upTo))
+		if len(upTo) == len(acked) {
+			t.Fatalf("h2 holds every commit of h1 (up to id %d): the test did not make h1 diverge", last)
+		}
+		t.Logf("h2 holds the writer's rows up to id %d; %d commits on h1 after it, which no replica received, are lost", last, len(acked)-len(upTo))
 		sameRows(t, l, "h2", "h3")
 	})
 	if t.Failed() {
@@ -450,7 +467,11 @@ func TestFailover(t *testing.T) {
 			t.Fatalf("docker start %s: %v %s", h1.Container, err, out)
 		}
 		waitSSHD(t, h1.Address)
-		rep := parseReport(t, upOK(t, inv, "--output", "json"))
+		r := pgfleet(t, "up", inv, "--output", "json")
+		if r.code != 0 {
+			t.Fatalf("up did not rejoin h1, the old primary, after the failover (failover says up rejoins it with pg_rewind): exit %d\n%s", r.code, r.stderr)
+		}
+		rep := parseReport(t, r)
 		rewound := false
 		for _, h := range rep.Hosts {
 			for _, s := range h.Steps {
@@ -463,7 +484,7 @@ func TestFailover(t *testing.T) {
 			t.Errorf("up did not rewind h1: %+v", rep.Hosts)
 		}
 		streamsFrom(t, l, "h2", "h1", "h3")
-		// h1's own commits that h2 never received are gone from it.
+		// h1's own commits, which h2 never received, are gone from it.
 		sameRows(t, l, "h2", "h1", "h3")
 		checkNoLoss(t, l, w)
 		converged(t, inv)
