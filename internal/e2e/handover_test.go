@@ -467,6 +467,10 @@ func TestFailover(t *testing.T) {
 			t.Fatalf("docker start %s: %v %s", h1.Container, err, out)
 		}
 		waitSSHD(t, h1.Address)
+		aside := asideDirs(t, l, "h1")
+		if r := pgfleet(t, "up", inv, "--dry-run"); r.code != 0 || !strings.Contains(strings.ToLower(r.stdout), "rewind") {
+			t.Errorf("up --dry-run with the old primary back: exit %d, want 0 and a plan to rewind h1; stdout:\n%s", r.code, r.stdout)
+		}
 		r := pgfleet(t, "up", inv, "--output", "json")
 		if r.code != 0 {
 			t.Fatalf("up did not rejoin h1, the old primary, after the failover (failover says up rejoins it with pg_rewind): exit %d\n%s", r.code, r.stderr)
@@ -483,6 +487,8 @@ func TestFailover(t *testing.T) {
 		if !rewound {
 			t.Errorf("up did not rewind h1: %+v", rep.Hosts)
 		}
+		// Its diverged data, with the commits only it had, is kept aside.
+		movedAside(t, l, "h1", aside, "PG_VERSION")
 		streamsFrom(t, l, "h2", "h1", "h3")
 		// h1's own commits, which h2 never received, are gone from it.
 		sameRows(t, l, "h2", "h1", "h3")
