@@ -304,7 +304,7 @@ func (s Handover) decideFailover(r *Run, p *handoverPlan) (*handoverPlan, *refus
 		if f := old.Facts; (f.Server != nil && !f.Server.InRecovery) || (f.Server == nil && f.PostmasterPID > 0 && !f.StandbySignal) {
 			if !s.Force {
 				return nil, &refusal{old, hintf(fmt.Sprintf("if it is alive, this is a switchover: pgfleet switchover INVENTORY --to HOST. If clients cannot reach it, fence it first: stop it (sudo pg_ctlcluster %d main stop) and keep it from starting (sudo systemctl mask postgresql@%d-main), then run failover again. --force promotes a replica anyway, and you will have two primaries", c.Postgres.Version, c.Postgres.Version),
-					"refusing to fail over: %s, the primary, is reachable and runs as a primary (%s); promoting a replica now would make two primaries", old.Name, serverState(f))}
+					"refusing to fail over: %s, the primary, is reachable and %s; promoting a replica now would make two primaries", old.Name, aliveAs(f))}
 			}
 			r.Opts.Logger.Warn("failing over with --force while the old primary runs as a primary: fence it now", "host", old.Name)
 		}
@@ -394,6 +394,14 @@ func slotChanges(p *handoverPlan) []string {
 		names = append(names, h.Name)
 	}
 	return []string{"make replication slots for " + strings.Join(names, ", ")}
+}
+
+// aliveAs says how a primary that a failover finds alive runs.
+func aliveAs(f *State) string {
+	if f.Server != nil {
+		return "runs as a primary"
+	}
+	return "its server runs (it does not answer SQL, and has no standby.signal)"
 }
 
 // hostOr is h, or else the fallback: a refusal needs a host to name.
