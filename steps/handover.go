@@ -503,6 +503,11 @@ func (s Handover) switchover(ctx context.Context, r *Run, p *handoverPlan, rep *
 	}
 	rep.UnavailableSeconds = time.Since(stopped).Seconds()
 	r.promoted(p, rep)
+	// The lock moves with the primary: a run that reads the rewritten
+	// inventory takes it there.
+	if err := r.lock(ctx, t, lockOwner()); err != nil {
+		t.Log.Warn("could not take the cluster's lock on the new primary; going on under the old one", "err", Cause(err))
+	}
 	// Its WAL ends where the new primary's history branched off after
 	// replaying all of it: it follows the new timeline without pg_rewind.
 	signal := path.Join(old.Layout.DataDir(), "standby.signal")
