@@ -153,7 +153,7 @@ func (s Handover) Run(ctx context.Context, r *Run) error {
 	}
 	rep := &HandoverReport{Kind: s.Name(), Cluster: c.Name, From: c.Primary.Name, To: p.target.Name}
 	if s.Failover {
-		rep.OldPrimary = oldPrimaryState(r, p.old)
+		rep.OldPrimary = oldPrimaryState(p.old)
 	}
 	if prev := r.handover(); prev != nil && prev.To != rep.To {
 		err := hintf("run pgfleet failover again to see the new plan",
@@ -447,7 +447,7 @@ func streamState(row *ReplicationState, sv *Server) string {
 }
 
 // oldPrimaryState says what a failover finds of the old primary.
-func oldPrimaryState(r *Run, old *Host) string {
+func oldPrimaryState(old *Host) string {
 	switch {
 	case old == nil:
 		return "not in the run"
