@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path"
+	"slices"
 	"strings"
 
 	"github.com/pgfleet/pgfleet/internal/remote"
@@ -147,9 +148,11 @@ func render(r *Run, h *Host) (map[string][]byte, error) {
 	for _, s := range pg.Settings {
 		d.Settings = append(d.Settings, templates.Setting{Name: s.Name, Value: s.Value})
 	}
+	// By name, not primary first: a switchover changes no pg_hba.conf.
 	for _, m := range members {
 		d.Peers = append(d.Peers, templates.Peer{Name: m.Name, Address: m.ReplicationAddress})
 	}
+	slices.SortFunc(d.Peers, func(a, b templates.Peer) int { return strings.Compare(a.Name, b.Name) })
 	out := map[string][]byte{}
 	for _, name := range templates.Names() {
 		b, err := templates.Render(pg.TemplatesDir, name, d)

@@ -153,7 +153,7 @@ func (s Handover) Run(ctx context.Context, r *Run) error {
 	}
 	rep := &HandoverReport{Kind: s.Name(), Cluster: c.Name, From: c.Primary.Name, To: p.target.Name}
 	if s.Failover {
-		rep.OldPrimary = oldPrimaryState(r, p.old)
+		rep.OldPrimary = oldPrimaryState(p.old)
 	}
 	if prev := r.handover(); prev != nil && prev.To != rep.To {
 		err := hintf("run pgfleet failover again to see the new plan",
@@ -304,7 +304,7 @@ func (s Handover) decideFailover(r *Run, p *handoverPlan) (*handoverPlan, *refus
 		if f := old.Facts; (f.Server != nil && !f.Server.InRecovery) || (f.Server == nil && f.PostmasterPID > 0 && !f.StandbySignal) {
 			if !s.Force {
 				return nil, &refusal{old, hintf(fmt.Sprintf("if it is alive, this is a switchover: pgfleet switchover INVENTORY --to HOST. If clients cannot reach it, fence it first: stop it (sudo pg_ctlcluster %d main stop) and keep it from starting (sudo systemctl mask postgresql@%d-main), then run failover again. --force promotes a replica anyway, and you will have two primaries", c.Postgres.Version, c.Postgres.Version),
-					"refusing to fail over: %s, the primary, is reachable and runs as a primary (%s); promoting a replica now would make two primaries", old.Name, serverState(f))}
+					"refusing to fail over: %s, the primary, is reachable and %s; promoting a replica now would make two primaries", old.Name, aliveAs(f))}
 			}
 			r.Opts.Logger.Warn("failing over with --force while the old primary runs as a primary: fence it now", "host", old.Name)
 		}
@@ -396,6 +396,14 @@ func slotChanges(p *handoverPlan) []string {
 	return []string{"make replication slots for " + strings.Join(names, ", ")}
 }
 
+// aliveAs says how a primary that a failover finds alive runs.
+func aliveAs(f *State) string {
+	if f.Server != nil {
+		return "runs as a primary"
+	}
+	return "its server runs (it does not answer SQL, and has no standby.signal)"
+}
+
 // hostOr is h, or else the fallback: a refusal needs a host to name.
 func hostOr(h, fallback *Host) *Host {
 	if h != nil {
@@ -439,7 +447,7 @@ func streamState(row *ReplicationState, sv *Server) string {
 }
 
 // oldPrimaryState says what a failover finds of the old primary.
-func oldPrimaryState(r *Run, old *Host) string {
+func oldPrimaryState(old *Host) string {
 	switch {
 	case old == nil:
 		return "not in the run"
@@ -495,6 +503,11 @@ func (s Handover) switchover(ctx context.Context, r *Run, p *handoverPlan, rep *
 	}
 	rep.UnavailableSeconds = time.Since(stopped).Seconds()
 	r.promoted(p, rep)
+	// The lock moves with the primary: a run that reads the rewritten
+	// inventory takes it there.
+	if err := r.lock(ctx, t, lockOwner()); err != nil {
+		t.Log.Warn("could not take the cluster's lock on the new primary; going on under the old one", "err", Cause(err))
+	}
 	// Its WAL ends where the new primary's history branched off after
 	// replaying all of it: it follows the new timeline without pg_rewind.
 	signal := path.Join(old.Layout.DataDir(), "standby.signal")

@@ -120,11 +120,12 @@ func (r *Run) leaveCluster(p *Host, why error) {
 // then the run must stop before the change.
 func (r *Run) lockLost(h *Host) error {
 	r.mu.Lock()
-	l := r.locks[h.Cluster.Name]
+	held := r.locks[h.Cluster.Name]
 	r.mu.Unlock()
-	if l == nil {
+	if len(held) == 0 {
 		return nil
 	}
+	l := held[0] // the first: a switchover locks on the new primary too, and goes on without it
 	select {
 	case <-l.ended:
 		return hintf("run pgfleet up again once the primary is reachable; nothing more was changed",
@@ -196,9 +197,9 @@ func (r *Run) lock(ctx context.Context, h *Host, owner string) error {
 	case <-locked:
 		r.mu.Lock()
 		if r.locks == nil {
-			r.locks = map[string]*lockHolder{}
+			r.locks = map[string][]*lockHolder{}
 		}
-		r.locks[h.Cluster.Name] = l
+		r.locks[h.Cluster.Name] = append(r.locks[h.Cluster.Name], l)
 		r.mu.Unlock()
 		return nil
 	case err := <-l.done:

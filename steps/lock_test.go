@@ -150,7 +150,7 @@ func TestUnreachablePrimaryLeavesClusterAlone(t *testing.T) {
 func TestLostLockStopsBeforeTheNextChange(t *testing.T) {
 	r := newTestRun(t, testInventory, Options{})
 	ended := make(chan struct{})
-	r.locks = map[string]*lockHolder{"main": {host: "h1", ended: ended}}
+	r.locks = map[string][]*lockHolder{"main": {{host: "h1", ended: ended}}}
 	applied := 0
 	step := fakeChange{apply: func(*Host) error { applied++; return nil }}
 	r.Apply(context.Background(), []Step{step})

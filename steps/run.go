@@ -210,9 +210,9 @@ type Run struct {
 
 	mu        sync.Mutex
 	results   []Result
-	passwords map[string]string      // by cluster; read once
-	locks     map[string]*lockHolder // by cluster
-	asking    sync.Mutex             // one question at a time, from hosts in parallel
+	passwords map[string]string        // by cluster; read once
+	locks     map[string][]*lockHolder // by cluster: where it was taken first, then where it moved
+	asking    sync.Mutex               // one question at a time, from hosts in parallel
 	bars      *progressBars
 	ssh       map[string]*sshconf.Effective // by host name, every host of the inventory
 }
@@ -461,8 +461,10 @@ func needsPrimary(s HostStep) bool {
 
 // Close ends every connection of the run.
 func (r *Run) Close() {
-	for _, l := range r.locks {
-		l.Close()
+	for _, held := range r.locks {
+		for _, l := range held {
+			l.Close()
+		}
 	}
 	for _, h := range r.Reached() {
 		if h.Conn != nil {
