@@ -190,7 +190,7 @@ func BenchmarkSwitchover(b *testing.B) {
 			start := time.Now()
 			r := pgfleet(b, "switchover", l.Inventory, "--to", to.to, "--yes", "--output", "json")
 			wall = append(wall, time.Since(start))
-			h := parseHandover(b, r, "switchover", to.from, to.to).Handover
+			h := parseHandover(b, r, "switchover", to.from, to.to, false).Handover
 			total = append(total, seconds(h.TotalSeconds))
 			unavailable = append(unavailable, seconds(h.UnavailableSeconds))
 		}

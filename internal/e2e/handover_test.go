@@ -37,13 +37,17 @@ type handoverReport struct {
 		TotalSeconds       float64 `json:"total_seconds"`
 		InventoryWritten   bool    `json:"inventory_written"`
 	} `json:"handover"`
+	Inventory *struct {
+		Written bool   `json:"written"`
+		Content string `json:"content"`
+	} `json:"inventory"`
 }
 
 // parseHandover reads the report of a switchover or failover (kind) that
-// succeeded, and checks its handover object. Only a switchover knows how
-// long writes were unavailable: a failover cannot tell when the old
-// primary stopped taking them.
-func parseHandover(t testing.TB, r result, kind, from, to string) handoverReport {
+// succeeded and wrote the inventory file, and checks its handover object.
+// Only a switchover knows how long writes were unavailable: a failover
+// cannot tell when the old primary stopped taking them.
+func parseHandover(t testing.TB, r result, kind, from, to string, leftAlone bool) handoverReport {
 	t.Helper()
 	if r.code != 0 {
 		t.Fatalf("exit %d, want 0\n%s", r.code, r.stderr)
@@ -56,11 +60,13 @@ func parseHandover(t testing.TB, r result, kind, from, to string) handoverReport
 	switch {
 	case !rep.OK || h == nil:
 		t.Fatalf("the JSON report: ok %v, handover %+v\n%s", rep.OK, h, r.stdout)
-	case h.Kind != kind || h.Cluster != "main" || h.From != from || h.To != to || !h.Promoted || !h.InventoryWritten:
-		t.Errorf("handover %+v, want a %s of cluster main from %s to %s, promoted, with the inventory written", *h, kind, from, to)
+	case h.Kind != kind || h.Cluster != "main" || h.From != from || h.To != to || !h.Promoted:
+		t.Errorf("handover %+v, want a %s of cluster main from %s to %s, promoted", *h, kind, from, to)
+	case h.InventoryWritten != !leftAlone:
+		t.Errorf("handover %+v: inventory_written %v with --no-write-inventory %v", *h, h.InventoryWritten, leftAlone)
 	case h.TotalSeconds <= 0 || h.UnavailableSeconds < 0 || h.UnavailableSeconds > h.TotalSeconds ||
 		kind == "switchover" && h.UnavailableSeconds == 0:
-		t.Errorf("handover %+v: want 0 < unavailable_seconds <= total_seconds", *h)
+		t.Errorf("handover %+v: want total_seconds above 0, unavailable_seconds at most that (and above 0 for a switchover)", *h)
 	}
 	return rep
 }
@@ -287,6 +293,9 @@ func TestSwitchover(t *testing.T) {
 		t.FailNow()
 	}
 
+	// The first switchover prints its text report and the inventory's
+	// diff; the second its JSON report, with the new inventory in it,
+	// which the test writes.
 	for i, s := range []struct {
 		from, to string
 		json     bool
@@ -298,14 +307,23 @@ func TestSwitchover(t *testing.T) {
 			aside := asideDirs(t, l, s.from)
 			args := []string{"switchover", inv, "--to", s.to, "--yes"}
 			if s.json {
-				args = append(args, "--output", "json")
+				args = append(args, "--output", "json", "--no-write-inventory")
 			}
 			start := time.Now()
 			r := pgfleet(t, args...)
 			took := time.Since(start)
 			n := w.count()
 			if s.json {
-				h := parseHandover(t, r, "switchover", s.from, s.to).Handover
+				rep := parseHandover(t, r, "switchover", s.from, s.to, true)
+				h := rep.Handover
+				// The file is left alone, its new content in the report.
+				if now := string(readFile(t, inv)); now != before {
+					t.Errorf("switchover --no-write-inventory changed the inventory file:\n%s", now)
+				}
+				if rep.Inventory == nil || rep.Inventory.Written || rep.Inventory.Content == "" {
+					t.Fatalf("switchover --no-write-inventory: the report's inventory %+v, want its new content", rep.Inventory)
+				}
+				writeTestFile(t, inv, rep.Inventory.Content)
 				t.Logf("switchover %s to %s: %.2f s, writes unavailable %.2f s (pgfleet's count); %v in all",
 					s.from, s.to, h.TotalSeconds, h.UnavailableSeconds, took.Round(time.Millisecond))
 			} else {
@@ -427,7 +445,7 @@ func TestFailover(t *testing.T) {
 
 	t.Run("the replica with the most WAL takes over", func(t *testing.T) {
 		start := time.Now()
-		h := parseHandover(t, pgfleet(t, append([]string{"failover", inv, "--yes", "--output", "json"}, dead...)...), "failover", "h1", "h2").Handover
+		h := parseHandover(t, pgfleet(t, append([]string{"failover", inv, "--yes", "--output", "json"}, dead...)...), "failover", "h1", "h2", false).Handover
 		t.Logf("failover from h1 to h2: %.2f s (pgfleet's count); %v in all", h.TotalSeconds, time.Since(start).Round(time.Millisecond))
 		rewritten(t, l, inv, before, "h2", dead...)
 		if got := currentPrimary(t, l, "h2", "h3"); got != "h2" {
