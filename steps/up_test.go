@@ -24,6 +24,8 @@ func TestDryRunBare(t *testing.T) {
 			want = Unchanged // no server runs yet
 		case "follow":
 			want = Unchanged // a bare replica has no standby to point elsewhere: Clone makes it
+		case "rejoin":
+			want = Unchanged // a bare replica has no former primary's data
 		}
 		if res.Status != want {
 			t.Errorf("%s %s: %s, want %s", res.Host, res.Step, res.Status, want)
@@ -56,7 +58,7 @@ func converged(t *testing.T, r *Run, pw string) {
 		f.DataNonEmpty, f.DataVersion = true, 15
 		f.Server = &Server{Version: "15.7"}
 		if h.Primary() {
-			f.Server.Role = &Role{Replication: true, Login: true, Verifier: v}
+			f.Server.Role = &Role{Replication: true, Login: true, Verifier: v, Rewind: true}
 			f.Server.Slots = []Slot{{Name: "h2", Active: true}, {Name: "h3", Active: true}}
 			f.Server.UserDatabases = 1
 		} else {
@@ -80,8 +82,8 @@ func TestDryRunConverged(t *testing.T) {
 				t.Errorf("dry run %v: %s %s: %s %q %v, want unchanged", dry, res.Host, res.Step, res.Status, res.Changes, res.Err)
 			}
 		}
-		if n := len(r.Results()); n != 23 { // install, cluster, configure, restart on 3; start, role, slots on h1; pgpass, follow, clone, start on 2
-			t.Errorf("%d results, want 23", n)
+		if n := len(r.Results()); n != 25 { // install, cluster, configure, restart on 3; start, role, slots on h1; pgpass, rejoin, follow, clone, start on 2
+			t.Errorf("%d results, want 25", n)
 		}
 	}
 }
