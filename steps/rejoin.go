@@ -55,7 +55,7 @@ func Rejoins(h, p *Host) (bool, error) {
 	f := h.Facts
 	if f.Server != nil || f.PostmasterPID > 0 {
 		stop := fmt.Sprintf("sudo pg_ctlcluster %d main stop", h.PG().Version)
-		return true, hintf(fmt.Sprintf("stop it yourself first, so that no client writes to it any more (%s on %s), then run pgfleet up again: it rejoins it as a standby of %s with pg_rewind", stop, h.Name, p.Name),
+		return true, hintf(fmt.Sprintf("stop it yourself first, so that no client writes to it any more (%s on %s), then run pgfleet up again: it rejoins it as a standby of %s with pg_rewind, keeping a copy of its data; or clone it instead: pgfleet rebuild INVENTORY %s", stop, h.Name, p.Name, h.Name),
 			"refusing to rejoin it: it still runs as a primary (an old primary after a switchover or failover), and clients may write to it")
 	}
 	return true, nil
@@ -85,6 +85,7 @@ func (Rejoin) Check(ctx context.Context, r *Run, h *Host) (*Plan, error) {
 		kept = "discarded (--discard-old-data)"
 	}
 	changes = append(changes,
+		"checkpoint on "+p.Name+", so that pg_rewind reads its current timeline",
 		fmt.Sprintf("rejoin as a standby of %s: pg_rewind, if its data diverged (its own transactions since the divergence are %s)", p.Name, kept),
 		"remove the replication slots it kept as a primary, and write standby.signal")
 	return &Plan{Changes: changes, Apply: func(ctx context.Context) error { return rejoin(ctx, r, h, p) }}, nil
@@ -101,6 +102,13 @@ func rejoin(ctx context.Context, r *Run, h, p *Host) error {
 			return hintf(fmt.Sprintf("read why in the output above; to clone it instead, keeping its data moved aside: pgfleet rebuild INVENTORY %s", h.Name),
 				"finish the crash recovery of its data before pg_rewind: %w", err)
 		}
+	}
+	// pg_rewind takes the source's timeline from its control file, which
+	// a promotion updates only at its next checkpoint: until then, a
+	// promoted primary looks to it as if it were on the old timeline, and
+	// diverged data as if it needed no rewind (PostgreSQL 15 and before).
+	if _, err := psql(ctx, p, "CHECKPOINT;\n"); err != nil {
+		return fmt.Errorf("checkpoint on %s before pg_rewind: %w", p.Name, err)
 	}
 	pw, err := r.Password(h.Cluster)
 	if err != nil {
@@ -164,7 +172,7 @@ func rejoin(ctx context.Context, r *Run, h, p *Host) error {
 func crashRecovery(ctx context.Context, h *Host) error {
 	l := h.Layout
 	_, err := h.Conn.Run(ctx, remote.Cmd{As: "postgres", Stdin: strings.NewReader(""),
-		Args: []string{bin(l, "postgres"), "--single", "-F", "-D", l.DataDir(),
+		Args: []string{bin(l, "postgres"), "--single", "-D", l.DataDir(),
 			"-c", "config_file=" + path.Join(l.ConfigDir(), "postgresql.conf"), "template1"}})
 	return err
 }
@@ -210,7 +218,7 @@ func rewindPassFile(ctx context.Context, h, p *Host, pw string) (string, error) 
 // rewindArgs is pg_rewind's command line on h, with p as its source.
 func rewindArgs(h, p *Host, dryRun bool) []string {
 	l := h.Layout
-	args := []string{bin(l, "pg_rewind"), "--target-pgdata=" + l.DataDir(), "--source-server=" + rewindConninfo(h, p), "--no-password"}
+	args := []string{bin(l, "pg_rewind"), "--target-pgdata=" + l.DataDir(), "--source-server=" + rewindConninfo(h, p)}
 	if h.PG().Version >= 15 {
 		// Should pg_rewind itself need to start the server (its crash
 		// recovery), it must find the configuration.
@@ -225,7 +233,9 @@ func rewindArgs(h, p *Host, dryRun bool) []string {
 // pgRewind runs pg_rewind on h as postgres, with the password file
 // passfile, and returns what it said.
 func pgRewind(ctx context.Context, h, p *Host, passfile string, dryRun bool) (string, error) {
-	res, err := h.Conn.Run(ctx, remote.Cmd{As: "postgres", Args: rewindArgs(h, p, dryRun),
+	// pg_rewind has no --no-password; with no terminal, and nothing on
+	// stdin, libpq cannot ask for one.
+	res, err := h.Conn.Run(ctx, remote.Cmd{As: "postgres", Args: rewindArgs(h, p, dryRun), Stdin: strings.NewReader(""),
 		Env: map[string]string{"PGPASSFILE": passfile}})
 	if err != nil {
 		what := "pg_rewind"

@@ -21,6 +21,7 @@ func formerPrimary(h *Host, state string) {
 // leaves to the other steps; and that Clone and Follow agree.
 func TestRejoinDecision(t *testing.T) {
 	const aside = "/var/lib/postgresql/15/main.pgfleet-20250102T030405Z"
+	checkpoint := "checkpoint on h1, so that pg_rewind reads its current timeline"
 	rejoinLine := "rejoin as a standby of h1: pg_rewind, if its data diverged (its own transactions since the divergence are kept in a copy of its data directory, " + aside + ")"
 	lastLine := "remove the replication slots it kept as a primary, and write standby.signal"
 	crash := "finish its crash recovery in single-user mode (it was not shut down cleanly), which pg_rewind needs"
@@ -32,10 +33,10 @@ func TestRejoinDecision(t *testing.T) {
 		err     string   // Rejoin's error
 		refused string   // RefuseData's error, "" for none
 	}{
-		{"stopped cleanly", Options{}, func(h *Host) { formerPrimary(h, "shut down") }, []string{rejoinLine, lastLine}, "", ""},
-		{"crashed", Options{}, func(h *Host) { formerPrimary(h, "in production") }, []string{crash, rejoinLine, lastLine}, "", ""},
+		{"stopped cleanly", Options{}, func(h *Host) { formerPrimary(h, "shut down") }, []string{checkpoint, rejoinLine, lastLine}, "", ""},
+		{"crashed", Options{}, func(h *Host) { formerPrimary(h, "in production") }, []string{crash, checkpoint, rejoinLine, lastLine}, "", ""},
 		{"discard old data", Options{DiscardOldData: true}, func(h *Host) { formerPrimary(h, "shut down") },
-			[]string{"rejoin as a standby of h1: pg_rewind, if its data diverged (its own transactions since the divergence are discarded (--discard-old-data))", lastLine}, "", ""},
+			[]string{checkpoint, "rejoin as a standby of h1: pg_rewind, if its data diverged (its own transactions since the divergence are discarded (--discard-old-data))", lastLine}, "", ""},
 		{"running as a primary", Options{}, func(h *Host) {
 			formerPrimary(h, "in production")
 			h.Facts.Control, h.Facts.PostmasterPID = nil, 4242
@@ -126,7 +127,7 @@ const (
 	rewindTmp     = "/tmp/pgfleet-rewind.Zx81Qa0bYc"
 	rewindSource  = "--source-server=host=10.0.0.1 port=5432 user=replicator dbname=postgres connect_timeout=10 application_name=pgfleet-rewind-h2 " + connKeepalives
 	rewindCommand = "postgres|/usr/lib/postgresql/15/bin/pg_rewind --target-pgdata=/var/lib/postgresql/15/main " + rewindSource +
-		" --no-password --config-file=/etc/postgresql/15/main/postgresql.conf"
+		" --config-file=/etc/postgresql/15/main/postgresql.conf"
 )
 
 // rewindHost is h2 of a scripted cluster, a former primary of h1's system
@@ -145,7 +146,15 @@ func rewindHost(t *testing.T, state string, dry, real sshtest.Reply, after strin
 		probeSays(after),
 		sshtest.On(``, sshtest.Reply{}),
 	}
-	r, srvs := scriptedCluster(t, []string{"h2"}, map[string]sshtest.Handler{"h2": sshtest.Rules(rules...)})
+	r, srvs := scriptedCluster(t, []string{"h2"}, map[string]sshtest.Handler{
+		"h1": sshtest.Rules(sshtest.On(`^/usr/lib/postgresql/15/bin/psql `, sshtest.Reply{})),
+		"h2": sshtest.Rules(rules...),
+	})
+	t.Cleanup(func() {
+		if !t.Failed() {
+			wantRan(t, "h1", srvs["h1"], "postgres|/usr/lib/postgresql/15/bin/psql -X -q -A -t -v ON_ERROR_STOP=1 -p 5432 -h /var/run/postgresql -d postgres -f - << CHECKPOINT;")
+		}
+	})
 	r.Started = mustTime(t, "2025-01-02T03:04:05Z")
 	h, p := host(t, r, "h2"), host(t, r, "h1")
 	p.Facts.Server = &Server{SystemID: "7001", Timeline: 2, LSN: "0/9000000"}
@@ -197,7 +206,7 @@ func TestRejoinApplyDiverged(t *testing.T) {
 		t.Fatalf("rewind failed: %v", h.rewindFailed)
 	}
 	wantRan(t, "h2", srv,
-		"postgres|/usr/lib/postgresql/15/bin/postgres --single -F -D /var/lib/postgresql/15/main -c config_file=/etc/postgresql/15/main/postgresql.conf template1",
+		"postgres|/usr/lib/postgresql/15/bin/postgres --single -D /var/lib/postgresql/15/main -c config_file=/etc/postgresql/15/main/postgresql.conf template1",
 		"postgres|mktemp /tmp/pgfleet-rewind.XXXXXXXXXX",
 		"|id -u -- postgres",
 		"|getent group -- postgres",
