@@ -139,4 +139,55 @@ func TestRejoin(t *testing.T) {
 	if check.code != 0 {
 		t.Errorf("check after the rejoin: exit %d\n%s\n%s", check.code, check.stdout, check.stderr)
 	}
+
+	// A clean switchover back to h1: h2 shut down cleanly, and h1 replayed
+	// its last checkpoint before it was promoted. h2's data has not
+	// diverged: up rejoins it without rewriting or copying anything.
+	if _, err := l.Exec(context.Background(), h2, "pg_ctlcluster", fmt.Sprint(v), "main", "stop", "-m", "fast"); err != nil {
+		t.Fatalf("stop %s: %v", h2, err)
+	}
+	out, err := l.Exec(context.Background(), h2, "sh", "-c", fmt.Sprintf("LC_ALL=C runuser -u postgres -- /usr/lib/postgresql/%d/bin/pg_controldata /var/lib/postgresql/%d/main | sed -n 's/^Latest checkpoint location: *//p'", v, v))
+	if err != nil || strings.TrimSpace(out) == "" {
+		t.Fatalf("%s's last checkpoint: %q %v", h2, out, err)
+	}
+	last := strings.TrimSpace(out)
+	eventually(t, time.Minute, h1+" replays "+h2+"'s shutdown checkpoint "+last, func() string {
+		if got := psqlOn(t, l, h1, fmt.Sprintf("SELECT pg_last_wal_replay_lsn() > '%s'", last)); got != "t" {
+			return "not yet"
+		}
+		return ""
+	})
+	if got := psqlOn(t, l, h1, "SELECT pg_promote()"); got != "t" {
+		t.Fatalf("promote %s: %q", h1, got)
+	}
+	psqlOn(t, l, h1, "INSERT INTO rejoin SELECT g, 'switched' FROM generate_series(401, 410) g")
+	back := filepath.Join(t.TempDir(), "inventory.yaml")
+	writeTestFile(t, back, strings.Replace(string(src), from, fmt.Sprintf("primary: %s\n    replicas: [%s, %s]", h1, h2, h3), 1))
+	asideH2 := asideDirs(t, l, h2)
+	up = upOK(t, back)
+	if !strings.Contains(up.stderr, "no rewind required") || strings.Contains(up.stderr, "copied its data aside") || strings.Contains(up.stderr, "clone from") {
+		t.Errorf("up after a clean switchover did more than rejoin %s:\n%s", h2, up.stderr)
+	}
+	if got := asideDirs(t, l, h2); got != asideH2 {
+		t.Errorf("up copied %s's data aside after a clean switchover: %q", h2, got)
+	}
+	lsn = psqlOn(t, l, h1, "SELECT pg_current_wal_lsn()")
+	for _, h := range []string{h2, h3} {
+		eventually(t, time.Minute, h+" replays "+lsn, func() string {
+			if got := psqlOn(t, l, h, fmt.Sprintf("SELECT pg_last_wal_replay_lsn() >= '%s'", lsn)); got != "t" {
+				return "not yet"
+			}
+			return ""
+		})
+		if got := psqlOn(t, l, h, "SELECT count(*) FROM rejoin WHERE phase = 'switched'"); got != "10" {
+			t.Errorf("%s holds %s of the 10 rows written after the switchover", h, got)
+		}
+		if got := psqlOn(t, l, h, "SELECT status || ' ' || slot_name FROM pg_stat_wal_receiver"); got != "streaming "+h {
+			t.Errorf("%s's WAL receiver after the switchover: %q, want streaming through slot %s", h, got, h)
+		}
+	}
+	again = pgfleet(t, "up", back, "--output", "json")
+	if rep := parseReport(t, again); again.code != 0 || rep.Changed != 0 {
+		t.Errorf("second up after the switchover: exit %d, %d changes\n%s", again.code, rep.Changed, again.stdout)
+	}
 }
