@@ -99,7 +99,7 @@ func rejoin(ctx context.Context, r *Run, h, p *Host) error {
 	d := l.DataDir()
 	if !cleanShutdown(f.Control) {
 		if err := crashRecovery(ctx, h); err != nil {
-			return hintf(fmt.Sprintf("read why in the output above; to clone it instead, keeping its data moved aside: pgfleet rebuild INVENTORY %s", h.Name),
+			return hintf(fmt.Sprintf("PostgreSQL says why above; once that is fixed, run pgfleet up again, or clone it instead, keeping its data moved aside: pgfleet rebuild INVENTORY %s", h.Name),
 				"finish the crash recovery of its data before pg_rewind: %w", err)
 		}
 	}

@@ -84,6 +84,9 @@ func TestRejoin(t *testing.T) {
 	if got := asideDirs(t, l, h1); got != before {
 		t.Errorf("the dry run copied %s's data aside: %q", h1, got)
 	}
+	if check := pgfleet(t, "check", inv); !strings.Contains(check.stdout, "up rejoins it as a standby of "+h2+" with pg_rewind") {
+		t.Errorf("check does not say up rejoins %s:\n%s", h1, check.stdout)
+	}
 
 	up := upOK(t, inv)
 	for _, want := range []string{"copied its data aside before pg_rewind", "rewound its data"} {
