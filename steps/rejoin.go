@@ -56,7 +56,7 @@ func Rejoins(h, p *Host) (bool, error) {
 	if f.Server != nil || f.PostmasterPID > 0 {
 		stop := fmt.Sprintf("sudo pg_ctlcluster %d main stop", h.PG().Version)
 		return true, hintf(fmt.Sprintf("stop it yourself first, so that no client writes to it any more (%s on %s), then run pgfleet up again: it rejoins it as a standby of %s with pg_rewind, keeping a copy of its data; or clone it instead: pgfleet rebuild INVENTORY %s", stop, h.Name, p.Name, h.Name),
-			"refusing to rejoin it: it still runs as a primary (an old primary after a switchover or failover), and clients may write to it")
+			"refusing to rejoin it: it still runs as a primary (promoted, or an old primary after a switchover or failover), and clients may write to it")
 	}
 	return true, nil
 }
