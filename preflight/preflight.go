@@ -293,6 +293,12 @@ func (c *checker) replicaData(r *steps.Run, h *steps.Host) {
 		c.fail(h, CheckDataDir, err)
 		return
 	}
+	// A former primary of the cluster (RefuseData said why it cannot be
+	// rejoined now, if it cannot).
+	if p := r.PrimaryOf(h); rejoins(h, p) {
+		c.pass(h, CheckDataDir, "%s holds PostgreSQL %d data of a former primary of this cluster: up rejoins it as a standby of %s with pg_rewind, its data copied aside first if it diverged", d, v, p.Name)
+		return
+	}
 	// A standby that cannot catch up (its slot was invalidated, or the WAL
 	// it needs is gone from the primary): up clones it again.
 	if p := r.PrimaryOf(h); p != nil && p.Facts != nil && f.DataVersion == v && f.StandbySignal && !f.CloneIncomplete {
@@ -475,10 +481,18 @@ func judgePort(out, target, from string) (status, detail string) {
 	}
 }
 
+// rejoins says whether up rejoins h with pg_rewind rather than clone it.
+func rejoins(h, p *steps.Host) bool {
+	ok, _ := steps.Rejoins(h, p)
+	return ok
+}
+
 func (c *checker) disk(h, p *steps.Host) {
 	d := h.Layout.DataDir()
 	free := h.Facts.DiskFreeKB * 1024
 	switch {
+	case p.Facts != nil && rejoins(h, p):
+		c.pass(h, CheckDisk, "no clone needed (up rejoins it with pg_rewind); %s free for %s, where a copy of its diverged data goes", steps.FormatBytes(free), d)
 	case p.Facts != nil && steps.CloneReason(h, p) == "":
 		c.pass(h, CheckDisk, "no clone needed (it follows %s); %s free for %s", p.Name, steps.FormatBytes(free), d)
 	case p.Facts == nil:

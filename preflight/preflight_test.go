@@ -402,3 +402,45 @@ func TestCheckDataDirCannotCatchUp(t *testing.T) {
 		})
 	}
 }
+
+// check says up rejoins a stopped former primary of the cluster with
+// pg_rewind, refuses one that still runs, and refuses another system's.
+func TestCheckDataDirFormerPrimary(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		systemID string
+		running  bool
+		status   string
+		detail   string
+	}{
+		{"stopped", "7001", false, CheckPass, "data of a former primary of this cluster: up rejoins it as a standby of h1 with pg_rewind"},
+		{"still running", "7001", true, CheckFail, "refusing to rejoin it: it still runs as a primary"},
+		{"another system's", "9999", false, CheckFail, "has been a primary's"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := ckRun(t)
+			h := r.Host("h2")
+			if h == nil {
+				t.Fatal("no host h2")
+			}
+			p := r.PrimaryOf(h)
+			p.Facts.Server = &steps.Server{SystemID: "7001", Timeline: 2}
+			f := h.Facts
+			f.DataVersion, f.DataNonEmpty = 15, true
+			f.Control = &steps.Control{SystemID: tc.systemID, Timeline: 1, State: "in production"}
+			if tc.running {
+				f.Control, f.PostmasterPID = nil, 4242
+				f.Server = &steps.Server{SystemID: tc.systemID, Timeline: 1}
+			}
+			c := &checker{}
+			c.replicaData(r, h)
+			if got := ckFind(t, c, "h2", CheckDataDir); got.Status != tc.status || !strings.Contains(got.Detail, tc.detail) {
+				t.Errorf("got %+v, want %s with %q", got, tc.status, tc.detail)
+			}
+			c.disk(h, p)
+			if got := ckFind(t, c, "h2", CheckDisk); (tc.systemID == "7001") != strings.Contains(got.Detail, "up rejoins it with pg_rewind") {
+				t.Errorf("disk: %+v", got)
+			}
+		})
+	}
+}

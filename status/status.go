@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -244,6 +245,13 @@ func assessCluster(c *inventory.Cluster, obs map[string]*observation, o Options)
 			assessPrimary(&m, ob, declared)
 		} else {
 			assessReplica(&m, ih, c, ob, pServer, o)
+			if pObs != nil && steps.FormerPrimary(ob.state, pObs.state, c.Postgres.Version) {
+				rejoin := "its data has been a primary's (it has no standby.signal): pgfleet up rejoins it as a standby of " + p.Name + " with pg_rewind"
+				if ob.state.Server != nil || ob.state.PostmasterPID > 0 {
+					rejoin += ", once it is stopped (pg_ctlcluster " + strconv.Itoa(c.Postgres.Version) + " main stop)"
+				}
+				m.Problems = append(m.Problems, rejoin)
+			}
 			if pServer != nil && ob.state != nil && !m.Streaming && !steps.RestoresWAL(c.Postgres) {
 				if gone := steps.WALGone(ob.state, pObs.state, p.Name); gone != "" {
 					m.Problems = append(m.Problems, "the WAL it needs is gone from "+p.Name+" ("+gone+"): it cannot catch up, and pgfleet up clones it again")

@@ -188,6 +188,27 @@ func TestStatusProblems(t *testing.T) {
 			host: "h2", role: RolePrimary, problem: []string{"declared replica", "runs as a primary"},
 		},
 		{
+			name: "former primary stopped",
+			change: func(obs map[string]*observation) {
+				obs["h2"] = stDown()
+				obs["h2"].state.DataVersion = 15
+				obs["h2"].state.Control = &steps.Control{SystemID: "7001", State: "shut down"}
+				obs["h1"].state.Server.SystemID = "7001"
+				obs["h1"].state.Server.Replication = obs["h1"].state.Server.Replication[1:]
+			},
+			host: "h2", role: RoleStopped, problem: []string{"has been a primary's", "pgfleet up rejoins it as a standby of h1 with pg_rewind"},
+		},
+		{
+			name: "former primary running",
+			change: func(obs map[string]*observation) {
+				obs["h2"] = stUp(&steps.Server{Version: "15.18", LSN: "0/6000000", SystemID: "7001"})
+				obs["h2"].state.DataVersion = 15
+				obs["h1"].state.Server.SystemID = "7001"
+				obs["h1"].state.Server.Replication = obs["h1"].state.Server.Replication[1:]
+			},
+			host: "h2", role: RolePrimary, problem: []string{"pgfleet up rejoins it as a standby of h1 with pg_rewind, once it is stopped (pg_ctlcluster 15 main stop)"},
+		},
+		{
 			name: "primary runs as a standby",
 			change: func(obs map[string]*observation) {
 				obs["h1"] = stUp(stStandby("0/5000060", "10.9.9.9", ""))

@@ -27,7 +27,9 @@ func (Clone) Name() string { return "clone" }
 // RefuseData says why h's data must not be moved by a clone that up decided
 // on its own, nil if it may. Data that is not a standby's may hold writes
 // of its own (a promoted replica, an old primary after a failover, another
-// cluster): only `pgfleet rebuild`, asked by name, moves it. A directory
+// cluster): only `pgfleet rebuild`, asked by name, moves it. A former
+// primary of this very cluster is Rejoin's: refused only while it runs,
+// and cloned once its pg_rewind failed. A directory
 // that is not empty but holds no cluster is never moved: it is not
 // PostgreSQL's, and data_dir may be wrong.
 func RefuseData(h, p *Host, rebuild bool) error {
@@ -37,10 +39,16 @@ func RefuseData(h, p *Host, rebuild bool) error {
 	case f.DataVersion == 0 && f.DataNonEmpty && !f.CloneIncomplete:
 		return hintf("empty or move that directory yourself, or set the right postgres.data_dir in the inventory",
 			"refusing to clone: its data directory %s is not empty but holds no PostgreSQL cluster", d)
-	case f.DataVersion == 0 || rebuild || f.CloneIncomplete:
+	case f.DataVersion == 0 || rebuild || f.CloneIncomplete || h.rewindFailed != nil:
 		return nil
 	case f.DataVersion != v:
 		return hintf(rebuildHint, "refusing to clone: %s holds PostgreSQL %d data, not the %d its cluster runs", d, f.DataVersion, v)
+	}
+	// A former primary of this cluster is Rejoin's, not a clone's.
+	if ok, err := Rejoins(h, p); ok {
+		return err
+	}
+	switch {
 	case !f.StandbySignal && f.Server != nil && !f.Server.InRecovery:
 		return hintf(rebuildHint, "refusing to clone: it runs as a primary (promoted, or an old primary), and its data may hold writes of its own")
 	case !f.StandbySignal && !f.lostStandbySignal():
@@ -86,11 +94,17 @@ func refuseMove(h *Host) error {
 // own. A standby that is behind but whose WAL p still holds catches up.
 func CloneReason(h, p *Host) string {
 	f := h.Facts
+	if h.rewindFailed != nil {
+		return "pg_rewind failed: " + Cause(h.rewindFailed)
+	}
 	if f.CloneIncomplete {
 		return "an earlier clone into it did not finish"
 	}
 	if f.DataVersion == 0 {
 		return "it has no data"
+	}
+	if ok, _ := Rejoins(h, p); ok {
+		return "" // Rejoin rewinds it, or says why it cannot
 	}
 	if !f.StandbySignal {
 		return "its standby.signal is missing (it was a standby when it last ran)"
@@ -167,7 +181,7 @@ func (Clone) Check(ctx context.Context, r *Run, h *Host) (*Plan, error) {
 		if r.Opts.DiscardOldData {
 			changes = append(changes, "delete the old data in "+h.Layout.DataDir()+" (--discard-old-data)"+note)
 		} else {
-			changes = append(changes, "move the old data aside to "+h.Layout.DataDir()+".pgfleet-"+timestamp(r.Started)+note)
+			changes = append(changes, "move the old data aside to "+asidePath(r, h)+note)
 		}
 	}
 	if slot := wantSlot(h); slot != "" {
@@ -232,7 +246,7 @@ func clone(ctx context.Context, r *Run, h, p *Host) error {
 			}
 			h.Log.Warn("deleted the old data", "dir", d)
 		} else {
-			aside := d + ".pgfleet-" + timestamp(r.Started)
+			aside := asidePath(r, h)
 			if _, err := root(ctx, h, "mv", "-T", "--", d, aside); err != nil {
 				return fmt.Errorf("move old data aside: %w", err)
 			}
@@ -262,6 +276,27 @@ func clone(ctx context.Context, r *Run, h, p *Host) error {
 		return fmt.Errorf("remove the clone's marker %s: %w", marker, err)
 	}
 	return nil
+}
+
+// asidePath is where h's old data goes, moved aside by a clone or copied
+// aside by a rejoin: DATADIR.pgfleet-TIME, with the run's start time, and
+// a number after it when a directory of that name is already there (a
+// rejoin's copy, then a clone after its pg_rewind failed).
+func asidePath(r *Run, h *Host) string {
+	base := h.Layout.DataDir() + ".pgfleet-" + timestamp(r.Started)
+	taken := func(p string) bool {
+		for _, a := range h.Facts.Aside {
+			if a.Path == p {
+				return true
+			}
+		}
+		return false
+	}
+	p := base
+	for i := 2; taken(p); i++ {
+		p = base + "-" + strconv.Itoa(i)
+	}
+	return p
 }
 
 // slotAction says what a clone of a replica must do to its slot on p,

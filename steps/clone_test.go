@@ -825,13 +825,17 @@ func TestCloneWALGoneRefused(t *testing.T) {
 		facts func(f *State)
 		want  string
 	}{
-		{"a stopped former primary", func(f *State) {
+		{"a stopped former primary of another cluster", func(f *State) {
 			f.StandbySignal = false
-			f.Control = &Control{SystemID: "7001", Timeline: 1, State: "shut down", WALSegmentSize: 16 << 20, LastWAL: "000000010000000000000002"}
+			f.Control = &Control{SystemID: "9999", Timeline: 1, State: "shut down", WALSegmentSize: 16 << 20, LastWAL: "000000010000000000000002"}
 		}, "has been a primary's"},
 		{"a running former primary", func(f *State) {
 			f.StandbySignal, f.PostmasterPID = false, 4242
 			f.Server = &Server{SystemID: "7001", Timeline: 2, LSN: "0/2000000", UserDatabases: 1}
+		}, "it still runs as a primary"},
+		{"a running primary of another cluster", func(f *State) {
+			f.StandbySignal, f.PostmasterPID = false, 4242
+			f.Server = &Server{SystemID: "9999", Timeline: 2, LSN: "0/2000000", UserDatabases: 1}
 		}, "it runs as a primary"},
 		{"another cluster's standby", func(f *State) {
 			f.PostmasterPID = 4242

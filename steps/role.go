@@ -10,8 +10,23 @@ import (
 
 // ReplicationRole makes the replication role exist with LOGIN and
 // REPLICATION and the declared password, set as a SCRAM-SHA-256 verifier
-// that pgfleet computes: the password itself never reaches the server.
+// that pgfleet computes: the password itself never reaches the server. It
+// also lets the role run the functions pg_rewind reads a source's files
+// with (rewindFunctions), so that Rejoin can rewind a former primary from
+// the primary.
 type ReplicationRole struct{ onPrimaries }
+
+// rewindFunctions are the functions pg_rewind calls on its source server:
+// PostgreSQL's documented least-privilege setup for a pg_rewind user that
+// is no superuser. They read any file of the data directory, which is no
+// wider a privilege than the role has: with REPLICATION it can already
+// copy every file with pg_basebackup.
+var rewindFunctions = []string{
+	"pg_catalog.pg_ls_dir(text, boolean, boolean)",
+	"pg_catalog.pg_stat_file(text, boolean)",
+	"pg_catalog.pg_read_binary_file(text)",
+	"pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean)",
+}
 
 func (ReplicationRole) Name() string { return "role" }
 func (ReplicationRole) Check(ctx context.Context, r *Run, h *Host) (*Plan, error) {
@@ -24,30 +39,56 @@ func (ReplicationRole) Check(ctx context.Context, r *Run, h *Host) (*Plan, error
 	if s := h.Facts.Server; s != nil {
 		role = s.Role
 	}
-	var change string
+	var changes []string
+	setRole := true
 	switch {
 	case role == nil:
-		change = "create role " + user + " (LOGIN REPLICATION, SCRAM-SHA-256 password)"
+		changes = append(changes, "create role "+user+" (LOGIN REPLICATION, SCRAM-SHA-256 password)")
 	case !role.Replication || !role.Login:
-		change = "give role " + user + " LOGIN and REPLICATION"
+		changes = append(changes, "give role "+user+" LOGIN and REPLICATION")
 	case !pgsql.SCRAMMatches(role.Verifier, pw):
-		change = "set the password of role " + user
+		changes = append(changes, "set the password of role "+user)
 	default:
+		setRole = false
+	}
+	grant := role == nil || !role.Rewind
+	if grant {
+		changes = append(changes, "let role "+user+" read the files pg_rewind needs (EXECUTE on pg_ls_dir, pg_stat_file, pg_read_binary_file)")
+	}
+	if len(changes) == 0 {
 		return nil, nil
 	}
-	return &Plan{Changes: []string{change}, Apply: func(ctx context.Context) error {
-		verifier, err := pgsql.NewSCRAMVerifier(pw)
-		if err != nil {
-			return err
-		}
+	return &Plan{Changes: changes, Apply: func(ctx context.Context) error {
+		var sql strings.Builder
 		verb := "ALTER"
 		if role == nil {
 			verb = "CREATE"
 		}
-		sql := fmt.Sprintf("%s ROLE %s WITH LOGIN REPLICATION PASSWORD %s;\n", verb, pgsql.QuoteIdent(user), pgsql.QuoteLiteral(verifier))
-		if _, err := psql(ctx, h, sql); err != nil {
+		if setRole {
+			verifier, err := pgsql.NewSCRAMVerifier(pw)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(&sql, "%s ROLE %s WITH LOGIN REPLICATION PASSWORD %s;\n", verb, pgsql.QuoteIdent(user), pgsql.QuoteLiteral(verifier))
+		}
+		if grant {
+			sql.WriteString(rewindGrantSQL(user))
+		}
+		if _, err := psql(ctx, h, sql.String()); err != nil {
+			if !setRole {
+				return fmt.Errorf("grant role %s the functions of pg_rewind: %w", user, err)
+			}
 			return fmt.Errorf("%s role %s: %w", strings.ToLower(verb), user, err)
 		}
 		return nil
 	}}, nil
+}
+
+// rewindGrantSQL grants user the functions of pg_rewind.
+func rewindGrantSQL(user string) string {
+	var b strings.Builder
+	for _, f := range rewindFunctions {
+		fmt.Fprintf(&b, "GRANT EXECUTE ON FUNCTION %s TO %s;\n", f, pgsql.QuoteIdent(user))
+	}
+	return b.String()
 }

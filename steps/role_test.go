@@ -28,15 +28,17 @@ func TestReplicationRoleCheck(t *testing.T) {
 		role    *Role
 		changes []string
 	}{
-		{"missing", true, true, nil, []string{"create role replicator (LOGIN REPLICATION, SCRAM-SHA-256 password)"}},
-		{"server down in a dry run", true, false, nil, []string{"create role replicator (LOGIN REPLICATION, SCRAM-SHA-256 password)"}},
-		{"no replication", true, true, &Role{Login: true, Verifier: right}, []string{"give role replicator LOGIN and REPLICATION"}},
-		{"no login", false, true, &Role{Replication: true, Verifier: right}, []string{"give role replicator LOGIN and REPLICATION"}},
-		{"no password", true, true, &Role{Replication: true, Login: true}, []string{"set the password of role replicator"}},
-		{"md5 password", true, true, &Role{Replication: true, Login: true, Verifier: "md5a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6"}, []string{"set the password of role replicator"}},
-		{"wrong password", true, true, &Role{Replication: true, Login: true, Verifier: other}, []string{"set the password of role replicator"}},
-		{"right password", true, true, &Role{Replication: true, Login: true, Verifier: right}, nil},
-		{"right password, not a dry run", false, true, &Role{Replication: true, Login: true, Verifier: right}, nil},
+		{"missing", true, true, nil, []string{"create role replicator (LOGIN REPLICATION, SCRAM-SHA-256 password)", "let role replicator read the files pg_rewind needs (EXECUTE on pg_ls_dir, pg_stat_file, pg_read_binary_file)"}},
+		{"server down in a dry run", true, false, nil, []string{"create role replicator (LOGIN REPLICATION, SCRAM-SHA-256 password)", "let role replicator read the files pg_rewind needs (EXECUTE on pg_ls_dir, pg_stat_file, pg_read_binary_file)"}},
+		{"no replication", true, true, &Role{Login: true, Verifier: right, Rewind: true}, []string{"give role replicator LOGIN and REPLICATION"}},
+		{"no login", false, true, &Role{Replication: true, Verifier: right, Rewind: true}, []string{"give role replicator LOGIN and REPLICATION"}},
+		{"no password", true, true, &Role{Replication: true, Login: true, Rewind: true}, []string{"set the password of role replicator"}},
+		{"md5 password", true, true, &Role{Replication: true, Login: true, Verifier: "md5a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6", Rewind: true}, []string{"set the password of role replicator"}},
+		{"wrong password", true, true, &Role{Replication: true, Login: true, Verifier: other, Rewind: true}, []string{"set the password of role replicator"}},
+		{"wrong password, no functions of pg_rewind", true, true, &Role{Replication: true, Login: true, Verifier: other}, []string{"set the password of role replicator", "let role replicator read the files pg_rewind needs (EXECUTE on pg_ls_dir, pg_stat_file, pg_read_binary_file)"}},
+		{"no functions of pg_rewind", true, true, &Role{Replication: true, Login: true, Verifier: right}, []string{"let role replicator read the files pg_rewind needs (EXECUTE on pg_ls_dir, pg_stat_file, pg_read_binary_file)"}},
+		{"right password", true, true, &Role{Replication: true, Login: true, Verifier: right, Rewind: true}, nil},
+		{"right password, not a dry run", false, true, &Role{Replication: true, Login: true, Verifier: right, Rewind: true}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Setenv(passwordEnv, "s3cret pass:word\n")
@@ -69,7 +71,15 @@ const rolePassword = "s3cret pass:word"
 
 // roleSQL is the statement the role step sends: the verifier pgfleet
 // computed, never the password.
-var roleSQL = regexp.MustCompile(`^(CREATE|ALTER) ROLE "replicator" WITH LOGIN REPLICATION PASSWORD '(SCRAM-SHA-256\$[^']+)';\n$`)
+var roleSQL = regexp.MustCompile(`(?s)^(CREATE|ALTER) ROLE "replicator" WITH LOGIN REPLICATION PASSWORD '(SCRAM-SHA-256\$[^']+)';\n(.*)$`)
+
+// rewindGrants is the SQL that lets the replication role run the functions
+// of pg_rewind, and only those.
+const rewindGrants = `GRANT EXECUTE ON FUNCTION pg_catalog.pg_ls_dir(text, boolean, boolean) TO "replicator";
+GRANT EXECUTE ON FUNCTION pg_catalog.pg_stat_file(text, boolean) TO "replicator";
+GRANT EXECUTE ON FUNCTION pg_catalog.pg_read_binary_file(text) TO "replicator";
+GRANT EXECUTE ON FUNCTION pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean) TO "replicator";
+`
 
 // The role is created, or its password set, with a SCRAM verifier given on
 // psql's stdin: the password is in no command line, no SQL and no log, and
@@ -80,13 +90,14 @@ func TestReplicationRoleApply(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
-		name string
-		role *Role
-		verb string
+		name   string
+		role   *Role
+		verb   string
+		grants string // after the role's statement
 	}{
-		{"missing", nil, "CREATE"},
-		{"no replication", &Role{Login: true, Verifier: other}, "ALTER"},
-		{"another password", &Role{Login: true, Replication: true, Verifier: other}, "ALTER"},
+		{"missing", nil, "CREATE", rewindGrants},
+		{"no replication", &Role{Login: true, Verifier: other}, "ALTER", rewindGrants},
+		{"another password", &Role{Login: true, Replication: true, Verifier: other, Rewind: true}, "ALTER", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Setenv(passwordEnv, rolePassword)
@@ -110,8 +121,8 @@ func TestReplicationRoleApply(t *testing.T) {
 				t.Errorf("ran %s|%s, want %s", c.As, c.String(), want)
 			}
 			m := roleSQL.FindStringSubmatch(string(c.Stdin))
-			if m == nil || m[1] != tc.verb {
-				t.Fatalf("SQL on stdin %q, want %s ROLE with a SCRAM verifier", c.Stdin, tc.verb)
+			if m == nil || m[1] != tc.verb || m[3] != tc.grants {
+				t.Fatalf("SQL on stdin %q, want %s ROLE with a SCRAM verifier, then %q", c.Stdin, tc.verb, tc.grants)
 			}
 			if !pgsql.SCRAMMatches(m[2], rolePassword) {
 				t.Errorf("the verifier %s was not made from the password", m[2])
@@ -131,6 +142,26 @@ func TestReplicationRoleApply(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A role that is right but for the functions of pg_rewind is granted them,
+// and its password is left alone.
+func TestReplicationRoleGrantsOnly(t *testing.T) {
+	v, err := pgsql.NewSCRAMVerifier(rolePassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(passwordEnv, rolePassword)
+	r, h, srv := scriptedHost(t, sshtest.Rules(
+		sshtest.On(`^/usr/lib/postgresql/15/bin/psql `, sshtest.Reply{}),
+		probeSays(`{"postmaster_pid":4242,"server":{"version":"15.7"}}`),
+	))
+	h.Facts = &State{PostmasterPID: 4242, Server: &Server{Role: &Role{Replication: true, Login: true, Verifier: v}}}
+	r.Apply(context.Background(), []Step{ReplicationRole{}})
+	if err := r.Err(); err != nil {
+		t.Fatalf("role: %v", err)
+	}
+	wantRan(t, "h1", srv, "postgres|/usr/lib/postgresql/15/bin/psql -X -q -A -t -v ON_ERROR_STOP=1 -p 5432 -h /var/run/postgresql -d postgres -f - << "+strings.TrimSpace(rewindGrants))
 }
 
 // A psql that fails names the role, and nothing runs after it.

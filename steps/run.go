@@ -117,6 +117,9 @@ type Host struct {
 	// holds the new file, and Restart puts this one back when the server
 	// does not start with the new one.
 	confBefore []byte
+	// rewindFailed is why Rejoin's pg_rewind failed on the host in this
+	// run, nil if it did not: Clone then clones it instead.
+	rewindFailed error
 
 	mu     sync.Mutex
 	failed error // the first error on this host; later steps skip it

@@ -36,6 +36,12 @@ func (StartReplicas) Check(ctx context.Context, r *Run, h *Host) (*Plan, error) 
 	if h.Facts.Running() {
 		return nil, nil
 	}
+	// Started without standby.signal, a former primary's data would run as
+	// a second primary. In a dry run, Rejoin has not written it yet.
+	if ok, _ := Rejoins(h, r.PrimaryOf(h)); ok && !r.Opts.DryRun {
+		return nil, hintf("run pgfleet up, which rejoins it as a standby with pg_rewind first",
+			"refusing to start it: its data has been a primary's and was not rejoined as a standby (it has no standby.signal)")
+	}
 	return &Plan{Changes: []string{"start PostgreSQL " + h.Layout.ClusterName() + " as a standby"}, Apply: func(ctx context.Context) error {
 		if err := ctlcluster(ctx, h, "start"); err != nil {
 			return hintf("read the server log: "+h.Layout.LogFile(), "%w", err)

@@ -102,6 +102,9 @@ type Role struct {
 	Replication bool   `json:"replication"`
 	Login       bool   `json:"login"`
 	Verifier    string `json:"verifier"` // the stored SCRAM verifier; never the password
+	// Rewind says the role may run the functions with which pg_rewind
+	// reads a source server's files (rewindFunctions).
+	Rewind bool `json:"rewind"`
 }
 
 // WALReceiver is a standby's pg_stat_wal_receiver row.

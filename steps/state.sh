@@ -131,7 +131,12 @@ SELECT json_build_object(
     ELSE extract(epoch FROM now() - pg_last_xact_replay_timestamp()) END END,
   'replay_paused', CASE WHEN l.rec THEN pg_is_wal_replay_paused() ELSE false END,
   'role', (SELECT json_build_object('replication', rolreplication, 'login', rolcanlogin,
-    'verifier', coalesce(rolpassword, '')) FROM pg_authid WHERE rolname = :'u'),
+    'verifier', coalesce(rolpassword, ''),
+    'rewind', has_function_privilege(rolname, 'pg_catalog.pg_ls_dir(text, boolean, boolean)', 'EXECUTE')
+      AND has_function_privilege(rolname, 'pg_catalog.pg_stat_file(text, boolean)', 'EXECUTE')
+      AND has_function_privilege(rolname, 'pg_catalog.pg_read_binary_file(text)', 'EXECUTE')
+      AND has_function_privilege(rolname, 'pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean)', 'EXECUTE'))
+    FROM pg_authid WHERE rolname = :'u'),
   'receiver', (SELECT json_build_object('status', status, 'sender_host', coalesce(sender_host, ''),
     'sender_port', coalesce(sender_port, 0), 'slot_name', coalesce(slot_name, '')) FROM pg_stat_wal_receiver),
   'replication', (SELECT coalesce(json_agg(json_build_object(

@@ -22,6 +22,7 @@ func Up() []Step {
 		ReplicationRole{},
 		Slots{},
 		PgPass{},
+		Rejoin{},
 		Follow{},
 		Clone{},
 		StartReplicas{},

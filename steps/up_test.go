@@ -28,6 +28,8 @@ func TestDryRunBare(t *testing.T) {
 			if res.Host != "h1" {
 				want = Unchanged // a bare standby keeps no slots of a former primary
 			}
+		case "rejoin":
+			want = Unchanged // a bare replica has no former primary's data
 		}
 		if res.Status != want {
 			t.Errorf("%s %s: %s, want %s", res.Host, res.Step, res.Status, want)
@@ -60,7 +62,7 @@ func converged(t *testing.T, r *Run, pw string) {
 		f.DataNonEmpty, f.DataVersion = true, 15
 		f.Server = &Server{Version: "15.7"}
 		if h.Primary() {
-			f.Server.Role = &Role{Replication: true, Login: true, Verifier: v}
+			f.Server.Role = &Role{Replication: true, Login: true, Verifier: v, Rewind: true}
 			f.Server.Slots = []Slot{{Name: "h2", Active: true}, {Name: "h3", Active: true}}
 			f.Server.UserDatabases = 1
 		} else {
@@ -84,8 +86,8 @@ func TestDryRunConverged(t *testing.T) {
 				t.Errorf("dry run %v: %s %s: %s %q %v, want unchanged", dry, res.Host, res.Step, res.Status, res.Changes, res.Err)
 			}
 		}
-		if n := len(r.Results()); n != 25 { // install, cluster, configure, restart on 3; start, role, slots on h1; pgpass, follow, clone, start, standby slots on 2
-			t.Errorf("%d results, want 25", n)
+		if n := len(r.Results()); n != 27 { // install, cluster, configure, restart on 3; start, role, slots on h1; pgpass, rejoin, follow, clone, start, standby slots on 2
+			t.Errorf("%d results, want 27", n)
 		}
 	}
 }

@@ -51,6 +51,13 @@ On each host, in order, and only where something differs from the inventory:
   role       the replication role, its password set as a SCRAM verifier
   slots      one physical replication slot per replica
   pgpass     the replication password in each replica's ~postgres/.pgpass
+  rejoin     a replica whose data is a former primary of the same cluster
+             (after a switchover or failover), stopped: pg_rewind from the
+             primary, after a copy of its data to DATADIR.pgfleet-TIMESTAMP
+             when it diverged (--discard-old-data: no copy), then
+             standby.signal; nothing is rewritten when it needs no rewind.
+             One still running is refused until you stop it. If pg_rewind
+             fails, clone moves its data aside and clones it
   follow     a standby whose primary_conninfo names another address or port
              than the primary's (the primary moved), or another application
              name or slot: rewrite primary_conninfo and primary_slot_name in
@@ -62,9 +69,9 @@ On each host, in order, and only where something differs from the inventory:
              that is merely behind catches up): check first that the clone
              can succeed, stop, make the replica's slot (again), move the
              old data aside, then pg_basebackup (or a tar stream through
-             pgfleet). Data that has been a primary's (a promoted replica,
-             an old primary), another cluster's, or that is no cluster at
-             all is never moved: up refuses and names the host (see pgfleet
+             pgfleet). Data that has been a primary's of another cluster,
+             of another PostgreSQL version, or that is no cluster at all is
+             never moved: up refuses and names the host (see pgfleet
              rebuild)
   start      the replicas
   verify     every replica streams and has replayed the primary's latest WAL

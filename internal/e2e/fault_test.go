@@ -208,7 +208,7 @@ func TestFaults(t *testing.T) {
 		checkNoLoss(t, l, w)
 	})
 
-	t.Run("a promoted replica is refused by up and cloned again by rebuild", func(t *testing.T) {
+	t.Run("a promoted replica is refused by up while it runs, rejoined once stopped, and cloned again by rebuild", func(t *testing.T) {
 		promoted := l.Hosts[2].Name
 		if _, err := l.Exec(context.Background(), promoted, "pg_ctlcluster", "15", "main", "promote"); err != nil {
 			t.Fatal(err)
@@ -224,8 +224,8 @@ func TestFaults(t *testing.T) {
 		before := asideDirs(t, l, promoted)
 
 		r := pgfleet(t, "up", inv)
-		if r.code != 1 || !strings.Contains(r.stderr, promoted) || !strings.Contains(r.stderr, "pgfleet rebuild") {
-			t.Errorf("up on a promoted replica: exit %d, want 1 naming %s and pointing at pgfleet rebuild; stderr:\n%s", r.code, promoted, r.stderr)
+		if r.code != 1 || !strings.Contains(r.stderr, promoted) || !strings.Contains(r.stderr, "pg_ctlcluster 15 main stop") || !strings.Contains(r.stderr, "pgfleet rebuild") {
+			t.Errorf("up on a promoted replica: exit %d, want 1 naming %s, how to stop it and pgfleet rebuild; stderr:\n%s", r.code, promoted, r.stderr)
 		}
 		if got := psqlOn(t, l, promoted, "SELECT answer FROM diverged"); got != "42" {
 			t.Errorf("the promoted replica's own data changed: %q", got)
@@ -235,20 +235,22 @@ func TestFaults(t *testing.T) {
 		}
 
 		// Stopped, it is what an old primary looks like after a failover:
-		// a cluster with no standby.signal. Still refused, still in place.
+		// up rejoins it with pg_rewind, its own writes kept in a copy.
 		if _, err := l.Exec(context.Background(), promoted, "pg_ctlcluster", "15", "main", "stop", "-m", "fast"); err != nil {
 			t.Fatal(err)
 		}
-		r = pgfleet(t, "up", inv)
-		if r.code != 1 || !strings.Contains(r.stderr, "has been a primary") {
-			t.Errorf("up on a stopped former primary: exit %d, stderr:\n%s", r.code, r.stderr)
+		r = upOK(t, inv)
+		if !strings.Contains(r.stderr, "copied its data aside before pg_rewind") || strings.Contains(r.stderr, "clone from") {
+			t.Errorf("up on a stopped former primary did not rewind it:\n%s", r.stderr)
 		}
-		if out, err := l.Exec(context.Background(), promoted, "test", "-f", "/var/lib/postgresql/15/main/PG_VERSION"); err != nil {
-			t.Errorf("the former primary's data was moved: %v %s", err, out)
+		movedAside(t, l, promoted, before, "PG_VERSION")
+		if got := psqlOn(t, l, promoted, "SELECT pg_is_in_recovery()"); got != "t" {
+			t.Errorf("%s after the rejoin: pg_is_in_recovery() = %s", promoted, got)
 		}
-		if after := asideDirs(t, l, promoted); after != before {
-			t.Errorf("up moved data aside on a former primary: %q", after)
+		if got := psqlOn(t, l, promoted, "SELECT count(*) FROM pg_class WHERE relname = 'diverged'"); got != "0" {
+			t.Errorf("%s still holds its own table after the rewind", promoted)
 		}
+		before = asideDirs(t, l, promoted)
 
 		// Without a terminal and without --yes, rebuild asks no one and refuses.
 		r = pgfleet(t, "rebuild", inv, promoted)
