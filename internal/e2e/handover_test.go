@@ -500,6 +500,9 @@ func TestFailover(t *testing.T) {
 				if h.Host == "h1" && s.Status == "changed" && strings.Contains(strings.ToLower(strings.Join(s.Changes, " ")), "rewind") {
 					rewound = true
 				}
+				if h.Host == "h1" && s.Step == "clone" && s.Status == "changed" {
+					t.Errorf("h1 was cloned, not rewound: %s", strings.Join(s.Changes, "; "))
+				}
 			}
 		}
 		if !rewound {
