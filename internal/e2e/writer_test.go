@@ -280,7 +280,8 @@ func firstIDs(ids []int) string {
 
 // sameRows waits until every host in hosts has replayed what primary has
 // written, then checks that each holds the same rows as primary (their
-// number and the sum of their ids) and returns them.
+// number and the sum of their ids) and returns them. Nothing may write
+// meanwhile.
 func sameRows(t *testing.T, l *lab.Lab, primary string, hosts ...string) string {
 	t.Helper()
 	const query = "SELECT count(*) || '|' || coalesce(sum(id), 0) FROM pgfleet_writes"
