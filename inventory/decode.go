@@ -387,7 +387,7 @@ func (d *decoder) settings(e entry) []Setting {
 func (d *decoder) replication(e entry) rawReplication {
 	f, _ := d.fields(e.value, e.path, replicationSchema)
 	r := rawReplication{
-		user:   d.checked(f, "user", checkRoleName),
+		user:   d.checked(f, "user", checkReplicationUser),
 		method: d.checked(f, "method", checkMethod),
 	}
 	env, hasEnv := f["password_env"]

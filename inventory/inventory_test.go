@@ -91,6 +91,9 @@ var badCases = []struct {
 	{"cluster name with quote", good[:strings.Index(good, "hosts:")] + "  \"it's\": {primary: db3}\nhosts:\n  db1: {address: 10.0.0.1}\n  db2: {address: 10.0.0.2}\n  db3: {address: 10.0.0.3}\n", "5:3", `cluster name "it's" is not allowed`},
 	{"replication user upper case", strings.Replace(good, "{password_env: PGPASS}", "{password_env: PGPASS, user: Repl}", 1), "2:45", `postgres.replication.user: "Repl" is not a role name`},
 	{"replication user with quote", strings.Replace(good, "{password_env: PGPASS}", "{password_env: PGPASS, user: \"a'b\"}", 1), "2:45", "is not a role name"},
+	{"replication user postgres", strings.Replace(good, "{password_env: PGPASS}", "{password_env: PGPASS, user: postgres}", 1), "2:45", "postgres.replication.user: postgres is the superuser and cannot be the replication role"},
+	{"replication user postgres in a cluster", strings.Replace(good, "replicas: [db2]}", "replicas: [db2], postgres: {replication: {user: postgres}}}", 1), "4:72", "clusters.main.postgres.replication.user: postgres is the superuser"},
+	{"replication user pg_", strings.Replace(good, "{password_env: PGPASS}", "{password_env: PGPASS, user: pg_monitor}", 1), "2:45", "names beginning with pg_"},
 	{"replication user too long", strings.Replace(good, "{password_env: PGPASS}", "{password_env: PGPASS, user: "+strings.Repeat("r", 64)+"}", 1), "2:45", "64 characters is too long"},
 	{"setting name", good + "  \n", "", ""}, // placeholder replaced below
 	{"ssh user", good + "ssh: {user: \"ops;id\"}\n", "8:13", `ssh.user: "ops;id" is not a user name`},

@@ -39,6 +39,11 @@ func (ReplicationRole) Check(ctx context.Context, r *Run, h *Host) (*Plan, error
 	if s := h.Facts.Server; s != nil {
 		role = s.Role
 	}
+	if role != nil && role.Superuser {
+		// Its password, on every replica's disk, would open the whole server.
+		return nil, hintf("name another role in replication.user, one that is not a superuser, and run again; pgfleet creates it",
+			"role %s is a superuser on %s: pgfleet will not use it for replication", user, h.Name)
+	}
 	var changes []string
 	setRole := true
 	switch {

@@ -181,3 +181,24 @@ func TestReplicationRoleApplyFails(t *testing.T) {
 		t.Errorf("ran %q after psql failed", ran(srv))
 	}
 }
+
+// A replication user that is a superuser on the primary is refused before
+// anything changes, whatever its password: it would hand the whole server
+// to every replica's .pgpass.
+func TestReplicationRoleSuperuser(t *testing.T) {
+	right, err := pgsql.NewSCRAMVerifier(rolePassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, dryRun := range []bool{true, false} {
+		t.Setenv(passwordEnv, rolePassword)
+		r := newTestRun(t, testInventory, Options{DryRun: dryRun})
+		h := host(t, r, "h1")
+		h.Facts.Server = &Server{Role: &Role{Replication: true, Login: true, Superuser: true, Verifier: right}}
+		plan, err := ReplicationRole{}.Check(context.Background(), r, h)
+		checkPlan(t, plan, err, "role replicator is a superuser on h1", nil)
+		if hint := hintOf(err); !strings.Contains(hint, "replication.user") || !strings.Contains(hint, "not a superuser") {
+			t.Errorf("hint %q", hint)
+		}
+	}
+}
