@@ -74,10 +74,18 @@ func (ReplicationRole) Check(ctx context.Context, r *Run, h *Host) (*Plan, error
 			if err != nil {
 				return err
 			}
+			// The verifier is as good as the password to whoever reads it
+			// (it serves to log in by brute force offline): no statement
+			// log, slow query log or error log of this server gets it,
+			// whatever the settings, for this one transaction.
+			sql.WriteString("BEGIN;\nSET LOCAL log_statement = 'none';\nSET LOCAL log_min_duration_statement = -1;\nSET LOCAL log_min_error_statement = panic;\n")
 			fmt.Fprintf(&sql, "%s ROLE %s WITH LOGIN REPLICATION PASSWORD %s;\n", verb, pgsql.QuoteIdent(user), pgsql.QuoteLiteral(verifier))
 		}
 		if grant {
 			sql.WriteString(rewindGrantSQL(user))
+		}
+		if setRole {
+			sql.WriteString("COMMIT;\n")
 		}
 		if _, err := psql(ctx, h, sql.String()); err != nil {
 			if !setRole {
