@@ -37,6 +37,7 @@ func TestReplicationRoleCheck(t *testing.T) {
 		{"wrong password", true, true, &Role{Replication: true, Login: true, Verifier: other, Rewind: true}, []string{"set the password of role replicator"}},
 		{"wrong password, no functions of pg_rewind", true, true, &Role{Replication: true, Login: true, Verifier: other}, []string{"set the password of role replicator", "let role replicator read the files pg_rewind needs (EXECUTE on pg_ls_dir, pg_stat_file, pg_read_binary_file)"}},
 		{"no functions of pg_rewind", true, true, &Role{Replication: true, Login: true, Verifier: right}, []string{"let role replicator read the files pg_rewind needs (EXECUTE on pg_ls_dir, pg_stat_file, pg_read_binary_file)"}},
+		{"absurd iteration count", true, true, &Role{Replication: true, Login: true, Verifier: strings.Replace(right, "$4096:", "$2147483647:", 1), Rewind: true}, []string{"set the password of role replicator"}},
 		{"right password", true, true, &Role{Replication: true, Login: true, Verifier: right, Rewind: true}, nil},
 		{"right password, not a dry run", false, true, &Role{Replication: true, Login: true, Verifier: right, Rewind: true}, nil},
 	} {
