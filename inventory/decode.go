@@ -359,6 +359,10 @@ func (d *decoder) settings(e entry) []Setting {
 			d.errorf(s.keyN, s.path, "%q is not a postgresql.conf parameter name: use lower-case letters, digits, '_' and '.'", s.key)
 			continue
 		}
+		if includeSettings[s.key] {
+			d.errorf(s.keyN, s.path, "%s would read another file, which the inventory does not see, and cannot be a setting: put that file's parameters in postgres.settings", s.key)
+			continue
+		}
 		if why, ok := reservedSettings[s.key]; ok {
 			d.errorf(s.keyN, s.path, "%s is set by pgfleet and cannot be a setting: %s", s.key, why)
 			continue

@@ -307,3 +307,8 @@ var reservedSettings = map[string]string{
 	"primary_slot_name":       "pgfleet sets it on each replica from the inventory",
 	"include_dir":             "pgfleet includes conf.d",
 }
+
+// includeSettings are postgresql.conf directives that read another file:
+// what it sets would be out of the inventory's sight, and a file that is
+// missing or wrong on one host stops that host's server.
+var includeSettings = map[string]bool{"include": true, "include_if_exists": true}
