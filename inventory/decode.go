@@ -340,6 +340,9 @@ func (d *decoder) postgres(e entry) rawPostgres {
 			} else if msg := oneLine(it.value); msg != "" {
 				d.errorf(it.node, it.path, "%s", msg)
 			} else {
+				if why := HBAWarning(it.value); why != "" {
+					d.warnf(it.node, it.path, "%s", why)
+				}
 				lines = append(lines, it.value)
 			}
 		}
