@@ -77,8 +77,12 @@ func (ReplicationRole) Check(ctx context.Context, r *Run, h *Host) (*Plan, error
 			// The verifier is as good as the password to whoever reads it
 			// (it serves to log in by brute force offline): no statement
 			// log, slow query log or error log of this server gets it,
-			// whatever the settings, for this one transaction.
-			sql.WriteString("BEGIN;\nSET LOCAL log_statement = 'none';\nSET LOCAL log_min_duration_statement = -1;\nSET LOCAL log_min_error_statement = panic;\n")
+			// whatever the settings, for this one transaction; nor
+			// pg_stat_statements, which keeps the text of utility
+			// statements. (Setting its parameter where it is not loaded
+			// is harmless: a placeholder for this transaction.)
+			sql.WriteString("BEGIN;\nSET LOCAL log_statement = 'none';\nSET LOCAL log_min_duration_statement = -1;\nSET LOCAL log_min_error_statement = panic;\n" +
+				"SET LOCAL pg_stat_statements.track_utility = off;\n")
 			fmt.Fprintf(&sql, "%s ROLE %s WITH LOGIN REPLICATION PASSWORD %s;\n", verb, pgsql.QuoteIdent(user), pgsql.QuoteLiteral(verifier))
 		}
 		if grant {

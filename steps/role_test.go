@@ -72,9 +72,10 @@ const rolePassword = "s3cret pass:word"
 
 // roleSQL is what the role step sends: the verifier pgfleet computed,
 // never the password, then any grants, in a transaction that logs none of
-// its statements, not even when one fails or is slow.
+// its statements, not even when one fails or is slow, and keeps them out
+// of pg_stat_statements.
 var roleSQL = regexp.MustCompile(`(?s)^BEGIN;\nSET LOCAL log_statement = 'none';\nSET LOCAL log_min_duration_statement = -1;\nSET LOCAL log_min_error_statement = panic;\n` +
-	`(CREATE|ALTER) ROLE "replicator" WITH LOGIN REPLICATION PASSWORD '(SCRAM-SHA-256\$[^']+)';\n(.*)COMMIT;\n$`)
+	`SET LOCAL pg_stat_statements.track_utility = off;\n(CREATE|ALTER) ROLE "replicator" WITH LOGIN REPLICATION PASSWORD '(SCRAM-SHA-256\$[^']+)';\n(.*)COMMIT;\n$`)
 
 // rewindGrants is the SQL that lets the replication role run the functions
 // of pg_rewind, and only those.
