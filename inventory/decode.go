@@ -340,6 +340,9 @@ func (d *decoder) postgres(e entry) rawPostgres {
 			} else if msg := oneLine(it.value); msg != "" {
 				d.errorf(it.node, it.path, "%s", msg)
 			} else {
+				if why := HBAWarning(it.value); why != "" {
+					d.warnf(it.node, it.path, "%s", why)
+				}
 				lines = append(lines, it.value)
 			}
 		}
@@ -357,6 +360,10 @@ func (d *decoder) settings(e entry) []Setting {
 	for _, s := range entries {
 		if !settingRe.MatchString(s.key) {
 			d.errorf(s.keyN, s.path, "%q is not a postgresql.conf parameter name: use lower-case letters, digits, '_' and '.'", s.key)
+			continue
+		}
+		if includeSettings[s.key] {
+			d.errorf(s.keyN, s.path, "%s would read another file, which the inventory does not see, and cannot be a setting: put that file's parameters in postgres.settings", s.key)
 			continue
 		}
 		if why, ok := reservedSettings[s.key]; ok {
@@ -387,7 +394,7 @@ func (d *decoder) settings(e entry) []Setting {
 func (d *decoder) replication(e entry) rawReplication {
 	f, _ := d.fields(e.value, e.path, replicationSchema)
 	r := rawReplication{
-		user:   d.checked(f, "user", checkRoleName),
+		user:   d.checked(f, "user", checkReplicationUser),
 		method: d.checked(f, "method", checkMethod),
 	}
 	env, hasEnv := f["password_env"]

@@ -21,6 +21,9 @@ type Inventory struct {
 	Path     string     // the file it was read from, as given
 	Clusters []*Cluster // sorted by name
 	Hosts    []*Host    // sorted by name
+	// Warnings are valid lines that are likely a mistake, such as an hba
+	// line that lets anyone in, in file order: validate shows them.
+	Warnings Errors
 }
 
 // Host returns the host with the given name, or nil.
@@ -227,6 +230,7 @@ func Parse(data []byte, filename string) (*Inventory, error) {
 		return nil, d.errs.sorted()
 	}
 	inv.Path = filename
+	inv.Warnings = d.warns.sorted()
 	return inv, nil
 }
 

@@ -129,6 +129,22 @@ func checkRoleName(s string) string {
 	return checkPattern(s, roleRe, fmt.Sprintf("%q is not a role name pgfleet accepts: use lower-case letters, digits and '_', not starting with a digit", s))
 }
 
+// checkReplicationUser is checkRoleName for the role replicas log in as:
+// not postgres, whose password pgfleet would then set and hand to every
+// replica, nor a name PostgreSQL keeps for its own roles.
+func checkReplicationUser(s string) string {
+	if msg := checkRoleName(s); msg != "" {
+		return msg
+	}
+	switch {
+	case s == "postgres":
+		return "postgres is the superuser and cannot be the replication role: its password would be on every replica; name a role of its own, e.g. replicator"
+	case strings.HasPrefix(s, "pg_"):
+		return fmt.Sprintf("%q cannot be the replication role: PostgreSQL keeps names beginning with pg_ for its own roles; name another, e.g. replicator", s)
+	}
+	return ""
+}
+
 func checkMethod(s string) string {
 	if s != MethodBaseBackup && s != MethodTar {
 		return fmt.Sprintf("%q is not a replication method: use %s or %s", s, MethodBaseBackup, MethodTar)
@@ -291,3 +307,8 @@ var reservedSettings = map[string]string{
 	"primary_slot_name":       "pgfleet sets it on each replica from the inventory",
 	"include_dir":             "pgfleet includes conf.d",
 }
+
+// includeSettings are postgresql.conf directives that read another file:
+// what it sets would be out of the inventory's sight, and a file that is
+// missing or wrong on one host stops that host's server.
+var includeSettings = map[string]bool{"include": true, "include_if_exists": true}

@@ -22,6 +22,9 @@ type decoder struct {
 	file string
 	dir  string // absolute directory of file, for relative paths
 	errs Errors
+	// warns are lines that are valid but likely a mistake; the inventory
+	// keeps them (Inventory.Warnings) when it has no error.
+	warns Errors
 }
 
 func newDecoder(filename string) (*decoder, error) {
@@ -34,6 +37,12 @@ func newDecoder(filename string) (*decoder, error) {
 
 func (d *decoder) errAt(line, col int, path, msg string) {
 	d.errs = append(d.errs, &Error{File: d.file, Line: line, Column: col, Path: path, Msg: msg})
+}
+
+// warnf records a warning at node n.
+func (d *decoder) warnf(n ast.Node, path, format string, args ...any) {
+	line, col := position(n)
+	d.warns = append(d.warns, &Error{File: d.file, Line: line, Column: col, Path: path, Msg: fmt.Sprintf(format, args...)})
 }
 
 // errorf records a problem at node n.

@@ -4,7 +4,7 @@
 // that check and up never disagree; what only a preflight does (a
 // replica's view of its primary's port, the hosts' clocks) lives here.
 //
-// It imports steps and pgfleet's internal remote and hint packages; only
+// It imports steps, inventory and pgfleet's internal remote and hint packages; only
 // cmd imports it. A hint comes from the error it is about (hint.Of), never
 // from splitting a message.
 package preflight
@@ -22,6 +22,7 @@ import (
 
 	"github.com/pgfleet/pgfleet/internal/hint"
 	"github.com/pgfleet/pgfleet/internal/remote"
+	"github.com/pgfleet/pgfleet/inventory"
 	"github.com/pgfleet/pgfleet/steps"
 )
 
@@ -40,13 +41,14 @@ const (
 	CheckPostgreSQL  = "postgresql"
 	CheckDataDir     = "data dir"
 	CheckPassword    = "replication password"
+	CheckHBA         = "hba"
 	CheckAside       = "moved aside"
 	CheckPrimaryPort = "primary port"
 	CheckDisk        = "disk"
 	CheckClock       = "clock"
 )
 
-var checkOrder = []string{CheckSSH, CheckSudo, CheckOS, CheckPostgreSQL, CheckDataDir, CheckAside, CheckPassword, CheckPrimaryPort, CheckDisk, CheckClock}
+var checkOrder = []string{CheckSSH, CheckSudo, CheckOS, CheckPostgreSQL, CheckDataDir, CheckAside, CheckPassword, CheckHBA, CheckPrimaryPort, CheckDisk, CheckClock}
 
 // Clock skew limits between hosts.
 const (
@@ -139,6 +141,7 @@ func Run(ctx context.Context, r *steps.Run) *Report {
 		}
 	}
 	c.passwords(r)
+	c.hba(r)
 	var wg sync.WaitGroup
 	wg.Go(func() { r.Each(r.Replicas(), func(h *steps.Host) { c.replica(ctx, r, h) }) })
 	wg.Go(func() { c.clocks(ctx, r) })
@@ -363,6 +366,35 @@ func (c *checker) passwords(r *steps.Run) {
 			src = "file " + h.PG().Replication.PasswordFile
 		}
 		c.pass(h, CheckPassword, "cluster %s: readable from %s", h.Cluster.Name, src)
+	}
+}
+
+// hba warns of each hba line of the inventory that lets too much in
+// (inventory.HBAWarning), once per cluster: on its primary, or on its
+// first host in the run when the primary is not part of it. Every host of
+// the cluster gets the line, but it is one line of the inventory to fix.
+func (c *checker) hba(r *steps.Run) {
+	on := map[*inventory.Cluster]*steps.Host{}
+	var order []*inventory.Cluster
+	for _, h := range r.Hosts {
+		if h.Cluster == nil {
+			continue
+		}
+		if first, ok := on[h.Cluster]; !ok {
+			order = append(order, h.Cluster)
+			on[h.Cluster] = h
+		} else if h.Primary() && !first.Primary() {
+			on[h.Cluster] = h
+		}
+	}
+	for _, cl := range order {
+		h := on[cl]
+		for _, line := range h.PG().HBA {
+			if why := inventory.HBAWarning(line); why != "" {
+				c.add(h.Name, CheckHBA, CheckWarn, fmt.Sprintf("cluster %s: hba line %q: %s", cl.Name, line, why),
+					"if that is what you want, nothing to do; otherwise change the line under postgres.hba in the inventory")
+			}
+		}
 	}
 }
 

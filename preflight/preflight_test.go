@@ -323,6 +323,38 @@ func TestCheckPasswords(t *testing.T) {
 	}
 }
 
+// hba lines that let anyone in are warned about, once per cluster, on its
+// primary; a run without them has no hba result at all.
+func TestCheckHBA(t *testing.T) {
+	c := &checker{}
+	c.hba(ckRun(t))
+	if len(c.results) != 0 {
+		t.Errorf("results %+v, want none", c.results)
+	}
+	src := strings.Replace(fleettest.Inventory, "postgres:\n", "postgres:\n  hba: [\"host all all 10.0.0.0/8 md5\", \"host all all ::/0 trust\"]\n", 1)
+	for _, limit := range []string{"", "h3,h2"} {
+		var opts steps.Options
+		if limit != "" {
+			opts.Limit = strings.Split(limit, ",")
+		}
+		r := fleettest.NewRun(t, src, opts)
+		c := &checker{}
+		c.hba(r)
+		want := "h1"
+		if limit != "" {
+			want = r.Hosts[0].Name
+		}
+		got := ckFind(t, c, want, CheckHBA)
+		if got.Status != CheckWarn || !strings.Contains(got.Detail, `cluster main: hba line "host all all ::/0 trust": ::/0 matches every client address`) ||
+			!strings.Contains(got.Detail, "trust lets in") || !strings.Contains(got.Hint, "postgres.hba") {
+			t.Errorf("limit %q: %+v", limit, got)
+		}
+		if len(c.results) != 1 {
+			t.Errorf("limit %q: results %+v, want one", limit, c.results)
+		}
+	}
+}
+
 func TestCheckReport(t *testing.T) {
 	r := ckRun(t)
 	c := &checker{}

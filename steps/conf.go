@@ -3,6 +3,8 @@ package steps
 import (
 	"slices"
 	"strings"
+
+	"github.com/pgfleet/pgfleet/internal/pgsql"
 )
 
 // autoConfValue returns a parameter's value in postgresql.auto.conf, "" if
@@ -165,5 +167,17 @@ func changedParams(before, after []byte) []string {
 		}
 	}
 	slices.Sort(out)
+	return out
+}
+
+// maskPasswords is list with pgsql.MaskPasswords applied to each item.
+func maskPasswords(list []string) []string {
+	if list == nil {
+		return nil
+	}
+	out := make([]string, len(list))
+	for i, s := range list {
+		out[i] = pgsql.MaskPasswords(s)
+	}
 	return out
 }

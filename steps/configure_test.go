@@ -184,3 +184,28 @@ func TestServerComplaints(t *testing.T) {
 		t.Errorf("serverComplaints of no complaint = %q", got)
 	}
 }
+
+// A conninfo's password, in a postgresql.conf written by hand or in a
+// setting, is masked in what a dry run shows: its changes and diffs.
+func TestConfigureDryRunMasksPasswords(t *testing.T) {
+	inv := strings.Replace(testInventory, "  replication:", "  settings: {myapp.conninfo: \"host=x password=s3cret2\"}\n  replication:", 1)
+	r := newTestRun(t, inv, Options{DryRun: true, Limit: []string{"h1"}})
+	h := host(t, r, "h1")
+	h.Facts.Files["postgresql.conf"] = []byte("port = 5432\nprimary_conninfo = 'host=x password=''s3cret 1'''\n")
+	r.Apply(context.Background(), []Step{Configure{}})
+	var shown strings.Builder
+	for _, res := range r.Results() {
+		if res.Err != nil {
+			t.Fatalf("%s %s: %v", res.Host, res.Step, res.Err)
+		}
+		shown.WriteString(strings.Join(res.Changes, "\n") + strings.Join(res.Diffs, "\n"))
+	}
+	for _, want := range []string{"-primary_conninfo = 'host=x password=********'\n", "+myapp.conninfo = 'host=x password=********'\n"} {
+		if !strings.Contains(shown.String(), want) {
+			t.Errorf("the dry run shows no %q:\n%s", want, shown.String())
+		}
+	}
+	if strings.Contains(shown.String(), "s3cret") {
+		t.Errorf("the dry run shows a password:\n%s", shown.String())
+	}
+}

@@ -28,14 +28,20 @@ func (Install) Check(ctx context.Context, r *Run, h *Host) (*Plan, error) {
 	return &Plan{
 		Changes: []string{"install " + pkg + " with apt"},
 		Apply: func(ctx context.Context) error {
+			// apt's output goes to a file of mktemp's, not one of a fixed
+			// name that anyone could have made a link to what root would
+			// then overwrite; it is kept only when apt fails.
 			script := `set -e
 mkdir -p /etc/postgresql-common/createcluster.d
 printf '%s\n' '# managed by pgfleet: clusters are created by pgfleet, not by the package' 'create_main_cluster = false' > /etc/postgresql-common/createcluster.d/pgfleet.conf
 export DEBIAN_FRONTEND=noninteractive
-if ! apt-get install -y -q --no-install-recommends "$1" >/tmp/pgfleet-apt.log 2>&1; then
-	apt-get update -q >/tmp/pgfleet-apt.log 2>&1 || { tail -20 /tmp/pgfleet-apt.log >&2; exit 1; }
-	apt-get install -y -q --no-install-recommends "$1" >/tmp/pgfleet-apt.log 2>&1 || { tail -20 /tmp/pgfleet-apt.log >&2; exit 1; }
+log="$(mktemp -t pgfleet-apt.XXXXXXXXXX)"
+failed() { tail -20 "$log" >&2; echo "apt's whole output: $log" >&2; exit 1; }
+if ! apt-get install -y -q --no-install-recommends "$1" >"$log" 2>&1; then
+	apt-get update -q >"$log" 2>&1 || failed
+	apt-get install -y -q --no-install-recommends "$1" >"$log" 2>&1 || failed
 fi
+rm -f -- "$log"
 `
 			if _, err := h.Conn.Run(ctx, remote.Cmd{Args: []string{"sh", "-c", script, "pgfleet-install", pkg}, As: "root"}); err != nil {
 				return hintf("check the host's apt sources and that it can reach its mirror", "install %s: %w", pkg, err)

@@ -61,6 +61,16 @@ func TestInstallApply(t *testing.T) {
 	if policy < 0 || install < 0 || policy > install {
 		t.Errorf("the script does not write create_main_cluster = false before apt-get install:\n%s", script)
 	}
+	// apt's log is a file mktemp makes, not a fixed name in /tmp that a
+	// link planted there would send root's output through.
+	if strings.Contains(script, "/tmp") || !strings.Contains(script, `log="$(mktemp -t pgfleet-apt.XXXXXXXXXX)"`) {
+		t.Errorf("apt's log is not a file of mktemp's:\n%s", script)
+	}
+	for _, line := range strings.Split(script, "\n") {
+		if strings.Contains(line, "apt-get") && !strings.Contains(line, `>"$log" 2>&1`) {
+			t.Errorf("apt-get's output goes elsewhere than the mktemp file: %s", line)
+		}
+	}
 	if !strings.HasPrefix(script, "set -e\n") {
 		t.Errorf("the script goes on after a failed command:\n%s", script)
 	}

@@ -39,6 +39,11 @@ func (ReplicationRole) Check(ctx context.Context, r *Run, h *Host) (*Plan, error
 	if s := h.Facts.Server; s != nil {
 		role = s.Role
 	}
+	if role != nil && role.Superuser {
+		// Its password, on every replica's disk, would open the whole server.
+		return nil, hintf("name another role in replication.user, one that is not a superuser, and run again; pgfleet creates it",
+			"role %s is a superuser on %s: pgfleet will not use it for replication", user, h.Name)
+	}
 	var changes []string
 	setRole := true
 	switch {
@@ -69,10 +74,22 @@ func (ReplicationRole) Check(ctx context.Context, r *Run, h *Host) (*Plan, error
 			if err != nil {
 				return err
 			}
+			// The verifier is as good as the password to whoever reads it
+			// (it serves to log in by brute force offline): no statement
+			// log, slow query log or error log of this server gets it,
+			// whatever the settings, for this one transaction; nor
+			// pg_stat_statements, which keeps the text of utility
+			// statements. (Setting its parameter where it is not loaded
+			// is harmless: a placeholder for this transaction.)
+			sql.WriteString("BEGIN;\nSET LOCAL log_statement = 'none';\nSET LOCAL log_min_duration_statement = -1;\nSET LOCAL log_min_error_statement = panic;\n" +
+				"SET LOCAL pg_stat_statements.track_utility = off;\n")
 			fmt.Fprintf(&sql, "%s ROLE %s WITH LOGIN REPLICATION PASSWORD %s;\n", verb, pgsql.QuoteIdent(user), pgsql.QuoteLiteral(verifier))
 		}
 		if grant {
 			sql.WriteString(rewindGrantSQL(user))
+		}
+		if setRole {
+			sql.WriteString("COMMIT;\n")
 		}
 		if _, err := psql(ctx, h, sql.String()); err != nil {
 			if !setRole {

@@ -37,6 +37,7 @@ func TestReplicationRoleCheck(t *testing.T) {
 		{"wrong password", true, true, &Role{Replication: true, Login: true, Verifier: other, Rewind: true}, []string{"set the password of role replicator"}},
 		{"wrong password, no functions of pg_rewind", true, true, &Role{Replication: true, Login: true, Verifier: other}, []string{"set the password of role replicator", "let role replicator read the files pg_rewind needs (EXECUTE on pg_ls_dir, pg_stat_file, pg_read_binary_file)"}},
 		{"no functions of pg_rewind", true, true, &Role{Replication: true, Login: true, Verifier: right}, []string{"let role replicator read the files pg_rewind needs (EXECUTE on pg_ls_dir, pg_stat_file, pg_read_binary_file)"}},
+		{"absurd iteration count", true, true, &Role{Replication: true, Login: true, Verifier: strings.Replace(right, "$4096:", "$2147483647:", 1), Rewind: true}, []string{"set the password of role replicator"}},
 		{"right password", true, true, &Role{Replication: true, Login: true, Verifier: right, Rewind: true}, nil},
 		{"right password, not a dry run", false, true, &Role{Replication: true, Login: true, Verifier: right, Rewind: true}, nil},
 	} {
@@ -69,9 +70,12 @@ func TestReplicationRoleNoPassword(t *testing.T) {
 
 const rolePassword = "s3cret pass:word"
 
-// roleSQL is the statement the role step sends: the verifier pgfleet
-// computed, never the password.
-var roleSQL = regexp.MustCompile(`(?s)^(CREATE|ALTER) ROLE "replicator" WITH LOGIN REPLICATION PASSWORD '(SCRAM-SHA-256\$[^']+)';\n(.*)$`)
+// roleSQL is what the role step sends: the verifier pgfleet computed,
+// never the password, then any grants, in a transaction that logs none of
+// its statements, not even when one fails or is slow, and keeps them out
+// of pg_stat_statements.
+var roleSQL = regexp.MustCompile(`(?s)^BEGIN;\nSET LOCAL log_statement = 'none';\nSET LOCAL log_min_duration_statement = -1;\nSET LOCAL log_min_error_statement = panic;\n` +
+	`SET LOCAL pg_stat_statements.track_utility = off;\n(CREATE|ALTER) ROLE "replicator" WITH LOGIN REPLICATION PASSWORD '(SCRAM-SHA-256\$[^']+)';\n(.*)COMMIT;\n$`)
 
 // rewindGrants is the SQL that lets the replication role run the functions
 // of pg_rewind, and only those.
@@ -179,5 +183,26 @@ func TestReplicationRoleApplyFails(t *testing.T) {
 	}
 	if len(srv.Commands()) != 1 {
 		t.Errorf("ran %q after psql failed", ran(srv))
+	}
+}
+
+// A replication user that is a superuser on the primary is refused before
+// anything changes, whatever its password: it would hand the whole server
+// to every replica's .pgpass.
+func TestReplicationRoleSuperuser(t *testing.T) {
+	right, err := pgsql.NewSCRAMVerifier(rolePassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, dryRun := range []bool{true, false} {
+		t.Setenv(passwordEnv, rolePassword)
+		r := newTestRun(t, testInventory, Options{DryRun: dryRun})
+		h := host(t, r, "h1")
+		h.Facts.Server = &Server{Role: &Role{Replication: true, Login: true, Superuser: true, Verifier: right}}
+		plan, err := ReplicationRole{}.Check(context.Background(), r, h)
+		checkPlan(t, plan, err, "role replicator is a superuser on h1", nil)
+		if hint := hintOf(err); !strings.Contains(hint, "replication.user") || !strings.Contains(hint, "not a superuser") {
+			t.Errorf("hint %q", hint)
+		}
 	}
 }

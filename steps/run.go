@@ -418,11 +418,13 @@ func (r *Run) applyStep(ctx context.Context, s HostStep, h *Host) {
 		h.Log.Debug("step", "step", s.Name(), "status", Unchanged)
 		return
 	}
-	res.Status, res.Changes, res.Diffs = Changed, plan.Changes, plan.Diffs
+	// What a run shows never holds a password of a conninfo written by
+	// hand in a file pgfleet replaces.
+	res.Status, res.Changes, res.Diffs = Changed, maskPasswords(plan.Changes), maskPasswords(plan.Diffs)
 	if r.Opts.DryRun {
 		return
 	}
-	for _, c := range plan.Changes {
+	for _, c := range res.Changes {
 		h.Log.Info("change", "step", s.Name(), "change", c)
 	}
 	if plan.Apply != nil {

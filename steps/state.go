@@ -102,6 +102,7 @@ type Role struct {
 	Replication bool   `json:"replication"`
 	Login       bool   `json:"login"`
 	Verifier    string `json:"verifier"` // the stored SCRAM verifier; never the password
+	Superuser   bool   `json:"superuser"`
 	// Rewind says the role may run the functions with which pg_rewind
 	// reads a source server's files (rewindFunctions).
 	Rewind bool `json:"rewind"`

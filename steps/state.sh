@@ -132,6 +132,7 @@ SELECT json_build_object(
   'replay_paused', CASE WHEN l.rec THEN pg_is_wal_replay_paused() ELSE false END,
   'role', (SELECT json_build_object('replication', rolreplication, 'login', rolcanlogin,
     'verifier', coalesce(rolpassword, ''),
+    'superuser', rolsuper,
     'rewind', has_function_privilege(rolname, 'pg_catalog.pg_ls_dir(text, boolean, boolean)', 'EXECUTE')
       AND has_function_privilege(rolname, 'pg_catalog.pg_stat_file(text, boolean)', 'EXECUTE')
       AND has_function_privilege(rolname, 'pg_catalog.pg_read_binary_file(text)', 'EXECUTE')

@@ -28,6 +28,8 @@ On each host:
   data dir              the data directory is empty, or holds the declared
                         version's cluster; a primary's configuration has its data
   replication password  (on primaries) the password's variable or file is readable here
+  hba                   (on primaries) warn of each hba line with trust, or with an
+                        address that matches every client (0.0.0.0/0, ::/0, all)
 On each replica:
   primary port          the primary's PostgreSQL port answers from the replica
                         itself (warn while the primary does not run yet)

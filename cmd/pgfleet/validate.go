@@ -30,6 +30,10 @@ is wrong and what to do:
     host and cluster names, the replication user, setting names, addresses,
     ports, data_dir, and single-line hba and setting values.
 
+It warns, on stderr, of hba lines that are valid but let too much in: the
+method trust, or an address that matches every client (0.0.0.0/0, ::/0,
+all). A warning does not change the exit code.
+
 It does not check that files (identity_file, password_file, templates_dir)
 exist, that the password is set, or that hosts are reachable: pgfleet check
 does that. See docs/inventory.md for every key and its default.
@@ -41,6 +45,7 @@ ssh_config FILE or default. It still touches no network.
 
 With --output json, the result is one JSON object on stdout:
   {"valid":true,"clusters":["main"],"hosts":3}
+  {"valid":true,...,"warnings":[{"file":...,"line":...,"column":...,"path":...,"message":...}]}
   {"valid":true,...,"ssh":[{"host":"db1","settings":[{"setting":"user","value":"ops","from":"inventory"}]}]}  (--explain)
   {"valid":false,"errors":[{"file":...,"line":...,"column":...,"path":...,"message":...}]}
 
@@ -108,6 +113,7 @@ type validateResult struct {
 	Clusters []string           `json:"clusters,omitempty"`
 	Hosts    int                `json:"hosts,omitempty"`
 	Errors   []*inventory.Error `json:"errors,omitempty"`
+	Warnings []*inventory.Error `json:"warnings,omitempty"`
 	SSH      []steps.HostSSH    `json:"ssh,omitempty"`
 }
 
@@ -149,8 +155,9 @@ func runValidate(g *globalOptions, stdout, stderr io.Writer, path string, explai
 		}
 	}
 	if g.output == "json" {
-		return json.NewEncoder(stdout).Encode(validateResult{Valid: true, Clusters: names, Hosts: len(inv.Hosts), SSH: ssh})
+		return json.NewEncoder(stdout).Encode(validateResult{Valid: true, Clusters: names, Hosts: len(inv.Hosts), Warnings: inv.Warnings, SSH: ssh})
 	}
+	writeInventoryWarnings(stderr, inv)
 	_, err = fmt.Fprintf(stdout, "%s: ok — %s, %s\n", path,
 		plural(len(inv.Clusters), "cluster"), plural(len(inv.Hosts), "host"))
 	writeSSHText(stdout, ssh)
@@ -162,4 +169,12 @@ func plural(n int, noun string) string {
 		return "1 " + noun
 	}
 	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+// writeInventoryWarnings prints the inventory's warnings as compilers do,
+// so that editors can jump to them: "FILE:LINE:COLUMN: warning: KEY: ...".
+func writeInventoryWarnings(w io.Writer, inv *inventory.Inventory) {
+	for _, e := range inv.Warnings {
+		fmt.Fprintf(w, "%s:%d:%d: warning: %s: %s\n", e.File, e.Line, e.Column, e.Path, e.Msg)
+	}
 }

@@ -16,7 +16,7 @@ const module = "github.com/pgfleet/pgfleet/"
 var allowed = map[string][]string{
 	"cmd/pgfleet":             {"*"},
 	"examples/lab/labctl":     {"internal/lab"},
-	"preflight":               {"steps", "internal/remote", "internal/hint"},
+	"preflight":               {"steps", "inventory", "internal/remote", "internal/hint"},
 	"status":                  {"steps", "inventory", "internal/pgsql", "internal/remote", "internal/hint"},
 	"steps":                   {"inventory", "templates", "internal/remote", "internal/sshconf", "internal/pgsql", "internal/hint"},
 	"inventory":               {"internal/pgsql"},

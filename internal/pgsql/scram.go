@@ -20,6 +20,13 @@ const (
 	SCRAMSaltLen    = 16
 )
 
+// SCRAMMaxIterations is the most iterations SCRAMMatches computes. A
+// verifier is read from the server, where anyone who can set a role's
+// password chooses its count: up to 2^31-1, hours of hashing that would
+// hang up and --dry-run. One above it counts as not matching, so up sets
+// the role's password again, with SCRAMIterations.
+const SCRAMMaxIterations = 100000
+
 const scramPrefix = "SCRAM-SHA-256$"
 
 // SCRAMVerifier returns the SCRAM-SHA-256 verifier of password in the form
@@ -82,10 +89,11 @@ func checkPassword(password string) error {
 // SCRAMMatches reports whether verifier, as SCRAMVerifier or PostgreSQL
 // writes it, was made from password. It recomputes both keys with the
 // verifier's salt and iteration count and compares them in constant time.
-// A verifier that does not parse gives false.
+// A verifier that does not parse, or has more than SCRAMMaxIterations
+// iterations, gives false without hashing.
 func SCRAMMatches(verifier, password string) bool {
 	iterations, salt, stored, server, ok := parseSCRAM(verifier)
-	if !ok {
+	if !ok || iterations > SCRAMMaxIterations {
 		return false
 	}
 	gotStored, gotServer, err := scramKeys(password, salt, iterations)

@@ -1,8 +1,10 @@
 package pgsql
 
 import (
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Expected verifiers computed independently with python3 (hashlib.pbkdf2_hmac,
@@ -111,6 +113,32 @@ func TestSCRAMMatchesGarbage(t *testing.T) {
 	for _, v := range garbage {
 		if SCRAMMatches(v, pw) {
 			t.Errorf("SCRAMMatches(%q) = true", v)
+		}
+	}
+}
+
+// A verifier claiming an absurd iteration count does not match, and says
+// so at once: the count comes from the server, where whoever can set the
+// role's password chooses it. Up to the cap, counts are honoured.
+func TestSCRAMMatchesIterationCap(t *testing.T) {
+	const pw = "s3cret"
+	salt := []byte("pgfleet-salt")
+	atCap := SCRAMVerifier(pw, salt, SCRAMMaxIterations)
+	if !SCRAMMatches(atCap, pw) {
+		t.Errorf("a verifier with %d iterations does not match", SCRAMMaxIterations)
+	}
+	over := strings.Replace(atCap, fmt.Sprintf("$%d:", SCRAMMaxIterations), fmt.Sprintf("$%d:", SCRAMMaxIterations+1), 1)
+	absurd := strings.Replace(atCap, fmt.Sprintf("$%d:", SCRAMMaxIterations), "$2147483647:", 1)
+	for _, v := range []string{over, absurd} {
+		done := make(chan bool, 1)
+		go func() { done <- SCRAMMatches(v, pw) }()
+		select {
+		case m := <-done:
+			if m {
+				t.Errorf("SCRAMMatches(%q) = true", v)
+			}
+		case <-time.After(time.Second):
+			t.Fatalf("SCRAMMatches(%q) still hashing after a second", v)
 		}
 	}
 }

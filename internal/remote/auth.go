@@ -2,6 +2,7 @@ package remote
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -9,6 +10,8 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
@@ -24,29 +27,51 @@ var decrypted = struct {
 	keys map[string]ssh.Signer
 }{keys: map[string]ssh.Signer{}}
 
+// agentTimeout bounds each exchange with ssh-agent: connecting, listing
+// its keys, one signature. An agent that is stuck (or asks for a
+// confirmation no one gives) would otherwise hang the dial, past the
+// connect timeout, which bounds only the network. A variable for tests.
+var agentTimeout = 15 * time.Second
+
 // authMethods holds the keys of one dial: identity files first (the
 // inventory names them on purpose), then those of ssh-agent.
 type authMethods struct {
 	cfg       Config
+	ctx       context.Context // the dial's, without its connect timeout
 	signers   []ssh.Signer
 	tried     []string
 	agentConn net.Conn
+	stopWatch func() bool // stops closing agentConn when ctx ends
 }
 
-func newAuth(cfg Config) (*authMethods, error) {
-	a := &authMethods{cfg: cfg}
+// newAuth gathers the keys of one dial. ctx ending (Ctrl-C) closes the
+// connection to ssh-agent, which ends any exchange with it at once.
+func newAuth(ctx context.Context, cfg Config) (*authMethods, error) {
+	a := &authMethods{cfg: cfg, ctx: ctx}
 	var agentSigners []ssh.Signer
 	if sock := os.Getenv("SSH_AUTH_SOCK"); sock != "" {
-		conn, err := net.Dial("unix", sock)
+		d := net.Dialer{Timeout: agentTimeout}
+		conn, err := d.DialContext(ctx, "unix", sock)
 		if err != nil {
 			logf(cfg.Logger, slog.LevelDebug, "ssh-agent unavailable", "host", cfg.Name, "socket", sock, "err", err)
 		} else {
+			conn = &deadlineConn{Conn: conn, timeout: agentTimeout}
 			a.agentConn = conn
+			a.stopWatch = context.AfterFunc(ctx, func() { conn.Close() })
 			agentSigners, err = agent.NewClient(conn).Signers()
-			if err != nil {
+			var ne net.Error
+			switch {
+			case err != nil && errors.As(err, &ne) && ne.Timeout():
+				logf(cfg.Logger, slog.LevelWarn, "ssh-agent does not answer; its keys are not used", "host", cfg.Name,
+					"socket", sock, "waited", agentTimeout)
+			case err != nil:
 				logf(cfg.Logger, slog.LevelDebug, "ssh-agent: list keys", "host", cfg.Name, "err", err)
 			}
 		}
+	}
+	if err := ctx.Err(); err != nil {
+		a.close()
+		return nil, fmt.Errorf("ssh-agent: %w", err)
 	}
 
 	for _, file := range cfg.IdentityFiles {
@@ -120,9 +145,57 @@ func (a *authMethods) methods() []ssh.AuthMethod {
 }
 
 func (a *authMethods) close() {
+	if a.stopWatch != nil {
+		a.stopWatch()
+	}
 	if a.agentConn != nil {
 		a.agentConn.Close()
 	}
+}
+
+// deadlineConn gives each read and write on a connection its own deadline,
+// timeout from when it begins.
+type deadlineConn struct {
+	net.Conn
+	timeout  time.Duration
+	timedOut atomic.Bool // a read or write ran out of time
+}
+
+func (c *deadlineConn) Read(p []byte) (int, error) {
+	if err := c.Conn.SetReadDeadline(time.Now().Add(c.timeout)); err != nil {
+		return 0, err
+	}
+	n, err := c.Conn.Read(p)
+	c.noteTimeout(err)
+	return n, err
+}
+
+func (c *deadlineConn) Write(p []byte) (int, error) {
+	if err := c.Conn.SetWriteDeadline(time.Now().Add(c.timeout)); err != nil {
+		return 0, err
+	}
+	n, err := c.Conn.Write(p)
+	c.noteTimeout(err)
+	return n, err
+}
+
+func (c *deadlineConn) noteTimeout(err error) {
+	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		c.timedOut.Store(true)
+	}
+}
+
+// describeStuck is the error of a handshake with addr that failed because
+// ssh-agent did not answer in time.
+func (a *authMethods) describeStuck(addr string, err error) error {
+	return hint.Errorf("check that ssh-agent runs and answers (ssh-add -l); a key added with ssh-add -c waits for a confirmation",
+		"ssh handshake with %s: ssh-agent did not sign within %s: %w", addr, agentTimeout, err)
+}
+
+// agentStuck tells whether ssh-agent let an exchange run out of time.
+func (a *authMethods) agentStuck() bool {
+	c, ok := a.agentConn.(*deadlineConn)
+	return ok && c.timedOut.Load()
 }
 
 // isAuthError tells the handshake error x/crypto/ssh returns when the server

@@ -19,8 +19,29 @@ import (
 	"github.com/pgfleet/pgfleet/internal/hint"
 )
 
-// knownHostsMu serialises appends to known_hosts files from parallel dials.
-var knownHostsMu sync.Mutex
+// knownHostsLocks serialise, per known_hosts file, the check and append
+// of a new host key by parallel dials: each dial read the file when it
+// began, so two of them meeting one host name with two different keys
+// (behind one bastion, or a host whose name is given twice) would both
+// find it unknown and both record their key.
+var knownHostsLocks = struct {
+	sync.Mutex
+	files map[string]*sync.Mutex
+}{files: map[string]*sync.Mutex{}}
+
+func knownHostsLock(file string) *sync.Mutex {
+	if abs, err := filepath.Abs(file); err == nil {
+		file = abs
+	}
+	knownHostsLocks.Lock()
+	defer knownHostsLocks.Unlock()
+	mu := knownHostsLocks.files[file]
+	if mu == nil {
+		mu = &sync.Mutex{}
+		knownHostsLocks.files[file] = mu
+	}
+	return mu
+}
 
 // hostKeyChecker checks one host's key against the known_hosts file, read
 // once per dial.
@@ -117,28 +138,43 @@ func (c *hostKeyCheck) callback(hostname string, remote net.Addr, key ssh.Public
 			c.err = hk.unknownError(key)
 			return c.err
 		}
-		if err := appendKnownHost(hk.cfg.KnownHostsFile, hostname, key); err != nil {
+		recorded, err := recordHostKey(hk.cfg.KnownHostsFile, hostname, remote, key)
+		switch {
+		case errors.As(err, &ke) && len(ke.Want) > 0:
+			// Another dial recorded another key for the host meanwhile.
+			c.err = hk.changedError(key, ke.Want)
+			return c.err
+		case errors.As(err, &re):
+			c.err = hk.revokedError(key, re)
+			return c.err
+		case err != nil:
 			c.err = fmt.Errorf("record host key in %s: %w", hk.cfg.KnownHostsFile, err)
 			return c.err
 		}
 		hk.mu.Lock()
 		hk.accepted[hostname] = key
 		hk.mu.Unlock()
-		logf(hk.cfg.Logger, slog.LevelInfo, "recorded new host key", "host", hk.cfg.Name,
-			"address", knownhosts.Normalize(hostname), "key", key.Type()+" "+ssh.FingerprintSHA256(key),
-			"file", hk.cfg.KnownHostsFile)
+		if recorded {
+			logf(hk.cfg.Logger, slog.LevelInfo, "recorded new host key", "host", hk.cfg.Name,
+				"address", knownhosts.Normalize(hostname), "key", key.Type()+" "+ssh.FingerprintSHA256(key),
+				"file", hk.cfg.KnownHostsFile)
+		}
 		return nil
 	case errors.As(err, &ke):
 		c.err = hk.changedError(key, ke.Want)
 		return c.err
 	case errors.As(err, &re):
-		c.err = newMsgError(fmt.Sprintf("host key %s %s of %s is marked @revoked in %s:%d",
-			key.Type(), ssh.FingerprintSHA256(key), hk.cfg.hostPort(), re.Revoked.Filename, re.Revoked.Line), ErrHostKeyChanged)
+		c.err = hk.revokedError(key, re)
 		return c.err
 	default:
 		c.err = fmt.Errorf("check host key: %w", err)
 		return c.err
 	}
+}
+
+func (hk *hostKeyChecker) revokedError(key ssh.PublicKey, re *knownhosts.RevokedError) error {
+	return newMsgError(fmt.Sprintf("host key %s %s of %s is marked @revoked in %s:%d",
+		key.Type(), ssh.FingerprintSHA256(key), hk.cfg.hostPort(), re.Revoked.Filename, re.Revoked.Line), ErrHostKeyChanged)
 }
 
 func (hk *hostKeyChecker) unknownError(key ssh.PublicKey) error {
@@ -189,11 +225,36 @@ func (hk *hostKeyChecker) noCommonAlgorithm(err error, c *hostKeyCheck) error {
 	}
 }
 
+// recordHostKey records key, which file did not hold for hostname when the
+// dial read it, unless another dial recorded a key for hostname since: it
+// reads the file again under the file's lock. recorded is false when the
+// file holds key now; the error is the check's (a *knownhosts.KeyError
+// with the keys recorded) when it holds another.
+func recordHostKey(file, hostname string, remote net.Addr, key ssh.PublicKey) (recorded bool, err error) {
+	mu := knownHostsLock(file)
+	mu.Lock()
+	defer mu.Unlock()
+	if _, err := os.Stat(file); err == nil {
+		db, err := knownhosts.New(file)
+		if err != nil {
+			return false, fmt.Errorf("read known_hosts: %w", err)
+		}
+		err = db(hostname, remote, key)
+		var ke *knownhosts.KeyError
+		switch {
+		case err == nil:
+			return false, nil
+		case !errors.As(err, &ke) || len(ke.Want) > 0:
+			return false, err
+		}
+	}
+	return true, appendKnownHost(file, hostname, key)
+}
+
 // appendKnownHost records key for hostname ("addr:port") the way OpenSSH
-// does: a plain line, "[addr]:port" when the port is not 22.
+// does: a plain line, "[addr]:port" when the port is not 22. The caller
+// holds the file's lock.
 func appendKnownHost(file, hostname string, key ssh.PublicKey) error {
-	knownHostsMu.Lock()
-	defer knownHostsMu.Unlock()
 	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
 		return err
 	}

@@ -255,7 +255,7 @@ func inheritBastion(cfg Config) Config {
 // dialHop connects to one host, directly or through via, retrying transient
 // network errors.
 func dialHop(ctx context.Context, cfg Config, via *ssh.Client) (*ssh.Client, error) {
-	auth, err := newAuth(cfg)
+	auth, err := newAuth(ctx, cfg)
 	if err != nil {
 		return nil, &HostError{Host: cfg.Name, Err: err}
 	}
@@ -345,8 +345,16 @@ func dialOnce(ctx context.Context, cfg Config, via *ssh.Client, auth *authMethod
 		if e := hk.noCommonAlgorithm(err, check); e != nil {
 			return nil, e
 		}
+		if err := auth.ctx.Err(); err != nil {
+			// Ctrl-C closed the connection to ssh-agent, and the
+			// handshake failed of it before the watch above ran.
+			return nil, fmt.Errorf("ssh handshake with %s: %w", addr, err)
+		}
 		if auth.isAuthError(err) {
 			return nil, auth.describe(err)
+		}
+		if auth.agentStuck() {
+			return nil, auth.describeStuck(addr, err)
 		}
 		return nil, fmt.Errorf("ssh handshake with %s: %w", addr, err)
 	}

@@ -1,0 +1,119 @@
+package remote
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/pgfleet/pgfleet/internal/remote/sshtest"
+)
+
+// twoFaces listens on one address and sends the first connection to a,
+// the second to b, once both have come: two servers with different host
+// keys behind one host name, as two hosts given one address behind a
+// bastion are. Both dials have read known_hosts by then.
+func twoFaces(t *testing.T, a, b *sshtest.Server) (addr string, port int) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		var in []net.Conn
+		for len(in) < 2 {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { c.Close() })
+			in = append(in, c)
+		}
+		for i, srv := range []*sshtest.Server{a, b} {
+			out, err := net.Dial("tcp", net.JoinHostPort(srv.Addr(), strconv.Itoa(srv.Port())))
+			if err != nil {
+				in[i].Close()
+				continue
+			}
+			t.Cleanup(func() { out.Close() })
+			go func() { io.Copy(out, in[i]); out.Close() }()
+			go func() { io.Copy(in[i], out); in[i].Close() }()
+		}
+	}()
+	tcp := ln.Addr().(*net.TCPAddr)
+	return tcp.IP.String(), tcp.Port
+}
+
+// With --accept-new-host-keys, two dials that meet one host name with two
+// different keys at once record one key; the other dial is refused as a
+// changed key, and known_hosts holds one line.
+func TestAcceptNewHostKeysOneAtATime(t *testing.T) {
+	key, keyFile := sshtest.NewClientKey(t)
+	a := sshtest.New(t, sshtest.WithAuthorizedKey(key.PublicKey()))
+	b := sshtest.New(t, sshtest.WithAuthorizedKey(key.PublicKey()))
+	addr, port := twoFaces(t, a, b)
+	knownHosts := filepath.Join(t.TempDir(), "known_hosts")
+	u, err := user.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{
+		Name: "db1", Address: addr, Port: port, User: u.Username, IdentityFiles: []string{keyFile},
+		KnownHostsFile: knownHosts, AcceptNewHostKeys: true, ConnectTimeout: 5 * time.Second,
+	}
+
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for i := range errs {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			c, err := Dial(ctx, cfg)
+			if err == nil {
+				c.Close()
+			}
+			errs[i] = err
+		})
+	}
+	wg.Wait()
+
+	var ok, changed int
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			ok++
+		case errors.Is(err, ErrHostKeyChanged):
+			changed++
+			mustContain(t, err.Error(), "HOST KEY CHANGED")
+		default:
+			t.Errorf("dial: %v", err)
+		}
+	}
+	if ok != 1 || changed != 1 {
+		t.Errorf("%d dials accepted, %d refused as changed; want one each: %v", ok, changed, errs)
+	}
+	data, err := os.ReadFile(knownHosts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lines := bytes.Count(data, []byte("\n")); lines != 1 {
+		t.Errorf("known_hosts has %d lines, want 1:\n%s", lines, data)
+	}
+	for _, srv := range []*sshtest.Server{a, b} {
+		if bytes.Contains(data, bytes.TrimSpace(ssh.MarshalAuthorizedKey(srv.HostKey().PublicKey()))) {
+			return
+		}
+	}
+	t.Errorf("known_hosts holds neither server's key:\n%s", data)
+}
