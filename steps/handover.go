@@ -256,7 +256,7 @@ func (s Handover) decideSwitchover(r *Run, p *handoverPlan) (*handoverPlan, *ref
 	switch {
 	case ts == nil:
 		return nil, &refusal{t, hintf("start it (pgfleet up), wait until it streams (pgfleet status), then switch over",
-			"refusing to switch over to %s: it is not running (%s)", t.Name, serverState(t.Facts))}
+			"refusing to switch over to %s: its PostgreSQL %s", t.Name, notRunning(t.Facts))}
 	case !ts.InRecovery:
 		return nil, &refusal{t, hintf("look at it first; to make it a replica again: pgfleet rebuild INVENTORY "+t.Name,
 			"refusing to switch over to %s: it runs as a primary already, not as a standby of %s", t.Name, old.Name)}
@@ -402,6 +402,14 @@ func aliveAs(f *State) string {
 		return "runs as a primary"
 	}
 	return "its server runs (it does not answer SQL, and has no standby.signal)"
+}
+
+// notRunning says why a server that does not answer is not running.
+func notRunning(f *State) string {
+	if s := serverState(f); s != "not running" {
+		return "does not run as a standby (" + s + ")"
+	}
+	return "is not running"
 }
 
 // hostOr is h, or else the fallback: a refusal needs a host to name.

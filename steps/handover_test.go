@@ -78,7 +78,7 @@ func TestSwitchoverRefusals(t *testing.T) {
 		name, to, host, want string
 		change               func(r *Run)
 	}{
-		{"the target is not running", "h2", "h2", "it is not running", func(r *Run) { r.Host("h2").Facts.Server = nil }},
+		{"the target is not running", "h2", "h2", "its PostgreSQL is not running", func(r *Run) { r.Host("h2").Facts.Server = nil }},
 		{"the target is a primary", "h2", "h2", "it runs as a primary already", func(r *Run) { r.Host("h2").Facts.Server.InRecovery = false }},
 		{"the target does not stream", "h2", "h2", "it does not stream from h1", func(r *Run) {
 			r.Host("h1").Facts.Server.Replication = r.Host("h1").Facts.Server.Replication[1:]

@@ -367,6 +367,9 @@ func printSummary(w io.Writer, rep runReport) {
 	}
 	tw.Flush()
 	switch {
+	case !rep.OK && rep.DryRun && rep.Changed == 0:
+		// A refusal (or a dry run that found only failures).
+		fmt.Fprintf(w, "\n%d failure(s); nothing changed; %.1fs\n", len(rep.Failures), rep.Seconds)
 	case !rep.OK && rep.DryRun:
 		fmt.Fprintf(w, "\n%d failure(s); %d change(s) would be made (dry run; nothing changed); %.1fs\n", len(rep.Failures), rep.Changed, rep.Seconds)
 	case !rep.OK:

@@ -238,6 +238,8 @@ func TestPrintSummaryLastLine(t *testing.T) {
 		{"dry run, nothing", runReport{OK: true, DryRun: true, Seconds: 0.5}, "nothing to change (0.5s)"},
 		{"dry run, changes", runReport{OK: true, DryRun: true, Changed: 2, Seconds: 0.5}, "2 change(s) would be made (dry run; nothing changed) (0.5s)"},
 		{"failed", runReport{Changed: 2, Seconds: 9, Failures: []failure{{}, {}}}, "2 failure(s); 2 change(s) made; 9.0s"},
+		{"refused", runReport{DryRun: true, Seconds: 0.5, Failures: []failure{{}}}, "1 failure(s); nothing changed; 0.5s"},
+		{"dry run, failed", runReport{DryRun: true, Changed: 3, Seconds: 0.5, Failures: []failure{{}}}, "1 failure(s); 3 change(s) would be made (dry run; nothing changed); 0.5s"},
 	} {
 		var out bytes.Buffer
 		printSummary(&out, tc.rep)
