@@ -158,3 +158,24 @@ func TestParseControlData(t *testing.T) {
 }
 
 var errFake = errors.New("cannot be reached (test)")
+
+// TestStandbySlots: a standby drops the inactive slots it kept for the
+// cluster's members from when it was the primary, and only those.
+func TestStandbySlots(t *testing.T) {
+	t.Setenv(passwordEnv, "pw")
+	r := newTestRun(t, testInventory, Options{DryRun: true})
+	converged(t, r, "pw")
+	h := host(t, r, "h2")
+	h.Facts.Server.Slots = []Slot{{Name: "h1"}, {Name: "h3", Active: true}, {Name: "backup"}, {Name: "h2"}}
+	plan, err := StandbySlots{}.Check(context.Background(), r, h)
+	if err != nil || plan == nil {
+		t.Fatalf("plan %v, err %v: want the stale slots dropped", plan, err)
+	}
+	want := "drop replication slot h1, left from when it was the primary\ndrop replication slot h2, left from when it was the primary"
+	if got := strings.Join(plan.Changes, "\n"); got != want {
+		t.Errorf("changes:\n%s\nwant:\n%s", got, want)
+	}
+	if plan, _ := (StandbySlots{}).Check(context.Background(), r, host(t, r, "h1")); plan != nil {
+		t.Errorf("the primary's slots: %q, want none dropped", plan.Changes)
+	}
+}

@@ -42,20 +42,27 @@ func (Slots) Check(ctx context.Context, r *Run, h *Host) (*Plan, error) {
 		return nil, nil
 	}
 	slices.Sort(missing)
+	return slotsPlan(h, missing, "create replication slot %s", "create slots",
+		"SELECT pg_create_physical_replication_slot(%s, true);"), nil
+}
+
+// slotsPlan is a plan that does one thing to each of the slots: change
+// and sql are formats of the slot's name (sql's quoted as a literal).
+func slotsPlan(h *Host, slots []string, change, what, sql string) *Plan {
 	var changes []string
-	for _, m := range missing {
-		changes = append(changes, "create replication slot "+m)
+	for _, s := range slots {
+		changes = append(changes, fmt.Sprintf(change, s))
 	}
 	return &Plan{Changes: changes, Apply: func(ctx context.Context) error {
-		var sql strings.Builder
-		for _, m := range missing {
-			fmt.Fprintf(&sql, "SELECT pg_create_physical_replication_slot(%s, true);\n", pgsql.QuoteLiteral(m))
+		var b strings.Builder
+		for _, s := range slots {
+			fmt.Fprintf(&b, sql+"\n", pgsql.QuoteLiteral(s))
 		}
-		if _, err := psql(ctx, h, sql.String()); err != nil {
-			return fmt.Errorf("create slots: %w", err)
+		if _, err := psql(ctx, h, b.String()); err != nil {
+			return fmt.Errorf("%s: %w", what, err)
 		}
 		return nil
-	}}, nil
+	}}
 }
 
 // StandbySlots drops, on a standby, the replication slots it kept from
@@ -88,18 +95,6 @@ func (StandbySlots) Check(ctx context.Context, r *Run, h *Host) (*Plan, error) {
 	if len(drop) == 0 {
 		return nil, nil
 	}
-	var changes []string
-	for _, d := range drop {
-		changes = append(changes, "drop replication slot "+d+", left from when it was the primary")
-	}
-	return &Plan{Changes: changes, Apply: func(ctx context.Context) error {
-		var sql strings.Builder
-		for _, d := range drop {
-			fmt.Fprintf(&sql, "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = %s AND NOT active;\n", pgsql.QuoteLiteral(d))
-		}
-		if _, err := psql(ctx, h, sql.String()); err != nil {
-			return fmt.Errorf("drop slots: %w", err)
-		}
-		return nil
-	}}, nil
+	return slotsPlan(h, drop, "drop replication slot %s, left from when it was the primary", "drop slots",
+		"SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = %s AND NOT active;"), nil
 }
