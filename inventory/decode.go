@@ -214,7 +214,7 @@ func (d *decoder) decode(data []byte) *Inventory {
 	d.checkAddresses(hosts, byName)
 
 	for _, rc := range clusters {
-		c := &Cluster{Name: rc.key}
+		c := &Cluster{Name: rc.key, TLS: inv.TLS}
 		c.Postgres = d.resolvePostgres(rc, rc.postgres.over(defPostgres))
 		inv.Clusters = append(inv.Clusters, c)
 	}

@@ -144,6 +144,7 @@ type Cluster struct {
 	Primary  *Host
 	Replicas []*Host // in inventory order
 	Postgres Postgres
+	TLS      TLS // the inventory's tls section
 }
 
 // Postgres is a cluster's PostgreSQL configuration, with the inventory's
