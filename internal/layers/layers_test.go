@@ -33,7 +33,7 @@ var allowed = map[string][]string{
 	"internal/layers":         {},
 	"internal/testhome":       {},
 	"internal/fleettest":      {"inventory", "steps"},
-	"internal/e2e":            {"internal/lab", "internal/remote"},
+	"internal/e2e":            {"internal/lab", "internal/remote", "internal/pki"},
 }
 
 func TestImportsFollowTheLayers(t *testing.T) {
