@@ -15,6 +15,7 @@ import (
 
 	"github.com/pgfleet/pgfleet/internal/pgsql"
 	"github.com/pgfleet/pgfleet/internal/pki"
+	"github.com/pgfleet/pgfleet/inventory"
 )
 
 // Names of the TLS files on a host, in TLSDir.
@@ -289,7 +290,7 @@ func ownTLSFiles(h *Host, caFile string, now time.Time) (*tlsFiles, error) {
 		return nil, hintf("give as tls.ca_file the CA that signed "+h.CertFile, "%s is not signed by the CA in %s: %w", h.CertFile, caFile, err)
 	}
 	c, _ := pki.ParseCert(cert)
-	if h.Cluster.TLS.Verify == "verify-full" {
+	if h.Cluster.TLS.Verify == inventory.VerifyFull {
 		if missing := pki.Missing(c, []string{h.ReplicationAddress}); len(missing) > 0 {
 			return nil, hintf("issue it for "+h.ReplicationAddress+" too (an IP address as an IP SAN), or set tls.verify: ca",
 				"%s does not name %s, where replicas connect with sslmode=verify-full", h.CertFile, h.ReplicationAddress)
