@@ -14,14 +14,20 @@ import (
 
 var (
 	topSchema = schema{
-		what: "sections (ssh, postgres, clusters, hosts)",
-		keys: []string{"ssh", "postgres", "clusters", "hosts"},
+		what: "sections (ssh, postgres, tls, clusters, hosts)",
+		keys: []string{"ssh", "postgres", "tls", "clusters", "hosts"},
 		moved: map[string]string{
 			"primary": "clusters.NAME", "replicas": "clusters.NAME", "address": "hosts.NAME",
 			"version": "postgres", "settings": "postgres", "hba": "postgres", "replication": "postgres",
 			"data_dir": "postgres", "templates_dir": "postgres",
 			"identity_file": "ssh", "known_hosts": "ssh", "proxy_jump": "ssh", "config_file": "ssh",
+			"ca_file": "tls", "verify": "tls", "cert_file": "hosts.NAME", "key_file": "hosts.NAME",
 		},
+	}
+	tlsSchema = schema{
+		what:  "tls settings, such as {verify: full}",
+		keys:  []string{"enabled", "dir", "ca_file", "verify"},
+		moved: map[string]string{"cert_file": "hosts.NAME", "key_file": "hosts.NAME"},
 	}
 	sshSchema = schema{
 		what: "ssh settings, such as {user: ops, port: 22}",
@@ -48,8 +54,9 @@ var (
 	}
 	hostSchema = schema{
 		what: "host settings, such as {address: 192.168.0.10}",
-		keys: []string{"address", "replication_address", "ssh"},
+		keys: []string{"address", "replication_address", "ssh", "cert_file", "key_file"},
 		moved: map[string]string{
+			"ca_file": "tls", "verify": "tls",
 			"user": "ssh", "port": "ssh", "identity_file": "ssh", "known_hosts": "ssh", "proxy_jump": "ssh",
 			"config_file": "ssh",
 		},
@@ -151,6 +158,7 @@ type rawHost struct {
 	address, replicationAddress string
 	addressN                    ast.Node
 	ssh                         rawSSH
+	certFile, keyFile           opt[string]
 }
 
 type rawCluster struct {
@@ -185,7 +193,7 @@ func (d *decoder) decode(data []byte) *Inventory {
 	hosts := d.hosts(top["hosts"], body)
 	clusters := d.clusters(top["clusters"], body)
 
-	inv := &Inventory{}
+	inv := &Inventory{TLS: d.tls(top["tls"])}
 	byName := map[string]*Host{}
 	for _, rh := range hosts {
 		h := &Host{
@@ -193,6 +201,8 @@ func (d *decoder) decode(data []byte) *Inventory {
 			Address:            rh.address,
 			ReplicationAddress: rh.replicationAddress,
 			SSH:                d.resolveSSH(rh.ssh.over(defSSH)),
+			CertFile:           rh.certFile.v,
+			KeyFile:            rh.keyFile.v,
 		}
 		h.ReplicationAddressSet = h.ReplicationAddress != ""
 		if h.ReplicationAddress == "" {
@@ -204,11 +214,12 @@ func (d *decoder) decode(data []byte) *Inventory {
 	d.checkAddresses(hosts, byName)
 
 	for _, rc := range clusters {
-		c := &Cluster{Name: rc.key}
+		c := &Cluster{Name: rc.key, TLS: inv.TLS}
 		c.Postgres = d.resolvePostgres(rc, rc.postgres.over(defPostgres))
 		inv.Clusters = append(inv.Clusters, c)
 	}
 	d.assignHosts(inv, clusters, byName)
+	d.checkTLS(inv, hosts, byName)
 
 	sort.Slice(inv.Hosts, func(i, j int) bool { return inv.Hosts[i].Name < inv.Hosts[j].Name })
 	sort.Slice(inv.Clusters, func(i, j int) bool { return inv.Clusters[i].Name < inv.Clusters[j].Name })
@@ -464,6 +475,8 @@ func (d *decoder) hosts(e entry, root ast.Node) []*rawHost {
 		}
 		h.replicationAddress = d.checked(f, "replication_address", checkAddress).v
 		h.ssh = d.ssh(f["ssh"])
+		h.certFile = d.localPathAt(f, "cert_file", "is empty: write the path of the host's certificate (PEM), or remove the key")
+		h.keyFile = d.localPathAt(f, "key_file", "is empty: write the path of the host's private key (PEM), or remove the key")
 		out = append(out, h)
 	}
 	return out

@@ -21,10 +21,36 @@ type Inventory struct {
 	Path     string     // the file it was read from, as given
 	Clusters []*Cluster // sorted by name
 	Hosts    []*Host    // sorted by name
+	TLS      TLS
 	// Warnings are valid lines that are likely a mistake, such as an hba
 	// line that lets anyone in, in file order: validate shows them.
 	Warnings Errors
 }
+
+// TLS is how replication connections are encrypted and verified.
+type TLS struct {
+	// Enabled is false only when the inventory says tls.enabled: false:
+	// replication then goes in plain text, as before pgfleet encrypted it.
+	Enabled bool
+	// Dir is where pgfleet keeps each cluster's certificate authority and
+	// the hosts' certificates it issued, on this machine: absolute;
+	// <inventory dir>/pgfleet-tls unless set. A cluster's files are in
+	// Dir/<cluster>.
+	Dir string
+	// CAFile is the user's own CA certificate (PEM), absolute, or "" for
+	// pgfleet's own CA. With it, every host of a cluster has CertFile and
+	// KeyFile.
+	CAFile string
+	// Verify is the sslmode replicas connect with: VerifyFull (the
+	// default) or VerifyCA.
+	Verify string
+}
+
+// sslmode values replicas may connect with.
+const (
+	VerifyFull = "verify-full" // the certificate names the address connected to
+	VerifyCA   = "verify-ca"   // any certificate the CA signed
+)
 
 // Host returns the host with the given name, or nil.
 func (inv *Inventory) Host(name string) *Host {
@@ -60,6 +86,9 @@ type Host struct {
 	ReplicationAddressSet bool
 	SSH                   SSH
 	Cluster               *Cluster // nil if the host is in no cluster
+	// CertFile and KeyFile are the host's own server certificate and key
+	// (PEM) on this machine, absolute; "" when pgfleet issues them.
+	CertFile, KeyFile string
 }
 
 // IsPrimary reports whether h is the primary of its cluster.
@@ -118,6 +147,7 @@ type Cluster struct {
 	Primary  *Host
 	Replicas []*Host // in inventory order
 	Postgres Postgres
+	TLS      TLS // the inventory's tls section
 }
 
 // Postgres is a cluster's PostgreSQL configuration, with the inventory's

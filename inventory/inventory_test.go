@@ -155,6 +155,19 @@ var badCases = []struct {
 	{"null password_env", strings.Replace(good, "PGPASS", "", 1), "2:17", "postgres.replication.password_env: has no value"},
 	{"bad password_env", strings.Replace(good, "PGPASS", "PG-PASS", 1), "2:31", `"PG-PASS" is not an environment variable name`},
 	{"empty password_file", strings.Replace(good, "password_env: PGPASS", "password_file: ''", 1), "2:32", "postgres.replication.password_file: is empty"},
+	// tls
+	{"tls not a mapping", good + "tls: on\n", "8:6", "tls: must be a mapping of tls settings"},
+	{"tls unknown key", good + "tls: {verfy: ca}\n", "8:7", `tls.verfy: unknown key "verfy"; did you mean "verify"?`},
+	{"tls verify", good + "tls: {verify: none}\n", "8:15", `tls.verify: must be full (the certificate names the address a replica connects to) or ca`},
+	{"tls enabled not bool", good + "tls: {enabled: \"no\"}\n", "8:16", "tls.enabled: must be true or false"},
+	{"tls dir empty", good + "tls: {dir: \"\"}\n", "8:12", "tls.dir: is empty"},
+	{"tls cert_file under tls", good + "tls: {cert_file: a.pem}\n", "8:7", `tls.cert_file: unknown key "cert_file" here: it belongs under hosts.NAME`},
+	{"tls ca_file under host", strings.Replace(good, "10.0.0.2}", "10.0.0.2, ca_file: ca.pem}", 1), "7:28", `hosts.db2.ca_file: unknown key "ca_file" here: it belongs under tls`},
+	{"host cert without key", strings.Replace(good, "10.0.0.2}", "10.0.0.2, cert_file: db2.pem}", 1) + "tls: {ca_file: ca.pem}\n", "7:3", "hosts.db2: has cert_file but no key_file"},
+	{"host key without cert", strings.Replace(good, "10.0.0.2}", "10.0.0.2, key_file: db2.key}", 1) + "tls: {ca_file: ca.pem}\n", "7:3", "hosts.db2: has key_file but no cert_file"},
+	{"host cert without ca_file", strings.Replace(good, "10.0.0.2}", "10.0.0.2, cert_file: db2.pem, key_file: db2.key}", 1), "7:3", "tls.ca_file must name the CA that signed them"},
+	{"ca_file without host cert", strings.Replace(good, "10.0.0.2}", "10.0.0.2, cert_file: db2.pem, key_file: db2.key}", 1) + "tls: {ca_file: ca.pem}\n", "6:3", "hosts.db1: has no cert_file and key_file: with tls.ca_file set"},
+	{"host cert_file empty", strings.Replace(good, "10.0.0.2}", "10.0.0.2, cert_file: \"\"}", 1), "7:39", "hosts.db2.cert_file: is empty"},
 	{"password_file with newline", strings.Replace(good, "password_env: PGPASS", "password_file: \"a\\nb\"", 1), "2:32", "contains a line break"},
 }
 
@@ -274,6 +287,39 @@ func TestParseDefaults(t *testing.T) {
 	}
 	if inv.Path != "inventory.yaml" {
 		t.Errorf("Path = %q", inv.Path)
+	}
+	wd, _ := os.Getwd()
+	wantTLS := TLS{Enabled: true, Dir: filepath.Join(wd, "pgfleet-tls"), Verify: VerifyFull}
+	if inv.TLS != wantTLS {
+		t.Errorf("tls:\ngot  %+v\nwant %+v", inv.TLS, wantTLS)
+	}
+	if db1.CertFile != "" || db1.KeyFile != "" {
+		t.Errorf("db1 cert_file %q key_file %q, want none", db1.CertFile, db1.KeyFile)
+	}
+}
+
+func TestParseTLS(t *testing.T) {
+	src := strings.Replace(strings.Replace(good,
+		"10.0.0.1}", "10.0.0.1, cert_file: certs/db1.pem, key_file: /keys/db1.key}", 1),
+		"10.0.0.2}", "10.0.0.2, cert_file: certs/db2.pem, key_file: /keys/db2.key}", 1) +
+		"tls: {dir: /srv/tls, ca_file: certs/ca.pem, verify: ca}\n"
+	inv, err := Parse([]byte(src), "/etc/pgfleet/inventory.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := TLS{Enabled: true, Dir: "/srv/tls", CAFile: "/etc/pgfleet/certs/ca.pem", Verify: VerifyCA}
+	if inv.TLS != want {
+		t.Errorf("tls:\ngot  %+v\nwant %+v", inv.TLS, want)
+	}
+	if h := inv.Host("db2"); h.CertFile != "/etc/pgfleet/certs/db2.pem" || h.KeyFile != "/keys/db2.key" {
+		t.Errorf("db2: cert_file %q key_file %q", h.CertFile, h.KeyFile)
+	}
+	inv, err = Parse([]byte(good+"tls: {enabled: false}\n"), "/etc/pgfleet/inventory.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if inv.TLS.Enabled || inv.TLS.Dir != "/etc/pgfleet/pgfleet-tls" {
+		t.Errorf("tls.enabled false: got %+v", inv.TLS)
 	}
 }
 

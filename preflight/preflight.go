@@ -4,7 +4,7 @@
 // that check and up never disagree; what only a preflight does (a
 // replica's view of its primary's port, the hosts' clocks) lives here.
 //
-// It imports steps, inventory and pgfleet's internal remote and hint packages; only
+// It imports steps, inventory and pgfleet's internal remote, pki and hint packages; only
 // cmd imports it. A hint comes from the error it is about (hint.Of), never
 // from splitting a message.
 package preflight
@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"sort"
 	"strconv"
@@ -21,6 +22,7 @@ import (
 	"time"
 
 	"github.com/pgfleet/pgfleet/internal/hint"
+	"github.com/pgfleet/pgfleet/internal/pki"
 	"github.com/pgfleet/pgfleet/internal/remote"
 	"github.com/pgfleet/pgfleet/inventory"
 	"github.com/pgfleet/pgfleet/steps"
@@ -46,9 +48,10 @@ const (
 	CheckPrimaryPort = "primary port"
 	CheckDisk        = "disk"
 	CheckClock       = "clock"
+	CheckTLS         = "tls"
 )
 
-var checkOrder = []string{CheckSSH, CheckSudo, CheckOS, CheckPostgreSQL, CheckDataDir, CheckAside, CheckPassword, CheckHBA, CheckPrimaryPort, CheckDisk, CheckClock}
+var checkOrder = []string{CheckSSH, CheckSudo, CheckOS, CheckPostgreSQL, CheckDataDir, CheckAside, CheckPassword, CheckHBA, CheckPrimaryPort, CheckDisk, CheckClock, CheckTLS}
 
 // Clock skew limits between hosts.
 const (
@@ -133,6 +136,7 @@ func Run(ctx context.Context, r *steps.Run) *Report {
 		if h.Facts != nil {
 			c.hostFacts(h)
 			c.movedAside(ctx, h)
+			c.tls(h)
 		}
 	})
 	for _, h := range r.Replicas() {
@@ -656,5 +660,41 @@ func (c *checker) judgeClocks(samples []clockSample) {
 		default:
 			c.add(s.host, CheckClock, CheckPass, detail, "")
 		}
+	}
+}
+
+// tls reports how replication to and from h is encrypted: a warning when
+// the inventory turns TLS off, or when the certificate on the host (or
+// the inventory's own) expires within pki.RenewBefore.
+func (c *checker) tls(h *steps.Host) {
+	t := h.Cluster.TLS
+	if !t.Enabled {
+		c.add(h.Name, CheckTLS, CheckWarn, "tls.enabled is false: replication to and from this host travels in plain text, unverified",
+			"remove tls.enabled: false unless the network between the hosts is encrypted by other means")
+		return
+	}
+	now := time.Now()
+	cert, err := pki.ParseCert(h.Facts.Files["server.crt"])
+	if t.CAFile != "" {
+		if local, lerr := os.ReadFile(h.CertFile); lerr == nil {
+			if lc, perr := pki.ParseCert(local); perr == nil && pki.Expiring(lc, now) {
+				c.add(h.Name, CheckTLS, CheckWarn, fmt.Sprintf("its cert_file %s expires on %s", h.CertFile, lc.NotAfter.UTC().Format(time.DateOnly)),
+					"renew it, then run pgfleet up")
+				return
+			}
+		}
+	}
+	switch {
+	case err != nil:
+		c.pass(h, CheckTLS, "no TLS certificate yet: up gives it one")
+	case pki.Expiring(cert, now):
+		end := cert.NotAfter.UTC().Format(time.DateOnly)
+		if t.CAFile != "" {
+			c.add(h.Name, CheckTLS, CheckWarn, "its TLS certificate expires on "+end, "renew its cert_file, then run pgfleet up")
+		} else {
+			c.add(h.Name, CheckTLS, CheckWarn, "its TLS certificate expires on "+end, "run pgfleet up, which issues it a new one")
+		}
+	default:
+		c.pass(h, CheckTLS, "TLS certificate valid until %s", cert.NotAfter.UTC().Format(time.DateOnly))
 	}
 }

@@ -3,7 +3,7 @@
 // itself and of its peers with what the inventory declares.
 //
 // It imports steps (the run, its hosts and their state), inventory, and
-// pgfleet's internal pgsql and remote packages; only cmd imports it.
+// pgfleet's internal pgsql, pki and remote packages; only cmd imports it.
 package status
 
 import (
@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/pgfleet/pgfleet/internal/pgsql"
+	"github.com/pgfleet/pgfleet/internal/pki"
 	"github.com/pgfleet/pgfleet/internal/remote"
 	"github.com/pgfleet/pgfleet/inventory"
 	"github.com/pgfleet/pgfleet/steps"
@@ -78,21 +79,27 @@ type Member struct {
 	// State is the replication state the primary shows for a replica
 	// (streaming, catchup, startup, backup); for a replica the primary does
 	// not list, the WAL receiver's own status; "" for a primary.
-	State              string                  `json:"state"`
-	Version            string                  `json:"version"`
-	Timeline           *int                    `json:"timeline"`
-	LSN                string                  `json:"lsn"`
-	ReceiveLSN         string                  `json:"receive_lsn,omitempty"`
-	Streaming          bool                    `json:"streaming"`
-	LagBytes           *int64                  `json:"lag_bytes"`
-	ReplayDelaySeconds *float64                `json:"replay_delay_seconds"`
-	ReplayPaused       bool                    `json:"replay_paused"`
-	SyncState          string                  `json:"sync_state"`
-	Slot               *Slot                   `json:"slot"`
-	Upstream           string                  `json:"upstream"`
-	UpstreamHost       string                  `json:"upstream_host"`
-	Replication        *steps.ReplicationState `json:"replication"`
-	Problems           []string                `json:"problems"`
+	State              string   `json:"state"`
+	Version            string   `json:"version"`
+	Timeline           *int     `json:"timeline"`
+	LSN                string   `json:"lsn"`
+	ReceiveLSN         string   `json:"receive_lsn,omitempty"`
+	Streaming          bool     `json:"streaming"`
+	LagBytes           *int64   `json:"lag_bytes"`
+	ReplayDelaySeconds *float64 `json:"replay_delay_seconds"`
+	ReplayPaused       bool     `json:"replay_paused"`
+	SyncState          string   `json:"sync_state"`
+	// SSL says whether a replica's replication connection, as its
+	// primary shows it, is encrypted; null when it is not connected.
+	SSL *bool `json:"ssl"`
+	// CertExpires is when the host's TLS certificate ends, null when it
+	// has none pgfleet could read.
+	CertExpires  *time.Time              `json:"cert_expires"`
+	Slot         *Slot                   `json:"slot"`
+	Upstream     string                  `json:"upstream"`
+	UpstreamHost string                  `json:"upstream_host"`
+	Replication  *steps.ReplicationState `json:"replication"`
+	Problems     []string                `json:"problems"`
 	// MovedAside lists the data directories pgfleet moved aside on the
 	// host (DATADIR.pgfleet-TIME): kept until someone removes them.
 	MovedAside []MovedAside `json:"moved_aside"`
@@ -295,6 +302,15 @@ func observeMember(ih *inventory.Host, c *inventory.Cluster, ob *observation) Me
 		m.DeclaredRole = RolePrimary
 	}
 	m.MovedAside = movedAside(ob.state)
+	if ob.state != nil && c.TLS.Enabled {
+		if cert, err := pki.ParseCert(ob.state.Files["server.crt"]); err == nil {
+			end := cert.NotAfter.UTC()
+			m.CertExpires = &end
+			if pki.Expiring(cert, time.Now()) {
+				m.Problems = append(m.Problems, CertProblem(c, end))
+			}
+		}
+	}
 	switch {
 	case ob.connectErr != nil:
 		m.Role, m.Error = RoleUnreachable, steps.Cause(ob.connectErr)
@@ -374,6 +390,11 @@ func assessReplica(m *Member, ih *inventory.Host, c *inventory.Cluster, ob *obse
 	}
 	if row != nil {
 		m.Replication, m.State, m.SyncState = row, row.State, row.SyncState
+		ssl := row.SSL
+		m.SSL = &ssl
+		if !ssl && c.TLS.Enabled {
+			m.Problems = append(m.Problems, "its replication connection is not encrypted: run pgfleet up, which makes it use TLS")
+		}
 	}
 	s := ob.server()
 	if s != nil && s.InRecovery && s.Receiver != nil && m.State == "" {
@@ -483,4 +504,17 @@ func bytesOrUnknown(b *int64) string {
 		return "an unknown amount"
 	}
 	return steps.FormatBytes(*b)
+}
+
+// CertProblem says that a host's TLS certificate ends on end, within
+// pki.RenewBefore, and what renews it.
+func CertProblem(c *inventory.Cluster, end time.Time) string {
+	fix := "pgfleet up issues it a new one"
+	if c.TLS.CAFile != "" {
+		fix = "renew its cert_file and run pgfleet up"
+	}
+	if end.Before(time.Now()) {
+		return "its TLS certificate expired on " + end.Format(time.DateOnly) + ": " + fix
+	}
+	return "its TLS certificate expires on " + end.Format(time.DateOnly) + ": " + fix
 }

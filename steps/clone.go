@@ -364,9 +364,12 @@ func ensureSlot(ctx context.Context, h, p *Host, slot string) error {
 // TCP keepalives and tcp_user_timeout make a primary that vanished from the
 // network (a cut cable, a hung host) end a clone or a WAL stream within
 // about a minute, instead of after the kernel's two hours of silence.
+//
+// With TLS on, the replica checks the primary's certificate against the
+// cluster's CA (sslOptions): the same for the clone and the stream.
 func conninfo(h, p *Host) string {
-	return fmt.Sprintf("host=%s port=%d user=%s application_name=%s %s",
-		pgsql.QuoteConninfo(p.ReplicationAddress), p.PG().Port, pgsql.QuoteConninfo(h.PG().Replication.User), pgsql.QuoteConninfo(h.Name), connKeepalives)
+	return fmt.Sprintf("host=%s port=%d user=%s application_name=%s %s%s",
+		pgsql.QuoteConninfo(p.ReplicationAddress), p.PG().Port, pgsql.QuoteConninfo(h.PG().Replication.User), pgsql.QuoteConninfo(h.Name), connKeepalives, sslOptions(h))
 }
 
 // connKeepalives: 20 s idle, then 3 probes 10 s apart; unacknowledged data
@@ -410,10 +413,13 @@ func preflight(ctx context.Context, h, p *Host) error {
 	if err != nil && ee == nil {
 		return err
 	}
-	dsn := fmt.Sprintf("host=%s port=%s user=%s dbname=replication replication=true connect_timeout=10 application_name=pgfleet-preflight",
-		pgsql.QuoteConninfo(addr), port, pgsql.QuoteConninfo(h.PG().Replication.User))
+	dsn := fmt.Sprintf("host=%s port=%s user=%s dbname=replication replication=true connect_timeout=10 application_name=pgfleet-preflight%s",
+		pgsql.QuoteConninfo(addr), port, pgsql.QuoteConninfo(h.PG().Replication.User), sslOptions(h))
 	if _, err := h.Conn.Run(ctx, remote.Cmd{As: "postgres",
 		Args: []string{"psql", "-X", "-w", "-q", "-A", "-t", "-d", dsn, "-c", "IDENTIFY_SYSTEM"}}); err != nil {
+		if tlsErr := tlsRefusal(h, p, err); tlsErr != nil {
+			return tlsErr
+		}
 		return hintf(fmt.Sprintf("check the replication password (the same for every host of cluster %s) and pg_hba.conf on %s", h.Cluster.Name, p.Name),
 			"preflight: the primary %s refused the replication login: %w", p.Name, err)
 	}

@@ -89,6 +89,13 @@ func followChanges(h, p *Host) []string {
 	if user := conninfoValue(ci, "user"); user != h.PG().Replication.User {
 		out = append(out, fmt.Sprintf("set the replication user %s (was %q)", h.PG().Replication.User, user))
 	}
+	mode, rootCert := conninfoValue(ci, "sslmode"), conninfoValue(ci, "sslrootcert")
+	if t := h.Cluster.TLS; t.Enabled && (mode != t.Verify || rootCert != TLSCAFile(h.Layout)) {
+		out = append(out, fmt.Sprintf("connect with TLS, sslmode=%s sslrootcert=%s (was %q)", t.Verify, TLSCAFile(h.Layout), strings.TrimSpace(mode+" "+rootCert)))
+	} else if !t.Enabled && (mode == "require" || strings.HasPrefix(mode, "verify-")) {
+		// pg_basebackup -R writes sslmode=prefer: that one is left alone.
+		out = append(out, fmt.Sprintf("connect without requiring TLS, as tls.enabled is false (was sslmode=%s)", mode))
+	}
 	switch have, want := autoConfValue(auto, "primary_slot_name"), wantSlot(h); {
 	case have == want:
 	case want == "":

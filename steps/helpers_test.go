@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"io"
 	"log/slog"
+	"strings"
 	"testing"
 
 	"github.com/pgfleet/pgfleet/inventory"
@@ -52,7 +53,20 @@ func parseInventory(t *testing.T, src string) *inventory.Inventory {
 	if err != nil {
 		t.Fatalf("parse inventory: %v", err)
 	}
+	if !strings.Contains(src, "tls:") {
+		withoutTLS(inv)
+	}
 	return inv
+}
+
+// withoutTLS turns TLS off in inv, as tls.enabled: false would: the tests
+// of the other steps need not script the TLS files on their hosts;
+// tls_test.go has TLS on.
+func withoutTLS(inv *inventory.Inventory) {
+	inv.TLS.Enabled = false
+	for _, c := range inv.Clusters {
+		c.TLS.Enabled = false
+	}
 }
 
 // newTestRun is a dry run over src whose hosts all have empty facts.

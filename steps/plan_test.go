@@ -75,7 +75,11 @@ func hintOf(err error) string {
 }
 
 func parseInventoryErr(src string) (*inventory.Inventory, error) {
-	return inventory.Parse([]byte(src), "inv.yaml")
+	inv, err := inventory.Parse([]byte(src), "inv.yaml")
+	if err == nil && !strings.Contains(src, "tls:") {
+		withoutTLS(inv)
+	}
+	return inv, err
 }
 
 // planText is what a dry run of Up plans, host by host, in the order it

@@ -14,6 +14,7 @@ func Rebuild() []Step {
 		Approve{Steps: []Step{
 			Install{},
 			CreateCluster{},
+			TLS{},
 			Configure{},
 			PgPass{},
 			Follow{},

@@ -181,9 +181,9 @@ func crashRecovery(ctx context.Context, h *Host) error {
 // database postgres (pg_hba.conf allows it to the replication user), with
 // the keepalives of conninfo. The password is in the file PGPASSFILE names.
 func rewindConninfo(h, p *Host) string {
-	return fmt.Sprintf("host=%s port=%d user=%s dbname=postgres connect_timeout=10 application_name=%s %s",
+	return fmt.Sprintf("host=%s port=%d user=%s dbname=postgres connect_timeout=10 application_name=%s %s%s",
 		pgsql.QuoteConninfo(p.ReplicationAddress), p.PG().Port, pgsql.QuoteConninfo(h.PG().Replication.User),
-		pgsql.QuoteConninfo("pgfleet-rewind-"+h.Name), connKeepalives)
+		pgsql.QuoteConninfo("pgfleet-rewind-"+h.Name), connKeepalives, sslOptions(h))
 }
 
 // rewindPassFileLine is the one line of pg_rewind's password file.

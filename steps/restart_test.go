@@ -119,7 +119,7 @@ func TestRestartReplicasBeforePrimary(t *testing.T) {
 			}
 		}
 	}
-	if got, want := strings.Join(order, " "), "install cluster configure restart(replicas) restart(primaries) restart(replicas that lower) start "; !strings.HasPrefix(got, want) {
+	if got, want := strings.Join(order, " "), "install cluster tls configure restart(replicas) restart(primaries) restart(replicas that lower) start "; !strings.HasPrefix(got, want) {
 		t.Errorf("up's steps: %s, want them to begin %s", got, want)
 	}
 

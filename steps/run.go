@@ -4,7 +4,7 @@
 // up, rebuild and the commands after them share the same steps.
 //
 // It may import inventory, templates, internal/remote, internal/sshconf,
-// internal/pgsql and internal/hint; never cmd, status or preflight, which
+// internal/pgsql, internal/pki and internal/hint; never cmd, status or preflight, which
 // import it. It logs through log/slog (Options.Logger), a message and
 // fields: how a log line looks is cmd's choice.
 package steps
@@ -218,6 +218,7 @@ type Run struct {
 	asking    sync.Mutex               // one question at a time, from hosts in parallel
 	bars      *progressBars
 	ssh       map[string]*sshconf.Effective // by host name, every host of the inventory
+	cas       map[string]*clusterCA         // by cluster: its CA, read or made once per run
 }
 
 // NewRun prepares a run over the clustered hosts of an inventory.

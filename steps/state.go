@@ -48,6 +48,9 @@ type State struct {
 	Files    map[string][]byte `json:"-"` // files of the configuration directory, by base name
 	AutoConf string            `json:"-"` // postgresql.auto.conf of the data directory
 	PgPass   string            `json:"-"` // ~postgres/.pgpass
+	// TLSKeySHA256 is the SHA-256 of the server's TLS key (TLSDir), ""
+	// when there is none: the key itself is not read.
+	TLSKeySHA256 string `json:"tls_key_sha256"`
 
 	// PostmasterPID is the postmaster's pid when postmaster.pid names a
 	// live postgres process, 0 otherwise: a server can run and still
@@ -127,6 +130,7 @@ type ReplicationState struct {
 	FlushLSN        string `json:"flush_lsn"`
 	ReplayLSN       string `json:"replay_lsn"`
 	LagBytes        *int64 `json:"lag_bytes"` // the server's LSN minus replay_lsn
+	SSL             bool   `json:"ssl"`       // the connection is encrypted (pg_stat_ssl)
 }
 
 // Slot is a physical replication slot.

@@ -89,10 +89,15 @@ fi
 printf ']'
 
 set --
-for f in "$C/postgresql.conf" "$C/pg_hba.conf" "$C/pg_ident.conf" "$C/start.conf" "$D/postgresql.auto.conf" "$h/.pgpass"; do
+for f in "$C/postgresql.conf" "$C/pg_hba.conf" "$C/pg_ident.conf" "$C/start.conf" "$D/postgresql.auto.conf" "$h/.pgpass" \
+	"$C/tls/server.crt" "$C/tls/ca.crt"; do
 	[ -f "$f" ] && set -- "$@" "$f"
 done
 if [ $# -gt 0 ]; then printf ',"files":"'; tar -cPf - -- "$@" | base64 -w0; printf '"'; fi
+# The TLS key is compared by its hash: it is not read back.
+if [ -f "$C/tls/server.key" ] && k="$(sha256sum < "$C/tls/server.key")"; then
+	printf ',"tls_key_sha256":"%s"' "${k%% *}"
+fi
 
 # A live postmaster: the pid in the first line of postmaster.pid is a
 # running postgres process, whether or not it answers SQL.
@@ -145,8 +150,9 @@ SELECT json_build_object(
     'state', coalesce(state, ''), 'sync_state', coalesce(sync_state, ''),
     'sent_lsn', coalesce(sent_lsn::text, ''), 'write_lsn', coalesce(write_lsn::text, ''),
     'flush_lsn', coalesce(flush_lsn::text, ''), 'replay_lsn', coalesce(replay_lsn::text, ''),
-    'lag_bytes', pg_wal_lsn_diff(l.lsn, replay_lsn)::bigint) ORDER BY application_name), '[]'::json)
-    FROM pg_stat_replication),
+    'lag_bytes', pg_wal_lsn_diff(l.lsn, replay_lsn)::bigint,
+    'ssl', coalesce(s.ssl, false)) ORDER BY application_name), '[]'::json)
+    FROM pg_stat_replication LEFT JOIN pg_stat_ssl s USING (pid)),
   'slots', (SELECT coalesce(json_agg(json_build_object(
     'name', slot_name, 'active', active, 'restart_lsn', coalesce(restart_lsn::text, ''),
     'wal_status', coalesce(wal_status, ''),

@@ -14,6 +14,7 @@ func Up() []Step {
 		Facts{},
 		Install{},
 		CreateCluster{},
+		TLS{},
 		Configure{},
 		Restart{Primary: false},
 		Restart{Primary: true},

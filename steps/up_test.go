@@ -2,16 +2,19 @@ package steps
 
 import (
 	"context"
+	"os"
 	"strings"
 	"testing"
 
 	"github.com/pgfleet/pgfleet/internal/pgsql"
 )
 
-// TestDryRunBare plans `up` for three bare Debian hosts.
+// TestDryRunBare plans `up` for three bare Debian hosts, with TLS on as
+// by default; the CA it would make is not written.
 func TestDryRunBare(t *testing.T) {
 	t.Setenv(passwordEnv, "pw")
-	r := newTestRun(t, testInventory, Options{DryRun: true})
+	dir := t.TempDir()
+	r := newTestRun(t, testInventory+"tls: {dir: "+dir+"}\n", Options{DryRun: true})
 	r.Started = mustTime(t, "2025-01-02T03:04:05Z")
 	r.Apply(context.Background(), hostSteps(Up()))
 	if err := r.Err(); err != nil {
@@ -35,7 +38,10 @@ func TestDryRunBare(t *testing.T) {
 			t.Errorf("%s %s: %s, want %s", res.Host, res.Step, res.Status, want)
 		}
 	}
-	golden(t, "plan_bare.golden", planText(r))
+	golden(t, "plan_bare.golden", strings.ReplaceAll(planText(r), dir, "TLSDIR"))
+	if entries, err := os.ReadDir(dir); err != nil || len(entries) > 0 {
+		t.Errorf("a dry run wrote %d files in the TLS directory (%v)", len(entries), err)
+	}
 	for _, h := range r.Hosts {
 		if len(h.Facts.Installed) != 0 || h.Facts.DataVersion != 0 || len(h.Facts.Files) != 0 {
 			t.Errorf("%s: a dry run changed the facts: %+v", h.Name, h.Facts)
@@ -86,8 +92,8 @@ func TestDryRunConverged(t *testing.T) {
 				t.Errorf("dry run %v: %s %s: %s %q %v, want unchanged", dry, res.Host, res.Step, res.Status, res.Changes, res.Err)
 			}
 		}
-		if n := len(r.Results()); n != 27 { // install, cluster, configure, restart on 3; start, role, slots on h1; pgpass, rejoin, follow, clone, start, standby slots on 2
-			t.Errorf("%d results, want 27", n)
+		if n := len(r.Results()); n != 30 { // install, cluster, tls, configure, restart on 3; start, role, slots on h1; pgpass, rejoin, follow, clone, start, standby slots on 2
+			t.Errorf("%d results, want 30", n)
 		}
 	}
 }

@@ -71,6 +71,12 @@ type Data struct {
 	// pgfleet's; pgfleet's default for a parameter named here is left out.
 	Settings []Setting
 
+	// SSL turns TLS on: the server's certificate, key and the CA that
+	// signed its peers' certificates are in the files named here, and
+	// replication from peers must use TLS.
+	SSL                                bool
+	SSLCertFile, SSLKeyFile, SSLCAFile string
+
 	ReplicationUser string
 	// Peers are all members of the cluster, this host and the primary
 	// included, each allowed to connect for replication.
@@ -265,8 +271,12 @@ func (d *Data) validate() error {
 		{"socket directory", d.SocketDir}, {"listen addresses", d.ListenAddresses},
 		{"max_slot_wal_keep_size", d.MaxSlotWALKeepSize}, {"wal_keep_size", d.WALKeepSize},
 		{"replication user", d.ReplicationUser},
+		{"ssl_cert_file", d.SSLCertFile}, {"ssl_key_file", d.SSLKeyFile}, {"ssl_ca_file", d.SSLCAFile},
 	} {
 		oneLine(f.what, f.v)
+	}
+	if d.SSL && (d.SSLCertFile == "" || d.SSLKeyFile == "" || d.SSLCAFile == "") {
+		errs = append(errs, errors.New("ssl on needs the certificate, key and CA files"))
 	}
 	if d.Version < 12 {
 		errs = append(errs, fmt.Errorf("PostgreSQL version %d: pgfleet supports 12 and later", d.Version))

@@ -34,6 +34,10 @@ func debian15() Data {
 		MaxSlotWALKeepSize:  "10GB",
 		WALKeepSize:         "512MB",
 		ReplicationUser:     "replicator",
+		SSL:                 true,
+		SSLCertFile:         "/etc/postgresql/15/main/tls/server.crt",
+		SSLKeyFile:          "/etc/postgresql/15/main/tls/server.key",
+		SSLCAFile:           "/etc/postgresql/15/main/tls/ca.crt",
 		Peers: []Peer{
 			{"db1", "10.0.0.11"},
 			{"db2", "10.0.0.12"},
@@ -43,6 +47,13 @@ func debian15() Data {
 			"host    shop            app             10.0.1.0/24             scram-sha-256",
 		},
 	}
+}
+
+// plain is debian15 with tls.enabled: false.
+func plain() Data {
+	d := debian15()
+	d.SSL, d.SSLCertFile, d.SSLKeyFile, d.SSLCAFile = false, "", "", ""
+	return d
 }
 
 func withSettings() Data {
@@ -97,6 +108,8 @@ func TestGolden(t *testing.T) {
 		{"postgresql.conf.golden", "postgresql.conf", debian15()},
 		{"pg_hba.conf.golden", "pg_hba.conf", debian15()},
 		{"postgresql.conf-settings.golden", "postgresql.conf", withSettings()},
+		{"postgresql.conf-plain.golden", "postgresql.conf", plain()},
+		{"pg_hba.conf-plain.golden", "pg_hba.conf", plain()},
 		{"pg_hba.conf-minimal.golden", "pg_hba.conf", func() Data {
 			d := debian15()
 			d.Peers, d.HBA = nil, nil
@@ -276,12 +289,21 @@ func TestPgHBAPeers(t *testing.T) {
 	}
 	out := string(mustRender(t, "", "pg_hba.conf", d))
 	wantIn(t, "pg_hba.conf", out,
-		"# v4\nhost    replication     \"Repl User\"     192.0.2.7/32            scram-sha-256\n",
-		"# v6\nhost    replication     \"Repl User\"     2001:db8::7/128         scram-sha-256\n",
-		"# mapped\nhost    replication     \"Repl User\"     ::ffff:192.0.2.8/128    scram-sha-256\n",
-		"# net\nhost    replication     \"Repl User\"     192.0.2.0/28            scram-sha-256\n",
-		"# name\nhost    replication     \"Repl User\"     db9.example.com         scram-sha-256\n",
+		"# v4\nhostssl replication     \"Repl User\"     192.0.2.7/32            scram-sha-256\n",
+		"# v6\nhostssl replication     \"Repl User\"     2001:db8::7/128         scram-sha-256\n",
+		"# mapped\nhostssl replication     \"Repl User\"     ::ffff:192.0.2.8/128    scram-sha-256\n",
+		"# net\nhostssl replication     \"Repl User\"     192.0.2.0/28            scram-sha-256\n",
+		"# name\nhostssl replication     \"Repl User\"     db9.example.com         scram-sha-256\n",
 	)
+	// The refusal of plain replication comes before the lines that allow
+	// it over TLS: the first line that matches decides.
+	if reject, allow := strings.Index(out, "hostnossl replication   all             all                     reject\n"), strings.Index(out, "# v4\n"); reject < 0 || reject > allow {
+		t.Errorf("pg_hba.conf refuses plain replication at %d, after the peers' lines at %d", reject, allow)
+	}
+	d.SSL = false
+	if out := string(mustRender(t, "", "pg_hba.conf", d)); strings.Contains(out, "hostssl") || strings.Contains(out, "hostnossl") {
+		t.Error("pg_hba.conf without TLS has hostssl or hostnossl lines")
+	}
 	// The inventory's lines come last, in order.
 	d = debian15()
 	d.HBA = []string{"hostssl all all 0.0.0.0/0 scram-sha-256", "host all all 10.9.0.0/16 reject"}

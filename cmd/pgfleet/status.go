@@ -251,7 +251,7 @@ func writeStatusText(w io.Writer, rep *status.Report) {
 		}
 		fmt.Fprintf(w, "cluster %s: %s\n", c.Name, health)
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "HOST\tADDRESS\tROLE\tVERSION\tTL\tLSN\tLAG(bytes)\tDELAY(s)\tSTATE\tSYNC\tSLOT(active, retained)\tUPSTREAM\tPROBLEMS")
+		fmt.Fprintln(tw, "HOST\tADDRESS\tROLE\tVERSION\tTL\tLSN\tLAG(bytes)\tDELAY(s)\tSTATE\tSYNC\tTLS\tSLOT(active, retained)\tUPSTREAM\tPROBLEMS")
 		for _, m := range c.Members {
 			role := m.Role
 			if m.Role != m.DeclaredRole && (m.Role == status.RolePrimary || m.Role == status.RoleReplica) {
@@ -289,9 +289,13 @@ func writeStatusText(w io.Writer, rep *status.Report) {
 				state = strings.TrimPrefix(state+", replay paused", ", ")
 			}
 			probs := strings.Join(m.Problems, "; ")
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
+			encrypted := "-"
+			if m.SSL != nil {
+				encrypted = map[bool]string{true: "yes", false: "NO"}[*m.SSL]
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
 				m.Host, m.Address, role, dash(m.Version), tl, dash(m.LSN), lag, delay,
-				dash(state), dash(m.SyncState), slot, dash(up), dash(probs))
+				dash(state), dash(m.SyncState), encrypted, slot, dash(up), dash(probs))
 		}
 		tw.Flush()
 		if c.Connect.Conninfo != "" {

@@ -95,13 +95,13 @@ func TestStatusUsageErrors(t *testing.T) {
 func i64p(v int64) *int64 { return &v }
 
 func TestWriteStatusText(t *testing.T) {
-	tl, delay := 1, 0.5
+	tl, delay, encrypted := 1, 0.5, true
 	now := time.Date(2026, 11, 27, 3, 0, 0, 0, time.UTC)
 	rep := &status.Report{Time: now, Clusters: []status.Cluster{
 		{Name: "main", Healthy: false, Connect: status.Connect{Conninfo: "host=10.0.0.1,10.0.0.2,10.0.0.3 port=5432 target_session_attrs=read-write"}, Members: []status.Member{
 			{Host: "db1", Address: "10.0.0.1", DeclaredRole: "primary", Role: "primary", Version: "15.18", Timeline: &tl, LSN: "0/3000148", Problems: []string{}},
 			{Host: "db2", Address: "10.0.0.2", DeclaredRole: "replica", Role: "replica", Version: "15.18", Timeline: &tl, LSN: "0/3000100",
-				Streaming: true, LagBytes: i64p(72), ReplayDelaySeconds: &delay, ReplayPaused: true, State: "streaming", SyncState: "async",
+				Streaming: true, LagBytes: i64p(72), ReplayDelaySeconds: &delay, ReplayPaused: true, State: "streaming", SyncState: "async", SSL: &encrypted,
 				Slot: &status.Slot{Name: "db2", Active: true, RetainedBytes: i64p(2048)}, Upstream: "10.0.0.1:5432", UpstreamHost: "db1", Problems: []string{}},
 			{Host: "db3", Address: "10.0.0.3", DeclaredRole: "replica", Role: "stopped",
 				Slot:       &status.Slot{Name: "db3", RetainedBytes: i64p(0)},
@@ -123,7 +123,8 @@ func TestWriteStatusText(t *testing.T) {
 		"HOST  ADDRESS   ROLE",
 		"LAG(bytes)  DELAY(s)  STATE",
 		"SLOT(active, retained)",
-		"72          0.5       streaming, replay paused  async  db2 (active, 2.0 KB)",
+		"72          0.5       streaming, replay paused  async  yes  db2 (active, 2.0 KB)",
+		"SYNC   TLS  SLOT",
 		"db1       -",
 		"db3 (inactive, 0 B)",
 		"PostgreSQL is not running; its slot db3 is inactive",

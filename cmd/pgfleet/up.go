@@ -36,6 +36,11 @@ replica is still reached and locked, but not changed.
 On each host, in order, and only where something differs from the inventory:
   install    PostgreSQL of the declared version (apt), with no default cluster
   cluster    the primary's cluster (initdb with data checksums)
+  tls        the host's TLS certificate, key and the cluster's CA, in the
+             configuration directory's tls/: issued by the cluster's CA,
+             which pgfleet keeps in tls.dir on this machine (or your own
+             files, tls.ca_file), again when it expires within 30 days or no
+             longer names the host's addresses; reload
   configure  postgresql.conf and pg_hba.conf from templates, checked by
              postgres -C first; a file pgfleet did not write is backed up
              once; reload
@@ -60,7 +65,8 @@ On each host, in order, and only where something differs from the inventory:
              fails, clone moves its data aside and clones it
   follow     a standby whose primary_conninfo names another address or port
              than the primary's (the primary moved), or another application
-             name or slot: rewrite primary_conninfo and primary_slot_name in
+             name or slot, or does not verify the primary's TLS certificate
+             (sslmode=verify-full and the cluster's CA): rewrite primary_conninfo and primary_slot_name in
              postgresql.auto.conf and reload it (restart on PostgreSQL 12);
              never a clone
   clone      replicas with no data, or whose clone was cut short, or that

@@ -46,6 +46,7 @@ type stMember struct {
 	} `json:"slot"`
 	Upstream     string   `json:"upstream"`
 	UpstreamHost string   `json:"upstream_host"`
+	SSL          *bool    `json:"ssl"`
 	Problems     []string `json:"problems"`
 }
 

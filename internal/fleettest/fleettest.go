@@ -5,6 +5,7 @@
 package fleettest
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/pgfleet/pgfleet/inventory"
@@ -35,6 +36,14 @@ func Parse(t testing.TB, src string) *inventory.Inventory {
 	inv, err := inventory.Parse([]byte(src), "inv.yaml")
 	if err != nil {
 		t.Fatalf("parse inventory: %v", err)
+	}
+	if !strings.Contains(src, "tls:") {
+		// Tests that are not about TLS need not script its files on
+		// the hosts, nor write a CA beside inv.yaml.
+		inv.TLS.Enabled = false
+		for _, c := range inv.Clusters {
+			c.TLS.Enabled = false
+		}
 	}
 	return inv
 }

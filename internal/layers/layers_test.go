@@ -16,9 +16,9 @@ const module = "github.com/pgfleet/pgfleet/"
 var allowed = map[string][]string{
 	"cmd/pgfleet":             {"*"},
 	"examples/lab/labctl":     {"internal/lab"},
-	"preflight":               {"steps", "inventory", "internal/remote", "internal/hint"},
-	"status":                  {"steps", "inventory", "internal/pgsql", "internal/remote", "internal/hint"},
-	"steps":                   {"inventory", "templates", "internal/remote", "internal/sshconf", "internal/pgsql", "internal/hint"},
+	"preflight":               {"steps", "inventory", "internal/remote", "internal/hint", "internal/pki"},
+	"status":                  {"steps", "inventory", "internal/pgsql", "internal/remote", "internal/hint", "internal/pki"},
+	"steps":                   {"inventory", "templates", "internal/remote", "internal/sshconf", "internal/pgsql", "internal/hint", "internal/pki"},
 	"inventory":               {"internal/pgsql"},
 	"templates":               {"internal/pgsql", "internal/textdiff"},
 	"internal/sshconf":        {"inventory", "internal/remote"},
@@ -26,13 +26,14 @@ var allowed = map[string][]string{
 	"internal/remote/sshtest": {},
 	"internal/hint":           {},
 	"internal/pgsql":          {},
+	"internal/pki":            {},
 	"internal/textdiff":       {},
 	"internal/console":        {},
 	"internal/lab":            {},
 	"internal/layers":         {},
 	"internal/testhome":       {},
 	"internal/fleettest":      {"inventory", "steps"},
-	"internal/e2e":            {"internal/lab", "internal/remote"},
+	"internal/e2e":            {"internal/lab", "internal/remote", "internal/pki"},
 }
 
 func TestImportsFollowTheLayers(t *testing.T) {
