@@ -429,22 +429,7 @@ func TestAgentAuth(t *testing.T) {
 	pub, _ := ssh.NewPublicKey(priv.Public())
 	f := newFixture(t, sshtest.WithAuthorizedKey(pub))
 
-	sock := filepath.Join(t.TempDir(), "agent.sock")
-	ln, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { agent.ServeAgent(keyring, c); c.Close() }()
-		}
-	}()
-	t.Setenv("SSH_AUTH_SOCK", sock)
+	fakeAgent(t, keyring)
 
 	cfg := f.config()
 	cfg.IdentityFiles = nil
