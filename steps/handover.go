@@ -100,7 +100,8 @@ type HandoverReport struct {
 	TotalSeconds       float64 `json:"total_seconds"`
 	// OldPrimary says, in a failover, what became of the old primary.
 	OldPrimary string `json:"old_primary,omitempty"`
-	// InventoryWritten is set by the command that rewrote the inventory.
+	// InventoryWritten is set by Options.Promoted when it rewrote the
+	// inventory file.
 	InventoryWritten bool `json:"inventory_written"`
 }
 
@@ -560,8 +561,6 @@ func (r *Run) promoted(p *handoverPlan, rep *HandoverReport) {
 	if r.Opts.Promoted != nil {
 		if err := r.Opts.Promoted(rep); err != nil {
 			r.Opts.Logger.Error("the inventory does not say the new primary yet", "err", err)
-		} else {
-			rep.InventoryWritten = true
 		}
 	}
 }

@@ -206,7 +206,9 @@ func runHandover(ctx context.Context, g *globalOptions, o *handoverOptions, path
 	}
 	change := &inventoryChange{Path: path}
 	opts.Promoted = func(rep *steps.HandoverReport) error {
-		return rewriteInventory(change, src, path, rep.Cluster, rep.To, !o.noWriteInventory)
+		err := rewriteInventory(change, src, path, rep.Cluster, rep.To, !o.noWriteInventory)
+		rep.InventoryWritten = change.Written
+		return err
 	}
 	r, err := steps.NewRun(inv, opts)
 	if err != nil {
@@ -227,10 +229,8 @@ func runHandover(ctx context.Context, g *globalOptions, o *handoverOptions, path
 		// What the inventory would become, shown with the plan.
 		_ = rewriteInventory(change, src, path, rep.Cluster, rep.To, false)
 	}
-	if rep != nil && (rep.Promoted || r.Opts.DryRun) && change.Diff != "" {
-		rep.InventoryWritten = change.Written
-	} else {
-		change = nil
+	if rep == nil || !(rep.Promoted || r.Opts.DryRun) || (change.Diff == "" && change.Error == "") {
+		change = nil // nothing to say of the inventory
 	}
 	if err != nil {
 		if rep != nil && rep.Promoted {
@@ -348,7 +348,8 @@ func printHandover(w io.Writer, rep *steps.HandoverReport, change *inventoryChan
 	case change.Written:
 		fmt.Fprintf(w, "%s now says so:\n%s", change.Path, change.Diff)
 	case change.Error != "":
-		fmt.Fprintf(w, "pgfleet could not rewrite %s (%s). Make it say so yourself:\n%s", change.Path, change.Error, change.Diff)
+		fmt.Fprintf(w, "pgfleet could not rewrite %s (%s). Make it say so yourself: clusters.%s.primary: %s, with %s among its replicas.\n%s",
+			change.Path, change.Error, rep.Cluster, rep.To, rep.From, change.Diff)
 	case !rep.Promoted:
 		fmt.Fprintf(w, "%s would change:\n%s", change.Path, change.Diff)
 	default:
