@@ -162,19 +162,20 @@ type deadlineConn struct {
 }
 
 func (c *deadlineConn) Read(p []byte) (int, error) {
-	if err := c.Conn.SetReadDeadline(time.Now().Add(c.timeout)); err != nil {
-		return 0, err
-	}
-	n, err := c.Conn.Read(p)
-	c.noteTimeout(err)
-	return n, err
+	return c.within(c.Conn.SetReadDeadline, c.Conn.Read, p)
 }
 
 func (c *deadlineConn) Write(p []byte) (int, error) {
-	if err := c.Conn.SetWriteDeadline(time.Now().Add(c.timeout)); err != nil {
+	return c.within(c.Conn.SetWriteDeadline, c.Conn.Write, p)
+}
+
+// within runs op on p once setDeadline has given it timeout from now, and
+// notes whether it ran out of time.
+func (c *deadlineConn) within(setDeadline func(time.Time) error, op func([]byte) (int, error), p []byte) (int, error) {
+	if err := setDeadline(time.Now().Add(c.timeout)); err != nil {
 		return 0, err
 	}
-	n, err := c.Conn.Write(p)
+	n, err := op(p)
 	c.noteTimeout(err)
 	return n, err
 }
