@@ -297,54 +297,46 @@ func (c *Client) lookupID(ctx context.Context, kind, name string) (int, error) {
 	return id, nil
 }
 
-// sftpOp is the SFTP client for the operation op on the path p, and how
-// the operation's errors read: an fs.PathError in a HostError. The error
-// it returns already reads so.
-func (c *Client) sftpOp(ctx context.Context, op, p string) (*sftp.Client, func(error) error, error) {
-	fail := func(err error) error {
-		return &HostError{Host: c.cfg.Name, Err: &fs.PathError{Op: op, Path: p, Err: err}}
-	}
+// sftpDo runs do with the SFTP client, for the operation op on the path p.
+// Its errors, and do's, read as an fs.PathError in a HostError.
+func sftpDo[T any](ctx context.Context, c *Client, op, p string, do func(*sftp.Client) (T, error)) (T, error) {
 	sc, err := c.sftpClient(ctx)
 	if err == nil {
 		err = ctx.Err()
 	}
-	if err != nil {
-		return nil, nil, fail(err)
+	if err == nil {
+		var v T
+		if v, err = do(sc); err == nil {
+			return v, nil
+		}
 	}
-	return sc, fail, nil
+	var zero T
+	return zero, &HostError{Host: c.cfg.Name, Err: &fs.PathError{Op: op, Path: p, Err: err}}
 }
 
 // ReadFile reads a file as root. A missing file gives an error matching
 // fs.ErrNotExist.
 func (c *Client) ReadFile(ctx context.Context, p string) ([]byte, error) {
-	sc, fail, err := c.sftpOp(ctx, "read", p)
-	if err != nil {
-		return nil, err
-	}
-	f, err := sc.Open(p)
-	if err != nil {
-		return nil, fail(err)
-	}
-	defer f.Close()
-	var buf bytes.Buffer
-	if _, err := f.WriteTo(&buf); err != nil {
-		return nil, fail(err)
-	}
-	return buf.Bytes(), nil
+	return sftpDo(ctx, c, "read", p, func(sc *sftp.Client) ([]byte, error) {
+		f, err := sc.Open(p)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		var buf bytes.Buffer
+		if _, err := f.WriteTo(&buf); err != nil {
+			return nil, err
+		}
+		return buf.Bytes(), nil
+	})
 }
 
 // Stat stats a file as root, following symlinks. A missing file gives an
 // error matching fs.ErrNotExist.
 func (c *Client) Stat(ctx context.Context, p string) (fs.FileInfo, error) {
-	sc, fail, err := c.sftpOp(ctx, "stat", p)
-	if err != nil {
-		return nil, err
-	}
-	fi, err := sc.Stat(p)
-	if err != nil {
-		return nil, fail(err)
-	}
-	return fi, nil
+	return sftpDo(ctx, c, "stat", p, func(sc *sftp.Client) (fs.FileInfo, error) {
+		return sc.Stat(p)
+	})
 }
 
 // limitedWriter keeps the first n bytes and drops the rest.
