@@ -52,9 +52,9 @@ func (s stuckSigner) Sign(ssh.PublicKey, []byte) (*ssh.Signature, error) {
 	return nil, errors.New("stopped")
 }
 
-// stuckAgent is an agent holding a key the server accepts, which never
-// signs: a dial that offers it waits on the signature.
-func stuckAgent(t *testing.T) *fixture {
+// agentKeyFixture is a fixture whose server accepts the one key of the
+// keyring it returns, a key no identity file holds.
+func agentKeyFixture(t *testing.T) (*fixture, agent.Agent) {
 	t.Helper()
 	keyring := agent.NewKeyring()
 	_, priv, _ := ed25519.GenerateKey(rand.Reader)
@@ -62,7 +62,14 @@ func stuckAgent(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	pub, _ := ssh.NewPublicKey(priv.Public())
-	f := newFixture(t, sshtest.WithAuthorizedKey(pub))
+	return newFixture(t, sshtest.WithAuthorizedKey(pub)), keyring
+}
+
+// stuckAgent is an agent holding a key the server accepts, which never
+// signs: a dial that offers it waits on the signature.
+func stuckAgent(t *testing.T) *fixture {
+	t.Helper()
+	f, keyring := agentKeyFixture(t)
 	stop := make(chan struct{})
 	t.Cleanup(func() { close(stop) })
 	fakeAgent(t, stuckSigner{keyring, stop})

@@ -3,7 +3,6 @@ package remote
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/x509"
 	"errors"
@@ -24,7 +23,6 @@ import (
 
 	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
-	"golang.org/x/crypto/ssh/agent"
 
 	"github.com/pgfleet/pgfleet/internal/hint"
 	"github.com/pgfleet/pgfleet/internal/remote/sshtest"
@@ -421,14 +419,7 @@ func TestIdentityFiles(t *testing.T) {
 }
 
 func TestAgentAuth(t *testing.T) {
-	keyring := agent.NewKeyring()
-	_, priv, _ := ed25519.GenerateKey(rand.Reader)
-	if err := keyring.Add(agent.AddedKey{PrivateKey: priv}); err != nil {
-		t.Fatal(err)
-	}
-	pub, _ := ssh.NewPublicKey(priv.Public())
-	f := newFixture(t, sshtest.WithAuthorizedKey(pub))
-
+	f, keyring := agentKeyFixture(t)
 	fakeAgent(t, keyring)
 
 	cfg := f.config()
