@@ -24,6 +24,16 @@ func ckRun(t *testing.T) *steps.Run {
 	return r
 }
 
+// ckReplica is ckRun with its replica h2 and h2's primary.
+func ckReplica(t *testing.T) (r *steps.Run, h, p *steps.Host) {
+	t.Helper()
+	r = ckRun(t)
+	if h = r.Host("h2"); h == nil {
+		t.Fatal("no host h2")
+	}
+	return r, h, r.PrimaryOf(h)
+}
+
 func ckBareFacts() *steps.State {
 	return &steps.State{OSID: "debian", OSVersion: "12", OSCodename: "bookworm", PackageManager: "apt",
 		DiskFreeKB: 50 << 20, Files: map[string][]byte{}}
@@ -416,12 +426,7 @@ func TestCheckDataDirCannotCatchUp(t *testing.T) {
 		{"its WAL is there", "0/A000000", "running as a standby"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := ckRun(t)
-			h := r.Host("h2")
-			if h == nil {
-				t.Fatal("no host h2")
-			}
-			p := r.PrimaryOf(h)
+			r, h, p := ckReplica(t)
 			p.Facts.Server = &steps.Server{OldestWAL: "00000001000000000000000A", WALSegmentSize: 16 << 20}
 			f := h.Facts
 			f.DataVersion, f.DataNonEmpty, f.StandbySignal = 15, true, true
@@ -450,12 +455,7 @@ func TestCheckDataDirFormerPrimary(t *testing.T) {
 		{"another system's", "9999", false, CheckFail, "has been a primary's"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := ckRun(t)
-			h := r.Host("h2")
-			if h == nil {
-				t.Fatal("no host h2")
-			}
-			p := r.PrimaryOf(h)
+			r, h, p := ckReplica(t)
 			p.Facts.Server = &steps.Server{SystemID: "7001", Timeline: 2}
 			f := h.Facts
 			f.DataVersion, f.DataNonEmpty = 15, true
