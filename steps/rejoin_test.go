@@ -192,6 +192,22 @@ func pgRewindEnv(t *testing.T, srv *sshtest.Server) {
 	}
 }
 
+// wantRejoined checks that h2 ran the commands of a rejoin, want, and then
+// dropped its replication slots' directories and removed the password
+// file; that the password stayed out of sight; and that standby.signal is
+// written.
+func wantRejoined(t *testing.T, srv *sshtest.Server, want ...string) {
+	t.Helper()
+	wantRan(t, "h2", srv, append(want,
+		"root|find /var/lib/postgresql/15/main/pg_replslot -mindepth 1 -maxdepth 1 -exec rm -rf -- {} +",
+		"root|rm -f -- "+rewindTmp,
+	)...)
+	pgRewindEnv(t, srv)
+	if _, ok := srv.ReadFile(t, "/var/lib/postgresql/15/main/standby.signal"); !ok {
+		t.Error("no standby.signal was written")
+	}
+}
+
 // Diverged data is copied aside, then rewound; crash recovery runs first
 // when it was not shut down cleanly.
 func TestRejoinApplyDiverged(t *testing.T) {
@@ -205,7 +221,7 @@ func TestRejoinApplyDiverged(t *testing.T) {
 	if h.rewindFailed != nil {
 		t.Fatalf("rewind failed: %v", h.rewindFailed)
 	}
-	wantRan(t, "h2", srv,
+	wantRejoined(t, srv,
 		"postgres|/usr/lib/postgresql/15/bin/postgres --single -D /var/lib/postgresql/15/main -c config_file=/etc/postgresql/15/main/postgresql.conf template1",
 		"postgres|mktemp /tmp/pgfleet-rewind.XXXXXXXXXX",
 		"|id -u -- postgres",
@@ -214,13 +230,7 @@ func TestRejoinApplyDiverged(t *testing.T) {
 		"root|du -sk -- /var/lib/postgresql/15/main",
 		"root|cp -a -T -- /var/lib/postgresql/15/main /var/lib/postgresql/15/main.pgfleet-20250102T030405Z",
 		rewindCommand,
-		"root|find /var/lib/postgresql/15/main/pg_replslot -mindepth 1 -maxdepth 1 -exec rm -rf -- {} +",
-		"root|rm -f -- "+rewindTmp,
 	)
-	pgRewindEnv(t, srv)
-	if _, ok := srv.ReadFile(t, "/var/lib/postgresql/15/main/standby.signal"); !ok {
-		t.Error("no standby.signal was written")
-	}
 }
 
 // A former primary that was shut down cleanly and whose last checkpoint
@@ -233,18 +243,12 @@ func TestRejoinApplyNoRewindRequired(t *testing.T) {
 	if err := r.Err(); err != nil || h.rewindFailed != nil {
 		t.Fatalf("rejoin: %v, %v", err, h.rewindFailed)
 	}
-	wantRan(t, "h2", srv,
+	wantRejoined(t, srv,
 		"postgres|mktemp /tmp/pgfleet-rewind.XXXXXXXXXX",
 		"|id -u -- postgres",
 		"|getent group -- postgres",
 		rewindCommand+" --dry-run",
-		"root|find /var/lib/postgresql/15/main/pg_replslot -mindepth 1 -maxdepth 1 -exec rm -rf -- {} +",
-		"root|rm -f -- "+rewindTmp,
 	)
-	pgRewindEnv(t, srv)
-	if _, ok := srv.ReadFile(t, "/var/lib/postgresql/15/main/standby.signal"); !ok {
-		t.Error("no standby.signal was written")
-	}
 }
 
 // A failed pg_rewind is no failure of the host: Clone then clones it,
