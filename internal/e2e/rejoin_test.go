@@ -41,12 +41,7 @@ func TestRejoin(t *testing.T) {
 	psqlOn(t, l, h1, "INSERT INTO rejoin SELECT g, 'before' FROM generate_series(1, 10) g")
 	lsn := psqlOn(t, l, h1, "SELECT pg_current_wal_lsn()")
 	for _, h := range []string{h2, h3} {
-		eventually(t, time.Minute, h+" replays "+lsn, func() string {
-			if got := psqlOn(t, l, h, fmt.Sprintf("SELECT pg_last_wal_replay_lsn() >= '%s'", lsn)); got != "t" {
-				return "not yet"
-			}
-			return ""
-		})
+		replayed(t, l, h, lsn)
 	}
 	// h3 stops first, so that it holds no WAL that h2, the new primary,
 	// lacks: it can follow h2 without a rewind.
@@ -110,12 +105,7 @@ func TestRejoin(t *testing.T) {
 	psqlOn(t, l, h2, "INSERT INTO rejoin SELECT g, 'rejoined' FROM generate_series(301, 310) g")
 	lsn = psqlOn(t, l, h2, "SELECT pg_current_wal_lsn()")
 	for _, h := range []string{h1, h3} {
-		eventually(t, time.Minute, h+" replays "+lsn, func() string {
-			if got := psqlOn(t, l, h, fmt.Sprintf("SELECT pg_last_wal_replay_lsn() >= '%s'", lsn)); got != "t" {
-				return "not yet"
-			}
-			return ""
-		})
+		replayed(t, l, h, lsn)
 		if got := psqlOn(t, l, h, "SELECT pg_is_in_recovery()"); got != "t" {
 			t.Errorf("%s is not a standby", h)
 		}
@@ -176,12 +166,7 @@ func TestRejoin(t *testing.T) {
 	}
 	lsn = psqlOn(t, l, h1, "SELECT pg_current_wal_lsn()")
 	for _, h := range []string{h2, h3} {
-		eventually(t, time.Minute, h+" replays "+lsn, func() string {
-			if got := psqlOn(t, l, h, fmt.Sprintf("SELECT pg_last_wal_replay_lsn() >= '%s'", lsn)); got != "t" {
-				return "not yet"
-			}
-			return ""
-		})
+		replayed(t, l, h, lsn)
 		if got := psqlOn(t, l, h, "SELECT count(*) FROM rejoin WHERE phase = 'switched'"); got != "10" {
 			t.Errorf("%s holds %s of the 10 rows written after the switchover", h, got)
 		}
