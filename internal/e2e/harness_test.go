@@ -108,6 +108,16 @@ func newLab(t testing.TB, hosts int, release string) *lab.Lab {
 	return l
 }
 
+// newLabContext is newLab's lab, and a context that ends with the test, or
+// after timeout.
+func newLabContext(t testing.TB, hosts int, release string, timeout time.Duration) (context.Context, *lab.Lab) {
+	t.Helper()
+	l := newLab(t, hosts, release)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	t.Cleanup(cancel)
+	return ctx, l
+}
+
 // testLogger logs to the test's log.
 func testLogger(t testing.TB) *slog.Logger { return slog.New(slog.NewTextHandler(testWriter{t}, nil)) }
 

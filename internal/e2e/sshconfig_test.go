@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os/exec"
@@ -19,9 +18,7 @@ import (
 // the hosts by their aliases and sets no user, key or known_hosts.
 func TestSSHConfigProxyJump(t *testing.T) {
 	t.Parallel()
-	l := newLab(t, 2, "bookworm")
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
-	defer cancel()
+	ctx, l := newLabContext(t, 2, "bookworm", 20*time.Minute)
 	jump, target := l.Hosts[0], l.Hosts[1]
 
 	// The target takes the lab key only from the jump host's address.

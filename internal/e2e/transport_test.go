@@ -72,9 +72,7 @@ func readFile(t *testing.T, path string) []byte {
 // connects to h1; the context ends with the test, or in 3 minutes.
 func dialPostgresHost(t *testing.T) (context.Context, *lab.Lab, *remote.Client) {
 	t.Helper()
-	l := newLab(t, 1, "bookworm")
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	t.Cleanup(cancel)
+	ctx, l := newLabContext(t, 1, "bookworm", 3*time.Minute)
 	if out, err := l.Exec(ctx, "h1", "useradd", "-m", "postgres"); err != nil {
 		t.Fatalf("useradd postgres: %v %s", err, out)
 	}
@@ -288,9 +286,7 @@ func TestTransportAtomicUpload(t *testing.T) {
 
 func TestTransportProxyJump(t *testing.T) {
 	t.Parallel()
-	l := newLab(t, 2, "bookworm")
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
+	ctx, l := newLabContext(t, 2, "bookworm", 3*time.Minute)
 	h1, h2 := l.Hosts[0], l.Hosts[1]
 	clientAddr := func(c *remote.Client) string {
 		t.Helper()
@@ -371,9 +367,7 @@ func TestTransportProxyJump(t *testing.T) {
 
 func TestTransportChangedHostKey(t *testing.T) {
 	t.Parallel()
-	l := newLab(t, 1, "bookworm")
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
+	ctx, l := newLabContext(t, 1, "bookworm", 3*time.Minute)
 	cfg := hostConfig(t, l, "h1", l.KnownHosts)
 	h1, _ := l.Host("h1")
 
@@ -520,9 +514,7 @@ func containsKeyLine(knownHosts string, lines []string) bool {
 
 func TestTransportUnknownHost(t *testing.T) {
 	t.Parallel()
-	l := newLab(t, 1, "bookworm")
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
+	ctx, l := newLabContext(t, 1, "bookworm", 3*time.Minute)
 	h1, _ := l.Host("h1")
 	keys, err := l.HostKeys(ctx, h1)
 	if err != nil {
