@@ -17,7 +17,10 @@ type checkOptions struct {
 	connectTimeout time.Duration
 }
 
-const checkLong = `Check, before pgfleet up, that every step of it can succeed on every host
+var checkHelp = help{
+	use:   "check INVENTORY",
+	short: "Preflight: check that up can succeed on every host, changing nothing",
+	long: `Check, before pgfleet up, that every step of it can succeed on every host
 of the inventory. Nothing is changed on any host.
 
 On each host:
@@ -49,21 +52,16 @@ or default); then a summary. With --output json:
 Exit codes:
   0  no check failed (warnings allowed)
   1  a check failed
-  2  bad usage or an invalid inventory`
+  2  bad usage or an invalid inventory`,
+	example: `  pgfleet check inventory.yaml
+  pgfleet check inventory.yaml --output json | jq '.checks[] | select(.status != "pass")'`,
+}
 
 func newCheckCommand(g *globalOptions) *cobra.Command {
 	o := &checkOptions{}
-	cmd := &cobra.Command{
-		Use:   "check INVENTORY",
-		Short: "Preflight: check that up can succeed on every host, changing nothing",
-		Long:  checkLong,
-		Example: `  pgfleet check inventory.yaml
-  pgfleet check inventory.yaml --output json | jq '.checks[] | select(.status != "pass")'`,
-		Args: exactArgs(1, "INVENTORY"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return runCheck(cmd.Context(), g, o, args[0], cmd.OutOrStdout())
-		},
-	}
+	cmd := checkHelp.inventoryCommand(func(cmd *cobra.Command, path string) error {
+		return runCheck(cmd.Context(), g, o, path, cmd.OutOrStdout())
+	})
 	connectTimeoutFlag(cmd, &o.connectTimeout)
 	return cmd
 }

@@ -28,7 +28,10 @@ type handoverOptions struct {
 	verifyTimeout    time.Duration
 }
 
-const switchoverLong = `Move a cluster's primary to one of its replicas, planned and with nothing
+var switchoverHelp = help{
+	use:   "switchover INVENTORY --to HOST",
+	short: "Move a cluster's primary to a replica, planned and with nothing lost",
+	long: `Move a cluster's primary to one of its replicas, planned and with nothing
 lost: for maintenance of the primary's host, or to move the primary back.
 
 pgfleet:
@@ -54,9 +57,16 @@ pgfleet:
 It prints how long writes were unavailable: from the primary's stop to the
 new primary's first write. Clients that connect with the connection string
 pgfleet status prints (every member, target_session_attrs=read-write) find
-the new primary by themselves.`
+the new primary by themselves.`,
+	example: `  pgfleet switchover inventory.yaml --to db2 --dry-run
+  pgfleet switchover inventory.yaml --to db2
+  pgfleet switchover inventory.yaml --to db1 --yes   # and back, in a script`,
+}
 
-const failoverLong = `The primary of a cluster is dead: promote a replica in its place.
+var failoverHelp = help{
+	use:   "failover INVENTORY [--to HOST]",
+	short: "Promote a replica in place of a dead primary",
+	long: `The primary of a cluster is dead: promote a replica in its place.
 
 pgfleet:
   1. connects to the members of the cluster (the old primary may be
@@ -77,25 +87,20 @@ keep it stopped or fenced. Once it is back, pgfleet up rejoins it as a
 replica (with pg_rewind), its diverged data kept aside.
 
 With asynchronous replication, transactions the old primary committed but
-no replica received are lost by a failover.`
+no replica received are lost by a failover.`,
+	example: `  pgfleet failover inventory.yaml --dry-run
+  pgfleet failover inventory.yaml
+  pgfleet failover inventory.yaml --cluster billing --to db5`,
+}
 
 func newSwitchoverCommand(g *globalOptions) *cobra.Command {
 	o := &handoverOptions{}
-	cmd := &cobra.Command{
-		Use:   "switchover INVENTORY --to HOST",
-		Short: "Move a cluster's primary to a replica, planned and with nothing lost",
-		Long:  switchoverLong,
-		Example: `  pgfleet switchover inventory.yaml --to db2 --dry-run
-  pgfleet switchover inventory.yaml --to db2
-  pgfleet switchover inventory.yaml --to db1 --yes   # and back, in a script`,
-		Args: exactArgs(1, "INVENTORY"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if o.to == "" {
-				return usageError{fmt.Errorf("%s needs --to HOST: the replica to make the primary (see %s --help)", cmd.CommandPath(), cmd.CommandPath())}
-			}
-			return runHandover(cmd.Context(), g, o, args[0], cmd.OutOrStdout())
-		},
-	}
+	cmd := switchoverHelp.inventoryCommand(func(cmd *cobra.Command, path string) error {
+		if o.to == "" {
+			return usageError{fmt.Errorf("%s needs --to HOST: the replica to make the primary (see %s --help)", cmd.CommandPath(), cmd.CommandPath())}
+		}
+		return runHandover(cmd.Context(), g, o, path, cmd.OutOrStdout())
+	})
 	handoverFlags(cmd, o)
 	cmd.Flags().StringVar(&o.to, "to", "", "the replica to make the primary")
 	return cmd
@@ -103,18 +108,9 @@ func newSwitchoverCommand(g *globalOptions) *cobra.Command {
 
 func newFailoverCommand(g *globalOptions) *cobra.Command {
 	o := &handoverOptions{failover: true}
-	cmd := &cobra.Command{
-		Use:   "failover INVENTORY [--to HOST]",
-		Short: "Promote a replica in place of a dead primary",
-		Long:  failoverLong,
-		Example: `  pgfleet failover inventory.yaml --dry-run
-  pgfleet failover inventory.yaml
-  pgfleet failover inventory.yaml --cluster billing --to db5`,
-		Args: exactArgs(1, "INVENTORY"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return runHandover(cmd.Context(), g, o, args[0], cmd.OutOrStdout())
-		},
-	}
+	cmd := failoverHelp.inventoryCommand(func(cmd *cobra.Command, path string) error {
+		return runHandover(cmd.Context(), g, o, path, cmd.OutOrStdout())
+	})
 	handoverFlags(cmd, o)
 	f := cmd.Flags()
 	f.StringVar(&o.to, "to", "", "the replica to promote (default: the one that received the most WAL)")

@@ -23,7 +23,10 @@ type rebuildOptions struct {
 	verifyTimeout  time.Duration
 }
 
-const rebuildLong = `Clone the named replicas again from their primary, whatever state they are
+var rebuildHelp = help{
+	use:   "rebuild INVENTORY HOST...",
+	short: "Clone replicas again from their primary, whatever state they are in",
+	long: `Clone the named replicas again from their primary, whatever state they are
 in: diverged, corrupt, promoted by mistake, or simply suspect. This is the
 command for a replica that up keeps (because it looks healthy) or refuses
 (because its data is not a standby's of this primary).
@@ -43,26 +46,23 @@ For each HOST, pgfleet:
 
 A HOST that is its cluster's primary in the inventory is refused. The
 primary's data is never touched. The old data stays moved aside until you
-remove it; status and check list every moved-aside directory.`
+remove it; status and check list every moved-aside directory.`,
+	example: `  pgfleet rebuild inventory.yaml db2
+  pgfleet rebuild inventory.yaml db2 db3 --yes
+  pgfleet rebuild inventory.yaml db2 --dry-run`,
+}
 
 func newRebuildCommand(g *globalOptions) *cobra.Command {
 	o := &rebuildOptions{}
-	cmd := &cobra.Command{
-		Use:   "rebuild INVENTORY HOST...",
-		Short: "Clone replicas again from their primary, whatever state they are in",
-		Long:  rebuildLong,
-		Example: `  pgfleet rebuild inventory.yaml db2
-  pgfleet rebuild inventory.yaml db2 db3 --yes
-  pgfleet rebuild inventory.yaml db2 --dry-run`,
-		Args: func(cmd *cobra.Command, args []string) error {
-			if len(args) < 2 {
-				return usageError{fmt.Errorf("%s needs INVENTORY and at least one HOST (see %s --help)", cmd.CommandPath(), cmd.CommandPath())}
-			}
-			return nil
-		},
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return runRebuild(cmd.Context(), g, o, args[0], args[1:], cmd.OutOrStdout())
-		},
+	cmd := rebuildHelp.command()
+	cmd.Args = func(cmd *cobra.Command, args []string) error {
+		if len(args) < 2 {
+			return usageError{fmt.Errorf("%s needs INVENTORY and at least one HOST (see %s --help)", cmd.CommandPath(), cmd.CommandPath())}
+		}
+		return nil
+	}
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		return runRebuild(cmd.Context(), g, o, args[0], args[1:], cmd.OutOrStdout())
 	}
 	f := cmd.Flags()
 	f.BoolVar(&o.dryRun, "dry-run", false, "show what would be done; change nothing")

@@ -29,7 +29,10 @@ type statusOptions struct {
 // defaultWatch is the interval of a bare --watch.
 const defaultWatch = 2 * time.Second
 
-const statusLong = `Show the replication state of every cluster of the inventory, as the hosts
+var statusHelp = help{
+	use:   "status INVENTORY",
+	short: "Show replication health: roles, LSNs, lag, slots; exit 1 when degraded",
+	long: `Show the replication state of every cluster of the inventory, as the hosts
 report it now, and compare it with the inventory. Nothing is changed.
 
 One table per cluster, one row per host:
@@ -70,39 +73,36 @@ Exit codes:
   0    every cluster healthy
   1    a cluster is degraded: some member has a problem
   2    bad usage or an invalid inventory
-  130  interrupted (the way --watch ends)`
-
-func newStatusCommand(g *globalOptions) *cobra.Command {
-	o := &statusOptions{}
-	cmd := &cobra.Command{
-		Use:   "status INVENTORY",
-		Short: "Show replication health: roles, LSNs, lag, slots; exit 1 when degraded",
-		Long:  statusLong,
-		Example: `  pgfleet status inventory.yaml
+  130  interrupted (the way --watch ends)`,
+	example: `  pgfleet status inventory.yaml
   pgfleet status inventory.yaml --max-lag-bytes 16MB --output json
   pgfleet status inventory.yaml --watch
   pgfleet status inventory.yaml --watch 10s`,
-		Args: func(cmd *cobra.Command, args []string) error {
-			// --watch takes an optional value, so "--watch 10s" leaves the
-			// interval among the arguments.
-			if len(args) == 2 && cmd.Flags().Changed("watch") && o.watch == defaultWatch {
-				for i, a := range args {
-					if d, err := time.ParseDuration(a); err == nil {
-						o.watch = d
-						args = []string{args[1-i]}
-						break
-					}
+}
+
+func newStatusCommand(g *globalOptions) *cobra.Command {
+	o := &statusOptions{}
+	cmd := statusHelp.command()
+	cmd.Args = func(cmd *cobra.Command, args []string) error {
+		// --watch takes an optional value, so "--watch 10s" leaves the
+		// interval among the arguments.
+		if len(args) == 2 && cmd.Flags().Changed("watch") && o.watch == defaultWatch {
+			for i, a := range args {
+				if d, err := time.ParseDuration(a); err == nil {
+					o.watch = d
+					args = []string{args[1-i]}
+					break
 				}
 			}
-			if err := exactArgs(1, "INVENTORY")(cmd, args); err != nil {
-				return err
-			}
-			o.inventory = args[0]
-			return nil
-		},
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return runStatus(cmd.Context(), g, o, o.inventory, cmd.OutOrStdout())
-		},
+		}
+		if err := exactArgs(1, "INVENTORY")(cmd, args); err != nil {
+			return err
+		}
+		o.inventory = args[0]
+		return nil
+	}
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		return runStatus(cmd.Context(), g, o, o.inventory, cmd.OutOrStdout())
 	}
 	f := cmd.Flags()
 	f.DurationVar(&o.connectTimeout, "connect-timeout", status.DefaultTimeout, "per host: how long to wait for SSH, then for the answer")

@@ -24,7 +24,10 @@ type upOptions struct {
 	verifyTimeout  time.Duration
 }
 
-const upLong = `Converge every cluster of the inventory to its declared state, then verify
+var upHelp = help{
+	use:   "up INVENTORY",
+	short: "Build or converge the inventory's clusters, then verify replication",
+	long: `Converge every cluster of the inventory to its declared state, then verify
 that every replica streams from its primary.
 
 First pgfleet connects to every host and takes each cluster's lock on its
@@ -93,23 +96,18 @@ moment.
 
 Old data on a replica is moved aside to DATADIR.pgfleet-TIMESTAMP, never
 deleted, unless --discard-old-data is given. The primary's data is never
-touched.`
-
-func newUpCommand(g *globalOptions) *cobra.Command {
-	o := &upOptions{}
-	cmd := &cobra.Command{
-		Use:   "up INVENTORY",
-		Short: "Build or converge the inventory's clusters, then verify replication",
-		Long:  upLong,
-		Example: `  pgfleet up inventory.yaml
+touched.`,
+	example: `  pgfleet up inventory.yaml
   pgfleet up inventory.yaml --dry-run
   pgfleet up inventory.yaml --yes
   pgfleet up inventory.yaml --output json > result.json`,
-		Args: exactArgs(1, "INVENTORY"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return runUp(cmd.Context(), g, o, args[0], cmd.OutOrStdout())
-		},
-	}
+}
+
+func newUpCommand(g *globalOptions) *cobra.Command {
+	o := &upOptions{}
+	cmd := upHelp.inventoryCommand(func(cmd *cobra.Command, path string) error {
+		return runUp(cmd.Context(), g, o, path, cmd.OutOrStdout())
+	})
 	f := cmd.Flags()
 	f.BoolVar(&o.dryRun, "dry-run", false, "show what would change, with config diffs; change nothing")
 	f.BoolVar(&o.discardOldData, "discard-old-data", false, "delete a replica's old data instead of moving it aside")

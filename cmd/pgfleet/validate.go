@@ -13,7 +13,10 @@ import (
 	"github.com/pgfleet/pgfleet/steps"
 )
 
-const validateLong = `Validate parses an inventory and checks it, without connecting to any host:
+var validateHelp = help{
+	use:   "validate INVENTORY",
+	short: "Check an inventory file without touching any host",
+	long: `Validate parses an inventory and checks it, without connecting to any host:
 it touches no network and reads no file besides the inventory. Run it before
 up, status or check, or in CI on every change to the inventory.
 
@@ -51,23 +54,20 @@ With --output json, the result is one JSON object on stdout:
 
 Exit codes:
   0  the inventory is valid
-  2  the inventory is invalid or cannot be read, or bad usage`
+  2  the inventory is invalid or cannot be read, or bad usage`,
+}
 
 func newValidateCommand(g *globalOptions) *cobra.Command {
 	var explain bool
-	cmd := &cobra.Command{
-		Use:   "validate INVENTORY",
-		Short: "Check an inventory file without touching any host",
-		Long:  validateLong,
-		Args: func(cmd *cobra.Command, args []string) error {
-			if len(args) != 1 {
-				return usageError{fmt.Errorf("validate takes one inventory file, not %d arguments", len(args))}
-			}
-			return nil
-		},
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return runValidate(g, cmd.OutOrStdout(), cmd.ErrOrStderr(), args[0], explain)
-		},
+	cmd := validateHelp.command()
+	cmd.Args = func(cmd *cobra.Command, args []string) error {
+		if len(args) != 1 {
+			return usageError{fmt.Errorf("validate takes one inventory file, not %d arguments", len(args))}
+		}
+		return nil
+	}
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		return runValidate(g, cmd.OutOrStdout(), cmd.ErrOrStderr(), args[0], explain)
 	}
 	cmd.Flags().BoolVar(&explain, "explain", false, "also show, per host, each SSH setting and where it comes from (reads ssh_config; no network)")
 	return cmd
