@@ -225,9 +225,7 @@ func watchStatus(ctx context.Context, g *globalOptions, o *statusOptions, r *ste
 
 func writeStatus(w io.Writer, asJSON bool, rep *status.Report) error {
 	if asJSON {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rep)
+		return writeJSON(w, rep)
 	}
 	writeStatusText(w, rep)
 	return nil

@@ -281,6 +281,14 @@ func buildReport(r *steps.Run, total time.Duration, dryRun bool) runReport {
 	return rep
 }
 
+// writeJSON writes v to w as indented JSON, as the commands' --output json
+// does.
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
 func report(g *globalOptions, r *steps.Run, stdout io.Writer, total time.Duration, dryRun bool) error {
 	return reportWith(g, r, stdout, total, dryRun, nil, nil)
 }
@@ -291,9 +299,7 @@ func reportWith(g *globalOptions, r *steps.Run, stdout io.Writer, total time.Dur
 	rep := buildReport(r, total, dryRun)
 	rep.Handover, rep.Inventory = r.Handover, change
 	if g.output == "json" {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(rep); err != nil {
+		if err := writeJSON(stdout, rep); err != nil {
 			return err
 		}
 	} else {
