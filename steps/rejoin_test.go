@@ -28,44 +28,29 @@ func TestRejoinDecision(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		opts    Options
-		facts   func(h *Host)
-		changes []string // Rejoin's plan; nil for none
-		err     string   // Rejoin's error
-		refused string   // RefuseData's error, "" for none
+		state   string      // the state of its control file, as formerPrimary writes it
+		more    func(*Host) // what else differs from formerPrimary's; nil for nothing
+		changes []string    // Rejoin's plan; nil for none
+		err     string      // Rejoin's error
+		refused string      // RefuseData's error, "" for none
 	}{
-		{"stopped cleanly", Options{}, func(h *Host) { formerPrimary(h, "shut down") }, []string{checkpoint, rejoinLine, lastLine}, "", ""},
-		{"crashed", Options{}, func(h *Host) { formerPrimary(h, "in production") }, []string{crash, checkpoint, rejoinLine, lastLine}, "", ""},
-		{"discard old data", Options{DiscardOldData: true}, func(h *Host) { formerPrimary(h, "shut down") },
+		{"stopped cleanly", Options{}, "shut down", nil, []string{checkpoint, rejoinLine, lastLine}, "", ""},
+		{"crashed", Options{}, "in production", nil, []string{crash, checkpoint, rejoinLine, lastLine}, "", ""},
+		{"discard old data", Options{DiscardOldData: true}, "shut down", nil,
 			[]string{checkpoint, "rejoin as a standby of h1: pg_rewind, if its data diverged (its own transactions since the divergence are discarded (--discard-old-data))", lastLine}, "", ""},
-		{"running as a primary", Options{}, func(h *Host) {
-			formerPrimary(h, "in production")
+		{"running as a primary", Options{}, "in production", func(h *Host) {
 			h.Facts.Control, h.Facts.PostmasterPID = nil, 4242
 			h.Facts.Server = &Server{SystemID: "7001", Timeline: 1}
 		}, nil, "refusing to rejoin it: it still runs as a primary", "refusing to rejoin it"},
-		{"a live postmaster that does not answer", Options{}, func(h *Host) {
-			formerPrimary(h, "in production")
-			h.Facts.PostmasterPID = 4242
-		}, nil, "refusing to rejoin it", "refusing to rejoin it"},
-		{"another system's primary", Options{}, func(h *Host) {
-			formerPrimary(h, "shut down")
-			h.Facts.Control.SystemID = "9999"
-		}, nil, "", "has been a primary's"},
-		{"another version's", Options{}, func(h *Host) {
-			formerPrimary(h, "shut down")
-			h.Facts.DataVersion = 14
-		}, nil, "", "PostgreSQL 14 data"},
-		{"a standby", Options{}, func(h *Host) {
-			formerPrimary(h, "shut down in recovery")
-			h.Facts.StandbySignal = true
-		}, nil, "", ""},
-		{"a standby that lost its standby.signal", Options{}, func(h *Host) { formerPrimary(h, "shut down in recovery") }, nil, "", ""},
-		{"a clone that did not finish", Options{}, func(h *Host) {
-			formerPrimary(h, "shut down")
-			h.Facts.CloneIncomplete = true
-		}, nil, "", ""},
-		{"rebuild", Options{Rebuild: true}, func(h *Host) { formerPrimary(h, "shut down") }, nil, "", ""},
-		{"its pg_rewind failed", Options{}, func(h *Host) {
-			formerPrimary(h, "shut down")
+		{"a live postmaster that does not answer", Options{}, "in production", func(h *Host) { h.Facts.PostmasterPID = 4242 },
+			nil, "refusing to rejoin it", "refusing to rejoin it"},
+		{"another system's primary", Options{}, "shut down", func(h *Host) { h.Facts.Control.SystemID = "9999" }, nil, "", "has been a primary's"},
+		{"another version's", Options{}, "shut down", func(h *Host) { h.Facts.DataVersion = 14 }, nil, "", "PostgreSQL 14 data"},
+		{"a standby", Options{}, "shut down in recovery", func(h *Host) { h.Facts.StandbySignal = true }, nil, "", ""},
+		{"a standby that lost its standby.signal", Options{}, "shut down in recovery", nil, nil, "", ""},
+		{"a clone that did not finish", Options{}, "shut down", func(h *Host) { h.Facts.CloneIncomplete = true }, nil, "", ""},
+		{"rebuild", Options{Rebuild: true}, "shut down", nil, nil, "", ""},
+		{"its pg_rewind failed", Options{}, "shut down", func(h *Host) {
 			h.rewindFailed = errors.New("pg_rewind from h1: exit 1: could not find common ancestor")
 		}, nil, "", ""},
 	} {
@@ -76,7 +61,10 @@ func TestRejoinDecision(t *testing.T) {
 			r.Started = mustTime(t, "2025-01-02T03:04:05Z")
 			h, p := host(t, r, "h2"), host(t, r, "h1")
 			p.Facts.Server = &Server{SystemID: "7001", Timeline: 2, LSN: "0/9000000"}
-			tc.facts(h)
+			formerPrimary(h, tc.state)
+			if tc.more != nil {
+				tc.more(h)
+			}
 			plan, err := Rejoin{}.Check(context.Background(), r, h)
 			checkPlan(t, plan, err, tc.err, tc.changes)
 			if tc.err != "" && !strings.Contains(hintOf(err), "sudo pg_ctlcluster 15 main stop") {
