@@ -18,14 +18,12 @@ import (
 )
 
 type handoverOptions struct {
+	changeOptions
 	failover         bool
 	to               string
 	cluster          string
 	force            bool
-	dryRun           bool
 	noWriteInventory bool
-	connectTimeout   time.Duration
-	verifyTimeout    time.Duration
 }
 
 var switchoverHelp = help{
@@ -120,11 +118,8 @@ func newFailoverCommand(g *globalOptions) *cobra.Command {
 }
 
 func handoverFlags(cmd *cobra.Command, o *handoverOptions) {
-	f := cmd.Flags()
-	f.BoolVar(&o.dryRun, "dry-run", false, "check and show the plan; change nothing")
-	f.BoolVar(&o.noWriteInventory, "no-write-inventory", false, "leave the inventory file alone and print the new one")
-	connectTimeoutFlag(cmd, &o.connectTimeout)
-	f.DurationVar(&o.verifyTimeout, "verify-timeout", 2*time.Minute, "how long to wait for the members to stream from the new primary")
+	o.flags(cmd, "check and show the plan; change nothing", "how long to wait for the members to stream from the new primary")
+	cmd.Flags().BoolVar(&o.noWriteInventory, "no-write-inventory", false, "leave the inventory file alone and print the new one")
 }
 
 // handoverCluster is the cluster a switchover or failover concerns, found
@@ -187,9 +182,8 @@ func runHandover(ctx context.Context, g *globalOptions, o *handoverOptions, path
 	if o.failover {
 		kind = "failover"
 	}
-	opts := g.runOptions(o.connectTimeout)
+	opts := o.runOptions(g)
 	opts.Limit = append([]string{c.Primary.Name}, names(c.Replicas)...)
-	opts.DryRun, opts.VerifyTimeout = o.dryRun, o.verifyTimeout
 	opts.Approve = func(plan *steps.Run) (bool, error) {
 		if g.output == "text" {
 			printPlan(stdout, buildReport(plan, time.Since(plan.Started), true))

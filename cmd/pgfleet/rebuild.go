@@ -16,11 +16,9 @@ import (
 )
 
 type rebuildOptions struct {
-	dryRun         bool
+	changeOptions
 	discardOldData bool
 	method         string
-	connectTimeout time.Duration
-	verifyTimeout  time.Duration
 }
 
 var rebuildHelp = help{
@@ -64,12 +62,10 @@ func newRebuildCommand(g *globalOptions) *cobra.Command {
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		return runRebuild(cmd.Context(), g, o, args[0], args[1:], cmd.OutOrStdout())
 	}
+	o.flags(cmd, "show what would be done; change nothing", "how long to wait for the replicas to stream")
 	f := cmd.Flags()
-	f.BoolVar(&o.dryRun, "dry-run", false, "show what would be done; change nothing")
 	f.BoolVar(&o.discardOldData, "discard-old-data", false, "delete the replicas' old data instead of moving it aside")
 	f.StringVar(&o.method, "method", "", "clone with basebackup or tar (default: the inventory's replication.method)")
-	connectTimeoutFlag(cmd, &o.connectTimeout)
-	f.DurationVar(&o.verifyTimeout, "verify-timeout", 2*time.Minute, "how long to wait for the replicas to stream")
 	return cmd
 }
 
@@ -110,9 +106,8 @@ func runRebuild(ctx context.Context, g *globalOptions, o *rebuildOptions, path s
 	if err := rebuildTargets(inv, hosts); err != nil {
 		return usageError{err}
 	}
-	opts := g.runOptions(o.connectTimeout)
-	opts.Limit, opts.WithPrimaries = hosts, true
-	opts.DryRun, opts.DiscardOldData, opts.VerifyTimeout = o.dryRun, o.discardOldData, o.verifyTimeout
+	opts := o.runOptions(g)
+	opts.Limit, opts.WithPrimaries, opts.DiscardOldData = hosts, true, o.discardOldData
 	opts.Rebuild, opts.Method = true, o.method
 	// The plan is shown, and asked about, with the lock held, so that what
 	// is shown is what will be done.

@@ -18,10 +18,8 @@ import (
 )
 
 type upOptions struct {
-	dryRun         bool
+	changeOptions
 	discardOldData bool
-	connectTimeout time.Duration
-	verifyTimeout  time.Duration
 }
 
 var upHelp = help{
@@ -108,11 +106,8 @@ func newUpCommand(g *globalOptions) *cobra.Command {
 	cmd := upHelp.inventoryCommand(func(cmd *cobra.Command, path string) error {
 		return runUp(cmd.Context(), g, o, path, cmd.OutOrStdout())
 	})
-	f := cmd.Flags()
-	f.BoolVar(&o.dryRun, "dry-run", false, "show what would change, with config diffs; change nothing")
-	f.BoolVar(&o.discardOldData, "discard-old-data", false, "delete a replica's old data instead of moving it aside")
-	connectTimeoutFlag(cmd, &o.connectTimeout)
-	f.DurationVar(&o.verifyTimeout, "verify-timeout", 2*time.Minute, "how long to wait for replicas to stream")
+	o.flags(cmd, "show what would change, with config diffs; change nothing", "how long to wait for replicas to stream")
+	cmd.Flags().BoolVar(&o.discardOldData, "discard-old-data", false, "delete a replica's old data instead of moving it aside")
 	return cmd
 }
 
@@ -131,6 +126,31 @@ func exactArgs(n int, names string) cobra.PositionalArgs {
 // take it.
 func connectTimeoutFlag(cmd *cobra.Command, p *time.Duration) {
 	cmd.Flags().DurationVar(p, "connect-timeout", 10*time.Second, "SSH connect timeout per host")
+}
+
+// changeOptions are the options that up, rebuild, switchover and failover,
+// the commands that change hosts, share.
+type changeOptions struct {
+	dryRun         bool
+	connectTimeout time.Duration
+	verifyTimeout  time.Duration
+}
+
+// flags adds --dry-run, --connect-timeout and --verify-timeout, with the
+// command's own words for what a dry run does and for what the
+// verification waits.
+func (o *changeOptions) flags(cmd *cobra.Command, dryRun, verifyTimeout string) {
+	f := cmd.Flags()
+	f.BoolVar(&o.dryRun, "dry-run", false, dryRun)
+	connectTimeoutFlag(cmd, &o.connectTimeout)
+	f.DurationVar(&o.verifyTimeout, "verify-timeout", 2*time.Minute, verifyTimeout)
+}
+
+// runOptions are the steps.Options the global flags and these give.
+func (o *changeOptions) runOptions(g *globalOptions) steps.Options {
+	opts := g.runOptions(o.connectTimeout)
+	opts.DryRun, opts.VerifyTimeout = o.dryRun, o.verifyTimeout
+	return opts
 }
 
 // positiveConnectTimeout refuses a --connect-timeout that is not positive.
@@ -191,9 +211,8 @@ func newRun(path string, opts steps.Options) (*steps.Run, error) {
 }
 
 func runUp(ctx context.Context, g *globalOptions, o *upOptions, path string, stdout io.Writer) error {
-	opts := g.runOptions(o.connectTimeout)
-	opts.DryRun, opts.DiscardOldData, opts.VerifyTimeout = o.dryRun, o.discardOldData, o.verifyTimeout
-	opts.WithPrimaries = true
+	opts := o.runOptions(g)
+	opts.DiscardOldData, opts.WithPrimaries = o.discardOldData, true
 	opts.Confirm = func(question string) (bool, error) { return confirm(g, question) }
 	r, err := newRun(path, opts)
 	if err != nil {
