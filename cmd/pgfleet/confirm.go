@@ -4,13 +4,33 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
+	"time"
 
 	"golang.org/x/term"
 
 	"github.com/pgfleet/pgfleet/steps"
 )
+
+// approveShown is an Options.Approve that shows the plan (in text output)
+// and asks question about it.
+func approveShown(g *globalOptions, stdout io.Writer, question func(plan *steps.Run) string) func(*steps.Run) (bool, error) {
+	return func(plan *steps.Run) (bool, error) {
+		if g.output == "text" {
+			printPlan(stdout, buildReport(plan, time.Since(plan.Started), true))
+		}
+		return confirm(g, question(plan))
+	}
+}
+
+// notApproved is the error of a command whose plan was not approved:
+// nothing changed, and it says so.
+func notApproved() error {
+	fmt.Fprintln(os.Stderr, "pgfleet: nothing changed")
+	return silentError{exitFailed}
+}
 
 // confirm asks a yes/no question on the terminal. --yes answers yes; with
 // no terminal to ask on, it refuses rather than guess.

@@ -184,16 +184,13 @@ func runHandover(ctx context.Context, g *globalOptions, o *handoverOptions, path
 	}
 	opts := o.runOptions(g)
 	opts.Limit = append([]string{c.Primary.Name}, names(c.Replicas)...)
-	opts.Approve = func(plan *steps.Run) (bool, error) {
-		if g.output == "text" {
-			printPlan(stdout, buildReport(plan, time.Since(plan.Started), true))
-		}
+	opts.Approve = approveShown(g, stdout, func(plan *steps.Run) string {
 		to := "a replica"
 		if rep := plan.Handover; rep != nil {
 			to = rep.To
 		}
-		return confirm(g, fmt.Sprintf("%s: make %s the primary of cluster %s instead of %s, as shown above?", kind, to, c.Name, oldPrimary))
-	}
+		return fmt.Sprintf("%s: make %s the primary of cluster %s instead of %s, as shown above?", kind, to, c.Name, oldPrimary)
+	})
 	change := &inventoryChange{Path: path}
 	opts.Promoted = func(rep *steps.HandoverReport) error {
 		err := rewriteInventory(change, src, path, rep.Cluster, rep.To, !o.noWriteInventory)
@@ -211,8 +208,7 @@ func runHandover(ctx context.Context, g *globalOptions, o *handoverOptions, path
 	}
 	err = r.Apply(ctx, list)
 	if errors.Is(err, steps.ErrNotApproved) {
-		fmt.Fprintln(os.Stderr, "pgfleet: nothing changed")
-		return silentError{exitFailed}
+		return notApproved()
 	}
 	rep := r.Handover
 	if rep != nil && r.Opts.DryRun && r.Err() == nil {

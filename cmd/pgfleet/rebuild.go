@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
 
@@ -111,12 +110,9 @@ func runRebuild(ctx context.Context, g *globalOptions, o *rebuildOptions, path s
 	opts.Rebuild, opts.Method = true, o.method
 	// The plan is shown, and asked about, with the lock held, so that what
 	// is shown is what will be done.
-	opts.Approve = func(plan *steps.Run) (bool, error) {
-		if g.output == "text" {
-			printPlan(stdout, buildReport(plan, time.Since(plan.Started), true))
-		}
-		return confirm(g, fmt.Sprintf("rebuild %s as shown above?", strings.Join(hosts, ", ")))
-	}
+	opts.Approve = approveShown(g, stdout, func(*steps.Run) string {
+		return fmt.Sprintf("rebuild %s as shown above?", strings.Join(hosts, ", "))
+	})
 	r, err := steps.NewRun(inv, opts)
 	if err != nil {
 		return usageError{err}
@@ -124,8 +120,7 @@ func runRebuild(ctx context.Context, g *globalOptions, o *rebuildOptions, path s
 	defer r.Close()
 	switch err := r.Apply(ctx, steps.Rebuild()); {
 	case errors.Is(err, steps.ErrNotApproved):
-		fmt.Fprintln(os.Stderr, "pgfleet: nothing changed")
-		return silentError{exitFailed}
+		return notApproved()
 	case err != nil:
 		return err
 	}
