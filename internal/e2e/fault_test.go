@@ -726,10 +726,7 @@ func TestFaults(t *testing.T) {
 // postgres section.
 func withPostgres(t *testing.T, inv, lines string) string {
 	t.Helper()
-	src, err := os.ReadFile(inv)
-	if err != nil {
-		t.Fatal(err)
-	}
+	src := readFile(t, inv)
 	p := filepath.Join(t.TempDir(), "inventory.yaml")
 	writeTestFile(t, p, strings.Replace(string(src), "postgres:\n", "postgres:\n"+lines, 1))
 	return p

@@ -80,10 +80,7 @@ var roleLine = regexp.MustCompile(`^\s*(primary:|replicas:|- h\d+\s*$)`)
 // naming roles is as it was, comments included.
 func rewritten(t *testing.T, l *lab.Lab, inv, before, to string, statusArgs ...string) {
 	t.Helper()
-	after, err := os.ReadFile(inv)
-	if err != nil {
-		t.Fatal(err)
-	}
+	after := readFile(t, inv)
 	if r := pgfleet(t, "validate", inv); r.code != 0 {
 		t.Errorf("the rewritten inventory is not valid: exit %d\n%s", r.code, r.stderr)
 	}

@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -60,10 +59,7 @@ func TestRejoin(t *testing.T) {
 	psqlOn(t, l, h2, "INSERT INTO rejoin SELECT g, 'after' FROM generate_series(201, 210) g")
 
 	// The inventory of the failover: h2 is the primary.
-	src, err := os.ReadFile(l.Inventory)
-	if err != nil {
-		t.Fatal(err)
-	}
+	src := readFile(t, l.Inventory)
 	from := fmt.Sprintf("primary: %s\n    replicas: [%s, %s]", h1, h2, h3)
 	if !strings.Contains(string(src), from) {
 		t.Fatalf("the lab's inventory has no %q:\n%s", from, src)

@@ -195,10 +195,7 @@ func TestUpBookworm(t *testing.T) {
 	l := newLab(t, 3, "bookworm")
 	inv := l.Inventory
 	logFile := filepath.Join(t.TempDir(), "pgfleet.log")
-	password, err := os.ReadFile(l.PasswordFile)
-	if err != nil {
-		t.Fatal(err)
-	}
+	password := readFile(t, l.PasswordFile)
 	pw := strings.TrimSpace(string(password))
 
 	t.Run("dry run on bare hosts changes nothing", func(t *testing.T) {
