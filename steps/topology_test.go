@@ -141,3 +141,73 @@ func TestSynchronousRendered(t *testing.T) {
 		t.Errorf("postgresql.conf of h1 with count 2:\n%s", files["postgresql.conf"])
 	}
 }
+
+// TestCascadeRebuild: rebuild h3 alone reaches its primary and its
+// upstream h2 without changing them, and clones h3 from h2.
+func TestCascadeRebuild(t *testing.T) {
+	r := newTestRun(t, cascadeInventory, Options{DryRun: true, Limit: []string{"h3"}, WithPrimaries: true, Rebuild: true})
+	withoutTLS(r.Inventory)
+	if got := names(r.Reached()); got != "h3 h1 h2" {
+		t.Fatalf("reached %q, want h3, then h1 and h2 outside --limit", got)
+	}
+	for _, h := range r.Reached() {
+		if h.Facts == nil {
+			h.Facts = bareFacts()
+		}
+	}
+	h2 := host(t, r, "h2")
+	if !h2.outside {
+		t.Errorf("h2 is not outside the run: steps would change it")
+	}
+	for _, s := range flatHostSteps(Rebuild()) {
+		for _, h := range r.targets(s) {
+			if h.Name != "h3" {
+				t.Errorf("step %s targets %s, which --limit left out", s.Name(), h.Name)
+			}
+		}
+	}
+	h3 := host(t, r, "h3")
+	h3.Facts.DataNonEmpty, h3.Facts.DataVersion, h3.Facts.StandbySignal = true, 15, true
+	h3.Facts.AutoConf = basebackupAutoConf("10.0.0.2", "5432", "h3")
+	h3.Facts.Server = &Server{InRecovery: true}
+	r.Started = mustTime(t, "2025-01-02T03:04:05Z")
+	plan, err := Clone{}.Check(context.Background(), r, h3)
+	checkPlan(t, plan, err, "", []string{"move the old data aside to /var/lib/postgresql/15/main.pgfleet-20250102T030405Z",
+		"create replication slot h3 on h2",
+		"clone from h2 with basebackup, because pgfleet rebuild was asked to clone it again"})
+}
+
+// TestHandoverTopology: a handover to a cascaded replica is refused, and
+// so is one that leaves the new primary too few synchronous candidates;
+// the plan says which replicas follow and which keep their upstream.
+func TestHandoverTopology(t *testing.T) {
+	r := newTestRun(t, cascadeInventory, Options{DryRun: true})
+	c := r.Inventory.Cluster("main")
+	if ref := refuseTopology(host(t, r, "h3"), c, "switch over"); ref == nil || !strings.Contains(ref.err.Error(), "it streams from h2, not from the primary h1") {
+		t.Errorf("switchover to h3, cascaded: %v", ref)
+	}
+	if ref := refuseTopology(host(t, r, "h2"), c, "switch over"); ref == nil ||
+		!strings.Contains(ref.err.Error(), "as the primary it would have 0 synchronous standby candidate(s) (none) for synchronous.count 1") {
+		t.Errorf("switchover to h2, the only standby named: %v", ref)
+	}
+	if ref := refuseTopology(host(t, r, "h4"), c, "switch over"); ref != nil {
+		t.Errorf("switchover to h4: %v", ref.err)
+	}
+
+	r = newTestRun(t, strings.Replace(cascadeInventory, "standbys: [h2]", "standbys: [h1, h2]", 1), Options{DryRun: true})
+	c = r.Inventory.Cluster("main")
+	if ref := refuseTopology(host(t, r, "h2"), c, "switch over"); ref != nil {
+		t.Errorf("switchover to h2 with h1 named too: %v", ref.err)
+	}
+	p := &handoverPlan{cluster: c, target: host(t, r, "h2"), others: []*Host{host(t, r, "h3"), host(t, r, "h4")}, changes: map[*Host][]string{}}
+	p.othersFollow()
+	if got := p.changes[host(t, r, "h3")]; len(got) != 1 || !strings.HasPrefix(got[0], "keep streaming from its upstream h2, the new primary") {
+		t.Errorf("h3's change: %q", got)
+	}
+	if got := p.changes[host(t, r, "h4")]; len(got) != 1 || !strings.HasPrefix(got[0], "follow h2") {
+		t.Errorf("h4's change: %q", got)
+	}
+	if got := slotChanges(p); len(got) != 1 || got[0] != "make replication slots for h1, h4" {
+		t.Errorf("slots on the new primary: %q, want h1 and h4 (h3's is there already)", got)
+	}
+}
