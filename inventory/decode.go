@@ -18,6 +18,7 @@ var (
 		keys: []string{"ssh", "postgres", "tls", "clusters", "hosts"},
 		moved: map[string]string{
 			"primary": "clusters.NAME", "replicas": "clusters.NAME", "address": "hosts.NAME",
+			"synchronous": "clusters.NAME", "upstream": "hosts.NAME",
 			"version": "postgres", "settings": "postgres", "hba": "postgres", "replication": "postgres",
 			"data_dir": "postgres", "templates_dir": "postgres",
 			"identity_file": "ssh", "known_hosts": "ssh", "proxy_jump": "ssh", "config_file": "ssh",
@@ -46,15 +47,20 @@ var (
 	}
 	clusterSchema = schema{
 		what: "cluster settings, such as {primary: db1, replicas: [db2]}",
-		keys: []string{"primary", "replicas", "postgres"},
+		keys: []string{"primary", "replicas", "synchronous", "postgres"},
 		moved: map[string]string{
 			"version": "postgres", "port": "postgres", "data_dir": "postgres", "templates_dir": "postgres",
 			"settings": "postgres", "hba": "postgres", "replication": "postgres",
+			"count": "synchronous", "standbys": "synchronous", "upstream": "hosts.NAME",
 		},
+	}
+	synchronousSchema = schema{
+		what: "synchronous replication settings, such as {count: 1}",
+		keys: []string{"count", "standbys"},
 	}
 	hostSchema = schema{
 		what: "host settings, such as {address: 192.168.0.10}",
-		keys: []string{"address", "replication_address", "ssh", "cert_file", "key_file"},
+		keys: []string{"address", "replication_address", "upstream", "ssh", "cert_file", "key_file"},
 		moved: map[string]string{
 			"ca_file": "tls", "verify": "tls",
 			"user": "ssh", "port": "ssh", "identity_file": "ssh", "known_hosts": "ssh", "proxy_jump": "ssh",
@@ -159,13 +165,15 @@ type rawHost struct {
 	addressN                    ast.Node
 	ssh                         rawSSH
 	certFile, keyFile           opt[string]
+	upstream                    *item // nil when not set
 }
 
 type rawCluster struct {
 	entry
-	primary  *item
-	replicas []item
-	postgres rawPostgres
+	primary     *item
+	replicas    []item
+	synchronous *rawSynchronous // nil when not set
+	postgres    rawPostgres
 }
 
 // decode turns the YAML into an Inventory, recording every problem in d.errs.
@@ -219,6 +227,8 @@ func (d *decoder) decode(data []byte) *Inventory {
 		inv.Clusters = append(inv.Clusters, c)
 	}
 	d.assignHosts(inv, clusters, byName)
+	d.linkUpstreams(hosts, byName)
+	d.checkSynchronous(inv, clusters)
 	d.checkTLS(inv, hosts, byName)
 
 	sort.Slice(inv.Hosts, func(i, j int) bool { return inv.Hosts[i].Name < inv.Hosts[j].Name })
@@ -477,6 +487,11 @@ func (d *decoder) hosts(e entry, root ast.Node) []*rawHost {
 		h.ssh = d.ssh(f["ssh"])
 		h.certFile = d.localPathAt(f, "cert_file", "is empty: write the path of the host's certificate (PEM), or remove the key")
 		h.keyFile = d.localPathAt(f, "key_file", "is empty: write the path of the host's private key (PEM), or remove the key")
+		if u, ok := f["upstream"]; ok {
+			if s, ok := d.str(u); ok {
+				h.upstream = &item{value: s, node: u.value, path: u.path}
+			}
+		}
 		out = append(out, h)
 	}
 	return out
@@ -502,6 +517,9 @@ func (d *decoder) clusters(e entry, root ast.Node) []*rawCluster {
 		}
 		if r, ok := f["replicas"]; ok {
 			c.replicas, _ = d.strList(r)
+		}
+		if e, ok := f["synchronous"]; ok {
+			c.synchronous = d.synchronous(e)
 		}
 		c.postgres = d.postgres(f["postgres"])
 		out = append(out, c)

@@ -86,6 +86,11 @@ type Host struct {
 	ReplicationAddressSet bool
 	SSH                   SSH
 	Cluster               *Cluster // nil if the host is in no cluster
+	// Upstream is the replica of the same cluster this replica streams
+	// from (a cascade), nil when it streams from its cluster's primary.
+	// An upstream that is the primary is nil too: after a switchover to
+	// it, a cascaded replica streams from the new primary directly.
+	Upstream *Host
 	// CertFile and KeyFile are the host's own server certificate and key
 	// (PEM) on this machine, absolute; "" when pgfleet issues them.
 	CertFile, KeyFile string
@@ -146,8 +151,11 @@ type Cluster struct {
 	Name     string
 	Primary  *Host
 	Replicas []*Host // in inventory order
-	Postgres Postgres
-	TLS      TLS // the inventory's tls section
+	// Synchronous is how many standbys must confirm a commit, and which;
+	// nil for asynchronous replication only.
+	Synchronous *Synchronous
+	Postgres    Postgres
+	TLS         TLS // the inventory's tls section
 }
 
 // Postgres is a cluster's PostgreSQL configuration, with the inventory's

@@ -49,9 +49,10 @@ const (
 	CheckDisk        = "disk"
 	CheckClock       = "clock"
 	CheckTLS         = "tls"
+	CheckSynchronous = "synchronous"
 )
 
-var checkOrder = []string{CheckSSH, CheckSudo, CheckOS, CheckPostgreSQL, CheckDataDir, CheckAside, CheckPassword, CheckHBA, CheckPrimaryPort, CheckDisk, CheckClock, CheckTLS}
+var checkOrder = []string{CheckSSH, CheckSudo, CheckOS, CheckPostgreSQL, CheckDataDir, CheckAside, CheckPassword, CheckHBA, CheckPrimaryPort, CheckDisk, CheckClock, CheckTLS, CheckSynchronous}
 
 // Clock skew limits between hosts.
 const (
@@ -146,6 +147,11 @@ func Run(ctx context.Context, r *steps.Run) *Report {
 	}
 	c.passwords(r)
 	c.hba(r)
+	for _, h := range r.Primaries() {
+		if h.Facts != nil {
+			c.synchronous(h)
+		}
+	}
 	var wg sync.WaitGroup
 	wg.Go(func() { r.Each(r.Replicas(), func(h *steps.Host) { c.replica(ctx, r, h) }) })
 	wg.Go(func() { c.clocks(ctx, r) })
@@ -415,14 +421,34 @@ fi
 if [ -x "$B/pg_isready" ]; then "$B/pg_isready" -q -h "$A" -p "$P" -t 5; echo "pg_isready=$?"; fi
 `
 
-// replica runs the checks of one replica that need its primary.
+// synchronous warns when a running primary with synchronous replication
+// sees fewer of its synchronous standbys streaming than a commit waits
+// for: its writes hang until enough are back.
+func (c *checker) synchronous(h *steps.Host) {
+	cl := h.Cluster
+	sv := h.Facts.Server
+	if cl.Synchronous == nil || sv == nil || sv.InRecovery {
+		return
+	}
+	cands, streaming := cl.SynchronousCandidates(), steps.SynchronousStreaming(cl, sv)
+	if len(streaming) < cl.Synchronous.Count {
+		c.add(h.Name, CheckSynchronous, CheckWarn,
+			fmt.Sprintf("%s needs %d of %s streaming, and %d stream: commits wait until enough do", cl.SynchronousStandbyNames(), cl.Synchronous.Count, strings.Join(cands, ", "), len(streaming)),
+			"bring the standbys back (pgfleet up), or lower clusters."+cl.Name+".synchronous.count")
+		return
+	}
+	c.pass(h, CheckSynchronous, "%s: %d of %d needed stream (%s)", cl.SynchronousStandbyNames(), len(streaming), cl.Synchronous.Count, strings.Join(streaming, ", "))
+}
+
+// replica runs the checks of one replica that need the host it streams
+// from: its primary, or its upstream in a cascade.
 func (c *checker) replica(ctx context.Context, r *steps.Run, h *steps.Host) {
 	if h.Facts == nil {
 		return
 	}
-	p := r.PrimaryOf(h)
+	p := r.UpstreamOf(h)
 	if p == nil {
-		c.add(h.Name, CheckPrimaryPort, CheckWarn, "the primary "+h.Cluster.Primary.Name+" is not part of this run; port not checked", "")
+		c.add(h.Name, CheckPrimaryPort, CheckWarn, sourceName(h.Source().IsPrimary(), h.Source().Name)+" is not part of this run; port not checked", "")
 		return
 	}
 	c.primaryPort(ctx, h, p)
@@ -433,7 +459,7 @@ func (c *checker) primaryPort(ctx context.Context, h, p *steps.Host) {
 	addr, port := p.ReplicationAddress, p.PG().Port
 	target := steps.HostPort(addr, port)
 	if p.Facts == nil {
-		c.add(h.Name, CheckPrimaryPort, CheckWarn, "the primary "+p.Name+" could not be checked; "+target+" not checked", "")
+		c.add(h.Name, CheckPrimaryPort, CheckWarn, sourceName(p.Primary(), p.Name)+" could not be checked; "+target+" not checked", "")
 		return
 	}
 	res, err := h.Conn.Run(ctx, remote.Cmd{Args: []string{"sh", "-c", portProbe, "pgfleet-port", addr, strconv.Itoa(port), h.Layout.BinDir()}})
@@ -445,8 +471,17 @@ func (c *checker) primaryPort(ctx context.Context, h, p *steps.Host) {
 	c.add(h.Name, CheckPrimaryPort, status, detail, hint)
 }
 
-// judgePrimaryPort judges portProbe's output, run on replica h towards its
-// primary p.
+// sourceName names the host a replica streams from: "the primary db1",
+// or "the upstream db2" in a cascade.
+func sourceName(primary bool, name string) string {
+	if primary {
+		return "the primary " + name
+	}
+	return "the upstream " + name
+}
+
+// judgePrimaryPort judges portProbe's output, run on replica h towards the
+// host p it streams from (its primary, or its upstream).
 func judgePrimaryPort(out string, h, p *steps.Host) (status, detail, hint string) {
 	addr, port := p.ReplicationAddress, p.PG().Port
 	target := steps.HostPort(addr, port)
@@ -456,17 +491,17 @@ func judgePrimaryPort(out string, h, p *steps.Host) (status, detail, hint string
 		tcp, _ := parsePortProbe(out)
 		switch {
 		case strings.HasPrefix(tcp, "closed") && strings.Contains(strings.ToLower(tcp), "refused"):
-			return CheckWarn, fmt.Sprintf("the primary %s is not running yet; %s refuses connections from %s until up starts it",
-				p.Name, target, h.Name), ""
+			return CheckWarn, fmt.Sprintf("%s is not running yet; %s refuses connections from %s until up starts it",
+				sourceName(p.Primary(), p.Name), target, h.Name), ""
 		case tcp == "timeout" || strings.HasPrefix(tcp, "closed"):
 			_, detail := judgePort(out, target, h.Name)
-			return CheckFail, detail + " (the primary " + p.Name + " is not running yet)",
+			return CheckFail, detail + " (" + sourceName(p.Primary(), p.Name) + " is not running yet)",
 				fmt.Sprintf("check that %s is reachable from %s and that no firewall blocks port %d", addr, h.Name, port)
 		case tcp == "open":
 			return CheckWarn, fmt.Sprintf("something listens on %s, but PostgreSQL %d on %s is not running",
 				target, p.PG().Version, p.Name), ""
 		default:
-			return CheckWarn, "the primary " + p.Name + " is not running yet; " + target + " not checked", ""
+			return CheckWarn, sourceName(p.Primary(), p.Name) + " is not running yet; " + target + " not checked", ""
 		}
 	}
 	status, detail = judgePort(out, target, h.Name)

@@ -67,6 +67,18 @@ type Cluster struct {
 	Healthy bool     `json:"healthy"`
 	Connect Connect  `json:"connect"` // how applications reach its primary
 	Members []Member `json:"members"`
+	// Synchronous is the cluster's synchronous replication as its
+	// primary sees it; null when the inventory declares none.
+	Synchronous *Synchronous `json:"synchronous"`
+}
+
+// Synchronous is how many synchronous standbys a commit on the primary
+// waits for, and how many of them stream.
+type Synchronous struct {
+	StandbyNames string   `json:"standby_names"` // synchronous_standby_names as pgfleet writes it
+	Required     int      `json:"required"`
+	Candidates   []string `json:"candidates"` // the standbys that may confirm a commit
+	Streaming    []string `json:"streaming"`  // those the primary sees streaming; null when it was not read
 }
 
 // Member is one host of a cluster as it was observed. Values that
@@ -94,12 +106,17 @@ type Member struct {
 	SSL *bool `json:"ssl"`
 	// CertExpires is when the host's TLS certificate ends, null when it
 	// has none pgfleet could read.
-	CertExpires  *time.Time              `json:"cert_expires"`
-	Slot         *Slot                   `json:"slot"`
-	Upstream     string                  `json:"upstream"`
-	UpstreamHost string                  `json:"upstream_host"`
-	Replication  *steps.ReplicationState `json:"replication"`
-	Problems     []string                `json:"problems"`
+	CertExpires *time.Time `json:"cert_expires"`
+	// Slot is the replica's slot on the host it streams from.
+	Slot         *Slot  `json:"slot"`
+	Upstream     string `json:"upstream"`
+	UpstreamHost string `json:"upstream_host"`
+	// DeclaredUpstream is the member the inventory says the replica
+	// streams from: its primary, or its upstream for a cascade; "" for
+	// the primary.
+	DeclaredUpstream string                  `json:"declared_upstream"`
+	Replication      *steps.ReplicationState `json:"replication"`
+	Problems         []string                `json:"problems"`
 	// MovedAside lists the data directories pgfleet moved aside on the
 	// host (DATADIR.pgfleet-TIME): kept until someone removes them.
 	MovedAside []MovedAside `json:"moved_aside"`
@@ -238,8 +255,8 @@ func assessCluster(c *inventory.Cluster, obs map[string]*observation, o Options)
 	if pObs != nil && pObs.server() != nil && !pObs.server().InRecovery {
 		pServer = pObs.server()
 	}
-	declared := map[string]bool{} // slot names the declared replicas use
-	for _, rep := range c.Replicas {
+	declared := map[string]bool{} // slot names the replicas streaming from the primary use
+	for _, rep := range c.Downstreams(p) {
 		declared[pgsql.SlotName(rep.Name)] = true
 	}
 	for _, ih := range members(c) {
@@ -250,8 +267,19 @@ func assessCluster(c *inventory.Cluster, obs map[string]*observation, o Options)
 		m := observeMember(ih, c, ob)
 		if ih == p {
 			assessPrimary(&m, ob, declared)
+			if c.Synchronous != nil {
+				cs.Synchronous = assessSynchronous(&m, c, pServer)
+			}
 		} else {
-			assessReplica(&m, ih, c, ob, pServer, o)
+			// A cascaded replica is seen by its upstream, when that
+			// one answered as a standby.
+			var upServer *steps.Server
+			if src := ih.Source(); src == p {
+				upServer = pServer
+			} else if uo := obs[src.Name]; uo != nil && uo.server() != nil && uo.server().InRecovery {
+				upServer = uo.server()
+			}
+			assessReplica(&m, ih, c, ob, upServer, o)
 			if pObs != nil && steps.FormerPrimary(ob.state, pObs.state, c.Postgres.Version) {
 				rejoin := "its data has been a primary's (it has no standby.signal): pgfleet up rejoins it as a standby of " + p.Name + " with pg_rewind"
 				if ob.state.Server != nil || ob.state.PostmasterPID > 0 {
@@ -371,8 +399,12 @@ func assessPrimary(m *Member, ob *observation, declared map[string]bool) {
 	// worth a look, but not a problem: a backup, a cascade, a tool.
 }
 
+// assessReplica judges a replica by what it says and by what the host it
+// streams from (its primary, or its upstream in a cascade) says: p is that
+// host's server, nil when it was not read.
 func assessReplica(m *Member, ih *inventory.Host, c *inventory.Cluster, ob *observation, p *steps.Server, o Options) {
-	primary := c.Primary
+	primary := ih.Source()
+	m.DeclaredUpstream = primary.Name
 	slotName := ""
 	if c.Postgres.Replication.Slots {
 		slotName = pgsql.SlotName(ih.Name)
@@ -439,8 +471,12 @@ func assessReplica(m *Member, ih *inventory.Host, c *inventory.Cluster, ob *obse
 			if m.UpstreamHost != "" {
 				who = m.UpstreamHost + " (" + who + ")"
 			}
-			m.Problems = append(m.Problems, fmt.Sprintf("streams from %s, not from its primary %s (%s)",
-				who, primary.Name, steps.HostPort(primary.ReplicationAddress, c.Postgres.Port)))
+			whose := "its primary"
+			if ih.Cascaded() {
+				whose = "its upstream"
+			}
+			m.Problems = append(m.Problems, fmt.Sprintf("streams from %s, not from %s %s (%s)",
+				who, whose, primary.Name, steps.HostPort(primary.ReplicationAddress, c.Postgres.Port)))
 		}
 		if slotName != "" && s.Receiver != nil && s.Receiver.SlotName != slotName {
 			if s.Receiver.SlotName == "" {
@@ -457,7 +493,7 @@ func assessReplica(m *Member, ih *inventory.Host, c *inventory.Cluster, ob *obse
 		case row == nil && hostUp:
 			m.Problems = append(m.Problems, "missing from "+primary.Name+"'s pg_stat_replication")
 		case row != nil && row.State != "streaming":
-			m.Problems = append(m.Problems, "the primary sees it in state "+row.State+", not streaming")
+			m.Problems = append(m.Problems, primary.Name+" sees it in state "+row.State+", not streaming")
 		}
 		if slotName != "" {
 			switch {
@@ -517,4 +553,24 @@ func CertProblem(c *inventory.Cluster, end time.Time) string {
 		return "its TLS certificate expired on " + end.Format(time.DateOnly) + ": " + fix
 	}
 	return "its TLS certificate expires on " + end.Format(time.DateOnly) + ": " + fix
+}
+
+// assessSynchronous counts the synchronous standbys the primary sees
+// streaming, and makes it a problem of the primary (m) when fewer stream
+// than a commit waits for: writes hang until enough are back.
+func assessSynchronous(m *Member, c *inventory.Cluster, p *steps.Server) *Synchronous {
+	s := &Synchronous{StandbyNames: c.SynchronousStandbyNames(), Required: c.Synchronous.Count,
+		Candidates: c.SynchronousCandidates()}
+	if s.Candidates == nil {
+		s.Candidates = []string{}
+	}
+	if p == nil {
+		return s
+	}
+	s.Streaming = steps.SynchronousStreaming(c, p)
+	if len(s.Streaming) < s.Required {
+		m.Problems = append(m.Problems, fmt.Sprintf("commits wait: synchronous replication needs %d of %s streaming, and %d stream%s; writes hang until enough are back (or lower clusters.%s.synchronous.count and run pgfleet up)",
+			s.Required, strings.Join(s.Candidates, ", "), len(s.Streaming), map[bool]string{true: "s", false: ""}[len(s.Streaming) == 1], c.Name))
+	}
+	return s
 }

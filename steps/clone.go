@@ -147,9 +147,10 @@ func RestoresWAL(pg inventory.Postgres) bool {
 }
 
 func (Clone) Check(ctx context.Context, r *Run, h *Host) (*Plan, error) {
-	p := r.PrimaryOf(h)
+	// A cascaded replica is cloned from its upstream.
+	p := r.UpstreamOf(h)
 	if p == nil {
-		return nil, &PrimaryOutsideError{Primary: h.Cluster.Primary.Name}
+		return nil, &PrimaryOutsideError{Primary: h.Source().Name}
 	}
 	if err := RefuseData(h, p, r.Opts.Rebuild); err != nil {
 		return nil, err

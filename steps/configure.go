@@ -145,6 +145,9 @@ func render(r *Run, h *Host) (map[string][]byte, error) {
 		MaxSlotWALKeepSize: "10GB", WALKeepSize: "512MB",
 		ReplicationUser: pg.Replication.User, HBA: pg.HBA,
 	}
+	if h.Primary() {
+		d.SynchronousStandbyNames = h.Cluster.SynchronousStandbyNames()
+	}
 	if h.Cluster.TLS.Enabled {
 		dir := TLSDir(l)
 		d.SSL, d.SSLCertFile, d.SSLKeyFile, d.SSLCAFile = true, path.Join(dir, tlsCertName), path.Join(dir, tlsKeyName), path.Join(dir, tlsCAName)

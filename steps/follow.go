@@ -20,7 +20,7 @@ type Follow struct{ onReplicas }
 
 func (Follow) Name() string { return "follow" }
 func (Follow) Check(ctx context.Context, r *Run, h *Host) (*Plan, error) {
-	p := r.PrimaryOf(h)
+	p := r.UpstreamOf(h) // a cascaded replica follows its upstream
 	f := h.Facts
 	// Clone reports a missing primary and refused data, clones a replica
 	// that needs it (CloneReason), and rebuild clones every replica.

@@ -53,9 +53,12 @@ func afterPromotion() []Step {
 		ReplicationRole{},
 		Slots{},
 		PgPass{},
-		Follow{},
-		StartReplicas{},
-		StandbySlots{},
+		ByDepth{Steps: []Step{
+			Follow{},
+			StartReplicas{},
+			StandbySlots{},
+			Slots{Upstreams: true},
+		}},
 	}
 }
 
@@ -252,6 +255,9 @@ func (s Handover) decideSwitchover(r *Run, p *handoverPlan) (*handoverPlan, *ref
 	}
 	t := r.Host(s.To)
 	p.target = t
+	if ref := refuseTopology(t, c, "switch over"); ref != nil {
+		return nil, ref
+	}
 	ts := t.Facts.Server
 	row := ps.ReplicationOf(t.Name)
 	switch {
@@ -279,9 +285,19 @@ func (s Handover) decideSwitchover(r *Run, p *handoverPlan) (*handoverPlan, *ref
 		if h == t {
 			continue
 		}
-		if row := ps.ReplicationOf(h.Name); h.Facts.Server == nil || row == nil || row.State != "streaming" {
+		// A cascaded replica streams from its upstream, which must see it.
+		src, srcServer := old, ps
+		if u := m.Source(); u != c.Primary {
+			src = r.Host(u.Name)
+			srcServer = src.Facts.Server
+		}
+		var row *ReplicationState
+		if srcServer != nil {
+			row = srcServer.ReplicationOf(h.Name)
+		}
+		if h.Facts.Server == nil || row == nil || row.State != "streaming" {
 			return nil, &refusal{h, hintf("run pgfleet up to bring it back (or pgfleet rebuild INVENTORY "+h.Name+"), then switch over",
-				"refusing to switch over: %s does not stream from %s (%s), so it could not follow %s", h.Name, old.Name, streamState(row, h.Facts.Server), t.Name)}
+				"refusing to switch over: %s does not stream from %s (%s), so it could not follow %s", h.Name, src.Name, streamState(row, h.Facts.Server), t.Name)}
 		}
 		p.others = append(p.others, h)
 	}
@@ -293,10 +309,47 @@ func (s Handover) decideSwitchover(r *Run, p *handoverPlan) (*handoverPlan, *ref
 		"wait until it has replayed " + old.Name + "'s final WAL: the proof that no committed transaction is lost",
 		"promote it to primary",
 	}, slotChanges(p)...)
-	for _, h := range p.others {
-		p.changes[h] = []string{"follow " + t.Name + " (primary_conninfo, and a " + followAction(h.PG().Version) + ")"}
-	}
+	p.othersFollow()
 	return p, nil
+}
+
+// othersFollow says what each other replica will do: follow the new
+// primary, or keep streaming from its upstream (the new primary itself,
+// or another replica).
+func (p *handoverPlan) othersFollow() {
+	t := p.target
+	for _, h := range p.others {
+		switch u := h.Source(); {
+		case u == p.cluster.Primary:
+			p.changes[h] = []string{"follow " + t.Name + " (primary_conninfo, and a " + followAction(h.PG().Version) + ")"}
+		case u == t.Host:
+			p.changes[h] = []string{"keep streaming from its upstream " + t.Name + ", the new primary: it follows the promotion's new timeline"}
+		default:
+			p.changes[h] = []string{"keep streaming from its upstream " + u.Name + ", which follows " + t.Name}
+		}
+	}
+}
+
+// refuseTopology refuses a handover to t that the inventory's topology
+// does not allow: t streams from another replica (a cascade; make it
+// stream from the primary first), or, with t as the primary, fewer
+// standbys could confirm a commit than synchronous.count asks.
+func refuseTopology(t *Host, c *inventory.Cluster, what string) *refusal {
+	if t.Cascaded() {
+		return &refusal{t, hintf(fmt.Sprintf("choose a replica that streams from the primary, or remove hosts.%s.upstream from the inventory and run pgfleet up first", t.Name),
+			"refusing to %s to %s: it streams from %s, not from the primary %s (a cascaded replica)", what, t.Name, t.Source().Name, c.Primary.Name)}
+	}
+	if s := c.Synchronous; s != nil {
+		if cands := c.CandidatesWithPrimary(t.Host); len(cands) < s.Count {
+			have := "none"
+			if len(cands) > 0 {
+				have = strings.Join(cands, ", ")
+			}
+			return &refusal{t, hintf(fmt.Sprintf("name more standbys under clusters.%s.synchronous.standbys (the old primary %s too), or lower count, and run pgfleet up first", c.Name, c.Primary.Name),
+				"refusing to %s to %s: as the primary it would have %d synchronous standby candidate(s) (%s) for synchronous.count %d, and every commit would wait", what, t.Name, len(cands), have, s.Count)}
+		}
+	}
+	return nil
 }
 
 func (s Handover) decideFailover(r *Run, p *handoverPlan) (*handoverPlan, *refusal) {
@@ -316,6 +369,7 @@ func (s Handover) decideFailover(r *Run, p *handoverPlan) (*handoverPlan, *refus
 	}
 	var cands []candidate
 	var notes []string
+	var cascaded []*Host
 	for _, m := range c.Replicas {
 		h := r.Host(m.Name)
 		if h == nil || h.Failed() != nil || h.Facts == nil {
@@ -326,6 +380,14 @@ func (s Handover) decideFailover(r *Run, p *handoverPlan) (*handoverPlan, *refus
 		if sv == nil || !sv.InRecovery {
 			notes = append(notes, fmt.Sprintf("%s is not a running standby (%s)", h.Name, serverState(h.Facts)))
 			continue
+		}
+		if h.Cascaded() {
+			// Not promoted: it follows its upstream whatever happens.
+			if s.To != h.Name {
+				notes = append(notes, fmt.Sprintf("%s streams from %s, not from the primary", h.Name, h.Source().Name))
+				cascaded = append(cascaded, h)
+				continue
+			}
 		}
 		lsn, _ := pgsql.ParseLSN(sv.LSN)
 		if recv, err := pgsql.ParseLSN(sv.ReceiveLSN); err == nil && recv > lsn {
@@ -364,20 +426,22 @@ func (s Handover) decideFailover(r *Run, p *handoverPlan) (*handoverPlan, *refus
 	}
 	t := chosen.h
 	p.target = t
+	if ref := refuseTopology(t, c, "fail over"); ref != nil {
+		return nil, ref
+	}
 	for _, cd := range cands {
 		if cd.h != t {
 			p.others = append(p.others, cd.h)
 		}
 	}
+	p.others = append(p.others, cascaded...)
 	p.changes[t] = append([]string{
 		fmt.Sprintf("promote it to primary (it has received WAL up to %s, the most of any replica)", pgsql.FormatLSN(chosen.lsn)),
 	}, slotChanges(p)...)
 	if chosen != best {
 		p.changes[t][0] = fmt.Sprintf("promote it to primary (WAL up to %s; %s has more, lost with --force)", pgsql.FormatLSN(chosen.lsn), best.h.Name)
 	}
-	for _, h := range p.others {
-		p.changes[h] = []string{"follow " + t.Name + " (primary_conninfo, and a " + followAction(h.PG().Version) + ")"}
-	}
+	p.othersFollow()
 	if old != nil {
 		p.changes[old] = []string{"leave it alone: the inventory lists it as a replica of " + t.Name +
 			"; it must never start as a primary again; pgfleet up rejoins it once it is back"}
@@ -392,7 +456,10 @@ func slotChanges(p *handoverPlan) []string {
 	}
 	names := []string{p.cluster.Primary.Name} // the old primary, a replica after
 	for _, h := range p.others {
-		names = append(names, h.Name)
+		// A replica that cascades from the target has its slot there.
+		if h.Source() == p.cluster.Primary {
+			names = append(names, h.Name)
+		}
 	}
 	return []string{"make replication slots for " + strings.Join(names, ", ")}
 }

@@ -123,6 +123,22 @@ func hostSteps(list []Step) []Step {
 		switch s := s.(type) {
 		case Approve:
 			out = append(out, hostSteps(s.Steps)...)
+		case ByDepth:
+			out = append(out, ByDepth{Steps: hostSteps(s.Steps)})
+		case HostStep:
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// flatHostSteps is hostSteps with the steps of ByDepth in line.
+func flatHostSteps(list []Step) []HostStep {
+	var out []HostStep
+	for _, s := range hostSteps(list) {
+		switch s := s.(type) {
+		case ByDepth:
+			out = append(out, flatHostSteps(s.Steps)...)
 		case HostStep:
 			out = append(out, s)
 		}

@@ -19,7 +19,10 @@ func psql(ctx context.Context, h *Host, sql string, vars ...string) (string, err
 		args = append(args, "-v", vars[i]+"="+vars[i+1])
 	}
 	args = append(args, "-f", "-")
-	res, err := h.Conn.Run(ctx, remote.Cmd{Args: args, As: "postgres", Stdin: strings.NewReader(sql)})
+	// pgfleet's own writes (the replication role, for one) never wait for
+	// synchronous standbys, which may be the very replicas it is building.
+	res, err := h.Conn.Run(ctx, remote.Cmd{Args: args, As: "postgres", Stdin: strings.NewReader(sql),
+		Env: map[string]string{"PGOPTIONS": "-c synchronous_commit=local"}})
 	if err != nil {
 		return "", err
 	}

@@ -17,7 +17,7 @@ type PgPass struct{ onReplicas }
 func (PgPass) Name() string { return "pgpass" }
 
 func (PgPass) Check(ctx context.Context, r *Run, h *Host) (*Plan, error) {
-	p := r.PrimaryOf(h)
+	p := r.UpstreamOf(h) // the host it streams from
 	if p == nil {
 		return nil, nil // Clone reports the missing primary
 	}

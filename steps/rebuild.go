@@ -17,9 +17,12 @@ func Rebuild() []Step {
 			TLS{},
 			Configure{},
 			PgPass{},
-			Follow{},
-			Clone{},
-			StartReplicas{},
+			ByDepth{Steps: []Step{
+				Follow{},
+				Clone{},
+				StartReplicas{},
+				Slots{Upstreams: true},
+			}},
 		}},
 		Verify{},
 	}

@@ -72,10 +72,11 @@ type onPrimaries struct{}
 func (onPrimaries) Targets(r *Run) []*Host { return r.Primaries() }
 
 // onReplicas, embedded in a HostStep, runs it on the run's replicas, each
-// after its primary: a replica whose primary failed is skipped.
+// after its primary: a replica whose primary (or upstream) failed is
+// skipped. Within ByDepth, it runs on the replicas of the current depth.
 type onReplicas struct{}
 
-func (onReplicas) Targets(r *Run) []*Host { return r.Replicas() }
+func (onReplicas) Targets(r *Run) []*Host { return r.atDepth(r.Replicas()) }
 func (onReplicas) NeedsPrimary() bool     { return true }
 
 // targets are the hosts a HostStep runs on.
@@ -206,7 +207,10 @@ type Run struct {
 	Inventory *inventory.Inventory
 	Hosts     []*Host // in inventory order
 	Started   time.Time
-	outside   []*Host // primaries outside --limit (Options.WithPrimaries)
+	outside   []*Host // primaries and upstreams outside --limit (Options.WithPrimaries)
+	// depth, within ByDepth, is the distance from their primary of the
+	// replicas the steps run on; 0 for all.
+	depth int
 	// Handover is what a switchover or failover did (or, in a dry run,
 	// would do); nil in other runs.
 	Handover *HandoverReport
@@ -251,6 +255,19 @@ func NewRun(inv *inventory.Inventory, opts Options) (*Run, error) {
 			h.outside = true
 			r.outside = append(r.outside, h)
 		}
+		if touched && opts.WithPrimaries {
+			// A cascaded replica clones from, and streams from, its
+			// upstream: that one is reached too, and never changed.
+			for _, ih := range c.Replicas {
+				for u := ih.Source(); r.Host(ih.Name) != nil && u != nil && !u.IsPrimary(); u = u.Source() {
+					if r.Host(u.Name) == nil {
+						h := r.newHost(u, c)
+						h.outside = true
+						r.outside = append(r.outside, h)
+					}
+				}
+			}
+		}
 	}
 	if err := r.resolveSSH(); err != nil {
 		return nil, err
@@ -289,6 +306,16 @@ func (r *Run) Host(name string) *Host {
 
 // PrimaryOf returns the run's host that is the primary of h's cluster.
 func (r *Run) PrimaryOf(h *Host) *Host { return r.Host(h.Cluster.Primary.Name) }
+
+// UpstreamOf returns the run's host that replica h streams from and is
+// cloned from: its upstream, or else its cluster's primary; nil when
+// that host is not in the run, or h is a primary.
+func (r *Run) UpstreamOf(h *Host) *Host {
+	if s := h.Source(); s != nil {
+		return r.Host(s.Name)
+	}
+	return nil
+}
 
 // Password returns a cluster's replication password, read once per run.
 func (r *Run) Password(c *inventory.Cluster) (string, error) {
@@ -401,9 +428,13 @@ func (r *Run) applyStep(ctx context.Context, s HostStep, h *Host) {
 		res.Status = Skipped
 		return
 	}
-	if p := r.PrimaryOf(h); p != nil && p != h && p.Failed() != nil && needsPrimary(s) {
-		res.Status = Skipped
-		return
+	if needsPrimary(s) {
+		for _, p := range []*Host{r.PrimaryOf(h), r.UpstreamOf(h)} {
+			if p != nil && p != h && p.Failed() != nil {
+				res.Status = Skipped
+				return
+			}
+		}
 	}
 	fail := func(err error) {
 		res.Status, res.Err = Failed, r.hostError(h, s.Name(), err)

@@ -7,35 +7,54 @@ import (
 	"strings"
 
 	"github.com/pgfleet/pgfleet/internal/pgsql"
+	"github.com/pgfleet/pgfleet/inventory"
 )
 
-// Slots makes one physical replication slot per replica on the primary,
-// reserving WAL from the moment it is made, before any replica clones. A
-// slot no declared replica uses is reported, never dropped.
-type Slots struct{ onPrimaries }
+// Slots makes one physical replication slot per replica on the host it
+// streams from, reserving WAL from the moment it is made, before any
+// replica clones: on the primary for the replicas that stream from it
+// (Slots{}), and, with Upstreams, on each replica for the cascaded
+// replicas that stream from it (which runs within ByDepth, once that
+// replica runs). A slot no declared replica uses is reported, never
+// dropped.
+type Slots struct{ Upstreams bool }
 
 func (Slots) Name() string { return "slots" }
-func (Slots) Check(ctx context.Context, r *Run, h *Host) (*Plan, error) {
+
+// Targets are the run's primaries, or, with Upstreams, its replicas of
+// the current depth that have replicas of their own.
+func (s Slots) Targets(r *Run) []*Host {
+	if !s.Upstreams {
+		return r.Primaries()
+	}
+	return slices.DeleteFunc(r.atDepth(r.Replicas()), func(h *Host) bool { return len(h.Cluster.Downstreams(h.Host)) == 0 })
+}
+
+func (s Slots) Check(ctx context.Context, r *Run, h *Host) (*Plan, error) {
 	if !h.PG().Replication.Slots {
 		return nil, nil
 	}
 	var have []Slot
-	if s := h.Facts.Server; s != nil {
-		have = s.Slots
+	if sv := h.Facts.Server; sv != nil {
+		have = sv.Slots
+	} else if s.Upstreams {
+		return nil, nil // a standby that does not run: Clone makes the slot before it clones from it
 	}
 	want := map[string]bool{}
 	var missing []string
-	for _, rep := range h.Cluster.Replicas {
+	for _, rep := range h.Cluster.Downstreams(h.Host) {
 		name := pgsql.SlotName(rep.Name) // distinct: the inventory refuses two replicas with one slot
 		want[name] = true
 		if !slices.ContainsFunc(have, func(s Slot) bool { return s.Name == name }) {
 			missing = append(missing, name)
 		}
 	}
-	for _, sl := range have {
-		if name := sl.Name; !want[name] {
-			h.Log.Warn("replication slot used by no replica in the inventory: it keeps WAL on the primary", "slot", name,
-				"hint", "drop it with SELECT pg_drop_replication_slot('"+name+"') if nothing needs it")
+	if !s.Upstreams {
+		for _, sl := range have {
+			if name := sl.Name; !want[name] {
+				h.Log.Warn("replication slot used by no replica in the inventory: it keeps WAL on the primary", "slot", name,
+					"hint", "drop it with SELECT pg_drop_replication_slot('"+name+"') if nothing needs it")
+			}
 		}
 	}
 	if len(missing) == 0 {
@@ -69,7 +88,8 @@ func slotsPlan(h *Host, slots []string, change, what, sql string) *Plan {
 // the time it was its cluster's primary (a switchover or failover made it
 // a standby): a slot on a standby that no one streams from keeps WAL there
 // without end. Only the slots pgfleet made for the cluster's members, and
-// only those no one uses, are dropped; any other is reported.
+// only those no one uses, are dropped; any other is reported. The slots
+// of the replicas that cascade from it are its own, and kept.
 type StandbySlots struct{ onReplicas }
 
 func (StandbySlots) Name() string { return "slots" }
@@ -82,9 +102,13 @@ func (StandbySlots) Check(ctx context.Context, r *Run, h *Host) (*Plan, error) {
 	for _, m := range h.Cluster.Replicas {
 		members[pgsql.SlotName(m.Name)] = true
 	}
+	for _, d := range h.Cluster.Downstreams(h.Host) {
+		delete(members, pgsql.SlotName(d.Name))
+	}
 	var drop []string
 	for _, sl := range sv.Slots {
 		switch {
+		case !members[sl.Name] && slices.ContainsFunc(h.Cluster.Downstreams(h.Host), func(d *inventory.Host) bool { return pgsql.SlotName(d.Name) == sl.Name }):
 		case members[sl.Name] && !sl.Active:
 			drop = append(drop, sl.Name)
 		default:

@@ -23,11 +23,14 @@ func Up() []Step {
 		ReplicationRole{},
 		Slots{},
 		PgPass{},
-		Rejoin{},
-		Follow{},
-		Clone{},
-		StartReplicas{},
-		StandbySlots{},
+		ByDepth{Steps: []Step{
+			Rejoin{},
+			Follow{},
+			Clone{},
+			StartReplicas{},
+			StandbySlots{},
+			Slots{Upstreams: true},
+		}},
 		Verify{},
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -19,13 +20,19 @@ const Verified Status = "ok"
 // the error reading it) and its primary's server: it streams under its own
 // name, in recovery, and has replayed up to target. When it does not, why
 // says what was seen.
-func replicaVerdict(name string, st *State, err error, p *Server, target uint64) (ok bool, why string) {
+//
+// A cascaded replica is judged by its upstream's pg_stat_replication (up,
+// nil when it could not be read), and by the primary's LSN: it has it only
+// when its whole chain streams.
+func replicaVerdict(name string, st *State, err error, up *Server, upName string, target uint64) (ok bool, why string) {
 	if err != nil {
 		return false, err.Error()
 	}
 	primaryState := ""
-	if row := p.ReplicationOf(name); row != nil {
-		primaryState = row.State
+	if up != nil {
+		if row := up.ReplicationOf(name); row != nil {
+			primaryState = row.State
+		}
 	}
 	s := st.Server
 	if s == nil {
@@ -50,8 +57,8 @@ func replicaVerdict(name string, st *State, err error, p *Server, target uint64)
 	if receiver == "" {
 		receiver = "not running"
 	}
-	return ok, fmt.Sprintf("primary's pg_stat_replication: %s; wal receiver: %s; in recovery: %v; replayed up to %s (caught up: %v)",
-		primaryState, receiver, s.InRecovery, s.LSN, caughtUp)
+	return ok, fmt.Sprintf("%s's pg_stat_replication: %s; wal receiver: %s; in recovery: %v; replayed up to %s (caught up: %v)",
+		upName, primaryState, receiver, s.InRecovery, s.LSN, caughtUp)
 }
 
 // Verify is the step that checks, for every cluster, that the primary's
@@ -140,8 +147,9 @@ func (r *Run) verifyCluster(ctx context.Context, p *Host, reps []*Host) {
 			continue
 		}
 		allOK = false
-		record(h, Failed, hintf("look at the replica's server log "+h.Layout.LogFile()+" and at pg_stat_replication on "+p.Name,
-			"does not stream from %s after %s: %s", p.Name, r.Opts.VerifyTimeout, v.why))
+		src := h.Source().Name
+		record(h, Failed, hintf("look at the replica's server log "+h.Layout.LogFile()+" and at pg_stat_replication on "+src,
+			"does not stream from %s after %s: %s", src, r.Opts.VerifyTimeout, v.why))
 	}
 	if allOK {
 		record(p, Verified, nil)
@@ -171,7 +179,14 @@ func (r *Run) pollReplication(ctx context.Context, p *Host, reps []*Host, target
 	var primary *State
 	var primaryErr error
 	wg.Go(func() { primary, primaryErr = read(p) })
+	// The upstreams of cascaded replicas, in the run or reached outside it.
+	toRead := slices.Clone(reps)
 	for _, h := range reps {
+		if u := r.UpstreamOf(h); u != nil && u != p && !slices.Contains(toRead, u) && u.Conn != nil {
+			toRead = append(toRead, u)
+		}
+	}
+	for _, h := range toRead {
 		wg.Go(func() {
 			st, err := read(h)
 			mu.Lock()
@@ -199,7 +214,14 @@ func (r *Run) pollReplication(ctx context.Context, p *Host, reps []*Host, target
 	}
 	out := map[string]verdict{}
 	for _, h := range reps {
-		ok, why := replicaVerdict(h.Name, states[h.Name], errs[h.Name], primary.Server, target)
+		up, upName := primary.Server, p.Name
+		if u := h.Source(); u != nil && u.Name != p.Name {
+			up, upName = nil, u.Name
+			if st := states[u.Name]; st != nil {
+				up = st.Server
+			}
+		}
+		ok, why := replicaVerdict(h.Name, states[h.Name], errs[h.Name], up, upName, target)
 		out[h.Name] = verdict{ok, why}
 	}
 	return out, target, nil

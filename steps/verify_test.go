@@ -37,7 +37,7 @@ func TestReplicaVerdict(t *testing.T) {
 	} {
 		st, p := good(), primary()
 		err := tc.edit(st, p)
-		ok, why := replicaVerdict("h2", st, err, p, tc.target)
+		ok, why := replicaVerdict("h2", st, err, p, "primary", tc.target)
 		if ok != tc.ok {
 			t.Errorf("%s: ok = %v, want %v (%s)", tc.name, ok, tc.ok, why)
 		}

@@ -66,6 +66,10 @@ type Data struct {
 	MaxSlotWALKeepSize string
 	// WALKeepSize is WAL kept regardless of slots, e.g. "512MB".
 	WALKeepSize string
+	// SynchronousStandbyNames is synchronous_standby_names on a primary
+	// with synchronous replicas ("FIRST 1 (db2)", "ANY 1 (db2, db3)");
+	// "" on a replica and where replication is asynchronous.
+	SynchronousStandbyNames string
 
 	// Settings are the inventory's own parameters, written in order after
 	// pgfleet's; pgfleet's default for a parameter named here is left out.
@@ -270,6 +274,7 @@ func (d *Data) validate() error {
 		{"hba file", d.HBAFile}, {"ident file", d.IdentFile}, {"pid file", d.PIDFile},
 		{"socket directory", d.SocketDir}, {"listen addresses", d.ListenAddresses},
 		{"max_slot_wal_keep_size", d.MaxSlotWALKeepSize}, {"wal_keep_size", d.WALKeepSize},
+		{"synchronous_standby_names", d.SynchronousStandbyNames},
 		{"replication user", d.ReplicationUser},
 		{"ssl_cert_file", d.SSLCertFile}, {"ssl_key_file", d.SSLKeyFile}, {"ssl_ca_file", d.SSLCAFile},
 	} {

@@ -42,16 +42,22 @@ One table per cluster, one row per host:
   LAG       bytes of WAL a replica has yet to replay (primary's LSN minus its own)
   DELAY     seconds since the last transaction it replayed, 0 when it has
             replayed all it received
-  STATE     the replication state the primary shows for the replica
-            (streaming, catchup, ...; "replay paused" when it is), SYNC its
-            sync state
+  STATE     the replication state the primary (or, for a cascaded replica,
+            its upstream) shows for the replica (streaming, catchup, ...;
+            "replay paused" when it is), SYNC its sync state: async, sync,
+            potential or quorum
   SLOT      the replica's slot on the primary: active or not, WAL it retains
-  UPSTREAM  the host the replica's WAL receiver streams from
+  UPSTREAM  the host the replica's WAL receiver streams from: its primary,
+            or another replica for a cascaded one (hosts.NAME.upstream)
   PROBLEMS  what differs from the inventory or from a healthy cluster: a
             host unreachable or stopped, a replica running as a primary or
             streaming from the wrong host, missing from the primary's
             pg_stat_replication, its slot inactive or missing, lag above
-            --max-lag-bytes, a slot no replica of the inventory uses
+            --max-lag-bytes, a slot no replica of the inventory uses,
+            fewer synchronous standbys streaming than a commit waits for
+
+With synchronous replication (clusters.NAME.synchronous), a line under the
+table gives synchronous_standby_names and how many of its standbys stream.
 
 Each host is asked once, all in parallel, over its own SSH connection; a host
 that does not answer within --connect-timeout is reported unreachable. With
@@ -298,6 +304,16 @@ func writeStatusText(w io.Writer, rep *status.Report) {
 		tw.Flush()
 		if c.Connect.Conninfo != "" {
 			fmt.Fprintf(w, "  clients: %s\n", c.Connect.Conninfo)
+		}
+		if s := c.Synchronous; s != nil {
+			streaming := "not read"
+			if s.Streaming != nil {
+				streaming = fmt.Sprintf("%d of %d needed stream", len(s.Streaming), s.Required)
+				if len(s.Streaming) > 0 {
+					streaming += " (" + strings.Join(s.Streaming, ", ") + ")"
+				}
+			}
+			fmt.Fprintf(w, "  synchronous: %s: %s\n", dash(s.StandbyNames), streaming)
 		}
 		for _, m := range c.Members {
 			for _, a := range m.MovedAside {

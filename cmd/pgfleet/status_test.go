@@ -196,3 +196,41 @@ func TestAge(t *testing.T) {
 		}
 	}
 }
+
+// TestWriteStatusTextTopology: a cascaded replica names its upstream, and
+// a cluster with synchronous standbys says how many stream.
+func TestWriteStatusTextTopology(t *testing.T) {
+	tl := 1
+	rep := &status.Report{Clusters: []status.Cluster{{Name: "main", Healthy: false,
+		Synchronous: &status.Synchronous{StandbyNames: "FIRST 1 (db2)", Required: 1, Candidates: []string{"db2"}, Streaming: []string{}},
+		Members: []status.Member{
+			{Host: "db1", Address: "10.0.0.1", DeclaredRole: "primary", Role: "primary", Timeline: &tl,
+				Problems: []string{"commits wait: synchronous replication needs 1 of db2 streaming, and 0 stream"}},
+			{Host: "db2", Address: "10.0.0.2", DeclaredRole: "replica", Role: "stopped", DeclaredUpstream: "db1", Problems: []string{"PostgreSQL is not running"}},
+			{Host: "db3", Address: "10.0.0.3", DeclaredRole: "replica", Role: "replica", Timeline: &tl, State: "streaming", SyncState: "async",
+				Upstream: "10.0.0.2:5432", UpstreamHost: "db2", DeclaredUpstream: "db2", Streaming: true, Problems: []string{}},
+		}}}}
+	var buf bytes.Buffer
+	writeStatusText(&buf, rep)
+	out := buf.String()
+	for _, want := range []string{
+		"  synchronous: FIRST 1 (db2): 0 of 1 needed stream\n",
+		"commits wait: synchronous replication needs 1 of db2 streaming",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("no %q in\n%s", want, out)
+		}
+	}
+	rows := 0
+	for _, l := range strings.Split(out, "\n") {
+		if strings.HasPrefix(l, "db3 ") {
+			rows++
+			if !strings.Contains(l, "streaming  async  -    -                       db2       -") {
+				t.Errorf("db3's row does not show it streaming from db2:\n%s", out)
+			}
+		}
+	}
+	if rows != 1 {
+		t.Errorf("%d rows for db3:\n%s", rows, out)
+	}
+}

@@ -22,7 +22,12 @@ type stReport struct {
 			Conninfo string `json:"conninfo"`
 			URI      string `json:"uri"`
 		} `json:"connect"`
-		Members []stMember `json:"members"`
+		Members     []stMember `json:"members"`
+		Synchronous *struct {
+			StandbyNames string   `json:"standby_names"`
+			Required     int      `json:"required"`
+			Streaming    []string `json:"streaming"`
+		} `json:"synchronous"`
 	} `json:"clusters"`
 }
 
@@ -44,10 +49,11 @@ type stMember struct {
 		Active        bool   `json:"active"`
 		RetainedBytes *int64 `json:"retained_bytes"`
 	} `json:"slot"`
-	Upstream     string   `json:"upstream"`
-	UpstreamHost string   `json:"upstream_host"`
-	SSL          *bool    `json:"ssl"`
-	Problems     []string `json:"problems"`
+	Upstream         string   `json:"upstream"`
+	UpstreamHost     string   `json:"upstream_host"`
+	DeclaredUpstream string   `json:"declared_upstream"`
+	SSL              *bool    `json:"ssl"`
+	Problems         []string `json:"problems"`
 }
 
 func (r stReport) member(t *testing.T, host string) stMember {

@@ -1,0 +1,194 @@
+package e2e
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pgfleet/pgfleet/internal/lab"
+)
+
+// topologyInventory is the lab's inventory with h2 the synchronous standby
+// of h1 (FIRST 1 (h2), with synchronous_commit = remote_apply) and h3 a
+// cascaded replica of h2. standbys is the list written under synchronous.
+func topologyInventory(l *lab.Lab, standbys string) string {
+	s := l.InventoryYAML("basebackup")
+	s = strings.Replace(s, "postgres:\n", "postgres:\n  settings:\n    synchronous_commit: remote_apply\n", 1)
+	s = strings.Replace(s, "    replicas: [h2, h3]\n", "    replicas: [h2, h3]\n    synchronous: {count: 1, standbys: ["+standbys+"]}\n", 1)
+	h3 := l.Hosts[2].Address
+	return strings.Replace(s, "  h3: {address: "+h3+"}\n", "  h3: {address: "+h3+", upstream: h2}\n", 1)
+}
+
+// TestTopologies builds h1 primary, h2 its synchronous standby and h3
+// cascading from h2, checks that h3 streams from h2 and gets h1's writes,
+// that a commit on h1 waits for h2, what status shows, that a second up
+// changes nothing; then switches over to h2: h3 keeps streaming from it,
+// h1 rejoins and becomes its synchronous standby.
+func TestTopologies(t *testing.T) {
+	l := newLab(t, 3, "bookworm")
+	inv := l.Inventory
+	writeTestFile(t, inv, topologyInventory(l, "h2"))
+	v := fmt.Sprint(l.Postgres())
+	addr := map[string]string{}
+	for _, h := range l.Hosts {
+		addr[h.Name] = h.Address
+	}
+	upOK(t, inv)
+
+	// The tree: h3 streams from h2, h2 from h1, both over verified TLS.
+	if got := psqlOn(t, l, "h3", "SELECT sender_host || ' ' || status || ' ' || slot_name FROM pg_stat_wal_receiver"); got != addr["h2"]+" streaming h3" {
+		t.Errorf("h3's pg_stat_wal_receiver: %q, want %q", got, addr["h2"]+" streaming h3")
+	}
+	if got := psqlOn(t, l, "h2", "SELECT s.ssl FROM pg_stat_replication r JOIN pg_stat_ssl s USING (pid) WHERE application_name = 'h3'"); got != "t" {
+		t.Errorf("h3's connection on h2: ssl %q, want t", got)
+	}
+	if got := psqlOn(t, l, "h3", "SELECT conninfo ~ 'sslmode=verify-full' FROM pg_stat_wal_receiver"); got != "t" {
+		t.Errorf("h3's WAL receiver does not use sslmode=verify-full")
+	}
+	if got := psqlOn(t, l, "h1", "SELECT string_agg(application_name || ':' || sync_state, ',' ORDER BY 1) FROM pg_stat_replication"); got != "h2:sync" {
+		t.Errorf("h1's pg_stat_replication: %q, want only h2, sync", got)
+	}
+	if got := psqlOn(t, l, "h1", "SELECT string_agg(slot_name, ',' ORDER BY 1) FROM pg_replication_slots"); got != "h2" {
+		t.Errorf("slots on h1: %q, want h2 only", got)
+	}
+	if got := psqlOn(t, l, "h2", "SELECT string_agg(slot_name || ':' || active, ',' ORDER BY 1) FROM pg_replication_slots"); got != "h3:true" {
+		t.Errorf("slots on h2: %q, want h3, active", got)
+	}
+	for host, want := range map[string]string{"h1": "FIRST 1 (h2)", "h2": "", "h3": ""} {
+		if got := psqlOn(t, l, host, "SHOW synchronous_standby_names"); got != want {
+			t.Errorf("%s: synchronous_standby_names %q, want %q", host, got, want)
+		}
+	}
+	if got := psqlOn(t, l, "h1", "SHOW synchronous_commit"); got != "remote_apply" {
+		t.Errorf("h1: synchronous_commit %q, want remote_apply", got)
+	}
+
+	// A row written on h1 reaches h3 through h2.
+	psqlOn(t, l, "h1", "CREATE TABLE topo (id int PRIMARY KEY)")
+	psqlOn(t, l, "h1", "INSERT INTO topo VALUES (1)")
+	eventually(t, time.Minute, "h1's row on h3", func() string {
+		if got := psqlOn(t, l, "h3", "SELECT count(*) FROM topo WHERE id = 1"); got != "1" {
+			return "count " + got
+		}
+		return ""
+	})
+
+	// status: the tree and the sync states, in JSON and text.
+	rep, code, _ := stStatus(t, l)
+	if msg := stHealthy(rep, code); msg != "" {
+		t.Errorf("status: %s", msg)
+	}
+	for _, m := range rep.Clusters[0].Members {
+		want := map[string][3]string{"h1": {"", "", ""}, "h2": {"h1", "h1", "sync"}, "h3": {"h2", "h2", "async"}}[m.Host]
+		if got := [3]string{m.UpstreamHost, m.DeclaredUpstream, m.SyncState}; got != want {
+			t.Errorf("status %s: upstream_host, declared_upstream, sync_state = %q, want %q", m.Host, got, want)
+		}
+	}
+	if s := rep.Clusters[0].Synchronous; s == nil || s.StandbyNames != "FIRST 1 (h2)" || s.Required != 1 || strings.Join(s.Streaming, ",") != "h2" {
+		t.Errorf("status synchronous: %+v, want FIRST 1 (h2), 1 required, h2 streaming", s)
+	}
+	text := pgfleet(t, "status", inv)
+	if text.code != 0 || !strings.Contains(text.stdout, "UPSTREAM") || !strings.Contains(text.stdout, "synchronous: FIRST 1 (h2): 1 of 1 needed stream (h2)") {
+		t.Errorf("status text: exit %d, want 0, an UPSTREAM column and the synchronous line:\n%s", text.code, text.stdout)
+	}
+	for _, line := range strings.Split(text.stdout, "\n") {
+		if f := strings.Fields(line); len(f) > 0 && f[0] == "h3" && !strings.Contains(line, " h2 ") {
+			t.Errorf("status text: h3's row does not name h2 as its upstream: %q", line)
+		}
+	}
+	converged(t, inv)
+	if t.Failed() {
+		t.FailNow()
+	}
+
+	// A commit on h1 waits for h2, its synchronous standby: with h2
+	// stopped, it does not complete (the client gives up after 5 s, the
+	// server goes on waiting), and others do not see it until h2 is back.
+	stExec(t, l, "h2", "pg_ctlcluster", v, "main", "stop", "-m", "fast")
+	start := time.Now()
+	out, err := l.Exec(t.Context(), "h1", "timeout", "5", "runuser", "-u", "postgres", "--", "psql", "-X", "-c", "INSERT INTO topo VALUES (2)")
+	if took := time.Since(start); err == nil || !strings.Contains(err.Error(), "exit status 124") || took < 5*time.Second {
+		t.Errorf("a commit with h2 stopped: %q, %v after %v; want it still waiting when timeout ends it after 5 s", out, err, took)
+	}
+	eventually(t, 30*time.Second, "the commit waits for h2", func() string {
+		if got := psqlOn(t, l, "h1", "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep'"); got != "1" {
+			return got + " sessions wait on SyncRep"
+		}
+		return ""
+	})
+	if got := psqlOn(t, l, "h1", "SELECT count(*) FROM topo WHERE id = 2"); got != "0" {
+		t.Errorf("the waiting commit is visible on h1 before h2 is back: count %s", got)
+	}
+	r := pgfleet(t, "status", "-o", "json", inv)
+	if r.code != 1 || !strings.Contains(r.stdout, "commits wait") {
+		t.Errorf("status with the synchronous standby down: exit %d, want 1 with a problem saying commits wait:\n%s", r.code, r.stdout)
+	}
+	if r := pgfleet(t, "check", inv); !strings.Contains(r.stdout+r.stderr, "commits wait") {
+		t.Errorf("check with the synchronous standby down does not warn that commits wait:\n%s\n%s", r.stdout, r.stderr)
+	}
+	stExec(t, l, "h2", "pg_ctlcluster", v, "main", "start")
+	eventually(t, time.Minute, "the commit completes once h2 is back", func() string {
+		if got := psqlOn(t, l, "h1", "SELECT count(*) FROM topo WHERE id = 2"); got != "1" {
+			return "count " + got
+		}
+		return ""
+	})
+	eventually(t, time.Minute, "h3 gets the rows", func() string {
+		if got := psqlOn(t, l, "h3", "SELECT count(*) FROM topo"); got != "2" {
+			return "count " + got
+		}
+		return ""
+	})
+	if t.Failed() {
+		t.FailNow()
+	}
+
+	// Switchover to h2: refused while h2 is the only synchronous standby
+	// named (h2 as the primary would have none), done once h1 is named too.
+	before := string(readFile(t, inv))
+	r = pgfleet(t, "switchover", inv, "--to", "h2", "--yes")
+	if r.code != 1 || !strings.Contains(r.stderr, "synchronous") {
+		t.Errorf("switchover to the only synchronous standby: exit %d, want 1 naming synchronous; stderr:\n%s", r.code, r.stderr)
+	}
+	if got := currentPrimary(t, l); got != "h1" || string(readFile(t, inv)) != before {
+		t.Fatalf("the refused switchover changed something: primary %s", got)
+	}
+	writeTestFile(t, inv, topologyInventory(l, "h1, h2"))
+	converged(t, inv)
+	r = pgfleet(t, "switchover", inv, "--to", "h2", "--yes")
+	if r.code != 0 {
+		t.Fatalf("switchover to h2: exit %d\n%s", r.code, r.stderr)
+	}
+	if got := currentPrimary(t, l); got != "h2" {
+		t.Fatalf("the primary is %s after the switchover to h2", got)
+	}
+	streamsFrom(t, l, "h2", "h1", "h3")
+	if got := psqlOn(t, l, "h2", "SHOW synchronous_standby_names"); got != "FIRST 1 (h1)" {
+		t.Errorf("h2, the new primary: synchronous_standby_names %q, want FIRST 1 (h1)", got)
+	}
+	if got := psqlOn(t, l, "h1", "SHOW synchronous_standby_names"); got != "" {
+		t.Errorf("h1, now a replica: synchronous_standby_names %q, want none", got)
+	}
+	psqlOn(t, l, "h2", "INSERT INTO topo VALUES (3)")
+	eventually(t, time.Minute, "h2's row on h1 and h3", func() string {
+		for _, h := range []string{"h1", "h3"} {
+			if got := psqlOn(t, l, h, "SELECT count(*) FROM topo"); got != "3" {
+				return h + ": count " + got
+			}
+		}
+		return ""
+	})
+	stPoll(t, l, time.Minute, "status healthy after the switchover", func(rep stReport, code int) string {
+		if msg := stHealthy(rep, code); msg != "" {
+			return msg
+		}
+		for _, m := range rep.Clusters[0].Members {
+			if m.Host != "h2" && m.UpstreamHost != "h2" {
+				return m.Host + " streams from " + m.UpstreamHost
+			}
+		}
+		return ""
+	})
+	converged(t, inv)
+}
