@@ -19,7 +19,7 @@ var (
 		moved: map[string]string{
 			"primary": "clusters.NAME", "replicas": "clusters.NAME", "address": "hosts.NAME",
 			"version": "postgres", "settings": "postgres", "hba": "postgres", "replication": "postgres",
-			"data_dir": "postgres", "templates_dir": "postgres",
+			"data_dir": "postgres", "templates_dir": "postgres", "repository": "postgres",
 			"identity_file": "ssh", "known_hosts": "ssh", "proxy_jump": "ssh", "config_file": "ssh",
 			"ca_file": "tls", "verify": "tls", "cert_file": "hosts.NAME", "key_file": "hosts.NAME",
 		},
@@ -35,7 +35,7 @@ var (
 	}
 	postgresSchema = schema{
 		what: "postgres settings, such as {version: 15}",
-		keys: []string{"version", "port", "data_dir", "templates_dir", "settings", "hba", "replication"},
+		keys: []string{"version", "repository", "port", "data_dir", "templates_dir", "settings", "hba", "replication"},
 		moved: map[string]string{
 			"password_env": "replication", "password_file": "replication", "method": "replication", "slots": "replication",
 		},
@@ -48,7 +48,7 @@ var (
 		what: "cluster settings, such as {primary: db1, replicas: [db2]}",
 		keys: []string{"primary", "replicas", "postgres"},
 		moved: map[string]string{
-			"version": "postgres", "port": "postgres", "data_dir": "postgres", "templates_dir": "postgres",
+			"version": "postgres", "repository": "postgres", "port": "postgres", "data_dir": "postgres", "templates_dir": "postgres",
 			"settings": "postgres", "hba": "postgres", "replication": "postgres",
 		},
 	}
@@ -116,6 +116,7 @@ type rawReplication struct {
 type rawPostgres struct {
 	version, port         opt[int]
 	dataDir, templatesDir opt[string]
+	repository            opt[string]
 	settings              opt[[]Setting]
 	hba                   opt[[]string]
 	replication           rawReplication
@@ -126,6 +127,7 @@ type rawPostgres struct {
 func (r rawPostgres) over(base rawPostgres) rawPostgres {
 	out := rawPostgres{
 		version:      r.version.or(base.version),
+		repository:   r.repository.or(base.repository),
 		port:         r.port.or(base.port),
 		dataDir:      r.dataDir.or(base.dataDir),
 		templatesDir: r.templatesDir.or(base.templatesDir),
@@ -331,8 +333,9 @@ func (d *decoder) path(e entry, s string) (string, bool) {
 func (d *decoder) postgres(e entry) rawPostgres {
 	f, _ := d.fields(e.value, e.path, postgresSchema)
 	r := rawPostgres{
-		version: checkedField(d, f, "version", d.integer, checkVersion),
-		port:    d.port(f),
+		version:    checkedField(d, f, "version", d.integer, checkVersion),
+		repository: d.checked(f, "repository", checkRepository),
+		port:       d.port(f),
 		// "" means the built-in templates, overriding a default.
 		templatesDir: d.localPathAt(f, "templates_dir", ""),
 	}
@@ -551,6 +554,7 @@ func (d *decoder) resolveSSH(r rawSSH) SSH {
 func (d *decoder) resolvePostgres(c *rawCluster, r rawPostgres) Postgres {
 	p := Postgres{
 		Version:      r.version.orValue(DefaultVersion),
+		Repository:   r.repository.orValue(RepositoryDebian),
 		Port:         r.port.orValue(DefaultPostgresPort),
 		TemplatesDir: r.templatesDir.v,
 		Settings:     r.settings.v,
