@@ -64,6 +64,12 @@ func TestCheckHostFacts(t *testing.T) {
 		{"other version", "h2", func(f *steps.State) { f.Installed = []int{13} }, CheckPostgreSQL, CheckFail, "PostgreSQL 13 is installed, but the inventory declares 15", true},
 		{"declared version", "h2", func(f *steps.State) { f.Installed = []int{15} }, CheckPostgreSQL, CheckPass, "PostgreSQL 15 installed", false},
 		{"two versions", "h2", func(f *steps.State) { f.Installed = []int{13, 15} }, CheckPostgreSQL, CheckWarn, "also 13", false},
+		{"installed from pgdg", "h2", func(f *steps.State) {
+			f.Installed, f.Packages = []int{15}, map[string]string{"postgresql-15": "15.10-1.pgdg120+1"}
+		}, CheckPostgreSQL, CheckFail, "postgresql-15 15.10-1.pgdg120+1 is installed from the PostgreSQL project's repository (PGDG), but the inventory declares repository debian", true},
+		{"installed from debian", "h2", func(f *steps.State) {
+			f.Installed, f.Packages = []int{15}, map[string]string{"postgresql-15": "15.14-0+deb12u1"}
+		}, CheckPostgreSQL, CheckPass, "PostgreSQL 15 installed", false},
 		{"primary foreign data", "h1", func(f *steps.State) { f.DataVersion, f.DataNonEmpty = 13, true }, CheckDataDir, CheckFail, "PostgreSQL 13 data, not 15", true},
 		{"replica foreign data", "h2", func(f *steps.State) { f.DataVersion, f.DataNonEmpty = 13, true }, CheckDataDir, CheckFail, "holds PostgreSQL 13 data, not the 15", true},
 		{"primary junk", "h1", func(f *steps.State) { f.DataNonEmpty = true }, CheckDataDir, CheckFail, "holds no cluster", true},

@@ -1,6 +1,7 @@
 package steps
 
 import (
+	"bytes"
 	"context"
 	"strings"
 
@@ -10,46 +11,102 @@ import (
 // Install installs the declared PostgreSQL version with the host's package
 // manager. Before the package goes in, postgresql-common is told not to
 // create a default cluster: pgfleet creates the primary's itself (with data
-// checksums), and a replica's data comes from its primary.
+// checksums), and a replica's data comes from its primary. For a cluster of
+// repository pgdg it first adds the PostgreSQL project's apt repository,
+// its key signing that one source only, and installs from it; a host whose
+// package came from the other repository is refused (MixedSource).
 type Install struct{}
 
 func (Install) Name() string { return "install" }
 func (Install) Check(ctx context.Context, r *Run, h *Host) (*Plan, error) {
-	if h.Facts.HasVersion(h.PG().Version) {
-		return nil, nil
-	}
-	if err := OtherVersion(h); err != nil {
+	if err := MixedSource(h); err != nil {
 		return nil, err
 	}
-	if err := NoPackageManager(h); err != nil {
+	repo, err := r.pgdgRepoOf(h)
+	if err != nil && !h.Facts.HasVersion(h.PG().Version) {
 		return nil, err
 	}
 	pkg := h.Layout.Package()
+	var changes []string
+	if repo.changed {
+		changes = append(changes, "add the PGDG repository: "+PGDGSourcesFile+", key "+PGDGKeyring)
+	}
+	if h.Facts.HasVersion(h.PG().Version) {
+		pkg = ""
+	} else {
+		if err := OtherVersion(h); err != nil {
+			return nil, err
+		}
+		if err := NoPackageManager(h); err != nil {
+			return nil, err
+		}
+		changes = append(changes, "install "+pkg+" with apt")
+	}
+	if len(changes) == 0 {
+		return nil, nil
+	}
 	return &Plan{
-		Changes: []string{"install " + pkg + " with apt"},
+		Changes: changes,
 		Apply: func(ctx context.Context) error {
-			// apt's output goes to a file of mktemp's, not one of a fixed
-			// name that anyone could have made a link to what root would
-			// then overwrite; it is kept only when apt fails.
-			script := `set -e
-mkdir -p /etc/postgresql-common/createcluster.d
-printf '%s\n' '# managed by pgfleet: clusters are created by pgfleet, not by the package' 'create_main_cluster = false' > /etc/postgresql-common/createcluster.d/pgfleet.conf
-export DEBIAN_FRONTEND=noninteractive
-log="$(mktemp -t pgfleet-apt.XXXXXXXXXX)"
-failed() { tail -20 "$log" >&2; echo "apt's whole output: $log" >&2; exit 1; }
-if ! apt-get install -y -q --no-install-recommends "$1" >"$log" 2>&1; then
-	apt-get update -q >"$log" 2>&1 || failed
-	apt-get install -y -q --no-install-recommends "$1" >"$log" 2>&1 || failed
-fi
-rm -f -- "$log"
-`
-			if _, err := h.Conn.Run(ctx, remote.Cmd{Args: []string{"sh", "-c", script, "pgfleet-install", pkg}, As: "root"}); err != nil {
+			cmd := remote.Cmd{Args: []string{"sh", "-c", installScript, "pgfleet-install", pkg}, As: "root"}
+			if repo.changed {
+				cmd.Args = append(cmd.Args, string(repo.sources), h.Facts.OSCodename+"-pgdg")
+				cmd.Stdin = bytes.NewReader(repo.key)
+			}
+			if _, err := h.Conn.Run(ctx, cmd); err != nil {
+				if pkg == "" {
+					return hintf("check the host's apt sources and that it can reach "+r.pgdgSource().URL, "add the PGDG repository: %w", err)
+				}
 				return hintf("check the host's apt sources and that it can reach its mirror", "install %s: %w", pkg, err)
 			}
 			return nil
 		},
 	}, nil
 }
+
+// installScript installs the package $1 ("" for none). With $2, the PGDG
+// repository's source entry, it first writes the repository's key (its
+// stdin) and that entry, each unless the host has it already, reads the
+// repository's lists, and installs from suite $3, checking that the
+// package installed is the repository's. apt's output goes to a file of
+// mktemp's, not one of a fixed name that anyone could have made a link to
+// what root would then overwrite; it is kept only when apt fails.
+var installScript = strings.NewReplacer("KEYRING", PGDGKeyring, "SOURCES", PGDGSourcesFile).Replace(`set -e
+mkdir -p /etc/postgresql-common/createcluster.d
+printf '%s\n' '# managed by pgfleet: clusters are created by pgfleet, not by the package' 'create_main_cluster = false' > /etc/postgresql-common/createcluster.d/pgfleet.conf
+export DEBIAN_FRONTEND=noninteractive
+log="$(mktemp -t pgfleet-apt.XXXXXXXXXX)"
+failed() { tail -20 "$log" >&2; echo "apt's whole output: $log" >&2; exit 1; }
+pgdg=
+if [ -n "${2:-}" ]; then
+	# put FILE: stdin into FILE, replaced whole, unless it holds that already.
+	put() {
+		t="$(mktemp "${1%/*}/.pgfleet-XXXXXXXXXX")"
+		cat > "$t"
+		chmod 0644 "$t"
+		if cmp -s "$t" "$1"; then rm -f -- "$t"; else mv -f -- "$t" "$1"; fi
+	}
+	install -d -m 0755 "${KEYRING%/*}"
+	put KEYRING
+	printf '%s' "$2" | put SOURCES
+	apt-get update -q >"$log" 2>&1 || failed
+	pgdg=$3
+fi
+if [ -n "$1" ] && [ -n "$pgdg" ]; then
+	apt-get install -y -q --no-install-recommends -t "$pgdg" "$1" >"$log" 2>&1 || failed
+	v="$(dpkg-query -W -f '${Version}' "$1")"
+	case $v in
+	*.pgdg*) ;;
+	*) echo "apt installed $1 $v, which is not the PGDG repository's build" >&2; exit 1 ;;
+	esac
+elif [ -n "$1" ]; then
+	if ! apt-get install -y -q --no-install-recommends "$1" >"$log" 2>&1; then
+		apt-get update -q >"$log" 2>&1 || failed
+		apt-get install -y -q --no-install-recommends "$1" >"$log" 2>&1 || failed
+	fi
+fi
+rm -f -- "$log"
+`)
 
 // OtherVersion says why Install refuses a host where another PostgreSQL
 // version than the declared one is installed; nil when none is, or the

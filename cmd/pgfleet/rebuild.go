@@ -122,6 +122,9 @@ func runRebuild(ctx context.Context, g *globalOptions, o *rebuildOptions, path s
 		}
 		return confirm(g, fmt.Sprintf("rebuild %s as shown above?", strings.Join(hosts, ", ")))
 	}
+	if opts.PGDG, err = pgdgFromEnv(opts.Logger, inv); err != nil {
+		return usageError{err}
+	}
 	r, err := steps.NewRun(inv, opts)
 	if err != nil {
 		return usageError{err}
