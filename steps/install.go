@@ -3,6 +3,7 @@ package steps
 import (
 	"bytes"
 	"context"
+	"path"
 	"strings"
 
 	"github.com/pgfleet/pgfleet/internal/remote"
@@ -71,7 +72,7 @@ func (Install) Check(ctx context.Context, r *Run, h *Host) (*Plan, error) {
 // package installed is the repository's. apt's output goes to a file of
 // mktemp's, not one of a fixed name that anyone could have made a link to
 // what root would then overwrite; it is kept only when apt fails.
-var installScript = strings.NewReplacer("KEYRING", PGDGKeyring, "SOURCES", PGDGSourcesFile).Replace(`set -e
+var installScript = strings.NewReplacer("KEYRING", PGDGKeyring, "KEYDIR", path.Dir(PGDGKeyring), "SOURCES", PGDGSourcesFile).Replace(`set -e
 mkdir -p /etc/postgresql-common/createcluster.d
 printf '%s\n' '# managed by pgfleet: clusters are created by pgfleet, not by the package' 'create_main_cluster = false' > /etc/postgresql-common/createcluster.d/pgfleet.conf
 export DEBIAN_FRONTEND=noninteractive
@@ -86,7 +87,7 @@ if [ -n "${2:-}" ]; then
 		chmod 0644 "$t"
 		if cmp -s "$t" "$1"; then rm -f -- "$t"; else mv -f -- "$t" "$1"; fi
 	}
-	install -d -m 0755 "${KEYRING%/*}"
+	install -d -m 0755 KEYDIR
 	put KEYRING
 	printf '%s' "$2" | put SOURCES
 	apt-get update -q >"$log" 2>&1 || failed
