@@ -3,6 +3,7 @@ package steps
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"path"
 	"strings"
 
@@ -29,8 +30,11 @@ func (Install) Check(ctx context.Context, r *Run, h *Host) (*Plan, error) {
 	}
 	pkg := h.Layout.Package()
 	var changes []string
-	if repo.changed {
+	switch {
+	case repo.changed:
 		changes = append(changes, "add the PGDG repository: "+PGDGSourcesFile+", key "+PGDGKeyring)
+	case repo.remove:
+		changes = append(changes, "remove the PGDG repository pgfleet added (the cluster's repository is debian): "+PGDGSourcesFile+", key "+PGDGKeyring)
 	}
 	if h.Facts.HasVersion(h.PG().Version) {
 		pkg = ""
@@ -50,13 +54,19 @@ func (Install) Check(ctx context.Context, r *Run, h *Host) (*Plan, error) {
 		Changes: changes,
 		Apply: func(ctx context.Context) error {
 			cmd := remote.Cmd{Args: []string{"sh", "-c", installScript, "pgfleet-install", pkg}, As: "root"}
-			if repo.changed {
-				cmd.Args = append(cmd.Args, string(repo.sources), h.Facts.OSCodename+"-pgdg")
+			switch {
+			case repo.changed:
+				cmd.Args = append(cmd.Args, "add", string(repo.sources), h.Facts.OSCodename+"-pgdg")
 				cmd.Stdin = bytes.NewReader(repo.key)
+			case repo.remove:
+				cmd.Args = append(cmd.Args, "remove")
 			}
 			if _, err := h.Conn.Run(ctx, cmd); err != nil {
-				if pkg == "" {
+				switch {
+				case pkg == "" && repo.changed:
 					return hintf("check the host's apt sources and that it can reach "+r.pgdgSource().URL, "add the PGDG repository: %w", err)
+				case pkg == "":
+					return fmt.Errorf("remove the PGDG repository: %w", err)
 				}
 				return hintf("check the host's apt sources and that it can reach its mirror", "install %s: %w", pkg, err)
 			}
@@ -65,11 +75,12 @@ func (Install) Check(ctx context.Context, r *Run, h *Host) (*Plan, error) {
 	}, nil
 }
 
-// installScript installs the package $1 ("" for none). With $2, the PGDG
-// repository's source entry, it first writes the repository's key (its
-// stdin) and that entry, each unless the host has it already, reads the
-// repository's lists, and installs from suite $3, checking that the
-// package installed is the repository's. apt's output goes to a file of
+// installScript installs the package $1 ("" for none). With "add" $3 $4,
+// it first writes the PGDG repository's key (its stdin) and its source
+// entry $3, each unless the host has it already, reads the repository's
+// lists, and installs from suite $4, checking that the package installed
+// is the repository's. With "remove", it first removes pgfleet's PGDG
+// entry and key. apt's output goes to a file of
 // mktemp's, not one of a fixed name that anyone could have made a link to
 // what root would then overwrite; it is kept only when apt fails.
 var installScript = strings.NewReplacer("KEYRING", PGDGKeyring, "KEYDIR", path.Dir(PGDGKeyring), "SOURCES", PGDGSourcesFile).Replace(`set -e
@@ -79,7 +90,10 @@ export DEBIAN_FRONTEND=noninteractive
 log="$(mktemp -t pgfleet-apt.XXXXXXXXXX)"
 failed() { tail -20 "$log" >&2; echo "apt's whole output: $log" >&2; exit 1; }
 pgdg=
-if [ -n "${2:-}" ]; then
+if [ "${2:-}" = remove ]; then
+	rm -f -- SOURCES KEYRING
+fi
+if [ "${2:-}" = add ]; then
 	# put FILE: stdin into FILE, replaced whole, unless it holds that already.
 	put() {
 		t="$(mktemp "${1%/*}/.pgfleet-XXXXXXXXXX")"
@@ -89,9 +103,9 @@ if [ -n "${2:-}" ]; then
 	}
 	install -d -m 0755 KEYDIR
 	put KEYRING
-	printf '%s' "$2" | put SOURCES
+	printf '%s' "$3" | put SOURCES
 	apt-get update -q >"$log" 2>&1 || failed
-	pgdg=$3
+	pgdg=$4
 fi
 if [ -n "$1" ] && [ -n "$pgdg" ]; then
 	apt-get install -y -q --no-install-recommends -t "$pgdg" "$1" >"$log" 2>&1 || failed

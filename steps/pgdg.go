@@ -128,19 +128,22 @@ func MixedSource(h *Host) error {
 
 // pgdgRepo is the PGDG repository's files as Install writes them on a
 // host of a pgdg cluster: the keyring and the source entry. Changed says
-// the host's differ; both are empty for a cluster of repository debian.
+// the host's differ. On a host of a debian cluster, remove says the host
+// has pgfleet's files, from a pgdg cluster of before: apt would install
+// or upgrade from that repository.
 type pgdgRepo struct {
 	key, sources []byte
 	changed      bool
+	remove       bool
 }
 
 // pgdgRepoOf compares the host's repository files with the run's; an
 // error when the host's release is unknown.
 func (r *Run) pgdgRepoOf(h *Host) (pgdgRepo, error) {
-	if h.PG().Repository != inventory.RepositoryPGDG {
-		return pgdgRepo{}, nil
-	}
 	f := h.Facts
+	if h.PG().Repository != inventory.RepositoryPGDG {
+		return pgdgRepo{remove: f.PGDGSources != "" || f.PGDGKeyring != nil}, nil
+	}
 	if f.OSCodename == "" {
 		return pgdgRepo{}, hintf("the PGDG repository has one suite per release: install PostgreSQL by hand on this host, or declare repository: debian",
 			"cannot add the PGDG repository: /etc/os-release has no VERSION_CODENAME")

@@ -245,11 +245,11 @@ func TestInstallApplyPGDG(t *testing.T) {
 		t.Fatalf("install: %v", err)
 	}
 	cmds := srv.Commands()
-	if len(cmds) != 2 || cmds[0].As != "root" || len(cmds[0].Args) != 7 {
+	if len(cmds) != 2 || cmds[0].As != "root" || len(cmds[0].Args) != 8 {
 		t.Fatalf("commands run: %q, want the install script as root with the entry and suite, then the state probe", ran(srv))
 	}
 	a := cmds[0].Args
-	if a[4] != "postgresql-15" || a[5] != pgdgSourcesLine(PGDGURL, "bookworm") || a[6] != "bookworm-pgdg" {
+	if a[4] != "postgresql-15" || a[5] != "add" || a[6] != pgdgSourcesLine(PGDGURL, "bookworm") || a[7] != "bookworm-pgdg" {
 		t.Errorf("arguments %q", a[4:])
 	}
 	if !bytes.Equal(cmds[0].Stdin, pgdgKey) {
@@ -258,7 +258,7 @@ func TestInstallApplyPGDG(t *testing.T) {
 	script := a[2]
 	for _, want := range []string{
 		"put /etc/apt/keyrings/pgfleet-pgdg.asc\n",
-		`printf '%s' "$2" | put /etc/apt/sources.list.d/pgfleet-pgdg.list`,
+		`printf '%s' "$3" | put /etc/apt/sources.list.d/pgfleet-pgdg.list`,
 		`if cmp -s "$t" "$1"; then rm -f -- "$t"; else mv -f -- "$t" "$1"; fi`,
 		`apt-get install -y -q --no-install-recommends -t "$pgdg" "$1"`,
 		"*.pgdg*) ;;",
@@ -319,5 +319,47 @@ func TestDecodeStatePGDGFiles(t *testing.T) {
 	}
 	if s.Packages["postgresql-15"] != "15.14-0+deb12u1" {
 		t.Errorf("packages %q", s.Packages)
+	}
+}
+
+// On a host of a debian cluster, the PGDG entry and key pgfleet wrote for a
+// pgdg cluster of before go: apt would install or upgrade from there.
+func TestInstallRemovesPGDG(t *testing.T) {
+	remove := "remove the PGDG repository pgfleet added (the cluster's repository is debian): " +
+		"/etc/apt/sources.list.d/pgfleet-pgdg.list, key /etc/apt/keyrings/pgfleet-pgdg.asc"
+	for _, tc := range []struct {
+		name    string
+		facts   func(f *State)
+		changes []string
+	}{
+		{"bare with the entry", func(f *State) { f.PGDGSources = "deb x\n" }, []string{remove, "install postgresql-15 with apt"}},
+		{"installed with the key", func(f *State) {
+			f.Installed, f.Packages, f.PGDGKeyring = []int{15}, map[string]string{"postgresql-15": "15.14-0+deb12u1"}, pgdgKey
+		}, []string{remove}},
+		{"installed without", func(f *State) {
+			f.Installed, f.Packages = []int{15}, map[string]string{"postgresql-15": "15.14-0+deb12u1"}
+		}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newTestRun(t, testInventory, Options{DryRun: true})
+			h := host(t, r, "h2")
+			tc.facts(h.Facts)
+			plan, err := Install{}.Check(context.Background(), r, h)
+			checkPlan(t, plan, err, "", tc.changes)
+		})
+	}
+
+	r, h, srv := scriptedHost(t, sshtest.Rules(
+		sshtest.On(`^sh -c .* pgfleet-install  remove$`, sshtest.Reply{}),
+		probeSays(`{"installed":[15],"packages":{"postgresql-15":"15.14-0+deb12u1"}}`),
+	))
+	h.Facts = bareFacts()
+	h.Facts.Installed, h.Facts.PGDGSources = []int{15}, "deb x\n"
+	r.Apply(context.Background(), []Step{Install{}})
+	if err := r.Err(); err != nil {
+		t.Fatalf("install: %v", err)
+	}
+	if cmds := srv.Commands(); len(cmds) != 2 || !strings.Contains(cmds[0].Args[2], "rm -f -- /etc/apt/sources.list.d/pgfleet-pgdg.list /etc/apt/keyrings/pgfleet-pgdg.asc") {
+		t.Errorf("commands run: %q, want the install script removing the entry and key", ran(srv))
 	}
 }

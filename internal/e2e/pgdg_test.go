@@ -125,6 +125,32 @@ func TestPGDG(t *testing.T) {
 		// Nothing was changed: the cluster still streams.
 		checkReplication(t, l, "t2")
 	})
+
+	t.Run("repository pgdg on Debian's package is refused", func(t *testing.T) {
+		// h2 comes back bare, and gets Debian's postgresql-15 by hand.
+		if err := l.Recreate(ctx, "h2"); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.WriteKnownHosts(ctx); err != nil {
+			t.Fatal(err)
+		}
+		stExec(t, l, "h2", "sh", "-c", "mkdir -p /etc/postgresql-common/createcluster.d && "+
+			"echo 'create_main_cluster = false' > /etc/postgresql-common/createcluster.d/test.conf && "+
+			"apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends postgresql-15 >/dev/null")
+		r := pgfleet(t, "up", inv, "--output", "json")
+		if r.code == 0 {
+			t.Fatal("up succeeded on a host with Debian's postgresql-15 and repository pgdg")
+		}
+		up := parseReport(t, r)
+		if len(up.Failures) != 1 || up.Failures[0].Host != "h2" || up.Failures[0].Step != "install" ||
+			!strings.Contains(up.Failures[0].Error, "is installed from the distribution's own packages, but the inventory declares repository pgdg") ||
+			!strings.Contains(up.Failures[0].Hint, "postgres.repository: debian") {
+			t.Errorf("failures %+v, want h2's install refused with a hint", up.Failures)
+		}
+		if out := stExec(t, l, "h2", "sh", "-c", "ls /etc/apt/sources.list.d/ /etc/apt/keyrings/ 2>/dev/null"); strings.Contains(out, "pgfleet-pgdg") {
+			t.Errorf("the PGDG repository was added to the refused host:\n%s", out)
+		}
+	})
 }
 
 // installedFrom says whether apt-cache policy shows the installed version
