@@ -77,7 +77,8 @@ func (Install) Check(ctx context.Context, r *Run, h *Host) (*Plan, error) {
 
 // installScript installs the package $1 ("" for none). With "add" $3 $4,
 // it first writes the PGDG repository's key (its stdin) and its source
-// entry $3, each unless the host has it already, reads the repository's
+// entry $3, each unless the host has it already (and, for an https://
+// address, installs ca-certificates if missing), reads the repository's
 // lists, and installs from suite $4, checking that the package installed
 // is the repository's. With "remove", it first removes pgfleet's PGDG
 // entry and key. apt's output goes to a file of
@@ -101,6 +102,17 @@ if [ "${2:-}" = add ]; then
 		chmod 0644 "$t"
 		if cmp -s "$t" "$1"; then rm -f -- "$t"; else mv -f -- "$t" "$1"; fi
 	}
+	# apt needs the CA certificates to reach a repository over HTTPS: from
+	# the host's own sources, before the new one is there.
+	case $3 in
+	*" https://"*)
+		if [ ! -s /etc/ssl/certs/ca-certificates.crt ]; then
+			if ! apt-get install -y -q --no-install-recommends ca-certificates >"$log" 2>&1; then
+				apt-get update -q >"$log" 2>&1 || failed
+				apt-get install -y -q --no-install-recommends ca-certificates >"$log" 2>&1 || failed
+			fi
+		fi ;;
+	esac
 	install -d -m 0755 KEYDIR
 	put KEYRING
 	printf '%s' "$3" | put SOURCES

@@ -8,6 +8,7 @@ import (
 	"crypto/sha1"
 	"encoding/base64"
 	"encoding/hex"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -361,5 +362,18 @@ func TestInstallRemovesPGDG(t *testing.T) {
 	}
 	if cmds := srv.Commands(); len(cmds) != 2 || !strings.Contains(cmds[0].Args[2], "rm -f -- /etc/apt/sources.list.d/pgfleet-pgdg.list /etc/apt/keyrings/pgfleet-pgdg.asc") {
 		t.Errorf("commands run: %q, want the install script removing the entry and key", ran(srv))
+	}
+}
+
+// The install script is valid sh, with pgfleet's paths in it.
+func TestInstallScriptParses(t *testing.T) {
+	out, err := exec.Command("sh", "-n", "-c", installScript).CombinedOutput()
+	if err != nil {
+		t.Fatalf("sh -n: %v\n%s", err, out)
+	}
+	for _, p := range []string{"install -d -m 0755 /etc/apt/keyrings\n", "put /etc/apt/keyrings/pgfleet-pgdg.asc\n"} {
+		if !strings.Contains(installScript, p) {
+			t.Errorf("the script lacks %q", p)
+		}
 	}
 }
