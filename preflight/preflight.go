@@ -268,6 +268,8 @@ func (c *checker) hostFacts(h *steps.Host) {
 			"")
 	case steps.OtherVersion(h) != nil:
 		c.fail(h, CheckPostgreSQL, steps.OtherVersion(h))
+	case steps.NoCodename(h) != nil:
+		c.fail(h, CheckPostgreSQL, steps.NoCodename(h))
 	case h.PG().Repository == inventory.RepositoryPGDG:
 		c.pass(h, CheckPostgreSQL, "not installed; up installs %s from the PGDG repository", l.Package())
 	default:

@@ -144,12 +144,23 @@ func (r *Run) pgdgRepoOf(h *Host) (pgdgRepo, error) {
 	if h.PG().Repository != inventory.RepositoryPGDG {
 		return pgdgRepo{remove: f.PGDGSources != "" || f.PGDGKeyring != nil}, nil
 	}
-	if f.OSCodename == "" {
-		return pgdgRepo{}, hintf("the PGDG repository has one suite per release: install PostgreSQL by hand on this host, or declare repository: debian",
-			"cannot add the PGDG repository: /etc/os-release has no VERSION_CODENAME")
+	if err := NoCodename(h); err != nil {
+		return pgdgRepo{}, err
 	}
 	src := r.pgdgSource()
 	c := pgdgRepo{key: src.Key, sources: []byte(pgdgSourcesLine(src.URL, f.OSCodename))}
 	c.changed = string(f.PGDGKeyring) != string(c.key) || f.PGDGSources != string(c.sources)
 	return c, nil
+}
+
+// NoCodename says why Install cannot add the PGDG repository to a host of a
+// pgdg cluster: the repository has a suite per release, and the host does
+// not name its own. nil when it does, or the cluster's repository is
+// debian.
+func NoCodename(h *Host) error {
+	if h.PG().Repository != inventory.RepositoryPGDG || h.Facts.OSCodename != "" {
+		return nil
+	}
+	return hintf("the PGDG repository has one suite per release: install PostgreSQL by hand on this host, or declare repository: debian",
+		"cannot add the PGDG repository: /etc/os-release has no VERSION_CODENAME")
 }
