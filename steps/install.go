@@ -24,8 +24,13 @@ func (Install) Check(ctx context.Context, r *Run, h *Host) (*Plan, error) {
 	if err := MixedSource(h); err != nil {
 		return nil, err
 	}
+	installed := h.Facts.HasVersion(h.PG().Version)
 	repo, err := r.pgdgRepoOf(h)
-	if err != nil && !h.Facts.HasVersion(h.PG().Version) {
+	switch {
+	case installed && (err != nil || NoPackageManager(h) != nil):
+		// Installed already, and apt's sources cannot be kept: leave them.
+		repo = pgdgRepo{}
+	case err != nil:
 		return nil, err
 	}
 	pkg := h.Layout.Package()
@@ -36,7 +41,7 @@ func (Install) Check(ctx context.Context, r *Run, h *Host) (*Plan, error) {
 	case repo.remove:
 		changes = append(changes, "remove the PGDG repository pgfleet added (the cluster's repository is debian): "+PGDGSourcesFile+", key "+PGDGKeyring)
 	}
-	if h.Facts.HasVersion(h.PG().Version) {
+	if installed {
 		pkg = ""
 	} else {
 		if err := OtherVersion(h); err != nil {
@@ -62,13 +67,17 @@ func (Install) Check(ctx context.Context, r *Run, h *Host) (*Plan, error) {
 				cmd.Args = append(cmd.Args, "remove")
 			}
 			if _, err := h.Conn.Run(ctx, cmd); err != nil {
+				reach := "check the host's apt sources and that it can reach its mirror"
+				if repo.changed {
+					reach += " and " + r.pgdgSource().URL
+				}
 				switch {
 				case pkg == "" && repo.changed:
-					return hintf("check the host's apt sources and that it can reach "+r.pgdgSource().URL, "add the PGDG repository: %w", err)
+					return hintf(reach, "add the PGDG repository: %w", err)
 				case pkg == "":
 					return fmt.Errorf("remove the PGDG repository: %w", err)
 				}
-				return hintf("check the host's apt sources and that it can reach its mirror", "install %s: %w", pkg, err)
+				return hintf(reach, "install %s: %w", pkg, err)
 			}
 			return nil
 		},

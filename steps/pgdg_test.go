@@ -219,6 +219,8 @@ func TestInstallCheckPGDG(t *testing.T) {
 		{"no codename", Options{}, func(f *State) { f.OSCodename = "" }, "no VERSION_CODENAME", nil},
 		{"no codename, installed", Options{}, func(f *State) { pgdgFacts(f); f.OSCodename = "" }, "", nil},
 		{"other version", Options{}, func(f *State) { f.Installed = []int{14} }, "PostgreSQL 14 is installed, but the inventory declares 15", nil},
+		{"installed, no apt", Options{}, func(f *State) { pgdgFacts(f); f.PGDGSources, f.PackageManager = "", "" }, "", nil},
+		{"not installed, no apt", Options{}, func(f *State) { f.PackageManager = "" }, "no supported package manager", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.opts.DryRun = true

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -30,7 +31,14 @@ func TestPGDG(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	inv := withPostgres(t, l.Inventory, "  repository: pgdg\n")
+	// Beside the lab's inventory, so that both share the cluster's CA
+	// (tls.dir defaults to pgfleet-tls beside the inventory).
+	src, err := os.ReadFile(l.Inventory)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv := filepath.Join(l.Dir, "inventory-pgdg.yaml")
+	writeTestFile(t, inv, strings.Replace(string(src), "postgres:\n", "postgres:\n  repository: pgdg\n", 1))
 	// apt's keys for every source, before pgfleet: they must not change.
 	const globalKeys = "ls -l /etc/apt/trusted.gpg /etc/apt/trusted.gpg.d/ 2>&1; command -v apt-key || true"
 	keysBefore := map[string]string{}
@@ -127,17 +135,42 @@ func TestPGDG(t *testing.T) {
 	})
 
 	t.Run("repository pgdg on Debian's package is refused", func(t *testing.T) {
-		// h2 comes back bare, and gets Debian's postgresql-15 by hand.
+		// h2 comes back bare, with the PGDG entry and key an earlier
+		// pgdg cluster would have left: under repository debian, up
+		// removes them and installs Debian's package, which apt would
+		// not have chosen with them there.
 		if err := l.Recreate(ctx, "h2"); err != nil {
 			t.Fatal(err)
 		}
 		if err := l.WriteKnownHosts(ctx); err != nil {
 			t.Fatal(err)
 		}
-		stExec(t, l, "h2", "sh", "-c", "mkdir -p /etc/postgresql-common/createcluster.d && "+
-			"echo 'create_main_cluster = false' > /etc/postgresql-common/createcluster.d/test.conf && "+
-			"apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends postgresql-15 >/dev/null")
-		r := pgfleet(t, "up", inv, "--output", "json")
+		for _, f := range []string{"/etc/apt/sources.list.d/pgfleet-pgdg.list", "/etc/apt/keyrings/pgfleet-pgdg.asc"} {
+			content := stExec(t, l, "h1", "cat", f)
+			if _, err := l.Exec(ctx, "h2", "sh", "-c", `mkdir -p "${2%/*}" && printf '%s\n' "$1" > "$2"`, "put", content, f); err != nil {
+				t.Fatalf("h2: write %s: %v", f, err)
+			}
+		}
+		r := upOK(t, l.Inventory, "--limit", "h2", "--output", "json")
+		removed := false
+		for _, h := range parseReport(t, r).Hosts {
+			for _, st := range h.Steps {
+				removed = removed || h.Host == "h2" && st.Step == "install" &&
+					strings.Contains(strings.Join(st.Changes, "\n"), "remove the PGDG repository pgfleet added")
+			}
+		}
+		if !removed {
+			t.Errorf("up did not say it removed the PGDG repository from h2:\n%s", r.stdout)
+		}
+		if out := stExec(t, l, "h2", "sh", "-c", "ls /etc/apt/sources.list.d/ /etc/apt/keyrings/ 2>/dev/null"); strings.Contains(out, "pgfleet-pgdg") {
+			t.Errorf("h2 keeps the PGDG repository under repository debian:\n%s", out)
+		}
+		if ver := stExec(t, l, "h2", "dpkg-query", "-W", "-f", "${Version}", "postgresql-15"); strings.Contains(ver, ".pgdg") {
+			t.Errorf("h2: postgresql-15 %s installed under repository debian", ver)
+		}
+		checkReplication(t, l, "t3")
+
+		r = pgfleet(t, "up", inv, "--output", "json")
 		if r.code == 0 {
 			t.Fatal("up succeeded on a host with Debian's postgresql-15 and repository pgdg")
 		}
