@@ -20,7 +20,7 @@ var (
 			"primary": "clusters.NAME", "replicas": "clusters.NAME", "address": "hosts.NAME",
 			"synchronous": "clusters.NAME", "upstream": "hosts.NAME",
 			"version": "postgres", "settings": "postgres", "hba": "postgres", "replication": "postgres",
-			"data_dir": "postgres", "templates_dir": "postgres",
+			"data_dir": "postgres", "templates_dir": "postgres", "repository": "postgres",
 			"identity_file": "ssh", "known_hosts": "ssh", "proxy_jump": "ssh", "config_file": "ssh",
 			"ca_file": "tls", "verify": "tls", "cert_file": "hosts.NAME", "key_file": "hosts.NAME",
 		},
@@ -36,7 +36,7 @@ var (
 	}
 	postgresSchema = schema{
 		what: "postgres settings, such as {version: 15}",
-		keys: []string{"version", "port", "data_dir", "templates_dir", "settings", "hba", "replication"},
+		keys: []string{"version", "repository", "port", "data_dir", "templates_dir", "settings", "hba", "replication"},
 		moved: map[string]string{
 			"password_env": "replication", "password_file": "replication", "method": "replication", "slots": "replication",
 		},
@@ -49,7 +49,7 @@ var (
 		what: "cluster settings, such as {primary: db1, replicas: [db2]}",
 		keys: []string{"primary", "replicas", "synchronous", "postgres"},
 		moved: map[string]string{
-			"version": "postgres", "port": "postgres", "data_dir": "postgres", "templates_dir": "postgres",
+			"version": "postgres", "repository": "postgres", "port": "postgres", "data_dir": "postgres", "templates_dir": "postgres",
 			"settings": "postgres", "hba": "postgres", "replication": "postgres",
 			"count": "synchronous", "standbys": "synchronous", "upstream": "hosts.NAME",
 		},
@@ -122,6 +122,7 @@ type rawReplication struct {
 type rawPostgres struct {
 	version, port         opt[int]
 	dataDir, templatesDir opt[string]
+	repository            opt[string]
 	settings              opt[[]Setting]
 	hba                   opt[[]string]
 	replication           rawReplication
@@ -132,6 +133,7 @@ type rawPostgres struct {
 func (r rawPostgres) over(base rawPostgres) rawPostgres {
 	out := rawPostgres{
 		version:      r.version.or(base.version),
+		repository:   r.repository.or(base.repository),
 		port:         r.port.or(base.port),
 		dataDir:      r.dataDir.or(base.dataDir),
 		templatesDir: r.templatesDir.or(base.templatesDir),
@@ -341,8 +343,9 @@ func (d *decoder) path(e entry, s string) (string, bool) {
 func (d *decoder) postgres(e entry) rawPostgres {
 	f, _ := d.fields(e.value, e.path, postgresSchema)
 	r := rawPostgres{
-		version: checkedField(d, f, "version", d.integer, checkVersion),
-		port:    d.port(f),
+		version:    checkedField(d, f, "version", d.integer, checkVersion),
+		repository: d.checked(f, "repository", checkRepository),
+		port:       d.port(f),
 		// "" means the built-in templates, overriding a default.
 		templatesDir: d.localPathAt(f, "templates_dir", ""),
 	}
@@ -569,6 +572,7 @@ func (d *decoder) resolveSSH(r rawSSH) SSH {
 func (d *decoder) resolvePostgres(c *rawCluster, r rawPostgres) Postgres {
 	p := Postgres{
 		Version:      r.version.orValue(DefaultVersion),
+		Repository:   r.repository.orValue(RepositoryDebian),
 		Port:         r.port.orValue(DefaultPostgresPort),
 		TemplatesDir: r.templatesDir.v,
 		Settings:     r.settings.v,

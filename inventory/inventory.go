@@ -161,7 +161,10 @@ type Cluster struct {
 // Postgres is a cluster's PostgreSQL configuration, with the inventory's
 // defaults merged in.
 type Postgres struct {
-	Version      int
+	Version int
+	// Repository is where PostgreSQL's packages come from: RepositoryDebian
+	// (the default) or RepositoryPGDG.
+	Repository   string
 	Port         int
 	DataDir      string    // on the hosts; absolute
 	TemplatesDir string    // on this machine; absolute, or "" for the built-in templates
@@ -169,6 +172,16 @@ type Postgres struct {
 	HBA          []string  // extra pg_hba.conf lines, in inventory order
 	Replication  Replication
 }
+
+// Package repositories PostgreSQL is installed from.
+const (
+	// RepositoryDebian is the distribution's own packages, from the
+	// host's apt sources as they are.
+	RepositoryDebian = "debian"
+	// RepositoryPGDG is the PostgreSQL project's apt repository, which
+	// pgfleet adds to the host, with its signing key, before installing.
+	RepositoryPGDG = "pgdg"
+)
 
 // Setting is one postgresql.conf parameter.
 type Setting struct {

@@ -155,6 +155,11 @@ var badCases = []struct {
 	{"null password_env", strings.Replace(good, "PGPASS", "", 1), "2:17", "postgres.replication.password_env: has no value"},
 	{"bad password_env", strings.Replace(good, "PGPASS", "PG-PASS", 1), "2:31", `"PG-PASS" is not an environment variable name`},
 	{"empty password_file", strings.Replace(good, "password_env: PGPASS", "password_file: ''", 1), "2:32", "postgres.replication.password_file: is empty"},
+	// repository
+	{"repository unknown", strings.Replace(good, "postgres:\n", "postgres:\n  repository: apt.postgresql.org\n", 1), "2:15", `postgres.repository: "apt.postgresql.org" is not a package repository: use debian (the distribution's own packages) or pgdg`},
+	{"repository not a string", strings.Replace(good, "postgres:\n", "postgres:\n  repository: [pgdg]\n", 1), "2:15", "postgres.repository: must be a string"},
+	{"repository at top level", good + "repository: pgdg\n", "8:1", `repository: unknown key "repository" here: it belongs under postgres`},
+	{"repository under cluster", strings.Replace(good, "replicas: [db2]}", "replicas: [db2], repository: pgdg}", 1), "4:41", `clusters.main.repository: unknown key "repository" here: it belongs under postgres`},
 	// tls
 	{"tls not a mapping", good + "tls: on\n", "8:6", "tls: must be a mapping of tls settings"},
 	{"tls unknown key", good + "tls: {verfy: ca}\n", "8:7", `tls.verfy: unknown key "verfy"; did you mean "verify"?`},
@@ -259,11 +264,12 @@ func TestParseDefaults(t *testing.T) {
 		t.Fatalf("Cluster lookup: %v", c)
 	}
 	wantPG := Postgres{
-		Version:  15,
-		Port:     5432,
-		DataDir:  "/var/lib/postgresql/15/main",
-		Settings: []Setting{},
-		HBA:      []string{},
+		Version:    15,
+		Repository: "debian",
+		Port:       5432,
+		DataDir:    "/var/lib/postgresql/15/main",
+		Settings:   []Setting{},
+		HBA:        []string{},
 		Replication: Replication{
 			User: "replicator", PasswordEnv: "PGPASS", Method: "basebackup", Slots: true,
 		},
@@ -335,6 +341,7 @@ func TestParseOverrides(t *testing.T) {
   config_file: ssh/config
 postgres:
   version: 16
+  repository: debian
   templates_dir: ./templates
   settings:
     max_connections: 200
@@ -355,6 +362,7 @@ clusters:
     primary: db3
     postgres:
       version: 17
+      repository: pgdg
       port: 5433
       data_dir: /srv/pg/17/
       settings:
@@ -394,6 +402,7 @@ hosts:
 	a, b := inv.Cluster("a-cluster"), inv.Cluster("b-cluster")
 	wantA := Postgres{
 		Version:      16,
+		Repository:   RepositoryDebian,
 		Port:         5432,
 		DataDir:      "/var/lib/postgresql/16/main",
 		TemplatesDir: "/etc/pgfleet/templates",
@@ -409,6 +418,7 @@ hosts:
 	}
 	wantB := Postgres{
 		Version:      17,
+		Repository:   RepositoryPGDG,
 		Port:         5433,
 		DataDir:      "/srv/pg/17",
 		TemplatesDir: "/etc/pgfleet/templates",

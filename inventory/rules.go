@@ -145,6 +145,13 @@ func checkReplicationUser(s string) string {
 	return ""
 }
 
+func checkRepository(s string) string {
+	if s != RepositoryDebian && s != RepositoryPGDG {
+		return fmt.Sprintf("%q is not a package repository: use %s (the distribution's own packages) or %s (the PostgreSQL project's)", s, RepositoryDebian, RepositoryPGDG)
+	}
+	return ""
+}
+
 func checkMethod(s string) string {
 	if s != MethodBaseBackup && s != MethodTar {
 		return fmt.Sprintf("%q is not a replication method: use %s or %s", s, MethodBaseBackup, MethodTar)

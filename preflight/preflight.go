@@ -264,6 +264,8 @@ func (c *checker) hostFacts(h *steps.Host) {
 	}
 
 	switch {
+	case steps.MixedSource(h) != nil:
+		c.fail(h, CheckPostgreSQL, steps.MixedSource(h))
 	case f.HasVersion(v) && len(f.Installed) == 1:
 		c.pass(h, CheckPostgreSQL, "PostgreSQL %d installed", v)
 	case f.HasVersion(v):
@@ -272,6 +274,10 @@ func (c *checker) hostFacts(h *steps.Host) {
 			"")
 	case steps.OtherVersion(h) != nil:
 		c.fail(h, CheckPostgreSQL, steps.OtherVersion(h))
+	case steps.NoCodename(h) != nil:
+		c.fail(h, CheckPostgreSQL, steps.NoCodename(h))
+	case h.PG().Repository == inventory.RepositoryPGDG:
+		c.pass(h, CheckPostgreSQL, "not installed; up installs %s from the PGDG repository", l.Package())
 	default:
 		c.pass(h, CheckPostgreSQL, "not installed; up installs %s", l.Package())
 	}

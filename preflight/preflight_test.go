@@ -10,6 +10,7 @@ import (
 	"github.com/pgfleet/pgfleet/internal/fleettest"
 	"github.com/pgfleet/pgfleet/internal/hint"
 	"github.com/pgfleet/pgfleet/internal/remote"
+	"github.com/pgfleet/pgfleet/inventory"
 	"github.com/pgfleet/pgfleet/steps"
 )
 
@@ -74,6 +75,12 @@ func TestCheckHostFacts(t *testing.T) {
 		{"other version", "h2", func(f *steps.State) { f.Installed = []int{13} }, CheckPostgreSQL, CheckFail, "PostgreSQL 13 is installed, but the inventory declares 15", true},
 		{"declared version", "h2", func(f *steps.State) { f.Installed = []int{15} }, CheckPostgreSQL, CheckPass, "PostgreSQL 15 installed", false},
 		{"two versions", "h2", func(f *steps.State) { f.Installed = []int{13, 15} }, CheckPostgreSQL, CheckWarn, "also 13", false},
+		{"installed from pgdg", "h2", func(f *steps.State) {
+			f.Installed, f.Packages = []int{15}, map[string]string{"postgresql-15": "15.10-1.pgdg120+1"}
+		}, CheckPostgreSQL, CheckFail, "postgresql-15 15.10-1.pgdg120+1 is installed from the PostgreSQL project's repository (PGDG), but the inventory declares repository debian", true},
+		{"installed from debian", "h2", func(f *steps.State) {
+			f.Installed, f.Packages = []int{15}, map[string]string{"postgresql-15": "15.14-0+deb12u1"}
+		}, CheckPostgreSQL, CheckPass, "PostgreSQL 15 installed", false},
 		{"primary foreign data", "h1", func(f *steps.State) { f.DataVersion, f.DataNonEmpty = 13, true }, CheckDataDir, CheckFail, "PostgreSQL 13 data, not 15", true},
 		{"replica foreign data", "h2", func(f *steps.State) { f.DataVersion, f.DataNonEmpty = 13, true }, CheckDataDir, CheckFail, "holds PostgreSQL 13 data, not the 15", true},
 		{"primary junk", "h1", func(f *steps.State) { f.DataNonEmpty = true }, CheckDataDir, CheckFail, "holds no cluster", true},
@@ -472,6 +479,39 @@ func TestCheckDataDirFormerPrimary(t *testing.T) {
 			c.disk(h, p)
 			if got := ckFind(t, c, "h2", CheckDisk); (tc.systemID == "7001") != strings.Contains(got.Detail, "up rejoins it with pg_rewind") {
 				t.Errorf("disk: %+v", got)
+			}
+		})
+	}
+}
+
+// With repository pgdg, check says where up installs from, and fails a
+// host up would refuse.
+func TestCheckPGDG(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		facts  func(f *steps.State)
+		status string
+		detail string
+	}{
+		{"bare", func(*steps.State) {}, CheckPass, "not installed; up installs postgresql-15 from the PGDG repository"},
+		{"no codename", func(f *steps.State) { f.OSCodename = "" }, CheckFail, "/etc/os-release has no VERSION_CODENAME"},
+		{"from debian", func(f *steps.State) {
+			f.Installed, f.Packages = []int{15}, map[string]string{"postgresql-15": "15.14-0+deb12u1"}
+		}, CheckFail, "is installed from the distribution's own packages, but the inventory declares repository pgdg"},
+		{"from pgdg", func(f *steps.State) {
+			f.Installed, f.Packages = []int{15}, map[string]string{"postgresql-15": "15.10-1.pgdg120+1"}
+		}, CheckPass, "PostgreSQL 15 installed"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := ckRun(t)
+			h := r.Host("h2")
+			h.Cluster.Postgres.Repository = inventory.RepositoryPGDG
+			tc.facts(h.Facts)
+			c := &checker{}
+			c.hostFacts(h)
+			got := ckFind(t, c, "h2", CheckPostgreSQL)
+			if got.Status != tc.status || !strings.Contains(got.Detail, tc.detail) || (got.Status == CheckFail) != (got.Hint != "") {
+				t.Errorf("got %+v, want status %s, detail with %q", got, tc.status, tc.detail)
 			}
 		})
 	}

@@ -194,6 +194,11 @@ type Options struct {
 	// in the run's results (pgfleet rebuild); nil when no one can be
 	// asked, which is a no.
 	Approve func(plan *Run) (bool, error)
+	// PGDG is where a cluster of repository pgdg installs from: the zero
+	// value for the PostgreSQL project's repository and the key pgfleet
+	// carries. Only tests set it (cmd reads PGFLEET_PGDG_URL and
+	// PGFLEET_PGDG_KEY_FILE), never the inventory.
+	PGDG PGDGSource
 	// Promoted is told, by a switchover or failover, as soon as the new
 	// primary accepts writes, before the other members follow it: from
 	// then on the inventory must name it (cmd rewrites the file). An

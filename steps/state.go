@@ -30,6 +30,15 @@ type State struct {
 	PackageManager string `json:"pkg"`       // "apt", or "" when none is known
 	Installed      []int  `json:"installed"` // PostgreSQL major versions installed
 	PostgresHome   string `json:"postgres_home"`
+	// Packages are the installed server packages' versions, by name
+	// ("postgresql-15": "15.14-0+deb12u1"): where a package came from
+	// shows in its version (packageOrigin).
+	Packages map[string]string `json:"packages"`
+	// PGDGSources and PGDGKeyring are pgfleet's apt source entry for the
+	// PGDG repository and its key, as the host has them; empty when it
+	// has none.
+	PGDGSources string `json:"-"`
+	PGDGKeyring []byte `json:"-"`
 
 	DataVersion   int  `json:"data_version"` // PG_VERSION of the data directory, 0 if none
 	DataNonEmpty  bool `json:"data_nonempty"`
@@ -347,7 +356,8 @@ func DecodeState(out []byte) (*State, error) {
 }
 
 // readFiles takes the probe's files: a tar of the configuration files,
-// postgresql.auto.conf and ~postgres/.pgpass, told apart by name.
+// postgresql.auto.conf, ~postgres/.pgpass and the PGDG repository's files,
+// told apart by name.
 func (s *State) readFiles(raw []byte) error {
 	if len(raw) == 0 {
 		return nil
@@ -365,10 +375,14 @@ func (s *State) readFiles(raw []byte) error {
 		if err != nil {
 			return fmt.Errorf("read the state probe's files: %w", err)
 		}
-		switch name := path.Base(hdr.Name); name {
-		case "postgresql.auto.conf":
+		switch name := path.Base(hdr.Name); {
+		case hdr.Name == PGDGSourcesFile:
+			s.PGDGSources = string(data)
+		case hdr.Name == PGDGKeyring:
+			s.PGDGKeyring = data
+		case name == "postgresql.auto.conf":
 			s.AutoConf = string(data)
-		case ".pgpass":
+		case name == ".pgpass":
 			s.PgPass = string(data)
 		default:
 			s.Files[name] = data

@@ -29,14 +29,29 @@ printf ',"os_codename":'; js "${VERSION_CODENAME:-}"
 if command -v apt-get >/dev/null 2>&1; then printf ',"pkg":"apt"'; fi
 
 gpre=${G%%\**}; gsuf=${G#*\*}
-printf ',"installed":['; sep=
+printf ',"installed":['; sep=; pkgs=
 for f in $G; do
 	[ -x "$f" ] || continue
 	v=${f#"$gpre"}; v=${v%"$gsuf"}
 	case $v in ''|*[!0-9]*) continue ;; esac
 	printf '%s%s' "$sep" "$v"; sep=,
+	pkgs="$pkgs postgresql-$v"
 done
 printf ']'
+# The installed server packages' versions, which tell where each came
+# from: one dpkg-query, only where PostgreSQL is installed.
+out=
+if [ -n "$pkgs" ]; then out="$(dpkg-query -W -f '${db:Status-Abbrev} ${Package} ${Version}\n' $pkgs 2>/dev/null)"; fi
+if [ -n "$out" ]; then
+	printf ',"packages":{'; sep=
+	while read -r st name ver; do
+		case $st in ?n*|?c*|'') continue ;; esac
+		printf '%s' "$sep"; js "$name"; printf ':'; js "$ver"; sep=,
+	done <<EOF
+$out
+EOF
+	printf '}'
+fi
 
 h=""
 while IFS=: read -r name _ _ _ _ home _; do
@@ -90,7 +105,7 @@ printf ']'
 
 set --
 for f in "$C/postgresql.conf" "$C/pg_hba.conf" "$C/pg_ident.conf" "$C/start.conf" "$D/postgresql.auto.conf" "$h/.pgpass" \
-	"$C/tls/server.crt" "$C/tls/ca.crt"; do
+	"$C/tls/server.crt" "$C/tls/ca.crt" /etc/apt/sources.list.d/pgfleet-pgdg.list /etc/apt/keyrings/pgfleet-pgdg.asc; do
 	[ -f "$f" ] && set -- "$@" "$f"
 done
 if [ $# -gt 0 ]; then printf ',"files":"'; tar -cPf - -- "$@" | base64 -w0; printf '"'; fi

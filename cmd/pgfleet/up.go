@@ -203,6 +203,9 @@ func newRun(path string, opts steps.Options) (*steps.Run, error) {
 	if err != nil {
 		return nil, err
 	}
+	if opts.PGDG, err = pgdgFromEnv(opts.Logger, inv); err != nil {
+		return nil, usageError{err}
+	}
 	r, err := steps.NewRun(inv, opts)
 	if err != nil {
 		return nil, usageError{err}

@@ -38,6 +38,7 @@ func main() {
 	release := fs.String("release", "bookworm", "Debian release: bookworm (PostgreSQL 15) or trixie (PostgreSQL 17)")
 	dir := fs.String("dir", ".lab", "where to write the key, known_hosts and inventory")
 	cache := fs.Bool("cache", true, "route the hosts' apt through the lab's package cache")
+	aptrepo := fs.Bool("aptrepo", false, "also start an apt repository host in the PGDG layout, for postgres.repository: pgdg")
 	fs.Parse(os.Args[2:])
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
@@ -67,6 +68,12 @@ func main() {
 		fmt.Printf("inventory:   %s\nkey:         %s\nknown_hosts: %s\n", rel(l.Inventory), rel(l.KeyFile), rel(l.KnownHosts))
 		fmt.Printf("try:         ssh -i %s -o UserKnownHostsFile=%s -o StrictHostKeyChecking=yes %s@%s\n",
 			rel(l.KeyFile), rel(l.KnownHosts), lab.User, l.Hosts[0].Address)
+		if *aptrepo {
+			r, err := l.StartAptRepo(ctx, logger)
+			check(err)
+			fmt.Printf("apt repo:    %s (%s, key %s)\n", r.URL, r.Suite, rel(r.KeyFile))
+			fmt.Printf("pgdg:        PGFLEET_PGDG_URL=%s PGFLEET_PGDG_KEY_FILE=%s pgfleet up INVENTORY (with repository: pgdg)\n", r.URL, r.KeyFile)
+		}
 	case "down":
 		check(lab.Down(ctx, *name))
 		check(lab.RemoveCacheIfUnused(ctx))

@@ -1,0 +1,133 @@
+package lab
+
+import (
+	"context"
+	"crypto/sha256"
+	_ "embed"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+)
+
+//go:embed aptrepo.Dockerfile
+var aptRepoDockerfile []byte
+
+//go:embed aptrepo.sh
+var aptRepoEntrypoint []byte
+
+// AptRepo is the lab's apt repository host: a repository in the layout of
+// the PostgreSQL project's (PGDG), dists/RELEASE-pgdg/main, holding Debian's
+// PostgreSQL packages of the lab's release re-versioned as PGDG builds
+// ("15.14-0+deb12u1.pgdg+1"), signed by a key made for this lab alone. Point
+// pgfleet at it with PGFLEET_PGDG_URL=URL and PGFLEET_PGDG_KEY_FILE=KeyFile.
+type AptRepo struct {
+	Container string
+	Address   string // on the lab's network
+	URL       string // http://Address
+	KeyFile   string // the public key that signs it (ASCII-armored), in the lab's Dir
+	Suite     string // RELEASE-pgdg
+	Origin    string // the Origin of its Release, as apt-cache policy shows it
+}
+
+// AptRepoImage is the name of the image of the lab's apt repository host
+// for a release.
+func AptRepoImage(release string) string { return "pgfleet-lab-aptrepo:" + release }
+
+// aptRepoImageHash is the label that tells whether the repository image for
+// release was built from the files embedded here.
+func aptRepoImageHash(release string) string {
+	sum := sha256.Sum256(append(append([]byte(release), aptRepoDockerfile...), aptRepoEntrypoint...))
+	return hex.EncodeToString(sum[:8])
+}
+
+// ensureAptRepoImage builds the repository image for release unless one
+// built from the same files exists: it downloads the packages from the
+// mirror the Debian base uses, once.
+func ensureAptRepoImage(ctx context.Context, release string, logger *slog.Logger) (string, error) {
+	pg, ok := Releases[release]
+	if !ok {
+		return "", fmt.Errorf("lab: unsupported release %q", release)
+	}
+	imageMu.Lock()
+	defer imageMu.Unlock()
+	image, hash := AptRepoImage(release), aptRepoImageHash(release)
+	if got, ok := imageLabel(ctx, image, Label+".hash"); ok && got == hash {
+		return image, nil
+	}
+	done := begin(logger, "building apt repository image", "apt repository image built", "image", image, "estimate", "about a minute")
+	base, err := ensureBase(ctx, release, logger)
+	if err != nil {
+		return "", err
+	}
+	if err := build(ctx, image, map[string][]byte{"Dockerfile": aptRepoDockerfile, "aptrepo.sh": aptRepoEntrypoint},
+		[]string{"--build-arg", "BASE=" + base, "--build-arg", "RELEASE=" + release, "--build-arg", "PGVERSION=" + strconv.Itoa(pg),
+			"--label", Label + ".hash=" + hash}); err != nil {
+		return "", fmt.Errorf("lab: build %s: %w", image, err)
+	}
+	done()
+	return image, nil
+}
+
+// StartAptRepo starts the lab's apt repository host on the lab's network
+// and writes its public key into the lab's Dir. Down removes it with the
+// rest of the lab.
+func (l *Lab) StartAptRepo(ctx context.Context, logger *slog.Logger) (*AptRepo, error) {
+	logger = orDiscard(logger).With("lab", l.Name)
+	image, err := ensureAptRepoImage(ctx, l.Release, logger)
+	if err != nil {
+		return nil, err
+	}
+	addr, err := hostAddr(l.Subnet, 200)
+	if err != nil {
+		return nil, err
+	}
+	r := &AptRepo{
+		Container: l.Name + "-aptrepo", Address: addr, URL: "http://" + addr,
+		KeyFile: filepath.Join(l.Dir, "aptrepo-key.asc"), Suite: l.Release + "-pgdg", Origin: "pgfleet lab",
+	}
+	if _, err := docker(ctx, nil, "run", "-d", "--init", "--name", r.Container, "--hostname", "aptrepo",
+		"--label", Label+"="+l.Name, "--network", l.Network, "--ip", addr, image); err != nil {
+		return nil, fmt.Errorf("lab: start the apt repository: %w", err)
+	}
+	// The key is written before the server starts: once it answers, the
+	// repository is signed.
+	if err := waitHTTP(ctx, addr, 80); err != nil {
+		logs, _ := docker(ctx, nil, "logs", "--tail", "20", r.Container)
+		return nil, fmt.Errorf("lab: the apt repository: %w\n%s", err, logs)
+	}
+	key, err := docker(ctx, nil, "exec", r.Container, "cat", "/srv/repo/lab-key.asc")
+	if err != nil {
+		return nil, fmt.Errorf("lab: read the apt repository's key: %w", err)
+	}
+	if err := os.WriteFile(r.KeyFile, []byte(key+"\n"), 0o644); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// waitHTTP waits for a TCP listener at addr:port, for a minute at most.
+func waitHTTP(ctx context.Context, addr string, port int) error {
+	target := net.JoinHostPort(addr, strconv.Itoa(port))
+	deadline := time.Now().Add(time.Minute)
+	for {
+		d := net.Dialer{Timeout: time.Second}
+		c, err := d.DialContext(ctx, "tcp", target)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("nothing listens on %s after a minute: %w", target, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
