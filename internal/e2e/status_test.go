@@ -381,7 +381,7 @@ func TestStatus(t *testing.T) {
 // TestCheckFresh runs pgfleet check on bare lab hosts: nothing fails.
 func TestCheckFresh(t *testing.T) {
 	t.Parallel()
-	l := newLab(t, 3, "bookworm")
+	l := newBareLab(t, 3, "bookworm")
 	rep, code := ckCheck(t, l.Inventory)
 	if code != 0 || !rep.OK {
 		t.Errorf("exit %d, ok %v", code, rep.OK)

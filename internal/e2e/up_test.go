@@ -192,7 +192,7 @@ func checkReplication(t *testing.T, l *lab.Lab, table string) {
 // kept out of sight, and a replica whose data was lost re-cloned.
 func TestUpBookworm(t *testing.T) {
 	t.Parallel()
-	l := newLab(t, 3, "bookworm")
+	l := newBareLab(t, 3, "bookworm")
 	inv := l.Inventory
 	logFile := filepath.Join(t.TempDir(), "pgfleet.log")
 	password, err := os.ReadFile(l.PasswordFile)
@@ -421,7 +421,7 @@ func TestUpBookworm(t *testing.T) {
 // TestUpTrixie is the main job on PostgreSQL 17 (Debian 13).
 func TestUpTrixie(t *testing.T) {
 	t.Parallel()
-	l := newLab(t, 3, "trixie")
+	l := newBareLab(t, 3, "trixie")
 	r := pgfleet(t, "up", l.Inventory)
 	if r.code != 0 {
 		t.Fatalf("pgfleet up: exit %d", r.code)
