@@ -28,6 +28,7 @@ func Up() []Step {
 		Clone{},
 		StartReplicas{},
 		StandbySlots{},
+		Boot{},
 		Verify{},
 	}
 }
