@@ -48,6 +48,11 @@ type stMember struct {
 	UpstreamHost string   `json:"upstream_host"`
 	SSL          *bool    `json:"ssl"`
 	Problems     []string `json:"problems"`
+	Systemd      *struct {
+		Unit         string `json:"unit"`
+		Active       string `json:"active"`
+		StartsAtBoot bool   `json:"starts_at_boot"`
+	} `json:"systemd"`
 }
 
 func (r stReport) member(t *testing.T, host string) stMember {
