@@ -16,8 +16,8 @@ func TestHostImageHash(t *testing.T) {
 		{Release: "bookworm"}:                                  "68ee9300341a5f33",
 		{Release: "trixie"}:                                    "3eb64899f459776a",
 		{Release: "bookworm", Postgres: true}:                  "13aa3e288fea204b",
-		{Release: "bookworm", Postgres: true, Init: "systemd"}: "bc3588d338f25d25",
-		{Release: "bookworm", Init: "systemd"}:                 "160c1f65b8dd1837",
+		{Release: "bookworm", Postgres: true, Init: "systemd"}: "ac9c546740242ef5",
+		{Release: "bookworm", Init: "systemd"}:                 "a1ea549f329d4f24",
 	} {
 		if got := imageHash(f); got != want {
 			t.Errorf("imageHash(%+v) = %s, want %s: the lab host image %s would be rebuilt", f, got, want, HostImage(f))
