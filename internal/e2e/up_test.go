@@ -447,17 +447,7 @@ func upOnRelease(t *testing.T, release string) {
 	if got := psqlOn(t, l, "h1", "SHOW server_version_num"); !strings.HasPrefix(got, strconv.Itoa(v)) {
 		t.Errorf("server_version_num = %s, want %dxxxx", got, v)
 	}
-	files, starts := fileStates(t, l, v), startTimes(t, l)
-	again := pgfleet(t, "up", l.Inventory, "--output", "json")
-	if rep := parseReport(t, again); again.code != 0 || !rep.OK || rep.Changed != 0 {
-		t.Errorf("second up: exit %d, ok %v, %d changes", again.code, rep.OK, rep.Changed)
-	}
-	if got := fileStates(t, l, v); got != files {
-		t.Errorf("the second up touched managed files:\nbefore:\n%s\nafter:\n%s", files, got)
-	}
-	if got := startTimes(t, l); got != starts {
-		t.Errorf("the second up restarted a server:\nbefore:\n%s\nafter:\n%s", starts, got)
-	}
+	upChangesNothing(t, l)
 	st, code, _ := stStatus(t, l)
 	if code != 0 || !st.Clusters[0].Healthy {
 		t.Errorf("status: exit %d, healthy %v", code, st.Clusters[0].Healthy)
@@ -466,6 +456,25 @@ func upOnRelease(t *testing.T, release string) {
 		if !strings.HasPrefix(m.Version, strconv.Itoa(v)+".") || m.Role != m.DeclaredRole || len(m.Problems) != 0 {
 			t.Errorf("%s: version %s, role %s (declared %s), problems %q", m.Host, m.Version, m.Role, m.DeclaredRole, m.Problems)
 		}
+	}
+}
+
+// upChangesNothing runs up on a lab whose cluster is converged and fails
+// unless it changes nothing: no change reported, no managed file touched,
+// no server restarted.
+func upChangesNothing(t *testing.T, l *lab.Lab) {
+	t.Helper()
+	v := l.Postgres()
+	files, starts := fileStates(t, l, v), startTimes(t, l)
+	r := pgfleet(t, "up", l.Inventory, "--output", "json")
+	if rep := parseReport(t, r); r.code != 0 || !rep.OK || rep.Changed != 0 {
+		t.Errorf("up on a converged cluster: exit %d, ok %v, %d changes", r.code, rep.OK, rep.Changed)
+	}
+	if got := fileStates(t, l, v); got != files {
+		t.Errorf("up on a converged cluster touched managed files:\nbefore:\n%s\nafter:\n%s", files, got)
+	}
+	if got := startTimes(t, l); got != starts {
+		t.Errorf("up on a converged cluster restarted a server:\nbefore:\n%s\nafter:\n%s", starts, got)
 	}
 }
 
