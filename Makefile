@@ -2,7 +2,8 @@
 #   make setup      install and start what the lab needs (Docker, debootstrap, ssh) as root
 #   make demo       bring up a 3-host lab and run pgfleet on it
 #   make test       unit tests (with -race) and end-to-end tests on lab hosts
-#   make lab-up     start a lab (HOSTS=3 RELEASE=bookworm|trixie); files in .lab/
+#   make lab-up     start a lab (HOSTS=3 RELEASE=bullseye|bookworm|trixie, INIT=systemd for
+#                   systemd as PID 1, PG=1 for hosts with PostgreSQL installed); files in .lab/
 #   make lab-down   remove it
 #   make bench      benchmarks on lab hosts (BENCHRUNS=3 measured runs each)
 #   make check      gofmt, go vet, go mod tidy
@@ -13,6 +14,8 @@ GO      ?= go
 HOSTS   ?= 3
 RELEASE ?= bookworm
 LAB     ?= pgfleet-lab
+INIT    ?=
+PG      ?=
 BIN     := bin/pgfleet
 E2E_TIMEOUT ?= 80m
 
@@ -27,9 +30,15 @@ build:
 unit:
 	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /internal/e2e)
 
+# Every image the end-to-end tests use: bare hosts of each release, and
+# bookworm hosts with PostgreSQL installed, with and without systemd.
 images:
-	$(GO) run ./examples/lab/labctl image -release bookworm
-	$(GO) run ./examples/lab/labctl image -release trixie
+	$(GO) build -o bin/labctl ./examples/lab/labctl
+	bin/labctl image -release bookworm
+	bin/labctl image -release bookworm -pg
+	bin/labctl image -release bookworm -pg -init systemd
+	bin/labctl image -release trixie
+	bin/labctl image -release bullseye
 
 e2e: images
 	$(GO) test -count=1 -timeout $(E2E_TIMEOUT) -v ./internal/e2e/ 2>&1 | tee .e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|_test.go' ; \
@@ -41,7 +50,7 @@ e2e: images
 test: setup unit e2e
 
 lab-up:
-	$(GO) run ./examples/lab/labctl up -name $(LAB) -hosts $(HOSTS) -release $(RELEASE) -dir .lab
+	$(GO) run ./examples/lab/labctl up -name $(LAB) -hosts $(HOSTS) -release $(RELEASE) -init "$(INIT)" $(if $(PG),-pg) -dir .lab
 
 lab-down:
 	$(GO) run ./examples/lab/labctl down -name $(LAB)

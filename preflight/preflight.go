@@ -42,6 +42,7 @@ const (
 	CheckOS          = "os"
 	CheckPostgreSQL  = "postgresql"
 	CheckDataDir     = "data dir"
+	CheckSystemd     = "systemd"
 	CheckPassword    = "replication password"
 	CheckHBA         = "hba"
 	CheckAside       = "moved aside"
@@ -52,7 +53,7 @@ const (
 	CheckSynchronous = "synchronous"
 )
 
-var checkOrder = []string{CheckSSH, CheckSudo, CheckOS, CheckPostgreSQL, CheckDataDir, CheckAside, CheckPassword, CheckHBA, CheckPrimaryPort, CheckDisk, CheckClock, CheckTLS, CheckSynchronous}
+var checkOrder = []string{CheckSSH, CheckSudo, CheckOS, CheckPostgreSQL, CheckDataDir, CheckSystemd, CheckAside, CheckPassword, CheckHBA, CheckPrimaryPort, CheckDisk, CheckClock, CheckTLS, CheckSynchronous}
 
 // Clock skew limits between hosts.
 const (
@@ -282,6 +283,8 @@ func (c *checker) hostFacts(h *steps.Host) {
 		c.pass(h, CheckPostgreSQL, "not installed; up installs %s", l.Package())
 	}
 
+	c.systemd(h)
+
 	if !h.Primary() {
 		return // replicaData judges a replica's data, once its primary was read too
 	}
@@ -300,6 +303,32 @@ func (c *checker) hostFacts(h *steps.Host) {
 		c.pass(h, CheckDataDir, "%s holds PostgreSQL %d data%s; config in %s", d, v, state, l.ConfigDir())
 	default:
 		c.pass(h, CheckDataDir, "%s is empty or absent; config in %s", d, l.ConfigDir())
+	}
+}
+
+// systemd reports, on a host whose init is systemd, how it sees the
+// cluster's unit: a unit systemd marks failed is a warning (the server died
+// or did not start), and so is a cluster it would not start at boot.
+// Nothing is reported on a host without systemd.
+func (c *checker) systemd(h *steps.Host) {
+	f := h.Facts
+	sd := f.Systemd
+	if sd == nil {
+		return
+	}
+	startConf := f.Files["start.conf"]
+	switch {
+	case sd.Failed():
+		c.add(h.Name, CheckSystemd, CheckWarn, fmt.Sprintf("systemd marks %s failed: the server died or did not start", sd.Unit),
+			fmt.Sprintf("read journalctl -u %s and %s; pgfleet up starts it again", sd.Unit, h.Layout.LogFile()))
+	case f.DataVersion != h.PG().Version:
+		c.pass(h, CheckSystemd, "systemd runs the host; the cluster, once made, starts at boot as %s", sd.Unit)
+	case steps.StartConf(startConf) != "auto" && !sd.StartsAtBoot(startConf):
+		c.add(h.Name, CheckSystemd, CheckWarn, fmt.Sprintf("%s is %s; start.conf says %s: the cluster does not start at boot", sd.Unit, sd.Active, steps.StartConf(startConf)), "")
+	case !sd.StartsAtBoot(startConf):
+		c.add(h.Name, CheckSystemd, CheckWarn, fmt.Sprintf("%s is %s, and not started at boot: up enables it", sd.Unit, sd.Active), "")
+	default:
+		c.pass(h, CheckSystemd, "%s is %s, started at boot", sd.Unit, sd.Active)
 	}
 }
 

@@ -98,6 +98,25 @@ func TestCheckHostFacts(t *testing.T) {
 		{"clone cut short", "h2", func(f *steps.State) {
 			f.DataVersion, f.DataNonEmpty, f.CloneIncomplete = 15, true, true
 		}, CheckDataDir, CheckPass, "a clone that did not finish", false},
+		{"systemd, no cluster yet", "h1", func(f *steps.State) {
+			f.Systemd = &steps.Systemd{Unit: "postgresql@15-main", Active: "inactive", UnitFile: "disabled", ServiceFile: "enabled"}
+		}, CheckSystemd, CheckPass, "once made, starts at boot as postgresql@15-main", false},
+		{"systemd unit failed", "h2", func(f *steps.State) {
+			f.DataVersion, f.DataNonEmpty = 15, true
+			f.Systemd = &steps.Systemd{Unit: "postgresql@15-main", Active: "failed", UnitFile: "enabled-runtime", ServiceFile: "enabled"}
+		}, CheckSystemd, CheckWarn, "systemd marks postgresql@15-main failed", true},
+		{"systemd would not start it at boot", "h1", func(f *steps.State) {
+			f.DataVersion, f.DataNonEmpty = 15, true
+			f.Systemd = &steps.Systemd{Unit: "postgresql@15-main", Active: "active", UnitFile: "enabled-runtime", ServiceFile: "disabled"}
+		}, CheckSystemd, CheckWarn, "not started at boot: up enables it", false},
+		{"systemd, start.conf manual", "h1", func(f *steps.State) {
+			f.DataVersion, f.DataNonEmpty, f.Files["start.conf"] = 15, true, []byte("manual\n")
+			f.Systemd = &steps.Systemd{Unit: "postgresql@15-main", Active: "active", UnitFile: "disabled", ServiceFile: "enabled"}
+		}, CheckSystemd, CheckWarn, "start.conf says manual", false},
+		{"systemd starts it at boot", "h1", func(f *steps.State) {
+			f.DataVersion, f.DataNonEmpty = 15, true
+			f.Systemd = &steps.Systemd{Unit: "postgresql@15-main", Active: "active", UnitFile: "enabled-runtime", ServiceFile: "enabled"}
+		}, CheckSystemd, CheckPass, "postgresql@15-main is active, started at boot", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -110,6 +129,13 @@ func TestCheckHostFacts(t *testing.T) {
 				c.replicaData(r, h)
 			}
 			got := ckFind(t, c, tt.host, tt.check)
+			if h.Facts.Systemd == nil && len(c.results) > 0 {
+				for _, r := range c.results {
+					if r.Check == CheckSystemd {
+						t.Errorf("a systemd check on a host without systemd: %+v", r)
+					}
+				}
+			}
 			if got.Status != tt.status || !strings.Contains(got.Detail, tt.detail) || (got.Hint != "") != tt.hasHint {
 				t.Errorf("got %+v, want status %s, detail with %q, hint %v", got, tt.status, tt.detail, tt.hasHint)
 			}

@@ -120,7 +120,21 @@ type Member struct {
 	// MovedAside lists the data directories pgfleet moved aside on the
 	// host (DATADIR.pgfleet-TIME): kept until someone removes them.
 	MovedAside []MovedAside `json:"moved_aside"`
-	Error      string       `json:"error,omitempty"`
+	// Systemd is how systemd sees the cluster's unit on a host whose init
+	// it is; null on a host without systemd.
+	Systemd *Systemd `json:"systemd"`
+	Error   string   `json:"error,omitempty"`
+}
+
+// Systemd is the cluster's unit as systemd sees it.
+type Systemd struct {
+	Unit string `json:"unit"` // postgresql@15-main
+	// Active is the unit's state: active, inactive, failed, activating...
+	// A failed unit is a problem.
+	Active string `json:"active"`
+	// StartsAtBoot: the unit, or postgresql.service, is enabled (with
+	// start.conf auto): the cluster starts when the host boots.
+	StartsAtBoot bool `json:"starts_at_boot"`
 }
 
 // Slot is a physical replication slot on the primary.
@@ -322,6 +336,13 @@ func movedAside(s *steps.State) []MovedAside {
 	return out
 }
 
+func systemdOf(s *steps.State) *steps.Systemd {
+	if s == nil {
+		return nil
+	}
+	return s.Systemd
+}
+
 // observeMember fills what a host says about itself, with the problems
 // that need nothing else to see.
 func observeMember(ih *inventory.Host, c *inventory.Cluster, ob *observation) Member {
@@ -375,6 +396,12 @@ func observeMember(ih *inventory.Host, c *inventory.Cluster, ob *observation) Me
 		if s.Receiver != nil {
 			m.Upstream = steps.HostPort(s.Receiver.SenderHost, s.Receiver.SenderPort)
 			m.UpstreamHost = memberAt(c, s.Receiver.SenderHost, s.Receiver.SenderPort)
+		}
+	}
+	if sd := systemdOf(ob.state); sd != nil {
+		m.Systemd = &Systemd{Unit: sd.Unit, Active: sd.Active, StartsAtBoot: sd.StartsAtBoot(ob.state.Files["start.conf"])}
+		if sd.Failed() {
+			m.Problems = append(m.Problems, fmt.Sprintf("systemd marks %s failed (journalctl -u %s)", sd.Unit, sd.Unit))
 		}
 	}
 	return m

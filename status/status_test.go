@@ -474,3 +474,34 @@ func TestStatusMembersOrder(t *testing.T) {
 		t.Errorf("members %v, want primary first, then replicas in inventory order", names)
 	}
 }
+
+// On a host systemd runs, status shows the cluster's unit; a unit systemd
+// marks failed is a problem, whether or not a server answers.
+func TestStatusSystemd(t *testing.T) {
+	obs := stHealthyObs()
+	obs["h1"].state.Systemd = &steps.Systemd{Unit: "postgresql@15-main", Active: "active", UnitFile: "enabled-runtime", ServiceFile: "enabled"}
+	obs["h3"] = stDown()
+	obs["h3"].state.Systemd = &steps.Systemd{Unit: "postgresql@15-main", Active: "failed", UnitFile: "enabled", ServiceFile: "disabled"}
+	cs := assessCluster(stCluster(t), obs, Options{})
+	p := stMember(t, cs, "h1")
+	if want := (&Systemd{Unit: "postgresql@15-main", Active: "active", StartsAtBoot: true}); p.Systemd == nil || *p.Systemd != *want || len(p.Problems) != 0 {
+		t.Errorf("h1: systemd %+v, problems %q; want %+v and none", p.Systemd, p.Problems, want)
+	}
+	if m := stMember(t, cs, "h2"); m.Systemd != nil {
+		t.Errorf("h2 has no systemd, but status says %+v", m.Systemd)
+	}
+	m := stMember(t, cs, "h3")
+	if m.Systemd == nil || m.Systemd.Active != "failed" || !m.Systemd.StartsAtBoot {
+		t.Errorf("h3: systemd %+v", m.Systemd)
+	}
+	if !slices.ContainsFunc(m.Problems, func(p string) bool { return strings.Contains(p, "systemd marks postgresql@15-main failed") }) {
+		t.Errorf("h3: problems %q lack the failed unit", m.Problems)
+	}
+	if cs.Healthy {
+		t.Error("a cluster with a failed unit is healthy")
+	}
+	b, err := json.Marshal(m)
+	if err != nil || !strings.Contains(string(b), `"systemd":{"unit":"postgresql@15-main","active":"failed","starts_at_boot":true}`) {
+		t.Errorf("JSON: %s %v", b, err)
+	}
+}

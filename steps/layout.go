@@ -22,6 +22,7 @@ type Layout interface {
 	InstalledGlob() string
 	ClusterName() string // cluster_name, as Debian sets it: "15/main"
 	Package() string     // the package that installs the server
+	Unit() string        // the cluster's systemd unit: "postgresql@15-main"
 }
 
 // debian is postgresql-common's layout for cluster "main" of version V.
@@ -48,6 +49,7 @@ func (d debian) LogFile() string {
 func (d debian) InstalledGlob() string { return "/usr/lib/postgresql/*/bin/postgres" }
 func (d debian) ClusterName() string   { return fmt.Sprintf("%d/main", d.version) }
 func (d debian) Package() string       { return fmt.Sprintf("postgresql-%d", d.version) }
+func (d debian) Unit() string          { return fmt.Sprintf("postgresql@%d-main", d.version) }
 
 // bin is the path of one of the server's programs.
 func bin(l Layout, name string) string { return path.Join(l.BinDir(), name) }

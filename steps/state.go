@@ -10,6 +10,7 @@ import (
 	"io"
 	"path"
 	"strconv"
+	"strings"
 
 	"github.com/pgfleet/pgfleet/internal/pgsql"
 	"github.com/pgfleet/pgfleet/internal/remote"
@@ -74,6 +75,49 @@ type State struct {
 	// Control is the control file, read when no server answered and the
 	// data directory holds a cluster.
 	Control *Control `json:"control"`
+	// Systemd is what systemd says of the cluster's unit when it is the
+	// host's init (PID 1); nil when it is not.
+	Systemd *Systemd `json:"systemd"`
+}
+
+// Systemd is how systemd sees a cluster: Debian runs cluster V/main as the
+// unit postgresql@V-main, which pg_ctlcluster hands start, stop and restart
+// over to, and which postgresql.service starts at boot when the cluster's
+// start.conf says auto.
+type Systemd struct {
+	Unit string `json:"unit"` // postgresql@15-main
+	// Active is the unit's ActiveState: active, inactive, failed,
+	// activating, ...
+	Active string `json:"active"`
+	// UnitFile and ServiceFile are the UnitFileState of the unit and of
+	// postgresql.service: enabled, disabled, enabled-runtime (the unit,
+	// wanted by postgresql.service through Debian's generator), masked...
+	UnitFile    string `json:"unit_file"`
+	ServiceFile string `json:"service_file"`
+}
+
+// Failed says systemd marked the cluster's unit failed: the server died,
+// or did not start, outside a stop.
+func (s *Systemd) Failed() bool { return s != nil && s.Active == "failed" }
+
+// StartsAtBoot says whether systemd starts the cluster when the host
+// boots: its unit is enabled, or postgresql.service is and the cluster's
+// start.conf says auto (startConf is its content; none means auto).
+func (s *Systemd) StartsAtBoot(startConf []byte) bool {
+	return s.UnitFile == "enabled" || s.ServiceFile == "enabled" && StartConf(startConf) == "auto"
+}
+
+// StartConf is the word of a cluster's start.conf (auto, manual or
+// disabled); "auto" when there is none, as for pg_ctlcluster.
+func StartConf(content []byte) string {
+	word := "auto"
+	for _, line := range strings.Split(string(content), "\n") {
+		line, _, _ = strings.Cut(line, "#")
+		if f := strings.Fields(line); len(f) > 0 {
+			word = f[0]
+		}
+	}
+	return word
 }
 
 // Server is a running server's answer to the probe's one query.
@@ -309,7 +353,7 @@ func (s *Server) Slot(name string) *Slot {
 // its layout.
 func stateArgs(l Layout, port int, replUser string) []string {
 	return []string{"sh", "-c", stateScript, "pgfleet-state",
-		l.DataDir(), l.ConfigDir(), l.BinDir(), l.SocketDir(), strconv.Itoa(port), l.InstalledGlob(), replUser}
+		l.DataDir(), l.ConfigDir(), l.BinDir(), l.SocketDir(), strconv.Itoa(port), l.InstalledGlob(), replUser, l.Unit()}
 }
 
 // ReadState runs the state probe on the host and returns what it read,

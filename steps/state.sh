@@ -4,10 +4,10 @@
 # and psql when the server runs; pg_controldata (through runuser) when it
 # does not answer, and then sort and od on a standby's pg_wal; a second
 # stat only when data was moved aside.
-# Arguments: DATADIR CONFDIR BINDIR SOCKETDIR PORT VERSIONS REPLUSER, where
-# VERSIONS is a glob of every installed version's postgres binary, with its
-# one * where the version is.
-D="$1"; C="$2"; B="$3"; S="$4"; P="$5"; G="$6"; U="$7"
+# Arguments: DATADIR CONFDIR BINDIR SOCKETDIR PORT VERSIONS REPLUSER UNIT,
+# where VERSIONS is a glob of every installed version's postgres binary, with
+# its one * where the version is, and UNIT the cluster's systemd unit.
+D="$1"; C="$2"; B="$3"; S="$4"; P="$5"; G="$6"; U="$7"; N="$8"
 
 # js prints its argument as a JSON string; one with control characters,
 # which no name pgfleet reads has, prints as "".
@@ -129,6 +129,25 @@ if [ -f "$D/postmaster.pid" ] && read -r pp < "$D/postmaster.pid"; then
 	esac
 fi
 printf ',"postmaster_pid":%s' "$pid"
+
+# systemd, where it is PID 1: how it sees the cluster's unit (active, failed,
+# ...) and whether the unit, or postgresql.service, which starts the clusters
+# whose start.conf says auto, is enabled. One systemctl for both units.
+if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+	ua=; uf=; sf=; n=0
+	out="$(systemctl show -p ActiveState,UnitFileState -- "$N" postgresql.service 2>/dev/null)"
+	while IFS='=' read -r k v; do
+		case $k in
+		'') n=$((n + 1)) ;;
+		ActiveState) [ $n -eq 0 ] && ua=$v ;;
+		UnitFileState) if [ $n -eq 0 ]; then uf=$v; else sf=$v; fi ;;
+		esac
+	done <<EOF
+$out
+EOF
+	printf ',"systemd":{"unit":'; js "$N"; printf ',"active":'; js "$ua"
+	printf ',"unit_file":'; js "$uf"; printf ',"service_file":'; js "$sf"; printf '}'
+fi
 
 answered=
 if [ "$pid" != 0 ] && [ -S "$S/.s.PGSQL.$P" ]; then

@@ -141,6 +141,7 @@ func TestDecodeStateBad(t *testing.T) {
 type probeEnv struct {
 	dir, data, conf, sock, bin string
 	path                       string // PATH, with bin first (for a fake runuser)
+	systemd                    string // the directory that tells systemd runs the host, "" for none
 }
 
 func newProbeEnv(t *testing.T) *probeEnv {
@@ -179,7 +180,11 @@ func writeFile(t *testing.T, p, content string, mode os.FileMode) {
 func (e *probeEnv) run(t *testing.T) (*State, string) {
 	t.Helper()
 	args := []string{"-c", stateScript, "pgfleet-state", e.data, e.conf, filepath.Join(e.dir, "lib", "15", "bin"), e.sock, "5432",
-		filepath.Join(e.dir, "lib", "*", "bin", "postgres"), "replicator"}
+		filepath.Join(e.dir, "lib", "*", "bin", "postgres"), "replicator", "postgresql@15-main"}
+	if e.systemd != "" {
+		// The probe tells systemd runs the host by its directory in /run.
+		args[1] = strings.ReplaceAll(stateScript, "/run/systemd/system", e.systemd)
+	}
 	cmd := exec.Command("sh", args...)
 	cmd.Env = append(os.Environ(), "PATH="+e.path)
 	out, err := cmd.Output()
@@ -336,7 +341,7 @@ func TestStateArgsFromLayout(t *testing.T) {
 	l := newDebian(15, "/srv/pg")
 	args := stateArgs(l, 5433, "repl")
 	want := []string{"/srv/pg", "/etc/postgresql/15/main", "/usr/lib/postgresql/15/bin", "/var/run/postgresql", "5433",
-		"/usr/lib/postgresql/*/bin/postgres", "repl"}
+		"/usr/lib/postgresql/*/bin/postgres", "repl", "postgresql@15-main"}
 	if !reflect.DeepEqual(args[4:], want) {
 		t.Errorf("args %q, want %q", args[4:], want)
 	}
@@ -447,5 +452,56 @@ func TestStateScriptStandbyWAL(t *testing.T) {
 				t.Errorf("Control %+v, want %+v\n%s", s.Control, want, out)
 			}
 		})
+	}
+}
+
+// On a host systemd runs, the probe reports the cluster's unit: its state
+// and whether it, or postgresql.service, is enabled; elsewhere nothing.
+func TestStateScriptSystemd(t *testing.T) {
+	e := newProbeEnv(t)
+	s, out := e.run(t)
+	if s.Systemd != nil {
+		t.Errorf("systemd reported on a host without it: %+v\n%s", s.Systemd, out)
+	}
+	e.systemd = filepath.Join(e.dir, "run-systemd-system")
+	if err := os.MkdirAll(e.systemd, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// systemctl show prints the properties of each unit in its own order,
+	// with a blank line between units.
+	writeFile(t, filepath.Join(e.bin, "systemctl"), `#!/bin/sh
+[ "$*" = "show -p ActiveState,UnitFileState -- postgresql@15-main postgresql.service" ] || { echo "unexpected: $*" >&2; exit 2; }
+printf 'ActiveState=failed\nUnitFileState=enabled-runtime\n\nActiveState=active\nUnitFileState=disabled\n'
+`, 0o755)
+	s, out = e.run(t)
+	want := &Systemd{Unit: "postgresql@15-main", Active: "failed", UnitFile: "enabled-runtime", ServiceFile: "disabled"}
+	if !reflect.DeepEqual(s.Systemd, want) {
+		t.Errorf("systemd: %+v, want %+v\n%s", s.Systemd, want, out)
+	}
+	if !s.Systemd.Failed() || s.Systemd.StartsAtBoot(nil) {
+		t.Errorf("failed %v, starts at boot %v; want failed, not at boot", s.Systemd.Failed(), s.Systemd.StartsAtBoot(nil))
+	}
+}
+
+func TestSystemdStartsAtBoot(t *testing.T) {
+	debian := []byte("# Automatic startup configuration\n#   auto: automatically start the cluster\n\nauto\n")
+	for _, tc := range []struct {
+		unit, service string
+		startConf     []byte
+		want          bool
+	}{
+		{"enabled", "disabled", nil, true},
+		{"enabled", "disabled", []byte("manual\n"), true}, // enabled by hand: started anyway
+		{"enabled-runtime", "enabled", debian, true},
+		{"disabled", "enabled", nil, true},
+		{"enabled-runtime", "enabled", []byte("manual # not at boot\n"), false},
+		{"disabled", "enabled", []byte("disabled\n"), false},
+		{"enabled-runtime", "disabled", debian, false},
+		{"disabled", "masked", debian, false},
+	} {
+		s := &Systemd{UnitFile: tc.unit, ServiceFile: tc.service}
+		if got := s.StartsAtBoot(tc.startConf); got != tc.want {
+			t.Errorf("unit %s, postgresql.service %s, start.conf %q: starts at boot %v, want %v", tc.unit, tc.service, tc.startConf, got, tc.want)
+		}
 	}
 }

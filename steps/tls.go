@@ -151,11 +151,20 @@ func (r *Run) tlsMaterial(h *Host, now time.Time) (*tlsFiles, error) {
 		why = "its key is not its certificate's"
 	default:
 		why = pki.Reissue(cert, cc.ca.Cert, names, now)
+		if c, err := pki.ParseCert(cert); why == "" && err == nil && ipNamesOnly(h) {
+			if missing := pki.MissingIPNames(c, names); len(missing) > 0 {
+				why = fmt.Sprintf("it does not name %v as DNS names, where PostgreSQL %d's libpq looks for them", missing, h.PG().Version)
+			}
+		}
+	}
+	issue := cc.ca.Issue
+	if ipNamesOnly(h) {
+		issue = cc.ca.IssueIPNames
 	}
 	if why == "" {
 		m.cert, m.key = cert, key
 	} else {
-		if cert, key, err = cc.ca.Issue(h.Name, names, now, r.certValidity()); err != nil {
+		if cert, key, err = issue(h.Name, names, now, r.certValidity()); err != nil {
 			return nil, fmt.Errorf("issue a certificate for %s: %w", h.Name, err)
 		}
 		m.cert, m.key = cert, key
@@ -202,6 +211,11 @@ func TLSNames(h *Host) []string {
 	}
 	return out
 }
+
+// ipNamesOnly says whether h's peers, with the libpq of h's PostgreSQL
+// version, match an IP address only against a certificate's DNS names:
+// libpq checks IP address SANs from PostgreSQL 14 on.
+func ipNamesOnly(h *Host) bool { return h.PG().Version < 14 }
 
 // clusterCA reads h's cluster's CA from tls.dir, or makes one in memory
 // (saved when a plan using it is applied).

@@ -2,8 +2,10 @@ package steps
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -254,5 +256,49 @@ func TestTLSNeedsNoRestart(t *testing.T) {
 	after, _ := render(r, h)
 	if changed := changedParams(before["postgresql.conf"], after["postgresql.conf"]); strings.Join(changed, " ") != "ssl ssl_ca_file ssl_cert_file ssl_key_file" {
 		t.Errorf("turning TLS on changes %v", changed)
+	}
+}
+
+// On PostgreSQL 13 a certificate names each IP address as a DNS name too:
+// libpq before 14 looks for the address among the DNS names only. A
+// certificate without them is issued again; from 14 on none is needed.
+func TestTLSIPNamesBefore14(t *testing.T) {
+	for _, tc := range []struct {
+		version int
+		want    bool
+	}{{13, true}, {14, false}, {15, false}} {
+		dir := t.TempDir()
+		src := strings.Replace(testInventory, "version: 15", fmt.Sprintf("version: %d", tc.version), 1) + "tls: {dir: " + dir + "}\n"
+		r := newTestRun(t, src, Options{DryRun: true})
+		h3 := host(t, r, "h3")
+		m, err := r.tlsMaterial(h3, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		cert, err := pki.ParseCert(m.cert)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := slices.Contains(cert.DNSNames, "10.0.0.3") && slices.Contains(cert.DNSNames, "192.168.0.3")
+		if got != tc.want || len(cert.IPAddresses) != 2 {
+			t.Errorf("PostgreSQL %d: DNS names %v, IP addresses %v; want the addresses as DNS names: %v", tc.version, cert.DNSNames, cert.IPAddresses, tc.want)
+		}
+		if err := m.save(); err != nil {
+			t.Fatal(err)
+		}
+		// A certificate without them, as pgfleet issued before, on disk.
+		plain, key, err := r.cas["main"].ca.Issue("h3", TLSNames(h3), time.Now(), pki.CertValidity)
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(dir, "main", "h3.crt"), plain, 0o600)
+		os.WriteFile(filepath.Join(dir, "main", "h3.key"), key, 0o600)
+		again, err := r.tlsMaterial(h3, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if reissued := len(again.local) == 1 && strings.Contains(again.local[0], "as DNS names"); reissued != tc.want {
+			t.Errorf("PostgreSQL %d: a certificate without the addresses as DNS names: %q, want it issued again: %v", tc.version, again.local, tc.want)
+		}
 	}
 }

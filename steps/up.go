@@ -31,6 +31,7 @@ func Up() []Step {
 			StandbySlots{},
 			Slots{Upstreams: true},
 		}},
+		Boot{},
 		Verify{},
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"flag"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -259,6 +260,72 @@ func TestHostileSettingValues(t *testing.T) {
 	for _, p := range activeParams([]byte(out)) {
 		if p == "max_connections" {
 			t.Error("a setting value injected max_connections")
+		}
+	}
+}
+
+// debian is debian15 for PostgreSQL version v, with the paths Debian gives it.
+func debian(v int) Data {
+	d := debian15()
+	r := strings.NewReplacer("15/main", fmt.Sprintf("%d/main", v), "15-main", fmt.Sprintf("%d-main", v))
+	d.Version = v
+	for _, p := range []*string{&d.ClusterName, &d.DataDir, &d.ConfigDir, &d.HBAFile, &d.IdentFile, &d.PIDFile,
+		&d.SSLCertFile, &d.SSLKeyFile, &d.SSLCAFile} {
+		*p = r.Replace(*p)
+	}
+	return d
+}
+
+// TestGoldenVersions pins both files as rendered for each PostgreSQL
+// version the end-to-end tests run: 13 (Debian 11), 15 (Debian 12) and 17
+// (Debian 13); 15's are TestGolden's.
+func TestGoldenVersions(t *testing.T) {
+	for _, v := range []int{13, 15, 17} {
+		for _, name := range Names() {
+			file := fmt.Sprintf("%s-pg%d.golden", name, v)
+			if v == 15 {
+				file = name + ".golden"
+			}
+			t.Run(file, func(t *testing.T) {
+				out := mustRender(t, "", name, debian(v))
+				golden(t, file, out)
+				if v != 15 && bytes.Contains(out, []byte("15")) {
+					t.Errorf("%s names 15", file)
+				}
+			})
+		}
+	}
+}
+
+// sinceVersion is the PostgreSQL major version that brought each parameter
+// pgfleet's postgresql.conf sets. A parameter the template sets must be
+// listed, so that adding one makes its author say from which version on
+// it exists.
+var sinceVersion = map[string]int{
+	"data_directory": 8, "hba_file": 8, "ident_file": 8, "external_pid_file": 8,
+	"listen_addresses": 8, "port": 8, "unix_socket_directories": 9, "cluster_name": 9,
+	"password_encryption": 8, "ssl": 8, "ssl_cert_file": 9, "ssl_key_file": 9, "ssl_ca_file": 9,
+	"wal_level": 9, "max_wal_senders": 9, "max_replication_slots": 9,
+	"max_slot_wal_keep_size": 13, "wal_keep_size": 13, "hot_standby": 9, "wal_log_hints": 9,
+	"tcp_keepalives_idle": 8, "tcp_keepalives_interval": 8, "tcp_keepalives_count": 8, "tcp_user_timeout": 12,
+	"logging_collector": 8, "log_line_prefix": 8, "include_dir": 9,
+}
+
+// TestSettingsExistInVersion checks that the file rendered for each
+// supported version sets only parameters that version has: a server
+// refuses to start on an unknown one.
+func TestSettingsExistInVersion(t *testing.T) {
+	for v := 12; v <= 18; v++ {
+		d := debian(v)
+		d.Settings = nil
+		for _, p := range activeParams(mustRender(t, "", "postgresql.conf", d)) {
+			since, ok := sinceVersion[p]
+			switch {
+			case !ok:
+				t.Errorf("postgresql.conf sets %s: add it to sinceVersion, with the version that brought it", p)
+			case since > v:
+				t.Errorf("postgresql.conf for PostgreSQL %d sets %s, which exists from %d on", v, p, since)
+			}
 		}
 	}
 }

@@ -47,7 +47,7 @@ func BenchmarkUpFromBare(b *testing.B) {
 	var times []time.Duration
 	for i := 0; i < *benchRuns; i++ {
 		b.StopTimer()
-		l := newLab(b, 3, "bookworm")
+		l := newBareLab(b, 3, "bookworm")
 		b.StartTimer()
 		start := time.Now()
 		r := pgfleet(b, "up", l.Inventory)
@@ -65,7 +65,7 @@ func BenchmarkFloorScript(b *testing.B) {
 	var times []time.Duration
 	for i := 0; i < *benchRuns; i++ {
 		b.StopTimer()
-		l := newLab(b, 3, "bookworm")
+		l := newBareLab(b, 3, "bookworm")
 		args := []string{l.KeyFile, l.KnownHosts, "15", "floor-password"}
 		for _, h := range l.Hosts {
 			args = append(args, h.Address)

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -27,7 +28,7 @@ import (
 var (
 	pgfleetBin  string // the binary under test, built once
 	unavailable string // why the lab cannot run here, "" when it can
-	releases    = flag.String("releases", "bookworm,trixie", "Debian releases whose images the e2e tests may use")
+	releases    = flag.String("releases", "bullseye,bookworm,trixie", "Debian releases whose images the e2e tests may use")
 )
 
 func required() bool {
@@ -79,11 +80,28 @@ var nameRE = regexp.MustCompile(`[^a-z0-9]+`)
 
 // newLab gives a test its own fresh lab: its own hosts on its own network,
 // with unique names, removed when the test ends whether it passed or not.
+// The hosts have the release's PostgreSQL server package installed, and no
+// cluster: tests that are not about installing skip apt. newBareLab gives
+// bare hosts, and newLabWith any flavour.
 func newLab(t testing.TB, hosts int, release string) *lab.Lab {
 	t.Helper()
+	return newLabWith(t, lab.Options{Hosts: hosts, Release: release, Postgres: true})
+}
+
+// newBareLab gives a test its own lab of bare hosts, for the tests of
+// installing PostgreSQL and of the lab itself.
+func newBareLab(t testing.TB, hosts int, release string) *lab.Lab {
+	t.Helper()
+	return newLabWith(t, lab.Options{Hosts: hosts, Release: release})
+}
+
+// newLabWith gives a test its own lab of opts' hosts, release and flavour;
+// the name, directory, package cache and log are the harness's.
+func newLabWith(t testing.TB, opts lab.Options) *lab.Lab {
+	t.Helper()
 	needLab(t)
-	if !strings.Contains(*releases, release) {
-		t.Skipf("release %s not in -releases=%s", release, *releases)
+	if !slices.Contains(strings.Split(*releases, ","), opts.Release) {
+		t.Skipf("release %s not in -releases=%s", opts.Release, *releases)
 	}
 	suffix := make([]byte, 3)
 	rand.Read(suffix)
@@ -101,7 +119,8 @@ func newLab(t testing.TB, hosts int, release string) *lab.Lab {
 			t.Errorf("remove lab %s: %v", name, err)
 		}
 	})
-	l, err := lab.Up(ctx, lab.Options{Name: name, Hosts: hosts, Release: release, Dir: t.TempDir(), Cache: true, Log: testLogger(t)})
+	opts.Name, opts.Dir, opts.Cache, opts.Log = name, t.TempDir(), true, testLogger(t)
+	l, err := lab.Up(ctx, opts)
 	if err != nil {
 		t.Fatalf("start lab: %v", err)
 	}

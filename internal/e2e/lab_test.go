@@ -17,7 +17,7 @@ import (
 // host key, none with PostgreSQL.
 func TestLab(t *testing.T) {
 	t.Parallel()
-	l := newLab(t, 3, "bookworm")
+	l := newBareLab(t, 3, "bookworm")
 	if len(l.Hosts) != 3 {
 		t.Fatalf("lab has %d hosts, want 3", len(l.Hosts))
 	}
@@ -60,17 +60,19 @@ func TestLab(t *testing.T) {
 }
 
 // TestLabImageNoRebuild checks that building a lab image that exists is a
-// no-op: same image, in well under the time of a build.
+// no-op: same image, in well under the time of a build. The image with
+// PostgreSQL is built on the bare one: neither is rebuilt.
 func TestLabImageNoRebuild(t *testing.T) {
 	needLab(t)
 	ctx := context.Background()
-	img, err := lab.EnsureImage(ctx, "bookworm", testLogger(t))
+	f := lab.Flavour{Release: "bookworm", Postgres: true}
+	img, err := lab.EnsureImage(ctx, f, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	before := imageID(t, img)
 	start := time.Now()
-	if _, err := lab.EnsureImage(ctx, "bookworm", testLogger(t)); err != nil {
+	if _, err := lab.EnsureImage(ctx, f, testLogger(t)); err != nil {
 		t.Fatal(err)
 	}
 	if d := time.Since(start); d > 10*time.Second {
@@ -85,7 +87,7 @@ func TestLabImageNoRebuild(t *testing.T) {
 // and its network.
 func TestLabDownLeavesNothing(t *testing.T) {
 	t.Parallel()
-	l := newLab(t, 1, "bookworm")
+	l := newBareLab(t, 1, "bookworm")
 	if err := lab.Down(context.Background(), l.Name); err != nil {
 		t.Fatal(err)
 	}

@@ -54,6 +54,11 @@ type stMember struct {
 	DeclaredUpstream string   `json:"declared_upstream"`
 	SSL              *bool    `json:"ssl"`
 	Problems         []string `json:"problems"`
+	Systemd          *struct {
+		Unit         string `json:"unit"`
+		Active       string `json:"active"`
+		StartsAtBoot bool   `json:"starts_at_boot"`
+	} `json:"systemd"`
 }
 
 func (r stReport) member(t *testing.T, host string) stMember {
@@ -387,7 +392,7 @@ func TestStatus(t *testing.T) {
 // TestCheckFresh runs pgfleet check on bare lab hosts: nothing fails.
 func TestCheckFresh(t *testing.T) {
 	t.Parallel()
-	l := newLab(t, 3, "bookworm")
+	l := newBareLab(t, 3, "bookworm")
 	rep, code := ckCheck(t, l.Inventory)
 	if code != 0 || !rep.OK {
 		t.Errorf("exit %d, ok %v", code, rep.OK)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -192,7 +193,7 @@ func checkReplication(t *testing.T, l *lab.Lab, table string) {
 // kept out of sight, and a replica whose data was lost re-cloned.
 func TestUpBookworm(t *testing.T) {
 	t.Parallel()
-	l := newLab(t, 3, "bookworm")
+	l := newBareLab(t, 3, "bookworm")
 	inv := l.Inventory
 	logFile := filepath.Join(t.TempDir(), "pgfleet.log")
 	password := readFile(t, l.PasswordFile)
@@ -418,14 +419,59 @@ func TestUpBookworm(t *testing.T) {
 // TestUpTrixie is the main job on PostgreSQL 17 (Debian 13).
 func TestUpTrixie(t *testing.T) {
 	t.Parallel()
-	l := newLab(t, 3, "trixie")
+	upOnRelease(t, "trixie")
+}
+
+// TestUpBullseye is the main job on PostgreSQL 13 (Debian 11), the oldest
+// major version pgfleet is tested on.
+func TestUpBullseye(t *testing.T) {
+	t.Parallel()
+	upOnRelease(t, "bullseye")
+}
+
+// upOnRelease is the main job on bare hosts of a Debian release, with the
+// PostgreSQL major version it ships: up installs it and builds verified
+// streaming replication; a second up changes nothing, neither file nor
+// server; status finds the cluster healthy, on that version.
+func upOnRelease(t *testing.T, release string) {
+	l := newBareLab(t, 3, release)
+	v := l.Postgres()
 	r := pgfleet(t, "up", l.Inventory)
 	if r.code != 0 {
 		t.Fatalf("pgfleet up: exit %d", r.code)
 	}
 	checkReplication(t, l, "t1")
-	if got := psqlOn(t, l, "h1", "SHOW server_version_num"); !strings.HasPrefix(got, "17") {
-		t.Errorf("server_version_num = %s, want 17xxxx", got)
+	if got := psqlOn(t, l, "h1", "SHOW server_version_num"); !strings.HasPrefix(got, strconv.Itoa(v)) {
+		t.Errorf("server_version_num = %s, want %dxxxx", got, v)
+	}
+	upChangesNothing(t, l)
+	st, code, _ := stStatus(t, l)
+	if code != 0 || !st.Clusters[0].Healthy {
+		t.Errorf("status: exit %d, healthy %v", code, st.Clusters[0].Healthy)
+	}
+	for _, m := range st.Clusters[0].Members {
+		if !strings.HasPrefix(m.Version, strconv.Itoa(v)+".") || m.Role != m.DeclaredRole || len(m.Problems) != 0 {
+			t.Errorf("%s: version %s, role %s (declared %s), problems %q", m.Host, m.Version, m.Role, m.DeclaredRole, m.Problems)
+		}
+	}
+}
+
+// upChangesNothing runs up on a lab whose cluster is converged and fails
+// unless it changes nothing: no change reported, no managed file touched,
+// no server restarted.
+func upChangesNothing(t *testing.T, l *lab.Lab) {
+	t.Helper()
+	v := l.Postgres()
+	files, starts := fileStates(t, l, v), startTimes(t, l)
+	r := pgfleet(t, "up", l.Inventory, "--output", "json")
+	if rep := parseReport(t, r); r.code != 0 || !rep.OK || rep.Changed != 0 {
+		t.Errorf("up on a converged cluster: exit %d, ok %v, %d changes", r.code, rep.OK, rep.Changed)
+	}
+	if got := fileStates(t, l, v); got != files {
+		t.Errorf("up on a converged cluster touched managed files:\nbefore:\n%s\nafter:\n%s", files, got)
+	}
+	if got := startTimes(t, l); got != starts {
+		t.Errorf("up on a converged cluster restarted a server:\nbefore:\n%s\nafter:\n%s", starts, got)
 	}
 }
 

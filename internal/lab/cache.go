@@ -31,7 +31,7 @@ func ensureCache(ctx context.Context, release string, logger *slog.Logger) error
 	hash := hex.EncodeToString(sum[:8])
 	imageMu.Lock()
 	if got, ok := imageLabel(ctx, image, Label+".hash"); !ok || got != hash {
-		done := begin(logger, "building package cache image", "package cache image built", "image", image, "estimate", buildEstimate(ctx, "bookworm"))
+		done := begin(logger, "building package cache image", "package cache image built", "image", image, "estimate", buildEstimate(Flavour{Release: "bookworm"}))
 		base, err := ensureBase(ctx, "bookworm", logger)
 		if err == nil {
 			err = build(ctx, image, map[string][]byte{"Dockerfile": cacheDockerfile},

@@ -1,7 +1,11 @@
 #!/bin/sh
-# First start of a lab host: make its own SSH host keys (two hosts never share
-# one, and a recreated host gets new ones, as on real machines), authorise the
-# lab's key for "ops", point apt at the lab's package cache, then run sshd.
+# Start of a lab host: make its own SSH host keys on the first start (two
+# hosts never share one, and a recreated host gets new ones, as on real
+# machines), authorise the lab's key for "ops", point apt at the lab's package
+# cache, then run sshd as PID 1 — or, given a command (/sbin/init on the
+# systemd hosts), exec that: systemd then starts sshd as a unit. The work is
+# done here, before systemd, so that no unit needs the container's
+# environment, and again at each start of the container, as after a reboot.
 set -eu
 if [ ! -e /etc/ssh/ssh_host_ed25519_key ]; then
     ssh-keygen -A >/dev/null
@@ -14,6 +18,9 @@ if [ -n "${LAB_AUTHORIZED_KEY:-}" ]; then
 fi
 if [ -n "${LAB_APT_PROXY:-}" ]; then
     printf 'Acquire::http::Proxy "%s";\n' "$LAB_APT_PROXY" > /etc/apt/apt.conf.d/01pgfleet-lab-proxy
+fi
+if [ $# -gt 0 ]; then
+    exec "$@"
 fi
 mkdir -p /run/sshd
 exec /usr/sbin/sshd -D -e

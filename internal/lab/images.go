@@ -8,9 +8,11 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -21,6 +23,12 @@ var hostDockerfile []byte
 
 //go:embed entrypoint.sh
 var hostEntrypoint []byte
+
+//go:embed postgres.Dockerfile
+var postgresDockerfile []byte
+
+//go:embed systemd.Dockerfile
+var systemdDockerfile []byte
 
 func imageLabel(ctx context.Context, image, label string) (string, bool) {
 	out, err := docker(ctx, nil, "image", "inspect", "--format", "{{index .Config.Labels \""+label+"\"}}", image)
@@ -37,51 +45,137 @@ func imageExists(ctx context.Context, image string) bool {
 
 var imageMu sync.Mutex // one image build at a time within a process
 
-// HostImage is the name of the lab host image for a release.
-func HostImage(release string) string { return "pgfleet-lab:" + release }
+// Flavour is what a lab host image holds.
+type Flavour struct {
+	Release string // Debian release
+	// Init is the host's PID 1: "" for sshd itself, "systemd" for systemd,
+	// which starts sshd, and PostgreSQL, as units.
+	Init string
+	// Postgres: the release's PostgreSQL server package is installed, with
+	// no cluster, as pgfleet's install step leaves a host.
+	Postgres bool
+}
 
-// EnsureImage builds the lab host image for release unless an image built
-// from the same Dockerfile already exists; then it does nothing.
-func EnsureImage(ctx context.Context, release string, logger *slog.Logger) (string, error) {
+// Inits are the values of Flavour.Init.
+var Inits = []string{"", "systemd"}
+
+func (f Flavour) validate() error {
+	if _, ok := Releases[f.Release]; !ok {
+		return fmt.Errorf("lab: unsupported release %q (supported: %s)", f.Release, strings.Join(ReleaseNames(), ", "))
+	}
+	if !slices.Contains(Inits, f.Init) {
+		return fmt.Errorf("lab: unsupported init %q (want none or systemd)", f.Init)
+	}
+	return nil
+}
+
+// HostImage is the name of the lab host image of a flavour:
+// pgfleet-lab:RELEASE, with -pg when PostgreSQL is installed and -systemd
+// when systemd is PID 1.
+func HostImage(f Flavour) string {
+	name := "pgfleet-lab:" + f.Release
+	if f.Postgres {
+		name += "-pg"
+	}
+	if f.Init != "" {
+		name += "-" + f.Init
+	}
+	return name
+}
+
+// imageLayer is how an image of a flavour is built: from its parent image
+// (nil: the Debian base) with a Dockerfile and its build arguments. The
+// images build on each other: bare host, then PostgreSQL, then systemd.
+type imageLayer struct {
+	parent *Flavour
+	files  map[string][]byte
+	args   []string
+}
+
+func (f Flavour) layer() imageLayer {
+	switch {
+	case f.Init != "":
+		parent := f
+		parent.Init = ""
+		return imageLayer{&parent, map[string][]byte{"Dockerfile": systemdDockerfile}, nil}
+	case f.Postgres:
+		parent := f
+		parent.Postgres = false
+		return imageLayer{&parent, map[string][]byte{"Dockerfile": postgresDockerfile},
+			[]string{"PACKAGE=" + fmt.Sprintf("postgresql-%d", Releases[f.Release])}}
+	}
+	return imageLayer{nil, map[string][]byte{"Dockerfile": hostDockerfile, "entrypoint.sh": hostEntrypoint}, nil}
+}
+
+// EnsureImage builds the lab host image of a flavour, and the images it is
+// built from, unless an image built from the same files already exists;
+// then it does nothing.
+func EnsureImage(ctx context.Context, f Flavour, logger *slog.Logger) (string, error) {
 	logger = orDiscard(logger)
-	if _, ok := Releases[release]; !ok {
-		return "", fmt.Errorf("lab: unsupported release %q (supported: bookworm, trixie)", release)
+	if err := f.validate(); err != nil {
+		return "", err
 	}
 	imageMu.Lock()
 	defer imageMu.Unlock()
-	image := HostImage(release)
-	hash := hostImageHash(release)
+	return ensureImage(ctx, f, logger)
+}
+
+func ensureImage(ctx context.Context, f Flavour, logger *slog.Logger) (string, error) {
+	image, hash := HostImage(f), imageHash(f)
 	if got, ok := imageLabel(ctx, image, Label+".hash"); ok && got == hash {
 		return image, nil
 	}
-	done := begin(logger, "building host image", "host image built", "image", image, "estimate", buildEstimate(ctx, release))
-	base, err := ensureBase(ctx, release, logger)
+	l := f.layer()
+	var base string
+	var err error
+	if l.parent != nil {
+		base, err = ensureImage(ctx, *l.parent, logger)
+	} else {
+		base, err = ensureBase(ctx, f.Release, logger)
+	}
 	if err != nil {
 		return "", err
 	}
-	if err := build(ctx, image, map[string][]byte{"Dockerfile": hostDockerfile, "entrypoint.sh": hostEntrypoint},
-		[]string{"--build-arg", "BASE=" + base, "--label", Label + ".hash=" + hash}); err != nil {
+	done := begin(logger, "building host image", "host image built", "image", image, "estimate", buildEstimate(f))
+	args := []string{"--build-arg", "BASE=" + base, "--label", Label + ".hash=" + hash}
+	for _, a := range l.args {
+		args = append(args, "--build-arg", a)
+	}
+	if err := build(ctx, image, l.files, args); err != nil {
 		return "", fmt.Errorf("lab: build %s: %w", image, err)
 	}
 	done()
 	return image, nil
 }
 
-// hostImageHash is the label that tells whether the host image for release
-// was built from the files embedded here; when it changes, every lab host
-// image is rebuilt.
-func hostImageHash(release string) string {
-	sum := sha256.Sum256(append(append([]byte(release), hostDockerfile...), hostEntrypoint...))
-	return hex.EncodeToString(sum[:8])
+// imageHash is the label that tells whether the image of a flavour was
+// built from the files embedded here: it covers every file of the image
+// and of the images it is built from, so that a change of any rebuilds it.
+func imageHash(f Flavour) string {
+	l := f.layer()
+	h := sha256.New()
+	if l.parent != nil {
+		h.Write([]byte(imageHash(*l.parent)))
+	} else {
+		h.Write([]byte(f.Release))
+	}
+	for _, name := range slices.Sorted(maps.Keys(l.files)) {
+		fmt.Fprintf(h, "\x00%s\x00%d\x00", name, len(l.files[name]))
+		h.Write(l.files[name])
+	}
+	for _, a := range l.args {
+		fmt.Fprintf(h, "\x00%s", a)
+	}
+	return hex.EncodeToString(h.Sum(nil)[:8])
 }
 
-// buildEstimate is how long building an image on the Debian base of release
-// takes, roughly: longer when the base must be made first.
-func buildEstimate(ctx context.Context, release string) string {
-	if _, ok := existingBase(ctx, release); ok {
-		return "under a minute"
+// buildEstimate is how long building the image of a flavour takes,
+// roughly, once the images it is built from are there.
+func buildEstimate(f Flavour) string {
+	if f.Init != "" || f.Postgres {
+		return "about a minute"
 	}
-	return "about 1-2 minutes, with the Debian base"
+	return "under a minute"
 }
 
 // existingBase returns the Debian base image for release that is already

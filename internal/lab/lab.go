@@ -1,19 +1,33 @@
 // Package lab starts a lab of real Debian hosts in Docker containers for
 // pgfleet to work on: each host runs sshd, has its own address on the lab's
 // own network, its own SSH host keys, and a login user "ops" with
-// passwordless sudo — and no PostgreSQL, which pgfleet installs.
+// passwordless sudo.
+//
+// Hosts come in flavours (Flavour, and Options' Init and Postgres), each an
+// image built on the one before: bare hosts (pgfleet-lab:RELEASE, sshd as
+// PID 1 and no PostgreSQL: pgfleet installs it); hosts with the release's
+// PostgreSQL server package installed and no cluster (-pg; for tests that
+// are not about installing); and hosts whose PID 1 is systemd, which starts
+// sshd and PostgreSQL as units (-systemd, on either). A systemd host needs
+// these options of docker run, the least that works on a cgroup v1 engine
+// (systemdRunArgs; docs/hosts.md says why): --tmpfs /run, --tmpfs
+// /run/lock, -v /sys/fs/cgroup/systemd:/sys/fs/cgroup/systemd:rw and
+// --stop-signal SIGRTMIN+3, without docker's --init; no --privileged and no
+// added capability. docker restart of such a host is a reboot.
 //
 // It is test infrastructure. The end-to-end tests (internal/e2e) give each
 // test its own fresh lab; labctl (examples/lab/labctl, behind `make lab-up`
 // and `make lab-down`) starts one for people.
 //
 // It holds the lab's images and the files they are built from, embedded
-// (images.go: the host image, Dockerfile and entrypoint.sh, and the Debian
-// base made with debootstrap; cache.go: the package cache, cache.Dockerfile),
-// the mirror the base comes from (mirror.go), the lab's network, its hosts,
+// (images.go: the host images, Dockerfile, entrypoint.sh,
+// postgres.Dockerfile and systemd.Dockerfile, and the Debian base made
+// with debootstrap; cache.go: the package cache, cache.Dockerfile), the
+// mirror the base comes from (mirror.go), the lab's network, its hosts,
 // their SSH keys and known_hosts, and the inventory and password files it
 // writes for pgfleet (inventory.go). The images' hash labels are computed
-// from the embedded files: changing a byte of them rebuilds every lab image.
+// from the embedded files, an image's from its own and those of the images
+// it is built on: changing a byte of them rebuilds the images that use it.
 //
 // It drives the docker CLI and imports no pgfleet package, only the standard
 // library and golang.org/x/crypto/ssh: it knows pgfleet only through the
@@ -26,7 +40,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 )
 
@@ -40,18 +56,29 @@ const Label = "dev.pgfleet.lab"
 // Releases maps the Debian releases the lab supports to the PostgreSQL major
 // version Debian ships in them.
 var Releases = map[string]int{
+	"bullseye": 13,
 	"bookworm": 15,
 	"trixie":   17,
 }
 
+// ReleaseNames are the supported releases, oldest first.
+func ReleaseNames() []string {
+	return slices.SortedFunc(maps.Keys(Releases), func(a, b string) int { return Releases[a] - Releases[b] })
+}
+
 // Options says what lab to start.
 type Options struct {
-	Name    string       // unique name; prefixes containers and the network
-	Hosts   int          // number of hosts (default 3)
-	Release string       // Debian release (default bookworm)
-	Dir     string       // where the key, known_hosts and inventory are written
-	Cache   bool         // route the hosts' apt through the shared package cache
-	Log     *slog.Logger // progress of image builds; nil for none
+	Name    string // unique name; prefixes containers and the network
+	Hosts   int    // number of hosts (default 3)
+	Release string // Debian release (default bookworm)
+	// Init is the hosts' PID 1: "" for sshd, "systemd" for systemd.
+	Init string
+	// Postgres: the hosts have the release's PostgreSQL server package
+	// installed, and no cluster; false: they are bare.
+	Postgres bool
+	Dir      string       // where the key, known_hosts and inventory are written
+	Cache    bool         // route the hosts' apt through the shared package cache
+	Log      *slog.Logger // progress of image builds; nil for none
 }
 
 // Lab is a running lab.
@@ -61,6 +88,8 @@ type Lab struct {
 	Subnet       string
 	Gateway      string
 	Release      string
+	Init         string // "systemd" or ""
+	Image        string // the hosts' image
 	Hosts        []Host
 	Dir          string
 	KeyFile      string // the private key "ops" logs in with
@@ -91,14 +120,14 @@ func Up(ctx context.Context, opts Options) (lab *Lab, err error) {
 		opts.Name = "pgfleet-lab"
 	}
 	opts.Log = orDiscard(opts.Log).With("lab", opts.Name)
-	image, err := EnsureImage(ctx, opts.Release, opts.Log)
+	image, err := EnsureImage(ctx, Flavour{opts.Release, opts.Init, opts.Postgres}, opts.Log)
 	if err != nil {
 		return nil, err
 	}
 	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
 		return nil, err
 	}
-	l := &Lab{Name: opts.Name, Network: opts.Name, Release: opts.Release, Dir: opts.Dir}
+	l := &Lab{Name: opts.Name, Network: opts.Name, Release: opts.Release, Init: opts.Init, Image: image, Dir: opts.Dir}
 	defer func() {
 		if err != nil {
 			Down(context.WithoutCancel(ctx), opts.Name)
@@ -132,7 +161,7 @@ func Up(ctx context.Context, opts Options) (lab *Lab, err error) {
 			return nil, err
 		}
 		h := Host{Name: fmt.Sprintf("h%d", i), Container: fmt.Sprintf("%s-h%d", opts.Name, i), Address: addr}
-		if err := l.startHost(ctx, image, h, pub, proxy); err != nil {
+		if err := l.startHost(ctx, h, pub, proxy); err != nil {
 			return nil, err
 		}
 		l.Hosts = append(l.Hosts, h)

@@ -102,6 +102,18 @@ func ParseCA(certPEM, keyPEM []byte) (*CA, error) {
 // names (host names, or IP addresses as IP SANs), valid from now for
 // validity.
 func (ca *CA) Issue(host string, names []string, now time.Time, validity time.Duration) (certPEM, keyPEM []byte, err error) {
+	return ca.issue(host, names, now, validity, false)
+}
+
+// IssueIPNames is Issue for a server whose clients look for an IP address
+// among the certificate's DNS names only: libpq before PostgreSQL 14
+// ignores IP address SANs. Each IP address of names is written as a DNS
+// name too.
+func (ca *CA) IssueIPNames(host string, names []string, now time.Time, validity time.Duration) (certPEM, keyPEM []byte, err error) {
+	return ca.issue(host, names, now, validity, true)
+}
+
+func (ca *CA) issue(host string, names []string, now time.Time, validity time.Duration, ipNames bool) (certPEM, keyPEM []byte, err error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, nil, err
@@ -118,6 +130,9 @@ func (ca *CA) Issue(host string, names []string, now time.Time, validity time.Du
 		if ip := net.ParseIP(n); ip != nil {
 			if !slices.ContainsFunc(tmpl.IPAddresses, ip.Equal) {
 				tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+			}
+			if ipNames && !slices.Contains(tmpl.DNSNames, n) {
+				tmpl.DNSNames = append(tmpl.DNSNames, n)
 			}
 		} else if !slices.Contains(tmpl.DNSNames, n) {
 			tmpl.DNSNames = append(tmpl.DNSNames, n)
@@ -164,6 +179,18 @@ func Missing(cert *x509.Certificate, names []string) []string {
 	var out []string
 	for _, n := range names {
 		if cert.VerifyHostname(n) != nil {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// MissingIPNames are the IP addresses among names that cert does not hold
+// as DNS names, which IssueIPNames writes.
+func MissingIPNames(cert *x509.Certificate, names []string) []string {
+	var out []string
+	for _, n := range names {
+		if net.ParseIP(n) != nil && !slices.Contains(cert.DNSNames, n) {
 			out = append(out, n)
 		}
 	}

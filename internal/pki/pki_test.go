@@ -120,3 +120,32 @@ func TestWriteFile(t *testing.T) {
 		t.Errorf("left %d files, want 1", len(entries))
 	}
 }
+
+// IssueIPNames writes each IP address as a DNS name too, for libpq before
+// PostgreSQL 14; MissingIPNames finds a certificate without them.
+func TestIssueIPNames(t *testing.T) {
+	ca, err := NewCA("main", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := []string{"192.168.0.10", "db1", "192.168.0.10"}
+	certPEM, _, err := ca.IssueIPNames("db1", names, now, CertValidity)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := ParseCert(certPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(cert.DNSNames, ",") != "192.168.0.10,db1" || len(cert.IPAddresses) != 1 {
+		t.Errorf("DNS SANs %v, IP SANs %v", cert.DNSNames, cert.IPAddresses)
+	}
+	if m := MissingIPNames(cert, names); len(m) != 0 || len(Missing(cert, names)) != 0 {
+		t.Errorf("missing %v, %v", m, Missing(cert, names))
+	}
+	plainPEM, _, _ := ca.Issue("db1", names, now, CertValidity)
+	plain, _ := ParseCert(plainPEM)
+	if m := MissingIPNames(plain, names); strings.Join(m, ",") != "192.168.0.10,192.168.0.10" {
+		t.Errorf("MissingIPNames of a plain certificate: %v", m)
+	}
+}

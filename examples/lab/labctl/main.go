@@ -1,8 +1,12 @@
 // Command labctl starts and removes a pgfleet lab of Debian hosts in Docker:
 //
-//	go run ./examples/lab/labctl up   [-hosts 3] [-release bookworm] [-dir .lab] [-name pgfleet-lab]
+//	go run ./examples/lab/labctl up   [-hosts 3] [-release bookworm] [-init systemd] [-pg] [-dir .lab] [-name pgfleet-lab]
 //	go run ./examples/lab/labctl down [-name pgfleet-lab]
-//	go run ./examples/lab/labctl image [-release bookworm]
+//	go run ./examples/lab/labctl image [-release bookworm] [-init systemd] [-pg]
+//
+// -init systemd gives hosts whose PID 1 is systemd (sshd and PostgreSQL run
+// as units) rather than sshd; -pg gives hosts with the release's PostgreSQL
+// server package installed and no cluster rather than bare ones.
 //
 // `up` writes, into -dir, the private key the hosts accept, a known_hosts
 // file with the hosts' real keys, the replication password and an inventory
@@ -35,7 +39,9 @@ func main() {
 	fs := flag.NewFlagSet(os.Args[1], flag.ExitOnError)
 	name := fs.String("name", "pgfleet-lab", "lab name (prefixes containers and the network)")
 	hosts := fs.Int("hosts", 3, "number of hosts")
-	release := fs.String("release", "bookworm", "Debian release: bookworm (PostgreSQL 15) or trixie (PostgreSQL 17)")
+	release := fs.String("release", "bookworm", "Debian release: bullseye (PostgreSQL 13), bookworm (PostgreSQL 15) or trixie (PostgreSQL 17)")
+	initSys := fs.String("init", "", "the hosts' PID 1: systemd, or empty for sshd itself")
+	pg := fs.Bool("pg", false, "hosts with the release's PostgreSQL server package installed, and no cluster")
 	dir := fs.String("dir", ".lab", "where to write the key, known_hosts and inventory")
 	cache := fs.Bool("cache", true, "route the hosts' apt through the lab's package cache")
 	aptrepo := fs.Bool("aptrepo", false, "also start an apt repository host in the PGDG layout, for postgres.repository: pgdg")
@@ -45,16 +51,17 @@ func main() {
 	defer stop()
 	switch os.Args[1] {
 	case "image":
-		img, err := lab.EnsureImage(ctx, *release, logger)
+		img, err := lab.EnsureImage(ctx, lab.Flavour{Release: *release, Init: *initSys, Postgres: *pg}, logger)
 		check(err)
 		fmt.Println(img)
 	case "up":
 		abs, err := filepath.Abs(*dir)
 		check(err)
 		check(lab.Down(ctx, *name)) // a lab of the same name is replaced, not doubled
-		l, err := lab.Up(ctx, lab.Options{Name: *name, Hosts: *hosts, Release: *release, Dir: abs, Cache: *cache, Log: logger})
+		l, err := lab.Up(ctx, lab.Options{Name: *name, Hosts: *hosts, Release: *release, Init: *initSys, Postgres: *pg,
+			Dir: abs, Cache: *cache, Log: logger})
 		check(err)
-		fmt.Printf("lab %q is up: %d %s hosts on network %s (%s)\n", l.Name, len(l.Hosts), l.Release, l.Network, l.Subnet)
+		fmt.Printf("lab %q is up: %d %s hosts (image %s) on network %s (%s)\n", l.Name, len(l.Hosts), l.Release, l.Image, l.Network, l.Subnet)
 		for _, h := range l.Hosts {
 			fmt.Printf("  %-4s %s\n", h.Name, h.Address)
 		}
@@ -88,7 +95,8 @@ func usage(w io.Writer, code int) {
   up     start a lab, replacing one of the same name, and write its key,
          known_hosts and inventory
   down   remove a lab, and the package cache container once no lab is left
-  image  build the lab host image for a release unless it is up to date
+  image  build the lab host image of a release (and flavour) unless it is up
+         to date
 labctl COMMAND -h lists the command's flags
 `)
 	os.Exit(code)
