@@ -189,9 +189,9 @@ SELECT json_build_object(
     FROM pg_stat_replication LEFT JOIN pg_stat_ssl s USING (pid)),
   'slots', (SELECT coalesce(json_agg(json_build_object(
     'name', slot_name, 'active', active, 'restart_lsn', coalesce(restart_lsn::text, ''),
-    'wal_status', coalesce(wal_status, ''),
+    'wal_status', coalesce(to_jsonb(s)->>'wal_status', ''),
     'retained_bytes', pg_wal_lsn_diff(l.lsn, restart_lsn)::bigint) ORDER BY slot_name), '[]'::json)
-    FROM pg_replication_slots WHERE slot_type = 'physical'),
+    FROM pg_replication_slots s WHERE slot_type = 'physical'),
   'pending_restart', (SELECT coalesce(json_agg(name ORDER BY name), '[]'::json) FROM pg_settings WHERE pending_restart),
   'restart_params', (SELECT coalesce(json_agg(name ORDER BY name), '[]'::json) FROM pg_settings WHERE context = 'postmaster'),
   'oldest_wal', CASE WHEN NOT l.rec THEN (SELECT name FROM pg_ls_waldir()
