@@ -18,7 +18,7 @@ import (
 // refused by up and reported by check: one source is never silently mixed
 // with the other.
 func TestPGDG(t *testing.T) {
-	l := newLab(t, 2, "bookworm")
+	l := newBareLab(t, 2, "bookworm")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	repo, err := l.StartAptRepo(ctx, testLogger(t))
