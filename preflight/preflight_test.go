@@ -40,6 +40,13 @@ func ckBareFacts() *steps.State {
 		DiskFreeKB: 50 << 20, Files: map[string][]byte{}}
 }
 
+// ckSystemd is systemd on a host, with the unit postgresql@15-main: active
+// is what systemctl is-active says of it, unitFile and serviceFile whether
+// the unit and postgresql.service are enabled.
+func ckSystemd(active, unitFile, serviceFile string) *steps.Systemd {
+	return &steps.Systemd{Unit: "postgresql@15-main", Active: active, UnitFile: unitFile, ServiceFile: serviceFile}
+}
+
 // ckFind returns the one result of a check on a host.
 func ckFind(t *testing.T, c *checker, host, check string) Result {
 	t.Helper()
@@ -99,23 +106,20 @@ func TestCheckHostFacts(t *testing.T) {
 			f.DataVersion, f.DataNonEmpty, f.CloneIncomplete = 15, true, true
 		}, CheckDataDir, CheckPass, "a clone that did not finish", false},
 		{"systemd, no cluster yet", "h1", func(f *steps.State) {
-			f.Systemd = &steps.Systemd{Unit: "postgresql@15-main", Active: "inactive", UnitFile: "disabled", ServiceFile: "enabled"}
+			f.Systemd = ckSystemd("inactive", "disabled", "enabled")
 		}, CheckSystemd, CheckPass, "once made, starts at boot as postgresql@15-main", false},
 		{"systemd unit failed", "h2", func(f *steps.State) {
-			f.DataVersion, f.DataNonEmpty = 15, true
-			f.Systemd = &steps.Systemd{Unit: "postgresql@15-main", Active: "failed", UnitFile: "enabled-runtime", ServiceFile: "enabled"}
+			f.DataVersion, f.DataNonEmpty, f.Systemd = 15, true, ckSystemd("failed", "enabled-runtime", "enabled")
 		}, CheckSystemd, CheckWarn, "systemd marks postgresql@15-main failed", true},
 		{"systemd would not start it at boot", "h1", func(f *steps.State) {
-			f.DataVersion, f.DataNonEmpty = 15, true
-			f.Systemd = &steps.Systemd{Unit: "postgresql@15-main", Active: "active", UnitFile: "enabled-runtime", ServiceFile: "disabled"}
+			f.DataVersion, f.DataNonEmpty, f.Systemd = 15, true, ckSystemd("active", "enabled-runtime", "disabled")
 		}, CheckSystemd, CheckWarn, "not started at boot: up enables it", false},
 		{"systemd, start.conf manual", "h1", func(f *steps.State) {
 			f.DataVersion, f.DataNonEmpty, f.Files["start.conf"] = 15, true, []byte("manual\n")
-			f.Systemd = &steps.Systemd{Unit: "postgresql@15-main", Active: "active", UnitFile: "disabled", ServiceFile: "enabled"}
+			f.Systemd = ckSystemd("active", "disabled", "enabled")
 		}, CheckSystemd, CheckWarn, "start.conf says manual", false},
 		{"systemd starts it at boot", "h1", func(f *steps.State) {
-			f.DataVersion, f.DataNonEmpty = 15, true
-			f.Systemd = &steps.Systemd{Unit: "postgresql@15-main", Active: "active", UnitFile: "enabled-runtime", ServiceFile: "enabled"}
+			f.DataVersion, f.DataNonEmpty, f.Systemd = 15, true, ckSystemd("active", "enabled-runtime", "enabled")
 		}, CheckSystemd, CheckPass, "postgresql@15-main is active, started at boot", false},
 	}
 	for _, tt := range tests {
