@@ -1,8 +1,6 @@
 package e2e
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -15,14 +13,6 @@ func TestRestarts(t *testing.T) {
 	inv := l.Inventory
 	upOK(t, inv)
 	primary := l.Hosts[0].Name
-	withSettings := func(name, settings string) string {
-		src := strings.Replace(l.InventoryYAML("basebackup"), "postgres:\n", "postgres:\n  settings:\n"+settings, 1)
-		p := filepath.Join(t.TempDir(), name)
-		if err := os.WriteFile(p, []byte(src), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
 	started := func() map[string]string {
 		out := map[string]string{}
 		for _, h := range l.Hosts {
@@ -33,7 +23,7 @@ func TestRestarts(t *testing.T) {
 	show := func(host, param string) string { return psqlOn(t, l, host, "SHOW "+param) }
 
 	t.Run("a raised max_connections restarts the replicas, and the primary only with --yes", func(t *testing.T) {
-		raised := withSettings("raised.yaml", "    max_connections: 150\n")
+		raised := withPostgres(t, inv, "  settings:\n    max_connections: 150\n")
 		r := pgfleet(t, "up", raised, "--dry-run")
 		if r.code != 0 || strings.Count(r.stdout, "would restart: restart PostgreSQL to apply max_connections") != len(l.Hosts) {
 			t.Errorf("dry run: exit %d; want every host's plan to name the restart:\n%s", r.code, r.stdout)
@@ -75,7 +65,7 @@ func TestRestarts(t *testing.T) {
 	})
 
 	t.Run("a server that does not start with the new file gets the previous one back", func(t *testing.T) {
-		bad := withSettings("nosuchlib.yaml", "    max_connections: 150\n    shared_preload_libraries: nosuchlib\n")
+		bad := withPostgres(t, inv, "  settings:\n    max_connections: 150\n    shared_preload_libraries: nosuchlib\n")
 		r := pgfleet(t, "up", bad, "--yes")
 		const told = "PostgreSQL did not start with the new postgresql.conf (could not access file \"nosuchlib\": No such file or directory); " +
 			"the previous file was put back and PostgreSQL started again"

@@ -331,9 +331,7 @@ func TestUpBookworm(t *testing.T) {
 	})
 
 	t.Run("a setting PostgreSQL rejects never goes live", func(t *testing.T) {
-		bad := strings.Replace(l.InventoryYAML("basebackup"), "postgres:\n", "postgres:\n  settings:\n    max_connections: lots\n", 1)
-		badInv := filepath.Join(t.TempDir(), "bad-setting.yaml")
-		writeTestFile(t, badInv, bad)
+		badInv := withPostgres(t, inv, "  settings:\n    max_connections: lots\n")
 		r := pgfleet(t, "up", badInv)
 		if r.code != 1 {
 			t.Fatalf("exit %d, want 1", r.code)
