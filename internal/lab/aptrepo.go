@@ -2,9 +2,7 @@ package lab
 
 import (
 	"context"
-	"crypto/sha256"
 	_ "embed"
-	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"net"
@@ -38,13 +36,6 @@ type AptRepo struct {
 // for a release.
 func AptRepoImage(release string) string { return "pgfleet-lab-aptrepo:" + release }
 
-// aptRepoImageHash is the label that tells whether the repository image for
-// release was built from the files embedded here.
-func aptRepoImageHash(release string) string {
-	sum := sha256.Sum256(append(append([]byte(release), aptRepoDockerfile...), aptRepoEntrypoint...))
-	return hex.EncodeToString(sum[:8])
-}
-
 // ensureAptRepoImage builds the repository image for release unless one
 // built from the same files exists: it downloads the packages from the
 // mirror the Debian base uses, once.
@@ -55,7 +46,9 @@ func ensureAptRepoImage(ctx context.Context, release string, logger *slog.Logger
 	}
 	imageMu.Lock()
 	defer imageMu.Unlock()
-	image, hash := AptRepoImage(release), aptRepoImageHash(release)
+	files := map[string][]byte{"Dockerfile": aptRepoDockerfile, "aptrepo.sh": aptRepoEntrypoint}
+	args := []string{"--build-arg", "RELEASE=" + release, "--build-arg", "PGVERSION=" + strconv.Itoa(pg)}
+	image, hash := AptRepoImage(release), contentHash(release, files, args)
 	if got, ok := imageLabel(ctx, image, Label+".hash"); ok && got == hash {
 		return image, nil
 	}
@@ -64,9 +57,7 @@ func ensureAptRepoImage(ctx context.Context, release string, logger *slog.Logger
 	if err != nil {
 		return "", err
 	}
-	if err := build(ctx, image, map[string][]byte{"Dockerfile": aptRepoDockerfile, "aptrepo.sh": aptRepoEntrypoint},
-		[]string{"--build-arg", "BASE=" + base, "--build-arg", "RELEASE=" + release, "--build-arg", "PGVERSION=" + strconv.Itoa(pg),
-			"--label", Label + ".hash=" + hash}); err != nil {
+	if err := build(ctx, image, files, append(args, "--build-arg", "BASE="+base, "--label", Label+".hash="+hash)); err != nil {
 		return "", fmt.Errorf("lab: build %s: %w", image, err)
 	}
 	done()

@@ -2,9 +2,7 @@ package lab
 
 import (
 	"context"
-	"crypto/sha256"
 	_ "embed"
-	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"time"
@@ -27,15 +25,15 @@ func ensureCache(ctx context.Context, release string, logger *slog.Logger) error
 	if err != nil {
 		return err
 	}
-	sum := sha256.Sum256(append(cacheDockerfile, mirror...))
-	hash := hex.EncodeToString(sum[:8])
+	files := map[string][]byte{"Dockerfile": cacheDockerfile}
+	args := []string{"--build-arg", "MIRROR=" + mirror}
+	hash := contentHash("", files, args)
 	imageMu.Lock()
 	if got, ok := imageLabel(ctx, image, Label+".hash"); !ok || got != hash {
 		done := begin(logger, "building package cache image", "package cache image built", "image", image, "estimate", buildEstimate(Flavour{Release: "bookworm"}))
 		base, err := ensureBase(ctx, "bookworm", logger)
 		if err == nil {
-			err = build(ctx, image, map[string][]byte{"Dockerfile": cacheDockerfile},
-				[]string{"--build-arg", "BASE=" + base, "--build-arg", "MIRROR=" + mirror, "--label", Label + ".hash=" + hash})
+			err = build(ctx, image, files, append(args, "--build-arg", "BASE="+base, "--label", Label+".hash="+hash))
 		}
 		if err != nil {
 			imageMu.Unlock()

@@ -153,17 +153,25 @@ func ensureImage(ctx context.Context, f Flavour, logger *slog.Logger) (string, e
 // and of the images it is built from, so that a change of any rebuilds it.
 func imageHash(f Flavour) string {
 	l := f.layer()
-	h := sha256.New()
+	seed := f.Release
 	if l.parent != nil {
-		h.Write([]byte(imageHash(*l.parent)))
-	} else {
-		h.Write([]byte(f.Release))
+		seed = imageHash(*l.parent)
 	}
-	for _, name := range slices.Sorted(maps.Keys(l.files)) {
-		fmt.Fprintf(h, "\x00%s\x00%d\x00", name, len(l.files[name]))
-		h.Write(l.files[name])
+	return contentHash(seed, l.files, l.args)
+}
+
+// contentHash is the hash label of an image built from files and build
+// arguments args on top of what seed names (a release, or the hash of the
+// image it is built from): every lab image carries one, and is rebuilt when
+// it differs from what the embedded files give.
+func contentHash(seed string, files map[string][]byte, args []string) string {
+	h := sha256.New()
+	h.Write([]byte(seed))
+	for _, name := range slices.Sorted(maps.Keys(files)) {
+		fmt.Fprintf(h, "\x00%s\x00%d\x00", name, len(files[name]))
+		h.Write(files[name])
 	}
-	for _, a := range l.args {
+	for _, a := range args {
 		fmt.Fprintf(h, "\x00%s", a)
 	}
 	return hex.EncodeToString(h.Sum(nil)[:8])
