@@ -5,7 +5,7 @@
 #   make lab-up     start a lab (HOSTS=3 RELEASE=bullseye|bookworm|trixie, INIT=systemd for
 #                   systemd as PID 1, PG=1 for hosts with PostgreSQL installed); files in .lab/
 #   make lab-down   remove it
-#   make bench      benchmarks on lab hosts (BENCHRUNS=3 measured runs each)
+#   make bench      benchmarks: a simulated fleet of 201 hosts, then lab hosts (BENCHRUNS=3 measured runs each)
 #   make check      gofmt, go vet, go mod tidy
 #   make docs       regenerate docs/reference (markdown) and docs/man from the commands
 
@@ -64,9 +64,14 @@ demo: setup build lab-up
 
 BENCHRUNS ?= 3
 
+BENCHLINES := '^(Benchmark|ok|FAIL|PASS)|runs:|s/median|primary.s data|rebuild /|switchover:|fleet:|floor:'
+
+# First the simulated fleet (no Docker: 201 hosts served in-process), then
+# the lab benchmarks.
 bench: setup images
+	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 20m ./steps/ 2>&1 | grep -E $(BENCHLINES)
 	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 120m ./internal/e2e/ -runs $(BENCHRUNS) 2>&1 | \
-	  grep -E '^(Benchmark|ok|FAIL|PASS)|runs:|s/median|primary.s data|rebuild /|switchover:'
+	  grep -E $(BENCHLINES)
 
 # The unit tests fail when the committed reference differs from what the
 # commands give; this rewrites it.

@@ -3,6 +3,7 @@ package steps
 import (
 	"context"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -53,7 +54,7 @@ func TestDryRunBare(t *testing.T) {
 
 // converged sets every host's facts to those of the cluster as up leaves
 // it, streaming.
-func converged(t *testing.T, r *Run, pw string) {
+func converged(t testing.TB, r *Run, pw string) {
 	t.Helper()
 	v, err := pgsql.NewSCRAMVerifier(pw)
 	if err != nil {
@@ -69,15 +70,19 @@ func converged(t *testing.T, r *Run, pw string) {
 		f.Installed = []int{15}
 		f.DataNonEmpty, f.DataVersion = true, 15
 		f.Server = &Server{Version: "15.7"}
+		p := r.PrimaryOf(h)
 		if h.Primary() {
 			f.Server.Role = &Role{Replication: true, Login: true, Verifier: v, Rewind: true}
-			f.Server.Slots = []Slot{{Name: "h2", Active: true}, {Name: "h3", Active: true}}
+			for _, m := range h.Cluster.Replicas {
+				f.Server.Slots = append(f.Server.Slots, Slot{Name: pgsql.SlotName(m.Name), Active: true})
+			}
 			f.Server.UserDatabases = 1
 		} else {
-			standby(h, "10.0.0.1", "5432")
-			f.PgPass = "10.0.0.1:5432:replication:replicator:" + pgpassEscape(pw) + "\n"
+			port := strconv.Itoa(p.PG().Port)
+			standby(h, p.ReplicationAddress, port)
+			f.PgPass = pgpassPrefix(h, p) + pgpassEscape(pw) + "\n"
 			f.Server.InRecovery = true
-			f.Server.Receiver = &WALReceiver{Status: "streaming", SenderHost: "10.0.0.1", SenderPort: 5432}
+			f.Server.Receiver = &WALReceiver{Status: "streaming", SenderHost: p.ReplicationAddress, SenderPort: p.PG().Port}
 		}
 	}
 }
