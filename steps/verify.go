@@ -86,6 +86,7 @@ func (Verify) Run(ctx context.Context, r *Run) error {
 	if r.Opts.DryRun {
 		return nil
 	}
+	touched := r.touched()
 	var g errgroup.Group
 	g.SetLimit(r.Opts.Forks)
 	for _, c := range r.Inventory.Clusters {
@@ -100,7 +101,11 @@ func (Verify) Run(ctx context.Context, r *Run) error {
 			continue
 		}
 		g.Go(func() error {
-			r.verifyCluster(ctx, p, reps)
+			untouched := !touched[p.Name]
+			for _, h := range reps {
+				untouched = untouched && !touched[h.Name]
+			}
+			r.verifyCluster(ctx, p, reps, untouched)
 			return nil
 		})
 	}
@@ -108,20 +113,21 @@ func (Verify) Run(ctx context.Context, r *Run) error {
 	return nil
 }
 
-// untouched says whether the run recorded nothing but unchanged results
-// on these hosts: nothing was changed on them, and none failed.
-func (r *Run) untouched(hosts []*Host) bool {
+// touched is the hosts on which the run recorded anything but an
+// unchanged result: something was changed on them, or failed.
+func (r *Run) touched() map[string]bool {
+	out := map[string]bool{}
 	for _, res := range r.Results() {
-		for _, h := range hosts {
-			if res.Host == h.Name && res.Status != Unchanged {
-				return false
-			}
+		if res.Status != Unchanged {
+			out[res.Host] = true
 		}
 	}
-	return true
+	return out
 }
 
-func (r *Run) verifyCluster(ctx context.Context, p *Host, reps []*Host) {
+// verifyCluster verifies one cluster; untouched says the run changed
+// nothing on its hosts and failed none, so that their facts may verify it.
+func (r *Run) verifyCluster(ctx context.Context, p *Host, reps []*Host, untouched bool) {
 	start := time.Now()
 	record := func(h *Host, st Status, err error) {
 		res := Result{Step: "verify", Host: h.Name, Status: st, Duration: time.Since(start)}
@@ -149,7 +155,7 @@ func (r *Run) verifyCluster(ctx context.Context, p *Host, reps []*Host) {
 	var verdicts map[string]verdict
 	var target uint64 // the primary's LSN at the first poll
 	fromFacts := false
-	if len(live) == len(reps) && r.untouched(append([]*Host{p}, reps...)) {
+	if untouched && len(live) == len(reps) {
 		verdicts, fromFacts = r.factsVerdicts(p, live)
 	}
 	for !fromFacts {

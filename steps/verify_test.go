@@ -82,16 +82,14 @@ func TestVerifyFromFactsOnlyWhenUntouched(t *testing.T) {
 	if _, ok := r.factsVerdicts(host(t, r, "h1"), reps); !ok {
 		t.Fatal("a streaming, caught-up cluster is not verified by its facts")
 	}
-	if !r.untouched(r.Hosts) {
+	if len(r.touched()) != 0 {
 		t.Fatal("a run with no results touched its hosts")
 	}
 	r.record(Result{Step: "connect", Host: "h2", Status: Unchanged})
 	r.record(Result{Step: "configure", Host: "h3", Status: Changed})
-	if r.untouched(r.Hosts) {
-		t.Error("a host changed by the run counts as untouched")
-	}
-	if !r.untouched([]*Host{host(t, r, "h1"), host(t, r, "h2")}) {
-		t.Error("the change on h3 counts against h1 and h2")
+	r.record(Result{Step: "connect", Host: "h1", Status: Failed})
+	if got := r.touched(); len(got) != 2 || !got["h1"] || !got["h3"] {
+		t.Errorf("touched %v, want h1 (failed) and h3 (changed)", got)
 	}
 
 	host(t, r, "h3").Facts.Server.LSN = "0/4FFFFFF"
