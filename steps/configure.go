@@ -132,8 +132,15 @@ func serverComplaints(stderr string) string {
 	return strings.Join(out, "; ")
 }
 
-// render renders the configuration files of a host.
+// render renders the configuration files of a host, once per run: they
+// depend on the inventory alone, and Configure and each Restart step ask
+// for them. What it returns is shared: callers must not change it.
 func render(r *Run, h *Host) (map[string][]byte, error) {
+	h.render.Do(func() { h.rendered, h.renderErr = renderFiles(r, h) })
+	return h.rendered, h.renderErr
+}
+
+func renderFiles(r *Run, h *Host) (map[string][]byte, error) {
 	pg, l := h.PG(), h.Layout
 	members := append([]*Host{}, r.clusterHosts(h)...)
 	d := templates.Data{

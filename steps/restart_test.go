@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/pgfleet/pgfleet/internal/remote/sshtest"
@@ -195,6 +196,7 @@ func restartHostSeeing(t *testing.T, settings []inventory.Setting, seen func(*ss
 	h.Facts = &State{PostmasterPID: 4242, Files: old,
 		Server: &Server{RestartParams: []string{"max_connections", "shared_preload_libraries"}}}
 	h.Cluster.Postgres.Settings = settings
+	h.render, h.rendered, h.renderErr = sync.Once{}, nil, nil // rendered once per run: this run's inventory changed
 	return r, h, srv
 }
 

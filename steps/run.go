@@ -121,6 +121,11 @@ type Host struct {
 	// rewindFailed is why Rejoin's pg_rewind failed on the host in this
 	// run, nil if it did not: Clone then clones it instead.
 	rewindFailed error
+	// render, rendered and renderErr: the configuration files rendered
+	// for the host, once per run (see render).
+	render    sync.Once
+	rendered  map[string][]byte
+	renderErr error
 
 	mu     sync.Mutex
 	failed error // the first error on this host; later steps skip it

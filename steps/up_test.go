@@ -2,6 +2,7 @@ package steps
 
 import (
 	"context"
+	"maps"
 	"os"
 	"strconv"
 	"strings"
@@ -66,7 +67,7 @@ func converged(t testing.TB, r *Run, pw string) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		f.Files = files
+		f.Files = maps.Clone(files) // render's map is the run's own
 		f.Installed = []int{15}
 		f.DataNonEmpty, f.DataVersion = true, 15
 		f.Server = &Server{Version: "15.7"}
