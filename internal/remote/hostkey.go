@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
@@ -56,15 +57,49 @@ func newHostKeyChecker(cfg Config) (*hostKeyChecker, error) {
 	if cfg.KnownHostsFile == "" {
 		return nil, errors.New("no known_hosts file configured")
 	}
-	files := []string{cfg.KnownHostsFile}
-	if _, err := os.Stat(cfg.KnownHostsFile); errors.Is(err, os.ErrNotExist) {
-		files = nil // every host is unknown
-	}
-	db, err := knownhosts.New(files...)
+	db, err := readKnownHosts(cfg.KnownHostsFile)
 	if err != nil {
 		return nil, fmt.Errorf("read known_hosts: %w", err)
 	}
 	return &hostKeyChecker{cfg: cfg, db: db, accepted: map[string]ssh.PublicKey{}}, nil
+}
+
+// knownHostsFile is a known_hosts file as it was when it was read.
+type knownHostsFile struct {
+	path  string
+	size  int64
+	mtime time.Time
+}
+
+// knownHostsRead holds the known_hosts files this process has read: a run
+// dials every host with the same file, and reading it again for each would
+// cost hosts × lines. A file whose size or modification time changed (a
+// key accepted, an edit) is read again.
+var knownHostsRead = struct {
+	sync.Mutex
+	dbs map[knownHostsFile]ssh.HostKeyCallback
+}{dbs: map[knownHostsFile]ssh.HostKeyCallback{}}
+
+func readKnownHosts(file string) (ssh.HostKeyCallback, error) {
+	fi, err := os.Stat(file)
+	if errors.Is(err, os.ErrNotExist) {
+		return knownhosts.New() // every host is unknown
+	}
+	if err != nil {
+		return nil, err
+	}
+	key := knownHostsFile{file, fi.Size(), fi.ModTime()}
+	knownHostsRead.Lock()
+	defer knownHostsRead.Unlock()
+	if db, ok := knownHostsRead.dbs[key]; ok {
+		return db, nil
+	}
+	db, err := knownhosts.New(file)
+	if err != nil {
+		return nil, err
+	}
+	knownHostsRead.dbs[key] = db
+	return db, nil
 }
 
 // hostKeyCheck is the state of one handshake attempt.

@@ -117,3 +117,45 @@ func TestAcceptNewHostKeysOneAtATime(t *testing.T) {
 	}
 	t.Errorf("known_hosts holds neither server's key:\n%s", data)
 }
+
+// known_hosts is read once for the many dials of a run, and again when it
+// changed: a key added after the first read is known at the next.
+func TestKnownHostsReadAgainWhenChanged(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "known_hosts")
+	a, b := sshtest.NewSigner(t).PublicKey(), sshtest.NewSigner(t).PublicKey()
+	line := func(k ssh.PublicKey) string { return "[db1.example]:22 " + string(ssh.MarshalAuthorizedKey(k)) }
+	if err := os.WriteFile(file, []byte(line(a)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	addr := &net.TCPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 22}
+	check := func(k ssh.PublicKey) error {
+		db, err := readKnownHosts(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return db("db1.example:22", addr, k)
+	}
+	if err := check(a); err != nil {
+		t.Fatalf("the key in known_hosts: %v", err)
+	}
+	if check(b) == nil {
+		t.Fatal("a key not in known_hosts is accepted")
+	}
+	if err := os.WriteFile(file, []byte(line(a)+line(b)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := check(b); err != nil {
+		t.Errorf("a key added to known_hosts after it was read is not known: %v", err)
+	}
+	knownHostsRead.Lock()
+	n := 0
+	for k := range knownHostsRead.dbs {
+		if k.path == file {
+			n++
+		}
+	}
+	knownHostsRead.Unlock()
+	if n != 2 {
+		t.Errorf("known_hosts read for %d versions of the file, want 2: once, then once more after it changed", n)
+	}
+}
