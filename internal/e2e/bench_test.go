@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -205,5 +206,122 @@ func BenchmarkSwitchover(b *testing.B) {
 	}
 	if um > 5*time.Second {
 		b.Errorf("switchover writes unavailable median %v, target under 5 s", um)
+	}
+}
+
+// fleetShape is a lab fleet's layout: its hosts in clusters of size hosts
+// (a primary and size-1 replicas), and hostKeys added to a host's line of
+// the inventory, by name (a cascading replica's "upstream: h2").
+type fleetShape struct {
+	name     string
+	hosts    int
+	size     int
+	hostKeys map[string]string
+}
+
+// BenchmarkFleetShapes measures, for fleets larger than the 3-host
+// cluster — 4 clusters of 1 primary + 2 replicas in one inventory (12
+// hosts), and 1 primary + 10 replicas — `up` from bare hosts, the no-op
+// `up` and `status`, each next to its floor on the same hosts: floor.sh
+// (once per cluster, all at once) for up, floor-status.sh (one query to
+// every host at once) for the no-op up and status. up runs with --forks
+// as large as the fleet, as the floor works on every host at once.
+// Targets: up no slower than its floor; the no-op up and status under 1 s.
+// It fails when a median misses its target.
+func BenchmarkFleetShapes(b *testing.B) {
+	for _, s := range []fleetShape{
+		{name: "4x1+2", hosts: 12, size: 3},
+		{name: "1+10", hosts: 11, size: 11},
+	} {
+		b.Run(s.name, func(b *testing.B) { benchFleetShape(b, s) })
+	}
+}
+
+func benchFleetShape(b *testing.B, s fleetShape) {
+	var floorUp, floorRead, up, noop, status []time.Duration
+	for i := 0; i < *benchRuns; i++ {
+		// The floor, on bare hosts of its own.
+		l := newLab(b, s.hosts, "bookworm")
+		start := time.Now()
+		var floors []*exec.Cmd
+		for c := 0; c < s.hosts; c += s.size {
+			args := []string{l.KeyFile, l.KnownHosts, "15", "floor-password"}
+			for _, h := range l.Hosts[c:min(c+s.size, s.hosts)] {
+				args = append(args, h.Address)
+			}
+			cmd := exec.Command("../../examples/lab/bench/floor.sh", args...)
+			cmd.Stderr = os.Stderr
+			if err := cmd.Start(); err != nil {
+				b.Fatal(err)
+			}
+			floors = append(floors, cmd)
+		}
+		for _, cmd := range floors {
+			if err := cmd.Wait(); err != nil {
+				b.Fatalf("floor script: %v", err)
+			}
+		}
+		floorUp = append(floorUp, time.Since(start))
+		read := []string{l.KeyFile, l.KnownHosts}
+		for _, h := range l.Hosts {
+			read = append(read, h.Address)
+		}
+		for range max(*benchRuns, 3) {
+			start := time.Now()
+			if out, err := exec.Command("../../examples/lab/bench/floor-status.sh", read...).CombinedOutput(); err != nil {
+				b.Fatalf("floor-status script: %v\n%s", err, out)
+			}
+			floorRead = append(floorRead, time.Since(start))
+		}
+		lab.Down(context.Background(), l.Name)
+
+		// pgfleet, on bare hosts of its own.
+		l = newLab(b, s.hosts, "bookworm")
+		inv := filepath.Join(l.Dir, "fleet.yaml")
+		writeTestFile(b, inv, l.ClustersYAML("basebackup", s.size, s.hostKeys))
+		forks := fmt.Sprint(s.hosts)
+		start = time.Now()
+		r := pgfleet(b, "up", inv, "--forks", forks)
+		up = append(up, time.Since(start))
+		if r.code != 0 {
+			b.Fatalf("pgfleet up: exit %d\n%s", r.code, r.stderr)
+		}
+		for range max(*benchRuns, 3) {
+			for _, c := range []struct {
+				args  []string
+				want  string
+				times *[]time.Duration
+			}{
+				{[]string{"up", inv, "--forks", forks}, "nothing changed", &noop},
+				{[]string{"status", inv, "--forks", forks}, "h" + fmt.Sprint(s.hosts), &status},
+			} {
+				start := time.Now()
+				r := pgfleet(b, c.args...)
+				*c.times = append(*c.times, time.Since(start))
+				if r.code != 0 || !strings.Contains(r.stdout, c.want) {
+					b.Fatalf("%v: exit %d\n%s", c.args, r.code, r.stdout)
+				}
+			}
+		}
+		lab.Down(context.Background(), l.Name)
+	}
+	m := map[string]time.Duration{}
+	for _, c := range []struct {
+		name  string
+		times []time.Duration
+	}{{"floor-up", floorUp}, {"up", up}, {"floor-status", floorRead}, {"up-noop", noop}, {"status", status}} {
+		b.Run(c.name, func(b *testing.B) { m[c.name] = reportMedian(b, c.times) })
+	}
+	fmt.Printf("    floor: %s up from bare %.2fs, floor.sh %.2fs: %.2fx (target 1.0x)\n",
+		s.name, m["up"].Seconds(), m["floor-up"].Seconds(), m["up"].Seconds()/m["floor-up"].Seconds())
+	for _, name := range []string{"up-noop", "status"} {
+		fmt.Printf("    floor: %s %s %.2fs, floor-status.sh %.2fs: %.2fx (target under 1 s)\n",
+			s.name, name, m[name].Seconds(), m["floor-status"].Seconds(), m[name].Seconds()/m["floor-status"].Seconds())
+		if m[name] > time.Second {
+			b.Errorf("%s %s: median %v, target under 1 s", s.name, name, m[name])
+		}
+	}
+	if m["up"] > m["floor-up"] {
+		b.Errorf("%s up from bare: median %v, slower than the floor's %v", s.name, m["up"], m["floor-up"])
 	}
 }

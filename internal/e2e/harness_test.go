@@ -198,7 +198,7 @@ func sshRun(t testing.TB, l *lab.Lab, addr, command string) (string, error) {
 	return string(out), err
 }
 
-func writeTestFile(t *testing.T, path, content string) {
+func writeTestFile(t testing.TB, path, content string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
 		t.Fatal(err)
