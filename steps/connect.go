@@ -36,9 +36,11 @@ func (c Connect) Run(ctx context.Context, r *Run) error {
 
 // Facts is the step that reads the facts of every connected host, in
 // parallel, and records each host's "connect" result, which counts the
-// time it took to connect too. A host whose probe fails is failed; one
-// failed since it was connected (its cluster could not be locked) is not
-// read, and its connection recorded as skipped.
+// time it took to connect too. A primary the run locked was read by its
+// lock's command, under the lock, in the same round trip (see Lock). A
+// host whose probe fails is failed; one failed since it was connected (its
+// cluster could not be locked) is not read, and its connection recorded
+// as skipped.
 type Facts struct{}
 
 func (Facts) Name() string { return "facts" }
@@ -99,7 +101,7 @@ func (r *Run) readFacts(ctx context.Context, h *Host) error {
 	var err error
 	if h.Failed() != nil {
 		res.Status = Skipped // the lock failed: nothing more is read
-	} else if err = h.refresh(ctx); err != nil {
+	} else if err = r.readFirstFacts(ctx, h); err != nil {
 		err = r.hostError(h, "connect", err)
 		res.Status, res.Err = Failed, err
 	} else {
@@ -108,6 +110,18 @@ func (r *Run) readFacts(ctx context.Context, h *Host) error {
 	res.Duration = h.dialed + time.Since(start)
 	r.record(res)
 	return err
+}
+
+// readFirstFacts reads h's facts: those its cluster's lock read on it, when
+// it is the primary the run locked, or else the state probe's.
+func (r *Run) readFirstFacts(ctx context.Context, h *Host) error {
+	if out, ok := r.lockFacts(ctx, h); ok {
+		if s, err := DecodeState(out); err == nil {
+			h.Facts = s
+			return nil
+		}
+	}
+	return h.refresh(ctx)
 }
 
 func (r *Run) dial(ctx context.Context, h *Host) error {

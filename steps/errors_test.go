@@ -38,7 +38,8 @@ func TestFailureNamesTheHostOnce(t *testing.T) {
 func TestConnectFailureNamesTheHostOnce(t *testing.T) {
 	t.Setenv(passwordEnv, "pw")
 	r, h, _ := scriptedHost(t, sshtest.Rules(
-		sshtest.On(`^bash -c .*pgfleet-lock `, sshtest.Reply{Stdout: "locked\n", Hold: true}),
+		// The probe run under the lock fails too: the probe is run again.
+		sshtest.On(`^bash -c .*pgfleet-lock `, sshtest.Reply{Stdout: "locked\npgfleet-facts-end 1\n", Hold: true}),
 		sshtest.On(`^sh -c # pgfleet state probe`, sshtest.Reply{Exit: 1, Stderr: "sudo: a password is required\n"}),
 	))
 	defer r.Close()

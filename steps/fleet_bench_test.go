@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"maps"
@@ -27,7 +28,7 @@ import (
 // BenchmarkSimulatedFleet measures what pgfleet itself costs per host, with
 // no Docker: the built binary runs `status` and a no-op `up` against
 // simulated hosts, in-process SSH servers on loopback addresses
-// (127.0.1.N) that answer the lock and the state probe with what a
+// (127.0.1.1, 127.0.1.2, ...) that answer the lock and the state probe with what a
 // converged cluster's hosts answer: the files up renders, the role, the
 // slots, every replica streaming and caught up. The answers are made by
 // the same code as the unit tests' converged cluster, in the shape of a
@@ -41,9 +42,13 @@ import (
 // targets (under 5 ms and 1 MB per host), the wall time, and the SSH
 // connections and commands each host served. The per-host cost must stay
 // flat as the fleet grows; the benchmark fails when a target is missed.
+//
+// -fleet sets the largest fleet's clusters (67); the smaller ones are a
+// quarter and a half of it.
 func BenchmarkSimulatedFleet(b *testing.B) {
 	bin := buildPgfleet(b)
-	f := newSimFleet(b, 67)
+	most := *fleetClusters
+	f := newSimFleet(b, most)
 	const cpuTarget, rssTarget = 5 * time.Millisecond, 1 << 20
 	type point struct {
 		hosts int
@@ -51,7 +56,7 @@ func BenchmarkSimulatedFleet(b *testing.B) {
 		rss   int64
 	}
 	curves := map[string][]point{}
-	for _, clusters := range []int{17, 34, 67} {
+	for _, clusters := range []int{(most + 3) / 4, (most + 1) / 2, most} {
 		inv := f.writeInventory(b, clusters)
 		hosts := clusters * 3
 		for _, c := range []struct {
@@ -98,19 +103,22 @@ func BenchmarkSimulatedFleet(b *testing.B) {
 		fmt.Printf("    fleet: %-7s each host more, %d to %d hosts: %.2f ms CPU (target %v), %.3f MB peak RSS (target 1 MB)\n",
 			name, lo.hosts, hi.hosts, ms((hi.cpu-lo.cpu)/n), cpuTarget, mb((hi.rss-lo.rss)/int64(n)))
 	}
-	// The same 201 hosts, with more of them worked on at once.
-	inv := f.writeInventory(b, 67)
-	for _, forks := range []string{"50", "200"} {
+	// The largest fleet, with more of its hosts worked on at once.
+	inv := f.writeInventory(b, most)
+	hosts := 3 * most
+	for _, forks := range []int{50, hosts} {
 		for _, cmd := range []string{"status", "up"} {
-			m := runMeasured(b, bin, cmd, inv, "--ssh-config", "none", "--forks", forks)
+			m := runMeasured(b, bin, cmd, inv, "--ssh-config", "none", "--forks", fmt.Sprint(forks))
 			if m.code != 0 {
-				b.Fatalf("pgfleet %s --forks %s: exit %d\n%s", cmd, forks, m.code, m.stderr)
+				b.Fatalf("pgfleet %s --forks %d: exit %d\n%s", cmd, forks, m.code, m.stderr)
 			}
-			fmt.Printf("    fleet: %-7s 201 hosts at --forks %s: %.2fs wall, %.2f ms CPU/host, %.2f MB peak RSS/host\n",
-				cmd, forks, m.wall.Seconds(), ms(m.cpu/201), mb(m.rss/201))
+			fmt.Printf("    fleet: %-7s %d hosts at --forks %d: %.2fs wall, %.2f ms CPU/host, %.2f MB peak RSS/host\n",
+				cmd, hosts, forks, m.wall.Seconds(), ms(m.cpu/time.Duration(hosts)), mb(m.rss/int64(hosts)))
 		}
 	}
 }
+
+var fleetClusters = flag.Int("fleet", 67, "clusters of 1+2 in BenchmarkSimulatedFleet's largest fleet")
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 func mb(n int64) float64         { return float64(n) / (1 << 20) }
@@ -162,7 +170,7 @@ func runMeasured(b *testing.B, bin string, args ...string) measured {
 }
 
 // simFleet is clusters c1, c2, ... of a primary and two replicas, each
-// host an SSH server of its own on 127.0.1.N that answers the lock and the
+// host an SSH server of its own on an address of its own that answers the lock and the
 // state probe as the host of a converged cluster does.
 type simFleet struct {
 	dir      string
@@ -186,7 +194,7 @@ func newSimFleet(b *testing.B, clusters int) *simFleet {
 	for i := range clusters * 3 {
 		name := fmt.Sprintf("h%d", i+1)
 		srv := sshtest.NewStopped(b, sshtest.WithAuthorizedKey(signer.PublicKey()), sshtest.WithHandler(f.handler(name)))
-		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.1.%d:0", i+1))
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.%d.%d:0", 1+i/250, 1+i%250))
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -252,14 +260,16 @@ func (f *simFleet) served(n int) [2]int {
 }
 
 // handler answers a simulated host's commands: the cluster's lock, held
-// until pgfleet lets it go, and the state probe.
+// until pgfleet lets it go, with the state probe it runs, and the state
+// probe.
 func (f *simFleet) handler(name string) sshtest.Handler {
 	return func(c *sshtest.Command, _ io.Reader) sshtest.Reply {
 		switch {
 		case len(c.Args) > 3 && c.Args[0] == "sh" && c.Args[3] == "pgfleet-state":
 			return sshtest.Reply{Stdout: string(f.answers[name])}
 		case len(c.Args) > 3 && c.Args[0] == "bash" && c.Args[3] == "pgfleet-lock":
-			return sshtest.Reply{Stdout: "locked\n", Hold: true}
+			// The lock, then the state probe it runs once held.
+			return sshtest.Reply{Stdout: "locked\n" + string(f.answers[name]) + lockFactsEnd + "0\n", Hold: true}
 		}
 		return sshtest.Reply{Exit: 127, Stderr: "simulated host: no answer for " + c.String() + "\n"}
 	}

@@ -1,6 +1,7 @@
 package steps
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -26,6 +27,12 @@ import (
 // The lock lives in a directory only root may write (not the world-writable
 // /run/lock), checked before use: no other user can plant a symlink that
 // would make root truncate some other file, or hold the lock to stall runs.
+//
+// Arguments after the third are a command it runs once the lock is held,
+// with no stdin (the heartbeat is the lock's): the state probe, so that the
+// primary's facts are read under the lock in the lock's own round trip.
+// Its output follows "locked", and the line "pgfleet-facts-end STATUS"
+// ends it.
 const lockScript = `d=/run/pgfleet
 if [ -L "$d" ]; then echo "$d is a symbolic link; remove it" >&2; exit 76; fi
 mkdir -p -m 0700 "$d" || exit 76
@@ -39,6 +46,10 @@ if ! flock -n 9; then
 fi
 printf '%s\n' "$2" > "$d/$1.owner"
 echo locked
+if [ $# -gt 3 ]; then
+	"${@:4}" </dev/null
+	echo "pgfleet-facts-end $?"
+fi
 while IFS= read -r -t "$3" _; do :; done
 rm -f "$d/$1.owner"
 `
@@ -53,9 +64,11 @@ const (
 // Lock is the step that takes each cluster's lock on its primary, so that
 // two runs on one cluster never interleave. It comes after Connect and
 // before Facts, so that what the run decides is read while it holds the
-// lock. A cluster whose primary cannot be reached or locked is left alone:
-// its other hosts are marked skipped and no step touches them. The locks
-// are held until Close. A dry run takes no lock: it changes nothing.
+// lock. The primary's own facts are read by the lock's command once the
+// lock is held, in the same round trip; Facts takes them from there. A
+// cluster whose primary cannot be reached or locked is left alone: its
+// other hosts are marked skipped and no step touches them. The locks are
+// held until Close. A dry run takes no lock: it changes nothing.
 type Lock struct{}
 
 func (Lock) Name() string { return "lock" }
@@ -71,7 +84,7 @@ func (Lock) Run(ctx context.Context, r *Run) error {
 			return
 		}
 		start := time.Now()
-		if err := r.lock(ctx, p, owner); err != nil {
+		if err := r.lock(ctx, p, owner, stateArgs(p.Layout, p.PG().Port, p.PG().Replication.User)...); err != nil {
 			err = r.hostError(p, "lock", err)
 			r.record(Result{Step: "lock", Host: p.Name, Status: Failed, Err: err, Duration: time.Since(start)})
 			r.leaveCluster(p, fmt.Errorf("not changed: cluster %s could not be locked on its primary %s", p.Cluster.Name, p.Name))
@@ -140,6 +153,9 @@ type lockHolder struct {
 	stdin io.WriteCloser
 	done  chan error
 	ended chan struct{} // closed when the lock's session ends, for whatever reason
+	// facts gets what the command run under the lock printed, nil when it
+	// failed; nil when the lock runs none, or once taken (lockFacts).
+	facts chan []byte
 }
 
 func (l *lockHolder) Close() error {
@@ -151,31 +167,104 @@ func (l *lockHolder) Close() error {
 	return nil
 }
 
-type lineSignal struct {
-	ch  chan struct{}
-	buf strings.Builder
+// lockOutput watches the lock command's output: it closes locked at the
+// line "locked", and sends on facts what the command run under the lock
+// printed after it once "pgfleet-facts-end STATUS" ends it (nil when
+// STATUS is not 0).
+type lockOutput struct {
+	locked chan struct{}
+	facts  chan []byte
+	buf    bytes.Buffer
 }
 
-func (s *lineSignal) Write(p []byte) (int, error) {
-	s.buf.Write(p)
-	if strings.Contains(s.buf.String(), "locked\n") && s.ch != nil {
-		close(s.ch)
-		s.ch = nil
+const lockFactsEnd = "pgfleet-facts-end "
+
+func (o *lockOutput) Write(p []byte) (int, error) {
+	o.buf.Write(p)
+	if o.locked != nil {
+		out := o.buf.Bytes()
+		i := bytes.Index(out, []byte("locked\n"))
+		if i < 0 || (i > 0 && out[i-1] != '\n') {
+			return len(p), nil
+		}
+		close(o.locked)
+		o.locked = nil
+		rest := bytes.Clone(out[i+len("locked\n"):])
+		o.buf.Reset()
+		o.buf.Write(rest)
 	}
+	if o.facts == nil {
+		o.buf.Reset() // nothing more to watch for
+		return len(p), nil
+	}
+	out := o.buf.Bytes()
+	i := bytes.LastIndex(out, []byte(lockFactsEnd))
+	if i < 0 || (i > 0 && out[i-1] != '\n') || !bytes.HasSuffix(out, []byte("\n")) {
+		return len(p), nil
+	}
+	var facts []byte
+	if strings.TrimSpace(string(out[i+len(lockFactsEnd):])) == "0" {
+		facts = bytes.Clone(out[:i])
+	}
+	o.facts <- facts
+	o.facts = nil
+	o.buf.Reset()
 	return len(p), nil
 }
 
-func (r *Run) lock(ctx context.Context, h *Host, owner string) error {
+// lockFacts returns the facts the lock's command read on h, when the run
+// holds h's cluster's lock there and asked for them; ok false otherwise,
+// or when reading them failed: then the state probe reads them. They are
+// given once.
+func (r *Run) lockFacts(ctx context.Context, h *Host) (out []byte, ok bool) {
+	r.mu.Lock()
+	var facts chan []byte
+	var ended chan struct{}
+	for _, l := range r.locks[h.Cluster.Name] {
+		if l.host == h.Name && l.facts != nil {
+			facts, ended, l.facts = l.facts, l.ended, nil
+			break
+		}
+	}
+	r.mu.Unlock()
+	if facts == nil {
+		return nil, false
+	}
+	select {
+	case out := <-facts:
+		return out, out != nil
+	case <-ended:
+		select { // the facts may have come just before the end
+		case out := <-facts:
+			return out, out != nil
+		default:
+			return nil, false
+		}
+	case <-ctx.Done():
+		return nil, false
+	}
+}
+
+// lock takes h's cluster's lock on h and holds it until Close. Once the
+// lock is held, its command runs the command then, if given, and lockFacts
+// gives what it printed.
+func (r *Run) lock(ctx context.Context, h *Host, owner string, then ...string) error {
 	pr, pw := io.Pipe()
 	locked := make(chan struct{})
-	sig := &lineSignal{ch: locked}
+	sig := &lockOutput{locked: locked}
 	l := &lockHolder{host: h.Name, stdin: pw, done: make(chan error, 1), ended: make(chan struct{})}
+	if len(then) > 0 {
+		l.facts = make(chan []byte, 1)
+		sig.facts = l.facts
+	}
 	name := pgsql.SlotName(h.Cluster.Name)
+	args := append([]string{"bash", "-c", lockScript, "pgfleet-lock", name, owner, strconv.Itoa(int(lockSilence.Seconds()))}, then...)
 	var res *remote.Result
 	go func() {
 		var err error
-		res, err = h.Conn.Run(context.WithoutCancel(ctx), remote.Cmd{As: "root", Stdin: pr, Stdout: sig,
-			Args: []string{"bash", "-c", lockScript, "pgfleet-lock", name, owner, strconv.Itoa(int(lockSilence.Seconds()))}})
+		// What it prints goes to sig only: the primary's facts are not
+		// kept for as long as the lock is held.
+		res, err = h.Conn.Run(context.WithoutCancel(ctx), remote.Cmd{As: "root", Stdin: pr, Stdout: sig, DiscardStdout: true, Args: args})
 		close(l.ended)
 		l.done <- err
 	}()

@@ -214,8 +214,10 @@ func TestLockHeldUntilClose(t *testing.T) {
 		t.Fatalf("Lock: %v", err)
 	}
 	cmds := srv.Commands()
-	if len(cmds) != 1 || cmds[0].As != "root" || !strings.Contains(cmds[0].Args[len(cmds[0].Args)-2], "(pid ") ||
-		cmds[0].Args[len(cmds[0].Args)-1] != "30" {
+	// bash -c SCRIPT pgfleet-lock NAME OWNER SILENCE, then the state probe
+	// it runs once the lock is held.
+	if len(cmds) != 1 || cmds[0].As != "root" || len(cmds[0].Args) < 11 || !strings.Contains(cmds[0].Args[5], "(pid ") ||
+		cmds[0].Args[6] != "30" || cmds[0].Args[7] != "sh" || cmds[0].Args[10] != "pgfleet-state" {
 		t.Fatalf("lock commands: %+v", cmds)
 	}
 	// The lock lives as long as the command, which reads its stdin to the end.
@@ -238,5 +240,104 @@ func TestLockHeldByAnotherRun(t *testing.T) {
 	var hint *Hint
 	if !errors.As(err, &hint) || !strings.Contains(err.Error(), "cluster main is being changed by another pgfleet run: alice@desk (pid 7") {
 		t.Fatalf("Lock: %v, want the holder named with a hint", err)
+	}
+}
+
+// The command given after the lock's arguments runs once the lock is held,
+// with no stdin (the heartbeat is the lock's), and its output follows
+// "locked", ended by its exit status.
+func TestLockScriptRunsItsCommandUnderTheLock(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("the lock script insists on a root-owned directory: run as root")
+	}
+	dir := filepath.Join(t.TempDir(), "pgfleet")
+	script := strings.Replace(lockScript, "d=/run/pgfleet", "d="+dir, 1)
+	probe := `if flock -n "$1/main.lock" true; then echo free; else echo held; fi; if read -r l; then echo "read $l"; fi; echo '{"os_id":"debian"}'; exit 3`
+	cmd := exec.Command("bash", "-c", script, "pgfleet-lock", "main", "tester", "30", "sh", "-c", probe, "probe", dir)
+	cmd.Stdin = strings.NewReader("heartbeat\n")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("lock with a command: %v\n%s", err, out)
+	}
+	if want := "locked\nheld\n{\"os_id\":\"debian\"}\npgfleet-facts-end 3\n"; string(out) != want {
+		t.Errorf("output %q, want %q", out, want)
+	}
+}
+
+// lockOutput signals the lock at "locked" and gives what follows, up to
+// the end line, whatever the chunks the output comes in; nothing when the
+// command failed.
+func TestLockOutput(t *testing.T) {
+	for _, tc := range []struct {
+		out   string
+		facts string // "" for none sent, "nil" for nil
+	}{
+		{"locked\n{\"a\":1}\npgfleet-facts-end 0\n", "{\"a\":1}\n"},
+		{"locked\n{\"a\":1}\npgfleet-facts-end 2\n", "nil"},
+		{"locked\npgfleet-facts-end 0\n", "\x00"}, // empty, not nil
+		{"locked\n{\"a\":1}\npgfleet-facts-e", ""},
+	} {
+		for _, chunk := range []int{1, 3, len(tc.out)} {
+			o := &lockOutput{locked: make(chan struct{}), facts: make(chan []byte, 1)}
+			locked, facts := o.locked, o.facts
+			for s := tc.out; s != ""; {
+				n := min(chunk, len(s))
+				o.Write([]byte(s[:n]))
+				s = s[n:]
+			}
+			select {
+			case <-locked:
+			default:
+				t.Errorf("%q in chunks of %d: not locked", tc.out, chunk)
+			}
+			var got string
+			select {
+			case f := <-facts:
+				switch {
+				case f == nil:
+					got = "nil"
+				case len(f) == 0:
+					got = "\x00"
+				default:
+					got = string(f)
+				}
+			default:
+			}
+			if got != tc.facts {
+				t.Errorf("%q in chunks of %d: facts %q, want %q", tc.out, chunk, got, tc.facts)
+			}
+		}
+	}
+}
+
+// The primary's facts come with its lock: Facts runs no state probe on it.
+// When the lock's probe failed, the state probe runs as it would alone.
+func TestFactsComeWithTheLock(t *testing.T) {
+	answer, err := os.ReadFile(filepath.Join("testdata", "state", "primary.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, status := range []string{"0", "1"} {
+		r, h, srv := scriptedHost(t, sshtest.Rules(
+			sshtest.On(`^bash -c .*pgfleet-lock `, sshtest.Reply{Stdout: "locked\n" + string(answer) + "pgfleet-facts-end " + status + "\n", Hold: true}),
+			sshtest.On(`^sh -c # pgfleet state probe`, sshtest.Reply{Stdout: string(answer)}),
+		))
+		r.Apply(context.Background(), []Step{Lock{}, Facts{}})
+		if err := r.Err(); err != nil {
+			t.Fatalf("lock's probe exit %s: %v", status, err)
+		}
+		if h.Facts == nil || h.Facts.Server == nil || h.Facts.Server.SystemID == "" {
+			t.Errorf("lock's probe exit %s: facts %+v", status, h.Facts)
+		}
+		probes := 0
+		for _, c := range srv.Commands() {
+			if len(c.Args) > 3 && c.Args[0] == "sh" && c.Args[3] == "pgfleet-state" {
+				probes++
+			}
+		}
+		if want := map[string]int{"0": 0, "1": 1}[status]; probes != want {
+			t.Errorf("lock's probe exit %s: %d state probes of their own, want %d", status, probes, want)
+		}
+		r.Close()
 	}
 }
