@@ -22,22 +22,29 @@ wait
 
 hba=""
 for r in "${replicas[@]}"; do hba+="host replication replicator $r/32 scram-sha-256\n"; done
+# Each clone streams its WAL beside the copy: two senders a replica while
+# they clone, as many as pgfleet sets (PostgreSQL's default of 10 is too
+# few for 10 replicas).
+senders=$(( 2 * ${#replicas[@]} + 4 ))
+[ "$senders" -ge 10 ] || senders=10
 run "$primary" "sudo pg_createcluster $v main -- --data-checksums >/dev/null &&
-    echo \"listen_addresses = '*'\" | sudo tee /etc/postgresql/$v/main/conf.d/floor.conf >/dev/null &&
+    printf \"listen_addresses = '*'\nmax_wal_senders = $senders\nmax_replication_slots = $senders\n\" | sudo tee /etc/postgresql/$v/main/conf.d/floor.conf >/dev/null &&
     printf '$hba' | sudo tee -a /etc/postgresql/$v/main/pg_hba.conf >/dev/null &&
     sudo pg_ctlcluster $v main start"
 slots=""
 for i in "${!replicas[@]}"; do slots+="SELECT pg_create_physical_replication_slot('r$i', true);"; done
 echo "CREATE ROLE replicator LOGIN REPLICATION PASSWORD '$pw'; $slots" | run "$primary" "sudo -u postgres psql -qX >/dev/null"
 
+clones=()
 for i in "${!replicas[@]}"; do
     r=${replicas[$i]}
     echo "$primary:5432:replication:replicator:$pw" | run "$r" "sudo -u postgres sh -c 'cat > ~/.pgpass && chmod 600 ~/.pgpass' &&
         sudo pg_createcluster $v main >/dev/null && sudo rm -rf /var/lib/postgresql/$v/main &&
         sudo -u postgres pg_basebackup -h $primary -U replicator -D /var/lib/postgresql/$v/main -X stream -S r$i -R -c fast -d 'application_name=r$i' &&
         sudo pg_ctlcluster $v main start" &
+    clones+=($!)
 done
-wait
+for p in "${clones[@]}"; do wait "$p"; done # a failed clone fails the floor
 
 until [ "$(run "$primary" "sudo -u postgres psql -XAtc \"SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'\"")" = "${#replicas[@]}" ]; do
     sleep 0.2
