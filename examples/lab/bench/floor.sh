@@ -24,7 +24,7 @@ hba=""
 for r in "${replicas[@]}"; do hba+="host replication replicator $r/32 scram-sha-256\n"; done
 # Each clone streams its WAL beside the copy: two senders a replica while
 # they clone, as many as pgfleet sets (PostgreSQL's default of 10 is too
-# few for 10 replicas).
+# few for 10 replicas); a standby needs as many as its primary.
 senders=$(( 2 * ${#replicas[@]} + 4 ))
 [ "$senders" -ge 10 ] || senders=10
 run "$primary" "sudo pg_createcluster $v main -- --data-checksums >/dev/null &&
@@ -40,6 +40,7 @@ for i in "${!replicas[@]}"; do
     r=${replicas[$i]}
     echo "$primary:5432:replication:replicator:$pw" | run "$r" "sudo -u postgres sh -c 'cat > ~/.pgpass && chmod 600 ~/.pgpass' &&
         sudo pg_createcluster $v main >/dev/null && sudo rm -rf /var/lib/postgresql/$v/main &&
+        printf \"max_wal_senders = $senders\nmax_replication_slots = $senders\n\" | sudo tee /etc/postgresql/$v/main/conf.d/floor.conf >/dev/null &&
         sudo -u postgres pg_basebackup -h $primary -U replicator -D /var/lib/postgresql/$v/main -X stream -S r$i -R -c fast -d 'application_name=r$i' &&
         sudo pg_ctlcluster $v main start" &
     clones+=($!)
