@@ -54,10 +54,16 @@ func (c *Client) sftpClient(ctx context.Context) (*sftp.Client, error) {
 		c.sftpServer = p
 	}
 
-	sess, err := c.conn.NewSession()
+	sess, release, err := c.newSession(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("open sftp session: %w", err)
 	}
+	started := false
+	defer func() {
+		if !started {
+			release() // the session was closed on the way out
+		}
+	}()
 	stdin, err := sess.StdinPipe()
 	if err != nil {
 		sess.Close()
@@ -104,11 +110,13 @@ func (c *Client) sftpClient(ctx context.Context) (*sftp.Client, error) {
 	}
 	sc := r.sc
 	c.sftp = sc
+	started = true
 	go func() {
 		// The server may die (killed, connection lost); the next file
 		// operation then starts a new one.
 		sc.Wait()
 		sess.Close()
+		release()
 		c.sftpMu.Lock()
 		if c.sftp == sc {
 			c.sftp = nil

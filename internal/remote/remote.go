@@ -150,7 +150,19 @@ type Client struct {
 
 	idMu sync.Mutex
 	ids  map[string]int // "u:NAME" / "g:NAME" -> numeric id on the host
+
+	// sessions holds a token for each session open on the connection
+	// (commands, the SFTP server): at most maxSessions at once.
+	sessions chan struct{}
 }
+
+// maxSessions is how many sessions a Client opens on its connection at
+// once. sshd refuses more than its MaxSessions (10 by default) on one
+// connection; this stays below it, so that a session sshd has not yet
+// seen closed does not count against the next. More wait for one to end:
+// ten replicas cloning from one primary at once each run commands on it,
+// besides the cluster's lock, which holds a session for the whole run.
+const maxSessions = 8
 
 // Name is the inventory name of the host.
 func (c *Client) Name() string { return c.cfg.Name }
@@ -174,6 +186,23 @@ func (c *Client) Close() error {
 	return err
 }
 
+// newSession opens a session once fewer than maxSessions are open; release
+// must be called once it is closed.
+func (c *Client) newSession(ctx context.Context) (sess *ssh.Session, release func(), err error) {
+	select {
+	case c.sessions <- struct{}{}:
+	case <-ctx.Done():
+		return nil, nil, ctx.Err()
+	}
+	release = sync.OnceFunc(func() { <-c.sessions })
+	sess, err = c.conn.NewSession()
+	if err != nil {
+		release()
+		return nil, nil, err
+	}
+	return sess, release, nil
+}
+
 // Dial connects to the host, checks its key, authenticates, and checks that
 // sudo works without a password. Transient network errors are retried a few
 // times within ctx; host key and authentication errors never are.
@@ -185,7 +214,7 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 		close(stop)
 		return nil, err
 	}
-	c := &Client{cfg: cfg, conn: conn, hops: hops, stop: stop, ids: map[string]int{}}
+	c := &Client{cfg: cfg, conn: conn, hops: hops, stop: stop, ids: map[string]int{}, sessions: make(chan struct{}, maxSessions)}
 	if !cfg.SkipSudoCheck {
 		if err := c.checkSudo(ctx); err != nil {
 			c.Close()

@@ -157,10 +157,11 @@ func (c *Client) Run(ctx context.Context, cmd Cmd) (*Result, error) {
 		return nil, fail(err)
 	}
 
-	sess, err := c.conn.NewSession()
+	sess, release, err := c.newSession(ctx)
 	if err != nil {
 		return nil, fail(fmt.Errorf("open session: %w", err))
 	}
+	defer release()
 	defer sess.Close()
 	var stdout, stderr bytes.Buffer
 	var teeMu sync.Mutex // Stdout and Stderr are often the same writer

@@ -7,6 +7,8 @@ import (
 	"io/fs"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -84,5 +86,53 @@ func TestScriptedHost(t *testing.T) {
 	want := []string{"root|true", "postgres|cat", "|false", "|sh -c rm -rf /", "|id -u -- postgres", "|getent group -- postgres"}
 	if len(ran) < len(want) || !slices.Equal(ran[:len(want)], want) {
 		t.Errorf("commands run:\n%s\nwant first:\n%s", strings.Join(ran, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// Commands run at once on one host share its connection, never more than
+// maxSessions sessions at a time, as sshd's MaxSessions would refuse
+// more; the others wait for one to end. A session held open (a lock)
+// counts.
+func TestSessionsPerConnectionAreCapped(t *testing.T) {
+	var open, most atomic.Int32
+	srv := sshtest.New(t, sshtest.WithHandler(func(c *sshtest.Command, stdin io.Reader) sshtest.Reply {
+		n := open.Add(1)
+		defer open.Add(-1)
+		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+		}
+		if c.String() == "hold" {
+			io.Copy(io.Discard, stdin)
+		} else {
+			time.Sleep(30 * time.Millisecond)
+		}
+		return sshtest.Reply{}
+	}))
+	c := dial(t, Config{Name: "db1", Address: srv.Addr(), Port: srv.Port(), User: "admin",
+		IdentityFiles: []string{srv.KeyFile()}, KnownHostsFile: srv.WriteKnownHosts(t), ConnectTimeout: 5 * time.Second})
+	ctx := context.Background()
+	pr, pw := io.Pipe()
+	held := make(chan error, 1)
+	go func() { _, err := c.Run(ctx, Cmd{Args: []string{"hold"}, Stdin: pr}); held <- err }()
+	var wg sync.WaitGroup
+	errs := make(chan error, 30)
+	for range 30 {
+		wg.Go(func() {
+			if _, err := c.Run(ctx, Cmd{Args: []string{"sleep"}}); err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	pw.Close()
+	if err := <-held; err != nil {
+		t.Errorf("the held command: %v", err)
+	}
+	close(errs)
+	for err := range errs {
+		t.Errorf("a command: %v", err)
+	}
+	// sshd's default MaxSessions is 10.
+	if m := most.Load(); m > maxSessions || m >= 10 || m < 2 {
+		t.Errorf("at most %d sessions were open at once, want 2 to %d, under 10", m, maxSessions)
 	}
 }
