@@ -70,7 +70,7 @@ BENCHLINES := '^(Benchmark|ok|FAIL|PASS)|runs:|s/median|primary.s data|rebuild /
 # the lab benchmarks.
 bench: setup images
 	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 20m ./steps/ 2>&1 | grep -E $(BENCHLINES)
-	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 120m ./internal/e2e/ -runs $(BENCHRUNS) 2>&1 | \
+	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 180m ./internal/e2e/ -runs $(BENCHRUNS) 2>&1 | \
 	  grep -E $(BENCHLINES)
 
 # The unit tests fail when the committed reference differs from what the
