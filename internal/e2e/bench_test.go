@@ -219,9 +219,36 @@ type fleetShape struct {
 	hostKeys map[string]string
 }
 
+// cascade is the upstreams of a cluster of hosts h1..hN in which h2 to
+// h(direct+1) stream from h1 and the others from them, in turn.
+func cascade(hosts, direct int) map[string]string {
+	keys := map[string]string{}
+	for i := direct + 2; i <= hosts; i++ {
+		keys[fmt.Sprintf("h%d", i)] = fmt.Sprintf("upstream: h%d", 2+(i-direct-2)%direct)
+	}
+	return keys
+}
+
+// upstreams is the shape's cascade as floor.sh takes it: REPLICA=UPSTREAM
+// addresses.
+func (s fleetShape) upstreams(l *lab.Lab) string {
+	addr := map[string]string{}
+	for _, h := range l.Hosts {
+		addr[h.Name] = h.Address
+	}
+	var pairs []string
+	for _, h := range l.Hosts {
+		if up, ok := strings.CutPrefix(s.hostKeys[h.Name], "upstream: "); ok {
+			pairs = append(pairs, h.Address+"="+addr[up])
+		}
+	}
+	return strings.Join(pairs, " ")
+}
+
 // BenchmarkFleetShapes measures, for fleets larger than the 3-host
 // cluster — 4 clusters of 1 primary + 2 replicas in one inventory (12
-// hosts), and 1 primary + 10 replicas — `up` from bare hosts, the no-op
+// hosts), and 1 primary + 10 replicas, directly or cascading (3 from the
+// primary, 7 from them) — `up` from bare hosts, the no-op
 // `up` and `status`, each next to its floor on the same hosts: floor.sh
 // (once per cluster, all at once) for up, floor-status.sh (one query to
 // every host at once) for the no-op up and status. up runs with --forks
@@ -232,6 +259,8 @@ func BenchmarkFleetShapes(b *testing.B) {
 	for _, s := range []fleetShape{
 		{name: "4x1+2", hosts: 12, size: 3},
 		{name: "1+10", hosts: 11, size: 11},
+		// h2, h3 and h4 stream from h1, the other seven from them.
+		{name: "1+10-cascading", hosts: 11, size: 11, hostKeys: cascade(11, 3)},
 	} {
 		b.Run(s.name, func(b *testing.B) { benchFleetShape(b, s) })
 	}
@@ -241,7 +270,7 @@ func benchFleetShape(b *testing.B, s fleetShape) {
 	var floorUp, floorRead, up, noop, status []time.Duration
 	for i := 0; i < *benchRuns; i++ {
 		// The floor, on bare hosts of its own.
-		l := newLab(b, s.hosts, "bookworm")
+		l := newBareLab(b, s.hosts, "bookworm")
 		start := time.Now()
 		var floors []*exec.Cmd
 		for c := 0; c < s.hosts; c += s.size {
@@ -250,6 +279,7 @@ func benchFleetShape(b *testing.B, s fleetShape) {
 				args = append(args, h.Address)
 			}
 			cmd := exec.Command("../../examples/lab/bench/floor.sh", args...)
+			cmd.Env = append(os.Environ(), "UPSTREAMS="+s.upstreams(l))
 			cmd.Stderr = os.Stderr
 			if err := cmd.Start(); err != nil {
 				b.Fatal(err)
@@ -276,7 +306,7 @@ func benchFleetShape(b *testing.B, s fleetShape) {
 		lab.Down(context.Background(), l.Name)
 
 		// pgfleet, on bare hosts of its own.
-		l = newLab(b, s.hosts, "bookworm")
+		l = newBareLab(b, s.hosts, "bookworm")
 		inv := filepath.Join(l.Dir, "fleet.yaml")
 		writeTestFile(b, inv, l.ClustersYAML("basebackup", s.size, s.hostKeys))
 		forks := fmt.Sprint(s.hosts)
