@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"sync"
 
 	"github.com/charmbracelet/log"
 	"github.com/muesli/termenv"
@@ -126,7 +127,7 @@ func (g *globalOptions) setup(stderr io.Writer) error {
 			return usageError{fmt.Errorf("open --log-file: %w", err)}
 		}
 		g.logSink = f
-		w = io.MultiWriter(w, f)
+		w = &lockedWriter{w: io.MultiWriter(w, f)}
 	}
 	timeFormat := "15:04:05"
 	if level == log.DebugLevel {
@@ -151,4 +152,18 @@ func (g *globalOptions) setup(stderr io.Writer) error {
 	// handler, with its levels (the same numbers as slog's) and looks.
 	g.logger = slog.New(handler)
 	return nil
+}
+
+// lockedWriter writes each log line to every sink before the next line
+// starts: loggers made for the libraries' records may write at once, and
+// stderr and --log-file must hold the same lines in the same order.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
