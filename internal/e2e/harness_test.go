@@ -127,11 +127,12 @@ func newLabWith(t testing.TB, opts lab.Options) *lab.Lab {
 	return l
 }
 
-// newLabContext is newLab's lab, and a context that ends with the test, or
-// after timeout.
+// newLabContext is a lab of bare hosts, for the tests of the transport,
+// which make their own users and files, and a context that ends with the
+// test, or after timeout.
 func newLabContext(t testing.TB, hosts int, release string, timeout time.Duration) (context.Context, *lab.Lab) {
 	t.Helper()
-	l := newLab(t, hosts, release)
+	l := newBareLab(t, hosts, release)
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	t.Cleanup(cancel)
 	return ctx, l
