@@ -64,7 +64,7 @@ demo: setup build lab-up
 
 BENCHRUNS ?= 3
 
-BENCHLINES := '^(Benchmark|ok|FAIL|PASS)|runs:|s/median|primary.s data|rebuild /|switchover:|fleet:|floor:'
+BENCHLINES := '^(Benchmark|ok|FAIL|PASS)|runs:|s/median|primary.s data|rebuild /|switchover:|fleet:|floor:|converged:'
 
 # First the simulated fleet (no Docker: 201 hosts served in-process), then
 # the lab benchmarks.
