@@ -144,6 +144,25 @@ func TestTopologies(t *testing.T) {
 		t.FailNow()
 	}
 
+	// rebuild clones the cascaded h3 again from its upstream h2, and it
+	// streams from h2 again: h1 gets no slot for it.
+	r = pgfleet(t, "rebuild", inv, "h3", "--yes", "--discard-old-data")
+	if r.code != 0 || !strings.Contains(r.stdout, "clone from h2") {
+		t.Fatalf("rebuild h3: exit %d, want 0 and a clone from h2\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+	}
+	eventually(t, time.Minute, "h3 streams from h2 after its rebuild", func() string {
+		if got := psqlOn(t, l, "h3", "SELECT sender_host || ' ' || status FROM pg_stat_wal_receiver"); got != addr["h2"]+" streaming" {
+			return "h3's WAL receiver: " + got
+		}
+		return ""
+	})
+	if got := psqlOn(t, l, "h3", "SELECT count(*) FROM topo"); got != "2" {
+		t.Errorf("h3 after its rebuild: %s rows, want 2", got)
+	}
+	if got := psqlOn(t, l, "h1", "SELECT string_agg(slot_name, ',' ORDER BY 1) FROM pg_replication_slots"); got != "h2" {
+		t.Errorf("slots on h1 after h3's rebuild: %q, want h2 only", got)
+	}
+
 	// Switchover to h2: refused while h2 is the only synchronous standby
 	// named (h2 as the primary would have none), done once h1 is named too.
 	before := string(readFile(t, inv))
