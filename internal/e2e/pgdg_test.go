@@ -215,11 +215,11 @@ func TestInstalledFrom(t *testing.T) {
         500 http://172.18.0.200 bookworm-pgdg/main amd64 Packages
         100 /var/lib/dpkg/status
      15.18-0+deb12u1 500
-        500 http://deb.debian.org/debian bookworm/main amd64 Packages`
+        500 http://mirror.example/debian bookworm/main amd64 Packages`
 	if !installedFrom(policy, "http://172.18.0.200 bookworm-pgdg/main") {
 		t.Error("the installed version's source not found")
 	}
-	if installedFrom(policy, "http://deb.debian.org/debian bookworm/main") {
+	if installedFrom(policy, "http://mirror.example/debian bookworm/main") {
 		t.Error("another version's source taken for the installed one's")
 	}
 }
