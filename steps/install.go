@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/pgfleet/pgfleet/internal/remote"
+	"github.com/pgfleet/pgfleet/inventory"
 )
 
 // Install installs the declared PostgreSQL version with the host's package
@@ -65,6 +66,10 @@ func (Install) Check(ctx context.Context, r *Run, h *Host) (*Plan, error) {
 				cmd.Stdin = bytes.NewReader(repo.key)
 			case repo.remove:
 				cmd.Args = append(cmd.Args, "remove")
+			case pkg != "" && h.PG().Repository == inventory.RepositoryPGDG:
+				// The repository is there already (an earlier install
+				// failed after adding it): install from it all the same.
+				cmd.Args = append(cmd.Args, "keep", "", h.Facts.OSCodename+"-pgdg")
 			}
 			if _, err := h.Conn.Run(ctx, cmd); err != nil {
 				reach := "check the host's apt sources and that it can reach its mirror"
@@ -87,10 +92,10 @@ func (Install) Check(ctx context.Context, r *Run, h *Host) (*Plan, error) {
 // installScript installs the package $1 ("" for none). With "add" $3 $4,
 // it first writes the PGDG repository's key (its stdin) and its source
 // entry $3, each unless the host has it already (and, for an https://
-// address, installs ca-certificates if missing), reads the repository's
-// lists, and installs from suite $4, checking that the package installed
-// is the repository's. With "remove", it first removes pgfleet's PGDG
-// entry and key. apt's output goes to a file of
+// address, installs ca-certificates if missing), and reads the
+// repository's lists; with "add" or "keep", it installs from suite $4,
+// checking that the package installed is the repository's. With "remove",
+// it first removes pgfleet's PGDG entry and key. apt's output goes to a file of
 // mktemp's, not one of a fixed name that anyone could have made a link to
 // what root would then overwrite; it is kept only when apt fails.
 var installScript = strings.NewReplacer("KEYRING", PGDGKeyring, "KEYDIR", path.Dir(PGDGKeyring), "SOURCES", PGDGSourcesFile).Replace(`set -e
@@ -126,10 +131,13 @@ if [ "${2:-}" = add ]; then
 	put KEYRING
 	printf '%s' "$3" | put SOURCES
 	apt-get update -q >"$log" 2>&1 || failed
-	pgdg=$4
 fi
+case ${2:-} in add | keep) pgdg=$4 ;; esac
 if [ -n "$1" ] && [ -n "$pgdg" ]; then
-	apt-get install -y -q --no-install-recommends -t "$pgdg" "$1" >"$log" 2>&1 || failed
+	if ! apt-get install -y -q --no-install-recommends -t "$pgdg" "$1" >"$log" 2>&1; then
+		apt-get update -q >"$log" 2>&1 || failed
+		apt-get install -y -q --no-install-recommends -t "$pgdg" "$1" >"$log" 2>&1 || failed
+	fi
 	v="$(dpkg-query -W -f '${Version}' "$1")"
 	case $v in
 	*.pgdg*) ;;

@@ -233,6 +233,30 @@ func TestInstallCheckPGDG(t *testing.T) {
 	}
 }
 
+// When an earlier install added the repository and then failed, the next
+// one still installs from the repository's suite, without writing it again.
+func TestInstallApplyPGDGRepositoryThere(t *testing.T) {
+	r, h, srv := scriptedHost(t, sshtest.Rules(
+		sshtest.On(`^sh -c .* pgfleet-install postgresql-15 keep`, sshtest.Reply{}),
+		probeSays(`{"installed":[15],"packages":{"postgresql-15":"15.10-1.pgdg120+1"}}`),
+	))
+	h.Cluster.Postgres.Repository = "pgdg"
+	h.Facts = bareFacts()
+	h.Facts.PGDGSources, h.Facts.PGDGKeyring = pgdgSourcesLine(PGDGURL, h.Facts.OSCodename), pgdgKey
+	suite := h.Facts.OSCodename + "-pgdg" // the probe after the step replaces the facts
+	r.Apply(context.Background(), []Step{Install{}})
+	if err := r.Err(); err != nil {
+		t.Fatalf("install: %v", err)
+	}
+	cmds := srv.Commands()
+	if len(cmds) != 2 || len(cmds[0].Args) != 8 {
+		t.Fatalf("commands run: %q, want the install script with the suite, then the state probe", ran(srv))
+	}
+	if a := cmds[0].Args; a[5] != "keep" || a[7] != suite || len(cmds[0].Stdin) != 0 {
+		t.Errorf("arguments %q, stdin %d bytes: want keep, the suite, and no key", a[4:], len(cmds[0].Stdin))
+	}
+}
+
 // With pgdg, Install writes the key and the source entry, reads the
 // repository's lists and installs from its suite, in one command: the
 // key goes on stdin, the entry and the suite as arguments.
