@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -318,9 +319,10 @@ exit 1
 	if len(s.Packages) != 1 || s.Packages["postgresql-15"] != "15.10-1.pgdg120+1" {
 		t.Errorf("Packages %q, want postgresql-15's only (17's is removed)\n%s", s.Packages, out)
 	}
+	args := stateArgs(newDebian(15, ""), 5432, "repl")
 	for _, p := range []string{PGDGSourcesFile, PGDGKeyring} {
-		if !strings.Contains(stateScript, " "+p) {
-			t.Errorf("the probe does not read %s", p)
+		if !slices.Contains(args, p) {
+			t.Errorf("the probe does not read %s: arguments %q", p, args[4:])
 		}
 	}
 }

@@ -353,7 +353,8 @@ func (s *Server) Slot(name string) *Slot {
 // its layout.
 func stateArgs(l Layout, port int, replUser string) []string {
 	return []string{"sh", "-c", stateScript, "pgfleet-state",
-		l.DataDir(), l.ConfigDir(), l.BinDir(), l.SocketDir(), strconv.Itoa(port), l.InstalledGlob(), replUser, l.Unit()}
+		l.DataDir(), l.ConfigDir(), l.BinDir(), l.SocketDir(), strconv.Itoa(port), l.InstalledGlob(), replUser, l.Unit(),
+		PGDGSourcesFile, PGDGKeyring}
 }
 
 // ReadState runs the state probe on the host and returns what it read,

@@ -4,10 +4,12 @@
 # and psql when the server runs; pg_controldata (through runuser) when it
 # does not answer, and then sort and od on a standby's pg_wal; a second
 # stat only when data was moved aside.
-# Arguments: DATADIR CONFDIR BINDIR SOCKETDIR PORT VERSIONS REPLUSER UNIT,
-# where VERSIONS is a glob of every installed version's postgres binary, with
-# its one * where the version is, and UNIT the cluster's systemd unit.
-D="$1"; C="$2"; B="$3"; S="$4"; P="$5"; G="$6"; U="$7"; N="$8"
+# Arguments: DATADIR CONFDIR BINDIR SOCKETDIR PORT VERSIONS REPLUSER UNIT
+# APTFILES..., where VERSIONS is a glob of every installed version's postgres
+# binary, with its one * where the version is, UNIT the cluster's systemd
+# unit, and APTFILES the apt files pgfleet writes (the PGDG source entry and
+# key), read back with the configuration.
+D="$1"; C="$2"; B="$3"; S="$4"; P="$5"; G="$6"; U="$7"; N="$8"; shift 8; A="$*"
 
 # js prints its argument as a JSON string; one with control characters,
 # which no name pgfleet reads has, prints as "".
@@ -105,7 +107,7 @@ printf ']'
 
 set --
 for f in "$C/postgresql.conf" "$C/pg_hba.conf" "$C/pg_ident.conf" "$C/start.conf" "$D/postgresql.auto.conf" "$h/.pgpass" \
-	"$C/tls/server.crt" "$C/tls/ca.crt" /etc/apt/sources.list.d/pgfleet-pgdg.list /etc/apt/keyrings/pgfleet-pgdg.asc; do
+	"$C/tls/server.crt" "$C/tls/ca.crt" $A; do
 	[ -f "$f" ] && set -- "$@" "$f"
 done
 if [ $# -gt 0 ]; then printf ',"files":"'; tar -cPf - -- "$@" | base64 -w0; printf '"'; fi

@@ -341,11 +341,11 @@ func TestStateArgsFromLayout(t *testing.T) {
 	l := newDebian(15, "/srv/pg")
 	args := stateArgs(l, 5433, "repl")
 	want := []string{"/srv/pg", "/etc/postgresql/15/main", "/usr/lib/postgresql/15/bin", "/var/run/postgresql", "5433",
-		"/usr/lib/postgresql/*/bin/postgres", "repl", "postgresql@15-main"}
+		"/usr/lib/postgresql/*/bin/postgres", "repl", "postgresql@15-main", PGDGSourcesFile, PGDGKeyring}
 	if !reflect.DeepEqual(args[4:], want) {
 		t.Errorf("args %q, want %q", args[4:], want)
 	}
-	for _, p := range []string{"/var/run/postgresql", "/etc/postgresql", "/usr/lib/postgresql", "/var/lib/postgresql"} {
+	for _, p := range []string{"/var/run/postgresql", "/etc/postgresql", "/usr/lib/postgresql", "/var/lib/postgresql", "/etc/apt"} {
 		if strings.Contains(stateScript, p) {
 			t.Errorf("state.sh names %s; it takes its paths from the layout", p)
 		}
