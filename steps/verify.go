@@ -9,8 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/sync/errgroup"
-
 	"github.com/pgfleet/pgfleet/internal/pgsql"
 )
 
@@ -87,8 +85,8 @@ func (Verify) Run(ctx context.Context, r *Run) error {
 		return nil
 	}
 	touched := r.touched()
-	var g errgroup.Group
-	g.SetLimit(r.Opts.Forks)
+	var primaries []*Host
+	replicas := map[string][]*Host{}
 	for _, c := range r.Inventory.Clusters {
 		p := r.Host(c.Primary.Name)
 		var reps []*Host
@@ -100,16 +98,16 @@ func (Verify) Run(ctx context.Context, r *Run) error {
 		if p == nil || len(reps) == 0 {
 			continue
 		}
-		g.Go(func() error {
-			untouched := !touched[p.Name]
-			for _, h := range reps {
-				untouched = untouched && !touched[h.Name]
-			}
-			r.verifyCluster(ctx, p, reps, untouched)
-			return nil
-		})
+		primaries, replicas[p.Name] = append(primaries, p), reps
 	}
-	_ = g.Wait() // verifyCluster records its own errors
+	r.Each(primaries, func(p *Host) {
+		reps := replicas[p.Name]
+		untouched := !touched[p.Name]
+		for _, h := range reps {
+			untouched = untouched && !touched[h.Name]
+		}
+		r.verifyCluster(ctx, p, reps, untouched)
+	})
 	return nil
 }
 
