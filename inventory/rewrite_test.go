@@ -3,7 +3,6 @@ package inventory
 import (
 	"bytes"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,9 +11,9 @@ import (
 	"testing"
 
 	"github.com/goccy/go-yaml/ast"
-)
 
-var updateRewrite = flag.Bool("update-rewrite", false, "rewrite the golden files of TestSetPrimaryGolden")
+	"github.com/pgfleet/pgfleet/internal/golden"
+)
 
 // rewriteCases are the golden tests under testdata/rewrite/NAME: in.yaml is
 // the inventory, and out.yaml the file SetPrimary must return, or error.txt
@@ -60,21 +59,11 @@ func TestSetPrimaryGolden(t *testing.T) {
 			} else {
 				gotFile, got = "out.yaml", string(out)
 			}
-			if *updateRewrite {
+			if golden.Updating() { // the case's one file is written anew
 				os.Remove(filepath.Join(dir, "out.yaml"))
 				os.Remove(filepath.Join(dir, "error.txt"))
-				if err := os.WriteFile(filepath.Join(dir, gotFile), []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
 			}
-			want, err := os.ReadFile(filepath.Join(dir, gotFile))
-			if err != nil {
-				t.Fatalf("SetPrimary gave %s:\n%s\nbut there is no %s to compare with: %v", gotFile, got, gotFile, err)
-			}
-			if got != string(want) {
-				t.Errorf("SetPrimary gave %s:\n%q\nwant:\n%q", gotFile, got, want)
-			}
+			golden.Check(t, filepath.Join(dir, gotFile), []byte(got))
 			if rerr == nil {
 				// An `up` on the result builds the same cluster with the
 				// roles swapped: the result reads as asked.

@@ -2,10 +2,7 @@ package steps
 
 import (
 	"errors"
-	"flag"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -13,8 +10,6 @@ import (
 
 	"github.com/pgfleet/pgfleet/inventory"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
 func mustTime(t *testing.T, s string) time.Time {
 	t.Helper()
@@ -96,23 +91,6 @@ func planText(r *Run) string {
 		}
 	}
 	return b.String()
-}
-
-func golden(t *testing.T, name, got string) {
-	t.Helper()
-	p := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(p, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if got != string(want) {
-		t.Errorf("%s differs (go test -update rewrites it):\n--- got\n%s--- want\n%s", p, got, want)
-	}
 }
 
 func errorsAs(err error, target any) bool { return errors.As(err, target) }

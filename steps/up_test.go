@@ -4,10 +4,12 @@ import (
 	"context"
 	"maps"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/pgfleet/pgfleet/internal/golden"
 	"github.com/pgfleet/pgfleet/internal/pgsql"
 )
 
@@ -42,7 +44,7 @@ func TestDryRunBare(t *testing.T) {
 			t.Errorf("%s %s: %s, want %s", res.Host, res.Step, res.Status, want)
 		}
 	}
-	golden(t, "plan_bare.golden", strings.ReplaceAll(planText(r), dir, "TLSDIR"))
+	golden.Check(t, filepath.Join("testdata", "plan_bare.golden"), []byte(strings.ReplaceAll(planText(r), dir, "TLSDIR")))
 	if entries, err := os.ReadDir(dir); err != nil || len(entries) > 0 {
 		t.Errorf("a dry run wrote %d files in the TLS directory (%v)", len(entries), err)
 	}

@@ -3,7 +3,6 @@ package templates
 import (
 	"bytes"
 	"errors"
-	"flag"
 	"fmt"
 	"io/fs"
 	"os"
@@ -11,9 +10,9 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-)
 
-var update = flag.Bool("update", false, "rewrite the golden files in testdata")
+	"github.com/pgfleet/pgfleet/internal/golden"
+)
 
 // debian15 is a host of a three-member cluster on Debian 12.
 func debian15() Data {
@@ -70,28 +69,6 @@ func withSettings() Data {
 	return d
 }
 
-func golden(t *testing.T, file string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", file)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		d, err := Diff(path, want, got)
-		if err != nil {
-			d = err.Error()
-		}
-		t.Errorf("%s differs (run go test -update if the change is intended):\n%s", path, d)
-	}
-}
-
 func mustRender(t *testing.T, dir, name string, d Data) []byte {
 	t.Helper()
 	out, err := Render(dir, name, d)
@@ -118,7 +95,7 @@ func TestGolden(t *testing.T) {
 		}()},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
-			golden(t, tc.file, mustRender(t, "", tc.name, tc.data))
+			golden.Check(t, filepath.Join("testdata", tc.file), mustRender(t, "", tc.name, tc.data))
 		})
 	}
 }
@@ -288,7 +265,7 @@ func TestGoldenVersions(t *testing.T) {
 			}
 			t.Run(file, func(t *testing.T) {
 				out := mustRender(t, "", name, debian(v))
-				golden(t, file, out)
+				golden.Check(t, filepath.Join("testdata", file), out)
 				if v != 15 && bytes.Contains(out, []byte("15")) {
 					t.Errorf("%s names 15", file)
 				}

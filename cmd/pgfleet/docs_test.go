@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"flag"
 	"os"
 	"path/filepath"
 	"slices"
@@ -10,11 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgfleet/pgfleet/internal/golden"
 	"github.com/spf13/cobra"
 	"github.com/spf13/cobra/doc"
 )
-
-var updateDocs = flag.Bool("update", false, "rewrite docs/reference and docs/man from the commands (make docs)")
 
 // The reference docs are generated from the commands, committed, and
 // compared here, so that they cannot drift from --help.
@@ -129,7 +127,7 @@ func TestReferenceDocsUpToDate(t *testing.T) {
 		if len(want) == 0 {
 			t.Fatalf("nothing generated into %s", generated)
 		}
-		if *updateDocs {
+		if golden.Updating() { // make docs
 			if err := os.RemoveAll(committed); err != nil {
 				t.Fatal(err)
 			}

@@ -28,6 +28,7 @@ var allowed = map[string][]string{
 	"internal/pgsql":          {},
 	"internal/pki":            {},
 	"internal/textdiff":       {},
+	"internal/golden":         {"internal/textdiff"},
 	"internal/console":        {},
 	"internal/lab":            {},
 	"internal/layers":         {},
