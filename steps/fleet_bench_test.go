@@ -11,15 +11,14 @@ import (
 	"maps"
 	"net"
 	"os"
-	"os/exec"
 	"path"
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/pgfleet/pgfleet/internal/clirun"
 	"github.com/pgfleet/pgfleet/internal/pgsql"
 	"github.com/pgfleet/pgfleet/internal/remote/sshtest"
 	"github.com/pgfleet/pgfleet/inventory"
@@ -75,10 +74,10 @@ func BenchmarkSimulatedFleet(b *testing.B) {
 				before := f.served(clusters)
 				m := runMeasured(b, bin, append(c.args, "--ssh-config", "none")...)
 				after := f.served(clusters)
-				if m.code != 0 || !strings.Contains(m.stdout, c.want) {
-					b.Fatalf("pgfleet %s on %d hosts: exit %d\n%s\n%s", c.name, hosts, m.code, m.stdout, m.stderr)
+				if m.Code != 0 || !strings.Contains(m.Stdout, c.want) {
+					b.Fatalf("pgfleet %s on %d hosts: exit %d\n%s\n%s", c.name, hosts, m.Code, m.Stdout, m.Stderr)
 				}
-				cpus, rsss, walls = append(cpus, m.cpu), append(rsss, m.rss), append(walls, m.wall)
+				cpus, rsss, walls = append(cpus, m.CPU), append(rsss, m.RSS), append(walls, m.Wall)
 				conns, cmds = after[0]-before[0], after[1]-before[1]
 			}
 			cpu, rss, wall := median(cpus), median(rsss), median(walls)
@@ -109,11 +108,11 @@ func BenchmarkSimulatedFleet(b *testing.B) {
 	for _, forks := range []int{50, hosts} {
 		for _, cmd := range []string{"status", "up"} {
 			m := runMeasured(b, bin, cmd, inv, "--ssh-config", "none", "--forks", fmt.Sprint(forks))
-			if m.code != 0 {
-				b.Fatalf("pgfleet %s --forks %d: exit %d\n%s", cmd, forks, m.code, m.stderr)
+			if m.Code != 0 {
+				b.Fatalf("pgfleet %s --forks %d: exit %d\n%s", cmd, forks, m.Code, m.Stderr)
 			}
 			fmt.Printf("    fleet: %-7s %d hosts at --forks %d: %.2fs wall, %.2f ms CPU/host, %.2f MB peak RSS/host\n",
-				cmd, hosts, forks, m.wall.Seconds(), ms(m.cpu/time.Duration(hosts)), mb(m.rss/int64(hosts)))
+				cmd, hosts, forks, m.Wall.Seconds(), ms(m.CPU/time.Duration(hosts)), mb(m.RSS/int64(hosts)))
 		}
 	}
 }
@@ -132,41 +131,23 @@ func median[T int64 | time.Duration](v []T) T {
 // buildPgfleet builds the binary under test.
 func buildPgfleet(b *testing.B) string {
 	b.Helper()
-	bin := filepath.Join(b.TempDir(), "pgfleet")
-	out, err := exec.Command("go", "build", "-o", bin, "../cmd/pgfleet").CombinedOutput()
+	bin, err := clirun.Build(b.TempDir(), "../cmd/pgfleet")
 	if err != nil {
-		b.Fatalf("build pgfleet: %v\n%s", err, out)
+		b.Fatal(err)
 	}
 	return bin
 }
 
-// measured is one run of the binary: its output, exit code, wall time, and
-// CPU time (user+sys) and peak RSS from its rusage.
-type measured struct {
-	stdout, stderr string
-	code           int
-	wall, cpu      time.Duration
-	rss            int64 // bytes
-}
-
-func runMeasured(b *testing.B, bin string, args ...string) measured {
+// runMeasured runs the binary, at most five minutes, and measures the run.
+func runMeasured(b *testing.B, bin string, args ...string) clirun.Result {
 	b.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, args...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	start := time.Now()
-	err := cmd.Run()
-	m := measured{stdout: stdout.String(), stderr: stderr.String(), wall: time.Since(start)}
-	if _, ok := err.(*exec.ExitError); err != nil && !ok {
+	r, err := clirun.Run(ctx, bin, args...)
+	if err != nil {
 		b.Fatalf("run pgfleet %v: %v", args, err)
 	}
-	m.code = cmd.ProcessState.ExitCode()
-	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
-	m.cpu = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-	m.rss = ru.Maxrss << 10 // Linux gives kilobytes
-	return m
+	return r
 }
 
 // simFleet is clusters c1, c2, ... of a primary and two replicas, each

@@ -54,8 +54,8 @@ func BenchmarkUpFromBare(b *testing.B) {
 		r := pgfleet(b, "up", l.Inventory)
 		times = append(times, time.Since(start))
 		b.StopTimer()
-		if r.code != 0 {
-			b.Fatalf("pgfleet up: exit %d", r.code)
+		if r.Code != 0 {
+			b.Fatalf("pgfleet up: exit %d", r.Code)
 		}
 		lab.Down(context.Background(), l.Name)
 	}
@@ -91,8 +91,8 @@ func BenchmarkFloorScript(b *testing.B) {
 // fails when a median misses the target.
 func BenchmarkConverged(b *testing.B) {
 	l := newLab(b, 3, "bookworm")
-	if r := pgfleet(b, "up", l.Inventory); r.code != 0 {
-		b.Fatalf("pgfleet up: exit %d", r.code)
+	if r := pgfleet(b, "up", l.Inventory); r.Code != 0 {
+		b.Fatalf("pgfleet up: exit %d", r.Code)
 	}
 	for _, c := range []struct {
 		name   string
@@ -109,8 +109,8 @@ func BenchmarkConverged(b *testing.B) {
 				start := time.Now()
 				r := pgfleet(b, c.args...)
 				times = append(times, time.Since(start))
-				if r.code != 0 || !strings.Contains(r.stdout, c.want) {
-					b.Fatalf("%v: exit %d\n%s", c.args, r.code, r.stdout)
+				if r.Code != 0 || !strings.Contains(r.Stdout, c.want) {
+					b.Fatalf("%v: exit %d\n%s", c.args, r.Code, r.Stdout)
 				}
 			}
 			m := reportMedian(b, times)
@@ -129,8 +129,8 @@ func BenchmarkConverged(b *testing.B) {
 // fails when the median misses it.
 func BenchmarkRebuild(b *testing.B) {
 	l := newLab(b, 2, "bookworm")
-	if r := pgfleet(b, "up", l.Inventory); r.code != 0 {
-		b.Fatalf("pgfleet up: exit %d", r.code)
+	if r := pgfleet(b, "up", l.Inventory); r.Code != 0 {
+		b.Fatalf("pgfleet up: exit %d", r.Code)
 	}
 	primary, replica := l.Hosts[0], l.Hosts[1]
 	exec := func(host, script string) {
@@ -163,8 +163,8 @@ pg_ctlcluster 15 main start`, replica.Name, primary.Address, replica.Name))
 		start = time.Now()
 		r := pgfleet(b, "rebuild", l.Inventory, replica.Name, "--yes", "--discard-old-data")
 		rebuild = append(rebuild, time.Since(start))
-		if r.code != 0 {
-			b.Fatalf("pgfleet rebuild: exit %d\n%s", r.code, r.stderr)
+		if r.Code != 0 {
+			b.Fatalf("pgfleet rebuild: exit %d\n%s", r.Code, r.Stderr)
 		}
 	}
 	var fm, rm time.Duration
@@ -183,8 +183,8 @@ pg_ctlcluster 15 main start`, replica.Name, primary.Address, replica.Name))
 // fails when a median misses its target.
 func BenchmarkSwitchover(b *testing.B) {
 	l := newLab(b, 3, "bookworm")
-	if r := pgfleet(b, "up", l.Inventory); r.code != 0 {
-		b.Fatalf("pgfleet up: exit %d", r.code)
+	if r := pgfleet(b, "up", l.Inventory); r.Code != 0 {
+		b.Fatalf("pgfleet up: exit %d", r.Code)
 	}
 	var total, unavailable, wall []time.Duration
 	seconds := func(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
@@ -315,8 +315,8 @@ func benchFleetShape(b *testing.B, s fleetShape) {
 		start = time.Now()
 		r := pgfleet(b, "up", inv, "--forks", forks)
 		up = append(up, time.Since(start))
-		if r.code != 0 {
-			b.Fatalf("pgfleet up: exit %d\n%s", r.code, r.stderr)
+		if r.Code != 0 {
+			b.Fatalf("pgfleet up: exit %d\n%s", r.Code, r.Stderr)
 		}
 		for range max(*benchRuns, 3) {
 			for _, c := range []struct {
@@ -330,8 +330,8 @@ func benchFleetShape(b *testing.B, s fleetShape) {
 				start := time.Now()
 				r := pgfleet(b, c.args...)
 				*c.times = append(*c.times, time.Since(start))
-				if r.code != 0 || !strings.Contains(r.stdout, c.want) {
-					b.Fatalf("%v: exit %d\n%s", c.args, r.code, r.stdout)
+				if r.Code != 0 || !strings.Contains(r.Stdout, c.want) {
+					b.Fatalf("%v: exit %d\n%s", c.args, r.Code, r.Stdout)
 				}
 			}
 		}

@@ -5,6 +5,10 @@
 // runbook meets with writes running, and count every committed transaction.
 // The benchmarks (make bench) measure against hand-written floors.
 //
-// Of pgfleet's packages it imports internal/lab, and internal/remote for the
-// transport's own tests; pgfleet itself is reached through its binary.
+// Of pgfleet's packages it imports internal/lab, internal/clirun to build
+// and run the binary, internal/remote for the transport's own tests,
+// internal/pki to read and forge the certificates the TLS test meets, and
+// status for the types `status --output json` is read into (their JSON
+// names are held to docs/status.md by status's tests); pgfleet itself is
+// reached through its binary.
 package e2e

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgfleet/pgfleet/internal/clirun"
 	"github.com/pgfleet/pgfleet/internal/lab"
 )
 
@@ -46,11 +47,11 @@ func movedAside(t *testing.T, l *lab.Lab, host, before, file string) {
 }
 
 // upOK runs pgfleet up and fails the test unless it succeeded.
-func upOK(t *testing.T, inv string, args ...string) result {
+func upOK(t *testing.T, inv string, args ...string) clirun.Result {
 	t.Helper()
 	r := pgfleet(t, append([]string{"up", inv}, args...)...)
-	if r.code != 0 {
-		t.Fatalf("up: exit %d\n%s", r.code, r.stderr)
+	if r.Code != 0 {
+		t.Fatalf("up: exit %d\n%s", r.Code, r.Stderr)
 	}
 	return r
 }
@@ -172,8 +173,8 @@ func TestFaults(t *testing.T) {
 			start := time.Now()
 			r := pgfleet(t, append(cmd, "--connect-timeout", "3s")...)
 			took := time.Since(start)
-			if r.code != 1 || !strings.Contains(r.stderr+r.stdout, hung.Name) {
-				t.Errorf("%s with a hung host: exit %d, want 1 naming %s", cmd[0], r.code, hung.Name)
+			if r.Code != 1 || !strings.Contains(r.Stderr+r.Stdout, hung.Name) {
+				t.Errorf("%s with a hung host: exit %d, want 1 naming %s", cmd[0], r.Code, hung.Name)
 			}
 			// The connect timeout plus a second, plus the work on the
 			// healthy hosts.
@@ -194,8 +195,8 @@ func TestFaults(t *testing.T) {
 		}
 		r := pgfleet(t, "up", inv, "--connect-timeout", "3s")
 		exec.Command("docker", "unpause", p.Container).Run()
-		if r.code != 1 || !strings.Contains(r.stderr, "cannot be reached") {
-			t.Errorf("up with a hung primary: exit %d, stderr:\n%s", r.code, r.stderr)
+		if r.Code != 1 || !strings.Contains(r.Stderr, "cannot be reached") {
+			t.Errorf("up with a hung primary: exit %d, stderr:\n%s", r.Code, r.Stderr)
 		}
 		if after := fileStates(t, l, 15); after != before {
 			t.Errorf("up changed files with the primary hung:\nbefore %s\nafter %s", before, after)
@@ -224,8 +225,8 @@ func TestFaults(t *testing.T) {
 		before := asideDirs(t, l, promoted)
 
 		r := pgfleet(t, "up", inv)
-		if r.code != 1 || !strings.Contains(r.stderr, promoted) || !strings.Contains(r.stderr, "pg_ctlcluster 15 main stop") || !strings.Contains(r.stderr, "pgfleet rebuild") {
-			t.Errorf("up on a promoted replica: exit %d, want 1 naming %s, how to stop it and pgfleet rebuild; stderr:\n%s", r.code, promoted, r.stderr)
+		if r.Code != 1 || !strings.Contains(r.Stderr, promoted) || !strings.Contains(r.Stderr, "pg_ctlcluster 15 main stop") || !strings.Contains(r.Stderr, "pgfleet rebuild") {
+			t.Errorf("up on a promoted replica: exit %d, want 1 naming %s, how to stop it and pgfleet rebuild; stderr:\n%s", r.Code, promoted, r.Stderr)
 		}
 		if got := psqlOn(t, l, promoted, "SELECT answer FROM diverged"); got != "42" {
 			t.Errorf("the promoted replica's own data changed: %q", got)
@@ -240,8 +241,8 @@ func TestFaults(t *testing.T) {
 			t.Fatal(err)
 		}
 		r = upOK(t, inv)
-		if !strings.Contains(r.stderr, "copied its data aside before pg_rewind") || strings.Contains(r.stderr, "clone from") {
-			t.Errorf("up on a stopped former primary did not rewind it:\n%s", r.stderr)
+		if !strings.Contains(r.Stderr, "copied its data aside before pg_rewind") || strings.Contains(r.Stderr, "clone from") {
+			t.Errorf("up on a stopped former primary did not rewind it:\n%s", r.Stderr)
 		}
 		movedAside(t, l, promoted, before, "PG_VERSION")
 		if got := psqlOn(t, l, promoted, "SELECT pg_is_in_recovery()"); got != "t" {
@@ -254,21 +255,21 @@ func TestFaults(t *testing.T) {
 
 		// Without a terminal and without --yes, rebuild asks no one and refuses.
 		r = pgfleet(t, "rebuild", inv, promoted)
-		if r.code != 2 || !strings.Contains(r.stderr, "--yes") {
-			t.Errorf("rebuild with no terminal and no --yes: exit %d, stderr:\n%s", r.code, r.stderr)
+		if r.Code != 2 || !strings.Contains(r.Stderr, "--yes") {
+			t.Errorf("rebuild with no terminal and no --yes: exit %d, stderr:\n%s", r.Code, r.Stderr)
 		}
 		if out, err := l.Exec(context.Background(), promoted, "test", "-f", "/var/lib/postgresql/15/main/PG_VERSION"); err != nil {
 			t.Errorf("an unconfirmed rebuild moved the data: %v %s", err, out)
 		}
 		// The cluster's primary is never rebuilt.
 		r = pgfleet(t, "rebuild", inv, primary, "--yes")
-		if r.code != 2 || !strings.Contains(r.stderr, "is the primary") {
-			t.Errorf("rebuild of the primary: exit %d, stderr:\n%s", r.code, r.stderr)
+		if r.Code != 2 || !strings.Contains(r.Stderr, "is the primary") {
+			t.Errorf("rebuild of the primary: exit %d, stderr:\n%s", r.Code, r.Stderr)
 		}
 
 		r = pgfleet(t, "rebuild", inv, promoted, "--yes")
-		if r.code != 0 {
-			t.Fatalf("rebuild --yes: exit %d\n%s", r.code, r.stderr)
+		if r.Code != 0 {
+			t.Fatalf("rebuild --yes: exit %d\n%s", r.Code, r.Stderr)
 		}
 		if got := psqlOn(t, l, promoted, "SELECT pg_is_in_recovery()"); got != "t" {
 			t.Errorf("%s after rebuild: pg_is_in_recovery() = %s", promoted, got)
@@ -285,16 +286,16 @@ func TestFaults(t *testing.T) {
 			t.Fatal(err)
 		}
 		r := pgfleet(t, "up", inv)
-		if r.code != 1 || !strings.Contains(r.stderr, "/var/lib/postgresql/15/main is not empty but holds no PostgreSQL cluster") {
-			t.Errorf("up on a foreign data directory: exit %d, stderr:\n%s", r.code, r.stderr)
+		if r.Code != 1 || !strings.Contains(r.Stderr, "/var/lib/postgresql/15/main is not empty but holds no PostgreSQL cluster") {
+			t.Errorf("up on a foreign data directory: exit %d, stderr:\n%s", r.Code, r.Stderr)
 		}
 		if out, _ := l.Exec(context.Background(), replica, "cat", "/var/lib/postgresql/15/main/notes.txt"); strings.TrimSpace(out) != "someone's notes" {
 			t.Errorf("the foreign directory's file is gone: %q", out)
 		}
 		// rebuild does not move it either.
 		r = pgfleet(t, "rebuild", inv, replica, "--yes")
-		if r.code != 1 || !strings.Contains(r.stderr, "holds no PostgreSQL cluster") {
-			t.Errorf("rebuild of a foreign data directory: exit %d, stderr:\n%s", r.code, r.stderr)
+		if r.Code != 1 || !strings.Contains(r.Stderr, "holds no PostgreSQL cluster") {
+			t.Errorf("rebuild of a foreign data directory: exit %d, stderr:\n%s", r.Code, r.Stderr)
 		}
 		if _, err := l.Exec(context.Background(), replica, "sh", "-c", `rm -r /var/lib/postgresql/15/main && mv /var/lib/postgresql/15/main.keep /var/lib/postgresql/15/main`); err != nil {
 			t.Fatal(err)
@@ -304,8 +305,8 @@ func TestFaults(t *testing.T) {
 		// connection.
 		bad := withPostgres(t, inv, "  data_dir: /var/lib\n")
 		r = pgfleet(t, "up", bad)
-		if r.code != 2 || !strings.Contains(r.stderr, "data_dir") {
-			t.Errorf("up with data_dir /var/lib: exit %d, stderr:\n%s", r.code, r.stderr)
+		if r.Code != 2 || !strings.Contains(r.Stderr, "data_dir") {
+			t.Errorf("up with data_dir /var/lib: exit %d, stderr:\n%s", r.Code, r.Stderr)
 		}
 		w := nextWriter()
 		upOK(t, inv)
@@ -447,7 +448,7 @@ func TestFaults(t *testing.T) {
 	})
 
 	// stepsOf is what up did, by "host step", from its JSON report.
-	stepsOf := func(r result) map[string]struct {
+	stepsOf := func(r clirun.Result) map[string]struct {
 		status  string
 		changes string
 	} {
@@ -615,9 +616,9 @@ func TestFaults(t *testing.T) {
 				`for i in 1 2 3 4 5 6; do runuser -u postgres -- psql -XAtqc "SELECT pg_switch_wal()" >/dev/null; sleep 0.1; done`); err != nil {
 				t.Fatalf("switch WAL segments: %v %s", err, out)
 			}
-			if r := pgfleet(t, "check", inv); strings.Contains(r.stdout+r.stderr, "cannot catch up") ||
-				!strings.Contains(r.stdout, "/var/lib/postgresql/15/main holds PostgreSQL 15 standby data;") { // the stopped standby's line
-				t.Errorf("check on a standby whose WAL is still there: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+			if r := pgfleet(t, "check", inv); strings.Contains(r.Stdout+r.Stderr, "cannot catch up") ||
+				!strings.Contains(r.Stdout, "/var/lib/postgresql/15/main holds PostgreSQL 15 standby data;") { // the stopped standby's line
+				t.Errorf("check on a standby whose WAL is still there: exit %d\n%s\n%s", r.Code, r.Stdout, r.Stderr)
 			}
 			eventually(t, 2*time.Minute, "the WAL "+replica+" needs is removed on "+primary, func() string {
 				if out, err := l.Exec(context.Background(), primary, "sh", "-c",
@@ -636,8 +637,8 @@ func TestFaults(t *testing.T) {
 		// cloned again because its WAL is gone, its old data moved aside.
 		clonedAgain := func(t *testing.T, running bool) {
 			before := asideDirs(t, l, replica)
-			if r := pgfleet(t, "check", inv); !strings.Contains(r.stdout+r.stderr, "cannot catch up: up moves it aside and clones it again, because the WAL it needs is gone from "+primary) {
-				t.Errorf("check does not say %s is cloned again: exit %d\n%s\n%s", replica, r.code, r.stdout, r.stderr)
+			if r := pgfleet(t, "check", inv); !strings.Contains(r.Stdout+r.Stderr, "cannot catch up: up moves it aside and clones it again, because the WAL it needs is gone from "+primary) {
+				t.Errorf("check does not say %s is cloned again: exit %d\n%s\n%s", replica, r.Code, r.Stdout, r.Stderr)
 			}
 			steps := stepsOf(upOK(t, inv, "--output", "json"))
 			clone := steps[replica+" clone"]
@@ -694,7 +695,7 @@ func TestFaults(t *testing.T) {
 			t.Fatal(err)
 		}
 		var wg sync.WaitGroup
-		results := make([]result, 2)
+		results := make([]clirun.Result, 2)
 		for i := range results {
 			wg.Add(1)
 			go func() {
@@ -707,9 +708,9 @@ func TestFaults(t *testing.T) {
 		var ok, refused int
 		for _, r := range results {
 			switch {
-			case r.code == 0:
+			case r.Code == 0:
 				ok++
-			case r.code == 1 && strings.Contains(r.stderr, "being changed by another pgfleet run"):
+			case r.Code == 1 && strings.Contains(r.Stderr, "being changed by another pgfleet run"):
 				refused++
 			}
 		}

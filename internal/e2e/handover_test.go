@@ -15,7 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgfleet/pgfleet/internal/clirun"
 	"github.com/pgfleet/pgfleet/internal/lab"
+	"github.com/pgfleet/pgfleet/status"
 )
 
 // The handover tests move a cluster's primary with pgfleet switchover and
@@ -47,19 +49,19 @@ type handoverReport struct {
 // succeeded and wrote the inventory file, and checks its handover object.
 // Only a switchover knows how long writes were unavailable: a failover
 // cannot tell when the old primary stopped taking them.
-func parseHandover(t testing.TB, r result, kind, from, to string, leftAlone bool) handoverReport {
+func parseHandover(t testing.TB, r clirun.Result, kind, from, to string, leftAlone bool) handoverReport {
 	t.Helper()
-	if r.code != 0 {
-		t.Fatalf("exit %d, want 0\n%s", r.code, r.stderr)
+	if r.Code != 0 {
+		t.Fatalf("exit %d, want 0\n%s", r.Code, r.Stderr)
 	}
 	var rep handoverReport
-	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
-		t.Fatalf("the JSON report: %v\n%s", err, r.stdout)
+	if err := json.Unmarshal([]byte(r.Stdout), &rep); err != nil {
+		t.Fatalf("the JSON report: %v\n%s", err, r.Stdout)
 	}
 	h := rep.Handover
 	switch {
 	case !rep.OK || h == nil:
-		t.Fatalf("the JSON report: ok %v, handover %+v\n%s", rep.OK, h, r.stdout)
+		t.Fatalf("the JSON report: ok %v, handover %+v\n%s", rep.OK, h, r.Stdout)
 	case h.Kind != kind || h.Cluster != "main" || h.From != from || h.To != to || !h.Promoted:
 		t.Errorf("handover %+v, want a %s of cluster main from %s to %s, promoted", *h, kind, from, to)
 	case h.InventoryWritten != !leftAlone:
@@ -81,8 +83,8 @@ var roleLine = regexp.MustCompile(`^\s*(primary:|replicas:|- h\d+\s*$)`)
 func rewritten(t *testing.T, l *lab.Lab, inv, before, to string, statusArgs ...string) {
 	t.Helper()
 	after := readFile(t, inv)
-	if r := pgfleet(t, "validate", inv); r.code != 0 {
-		t.Errorf("the rewritten inventory is not valid: exit %d\n%s", r.code, r.stderr)
+	if r := pgfleet(t, "validate", inv); r.Code != 0 {
+		t.Errorf("the rewritten inventory is not valid: exit %d\n%s", r.Code, r.Stderr)
 	}
 	lines := func(s string) []string { return strings.Split(strings.TrimSuffix(s, "\n"), "\n") }
 	var kept []string
@@ -106,7 +108,7 @@ func rewritten(t *testing.T, l *lab.Lab, inv, before, to string, statusArgs ...s
 		if h.Name == to {
 			want = "primary"
 		}
-		if got := rep.member(t, h.Name).DeclaredRole; got != want {
+		if got := member(t, rep, h.Name).DeclaredRole; got != want {
 			t.Errorf("the rewritten inventory declares %s %s, want %s:\n%s", h.Name, got, want, after)
 		}
 	}
@@ -260,24 +262,24 @@ func TestSwitchover(t *testing.T) {
 			{[]string{"--to", "h2", "--dry-run"}, 0, nil},
 		} {
 			r := pgfleet(t, append([]string{"switchover", inv}, c.args...)...)
-			if r.code != c.code || (c.want != nil && !slices.ContainsFunc(c.want, func(s string) bool { return strings.Contains(r.stderr, s) })) {
-				t.Errorf("switchover %v: exit %d, want %d and stderr naming one of %q; stderr:\n%s", c.args, r.code, c.code, c.want, r.stderr)
+			if r.Code != c.code || (c.want != nil && !slices.ContainsFunc(c.want, func(s string) bool { return strings.Contains(r.Stderr, s) })) {
+				t.Errorf("switchover %v: exit %d, want %d and stderr naming one of %q; stderr:\n%s", c.args, r.Code, c.code, c.want, r.Stderr)
 			}
 			unchanged(t, l, inv, before, "h1")
 		}
 
 		// The primary answers as a primary: a failover would make two.
 		r := pgfleet(t, "failover", inv, "--yes")
-		if r.code != 1 || !strings.Contains(r.stderr, "--force") || !strings.Contains(r.stderr, "h1") {
-			t.Errorf("failover with the primary alive: exit %d, want 1 naming h1 and --force; stderr:\n%s", r.code, r.stderr)
+		if r.Code != 1 || !strings.Contains(r.Stderr, "--force") || !strings.Contains(r.Stderr, "h1") {
+			t.Errorf("failover with the primary alive: exit %d, want 1 naming h1 and --force; stderr:\n%s", r.Code, r.Stderr)
 		}
 		unchanged(t, l, inv, before, "h1")
 
 		// A replica that does not stream cannot take over without loss.
 		stExec(t, l, "h3", "pg_ctlcluster", v, "main", "stop", "-m", "fast")
 		r = pgfleet(t, "switchover", inv, "--to", "h3", "--yes")
-		if r.code != 1 || !strings.Contains(r.stderr, "h3") {
-			t.Errorf("switchover to a stopped replica: exit %d, want 1 naming h3; stderr:\n%s", r.code, r.stderr)
+		if r.Code != 1 || !strings.Contains(r.Stderr, "h3") {
+			t.Errorf("switchover to a stopped replica: exit %d, want 1 naming h3; stderr:\n%s", r.Code, r.Stderr)
 		}
 		unchanged(t, l, inv, before, "h1")
 		if got := psqlOn(t, l, "h2", "SELECT pg_is_in_recovery()"); got != "t" {
@@ -324,13 +326,13 @@ func TestSwitchover(t *testing.T) {
 				t.Logf("switchover %s to %s: %.2f s, writes unavailable %.2f s (pgfleet's count); %v in all",
 					s.from, s.to, h.TotalSeconds, h.UnavailableSeconds, took.Round(time.Millisecond))
 			} else {
-				if r.code != 0 {
-					t.Fatalf("switchover --to %s: exit %d\n%s", s.to, r.code, r.stderr)
+				if r.Code != 0 {
+					t.Fatalf("switchover --to %s: exit %d\n%s", s.to, r.Code, r.Stderr)
 				}
 				// The diff of the inventory file.
 				for _, want := range []string{"-    primary: " + s.from, "+    primary: " + s.to} {
-					if !strings.Contains(r.stdout, "\n"+want+"\n") {
-						t.Errorf("no line %q in the diff on stdout:\n%s", want, r.stdout)
+					if !strings.Contains(r.Stdout, "\n"+want+"\n") {
+						t.Errorf("no line %q in the diff on stdout:\n%s", want, r.Stdout)
 					}
 				}
 				t.Logf("switchover %s to %s: %v", s.from, s.to, took.Round(time.Millisecond))
@@ -345,7 +347,7 @@ func TestSwitchover(t *testing.T) {
 			if now := asideDirs(t, l, s.from); now != aside {
 				t.Errorf("the old primary %s was cloned, not rejoined: moved-aside data %q, was %q", s.from, now, aside)
 			}
-			stPoll(t, l, time.Minute, "status healthy after the switchover", func(rep stReport, code int) string {
+			stPoll(t, l, time.Minute, "status healthy after the switchover", func(rep status.Report, code int) string {
 				if msg := stHealthy(rep, code); msg != "" {
 					return msg
 				}
@@ -424,11 +426,11 @@ func TestFailover(t *testing.T) {
 	before := string(readFile(t, inv))
 	t.Run("a target behind another replica is refused, a dry run changes nothing", func(t *testing.T) {
 		r := pgfleet(t, append([]string{"failover", inv, "--to", "h3", "--yes"}, dead...)...)
-		if r.code != 1 || !strings.Contains(r.stderr, "bytes") || !strings.Contains(r.stderr, "h2") || !strings.Contains(r.stderr, "--force") {
-			t.Errorf("failover --to h3 behind h2: exit %d, want 1 saying how many bytes it is behind h2 and naming --force; stderr:\n%s", r.code, r.stderr)
+		if r.Code != 1 || !strings.Contains(r.Stderr, "bytes") || !strings.Contains(r.Stderr, "h2") || !strings.Contains(r.Stderr, "--force") {
+			t.Errorf("failover --to h3 behind h2: exit %d, want 1 saying how many bytes it is behind h2 and naming --force; stderr:\n%s", r.Code, r.Stderr)
 		}
-		if r := pgfleet(t, append([]string{"failover", inv, "--dry-run"}, dead...)...); r.code != 0 || !strings.Contains(r.stdout, "h2 would become the primary") {
-			t.Errorf("failover --dry-run: exit %d, want 0 and h2 chosen; stdout:\n%s", r.code, r.stdout)
+		if r := pgfleet(t, append([]string{"failover", inv, "--dry-run"}, dead...)...); r.Code != 0 || !strings.Contains(r.Stdout, "h2 would become the primary") {
+			t.Errorf("failover --dry-run: exit %d, want 0 and h2 chosen; stdout:\n%s", r.Code, r.Stdout)
 		}
 		if after := string(readFile(t, inv)); after != before {
 			t.Errorf("the inventory file changed:\n%s", after)
@@ -483,12 +485,12 @@ func TestFailover(t *testing.T) {
 		}
 		waitSSHD(t, h1.Address)
 		aside := asideDirs(t, l, "h1")
-		if r := pgfleet(t, "up", inv, "--dry-run"); r.code != 0 || !strings.Contains(strings.ToLower(r.stdout), "rewind") {
-			t.Errorf("up --dry-run with the old primary back: exit %d, want 0 and a plan to rewind h1; stdout:\n%s", r.code, r.stdout)
+		if r := pgfleet(t, "up", inv, "--dry-run"); r.Code != 0 || !strings.Contains(strings.ToLower(r.Stdout), "rewind") {
+			t.Errorf("up --dry-run with the old primary back: exit %d, want 0 and a plan to rewind h1; stdout:\n%s", r.Code, r.Stdout)
 		}
 		r := pgfleet(t, "up", inv, "--output", "json")
-		if r.code != 0 {
-			t.Fatalf("up did not rejoin h1, the old primary, after the failover (failover says up rejoins it with pg_rewind): exit %d\n%s", r.code, r.stderr)
+		if r.Code != 0 {
+			t.Fatalf("up did not rejoin h1, the old primary, after the failover (failover says up rejoins it with pg_rewind): exit %d\n%s", r.Code, r.Stderr)
 		}
 		rep := parseReport(t, r)
 		rewound := false

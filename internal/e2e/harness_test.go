@@ -1,23 +1,21 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/pgfleet/pgfleet/internal/clirun"
 	"github.com/pgfleet/pgfleet/internal/lab"
 )
 
@@ -47,11 +45,8 @@ func runMain(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	pgfleetBin = filepath.Join(dir, "pgfleet")
-	build := exec.Command("go", "build", "-o", pgfleetBin, "../../cmd/pgfleet")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintf(os.Stderr, "e2e: build pgfleet: %v\n", err)
+	if pgfleetBin, err = clirun.Build(dir, "../../cmd/pgfleet"); err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: %v\n", err)
 		return 1
 	}
 	if err := exec.Command("docker", "info").Run(); err != nil {
@@ -148,31 +143,16 @@ func (w testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// result is what one run of the pgfleet binary did.
-type result struct {
-	stdout, stderr string
-	code           int
-}
-
-// pgfleet runs the built binary as a user would.
-func pgfleet(t testing.TB, args ...string) result {
+// pgfleet runs the built binary as a user would, at most 15 minutes.
+func pgfleet(t testing.TB, args ...string) clirun.Result {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, pgfleetBin, args...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	r := result{stdout: stdout.String(), stderr: stderr.String()}
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &ee):
-		r.code = ee.ExitCode()
-	default:
-		t.Fatalf("run pgfleet %v: %v", args, err)
+	r, err := clirun.Run(ctx, pgfleetBin, args...)
+	if err != nil {
+		t.Fatalf("run pgfleet %v: %v\nstdout:\n%s\nstderr:\n%s", args, err, r.Stdout, r.Stderr)
 	}
-	t.Logf("pgfleet %s: exit %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), r.code, r.stdout, r.stderr)
+	t.Logf("pgfleet %s: exit %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), r.Code, r.Stdout, r.Stderr)
 	return r
 }
 

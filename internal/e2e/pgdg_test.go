@@ -98,7 +98,7 @@ func TestPGDG(t *testing.T) {
 
 	t.Run("repository debian on PGDG's packages is refused", func(t *testing.T) {
 		r := pgfleet(t, "up", l.Inventory, "--output", "json")
-		if r.code == 0 {
+		if r.Code == 0 {
 			t.Fatal("up succeeded on hosts with PGDG's postgresql-15 and repository debian")
 		}
 		up := parseReport(t, r)
@@ -160,7 +160,7 @@ func TestPGDG(t *testing.T) {
 			}
 		}
 		if !removed {
-			t.Errorf("up did not say it removed the PGDG repository from h2:\n%s", r.stdout)
+			t.Errorf("up did not say it removed the PGDG repository from h2:\n%s", r.Stdout)
 		}
 		if out := stExec(t, l, "h2", "sh", "-c", "ls /etc/apt/sources.list.d/ /etc/apt/keyrings/ 2>/dev/null"); strings.Contains(out, "pgfleet-pgdg") {
 			t.Errorf("h2 keeps the PGDG repository under repository debian:\n%s", out)
@@ -171,7 +171,7 @@ func TestPGDG(t *testing.T) {
 		checkReplication(t, l, "t3")
 
 		r = pgfleet(t, "up", inv, "--output", "json")
-		if r.code == 0 {
+		if r.Code == 0 {
 			t.Fatal("up succeeded on a host with Debian's postgresql-15 and repository pgdg")
 		}
 		up := parseReport(t, r)

@@ -41,8 +41,8 @@ func TestReboot(t *testing.T) {
 	}
 
 	r := pgfleet(t, "up", l.Inventory, "--output", "json")
-	if r.code != 0 {
-		t.Fatalf("pgfleet up: exit %d", r.code)
+	if r.Code != 0 {
+		t.Fatalf("pgfleet up: exit %d", r.Code)
 	}
 	boot := map[string]string{}
 	for _, h := range parseReport(t, r).Hosts {
@@ -131,12 +131,12 @@ func TestReboot(t *testing.T) {
 			return ""
 		})
 		st, code, _ := stStatus(t, l)
-		m := st.member(t, "h3")
+		m := member(t, st, "h3")
 		if code != 1 || m.Systemd == nil || m.Systemd.Active != "failed" || !strings.Contains(strings.Join(m.Problems, "; "), "systemd marks postgresql@15-main failed") {
 			t.Errorf("status: exit %d, h3 systemd %+v, problems %q", code, m.Systemd, m.Problems)
 		}
-		if text := pgfleet(t, "status", l.Inventory); !strings.Contains(text.stdout, "systemd marks postgresql@15-main failed") {
-			t.Errorf("status text does not show the failed unit:\n%s", text.stdout)
+		if text := pgfleet(t, "status", l.Inventory); !strings.Contains(text.Stdout, "systemd marks postgresql@15-main failed") {
+			t.Errorf("status text does not show the failed unit:\n%s", text.Stdout)
 		}
 		ck, _ := ckCheck(t, l.Inventory)
 		var warned bool
@@ -146,8 +146,8 @@ func TestReboot(t *testing.T) {
 		if !warned {
 			t.Errorf("check does not warn of h3's failed unit: %+v", ck.Checks)
 		}
-		if r := pgfleet(t, "up", l.Inventory); r.code != 0 {
-			t.Fatalf("up after the failure: exit %d", r.code)
+		if r := pgfleet(t, "up", l.Inventory); r.Code != 0 {
+			t.Fatalf("up after the failure: exit %d", r.Code)
 		}
 		if out, _ := l.Exec(ctx, "h3", "systemctl", "is-active", "postgresql@15-main"); strings.TrimSpace(out) != "active" {
 			t.Errorf("up did not start h3's unit: %q", out)

@@ -69,24 +69,24 @@ func TestRejoin(t *testing.T) {
 
 	before := asideDirs(t, l, h1)
 	dry := pgfleet(t, "up", inv, "--dry-run")
-	if dry.code != 0 || !strings.Contains(dry.stdout, "rejoin as a standby of "+h2+": pg_rewind") {
-		t.Errorf("up --dry-run: exit %d, no rejoin in its plan:\n%s\n%s", dry.code, dry.stdout, dry.stderr)
+	if dry.Code != 0 || !strings.Contains(dry.Stdout, "rejoin as a standby of "+h2+": pg_rewind") {
+		t.Errorf("up --dry-run: exit %d, no rejoin in its plan:\n%s\n%s", dry.Code, dry.Stdout, dry.Stderr)
 	}
 	if got := asideDirs(t, l, h1); got != before {
 		t.Errorf("the dry run copied %s's data aside: %q", h1, got)
 	}
-	if check := pgfleet(t, "check", inv); !strings.Contains(check.stdout, "up rejoins it as a standby of "+h2+" with pg_rewind") {
-		t.Errorf("check does not say up rejoins %s:\n%s", h1, check.stdout)
+	if check := pgfleet(t, "check", inv); !strings.Contains(check.Stdout, "up rejoins it as a standby of "+h2+" with pg_rewind") {
+		t.Errorf("check does not say up rejoins %s:\n%s", h1, check.Stdout)
 	}
 
 	up := upOK(t, inv)
 	for _, want := range []string{"copied its data aside before pg_rewind", "rewound its data"} {
-		if !strings.Contains(up.stderr, want) {
-			t.Errorf("up's log does not say %q:\n%s", want, up.stderr)
+		if !strings.Contains(up.Stderr, want) {
+			t.Errorf("up's log does not say %q:\n%s", want, up.Stderr)
 		}
 	}
-	if strings.Contains(up.stderr, "clone from") {
-		t.Errorf("up cloned instead of rejoining:\n%s", up.stderr)
+	if strings.Contains(up.Stderr, "clone from") {
+		t.Errorf("up cloned instead of rejoining:\n%s", up.Stderr)
 	}
 	movedAside(t, l, h1, before, "PG_VERSION")
 	aside := strings.Fields(asideDirs(t, l, h1))
@@ -121,12 +121,12 @@ func TestRejoin(t *testing.T) {
 	}
 
 	again := pgfleet(t, "up", inv, "--output", "json")
-	if rep := parseReport(t, again); again.code != 0 || rep.Changed != 0 {
-		t.Errorf("second up: exit %d, %d changes\n%s", again.code, rep.Changed, again.stdout)
+	if rep := parseReport(t, again); again.Code != 0 || rep.Changed != 0 {
+		t.Errorf("second up: exit %d, %d changes\n%s", again.Code, rep.Changed, again.Stdout)
 	}
 	check := pgfleet(t, "check", inv)
-	if check.code != 0 {
-		t.Errorf("check after the rejoin: exit %d\n%s\n%s", check.code, check.stdout, check.stderr)
+	if check.Code != 0 {
+		t.Errorf("check after the rejoin: exit %d\n%s\n%s", check.Code, check.Stdout, check.Stderr)
 	}
 
 	// A clean switchover back to h1: h2 shut down cleanly, and h1 replayed
@@ -154,8 +154,8 @@ func TestRejoin(t *testing.T) {
 	writeTestFile(t, back, strings.Replace(string(src), from, fmt.Sprintf("primary: %s\n    replicas: [%s, %s]", h1, h2, h3), 1))
 	asideH2 := asideDirs(t, l, h2)
 	up = upOK(t, back)
-	if !strings.Contains(up.stderr, "no rewind required") || strings.Contains(up.stderr, "copied its data aside") || strings.Contains(up.stderr, "clone from") {
-		t.Errorf("up after a clean switchover did more than rejoin %s:\n%s", h2, up.stderr)
+	if !strings.Contains(up.Stderr, "no rewind required") || strings.Contains(up.Stderr, "copied its data aside") || strings.Contains(up.Stderr, "clone from") {
+		t.Errorf("up after a clean switchover did more than rejoin %s:\n%s", h2, up.Stderr)
 	}
 	if got := asideDirs(t, l, h2); got != asideH2 {
 		t.Errorf("up copied %s's data aside after a clean switchover: %q", h2, got)
@@ -171,7 +171,7 @@ func TestRejoin(t *testing.T) {
 		}
 	}
 	again = pgfleet(t, "up", back, "--output", "json")
-	if rep := parseReport(t, again); again.code != 0 || rep.Changed != 0 {
-		t.Errorf("second up after the switchover: exit %d, %d changes\n%s", again.code, rep.Changed, again.stdout)
+	if rep := parseReport(t, again); again.Code != 0 || rep.Changed != 0 {
+		t.Errorf("second up after the switchover: exit %d, %d changes\n%s", again.Code, rep.Changed, again.Stdout)
 	}
 }

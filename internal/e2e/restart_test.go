@@ -25,15 +25,15 @@ func TestRestarts(t *testing.T) {
 	t.Run("a raised max_connections restarts the replicas, and the primary only with --yes", func(t *testing.T) {
 		raised := withPostgres(t, inv, "  settings:\n    max_connections: 150\n")
 		r := pgfleet(t, "up", raised, "--dry-run")
-		if r.code != 0 || strings.Count(r.stdout, "would restart: restart PostgreSQL to apply max_connections") != len(l.Hosts) {
-			t.Errorf("dry run: exit %d; want every host's plan to name the restart:\n%s", r.code, r.stdout)
+		if r.Code != 0 || strings.Count(r.Stdout, "would restart: restart PostgreSQL to apply max_connections") != len(l.Hosts) {
+			t.Errorf("dry run: exit %d; want every host's plan to name the restart:\n%s", r.Code, r.Stdout)
 		}
 
 		before := started()
 		r = pgfleet(t, "up", raised)
-		if r.code != 1 || !strings.Contains(r.stderr, primary+": restart: the primary was not restarted to apply max_connections") ||
-			!strings.Contains(r.stderr, "pgfleet: hint: pass --yes to let pgfleet restart the primary") {
-			t.Errorf("up without --yes: exit %d, want 1 with the primary's restart refused and a hint; stderr:\n%s", r.code, r.stderr)
+		if r.Code != 1 || !strings.Contains(r.Stderr, primary+": restart: the primary was not restarted to apply max_connections") ||
+			!strings.Contains(r.Stderr, "pgfleet: hint: pass --yes to let pgfleet restart the primary") {
+			t.Errorf("up without --yes: exit %d, want 1 with the primary's restart refused and a hint; stderr:\n%s", r.Code, r.Stderr)
 		}
 		afterReplicas := started()
 		if afterReplicas[primary] != before[primary] || show(primary, "max_connections") != "100" {
@@ -69,8 +69,8 @@ func TestRestarts(t *testing.T) {
 		r := pgfleet(t, "up", bad, "--yes")
 		const told = "PostgreSQL did not start with the new postgresql.conf (could not access file \"nosuchlib\": No such file or directory); " +
 			"the previous file was put back and PostgreSQL started again"
-		if r.code != 1 || strings.Count(r.stderr, told) != len(l.Hosts) || !strings.Contains(r.stderr, "pgfleet: hint: fix the inventory's postgres.settings") {
-			t.Errorf("up with a missing library: exit %d, want 1 telling the rollback on every host; stderr:\n%s", r.code, r.stderr)
+		if r.Code != 1 || strings.Count(r.Stderr, told) != len(l.Hosts) || !strings.Contains(r.Stderr, "pgfleet: hint: fix the inventory's postgres.settings") {
+			t.Errorf("up with a missing library: exit %d, want 1 telling the rollback on every host; stderr:\n%s", r.Code, r.Stderr)
 		}
 		for _, h := range l.Hosts {
 			if got := show(h.Name, "shared_preload_libraries"); got != "" {

@@ -109,8 +109,8 @@ hosts:
 	// up through the same config: PostgreSQL's configuration gets the
 	// aliases' HostNames, never an alias, and the replica streams.
 	res := pgfleet(t, "up", "--ssh-config", sshConfig, "-o", "json", inv)
-	if rep := parseReport(t, res); res.code != 0 || !rep.OK {
-		t.Fatalf("up through the jump host: exit %d, failures %+v", res.code, rep.Failures)
+	if rep := parseReport(t, res); res.Code != 0 || !rep.OK {
+		t.Fatalf("up through the jump host: exit %d, failures %+v", res.Code, rep.Failures)
 	}
 	conninfo := psqlOn(t, l, target.Name, "SHOW primary_conninfo")
 	if !strings.Contains(conninfo, "host="+jump.Address+" ") {

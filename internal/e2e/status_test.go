@@ -11,57 +11,14 @@ import (
 	"time"
 
 	"github.com/pgfleet/pgfleet/internal/lab"
+	"github.com/pgfleet/pgfleet/status"
 )
 
-// stReport is the part of `pgfleet status --output json` the tests read.
-type stReport struct {
-	Clusters []struct {
-		Name    string `json:"name"`
-		Healthy bool   `json:"healthy"`
-		Connect struct {
-			Conninfo string `json:"conninfo"`
-			URI      string `json:"uri"`
-		} `json:"connect"`
-		Members     []stMember `json:"members"`
-		Synchronous *struct {
-			StandbyNames string   `json:"standby_names"`
-			Required     int      `json:"required"`
-			Streaming    []string `json:"streaming"`
-		} `json:"synchronous"`
-	} `json:"clusters"`
-}
-
-type stMember struct {
-	Host               string   `json:"host"`
-	DeclaredRole       string   `json:"declared_role"`
-	Role               string   `json:"role"`
-	State              string   `json:"state"`
-	Version            string   `json:"version"`
-	Timeline           *int     `json:"timeline"`
-	LSN                string   `json:"lsn"`
-	Streaming          bool     `json:"streaming"`
-	LagBytes           *int64   `json:"lag_bytes"`
-	ReplayDelaySeconds *float64 `json:"replay_delay_seconds"`
-	ReplayPaused       bool     `json:"replay_paused"`
-	SyncState          string   `json:"sync_state"`
-	Slot               *struct {
-		Name          string `json:"name"`
-		Active        bool   `json:"active"`
-		RetainedBytes *int64 `json:"retained_bytes"`
-	} `json:"slot"`
-	Upstream         string   `json:"upstream"`
-	UpstreamHost     string   `json:"upstream_host"`
-	DeclaredUpstream string   `json:"declared_upstream"`
-	SSL              *bool    `json:"ssl"`
-	Problems         []string `json:"problems"`
-	Systemd          *struct {
-		Unit         string `json:"unit"`
-		Active       string `json:"active"`
-		StartsAtBoot bool   `json:"starts_at_boot"`
-	} `json:"systemd"`
-}
-
-func (r stReport) member(t *testing.T, host string) stMember {
+// member returns host's member in what `pgfleet status --output json`
+// wrote. The tests read that JSON into the status package's types, whose
+// names status's own tests hold to docs/status.md: the contract scripts
+// read.
+func member(t *testing.T, r status.Report, host string) status.Member {
 	t.Helper()
 	for _, c := range r.Clusters {
 		for _, m := range c.Members {
@@ -71,24 +28,24 @@ func (r stReport) member(t *testing.T, host string) stMember {
 		}
 	}
 	t.Fatalf("no member %s in the status", host)
-	return stMember{}
+	return status.Member{}
 }
 
 // stStatus runs pgfleet status with --output json and returns the report,
 // the exit code and how long the command took.
-func stStatus(t *testing.T, l *lab.Lab, args ...string) (stReport, int, time.Duration) {
+func stStatus(t *testing.T, l *lab.Lab, args ...string) (status.Report, int, time.Duration) {
 	t.Helper()
 	start := time.Now()
 	res := pgfleet(t, append([]string{"status", "-o", "json", l.Inventory}, args...)...)
 	took := time.Since(start)
-	var rep stReport
-	if err := json.Unmarshal([]byte(res.stdout), &rep); err != nil {
-		t.Fatalf("status JSON: %v\n%s", err, res.stdout)
+	var rep status.Report
+	if err := json.Unmarshal([]byte(res.Stdout), &rep); err != nil {
+		t.Fatalf("status JSON: %v\n%s", err, res.Stdout)
 	}
 	if len(rep.Clusters) != 1 || len(rep.Clusters[0].Members) != len(l.Hosts) {
 		t.Fatalf("status: want 1 cluster of %d members, got %+v", len(l.Hosts), rep)
 	}
-	return rep, res.code, took
+	return rep, res.Code, took
 }
 
 // ckReport is the part of `pgfleet check --output json` the tests read.
@@ -112,14 +69,14 @@ func ckCheck(t *testing.T, args ...string) (ckReport, int) {
 	t.Helper()
 	res := pgfleet(t, append([]string{"check", "-o", "json"}, args...)...)
 	var rep ckReport
-	if err := json.Unmarshal([]byte(res.stdout), &rep); err != nil {
-		t.Fatalf("check JSON: %v\n%s", err, res.stdout)
+	if err := json.Unmarshal([]byte(res.Stdout), &rep); err != nil {
+		t.Fatalf("check JSON: %v\n%s", err, res.Stdout)
 	}
-	return rep, res.code
+	return rep, res.Code
 }
 
 // stPoll runs status until f accepts it (returns "") or timeout passes.
-func stPoll(t *testing.T, l *lab.Lab, timeout time.Duration, what string, f func(stReport, int) string) stReport {
+func stPoll(t *testing.T, l *lab.Lab, timeout time.Duration, what string, f func(status.Report, int) string) status.Report {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
@@ -136,7 +93,7 @@ func stPoll(t *testing.T, l *lab.Lab, timeout time.Duration, what string, f func
 }
 
 // stHealthy accepts a healthy status with every lag at 0.
-func stHealthy(rep stReport, code int) string {
+func stHealthy(rep status.Report, code int) string {
 	if code != 0 || !rep.Clusters[0].Healthy {
 		return fmt.Sprintf("exit %d, healthy %v", code, rep.Clusters[0].Healthy)
 	}
@@ -166,14 +123,14 @@ func stExec(t *testing.T, l *lab.Lab, host string, args ...string) string {
 func TestStatus(t *testing.T) {
 	t.Parallel()
 	l := newLab(t, 3, "bookworm")
-	if res := pgfleet(t, "up", l.Inventory); res.code != 0 {
-		t.Fatalf("pgfleet up: exit %d", res.code)
+	if res := pgfleet(t, "up", l.Inventory); res.Code != 0 {
+		t.Fatalf("pgfleet up: exit %d", res.Code)
 	}
 	v := fmt.Sprint(l.Postgres())
 
 	t.Run("healthy", func(t *testing.T) {
 		var times []time.Duration
-		rep := stPoll(t, l, 30*time.Second, "lag 0 at rest", func(rep stReport, code int) string {
+		rep := stPoll(t, l, 30*time.Second, "lag 0 at rest", func(rep status.Report, code int) string {
 			return stHealthy(rep, code)
 		})
 		for range 3 {
@@ -190,13 +147,13 @@ func TestStatus(t *testing.T) {
 		if c := rep.Clusters[0]; c.Name != "main" || !c.Healthy {
 			t.Errorf("cluster %s healthy %v", c.Name, c.Healthy)
 		}
-		p := rep.member(t, "h1")
+		p := member(t, rep, "h1")
 		if p.Role != "primary" || p.DeclaredRole != "primary" || !strings.HasPrefix(p.Version, v+".") ||
 			p.Timeline == nil || *p.Timeline != 1 || p.LSN == "" || len(p.Problems) != 0 {
 			t.Errorf("h1: %+v", p)
 		}
 		for _, name := range []string{"h2", "h3"} {
-			m := rep.member(t, name)
+			m := member(t, rep, name)
 			if m.Role != "replica" || !m.Streaming || m.State != "streaming" || m.SyncState != "async" ||
 				m.Slot == nil || m.Slot.Name != name || !m.Slot.Active || m.UpstreamHost != "h1" ||
 				m.ReplayDelaySeconds == nil || *m.ReplayDelaySeconds != 0 || m.Problems == nil || len(m.Problems) != 0 {
@@ -204,8 +161,8 @@ func TestStatus(t *testing.T) {
 			}
 		}
 		text := pgfleet(t, "status", l.Inventory)
-		if text.code != 0 || !strings.Contains(text.stdout, "cluster main: healthy") || !strings.Contains(text.stdout, "h2 (active, ") {
-			t.Errorf("text status: exit %d\n%s", text.code, text.stdout)
+		if text.Code != 0 || !strings.Contains(text.Stdout, "cluster main: healthy") || !strings.Contains(text.Stdout, "h2 (active, ") {
+			t.Errorf("text status: exit %d\n%s", text.Code, text.Stdout)
 		}
 	})
 
@@ -223,8 +180,8 @@ func TestStatus(t *testing.T) {
 			t.Fatalf("connect %+v, want %q and %q", c, wantInfo, wantURI)
 		}
 		text := pgfleet(t, "status", l.Inventory)
-		if !strings.Contains(text.stdout, "\n  clients: "+wantInfo+"\n") {
-			t.Errorf("no clients line in\n%s", text.stdout)
+		if !strings.Contains(text.Stdout, "\n  clients: "+wantInfo+"\n") {
+			t.Errorf("no clients line in\n%s", text.Stdout)
 		}
 
 		// A role for the test, allowed in from h3 without a password on
@@ -273,8 +230,8 @@ func TestStatus(t *testing.T) {
 		}()
 		psqlOn(t, l, "h1", "CREATE TABLE pgfleet_status_test(i int, s text); INSERT INTO pgfleet_status_test SELECT g, md5(g::text) FROM generate_series(1, 10000) g")
 		var first int64
-		stPoll(t, l, 30*time.Second, "h2 lags", func(rep stReport, code int) string {
-			m := rep.member(t, "h2")
+		stPoll(t, l, 30*time.Second, "h2 lags", func(rep status.Report, code int) string {
+			m := member(t, rep, "h2")
 			if m.LagBytes == nil || *m.LagBytes == 0 || !m.ReplayPaused {
 				return fmt.Sprintf("h2: lag %v, paused %v", m.LagBytes, m.ReplayPaused)
 			}
@@ -283,7 +240,7 @@ func TestStatus(t *testing.T) {
 		})
 		psqlOn(t, l, "h1", "INSERT INTO pgfleet_status_test SELECT g, md5(g::text) FROM generate_series(1, 10000) g")
 		rep, code, _ := stStatus(t, l)
-		h2 := rep.member(t, "h2")
+		h2 := member(t, rep, "h2")
 		if h2.LagBytes == nil || *h2.LagBytes <= first {
 			t.Errorf("h2's lag did not grow: %d, then %v", first, h2.LagBytes)
 		}
@@ -292,7 +249,7 @@ func TestStatus(t *testing.T) {
 		}
 		t.Logf("h2 lags %d bytes, then %d", first, *h2.LagBytes)
 		rep, code, _ = stStatus(t, l, "--max-lag-bytes", "1")
-		if h2 := rep.member(t, "h2"); code != 1 || rep.Clusters[0].Healthy || !slices.ContainsFunc(h2.Problems, func(p string) bool {
+		if h2 := member(t, rep, "h2"); code != 1 || rep.Clusters[0].Healthy || !slices.ContainsFunc(h2.Problems, func(p string) bool {
 			return strings.Contains(p, "--max-lag-bytes")
 		}) {
 			t.Errorf("--max-lag-bytes 1: exit %d, h2 problems %q", code, h2.Problems)
@@ -313,23 +270,23 @@ func TestStatus(t *testing.T) {
 		if code != 1 || rep.Clusters[0].Healthy {
 			t.Errorf("exit %d, healthy %v; want 1, false", code, rep.Clusters[0].Healthy)
 		}
-		h3 := rep.member(t, "h3")
+		h3 := member(t, rep, "h3")
 		if h3.Role != "stopped" || h3.Streaming || h3.Slot == nil || h3.Slot.Active || len(h3.Problems) == 0 {
 			t.Errorf("h3: %+v", h3)
 		}
-		if h1, h2 := rep.member(t, "h1"), rep.member(t, "h2"); h1.Role != "primary" || !h2.Streaming || len(h2.Problems) != 0 {
+		if h1, h2 := member(t, rep, "h1"), member(t, rep, "h2"); h1.Role != "primary" || !h2.Streaming || len(h2.Problems) != 0 {
 			t.Errorf("the others: h1 %+v, h2 %+v", h1, h2)
 		}
 		text := pgfleet(t, "status", l.Inventory)
-		if text.code != 1 || !strings.Contains(text.stdout, "DEGRADED") || !strings.Contains(text.stdout, "h3 (inactive, ") {
-			t.Errorf("text: exit %d\n%s", text.code, text.stdout)
+		if text.Code != 1 || !strings.Contains(text.Stdout, "DEGRADED") || !strings.Contains(text.Stdout, "h3 (inactive, ") {
+			t.Errorf("text: exit %d\n%s", text.Code, text.Stdout)
 		}
 	})
 
 	t.Run("check primary port closed", func(t *testing.T) {
 		res := pgfleet(t, "check", l.Inventory)
-		if res.code != 0 {
-			t.Fatalf("check on a healthy cluster: exit %d", res.code)
+		if res.Code != 0 {
+			t.Fatalf("check on a healthy cluster: exit %d", res.Code)
 		}
 		// PostgreSQL on h1 listens on localhost only until its next restart.
 		stExec(t, l, "h1", "pg_ctlcluster", v, "main", "restart", "-o", "-c listen_addresses=localhost")
@@ -356,8 +313,8 @@ func TestStatus(t *testing.T) {
 			t.Errorf("primary port checks: %v", port)
 		}
 		text := pgfleet(t, "check", l.Inventory)
-		if text.code != 1 || !strings.Contains(text.stdout, "FAIL  h2  primary port") || !strings.Contains(text.stdout, "hint: check that PostgreSQL on h1 listens") {
-			t.Errorf("text: exit %d\n%s", text.code, text.stdout)
+		if text.Code != 1 || !strings.Contains(text.Stdout, "FAIL  h2  primary port") || !strings.Contains(text.Stdout, "hint: check that PostgreSQL on h1 listens") {
+			t.Errorf("text: exit %d\n%s", text.Code, text.Stdout)
 		}
 	})
 
@@ -376,10 +333,10 @@ func TestStatus(t *testing.T) {
 		if code != 1 {
 			t.Errorf("exit %d, want 1", code)
 		}
-		if h3 := rep.member(t, "h3"); h3.Role != "unreachable" || len(h3.Problems) == 0 {
+		if h3 := member(t, rep, "h3"); h3.Role != "unreachable" || len(h3.Problems) == 0 {
 			t.Errorf("h3: %+v", h3)
 		}
-		if h2 := rep.member(t, "h2"); !h2.Streaming {
+		if h2 := member(t, rep, "h2"); !h2.Streaming {
 			t.Errorf("h2: %+v", h2)
 		}
 		// The connection strings come from the inventory: h3 stays in them.
@@ -421,8 +378,8 @@ func TestCheckFresh(t *testing.T) {
 		}
 	}
 	text := pgfleet(t, "check", l.Inventory)
-	if text.code != 0 || !strings.Contains(text.stdout, "0 failed: up can proceed") {
-		t.Errorf("text: exit %d\n%s", text.code, text.stdout)
+	if text.Code != 0 || !strings.Contains(text.Stdout, "0 failed: up can proceed") {
+		t.Errorf("text: exit %d\n%s", text.Code, text.Stdout)
 	}
 	// status on the same bare hosts: nothing is installed, nothing is healthy.
 	st, code, _ := stStatus(t, l)

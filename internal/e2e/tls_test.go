@@ -85,15 +85,15 @@ func TestTLS(t *testing.T) {
 			t.Errorf("status: exit %d", code)
 		}
 		for _, h := range l.Hosts[1:] {
-			if m := rep.member(t, h.Name); m.SSL == nil || !*m.SSL {
+			if m := member(t, rep, h.Name); m.SSL == nil || !*m.SSL {
 				t.Errorf("status of %s: ssl %v, want true", h.Name, m.SSL)
 			}
 		}
-		if m := rep.member(t, h1.Name); m.SSL != nil {
+		if m := member(t, rep, h1.Name); m.SSL != nil {
 			t.Errorf("status of the primary: ssl %v, want null", *m.SSL)
 		}
-		if text := pgfleet(t, "status", inv); !strings.Contains(text.stdout, " TLS ") {
-			t.Errorf("status's table has no TLS column:\n%s", text.stdout)
+		if text := pgfleet(t, "status", inv); !strings.Contains(text.Stdout, " TLS ") {
+			t.Errorf("status's table has no TLS column:\n%s", text.Stdout)
 		}
 	})
 
@@ -134,11 +134,11 @@ func TestTLS(t *testing.T) {
 		if _, err := l.Exec(context.Background(), h2.Name, "pg_ctlcluster", fmt.Sprint(v), "main", "reload"); err != nil {
 			t.Fatal(err)
 		}
-		if st := pgfleet(t, "status", inv); st.code == 0 || !strings.Contains(st.stdout, "its TLS certificate expires on") {
-			t.Errorf("status does not report the certificate of %s about to expire: exit %d\n%s", h2.Name, st.code, st.stdout)
+		if st := pgfleet(t, "status", inv); st.Code == 0 || !strings.Contains(st.Stdout, "its TLS certificate expires on") {
+			t.Errorf("status does not report the certificate of %s about to expire: exit %d\n%s", h2.Name, st.Code, st.Stdout)
 		}
-		if ck := pgfleet(t, "check", inv); !strings.Contains(ck.stdout, "its TLS certificate expires on") {
-			t.Errorf("check does not report the certificate of %s about to expire:\n%s", h2.Name, ck.stdout)
+		if ck := pgfleet(t, "check", inv); !strings.Contains(ck.Stdout, "its TLS certificate expires on") {
+			t.Errorf("check does not report the certificate of %s about to expire:\n%s", h2.Name, ck.Stdout)
 		}
 		upOK(t, inv)
 		renewed, err := pki.ParseCert([]byte(hostCert(h2.Name)))
@@ -148,8 +148,8 @@ func TestTLS(t *testing.T) {
 		if time.Until(renewed.NotAfter) < 365*24*time.Hour {
 			t.Errorf("the certificate of %s ends %s after up, want it renewed", h2.Name, renewed.NotAfter)
 		}
-		if st := pgfleet(t, "status", inv); st.code != 0 {
-			t.Errorf("status after the renewal: exit %d\n%s", st.code, st.stdout)
+		if st := pgfleet(t, "status", inv); st.Code != 0 {
+			t.Errorf("status after the renewal: exit %d\n%s", st.Code, st.Stdout)
 		}
 	})
 
@@ -171,8 +171,8 @@ func TestTLS(t *testing.T) {
 		// impostor's certificate, and the clone must not begin.
 		before := asideDirs(t, l, h2.Name)
 		r := pgfleet(t, "rebuild", inv, h2.Name, "--yes")
-		if r.code == 0 || !strings.Contains(r.stderr, "does not trust the TLS certificate of its primary "+h1.Name) {
-			t.Errorf("rebuild from a primary with another CA's certificate: exit %d, want a refusal naming the certificate:\n%s", r.code, r.stderr)
+		if r.Code == 0 || !strings.Contains(r.Stderr, "does not trust the TLS certificate of its primary "+h1.Name) {
+			t.Errorf("rebuild from a primary with another CA's certificate: exit %d, want a refusal naming the certificate:\n%s", r.Code, r.Stderr)
 		}
 		if after := asideDirs(t, l, h2.Name); after != before {
 			t.Errorf("the refused rebuild moved data aside on %s: %q, was %q", h2.Name, after, before)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/pgfleet/pgfleet/internal/lab"
+	"github.com/pgfleet/pgfleet/status"
 )
 
 // topologyInventory is the lab's inventory with h2 the synchronous standby
@@ -89,10 +90,10 @@ func TestTopologies(t *testing.T) {
 		t.Errorf("status synchronous: %+v, want FIRST 1 (h2), 1 required, h2 streaming", s)
 	}
 	text := pgfleet(t, "status", inv)
-	if text.code != 0 || !strings.Contains(text.stdout, "UPSTREAM") || !strings.Contains(text.stdout, "synchronous: FIRST 1 (h2): 1 of 1 needed stream (h2)") {
-		t.Errorf("status text: exit %d, want 0, an UPSTREAM column and the synchronous line:\n%s", text.code, text.stdout)
+	if text.Code != 0 || !strings.Contains(text.Stdout, "UPSTREAM") || !strings.Contains(text.Stdout, "synchronous: FIRST 1 (h2): 1 of 1 needed stream (h2)") {
+		t.Errorf("status text: exit %d, want 0, an UPSTREAM column and the synchronous line:\n%s", text.Code, text.Stdout)
 	}
-	for _, line := range strings.Split(text.stdout, "\n") {
+	for _, line := range strings.Split(text.Stdout, "\n") {
 		if f := strings.Fields(line); len(f) > 0 && f[0] == "h3" && !strings.Contains(line, " h2 ") {
 			t.Errorf("status text: h3's row does not name h2 as its upstream: %q", line)
 		}
@@ -121,11 +122,11 @@ func TestTopologies(t *testing.T) {
 		t.Errorf("the waiting commit is visible on h1 before h2 is back: count %s", got)
 	}
 	r := pgfleet(t, "status", "-o", "json", inv)
-	if r.code != 1 || !strings.Contains(r.stdout, "commits wait") {
-		t.Errorf("status with the synchronous standby down: exit %d, want 1 with a problem saying commits wait:\n%s", r.code, r.stdout)
+	if r.Code != 1 || !strings.Contains(r.Stdout, "commits wait") {
+		t.Errorf("status with the synchronous standby down: exit %d, want 1 with a problem saying commits wait:\n%s", r.Code, r.Stdout)
 	}
-	if r := pgfleet(t, "check", inv); !strings.Contains(r.stdout+r.stderr, "commits wait") {
-		t.Errorf("check with the synchronous standby down does not warn that commits wait:\n%s\n%s", r.stdout, r.stderr)
+	if r := pgfleet(t, "check", inv); !strings.Contains(r.Stdout+r.Stderr, "commits wait") {
+		t.Errorf("check with the synchronous standby down does not warn that commits wait:\n%s\n%s", r.Stdout, r.Stderr)
 	}
 	stExec(t, l, "h2", "pg_ctlcluster", v, "main", "start")
 	eventually(t, time.Minute, "the commit completes once h2 is back", func() string {
@@ -147,8 +148,8 @@ func TestTopologies(t *testing.T) {
 	// rebuild clones the cascaded h3 again from its upstream h2, and it
 	// streams from h2 again: h1 gets no slot for it.
 	r = pgfleet(t, "rebuild", inv, "h3", "--yes", "--discard-old-data")
-	if r.code != 0 || !strings.Contains(r.stdout, "clone from h2") {
-		t.Fatalf("rebuild h3: exit %d, want 0 and a clone from h2\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+	if r.Code != 0 || !strings.Contains(r.Stdout, "clone from h2") {
+		t.Fatalf("rebuild h3: exit %d, want 0 and a clone from h2\nstdout:\n%s\nstderr:\n%s", r.Code, r.Stdout, r.Stderr)
 	}
 	eventually(t, time.Minute, "h3 streams from h2 after its rebuild", func() string {
 		if got := psqlOn(t, l, "h3", "SELECT sender_host || ' ' || status FROM pg_stat_wal_receiver"); got != addr["h2"]+" streaming" {
@@ -167,8 +168,8 @@ func TestTopologies(t *testing.T) {
 	// named (h2 as the primary would have none), done once h1 is named too.
 	before := string(readFile(t, inv))
 	r = pgfleet(t, "switchover", inv, "--to", "h2", "--yes")
-	if r.code != 1 || !strings.Contains(r.stderr, "synchronous") {
-		t.Errorf("switchover to the only synchronous standby: exit %d, want 1 naming synchronous; stderr:\n%s", r.code, r.stderr)
+	if r.Code != 1 || !strings.Contains(r.Stderr, "synchronous") {
+		t.Errorf("switchover to the only synchronous standby: exit %d, want 1 naming synchronous; stderr:\n%s", r.Code, r.Stderr)
 	}
 	if got := currentPrimary(t, l); got != "h1" || string(readFile(t, inv)) != before {
 		t.Fatalf("the refused switchover changed something: primary %s", got)
@@ -176,8 +177,8 @@ func TestTopologies(t *testing.T) {
 	writeTestFile(t, inv, topologyInventory(l, "h1, h2"))
 	converged(t, inv)
 	r = pgfleet(t, "switchover", inv, "--to", "h2", "--yes")
-	if r.code != 0 {
-		t.Fatalf("switchover to h2: exit %d\n%s", r.code, r.stderr)
+	if r.Code != 0 {
+		t.Fatalf("switchover to h2: exit %d\n%s", r.Code, r.Stderr)
 	}
 	if got := currentPrimary(t, l); got != "h2" {
 		t.Fatalf("the primary is %s after the switchover to h2", got)
@@ -198,7 +199,7 @@ func TestTopologies(t *testing.T) {
 		}
 		return ""
 	})
-	stPoll(t, l, time.Minute, "status healthy after the switchover", func(rep stReport, code int) string {
+	stPoll(t, l, time.Minute, "status healthy after the switchover", func(rep status.Report, code int) string {
 		if msg := stHealthy(rep, code); msg != "" {
 			return msg
 		}

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgfleet/pgfleet/internal/clirun"
 	"github.com/pgfleet/pgfleet/internal/lab"
 )
 
@@ -63,11 +64,11 @@ type upReport struct {
 	} `json:"failures"`
 }
 
-func parseReport(t *testing.T, r result) upReport {
+func parseReport(t *testing.T, r clirun.Result) upReport {
 	t.Helper()
 	var rep upReport
-	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
-		t.Fatalf("pgfleet's JSON output: %v\n%s", err, r.stdout)
+	if err := json.Unmarshal([]byte(r.Stdout), &rep); err != nil {
+		t.Fatalf("pgfleet's JSON output: %v\n%s", err, r.Stdout)
 	}
 	return rep
 }
@@ -201,11 +202,11 @@ func TestUpBookworm(t *testing.T) {
 
 	t.Run("dry run on bare hosts changes nothing", func(t *testing.T) {
 		r := pgfleet(t, "up", inv, "--dry-run")
-		if r.code != 0 {
-			t.Fatalf("exit %d", r.code)
+		if r.Code != 0 {
+			t.Fatalf("exit %d", r.Code)
 		}
 		for _, want := range []string{"would install: install postgresql-15", "would clone", "+wal_level = 'replica'"} {
-			if !strings.Contains(r.stdout, want) {
+			if !strings.Contains(r.Stdout, want) {
 				t.Errorf("dry run output lacks %q", want)
 			}
 		}
@@ -219,8 +220,8 @@ func TestUpBookworm(t *testing.T) {
 	ps := watchPS(t, l)
 	r := pgfleet(t, "up", inv, "--log-level", "debug", "--log-file", logFile)
 	seen := ps.Stop()
-	if r.code != 0 {
-		t.Fatalf("pgfleet up: exit %d", r.code)
+	if r.Code != 0 {
+		t.Fatalf("pgfleet up: exit %d", r.Code)
 	}
 	checkReplication(t, l, "t1")
 
@@ -241,7 +242,7 @@ func TestUpBookworm(t *testing.T) {
 				t.Errorf("the password is in PostgreSQL's log on %s", h.Name)
 			}
 		}
-		for what, text := range map[string]string{"ps output": seen, "pgfleet's debug log": string(logs), "pgfleet's output": r.stdout + r.stderr} {
+		for what, text := range map[string]string{"ps output": seen, "pgfleet's debug log": string(logs), "pgfleet's output": r.Stdout + r.Stderr} {
 			if strings.Contains(text, pw) {
 				t.Errorf("the replication password appears in %s", what)
 			}
@@ -262,8 +263,8 @@ func TestUpBookworm(t *testing.T) {
 		start := time.Now()
 		r := pgfleet(t, "up", inv, "--output", "json")
 		took := time.Since(start)
-		if r.code != 0 {
-			t.Fatalf("exit %d", r.code)
+		if r.Code != 0 {
+			t.Fatalf("exit %d", r.Code)
 		}
 		rep := parseReport(t, r)
 		if !rep.OK || rep.Changed != 0 {
@@ -286,15 +287,15 @@ func TestUpBookworm(t *testing.T) {
 		// BenchmarkConverged, not here, where other tests load the machine.
 		t.Logf("no-op up took %v", took)
 		text := pgfleet(t, "up", inv)
-		if !strings.Contains(text.stdout, "nothing changed") {
-			t.Errorf("second up does not say nothing changed:\n%s", text.stdout)
+		if !strings.Contains(text.Stdout, "nothing changed") {
+			t.Errorf("second up does not say nothing changed:\n%s", text.Stdout)
 		}
 	})
 
 	t.Run("dry run on a converged cluster", func(t *testing.T) {
 		r := pgfleet(t, "up", inv, "--dry-run")
-		if r.code != 0 || !strings.Contains(r.stdout, "nothing to change") {
-			t.Errorf("exit %d, output:\n%s", r.code, r.stdout)
+		if r.Code != 0 || !strings.Contains(r.Stdout, "nothing to change") {
+			t.Errorf("exit %d, output:\n%s", r.Code, r.Stdout)
 		}
 		if got := fileStates(t, l, 15); got != files {
 			t.Errorf("dry run touched files")
@@ -320,8 +321,8 @@ func TestUpBookworm(t *testing.T) {
 			t.Fatalf("lock holder: %q %v", line, err)
 		}
 		r := pgfleet(t, "up", inv)
-		if r.code != 1 || !strings.Contains(r.stderr, "alice@laptop") || !strings.Contains(r.stderr, "another pgfleet run") {
-			t.Errorf("up on a locked cluster: exit %d, stderr:\n%s", r.code, r.stderr)
+		if r.Code != 1 || !strings.Contains(r.Stderr, "alice@laptop") || !strings.Contains(r.Stderr, "another pgfleet run") {
+			t.Errorf("up on a locked cluster: exit %d, stderr:\n%s", r.Code, r.Stderr)
 		}
 		if got := fileStates(t, l, 15); got != files {
 			t.Errorf("a locked-out run touched the managed files")
@@ -333,11 +334,11 @@ func TestUpBookworm(t *testing.T) {
 	t.Run("a setting PostgreSQL rejects never goes live", func(t *testing.T) {
 		badInv := withPostgres(t, inv, "  settings:\n    max_connections: lots\n")
 		r := pgfleet(t, "up", badInv)
-		if r.code != 1 {
-			t.Fatalf("exit %d, want 1", r.code)
+		if r.Code != 1 {
+			t.Fatalf("exit %d, want 1", r.Code)
 		}
-		if !strings.Contains(r.stderr, "max_connections") || !strings.Contains(r.stderr, "configure") {
-			t.Errorf("stderr does not name the step and the parameter:\n%s", r.stderr)
+		if !strings.Contains(r.Stderr, "max_connections") || !strings.Contains(r.Stderr, "configure") {
+			t.Errorf("stderr does not name the step and the parameter:\n%s", r.Stderr)
 		}
 		if got := fileStates(t, l, 15); got != files {
 			t.Errorf("a rejected configuration touched the managed files:\nbefore:\n%s\nafter:\n%s", files, got)
@@ -351,8 +352,8 @@ func TestUpBookworm(t *testing.T) {
 		// h2: data no longer a standby's (standby.signal lost): moved aside, not deleted.
 		stExec(t, l, "h2", "sh", "-c", "pg_ctlcluster 15 main stop && rm /var/lib/postgresql/15/main/standby.signal && touch /var/lib/postgresql/15/main/marker")
 		r := pgfleet(t, "up", inv, "--output", "json")
-		if r.code != 0 {
-			t.Fatalf("exit %d", r.code)
+		if r.Code != 0 {
+			t.Fatalf("exit %d", r.Code)
 		}
 		rep := parseReport(t, r)
 		cloned := map[string]bool{}
@@ -387,8 +388,8 @@ func TestUpBookworm(t *testing.T) {
 		// h2 follows the dead address and cannot stream: verify gives up
 		// on it soon rather than after the default two minutes.
 		r := pgfleet(t, "up", badInv, "--output", "json", "--verify-timeout", "15s")
-		if r.code != 1 {
-			t.Fatalf("up with an unreachable primary: exit %d, want 1", r.code)
+		if r.Code != 1 {
+			t.Fatalf("up with an unreachable primary: exit %d, want 1", r.Code)
 		}
 		rep := parseReport(t, r)
 		var found bool
@@ -400,15 +401,15 @@ func TestUpBookworm(t *testing.T) {
 		if !found {
 			t.Errorf("no clone failure for h3 naming the unreachable primary, with a hint: %+v", rep.Failures)
 		}
-		if !strings.Contains(r.stderr, "pgfleet: hint:") {
-			t.Errorf("stderr has no hint:\n%s", r.stderr)
+		if !strings.Contains(r.Stderr, "pgfleet: hint:") {
+			t.Errorf("stderr has no hint:\n%s", r.Stderr)
 		}
 		if out, err := l.Exec(ctx, "h3", "ls", "/var/lib/postgresql/15/main/keepme"); err != nil {
 			t.Errorf("h3's data was touched before the preflight failed: %q %v", out, err)
 		}
 		// With the inventory fixed, a re-run converges.
-		if r := pgfleet(t, "up", inv); r.code != 0 {
-			t.Fatalf("re-run after the failure: exit %d", r.code)
+		if r := pgfleet(t, "up", inv); r.Code != 0 {
+			t.Fatalf("re-run after the failure: exit %d", r.Code)
 		}
 		checkReplication(t, l, "t3")
 	})
@@ -435,8 +436,8 @@ func upOnRelease(t *testing.T, release string) {
 	l := newBareLab(t, 3, release)
 	v := l.Postgres()
 	r := pgfleet(t, "up", l.Inventory)
-	if r.code != 0 {
-		t.Fatalf("pgfleet up: exit %d", r.code)
+	if r.Code != 0 {
+		t.Fatalf("pgfleet up: exit %d", r.Code)
 	}
 	checkReplication(t, l, "t1")
 	if got := psqlOn(t, l, "h1", "SHOW server_version_num"); !strings.HasPrefix(got, strconv.Itoa(v)) {
@@ -462,8 +463,8 @@ func upChangesNothing(t *testing.T, l *lab.Lab) {
 	v := l.Postgres()
 	files, starts := fileStates(t, l, v), startTimes(t, l)
 	r := pgfleet(t, "up", l.Inventory, "--output", "json")
-	if rep := parseReport(t, r); r.code != 0 || !rep.OK || rep.Changed != 0 {
-		t.Errorf("up on a converged cluster: exit %d, ok %v, %d changes", r.code, rep.OK, rep.Changed)
+	if rep := parseReport(t, r); r.Code != 0 || !rep.OK || rep.Changed != 0 {
+		t.Errorf("up on a converged cluster: exit %d, ok %v, %d changes", r.Code, rep.OK, rep.Changed)
 	}
 	if got := fileStates(t, l, v); got != files {
 		t.Errorf("up on a converged cluster touched managed files:\nbefore:\n%s\nafter:\n%s", files, got)
@@ -481,8 +482,8 @@ func TestUpTar(t *testing.T) {
 	inv := filepath.Join(t.TempDir(), "tar.yaml")
 	writeTestFile(t, inv, l.InventoryYAML("tar"))
 	r := pgfleet(t, "up", inv)
-	if r.code != 0 {
-		t.Fatalf("pgfleet up: exit %d", r.code)
+	if r.Code != 0 {
+		t.Fatalf("pgfleet up: exit %d", r.Code)
 	}
 	checkReplication(t, l, "t1")
 	for _, h := range l.Hosts[1:] {
@@ -497,7 +498,7 @@ func TestUpTar(t *testing.T) {
 		}
 	}
 	again := pgfleet(t, "up", inv, "--output", "json")
-	if rep := parseReport(t, again); again.code != 0 || rep.Changed != 0 {
-		t.Errorf("second up with tar: exit %d, %d changes", again.code, rep.Changed)
+	if rep := parseReport(t, again); again.Code != 0 || rep.Changed != 0 {
+		t.Errorf("second up with tar: exit %d, %d changes", again.Code, rep.Changed)
 	}
 }

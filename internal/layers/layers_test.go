@@ -29,12 +29,13 @@ var allowed = map[string][]string{
 	"internal/pki":            {},
 	"internal/textdiff":       {},
 	"internal/golden":         {"internal/textdiff"},
+	"internal/clirun":         {},
 	"internal/console":        {},
 	"internal/lab":            {},
 	"internal/layers":         {},
 	"internal/testhome":       {},
 	"internal/fleettest":      {"inventory", "steps"},
-	"internal/e2e":            {"internal/lab", "internal/remote", "internal/pki"},
+	"internal/e2e":            {"internal/lab", "internal/remote", "internal/pki", "internal/clirun", "status"},
 }
 
 func TestImportsFollowTheLayers(t *testing.T) {
