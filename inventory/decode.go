@@ -14,8 +14,8 @@ import (
 
 var (
 	topSchema = schema{
-		what: "sections (ssh, postgres, tls, clusters, hosts)",
-		keys: []string{"ssh", "postgres", "tls", "clusters", "hosts"},
+		what: "sections (ssh, postgres, tls, pgdg, clusters, hosts)",
+		keys: []string{"ssh", "postgres", "tls", "pgdg", "clusters", "hosts"},
 		moved: map[string]string{
 			"primary": "clusters.NAME", "replicas": "clusters.NAME", "address": "hosts.NAME",
 			"synchronous": "clusters.NAME", "upstream": "hosts.NAME",
@@ -23,6 +23,7 @@ var (
 			"data_dir": "postgres", "templates_dir": "postgres", "repository": "postgres",
 			"identity_file": "ssh", "known_hosts": "ssh", "proxy_jump": "ssh", "config_file": "ssh",
 			"ca_file": "tls", "verify": "tls", "cert_file": "hosts.NAME", "key_file": "hosts.NAME",
+			"url": "pgdg",
 		},
 	}
 	tlsSchema = schema{
@@ -203,7 +204,7 @@ func (d *decoder) decode(data []byte) *Inventory {
 	hosts := d.hosts(top["hosts"], body)
 	clusters := d.clusters(top["clusters"], body)
 
-	inv := &Inventory{TLS: d.tls(top["tls"])}
+	inv := &Inventory{TLS: d.tls(top["tls"]), PGDG: d.pgdg(top["pgdg"])}
 	byName := map[string]*Host{}
 	for _, rh := range hosts {
 		h := &Host{
@@ -232,6 +233,7 @@ func (d *decoder) decode(data []byte) *Inventory {
 	d.linkUpstreams(hosts, byName)
 	d.checkSynchronous(inv, clusters)
 	d.checkTLS(inv, hosts, byName)
+	d.checkPGDG(inv, top["pgdg"])
 
 	sort.Slice(inv.Hosts, func(i, j int) bool { return inv.Hosts[i].Name < inv.Hosts[j].Name })
 	sort.Slice(inv.Clusters, func(i, j int) bool { return inv.Clusters[i].Name < inv.Clusters[j].Name })

@@ -22,6 +22,7 @@ type Inventory struct {
 	Clusters []*Cluster // sorted by name
 	Hosts    []*Host    // sorted by name
 	TLS      TLS
+	PGDG     PGDG // where clusters of repository pgdg install from (the pgdg section)
 	// Warnings are valid lines that are likely a mistake, such as an hba
 	// line that lets anyone in, in file order: validate shows them.
 	Warnings Errors

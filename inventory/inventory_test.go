@@ -160,6 +160,13 @@ var badCases = []struct {
 	{"repository not a string", strings.Replace(good, "postgres:\n", "postgres:\n  repository: [pgdg]\n", 1), "2:15", "postgres.repository: must be a string"},
 	{"repository at top level", good + "repository: pgdg\n", "8:1", `repository: unknown key "repository" here: it belongs under postgres`},
 	{"repository under cluster", strings.Replace(good, "replicas: [db2]}", "replicas: [db2], repository: pgdg}", 1), "4:41", `clusters.main.repository: unknown key "repository" here: it belongs under postgres`},
+	{"pgdg url without scheme", good + "pgdg: {url: apt.example.lan/pgdg}\n", "8:13", `pgdg.url: must be the repository's address, beginning with http:// or https://, not "apt.example.lan/pgdg"`},
+	{"pgdg url with space", good + "pgdg: {url: \"http://apt.example.lan/pg dg\"}\n", "8:13", "pgdg.url: holds a space, a bracket or a control character"},
+	{"pgdg url with bracket", good + "pgdg: {url: \"http://[trusted=yes]/pgdg\"}\n", "8:13", "pgdg.url: holds a space, a bracket"},
+	{"pgdg key_file empty", good + "pgdg: {url: \"http://apt.example.lan/pgdg\", key_file: \"\"}\n", "8:54", "pgdg.key_file: is empty: write the path of the key the mirror signs with"},
+	{"pgdg unknown key", good + "pgdg: {uri: http://apt.example.lan/pgdg}\n", "8:8", `pgdg.uri: unknown key "uri"; did you mean "url"?`},
+	{"pgdg not a mapping", good + "pgdg: http://apt.example.lan/pgdg\n", "8:7", "pgdg: must be a mapping of pgdg repository settings"},
+	{"pgdg url at top level", good + "url: http://apt.example.lan/pgdg\n", "8:1", `url: unknown key "url" here: it belongs under pgdg`},
 	// tls
 	{"tls not a mapping", good + "tls: on\n", "8:6", "tls: must be a mapping of tls settings"},
 	{"tls unknown key", good + "tls: {verfy: ca}\n", "8:7", `tls.verfy: unknown key "verfy"; did you mean "verify"?`},

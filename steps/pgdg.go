@@ -51,20 +51,12 @@ func (r *Run) pgdgSource() PGDGSource {
 	return s
 }
 
-// CheckPGDGSource says what is wrong with a test's repository, nil when
-// nothing is: the address goes into an apt source line, the key into a
-// file apt reads as armored (.asc).
+// CheckPGDGSource says what is wrong with a repository's key, nil when
+// nothing is: it goes into a file apt reads as armored (.asc). The address
+// is checked where the inventory is read (pgdg.url).
 func CheckPGDGSource(s PGDGSource) error {
-	if s.URL != "" {
-		if !strings.HasPrefix(s.URL, "http://") && !strings.HasPrefix(s.URL, "https://") {
-			return fmt.Errorf("PGDG repository address %q: must begin with http:// or https://", s.URL)
-		}
-		if strings.ContainsFunc(s.URL, func(r rune) bool { return r <= ' ' || r == '[' || r == ']' || r == 0x7f }) {
-			return fmt.Errorf("PGDG repository address %q: holds a space, bracket or control character", s.URL)
-		}
-	}
 	if s.Key != nil && !strings.HasPrefix(strings.TrimSpace(string(s.Key)), "-----BEGIN PGP PUBLIC KEY BLOCK-----") {
-		return errors.New("PGDG repository key: not an ASCII-armored OpenPGP public key (-----BEGIN PGP PUBLIC KEY BLOCK-----)")
+		return errors.New("not an ASCII-armored OpenPGP public key (-----BEGIN PGP PUBLIC KEY BLOCK-----)")
 	}
 	return nil
 }
@@ -72,8 +64,11 @@ func CheckPGDGSource(s PGDGSource) error {
 // pgdgSourcesLine is pgfleet's apt source entry for the repository at url,
 // for a host of the release codename.
 func pgdgSourcesLine(url, codename string) string {
-	return "# managed by pgfleet: the PostgreSQL project's apt repository (postgres.repository: pgdg)\n" +
-		fmt.Sprintf("deb [signed-by=%s] %s %s-pgdg main\n", PGDGKeyring, strings.TrimSuffix(url, "/"), codename)
+	what := "the PostgreSQL project's apt repository (postgres.repository: pgdg)"
+	if url != PGDGURL {
+		what = "a mirror of the PostgreSQL project's apt repository (pgdg.url)"
+	}
+	return "# managed by pgfleet: " + what + "\n" + fmt.Sprintf("deb [signed-by=%s] %s %s-pgdg main\n", PGDGKeyring, strings.TrimSuffix(url, "/"), codename)
 }
 
 // Where an installed PostgreSQL package came from, as its version tells.

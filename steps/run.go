@@ -201,8 +201,8 @@ type Options struct {
 	Approve func(plan *Run) (bool, error)
 	// PGDG is where a cluster of repository pgdg installs from: the zero
 	// value for the PostgreSQL project's repository and the key pgfleet
-	// carries. Only tests set it (cmd reads PGFLEET_PGDG_URL and
-	// PGFLEET_PGDG_KEY_FILE), never the inventory.
+	// carries; a mirror's address and key from the inventory's pgdg
+	// section otherwise (cmd reads the key file).
 	PGDG PGDGSource
 	// Promoted is told, by a switchover or failover, as soon as the new
 	// primary accepts writes, before the other members follow it: from

@@ -2,44 +2,29 @@ package main
 
 import (
 	"fmt"
-	"log/slog"
 	"os"
 
+	"github.com/pgfleet/pgfleet/internal/hint"
 	"github.com/pgfleet/pgfleet/inventory"
 	"github.com/pgfleet/pgfleet/steps"
 )
 
-// Environment variables that point a cluster of repository pgdg at another
-// repository than the PostgreSQL project's: for testing pgfleet against a
-// repository of one's own (the lab serves one), never for production, and
-// never in the inventory.
-const (
-	envPGDGURL     = "PGFLEET_PGDG_URL"      // the repository's address
-	envPGDGKeyFile = "PGFLEET_PGDG_KEY_FILE" // its signing key, ASCII-armored, on this machine
-)
-
-// pgdgFromEnv is the PGDG repository the environment names, the zero
-// value (the PostgreSQL project's) when it names none.
-func pgdgFromEnv(logger *slog.Logger, inv *inventory.Inventory) (steps.PGDGSource, error) {
-	var src steps.PGDGSource
-	src.URL = os.Getenv(envPGDGURL)
-	if file := os.Getenv(envPGDGKeyFile); file != "" {
+// pgdgSource is the PGDG repository the inventory's pgdg section names:
+// the zero value (the PostgreSQL project's, with the key pgfleet carries)
+// when it names none. A key file that cannot be read, or is not an armored
+// public key, is the inventory's error.
+func pgdgSource(inv *inventory.Inventory) (steps.PGDGSource, error) {
+	src := steps.PGDGSource{URL: inv.PGDG.URL}
+	if file := inv.PGDG.KeyFile; file != "" {
+		const fix = "write the path of the key your mirror signs with, ASCII-armored (gpg --armor --export KEYID), relative to the inventory; or remove pgdg.key_file if the mirror keeps the PostgreSQL project's signatures"
 		b, err := os.ReadFile(file)
 		if err != nil {
-			return src, fmt.Errorf("%s: %w", envPGDGKeyFile, err)
+			return src, hint.New(fmt.Errorf("%s: pgdg.key_file: %w", inv.Path, err), fix)
 		}
 		src.Key = b
-	}
-	if err := steps.CheckPGDGSource(src); err != nil {
-		return src, fmt.Errorf("%s/%s: %w", envPGDGURL, envPGDGKeyFile, err)
-	}
-	pgdg := false
-	for _, c := range inv.Clusters {
-		pgdg = pgdg || c.Postgres.Repository == inventory.RepositoryPGDG
-	}
-	if (src.URL != "" || src.Key != nil) && pgdg && logger != nil {
-		logger.Warn("a cluster of repository pgdg installs from a test repository, not the PostgreSQL project's",
-			"url", src.URL, "key_file", os.Getenv(envPGDGKeyFile))
+		if err := steps.CheckPGDGSource(src); err != nil {
+			return src, hint.New(fmt.Errorf("%s: pgdg.key_file: %s: %w", inv.Path, file, err), fix)
+		}
 	}
 	return src, nil
 }

@@ -113,7 +113,7 @@ func runRebuild(ctx context.Context, g *globalOptions, o *rebuildOptions, path s
 	opts.Approve = approveShown(g, stdout, func(*steps.Run) string {
 		return fmt.Sprintf("rebuild %s as shown above?", strings.Join(hosts, ", "))
 	})
-	if opts.PGDG, err = pgdgFromEnv(opts.Logger, inv); err != nil {
+	if opts.PGDG, err = pgdgSource(inv); err != nil {
 		return usageError{err}
 	}
 	r, err := steps.NewRun(inv, opts)

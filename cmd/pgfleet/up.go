@@ -203,7 +203,7 @@ func newRun(path string, opts steps.Options) (*steps.Run, error) {
 	if err != nil {
 		return nil, err
 	}
-	if opts.PGDG, err = pgdgFromEnv(opts.Logger, inv); err != nil {
+	if opts.PGDG, err = pgdgSource(inv); err != nil {
 		return nil, usageError{err}
 	}
 	r, err := steps.NewRun(inv, opts)

@@ -10,8 +10,9 @@ import (
 )
 
 // TestPGDG installs PostgreSQL with postgres.repository: pgdg from the lab's
-// own repository in the PGDG layout (PGFLEET_PGDG_URL and
-// PGFLEET_PGDG_KEY_FILE point pgfleet at it): the repository's source entry
+// own repository in the PGDG layout, a mirror as the inventory's pgdg
+// section names one (its url, and its key_file relative to the inventory):
+// the repository's source entry
 // is signed-by the keyring pgfleet wrote and apt's global keys are left
 // alone, the server comes from that repository, replication streams, and a
 // second up writes nothing. Then the same hosts under repository debian are
@@ -25,8 +26,6 @@ func TestPGDG(t *testing.T) {
 	if err != nil {
 		t.Fatalf("start the apt repository: %v", err)
 	}
-	t.Setenv("PGFLEET_PGDG_URL", repo.URL)
-	t.Setenv("PGFLEET_PGDG_KEY_FILE", repo.KeyFile)
 	key, err := os.ReadFile(repo.KeyFile)
 	if err != nil {
 		t.Fatal(err)
@@ -38,7 +37,12 @@ func TestPGDG(t *testing.T) {
 		t.Fatal(err)
 	}
 	inv := filepath.Join(l.Dir, "inventory-pgdg.yaml")
-	writeTestFile(t, inv, strings.Replace(string(src), "postgres:\n", "postgres:\n  repository: pgdg\n", 1))
+	keyFile, err := filepath.Rel(l.Dir, repo.KeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeTestFile(t, inv, strings.Replace(string(src), "postgres:\n", "postgres:\n  repository: pgdg\n", 1)+
+		"pgdg:\n  url: "+repo.URL+"\n  key_file: "+keyFile+"\n")
 	// apt's keys for every source, before pgfleet: they must not change.
 	const globalKeys = "ls -l /etc/apt/trusted.gpg /etc/apt/trusted.gpg.d/ 2>&1; command -v apt-key || true"
 	keysBefore := map[string]string{}

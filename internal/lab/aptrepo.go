@@ -21,8 +21,9 @@ var aptRepoEntrypoint []byte
 // AptRepo is the lab's apt repository host: a repository in the layout of
 // the PostgreSQL project's (PGDG), dists/RELEASE-pgdg/main, holding Debian's
 // PostgreSQL packages of the lab's release re-versioned as PGDG builds
-// ("15.14-0+deb12u1.pgdg+1"), signed by a key made for this lab alone. Point
-// pgfleet at it with PGFLEET_PGDG_URL=URL and PGFLEET_PGDG_KEY_FILE=KeyFile.
+// ("15.14-0+deb12u1.pgdg+1"), signed by a key made for this lab alone: a
+// mirror, for pgfleet, that an inventory's pgdg section names with url: URL
+// and key_file: KeyFile.
 type AptRepo struct {
 	Container string
 	Address   string // on the lab's network

@@ -79,7 +79,7 @@ func main() {
 			r, err := l.StartAptRepo(ctx, logger)
 			check(err)
 			fmt.Printf("apt repo:    %s (%s, key %s)\n", r.URL, r.Suite, rel(r.KeyFile))
-			fmt.Printf("pgdg:        PGFLEET_PGDG_URL=%s PGFLEET_PGDG_KEY_FILE=%s pgfleet up INVENTORY (with repository: pgdg)\n", r.URL, r.KeyFile)
+			fmt.Printf("pgdg:        add to the inventory, with postgres.repository: pgdg:  pgdg: {url: %s, key_file: %s}\n", r.URL, r.KeyFile)
 		}
 	case "down":
 		check(lab.Down(ctx, *name))
