@@ -68,12 +68,7 @@ func TestTopologies(t *testing.T) {
 	// A row written on h1 reaches h3 through h2.
 	psqlOn(t, l, "h1", "CREATE TABLE topo (id int PRIMARY KEY)")
 	psqlOn(t, l, "h1", "INSERT INTO topo VALUES (1)")
-	eventually(t, time.Minute, "h1's row on h3", func() string {
-		if got := psqlOn(t, l, "h3", "SELECT count(*) FROM topo WHERE id = 1"); got != "1" {
-			return "count " + got
-		}
-		return ""
-	})
+	eventuallyQuery(t, l, time.Minute, "h1's row on h3", "h3", "SELECT count(*) FROM topo WHERE id = 1", "1")
 
 	// status: the tree and the sync states, in JSON and text.
 	rep, code, _ := stStatus(t, l)
@@ -112,12 +107,7 @@ func TestTopologies(t *testing.T) {
 	if took := time.Since(start); err == nil || !strings.Contains(err.Error(), "exit status 124") || took < 5*time.Second {
 		t.Errorf("a commit with h2 stopped: %q, %v after %v; want it still waiting when timeout ends it after 5 s", out, err, took)
 	}
-	eventually(t, 30*time.Second, "the commit waits for h2", func() string {
-		if got := psqlOn(t, l, "h1", "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep'"); got != "1" {
-			return got + " sessions wait on SyncRep"
-		}
-		return ""
-	})
+	eventuallyQuery(t, l, 30*time.Second, "the commit waits for h2", "h1", "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep'", "1")
 	if got := psqlOn(t, l, "h1", "SELECT count(*) FROM topo WHERE id = 2"); got != "0" {
 		t.Errorf("the waiting commit is visible on h1 before h2 is back: count %s", got)
 	}
@@ -129,18 +119,8 @@ func TestTopologies(t *testing.T) {
 		t.Errorf("check with the synchronous standby down does not warn that commits wait:\n%s\n%s", r.Stdout, r.Stderr)
 	}
 	stExec(t, l, "h2", "pg_ctlcluster", v, "main", "start")
-	eventually(t, time.Minute, "the commit completes once h2 is back", func() string {
-		if got := psqlOn(t, l, "h1", "SELECT count(*) FROM topo WHERE id = 2"); got != "1" {
-			return "count " + got
-		}
-		return ""
-	})
-	eventually(t, time.Minute, "h3 gets the rows", func() string {
-		if got := psqlOn(t, l, "h3", "SELECT count(*) FROM topo"); got != "2" {
-			return "count " + got
-		}
-		return ""
-	})
+	eventuallyQuery(t, l, time.Minute, "the commit completes once h2 is back", "h1", "SELECT count(*) FROM topo WHERE id = 2", "1")
+	eventuallyQuery(t, l, time.Minute, "h3 gets the rows", "h3", "SELECT count(*) FROM topo", "2")
 	if t.Failed() {
 		t.FailNow()
 	}

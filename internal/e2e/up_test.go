@@ -46,6 +46,17 @@ func eventually(t *testing.T, timeout time.Duration, what string, f func() strin
 	}
 }
 
+// eventuallyQuery waits until sql, run on host's server, answers want.
+func eventuallyQuery(t *testing.T, l *lab.Lab, timeout time.Duration, what, host, sql, want string) {
+	t.Helper()
+	eventually(t, timeout, what, func() string {
+		if got := psqlOn(t, l, host, sql); got != want {
+			return fmt.Sprintf("%s answers %q, want %q", host, got, want)
+		}
+		return ""
+	})
+}
+
 // upReport is the part of `pgfleet up --output json` the tests read.
 type upReport struct {
 	OK      bool `json:"ok"`
