@@ -103,6 +103,11 @@ type HandoverReport struct {
 	TotalSeconds       float64 `json:"total_seconds"`
 	// OldPrimary says, in a failover, what became of the old primary.
 	OldPrimary string `json:"old_primary,omitempty"`
+	// CommitsWait says, in a failover, why commits on the new primary wait
+	// after it: synchronous.count asks for more standbys than run to
+	// confirm them (the old primary among the candidates, gone). ""
+	// when they need not wait.
+	CommitsWait string `json:"commits_wait,omitempty"`
 	// InventoryWritten is set by Options.Promoted when it rewrote the
 	// inventory file.
 	InventoryWritten bool `json:"inventory_written"`
@@ -133,6 +138,8 @@ type handoverPlan struct {
 	target  *Host
 	others  []*Host // the other replicas, in inventory order
 	changes map[*Host][]string
+	// commitsWait is HandoverReport.CommitsWait.
+	commitsWait string
 }
 
 func (s Handover) Run(ctx context.Context, r *Run) error {
@@ -157,7 +164,7 @@ func (s Handover) Run(ctx context.Context, r *Run) error {
 	}
 	rep := &HandoverReport{Kind: s.Name(), Cluster: c.Name, From: c.Primary.Name, To: p.target.Name}
 	if s.Failover {
-		rep.OldPrimary = oldPrimaryState(p.old)
+		rep.OldPrimary, rep.CommitsWait = oldPrimaryState(p.old), p.commitsWait
 	}
 	if prev := r.handover(); prev != nil && prev.To != rep.To {
 		err := hintf("run pgfleet failover again to see the new plan",
@@ -442,11 +449,48 @@ func (s Handover) decideFailover(r *Run, p *handoverPlan) (*handoverPlan, *refus
 		p.changes[t][0] = fmt.Sprintf("promote it to primary (WAL up to %s; %s has more, lost with --force)", pgsql.FormatLSN(chosen.lsn), best.h.Name)
 	}
 	p.othersFollow()
+	if w := commitsWait(c, t, p.others); w != "" {
+		p.commitsWait = w
+		p.changes[t] = append(p.changes[t], "its commits will wait: "+w)
+		r.Opts.Logger.Warn("commits on the new primary will wait for a synchronous standby", "to", t.Name, "why", w)
+	}
 	if old != nil {
 		p.changes[old] = []string{"leave it alone: the inventory lists it as a replica of " + t.Name +
 			"; it must never start as a primary again; pgfleet up rejoins it once it is back"}
 	}
 	return p, nil
+}
+
+// commitsWait says why commits on t, the primary after a failover, would
+// wait for synchronous standbys that do not run: fewer of its candidates
+// (the old primary among them) are in running, the standbys that will
+// follow it, than synchronous.count asks. "" when enough run. A failover
+// does not lower the count: the inventory's durability stands, and the
+// operator decides.
+func commitsWait(c *inventory.Cluster, t *Host, running []*Host) string {
+	s := c.Synchronous
+	if s == nil {
+		return ""
+	}
+	var up, down []string
+	for _, name := range c.CandidatesWithPrimary(t.Host) {
+		if slices.ContainsFunc(running, func(h *Host) bool { return h.Name == name }) {
+			up = append(up, name)
+		} else {
+			down = append(down, name)
+		}
+	}
+	if len(up) >= s.Count {
+		return ""
+	}
+	some := "none"
+	if len(up) > 0 {
+		some = "only " + strings.Join(up, ", ")
+	}
+	return fmt.Sprintf("synchronous.count is %d, but %s of its standby candidates will stream from %s (%s: not running or not reached); "+
+		"commits wait until %d more do (pgfleet up rejoins the old primary once it is back). "+
+		"To take writes sooner, lower clusters.%s.synchronous.count, or remove synchronous, and run pgfleet up INVENTORY --limit %s",
+		s.Count, some, t.Name, strings.Join(down, ", "), s.Count-len(up), c.Name, t.Name)
 }
 
 // slotChanges is what the new primary's slots will be, as plan text.

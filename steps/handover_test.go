@@ -26,8 +26,15 @@ func streaming(t *testing.T, r *Run, lsns map[string]string) {
 
 func handoverRun(t *testing.T, s Handover, lsns map[string]string, change func(r *Run)) (*Run, map[string]Result) {
 	t.Helper()
+	return handoverRunOn(t, testInventory, s, lsns, change)
+}
+
+// handoverRunOn plans the handover s on the cluster of inventory inv, in
+// a dry run, with the facts of streaming(lsns) changed by change.
+func handoverRunOn(t *testing.T, inv string, s Handover, lsns map[string]string, change func(r *Run)) (*Run, map[string]Result) {
+	t.Helper()
 	t.Setenv(passwordEnv, "pw")
-	r := newTestRun(t, testInventory, Options{DryRun: true})
+	r := newTestRun(t, inv, Options{DryRun: true})
 	streaming(t, r, lsns)
 	if change != nil {
 		change(r)
@@ -129,6 +136,52 @@ func TestFailoverChoosesTheMostAdvanced(t *testing.T) {
 	r, got = handoverRun(t, Handover{Cluster: "main", Failover: true, To: "h2", Force: true}, lsns, dead)
 	if r.Handover == nil || r.Handover.To != "h2" || got["h2"].Status != Changed {
 		t.Errorf("--to h2 --force: %+v %v, want h2 promoted", r.Handover, r.Err())
+	}
+}
+
+// TestFailoverCommitsWait: a failover whose new primary would have fewer
+// running synchronous standbys than synchronous.count asks (the old
+// primary, dead, among its candidates) goes ahead, and its plan and report
+// say that commits will wait, and how to take writes sooner.
+func TestFailoverCommitsWait(t *testing.T) {
+	dead := func(r *Run) { r.Host("h1").fail(errFake); r.Host("h1").Facts = nil }
+	for _, tc := range []struct {
+		name, sync string
+		change     func(r *Run)
+		want       string // in the report's CommitsWait, "" for none
+	}{
+		{"another standby confirms", "{count: 1}", dead, ""},
+		{"asynchronous", "", dead, ""},
+		{"count 2, only h3 runs", "{count: 2}", dead,
+			"synchronous.count is 2, but only h3 of its standby candidates will stream from h2 (h1: not running or not reached); commits wait until 1 more do"},
+		{"FIRST 1 of the old primary alone", "{count: 1, standbys: [h1, h2]}", dead,
+			"synchronous.count is 1, but none of its standby candidates will stream from h2 (h1: not running or not reached); commits wait until 1 more do"},
+		{"the other standby is down too", "{count: 1}", func(r *Run) { dead(r); r.Host("h3").Facts.Server = nil },
+			"but none of its standby candidates will stream from h2 (h1, h3: not running or not reached)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			inv := testInventory
+			if tc.sync != "" {
+				inv = strings.Replace(inv, "replicas: [h2, h3]}", "replicas: [h2, h3], synchronous: "+tc.sync+"}", 1)
+			}
+			r, got := handoverRunOn(t, inv, Handover{Cluster: "main", Failover: true, To: "h2"}, caughtUp, tc.change)
+			if r.Handover == nil || r.Handover.To != "h2" || got["h2"].Status != Changed {
+				t.Fatalf("failover to h2: %+v %v, want it planned", r.Handover, r.Err())
+			}
+			plan := strings.Join(got["h2"].Changes, "\n")
+			if tc.want == "" {
+				if r.Handover.CommitsWait != "" || strings.Contains(plan, "commits will wait") {
+					t.Errorf("commits need not wait, but the report says %q and the plan %q", r.Handover.CommitsWait, plan)
+				}
+				return
+			}
+			if !strings.Contains(r.Handover.CommitsWait, tc.want) || !strings.Contains(r.Handover.CommitsWait, "lower clusters.main.synchronous.count") {
+				t.Errorf("report: commits wait %q, want %q and how to take writes sooner", r.Handover.CommitsWait, tc.want)
+			}
+			if !strings.Contains(plan, "its commits will wait: synchronous.count") || !strings.Contains(plan, tc.want) {
+				t.Errorf("h2's plan %q does not say its commits will wait", plan)
+			}
+		})
 	}
 }
 

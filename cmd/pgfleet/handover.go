@@ -327,6 +327,13 @@ func printHandover(w io.Writer, rep *steps.HandoverReport, change *inventoryChan
 		fmt.Fprintf(w, "%s, the old primary (%s), is a replica in the inventory now. It must never start as a primary again:\n"+
 			"keep it stopped or fenced; once it is back, pgfleet up rejoins it (with pg_rewind, its diverged data kept aside).\n", rep.From, rep.OldPrimary)
 	}
+	if rep.CommitsWait != "" {
+		will := "wait"
+		if !rep.Promoted {
+			will = "would wait"
+		}
+		fmt.Fprintf(w, "Commits on %s %s for a synchronous standby: %s.\n", rep.To, will, rep.CommitsWait)
+	}
 	if change == nil {
 		return
 	}

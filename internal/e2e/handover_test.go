@@ -38,6 +38,7 @@ type handoverReport struct {
 		UnavailableSeconds float64 `json:"unavailable_seconds"`
 		TotalSeconds       float64 `json:"total_seconds"`
 		InventoryWritten   bool    `json:"inventory_written"`
+		CommitsWait        string  `json:"commits_wait"`
 	} `json:"handover"`
 	Inventory *struct {
 		Written bool   `json:"written"`
@@ -515,4 +516,85 @@ func TestFailover(t *testing.T) {
 		checkNoLoss(t, l, w)
 		converged(t, inv)
 	})
+}
+
+// TestFailoverSynchronous fails over a cluster of two whose commits wait
+// for the one standby (synchronous count 1). Once h2 is the primary, its
+// only candidate is h1, the old primary, which is gone: the failover goes
+// ahead, says that commits will wait and how to take writes sooner, and
+// they do wait, until the operator does what it said: lower the count and
+// run up on the new primary alone. When h1 is back, up rejoins it, and
+// with the count restored, commits wait for it again.
+func TestFailoverSynchronous(t *testing.T) {
+	l := newLab(t, 2, "bookworm")
+	inv := l.Inventory
+	plain := string(readFile(t, inv))
+	const sync = "    replicas: [h2]\n    synchronous: {count: 1}\n"
+	withSync := strings.Replace(plain, "    replicas: [h2]\n", sync, 1)
+	if withSync == plain {
+		t.Fatalf("the lab's inventory has no line \"replicas: [h2]\":\n%s", plain)
+	}
+	writeTestFile(t, inv, withSync)
+	upOK(t, inv)
+	psqlOn(t, l, "h1", "CREATE TABLE syncfail (id int)")
+	if got := psqlOn(t, l, "h1", "SHOW synchronous_standby_names"); got != "ANY 1 (h2)" {
+		t.Fatalf("h1's synchronous_standby_names = %q, want ANY 1 (h2)", got)
+	}
+
+	h1, _ := l.Host("h1")
+	if out, err := exec.Command("docker", "stop", "-t", "1", h1.Container).CombinedOutput(); err != nil {
+		t.Fatalf("docker stop %s: %v %s", h1.Container, err, out)
+	}
+	dead := []string{"--connect-timeout", "3s"}
+	if r := pgfleet(t, append([]string{"failover", inv, "--dry-run"}, dead...)...); r.Code != 0 ||
+		!strings.Contains(r.Stdout, "Commits on h2 would wait for a synchronous standby: synchronous.count is 1, but none of its standby candidates will stream from h2 (h1: not running or not reached)") {
+		t.Errorf("failover --dry-run: exit %d, want 0 and a warning that commits on h2 would wait for h1; stdout:\n%s", r.Code, r.Stdout)
+	}
+	h := parseHandover(t, pgfleet(t, append([]string{"failover", inv, "--yes", "--output", "json"}, dead...)...), "failover", "h1", "h2", false).Handover
+	if !strings.Contains(h.CommitsWait, "none of its standby candidates will stream from h2 (h1") ||
+		!strings.Contains(h.CommitsWait, "lower clusters.main.synchronous.count, or remove synchronous, and run pgfleet up INVENTORY --limit h2") {
+		t.Errorf("the report's commits_wait is %q, want it to name h1 and say how to take writes sooner", h.CommitsWait)
+	}
+
+	// A commit on h2 waits, as the failover said.
+	out, err := l.Exec(t.Context(), "h2", "timeout", "5", "runuser", "-u", "postgres", "--", "psql", "-X", "-c", "INSERT INTO syncfail VALUES (1)")
+	if err == nil || !strings.Contains(err.Error(), "exit status 124") {
+		t.Fatalf("a commit on h2 with h1 gone: %q, %v; want it still waiting when timeout ends it after 5 s", out, err)
+	}
+
+	// What it said to do: lower the count (here: no synchronous
+	// replication) and run up on h2 alone, h1 still gone.
+	rewrittenInv := string(readFile(t, inv))
+	lowered := strings.Replace(rewrittenInv, "    synchronous: {count: 1}\n", "", 1)
+	if lowered == rewrittenInv {
+		t.Fatalf("the rewritten inventory has no synchronous line:\n%s", rewrittenInv)
+	}
+	writeTestFile(t, inv, lowered)
+	if r := pgfleet(t, append([]string{"up", inv, "--limit", "h2"}, dead...)...); r.Code != 0 {
+		t.Fatalf("up --limit h2 with h1 gone: exit %d, want 0\n%s", r.Code, r.Stderr)
+	}
+	if got := psqlOn(t, l, "h2", "SHOW synchronous_standby_names"); got != "" {
+		t.Errorf("h2's synchronous_standby_names after up --limit h2: %q, want none", got)
+	}
+	eventuallyQuery(t, l, 30*time.Second, "the waiting commit completes", "h2", "SELECT count(*) FROM syncfail WHERE id = 1", "1")
+	psqlOn(t, l, "h2", "INSERT INTO syncfail VALUES (2)")
+
+	// h1 is back: up rejoins it, and with the count restored, h2 waits
+	// for it again.
+	if out, err := exec.Command("docker", "start", h1.Container).CombinedOutput(); err != nil {
+		t.Fatalf("docker start %s: %v %s", h1.Container, err, out)
+	}
+	waitSSHD(t, h1.Address)
+	writeTestFile(t, inv, rewrittenInv)
+	upOK(t, inv)
+	streamsFrom(t, l, "h2", "h1")
+	if got := psqlOn(t, l, "h2", "SHOW synchronous_standby_names"); got != "ANY 1 (h1)" {
+		t.Errorf("h2's synchronous_standby_names with the count restored: %q, want ANY 1 (h1)", got)
+	}
+	psqlOn(t, l, "h2", "INSERT INTO syncfail VALUES (3)")
+	if got := psqlOn(t, l, "h2", "SELECT string_agg(application_name || ':' || sync_state, ',') FROM pg_stat_replication"); got != "h1:quorum" {
+		t.Errorf("h2's pg_stat_replication: %q, want h1 a quorum (ANY) standby", got)
+	}
+	eventuallyQuery(t, l, 30*time.Second, "h1 holds the rows", "h1", "SELECT string_agg(id::text, ',' ORDER BY id) FROM syncfail", "1,2,3")
+	converged(t, inv)
 }
