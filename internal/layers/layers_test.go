@@ -29,6 +29,7 @@ var allowed = map[string][]string{
 	"internal/pki":            {},
 	"internal/textdiff":       {},
 	"internal/golden":         {"internal/textdiff"},
+	"internal/jsondoc":        {},
 	"internal/clirun":         {},
 	"internal/console":        {},
 	"internal/lab":            {},
