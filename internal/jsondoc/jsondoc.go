@@ -23,7 +23,8 @@ func Table(t testing.TB, path, heading string, typ reflect.Type, own ...reflect.
 	t.Helper()
 	rows := docRows(t, path, heading)
 	var fields []string
-	for key, ft := range jsonFields(typ) {
+	for _, f := range jsonFields(typ) {
+		key, ft := f.key, f.typ
 		fields = append(fields, key)
 		row, ok := rows[key]
 		switch {
@@ -31,9 +32,9 @@ func Table(t testing.TB, path, heading string, typ reflect.Type, own ...reflect.
 			t.Errorf("%s: field %q of %s has no row in the table after %q", path, key, typ, heading)
 		case slices.Contains(own, ft):
 		default:
-			for sub := range jsonFields(ft) {
-				if !strings.Contains(row, "`"+sub+"`") {
-					t.Errorf("%s: the row of %q does not name its key %q", path, key, sub)
+			for _, sub := range jsonFields(ft) {
+				if !strings.Contains(row, "`"+sub.key+"`") {
+					t.Errorf("%s: the row of %q does not name its key %q", path, key, sub.key)
 				}
 			}
 		}
@@ -78,28 +79,32 @@ func docRows(t testing.TB, path, heading string) map[string]string {
 	return rows
 }
 
-// jsonFields yields the JSON keys of a struct type (through pointers and
-// slices) with each field's type; nothing for other types, nor for
-// time.Time, which is a string.
-func jsonFields(typ reflect.Type) func(func(string, reflect.Type) bool) {
-	return func(yield func(string, reflect.Type) bool) {
-		for typ.Kind() == reflect.Pointer || typ.Kind() == reflect.Slice {
-			typ = typ.Elem()
-		}
-		if typ.Kind() != reflect.Struct || typ.PkgPath() == "time" {
-			return
-		}
-		for f := range typ.Fields() {
-			key, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-			if key == "-" || !f.IsExported() {
-				continue
-			}
-			if key == "" {
-				key = f.Name
-			}
-			if !yield(key, f.Type) {
-				return
-			}
-		}
+// field is one JSON key of a struct, and its field's type.
+type field struct {
+	key string
+	typ reflect.Type
+}
+
+// jsonFields returns the JSON keys of a struct type (through pointers and
+// slices), in order; none for other types, nor for time.Time, which is a
+// string.
+func jsonFields(typ reflect.Type) []field {
+	for typ.Kind() == reflect.Pointer || typ.Kind() == reflect.Slice {
+		typ = typ.Elem()
 	}
+	if typ.Kind() != reflect.Struct || typ.PkgPath() == "time" {
+		return nil
+	}
+	var out []field
+	for f := range typ.Fields() {
+		key, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if key == "-" || !f.IsExported() {
+			continue
+		}
+		if key == "" {
+			key = f.Name
+		}
+		out = append(out, field{key, f.Type})
+	}
+	return out
 }
