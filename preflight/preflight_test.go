@@ -3,6 +3,7 @@ package preflight
 import (
 	"encoding/json"
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -301,6 +302,22 @@ func TestCheckDisk(t *testing.T) {
 				t.Error("a failure without a hint")
 			}
 		})
+	}
+	// With directories moved aside by earlier clones, the hint names
+	// them: they hold the space, and pgfleet never removes them.
+	r := ckRun(t)
+	h, p := r.Host("h2"), r.Host("h1")
+	p.Facts.Server, p.Facts.DataVersion = &steps.Server{DBSize: gb}, 15
+	h.Facts.DiskFreeKB = gb >> 10
+	for i := range 5 {
+		h.Facts.Aside = append(h.Facts.Aside, steps.AsideData{Path: "/var/lib/postgresql/15/main.pgfleet-2026112" + strconv.Itoa(i) + "T030000Z"})
+	}
+	c := &checker{}
+	c.disk(h, p)
+	if got := ckFind(t, c, "h2", CheckDisk); got.Status != CheckFail ||
+		!strings.Contains(got.Hint, "it keeps data directories that pgfleet moved aside (5: /var/lib/postgresql/15/main.pgfleet-20261120T030000Z, ") ||
+		!strings.Contains(got.Hint, "main.pgfleet-20261122T030000Z, and 2 more); look at them") {
+		t.Errorf("too small with 5 directories moved aside: %+v, want a failure whose hint names them", got)
 	}
 	if n := steps.CloneNeed(1000 << 20); n != 1000<<20+100<<20+64<<20 {
 		t.Errorf("CloneNeed(1000 MB) = %d", n)

@@ -437,10 +437,32 @@ func preflight(ctx context.Context, h, p *Host) error {
 func NoRoomForClone(h *Host, p string, size int64) error {
 	need := CloneNeed(size)
 	if free := h.Facts.DiskFreeKB * 1024; free < need {
-		return &Hint{Hint: "free space on " + h.Name + " or point data_dir at a larger filesystem",
+		hint := "free space on " + h.Name + " or point data_dir at a larger filesystem"
+		if aside := h.Facts.Aside; len(aside) > 0 {
+			// The copies of earlier clones and rejoins, beside the data
+			// directory: pgfleet never removes them itself.
+			hint = fmt.Sprintf("free space on %s: it keeps data directories that pgfleet moved aside (%d: %s); "+
+				"look at them, and remove those you no longer need (sudo rm -rf PATH); or point data_dir at a larger filesystem",
+				h.Name, len(aside), asidePaths(aside))
+		}
+		return &Hint{Hint: hint,
 			Err: fmt.Errorf("%s free for %s, a copy of %s (%s) needs about %s", FormatBytes(free), h.Layout.DataDir(), p, FormatBytes(size), FormatBytes(need))}
 	}
 	return nil
+}
+
+// asidePaths lists moved-aside data directories, the oldest first, at
+// most three and how many more.
+func asidePaths(aside []AsideData) string {
+	var paths []string
+	for i, a := range aside {
+		if i == 3 {
+			paths = append(paths, fmt.Sprintf("and %d more", len(aside)-i))
+			break
+		}
+		paths = append(paths, a.Path)
+	}
+	return strings.Join(paths, ", ")
 }
 
 func cloneBasebackup(ctx context.Context, r *Run, h, p *Host, slot string) error {
