@@ -19,6 +19,7 @@ import (
 // refused by up and reported by check: one source is never silently mixed
 // with the other.
 func TestPGDG(t *testing.T) {
+	t.Parallel()
 	l := newBareLab(t, 2, "bookworm")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()

@@ -9,6 +9,7 @@ import (
 // replicas are restarted before their primary, the primary only with
 // --yes, and a file a server does not start with is taken back.
 func TestRestarts(t *testing.T) {
+	t.Parallel()
 	l := newLab(t, 3, "bookworm")
 	inv := l.Inventory
 	upOK(t, inv)
