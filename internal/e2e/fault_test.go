@@ -59,7 +59,6 @@ func upOK(t *testing.T, inv string, args ...string) clirun.Result {
 // TestFaults builds one cluster and takes it through faults one after the
 // other; each scenario leaves it converged for the next.
 func TestFaults(t *testing.T) {
-	t.Parallel()
 	l := newLab(t, 3, "bookworm")
 	inv := l.Inventory
 	upOK(t, inv)

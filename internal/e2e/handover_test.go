@@ -234,7 +234,6 @@ func appSetup(t *testing.T, l *lab.Lab, primary string) string {
 // primary, and that the inventory was rewritten so that up has nothing to
 // do. Before that, the switchovers it must refuse, in the same lab.
 func TestSwitchover(t *testing.T) {
-	t.Parallel()
 	l := newLab(t, 3, "bookworm")
 	inv := l.Inventory
 	appInventory(t, l)
@@ -382,7 +381,6 @@ func TestSwitchover(t *testing.T) {
 // and that up rejoins the old primary once it is back, without the
 // commits it alone had.
 func TestFailover(t *testing.T) {
-	t.Parallel()
 	l := newLab(t, 3, "bookworm")
 	inv := l.Inventory
 	upOK(t, inv)
@@ -528,7 +526,6 @@ func TestFailover(t *testing.T) {
 // run up on the new primary alone. When h1 is back, up rejoins it, and
 // with the count restored, commits wait for it again.
 func TestFailoverSynchronous(t *testing.T) {
-	t.Parallel()
 	l := newLab(t, 2, "bookworm")
 	inv := l.Inventory
 	plain := string(readFile(t, inv))

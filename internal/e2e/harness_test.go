@@ -90,11 +90,18 @@ func newBareLab(t testing.TB, hosts int, release string) *lab.Lab {
 	return newLabWith(t, lab.Options{Hosts: hosts, Release: release})
 }
 
-// newLabWith gives a test its own lab of opts' hosts, release and flavour;
-// the name, directory, package cache and log are the harness's.
+// newLabWith gives a test its own lab of opts' hosts, release and flavour,
+// and runs the test in parallel with the others; the name, directory,
+// package cache and log are the harness's.
 func newLabWith(t testing.TB, opts lab.Options) *lab.Lab {
 	t.Helper()
 	needLab(t)
+	// On a lab of its own, a test runs beside the others (go test's
+	// -parallel: as many at once as the machine has cores), never waiting
+	// for them; a benchmark runs alone.
+	if p, ok := t.(interface{ Parallel() }); ok {
+		p.Parallel()
+	}
 	if !slices.Contains(strings.Split(*releases, ","), opts.Release) {
 		t.Skipf("release %s not in -releases=%s", opts.Release, *releases)
 	}

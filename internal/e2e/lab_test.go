@@ -16,7 +16,6 @@ import (
 // passwordless sudo, each seeing the others by address, each with its own
 // host key, none with PostgreSQL.
 func TestLab(t *testing.T) {
-	t.Parallel()
 	l := newBareLab(t, 3, "bookworm")
 	if len(l.Hosts) != 3 {
 		t.Fatalf("lab has %d hosts, want 3", len(l.Hosts))
@@ -86,7 +85,6 @@ func TestLabImageNoRebuild(t *testing.T) {
 // TestLabDownLeavesNothing checks that removing a lab removes its containers
 // and its network.
 func TestLabDownLeavesNothing(t *testing.T) {
-	t.Parallel()
 	l := newBareLab(t, 1, "bookworm")
 	if err := lab.Down(context.Background(), l.Name); err != nil {
 		t.Fatal(err)

@@ -10,16 +10,14 @@ import (
 )
 
 // TestPGDG installs PostgreSQL with postgres.repository: pgdg from the lab's
-// own repository in the PGDG layout, a mirror as the inventory's pgdg
-// section names one (its url, and its key_file relative to the inventory):
-// the repository's source entry
-// is signed-by the keyring pgfleet wrote and apt's global keys are left
-// alone, the server comes from that repository, replication streams, and a
-// second up writes nothing. Then the same hosts under repository debian are
-// refused by up and reported by check: one source is never silently mixed
-// with the other.
+// own repository in the PGDG layout, named as a mirror by the inventory's
+// pgdg section (its url, and its key_file relative to the inventory). The
+// source entry is signed-by the keyring pgfleet wrote, apt's global keys
+// are left alone, the server comes from that repository, replication
+// streams, and a second up writes nothing. Then the same hosts under
+// repository debian are refused by up and reported by check: one source is
+// never silently mixed with the other.
 func TestPGDG(t *testing.T) {
-	t.Parallel()
 	l := newBareLab(t, 2, "bookworm")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()

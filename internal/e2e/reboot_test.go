@@ -17,7 +17,6 @@ import (
 // replicas stream again. A unit systemd marks failed shows in status and
 // check, and up starts it again.
 func TestReboot(t *testing.T) {
-	t.Parallel()
 	l := newLabWith(t, lab.Options{Hosts: 3, Release: "bookworm", Init: "systemd", Postgres: true})
 	ctx := context.Background()
 	exec := func(t *testing.T, host, script string) string {

@@ -31,7 +31,6 @@ func stopStreaming(t *testing.T, l *lab.Lab, host string) {
 // checks that up then rejoins the old primary as a standby of the new one
 // with pg_rewind, keeping a copy of its diverged data.
 func TestRejoin(t *testing.T) {
-	t.Parallel()
 	l := newLab(t, 3, "bookworm")
 	upOK(t, l.Inventory)
 	h1, h2, h3 := l.Hosts[0].Name, l.Hosts[1].Name, l.Hosts[2].Name

@@ -9,7 +9,6 @@ import (
 // replicas are restarted before their primary, the primary only with
 // --yes, and a file a server does not start with is taken back.
 func TestRestarts(t *testing.T) {
-	t.Parallel()
 	l := newLab(t, 3, "bookworm")
 	inv := l.Inventory
 	upOK(t, inv)

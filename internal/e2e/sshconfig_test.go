@@ -17,7 +17,6 @@ import (
 // another lab host, through an OpenSSH client config: the inventory names
 // the hosts by their aliases and sets no user, key or known_hosts.
 func TestSSHConfigProxyJump(t *testing.T) {
-	t.Parallel()
 	ctx, l := newLabContext(t, 2, "bookworm", 20*time.Minute)
 	jump, target := l.Hosts[0], l.Hosts[1]
 

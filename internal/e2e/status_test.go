@@ -121,7 +121,6 @@ func stExec(t *testing.T, l *lab.Lab, host string, args ...string) string {
 // replica stopped, the primary's port closed to the replicas (pgfleet
 // check), and a host gone.
 func TestStatus(t *testing.T) {
-	t.Parallel()
 	l := newLab(t, 3, "bookworm")
 	if res := pgfleet(t, "up", l.Inventory); res.Code != 0 {
 		t.Fatalf("pgfleet up: exit %d", res.Code)
@@ -348,7 +347,6 @@ func TestStatus(t *testing.T) {
 
 // TestCheckFresh runs pgfleet check on bare lab hosts: nothing fails.
 func TestCheckFresh(t *testing.T) {
-	t.Parallel()
 	l := newBareLab(t, 3, "bookworm")
 	rep, code := ckCheck(t, l.Inventory)
 	if code != 0 || !rep.OK {

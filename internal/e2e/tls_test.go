@@ -28,7 +28,6 @@ func putFile(t *testing.T, l *lab.Lab, host, file, content, mode string) {
 // nothing; a certificate about to expire is renewed; a replica refuses to
 // clone from a primary whose certificate its CA did not sign.
 func TestTLS(t *testing.T) {
-	t.Parallel()
 	l := newLab(t, 3, "bookworm")
 	inv := l.Inventory
 	upOK(t, inv)

@@ -27,7 +27,6 @@ func topologyInventory(l *lab.Lab, standbys string) string {
 // changes nothing; then switches over to h2: h3 keeps streaming from it,
 // h1 rejoins and becomes its synchronous standby.
 func TestTopologies(t *testing.T) {
-	t.Parallel()
 	l := newLab(t, 3, "bookworm")
 	inv := l.Inventory
 	writeTestFile(t, inv, topologyInventory(l, "h2"))

@@ -80,7 +80,6 @@ func dialPostgresHost(t *testing.T) (context.Context, *lab.Lab, *remote.Client) 
 }
 
 func TestTransportSudo(t *testing.T) {
-	t.Parallel()
 	ctx, l, c := dialPostgresHost(t)
 	if c.Name() != "h1" {
 		t.Errorf("client name %q, want h1", c.Name())
@@ -174,7 +173,6 @@ func TestTransportSudo(t *testing.T) {
 }
 
 func TestTransportAtomicUpload(t *testing.T) {
-	t.Parallel()
 	ctx, _, c := dialPostgresHost(t)
 	const dir = "/etc/pgfleet-test"
 	const p = dir + "/conf"
@@ -285,7 +283,6 @@ func TestTransportAtomicUpload(t *testing.T) {
 }
 
 func TestTransportProxyJump(t *testing.T) {
-	t.Parallel()
 	ctx, l := newLabContext(t, 2, "bookworm", 3*time.Minute)
 	h1, h2 := l.Hosts[0], l.Hosts[1]
 	clientAddr := func(c *remote.Client) string {
@@ -366,7 +363,6 @@ func TestTransportProxyJump(t *testing.T) {
 }
 
 func TestTransportChangedHostKey(t *testing.T) {
-	t.Parallel()
 	ctx, l := newLabContext(t, 1, "bookworm", 3*time.Minute)
 	cfg := hostConfig(t, l, "h1", l.KnownHosts)
 	h1, _ := l.Host("h1")
@@ -513,7 +509,6 @@ func containsKeyLine(knownHosts string, lines []string) bool {
 }
 
 func TestTransportUnknownHost(t *testing.T) {
-	t.Parallel()
 	ctx, l := newLabContext(t, 1, "bookworm", 3*time.Minute)
 	h1, _ := l.Host("h1")
 	keys, err := l.HostKeys(ctx, h1)

@@ -204,7 +204,6 @@ func checkReplication(t *testing.T, l *lab.Lab, table string) {
 // verified streaming replication; then a no-op re-run, dry runs, secrets
 // kept out of sight, and a replica whose data was lost re-cloned.
 func TestUpBookworm(t *testing.T) {
-	t.Parallel()
 	l := newBareLab(t, 3, "bookworm")
 	inv := l.Inventory
 	logFile := filepath.Join(t.TempDir(), "pgfleet.log")
@@ -428,14 +427,12 @@ func TestUpBookworm(t *testing.T) {
 
 // TestUpTrixie is the main job on PostgreSQL 17 (Debian 13).
 func TestUpTrixie(t *testing.T) {
-	t.Parallel()
 	upOnRelease(t, "trixie")
 }
 
 // TestUpBullseye is the main job on PostgreSQL 13 (Debian 11), the oldest
 // major version pgfleet is tested on.
 func TestUpBullseye(t *testing.T) {
-	t.Parallel()
 	upOnRelease(t, "bullseye")
 }
 
@@ -488,7 +485,6 @@ func upChangesNothing(t *testing.T, l *lab.Lab) {
 // TestUpTar clones the replicas with a tar stream through pgfleet and a
 // standby.signal pgfleet writes itself.
 func TestUpTar(t *testing.T) {
-	t.Parallel()
 	l := newLab(t, 3, "bookworm")
 	inv := filepath.Join(t.TempDir(), "tar.yaml")
 	writeTestFile(t, inv, l.InventoryYAML("tar"))
