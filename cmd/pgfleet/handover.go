@@ -85,7 +85,11 @@ keep it stopped or fenced. Once it is back, pgfleet up rejoins it as a
 replica (with pg_rewind), its diverged data kept aside.
 
 With asynchronous replication, transactions the old primary committed but
-no replica received are lost by a failover.`,
+no replica received are lost by a failover. With synchronous standbys
+(clusters.NAME.synchronous), the old primary is among the new primary's
+candidates: when fewer of them run than count asks, the plan and the
+summary say that commits on the new primary will wait, and how to take
+writes sooner (lower count, then pgfleet up --limit NEWPRIMARY).`,
 	example: `  pgfleet failover inventory.yaml --dry-run
   pgfleet failover inventory.yaml
   pgfleet failover inventory.yaml --cluster billing --to db5`,
