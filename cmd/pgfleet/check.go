@@ -69,7 +69,7 @@ func runCheck(ctx context.Context, g *globalOptions, o *checkOptions, path strin
 	if err := positiveConnectTimeout(o.connectTimeout); err != nil {
 		return err
 	}
-	r, err := g.readRun(path, o.connectTimeout)
+	r, err := g.readRun(path, o.connectTimeout, true)
 	if err != nil {
 		return err
 	}

@@ -42,3 +42,29 @@ func TestPGDGSource(t *testing.T) {
 		t.Errorf("binary key: %v", err)
 	}
 }
+
+// TestPGDGKeyFileReadBy: a pgdg key file that cannot be read stops up and
+// check (exit 2, naming pgdg.key_file) before they connect; status, which
+// installs nothing, reads the hosts anyway.
+func TestPGDGKeyFileReadBy(t *testing.T) {
+	inv := unreachableInventory(t)
+	src, err := os.ReadFile(inv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	withPGDG := strings.Replace(string(src), "postgres:\n", "postgres:\n  repository: pgdg\n", 1) +
+		"pgdg: {url: http://127.0.0.1:9/pgdg, key_file: missing.asc}\n"
+	if err := os.WriteFile(inv, []byte(withPGDG), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, cmd := range []string{"up", "check"} {
+		code, _, stderr := capture(t, cmd, "--connect-timeout", "1s", inv)
+		if code != exitUsage || !strings.Contains(stderr, "pgdg.key_file") || !strings.Contains(stderr, "missing.asc") {
+			t.Errorf("%s: exit %d, want %d naming pgdg.key_file and the file; stderr:\n%s", cmd, code, exitUsage, stderr)
+		}
+	}
+	code, _, stderr := capture(t, "status", "--connect-timeout", "1s", inv)
+	if code != exitFailed || strings.Contains(stderr, "pgdg") {
+		t.Errorf("status: exit %d, want %d (the hosts are unreachable) with nothing of the key file; stderr:\n%s", code, exitFailed, stderr)
+	}
+}

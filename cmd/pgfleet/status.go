@@ -165,7 +165,7 @@ func runStatus(ctx context.Context, g *globalOptions, o *statusOptions, path str
 	if err := o.validate(); err != nil {
 		return err
 	}
-	r, err := g.readRun(path, o.connectTimeout)
+	r, err := g.readRun(path, o.connectTimeout, false)
 	if err != nil {
 		return err
 	}

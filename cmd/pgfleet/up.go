@@ -163,10 +163,10 @@ func positiveConnectTimeout(d time.Duration) error {
 
 // readRun is the run of a command that only reads the hosts (check,
 // status): it draws no progress bars.
-func (g *globalOptions) readRun(path string, connectTimeout time.Duration) (*steps.Run, error) {
+func (g *globalOptions) readRun(path string, connectTimeout time.Duration, installs bool) (*steps.Run, error) {
 	opts := g.runOptions(connectTimeout)
 	opts.Progress = nil
-	r, err := newRun(path, opts)
+	r, err := newRun(path, opts, installs)
 	return r, err
 }
 
@@ -197,14 +197,19 @@ func (g *globalOptions) runOptions(connectTimeout time.Duration) steps.Options {
 }
 
 // newRun loads the inventory and prepares a run over it; a bad inventory
-// or --limit is a usage error (exit code 2).
-func newRun(path string, opts steps.Options) (*steps.Run, error) {
+// or --limit is a usage error (exit code 2). installs says whether the run
+// may install PostgreSQL (up), or judges whether up could (check): it then
+// reads the key file of the inventory's pgdg section. status has no use
+// for it, and does not fail for want of it.
+func newRun(path string, opts steps.Options, installs bool) (*steps.Run, error) {
 	inv, err := loadInventory(path)
 	if err != nil {
 		return nil, err
 	}
-	if opts.PGDG, err = pgdgSource(inv); err != nil {
-		return nil, usageError{err}
+	if installs {
+		if opts.PGDG, err = pgdgSource(inv); err != nil {
+			return nil, usageError{err}
+		}
 	}
 	r, err := steps.NewRun(inv, opts)
 	if err != nil {
@@ -217,7 +222,7 @@ func runUp(ctx context.Context, g *globalOptions, o *upOptions, path string, std
 	opts := o.runOptions(g)
 	opts.DiscardOldData, opts.WithPrimaries = o.discardOldData, true
 	opts.Confirm = func(question string) (bool, error) { return confirm(g, question) }
-	r, err := newRun(path, opts)
+	r, err := newRun(path, opts, true)
 	if err != nil {
 		return err
 	}
