@@ -32,8 +32,8 @@ const (
 //go:embed pgdg.asc
 var pgdgKey []byte
 
-// PGDGSource is where a pgdg repository is: the PostgreSQL project's
-// unless a test points pgfleet at one of its own (Options.PGDG).
+// PGDGSource is where a pgdg repository is: the PostgreSQL project's,
+// unless the inventory's pgdg section names a mirror (Options.PGDG).
 type PGDGSource struct {
 	URL string // "" for PGDGURL
 	Key []byte // ASCII-armored OpenPGP public key; nil for pgfleet's own

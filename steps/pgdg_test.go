@@ -210,8 +210,8 @@ func TestInstallCheckPGDG(t *testing.T) {
 		{"sources line missing", Options{}, func(f *State) { pgdgFacts(f); f.PGDGSources = "" }, "", []string{addRepo}},
 		{"key changed", Options{}, func(f *State) { pgdgFacts(f); f.PGDGKeyring = otherKey }, "", []string{addRepo}},
 		{"another codename", Options{}, func(f *State) { pgdgFacts(f); f.OSCodename = "trixie" }, "", []string{addRepo}},
-		{"test repository", Options{PGDG: PGDGSource{URL: "http://10.0.0.9", Key: otherKey}}, pgdgFacts, "", []string{addRepo}},
-		{"test repository converged", Options{PGDG: PGDGSource{URL: "http://10.0.0.9", Key: otherKey}}, func(f *State) {
+		{"a mirror", Options{PGDG: PGDGSource{URL: "http://10.0.0.9", Key: otherKey}}, pgdgFacts, "", []string{addRepo}},
+		{"a mirror, converged", Options{PGDG: PGDGSource{URL: "http://10.0.0.9", Key: otherKey}}, func(f *State) {
 			pgdgFacts(f)
 			f.PGDGKeyring, f.PGDGSources = otherKey, pgdgSourcesLine("http://10.0.0.9", "bookworm")
 		}, "", nil},
