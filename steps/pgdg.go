@@ -51,11 +51,12 @@ func (r *Run) pgdgSource() PGDGSource {
 	return s
 }
 
-// CheckPGDGSource says what is wrong with a repository's key, nil when
-// nothing is: it goes into a file apt reads as armored (.asc). The address
-// is checked where the inventory is read (pgdg.url).
-func CheckPGDGSource(s PGDGSource) error {
-	if s.Key != nil && !strings.HasPrefix(strings.TrimSpace(string(s.Key)), "-----BEGIN PGP PUBLIC KEY BLOCK-----") {
+// CheckPGDGKey says what is wrong with a repository's signing key, nil
+// when nothing is (nil is pgfleet's own): it goes into a file apt reads as
+// armored (.asc). The repository's address is checked where the inventory
+// is read (pgdg.url).
+func CheckPGDGKey(key []byte) error {
+	if key != nil && !strings.HasPrefix(strings.TrimSpace(string(key)), "-----BEGIN PGP PUBLIC KEY BLOCK-----") {
 		return errors.New("not an ASCII-armored OpenPGP public key (-----BEGIN PGP PUBLIC KEY BLOCK-----)")
 	}
 	return nil

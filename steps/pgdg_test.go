@@ -88,7 +88,7 @@ func TestPGDGKeyFingerprint(t *testing.T) {
 	if got := pgpFingerprint(t, pgdgKey); got != PGDGFingerprint {
 		t.Errorf("embedded key's fingerprint %s, want %s", got, PGDGFingerprint)
 	}
-	if err := CheckPGDGSource(PGDGSource{Key: pgdgKey}); err != nil {
+	if err := CheckPGDGKey(pgdgKey); err != nil {
 		t.Errorf("the embedded key is refused: %v", err)
 	}
 }
@@ -105,19 +105,19 @@ func TestPGDGSourcesLine(t *testing.T) {
 	}
 }
 
-func TestCheckPGDGSource(t *testing.T) {
+func TestCheckPGDGKey(t *testing.T) {
 	for _, tc := range []struct {
-		src  PGDGSource
+		key  []byte
 		want string
 	}{
-		{PGDGSource{}, ""},
-		{PGDGSource{URL: "http://10.0.0.9:8080", Key: pgdgKey}, ""},
-		{PGDGSource{Key: []byte("\x99\x01binary")}, "not an ASCII-armored"},
-		{PGDGSource{Key: []byte("-----BEGIN PGP PRIVATE KEY BLOCK-----\n")}, "not an ASCII-armored OpenPGP public key"},
+		{nil, ""},
+		{pgdgKey, ""},
+		{[]byte("\x99\x01binary"), "not an ASCII-armored"},
+		{[]byte("-----BEGIN PGP PRIVATE KEY BLOCK-----\n"), "not an ASCII-armored OpenPGP public key"},
 	} {
-		err := CheckPGDGSource(tc.src)
+		err := CheckPGDGKey(tc.key)
 		if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
-			t.Errorf("%+v: error %v, want %q", tc.src, err, tc.want)
+			t.Errorf("%.20q: error %v, want %q", tc.key, err, tc.want)
 		}
 	}
 }

@@ -22,7 +22,7 @@ func pgdgSource(inv *inventory.Inventory) (steps.PGDGSource, error) {
 			return src, hint.New(fmt.Errorf("%s: pgdg.key_file: %w", inv.Path, err), fix)
 		}
 		src.Key = b
-		if err := steps.CheckPGDGSource(src); err != nil {
+		if err := steps.CheckPGDGKey(b); err != nil {
 			return src, hint.New(fmt.Errorf("%s: pgdg.key_file: %s: %w", inv.Path, file, err), fix)
 		}
 	}
