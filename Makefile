@@ -43,7 +43,9 @@ images:
 e2e: images
 	$(GO) test -count=1 -timeout $(E2E_TIMEOUT) -v ./internal/e2e/ 2>&1 | tee .e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|_test.go' ; \
 	  status=$${PIPESTATUS[0]}; \
-	  if [ $$status -ne 0 ]; then echo "e2e: failed; the full log:"; cat .e2e.log; fi; \
+	  if [ $$status -ne 0 ]; then echo "e2e: failed; the full log:"; cat .e2e.log; \
+	    echo; echo "e2e: what failed (the full log is above):"; \
+	    grep -E -- '--- FAIL|^panic|_test\.go:[0-9]+: ' .e2e.log | grep -v -E '_test\.go:[0-9]+: (pgfleet .*: exit [0-9]+|time=)' | tail -n 60; fi; \
 	  if [ "$$CI" = "true" ] && grep -q -- '--- SKIP' .e2e.log; then echo "e2e: tests were skipped in CI"; grep -- '--- SKIP' .e2e.log; exit 1; fi; \
 	  exit $$status
 
