@@ -78,11 +78,13 @@ func ckCheck(t *testing.T, args ...string) (ckReport, int) {
 // stPoll runs status until f accepts it (returns "") or timeout passes.
 func stPoll(t *testing.T, l *lab.Lab, timeout time.Duration, what string, f func(status.Report, int) string) status.Report {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
+	start := time.Now()
+	deadline := start.Add(timeout)
 	for {
 		rep, code, _ := stStatus(t, l)
 		msg := f(rep, code)
 		if msg == "" {
+			slow(t, what, start, timeout)
 			return rep
 		}
 		if time.Now().After(deadline) {

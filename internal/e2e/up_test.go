@@ -33,16 +33,27 @@ func psqlOn(t *testing.T, l *lab.Lab, host, sql string) string {
 // with f's last answer.
 func eventually(t *testing.T, timeout time.Duration, what string, f func() string) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
+	start := time.Now()
+	deadline := start.Add(timeout)
 	for {
 		msg := f()
 		if msg == "" {
+			slow(t, what, start, timeout)
 			return
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("%s: %s", what, msg)
 		}
 		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+// slow logs a wait that took more than half its timeout: a test that may
+// fail on a busier machine.
+func slow(t testing.TB, what string, start time.Time, timeout time.Duration) {
+	t.Helper()
+	if took := time.Since(start); took > timeout/2 {
+		t.Logf("slow: %s took %v of the %v allowed", what, took.Round(time.Millisecond), timeout)
 	}
 }
 
