@@ -64,21 +64,24 @@ func newHostKeyChecker(cfg Config) (*hostKeyChecker, error) {
 	return &hostKeyChecker{cfg: cfg, db: db, accepted: map[string]ssh.PublicKey{}}, nil
 }
 
-// knownHostsFile is a known_hosts file as it was when it was read.
+// knownHostsFile is a known_hosts file as this process last read it.
 type knownHostsFile struct {
-	path  string
 	size  int64
 	mtime time.Time
+	db    ssh.HostKeyCallback
 }
 
-// knownHostsRead holds the known_hosts files this process has read: a run
-// dials every host with the same file, and reading it again for each would
-// cost hosts × lines. A file whose size or modification time changed (a
-// key accepted, an edit) is read again.
+// knownHostsRead holds the known_hosts files this process has read, by
+// path: a run dials every host with the same file, and reading it again for
+// each would cost hosts × lines. A file whose size or modification time
+// changed (a key accepted, an edit) is read again, and replaces what was
+// read before: a long status --watch keeps one copy of each file. reads
+// counts the files read.
 var knownHostsRead = struct {
 	sync.Mutex
-	dbs map[knownHostsFile]ssh.HostKeyCallback
-}{dbs: map[knownHostsFile]ssh.HostKeyCallback{}}
+	files map[string]knownHostsFile
+	reads int
+}{files: map[string]knownHostsFile{}}
 
 func readKnownHosts(file string) (ssh.HostKeyCallback, error) {
 	fi, err := os.Stat(file)
@@ -88,17 +91,17 @@ func readKnownHosts(file string) (ssh.HostKeyCallback, error) {
 	if err != nil {
 		return nil, err
 	}
-	key := knownHostsFile{file, fi.Size(), fi.ModTime()}
 	knownHostsRead.Lock()
 	defer knownHostsRead.Unlock()
-	if db, ok := knownHostsRead.dbs[key]; ok {
-		return db, nil
+	if f, ok := knownHostsRead.files[file]; ok && f.size == fi.Size() && f.mtime.Equal(fi.ModTime()) {
+		return f.db, nil
 	}
 	db, err := knownhosts.New(file)
 	if err != nil {
 		return nil, err
 	}
-	knownHostsRead.dbs[key] = db
+	knownHostsRead.files[file] = knownHostsFile{fi.Size(), fi.ModTime(), db}
+	knownHostsRead.reads++
 	return db, nil
 }
 
