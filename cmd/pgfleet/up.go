@@ -166,8 +166,7 @@ func positiveConnectTimeout(d time.Duration) error {
 func (g *globalOptions) readRun(path string, connectTimeout time.Duration, installs bool) (*steps.Run, error) {
 	opts := g.runOptions(connectTimeout)
 	opts.Progress = nil
-	r, err := newRun(path, opts, installs)
-	return r, err
+	return newRun(path, opts, installs)
 }
 
 // runOptions are the steps.Options the global flags give.
