@@ -69,7 +69,7 @@ func TestFaults(t *testing.T) {
 		return startWriter(t, l, primary, scenario*1_000_000)
 	}
 	waitWrites := func(w *writer, n int) {
-		eventually(t, 30*time.Second, "writer", func() string {
+		eventually(t, settle, "writer", func() string {
 			if c := w.count(); c < n {
 				return fmt.Sprintf("%d transactions so far", c)
 			}
@@ -109,7 +109,7 @@ func TestFaults(t *testing.T) {
 		// Its slot is gone too: the slots step runs only on primaries the
 		// run changes, so the clone makes it.
 		slot := strings.ReplaceAll(replica, "-", "_")
-		eventually(t, 30*time.Second, "the slot of "+replica+" is dropped", func() string {
+		eventually(t, settle, "the slot of "+replica+" is dropped", func() string {
 			psqlOn(t, l, primary, fmt.Sprintf("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '%s' AND NOT active", slot))
 			if got := psqlOn(t, l, primary, fmt.Sprintf("SELECT count(*) FROM pg_replication_slots WHERE slot_name = '%s'", slot)); got != "0" {
 				return "it is still there"
@@ -149,7 +149,7 @@ func TestFaults(t *testing.T) {
 		if _, err := l.Exec(context.Background(), replica, "pg_ctlcluster", "15", "main", "restart", "-m", "fast"); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, 30*time.Second, replica+" streams after its restart", func() string {
+		eventually(t, settle, replica+" streams after its restart", func() string {
 			got := psqlOn(t, l, primary, fmt.Sprintf("SELECT state FROM pg_stat_replication WHERE application_name = '%s' AND state <> 'backup'", replica))
 			if got != "streaming" {
 				return fmt.Sprintf("state %q", got)
@@ -214,7 +214,7 @@ func TestFaults(t *testing.T) {
 		if _, err := l.Exec(context.Background(), promoted, "pg_ctlcluster", "15", "main", "promote"); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, 30*time.Second, promoted+" leaves recovery", func() string {
+		eventually(t, settle, promoted+" leaves recovery", func() string {
 			if got := psqlOn(t, l, promoted, "SELECT pg_is_in_recovery()"); got != "f" {
 				return "still in recovery"
 			}
@@ -468,7 +468,7 @@ func TestFaults(t *testing.T) {
 	}
 	streams := func(t *testing.T, host string) {
 		t.Helper()
-		eventually(t, 30*time.Second, host+" streams", func() string {
+		eventually(t, settle, host+" streams", func() string {
 			got := psqlOn(t, l, primary, fmt.Sprintf("SELECT state FROM pg_stat_replication WHERE application_name = '%s' AND state <> 'backup'", host))
 			if got != "streaming" {
 				return fmt.Sprintf("state %q", got)
@@ -493,7 +493,7 @@ func TestFaults(t *testing.T) {
 				t.Fatalf("point %s at port 5999: %v %s", replica, err, out)
 			}
 			if !stopped {
-				eventually(t, 30*time.Second, replica+" stops streaming", func() string {
+				eventually(t, settle, replica+" stops streaming", func() string {
 					if got := psqlOn(t, l, primary, fmt.Sprintf("SELECT count(*) FROM pg_stat_replication WHERE application_name = '%s' AND state <> 'backup'", replica)); got != "0" {
 						return "it still streams"
 					}
@@ -540,7 +540,7 @@ func TestFaults(t *testing.T) {
 			t.Fatal(err)
 		}
 		slot := strings.ReplaceAll(replica, "-", "_")
-		eventually(t, time.Minute, "the slot of "+replica+" is lost", func() string {
+		eventually(t, settle, "the slot of "+replica+" is lost", func() string {
 			// The writer's WAL, switched to a new 16 MB segment each time,
 			// then a checkpoint, which invalidates slots left behind.
 			if out, err := l.Exec(context.Background(), primary, "sh", "-c",
@@ -597,7 +597,7 @@ func TestFaults(t *testing.T) {
 			if _, err := l.Exec(context.Background(), replica, "pg_ctlcluster", "15", "main", "stop", "-m", "fast"); err != nil {
 				t.Fatal(err)
 			}
-			eventually(t, 30*time.Second, "the slot of "+replica+" is dropped", func() string {
+			eventually(t, settle, "the slot of "+replica+" is dropped", func() string {
 				psqlOn(t, l, primary, fmt.Sprintf("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '%s' AND NOT active", slot))
 				if got := psqlOn(t, l, primary, fmt.Sprintf("SELECT count(*) FROM pg_replication_slots WHERE slot_name = '%s'", slot)); got != "0" {
 					return "it is still there"
@@ -671,7 +671,7 @@ func TestFaults(t *testing.T) {
 			if _, err := l.Exec(context.Background(), replica, "pg_ctlcluster", "15", "main", "start"); err != nil {
 				t.Fatal(err)
 			}
-			eventually(t, time.Minute, replica+" fails to stream", func() string {
+			eventually(t, settle, replica+" fails to stream", func() string {
 				out, _ := l.Exec(context.Background(), replica, "sh", "-c", "grep -c 'has already been removed' "+log+"; true")
 				if n, _ := strconv.Atoi(strings.TrimSpace(out)); n <= seen {
 					return "no 'has already been removed' in its log yet"

@@ -150,7 +150,7 @@ func converged(t *testing.T, inv string) {
 func streamsFrom(t *testing.T, l *lab.Lab, primary string, replicas ...string) {
 	t.Helper()
 	for _, r := range replicas {
-		eventually(t, time.Minute, r+" streams from "+primary, func() string {
+		eventually(t, settle, r+" streams from "+primary, func() string {
 			got := psqlOn(t, l, primary, fmt.Sprintf("SELECT state FROM pg_stat_replication WHERE application_name = '%s' AND state <> 'backup'", r))
 			if got != "streaming" {
 				return fmt.Sprintf("state %q in pg_stat_replication on %s", got, primary)
@@ -178,7 +178,7 @@ func psqlStdin(t *testing.T, l *lab.Lab, host, sql string) {
 // waitSSHD waits until the sshd of a restarted lab host answers.
 func waitSSHD(t *testing.T, addr string) {
 	t.Helper()
-	eventually(t, time.Minute, "sshd on "+addr+" answers", func() string {
+	eventually(t, settle, "sshd on "+addr+" answers", func() string {
 		c, err := net.DialTimeout("tcp", net.JoinHostPort(addr, "22"), time.Second)
 		if err != nil {
 			return err.Error()
@@ -348,7 +348,7 @@ func TestSwitchover(t *testing.T) {
 			if now := asideDirs(t, l, s.from); now != aside {
 				t.Errorf("the old primary %s was cloned, not rejoined: moved-aside data %q, was %q", s.from, now, aside)
 			}
-			stPoll(t, l, time.Minute, "status healthy after the switchover", func(rep status.Report, code int) string {
+			stPoll(t, l, settle, "status healthy after the switchover", func(rep status.Report, code int) string {
 				if msg := stHealthy(rep, code); msg != "" {
 					return msg
 				}
@@ -361,7 +361,7 @@ func TestSwitchover(t *testing.T) {
 			})
 			converged(t, inv)
 			// The application found the new primary by itself.
-			eventually(t, 30*time.Second, "the writer commits on "+s.to, func() string {
+			eventually(t, settle, "the writer commits on "+s.to, func() string {
 				if c := w.committedOn(addr[s.to], n); c < 20 {
 					return fmt.Sprintf("%d transactions on %s since the switchover", c, s.to)
 				}
@@ -392,7 +392,7 @@ func TestFailover(t *testing.T) {
 	stopReceiving := func(host string) string {
 		psqlOn(t, l, host, "ALTER SYSTEM SET primary_conninfo = ''")
 		psqlOn(t, l, host, "SELECT pg_reload_conf()")
-		eventually(t, 30*time.Second, host+"'s WAL receiver stops", func() string {
+		eventually(t, settle, host+"'s WAL receiver stops", func() string {
 			if got := psqlOn(t, l, host, "SELECT count(*) FROM pg_stat_wal_receiver"); got != "0" {
 				return "it still runs"
 			}
@@ -404,7 +404,7 @@ func TestFailover(t *testing.T) {
 	// whose last commits no replica receives.
 	h3lsn := stopReceiving("h3")
 	w.waitFor(w.count() + 30)
-	eventually(t, 30*time.Second, "h2 receives more than h3", func() string {
+	eventually(t, settle, "h2 receives more than h3", func() string {
 		if got := psqlOn(t, l, "h2", fmt.Sprintf("SELECT pg_wal_lsn_diff(pg_last_wal_receive_lsn(), '%s') > 0", h3lsn)); got != "t" {
 			return "not yet"
 		}
@@ -576,7 +576,7 @@ func TestFailoverSynchronous(t *testing.T) {
 	if got := psqlOn(t, l, "h2", "SHOW synchronous_standby_names"); got != "" {
 		t.Errorf("h2's synchronous_standby_names after up --limit h2: %q, want none", got)
 	}
-	eventuallyQuery(t, l, 30*time.Second, "the waiting commit completes", "h2", "SELECT count(*) FROM syncfail WHERE id = 1", "1")
+	eventuallyQuery(t, l, settle, "the waiting commit completes", "h2", "SELECT count(*) FROM syncfail WHERE id = 1", "1")
 	psqlOn(t, l, "h2", "INSERT INTO syncfail VALUES (2)")
 
 	// h1 is back: up rejoins it, and with the count restored, h2 waits
@@ -595,6 +595,6 @@ func TestFailoverSynchronous(t *testing.T) {
 	if got := psqlOn(t, l, "h2", "SELECT string_agg(application_name || ':' || sync_state, ',') FROM pg_stat_replication"); got != "h1:quorum" {
 		t.Errorf("h2's pg_stat_replication: %q, want h1 a quorum (ANY) standby", got)
 	}
-	eventuallyQuery(t, l, 30*time.Second, "h1 holds the rows", "h1", "SELECT string_agg(id::text, ',' ORDER BY id) FROM syncfail", "1,2,3")
+	eventuallyQuery(t, l, settle, "h1 holds the rows", "h1", "SELECT string_agg(id::text, ',' ORDER BY id) FROM syncfail", "1,2,3")
 	converged(t, inv)
 }

@@ -123,7 +123,7 @@ func TestReboot(t *testing.T) {
 		// The postmaster killed: systemd marks the unit failed, and
 		// nothing restarts it.
 		exec(t, "h3", "kill -9 $(head -1 /var/lib/postgresql/15/main/postmaster.pid)")
-		eventually(t, 30*time.Second, "systemd marks h3's unit failed", func() string {
+		eventually(t, settle, "systemd marks h3's unit failed", func() string {
 			if out, _ := l.Exec(ctx, "h3", "systemctl", "is-failed", "postgresql@15-main"); strings.TrimSpace(out) != "failed" {
 				return "systemctl is-failed: " + out
 			}

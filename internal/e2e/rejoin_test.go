@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/pgfleet/pgfleet/internal/lab"
 )
@@ -18,7 +17,7 @@ func stopStreaming(t *testing.T, l *lab.Lab, host string) {
 	t.Helper()
 	psqlOn(t, l, host, "ALTER SYSTEM SET primary_conninfo = ''")
 	psqlOn(t, l, host, "SELECT pg_reload_conf()")
-	eventually(t, 30*time.Second, host+"'s WAL receiver stops", func() string {
+	eventually(t, settle, host+"'s WAL receiver stops", func() string {
 		if n := psqlOn(t, l, host, "SELECT count(*) FROM pg_stat_wal_receiver"); n != "0" {
 			return n + " WAL receiver(s)"
 		}
@@ -140,7 +139,7 @@ func TestRejoin(t *testing.T) {
 		t.Fatalf("%s's last checkpoint: %q %v", h2, out, err)
 	}
 	last := strings.TrimSpace(out)
-	eventually(t, time.Minute, h1+" replays "+h2+"'s shutdown checkpoint "+last, func() string {
+	eventually(t, settle, h1+" replays "+h2+"'s shutdown checkpoint "+last, func() string {
 		if got := psqlOn(t, l, h1, fmt.Sprintf("SELECT pg_last_wal_replay_lsn() > '%s'", last)); got != "t" {
 			return "not yet"
 		}

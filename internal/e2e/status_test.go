@@ -131,7 +131,7 @@ func TestStatus(t *testing.T) {
 
 	t.Run("healthy", func(t *testing.T) {
 		var times []time.Duration
-		rep := stPoll(t, l, 30*time.Second, "lag 0 at rest", func(rep status.Report, code int) string {
+		rep := stPoll(t, l, settle, "lag 0 at rest", func(rep status.Report, code int) string {
 			return stHealthy(rep, code)
 		})
 		for range 3 {
@@ -205,7 +205,7 @@ func TestStatus(t *testing.T) {
 			}
 			psqlOn(t, l, "h1", "DROP ROLE pgfleet_app")
 		}()
-		stPoll(t, l, 30*time.Second, "the role replayed on the replicas", stHealthy)
+		stPoll(t, l, settle, "the role replayed on the replicas", stHealthy)
 		reordered := a2 + "," + a3 + "," + a1
 		for _, dsn := range []string{
 			strings.Replace(c.Conninfo, list, reordered, 1),
@@ -227,11 +227,11 @@ func TestStatus(t *testing.T) {
 		psqlOn(t, l, "h2", "SELECT pg_wal_replay_pause()")
 		defer func() {
 			psqlOn(t, l, "h2", "SELECT pg_wal_replay_resume()")
-			stPoll(t, l, time.Minute, "caught up after resume", stHealthy)
+			stPoll(t, l, settle, "caught up after resume", stHealthy)
 		}()
 		psqlOn(t, l, "h1", "CREATE TABLE pgfleet_status_test(i int, s text); INSERT INTO pgfleet_status_test SELECT g, md5(g::text) FROM generate_series(1, 10000) g")
 		var first int64
-		stPoll(t, l, 30*time.Second, "h2 lags", func(rep status.Report, code int) string {
+		stPoll(t, l, settle, "h2 lags", func(rep status.Report, code int) string {
 			m := member(t, rep, "h2")
 			if m.LagBytes == nil || *m.LagBytes == 0 || !m.ReplayPaused {
 				return fmt.Sprintf("h2: lag %v, paused %v", m.LagBytes, m.ReplayPaused)
@@ -265,7 +265,7 @@ func TestStatus(t *testing.T) {
 		stExec(t, l, "h3", "pg_ctlcluster", v, "main", "stop")
 		defer func() {
 			stExec(t, l, "h3", "pg_ctlcluster", v, "main", "start")
-			stPoll(t, l, time.Minute, "h3 streams again", stHealthy)
+			stPoll(t, l, settle, "h3 streams again", stHealthy)
 		}()
 		rep, code, _ := stStatus(t, l)
 		if code != 1 || rep.Clusters[0].Healthy {
@@ -293,7 +293,7 @@ func TestStatus(t *testing.T) {
 		stExec(t, l, "h1", "pg_ctlcluster", v, "main", "restart", "-o", "-c listen_addresses=localhost")
 		defer func() {
 			stExec(t, l, "h1", "pg_ctlcluster", v, "main", "restart")
-			stPoll(t, l, time.Minute, "replicas stream again", stHealthy)
+			stPoll(t, l, settle, "replicas stream again", stHealthy)
 		}()
 		rep, code := ckCheck(t, l.Inventory)
 		if code != 1 || rep.OK {

@@ -42,7 +42,7 @@ func TestTLS(t *testing.T) {
 		}
 		return ""
 	}
-	eventually(t, time.Minute, "every walsender on "+h1.Name+" is encrypted", encrypted)
+	eventually(t, settle, "every walsender on "+h1.Name+" is encrypted", encrypted)
 
 	t.Run("keys are private", func(t *testing.T) {
 		for _, f := range []string{"ca.key", h1.Name + ".key", h2.Name + ".key"} {
@@ -183,6 +183,6 @@ func TestTLS(t *testing.T) {
 		if rep.Changed != 0 {
 			t.Errorf("up after up changed %d things", rep.Changed)
 		}
-		eventually(t, time.Minute, "every walsender on "+h1.Name+" is encrypted", encrypted)
+		eventually(t, settle, "every walsender on "+h1.Name+" is encrypted", encrypted)
 	})
 }

@@ -68,7 +68,7 @@ func TestTopologies(t *testing.T) {
 	// A row written on h1 reaches h3 through h2.
 	psqlOn(t, l, "h1", "CREATE TABLE topo (id int PRIMARY KEY)")
 	psqlOn(t, l, "h1", "INSERT INTO topo VALUES (1)")
-	eventuallyQuery(t, l, time.Minute, "h1's row on h3", "h3", "SELECT count(*) FROM topo WHERE id = 1", "1")
+	eventuallyQuery(t, l, settle, "h1's row on h3", "h3", "SELECT count(*) FROM topo WHERE id = 1", "1")
 
 	// status: the tree and the sync states, in JSON and text.
 	rep, code, _ := stStatus(t, l)
@@ -107,7 +107,7 @@ func TestTopologies(t *testing.T) {
 	if took := time.Since(start); err == nil || !strings.Contains(err.Error(), "exit status 124") || took < 5*time.Second {
 		t.Errorf("a commit with h2 stopped: %q, %v after %v; want it still waiting when timeout ends it after 5 s", out, err, took)
 	}
-	eventuallyQuery(t, l, 30*time.Second, "the commit waits for h2", "h1", "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep'", "1")
+	eventuallyQuery(t, l, settle, "the commit waits for h2", "h1", "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep'", "1")
 	if got := psqlOn(t, l, "h1", "SELECT count(*) FROM topo WHERE id = 2"); got != "0" {
 		t.Errorf("the waiting commit is visible on h1 before h2 is back: count %s", got)
 	}
@@ -119,8 +119,8 @@ func TestTopologies(t *testing.T) {
 		t.Errorf("check with the synchronous standby down does not warn that commits wait:\n%s\n%s", r.Stdout, r.Stderr)
 	}
 	stExec(t, l, "h2", "pg_ctlcluster", v, "main", "start")
-	eventuallyQuery(t, l, time.Minute, "the commit completes once h2 is back", "h1", "SELECT count(*) FROM topo WHERE id = 2", "1")
-	eventuallyQuery(t, l, time.Minute, "h3 gets the rows", "h3", "SELECT count(*) FROM topo", "2")
+	eventuallyQuery(t, l, settle, "the commit completes once h2 is back", "h1", "SELECT count(*) FROM topo WHERE id = 2", "1")
+	eventuallyQuery(t, l, settle, "h3 gets the rows", "h3", "SELECT count(*) FROM topo", "2")
 	if t.Failed() {
 		t.FailNow()
 	}
@@ -131,7 +131,7 @@ func TestTopologies(t *testing.T) {
 	if r.Code != 0 || !strings.Contains(r.Stdout, "clone from h2") {
 		t.Fatalf("rebuild h3: exit %d, want 0 and a clone from h2\nstdout:\n%s\nstderr:\n%s", r.Code, r.Stdout, r.Stderr)
 	}
-	eventually(t, time.Minute, "h3 streams from h2 after its rebuild", func() string {
+	eventually(t, settle, "h3 streams from h2 after its rebuild", func() string {
 		if got := psqlOn(t, l, "h3", "SELECT sender_host || ' ' || status FROM pg_stat_wal_receiver"); got != addr["h2"]+" streaming" {
 			return "h3's WAL receiver: " + got
 		}
@@ -171,7 +171,7 @@ func TestTopologies(t *testing.T) {
 		t.Errorf("h1, now a replica: synchronous_standby_names %q, want none", got)
 	}
 	psqlOn(t, l, "h2", "INSERT INTO topo VALUES (3)")
-	eventually(t, time.Minute, "h2's row on h1 and h3", func() string {
+	eventually(t, settle, "h2's row on h1 and h3", func() string {
 		for _, h := range []string{"h1", "h3"} {
 			if got := psqlOn(t, l, h, "SELECT count(*) FROM topo"); got != "3" {
 				return h + ": count " + got
@@ -179,7 +179,7 @@ func TestTopologies(t *testing.T) {
 		}
 		return ""
 	})
-	stPoll(t, l, time.Minute, "status healthy after the switchover", func(rep status.Report, code int) string {
+	stPoll(t, l, settle, "status healthy after the switchover", func(rep status.Report, code int) string {
 		if msg := stHealthy(rep, code); msg != "" {
 			return msg
 		}

@@ -29,6 +29,13 @@ func psqlOn(t *testing.T, l *lab.Lab, host, sql string) string {
 	return strings.TrimSpace(out)
 }
 
+// settle is how long a test waits for what a healthy lab does by itself
+// within seconds (a replica streams, a row arrives, a slot goes): long,
+// because a loaded machine running many labs at once may take many times
+// longer, and a wait that succeeds costs only the time it took. slow logs
+// the waits that came near it.
+const settle = 2 * time.Minute
+
 // eventually polls f until it returns "" or the timeout passes, then fails
 // with f's last answer.
 func eventually(t *testing.T, timeout time.Duration, what string, f func() string) {
@@ -179,7 +186,7 @@ func checkReplication(t *testing.T, l *lab.Lab, table string) {
 	psqlOn(t, l, primary, fmt.Sprintf("CREATE TABLE %s AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 5000) g", table))
 	want := psqlOn(t, l, primary, "SELECT count(*), md5(string_agg(v, '' ORDER BY id)) FROM "+table)
 	for _, h := range l.Hosts[1:] {
-		eventually(t, 30*time.Second, h.Name+" reads "+table, func() string {
+		eventually(t, settle, h.Name+" reads "+table, func() string {
 			out, err := l.Exec(context.Background(), h.Name, "runuser", "-u", "postgres", "--", "psql", "-XAtc",
 				"SELECT count(*), md5(string_agg(v, '' ORDER BY id)) FROM "+table)
 			if err != nil || strings.TrimSpace(out) != want {
@@ -195,7 +202,7 @@ func checkReplication(t *testing.T, l *lab.Lab, table string) {
 	for _, h := range l.Hosts[1:] {
 		wantRows = append(wantRows, h.Name+"|streaming")
 	}
-	eventually(t, 30*time.Second, "pg_stat_replication", func() string {
+	eventually(t, settle, "pg_stat_replication", func() string {
 		got := psqlOn(t, l, primary, "SELECT application_name || '|' || state FROM pg_stat_replication ORDER BY 1")
 		if got != strings.Join(wantRows, "\n") {
 			return fmt.Sprintf("got %q, want %q", got, strings.Join(wantRows, "\n"))

@@ -229,7 +229,7 @@ func currentPrimary(t *testing.T, l *lab.Lab, hosts ...string) string {
 // replayed waits until host has replayed the WAL up to lsn.
 func replayed(t *testing.T, l *lab.Lab, host, lsn string) {
 	t.Helper()
-	eventually(t, time.Minute, host+" replays "+lsn, func() string {
+	eventually(t, settle, host+" replays "+lsn, func() string {
 		out, err := l.Exec(context.Background(), host, "runuser", "-u", "postgres", "--", "psql", "-XAtc",
 			fmt.Sprintf("SELECT pg_last_wal_replay_lsn() >= '%s'", lsn))
 		if strings.TrimSpace(out) != "t" {
