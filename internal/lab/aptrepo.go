@@ -99,6 +99,16 @@ func (l *Lab) StartAptRepo(ctx context.Context, logger *slog.Logger) (*AptRepo, 
 	if err := os.WriteFile(r.KeyFile, []byte(key+"\n"), 0o644); err != nil {
 		return nil, err
 	}
+	// The hosts reach the repository directly, not through the package
+	// cache: each repository signs with a key of its own, and the cache,
+	// which outlives labs, would hold the files of an earlier lab's
+	// repository at the same address and fail to serve this one's.
+	for _, h := range l.Hosts {
+		if _, err := docker(ctx, nil, "exec", h.Container, "sh", "-c",
+			`printf 'Acquire::http::Proxy::%s "DIRECT";\n' "$1" > /etc/apt/apt.conf.d/02pgfleet-lab-aptrepo`, "sh", addr); err != nil {
+			return nil, fmt.Errorf("lab: %s: reach the apt repository directly: %w", h.Name, err)
+		}
+	}
 	return r, nil
 }
 
