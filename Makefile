@@ -45,7 +45,8 @@ e2e: images
 	  status=$${PIPESTATUS[0]}; \
 	  if [ $$status -ne 0 ]; then echo "e2e: failed; the full log:"; cat .e2e.log; \
 	    echo; echo "e2e: what failed (the full log is above):"; \
-	    grep -E -- '--- FAIL|^panic|_test\.go:[0-9]+: ' .e2e.log | grep -v -E '_test\.go:[0-9]+: (pgfleet .*: exit [0-9]+|time=)' | tail -n 60; fi; \
+	    grep -E -- '--- FAIL|^panic|_test\.go:[0-9]+: ' .e2e.log | grep -v -E '_test\.go:[0-9]+: (pgfleet .*: exit [0-9]+|time=)' | tail -n 60; \
+	    echo; echo "e2e: the tests that failed:"; grep -E -- '--- FAIL|^panic' .e2e.log; fi; \
 	  if [ "$$CI" = "true" ] && grep -q -- '--- SKIP' .e2e.log; then echo "e2e: tests were skipped in CI"; grep -- '--- SKIP' .e2e.log; exit 1; fi; \
 	  exit $$status
 
