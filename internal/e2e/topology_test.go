@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -25,7 +26,8 @@ func topologyInventory(l *lab.Lab, standbys string) string {
 // cascading from h2, checks that h3 streams from h2 and gets h1's writes,
 // that a commit on h1 waits for h2, what status shows, that a second up
 // changes nothing; then switches over to h2: h3 keeps streaming from it,
-// h1 rejoins and becomes its synchronous standby.
+// h1 rejoins and becomes its synchronous standby. Last, with h3 cascading
+// from h1, h2 dies and fails over to h1, which h3 follows.
 func TestTopologies(t *testing.T) {
 	l := newLab(t, 3, "bookworm")
 	inv := l.Inventory
@@ -190,5 +192,42 @@ func TestTopologies(t *testing.T) {
 		}
 		return ""
 	})
+	converged(t, inv)
+
+	// Failover with a cascade: h3 cascades from h1, a replica of h2; h2
+	// dies and h1 takes over. h3 is no candidate: it keeps streaming from
+	// h1, on the timeline h1's promotion began. When h2 is back, up rejoins
+	// it. (Without synchronous standbys: h1's only other candidate would be
+	// h2, gone, and its commits would wait; TestFailoverSynchronous is that.)
+	cur := string(readFile(t, inv))
+	next := strings.Replace(cur, "    synchronous: {count: 1, standbys: [h1, h2]}\n", "", 1)
+	next = strings.Replace(next, "upstream: h2}", "upstream: h1}", 1)
+	if strings.Contains(next, "synchronous: {") || !strings.Contains(next, "upstream: h1}") {
+		t.Fatalf("the inventory after the switchover is not as expected:\n%s", cur)
+	}
+	writeTestFile(t, inv, next)
+	upOK(t, inv)
+	streamsFrom(t, l, "h1", "h3")
+	h2 := l.Hosts[1]
+	if out, err := exec.Command("docker", "stop", "-t", "1", h2.Container).CombinedOutput(); err != nil {
+		t.Fatalf("docker stop %s: %v %s", h2.Container, err, out)
+	}
+	r = pgfleet(t, "failover", inv, "--yes", "--output", "json", "--connect-timeout", "3s")
+	parseHandover(t, r, "failover", "h2", "h1", false)
+	if !strings.Contains(r.Stdout, "keep streaming from its upstream h1, the new primary") {
+		t.Errorf("the failover's plan does not say h3 keeps streaming from h1:\n%s", r.Stdout)
+	}
+	psqlOn(t, l, "h1", "INSERT INTO topo VALUES (4)")
+	eventuallyQuery(t, l, settle, "h1's row, written after its promotion, on h3", "h3", "SELECT count(*) FROM topo WHERE id = 4", "1")
+	if got := psqlOn(t, l, "h3", "SELECT sender_host || ' ' || status FROM pg_stat_wal_receiver"); got != addr["h1"]+" streaming" {
+		t.Errorf("h3's WAL receiver after the failover: %q, want %q", got, addr["h1"]+" streaming")
+	}
+	if out, err := exec.Command("docker", "start", h2.Container).CombinedOutput(); err != nil {
+		t.Fatalf("docker start %s: %v %s", h2.Container, err, out)
+	}
+	waitSSHD(t, h2.Address)
+	upOK(t, inv)
+	streamsFrom(t, l, "h1", "h2", "h3")
+	eventuallyQuery(t, l, settle, "every row on h2 after its rejoin", "h2", "SELECT string_agg(id::text, ',' ORDER BY id) FROM topo", "1,2,3,4")
 	converged(t, inv)
 }
