@@ -9,6 +9,7 @@
 // and run the binary, internal/remote for the transport's own tests,
 // internal/pki to read and forge the certificates the TLS test meets, and
 // status for the types `status --output json` is read into (their JSON
-// names are held to docs/status.md by status's tests); pgfleet itself is
-// reached through its binary.
+// names are held to docs/status.md by status's tests), and steps for the
+// handover object of a switchover's or failover's JSON report (held to
+// docs/json.md); pgfleet itself is reached through its binary.
 package e2e

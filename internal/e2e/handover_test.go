@@ -18,6 +18,7 @@ import (
 	"github.com/pgfleet/pgfleet/internal/clirun"
 	"github.com/pgfleet/pgfleet/internal/lab"
 	"github.com/pgfleet/pgfleet/status"
+	"github.com/pgfleet/pgfleet/steps"
 )
 
 // The handover tests move a cluster's primary with pgfleet switchover and
@@ -26,20 +27,11 @@ import (
 // was lost, and that the inventory now says what the hosts are.
 
 // handoverReport is the part of the JSON report of switchover and failover
-// the tests read.
+// the tests read; its handover object is pgfleet's own type, which
+// docs/json.md documents.
 type handoverReport struct {
-	OK       bool `json:"ok"`
-	Handover *struct {
-		Kind               string  `json:"kind"`
-		Promoted           bool    `json:"promoted"`
-		Cluster            string  `json:"cluster"`
-		From               string  `json:"from"`
-		To                 string  `json:"to"`
-		UnavailableSeconds float64 `json:"unavailable_seconds"`
-		TotalSeconds       float64 `json:"total_seconds"`
-		InventoryWritten   bool    `json:"inventory_written"`
-		CommitsWait        string  `json:"commits_wait"`
-	} `json:"handover"`
+	OK        bool                  `json:"ok"`
+	Handover  *steps.HandoverReport `json:"handover"`
 	Inventory *struct {
 		Written bool   `json:"written"`
 		Content string `json:"content"`

@@ -36,7 +36,7 @@ var allowed = map[string][]string{
 	"internal/layers":         {},
 	"internal/testhome":       {},
 	"internal/fleettest":      {"inventory", "steps"},
-	"internal/e2e":            {"internal/lab", "internal/remote", "internal/pki", "internal/clirun", "status"},
+	"internal/e2e":            {"internal/lab", "internal/remote", "internal/pki", "internal/clirun", "status", "steps"},
 }
 
 func TestImportsFollowTheLayers(t *testing.T) {
