@@ -62,14 +62,14 @@ func (Install) Check(ctx context.Context, r *Run, h *Host) (*Plan, error) {
 			cmd := remote.Cmd{Args: []string{"sh", "-c", installScript, "pgfleet-install", pkg}, As: "root"}
 			switch {
 			case repo.changed:
-				cmd.Args = append(cmd.Args, "add", string(repo.sources), h.Facts.OSCodename+"-pgdg")
+				cmd.Args = append(cmd.Args, "add", string(repo.sources), h.Facts.OSCodename+"-pgdg", r.pgdgSource().URL)
 				cmd.Stdin = bytes.NewReader(repo.key)
 			case repo.remove:
 				cmd.Args = append(cmd.Args, "remove")
 			case pkg != "" && h.PG().Repository == inventory.RepositoryPGDG:
 				// The repository is there already (an earlier install
 				// failed after adding it): install from it all the same.
-				cmd.Args = append(cmd.Args, "keep", "", h.Facts.OSCodename+"-pgdg")
+				cmd.Args = append(cmd.Args, "keep", "", h.Facts.OSCodename+"-pgdg", r.pgdgSource().URL)
 			}
 			if _, err := h.Conn.Run(ctx, cmd); err != nil {
 				reach := "check the host's apt sources and that it can reach its mirror"
@@ -89,21 +89,42 @@ func (Install) Check(ctx context.Context, r *Run, h *Host) (*Plan, error) {
 	}, nil
 }
 
+// aptUpdate defines the install script's failed, which ends it with the
+// end of apt's output ($log), and update, which runs apt-get update. apt
+// goes on when a source cannot be read (a warning: it uses the lists it
+// had, and for a new source it has none); the PGDG repository at $url
+// ("" for none) is the one the install needs, and its failure would show
+// only later, as a suite apt does not know ("... is invalid for
+// APT::Default-Release"). So update stops at it, with apt's words.
+const aptUpdate = `failed() { tail -20 "$log" >&2; echo "apt's whole output: $log" >&2; exit 1; }
+update() {
+	apt-get update -q >"$log" 2>&1 || failed
+	if [ -n "$url" ] && grep -E '^(W|E): Failed to fetch ' "$log" | grep -F -- "${url%/}/" >&2; then
+		echo "apt could not read the PGDG repository at $url" >&2
+		echo "apt's whole output: $log" >&2
+		exit 1
+	fi
+}
+`
+
 // installScript installs the package $1 ("" for none). With "add" $3 $4,
 // it first writes the PGDG repository's key (its stdin) and its source
 // entry $3, each unless the host has it already (and, for an https://
 // address, installs ca-certificates if missing), and reads the
-// repository's lists; with "add" or "keep", it installs from suite $4,
-// checking that the package installed is the repository's. With "remove",
+// repository's lists, stopping when apt could not read the repository at
+// $5; with "add" or "keep", it installs from suite $4, checking that the
+// package installed is the repository's. With "remove",
 // it first removes pgfleet's PGDG entry and key. apt's output goes to a file of
 // mktemp's, not one of a fixed name that anyone could have made a link to
 // what root would then overwrite; it is kept only when apt fails.
-var installScript = strings.NewReplacer("KEYRING", PGDGKeyring, "KEYDIR", path.Dir(PGDGKeyring), "SOURCES", PGDGSourcesFile).Replace(`set -e
+var installScript = strings.NewReplacer("KEYRING", PGDGKeyring, "KEYDIR", path.Dir(PGDGKeyring), "SOURCES", PGDGSourcesFile,
+	"APTUPDATE\n", aptUpdate).Replace(`set -e
 mkdir -p /etc/postgresql-common/createcluster.d
 printf '%s\n' '# managed by pgfleet: clusters are created by pgfleet, not by the package' 'create_main_cluster = false' > /etc/postgresql-common/createcluster.d/pgfleet.conf
 export DEBIAN_FRONTEND=noninteractive
 log="$(mktemp -t pgfleet-apt.XXXXXXXXXX)"
-failed() { tail -20 "$log" >&2; echo "apt's whole output: $log" >&2; exit 1; }
+url=${5:-}
+APTUPDATE
 pgdg=
 if [ "${2:-}" = remove ]; then
 	rm -f -- SOURCES KEYRING
@@ -130,12 +151,12 @@ if [ "${2:-}" = add ]; then
 	install -d -m 0755 KEYDIR
 	put KEYRING
 	printf '%s' "$3" | put SOURCES
-	apt-get update -q >"$log" 2>&1 || failed
+	update
 fi
 case ${2:-} in add | keep) pgdg=$4 ;; esac
 if [ -n "$1" ] && [ -n "$pgdg" ]; then
 	if ! apt-get install -y -q --no-install-recommends -t "$pgdg" "$1" >"$log" 2>&1; then
-		apt-get update -q >"$log" 2>&1 || failed
+		update
 		apt-get install -y -q --no-install-recommends -t "$pgdg" "$1" >"$log" 2>&1 || failed
 	fi
 	v="$(dpkg-query -W -f '${Version}' "$1")"

@@ -2,6 +2,10 @@ package steps
 
 import (
 	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -104,5 +108,68 @@ func TestInstallApplyFails(t *testing.T) {
 	}
 	if got := r.Results(); len(got) != 2 || got[1].Status != Skipped {
 		t.Errorf("results %+v, want the cluster step skipped", got)
+	}
+}
+
+// The install script's update stops when apt could not read the PGDG
+// repository, with apt's own line, where apt itself goes on (a warning, exit
+// 0) and the install would fail later on a suite apt does not know. It goes
+// on past other sources' failures, and ends the script on apt's own. It
+// runs here under sh, with an apt-get that prints what apt 2.6 printed.
+func TestAptUpdateStopsAtThePGDGRepository(t *testing.T) {
+	const (
+		mirror = "http://apt.example.lan/pgdg"
+		fetch  = "W: Failed to fetch http://apt.example.lan/pgdg/dists/bookworm-pgdg/InRelease  503  Service Unavailable [IP: 192.0.2.250 3142]\n"
+		other  = "W: Failed to fetch http://deb.example.lan/debian/dists/bookworm/InRelease  Could not connect to deb.example.lan:80 (192.0.2.9). - connect (111: Connection refused)\n"
+		ignore = "W: Some index files failed to download. They have been ignored, or old ones used instead.\n"
+	)
+	bin := t.TempDir()
+	fake := "#!/bin/sh\nprintf '%s' \"$FAKE_APT_OUTPUT\"\nexit \"$FAKE_APT_EXIT\"\n"
+	if err := os.WriteFile(filepath.Join(bin, "apt-get"), []byte(fake), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, url, output string
+		exit              int
+		wantExit          int
+		want              []string
+	}{
+		{"the PGDG repository cannot be read", mirror, "Hit:1 http://deb.example.lan/debian bookworm InRelease\n" + fetch + ignore, 0,
+			1, []string{strings.TrimSuffix(fetch, "\n"), "apt could not read the PGDG repository at " + mirror, "apt's whole output: "}},
+		{"the URL ends in a slash", mirror + "/", fetch + ignore, 0,
+			1, []string{"apt could not read the PGDG repository at " + mirror + "/"}},
+		{"another source cannot be read", mirror, other + ignore, 0, 0, nil},
+		{"no PGDG repository", "", fetch + ignore, 0, 0, nil},
+		{"a repository whose URL only begins like the PGDG one", mirror, strings.Replace(fetch, "/pgdg/", "/pgdg-old/", 1), 0, 0, nil},
+		{"apt fails", mirror, "E: The repository 'http://apt.example.lan/pgdg bookworm-pgdg Release' does not have a Release file.\n", 100,
+			1, []string{"does not have a Release file", "apt's whole output: "}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			script := "set -e\nlog=\"$(mktemp)\"\nurl=$1\n" + aptUpdate + "update\nrm -f -- \"$log\"\necho went on\n"
+			cmd := exec.Command("sh", "-c", script, "test", tc.url)
+			// mktemp makes the log in TMPDIR, which the test removes.
+			cmd.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"), "TMPDIR="+t.TempDir(),
+				"FAKE_APT_OUTPUT="+tc.output, fmt.Sprintf("FAKE_APT_EXIT=%d", tc.exit))
+			var stdout, stderr strings.Builder
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			err := cmd.Run()
+			code := 0
+			if ee, ok := err.(*exec.ExitError); ok {
+				code = ee.ExitCode()
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			if code != tc.wantExit || (code == 0) != (stdout.String() == "went on\n") {
+				t.Errorf("exit %d, stdout %q; want exit %d, and going on only with 0\nstderr:\n%s", code, stdout.String(), tc.wantExit, stderr.String())
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(stderr.String(), w) {
+					t.Errorf("stderr lacks %q:\n%s", w, stderr.String())
+				}
+			}
+			if code == 0 && stderr.Len() > 0 {
+				t.Errorf("stderr when it went on:\n%s", stderr.String())
+			}
+		})
 	}
 }

@@ -248,11 +248,11 @@ func TestInstallApplyPGDGRepositoryThere(t *testing.T) {
 		t.Fatalf("install: %v", err)
 	}
 	cmds := srv.Commands()
-	if len(cmds) != 2 || len(cmds[0].Args) != 8 {
-		t.Fatalf("commands run: %q, want the install script with the suite, then the state probe", ran(srv))
+	if len(cmds) != 2 || len(cmds[0].Args) != 9 {
+		t.Fatalf("commands run: %q, want the install script with the suite and the repository, then the state probe", ran(srv))
 	}
-	if a := cmds[0].Args; a[5] != "keep" || a[7] != suite || len(cmds[0].Stdin) != 0 {
-		t.Errorf("arguments %q, stdin %d bytes: want keep, the suite, and no key", a[4:], len(cmds[0].Stdin))
+	if a := cmds[0].Args; a[5] != "keep" || a[7] != suite || a[8] != PGDGURL || len(cmds[0].Stdin) != 0 {
+		t.Errorf("arguments %q, stdin %d bytes: want keep, the suite, the repository, and no key", a[4:], len(cmds[0].Stdin))
 	}
 }
 
@@ -271,11 +271,11 @@ func TestInstallApplyPGDG(t *testing.T) {
 		t.Fatalf("install: %v", err)
 	}
 	cmds := srv.Commands()
-	if len(cmds) != 2 || cmds[0].As != "root" || len(cmds[0].Args) != 8 {
-		t.Fatalf("commands run: %q, want the install script as root with the entry and suite, then the state probe", ran(srv))
+	if len(cmds) != 2 || cmds[0].As != "root" || len(cmds[0].Args) != 9 {
+		t.Fatalf("commands run: %q, want the install script as root with the entry, suite and repository, then the state probe", ran(srv))
 	}
 	a := cmds[0].Args
-	if a[4] != "postgresql-15" || a[5] != "add" || a[6] != pgdgSourcesLine(PGDGURL, "bookworm") || a[7] != "bookworm-pgdg" {
+	if a[4] != "postgresql-15" || a[5] != "add" || a[6] != pgdgSourcesLine(PGDGURL, "bookworm") || a[7] != "bookworm-pgdg" || a[8] != PGDGURL {
 		t.Errorf("arguments %q", a[4:])
 	}
 	if !bytes.Equal(cmds[0].Stdin, pgdgKey) {

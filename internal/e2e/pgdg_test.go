@@ -14,9 +14,10 @@ import (
 // pgdg section (its url, and its key_file relative to the inventory). The
 // source entry is signed-by the keyring pgfleet wrote, apt's global keys
 // are left alone, the server comes from that repository, replication
-// streams, and a second up writes nothing. Then the same hosts under
-// repository debian are refused by up and reported by check: one source is
-// never silently mixed with the other.
+// streams, and a second up writes nothing. A mirror apt cannot read stops
+// up with apt's words, not later on a suite apt does not know. Then the
+// same hosts under repository debian are refused by up and reported by
+// check: one source is never silently mixed with the other.
 func TestPGDG(t *testing.T) {
 	l := newBareLab(t, 2, "bookworm")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
@@ -96,6 +97,32 @@ func TestPGDG(t *testing.T) {
 			if got := stExec(t, l, h.Name, "stat", "-c", "%i %Y", "/etc/apt/sources.list.d/pgfleet-pgdg.list", "/etc/apt/keyrings/pgfleet-pgdg.asc"); got != files[h.Name] {
 				t.Errorf("%s: the repository's files were written again: %s, then %s", h.Name, files[h.Name], got)
 			}
+		}
+	})
+
+	t.Run("a mirror apt cannot read stops up, in apt's words", func(t *testing.T) {
+		// Nothing listens on port 81 of the repository host. apt warns and
+		// goes on without the suite; pgfleet stops there, naming it.
+		bad := "http://" + repo.Address + ":81"
+		good := string(readFile(t, inv))
+		wrong := strings.Replace(good, "url: "+repo.URL+"\n", "url: "+bad+"\n", 1)
+		if wrong == good {
+			t.Fatalf("the inventory has no line %q:\n%s", "url: "+repo.URL, good)
+		}
+		writeTestFile(t, inv, wrong)
+		r := pgfleet(t, "up", inv, "--limit", "h1", "--output", "json")
+		writeTestFile(t, inv, good)
+		up := parseReport(t, r)
+		if r.Code != 1 || len(up.Failures) != 1 || up.Failures[0].Host != "h1" || up.Failures[0].Step != "install" ||
+			!strings.Contains(up.Failures[0].Error, "Failed to fetch "+bad+"/dists/bookworm-pgdg/InRelease") ||
+			!strings.Contains(up.Failures[0].Error, "apt could not read the PGDG repository at "+bad) ||
+			!strings.Contains(up.Failures[0].Hint, bad) {
+			t.Errorf("up with a mirror apt cannot read: exit %d, failures %+v; want h1's install to fail with apt's line, naming %s", r.Code, up.Failures, bad)
+		}
+		// With the right URL again, up puts it back.
+		upOK(t, inv, "--limit", "h1")
+		if got := stExec(t, l, "h1", "cat", "/etc/apt/sources.list.d/pgfleet-pgdg.list"); !strings.Contains(got+"\n", "\n"+wantLine+"\n") {
+			t.Errorf("h1: pgfleet-pgdg.list after up with the right URL:\n%s\nwant the line %q", got, wantLine)
 		}
 	})
 
