@@ -78,20 +78,13 @@ func ckCheck(t *testing.T, args ...string) (ckReport, int) {
 // stPoll runs status until f accepts it (returns "") or timeout passes.
 func stPoll(t *testing.T, l *lab.Lab, timeout time.Duration, what string, f func(status.Report, int) string) status.Report {
 	t.Helper()
-	start := time.Now()
-	deadline := start.Add(timeout)
-	for {
-		rep, code, _ := stStatus(t, l)
-		msg := f(rep, code)
-		if msg == "" {
-			slow(t, what, start, timeout)
-			return rep
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: after %s: %s", what, timeout, msg)
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
+	var rep status.Report
+	eventually(t, timeout, what, func() string {
+		var code int
+		rep, code, _ = stStatus(t, l)
+		return f(rep, code)
+	})
+	return rep
 }
 
 // stHealthy accepts a healthy status with every lag at 0.
