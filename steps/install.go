@@ -60,21 +60,22 @@ func (Install) Check(ctx context.Context, r *Run, h *Host) (*Plan, error) {
 		Changes: changes,
 		Apply: func(ctx context.Context) error {
 			cmd := remote.Cmd{Args: []string{"sh", "-c", installScript, "pgfleet-install", pkg}, As: "root"}
+			url, suite := r.pgdgSource().URL, h.Facts.OSCodename+"-pgdg"
 			switch {
 			case repo.changed:
-				cmd.Args = append(cmd.Args, "add", string(repo.sources), h.Facts.OSCodename+"-pgdg", r.pgdgSource().URL)
+				cmd.Args = append(cmd.Args, "add", string(repo.sources), suite, url)
 				cmd.Stdin = bytes.NewReader(repo.key)
 			case repo.remove:
 				cmd.Args = append(cmd.Args, "remove")
 			case pkg != "" && h.PG().Repository == inventory.RepositoryPGDG:
 				// The repository is there already (an earlier install
 				// failed after adding it): install from it all the same.
-				cmd.Args = append(cmd.Args, "keep", "", h.Facts.OSCodename+"-pgdg", r.pgdgSource().URL)
+				cmd.Args = append(cmd.Args, "keep", "", suite, url)
 			}
 			if _, err := h.Conn.Run(ctx, cmd); err != nil {
 				reach := "check the host's apt sources and that it can reach its mirror"
 				if repo.changed {
-					reach += " and " + r.pgdgSource().URL
+					reach += " and " + url
 				}
 				switch {
 				case pkg == "" && repo.changed:
