@@ -114,10 +114,10 @@ update() {
 // address, installs ca-certificates if missing), and reads the
 // repository's lists, stopping when apt could not read the repository at
 // $5; with "add" or "keep", it installs from suite $4, checking that the
-// package installed is the repository's. With "remove",
-// it first removes pgfleet's PGDG entry and key. apt's output goes to a file of
-// mktemp's, not one of a fixed name that anyone could have made a link to
-// what root would then overwrite; it is kept only when apt fails.
+// package installed is the repository's. With "remove", it first removes
+// pgfleet's PGDG entry and key. apt's output goes to a file of mktemp's,
+// not one of a fixed name that anyone could have made a link to what root
+// would then overwrite; it is kept only when apt fails.
 var installScript = strings.NewReplacer("KEYRING", PGDGKeyring, "KEYDIR", path.Dir(PGDGKeyring), "SOURCES", PGDGSourcesFile,
 	"APTUPDATE\n", aptUpdate).Replace(`set -e
 mkdir -p /etc/postgresql-common/createcluster.d
