@@ -167,6 +167,25 @@ func psqlStdin(t *testing.T, l *lab.Lab, host, sql string) {
 	}
 }
 
+// stopHost stops a lab host's container at once, as a host that died:
+// nothing on it runs, and nothing answers at its address.
+func stopHost(t *testing.T, h lab.Host) {
+	t.Helper()
+	if out, err := exec.Command("docker", "stop", "-t", "1", h.Container).CombinedOutput(); err != nil {
+		t.Fatalf("docker stop %s: %v %s", h.Container, err, out)
+	}
+}
+
+// startHost starts a stopped lab host again, and returns once its sshd
+// answers.
+func startHost(t *testing.T, h lab.Host) {
+	t.Helper()
+	if out, err := exec.Command("docker", "start", h.Container).CombinedOutput(); err != nil {
+		t.Fatalf("docker start %s: %v %s", h.Container, err, out)
+	}
+	waitSSHD(t, h.Address)
+}
+
 // waitSSHD waits until the sshd of a restarted lab host answers.
 func waitSSHD(t *testing.T, addr string) {
 	t.Helper()
@@ -408,9 +427,7 @@ func TestFailover(t *testing.T) {
 
 	// The primary dies under the writer.
 	h1, _ := l.Host("h1")
-	if out, err := exec.Command("docker", "stop", "-t", "1", h1.Container).CombinedOutput(); err != nil {
-		t.Fatalf("docker stop %s: %v %s", h1.Container, err, out)
-	}
+	stopHost(t, h1)
 	acked := ids(w.stop())
 	t.Logf("the writer was told of %d commits on h1 before it died, the last %d", len(acked), acked[len(acked)-1])
 
@@ -473,10 +490,7 @@ func TestFailover(t *testing.T) {
 	t.Run("up rejoins the old primary", func(t *testing.T) {
 		w := startWriter(t, l, "h2", 1_000_000)
 		w.waitFor(20)
-		if out, err := exec.Command("docker", "start", h1.Container).CombinedOutput(); err != nil {
-			t.Fatalf("docker start %s: %v %s", h1.Container, err, out)
-		}
-		waitSSHD(t, h1.Address)
+		startHost(t, h1)
 		aside := asideDirs(t, l, "h1")
 		if r := pgfleet(t, "up", inv, "--dry-run"); r.Code != 0 || !strings.Contains(strings.ToLower(r.Stdout), "rewind") {
 			t.Errorf("up --dry-run with the old primary back: exit %d, want 0 and a plan to rewind h1; stdout:\n%s", r.Code, r.Stdout)
@@ -534,9 +548,7 @@ func TestFailoverSynchronous(t *testing.T) {
 	}
 
 	h1, _ := l.Host("h1")
-	if out, err := exec.Command("docker", "stop", "-t", "1", h1.Container).CombinedOutput(); err != nil {
-		t.Fatalf("docker stop %s: %v %s", h1.Container, err, out)
-	}
+	stopHost(t, h1)
 	dead := []string{"--connect-timeout", "3s"}
 	if r := pgfleet(t, append([]string{"failover", inv, "--dry-run"}, dead...)...); r.Code != 0 ||
 		!strings.Contains(r.Stdout, "Commits on h2 would wait for a synchronous standby: synchronous.count is 1, but none of its standby candidates will stream from h2 (h1: not running or not reached)") {
@@ -573,10 +585,7 @@ func TestFailoverSynchronous(t *testing.T) {
 
 	// h1 is back: up rejoins it, and with the count restored, h2 waits
 	// for it again.
-	if out, err := exec.Command("docker", "start", h1.Container).CombinedOutput(); err != nil {
-		t.Fatalf("docker start %s: %v %s", h1.Container, err, out)
-	}
-	waitSSHD(t, h1.Address)
+	startHost(t, h1)
 	writeTestFile(t, inv, rewrittenInv)
 	upOK(t, inv)
 	streamsFrom(t, l, "h2", "h1")

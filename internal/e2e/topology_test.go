@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"fmt"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -209,9 +208,7 @@ func TestTopologies(t *testing.T) {
 	upOK(t, inv)
 	streamsFrom(t, l, "h1", "h3")
 	h2 := l.Hosts[1]
-	if out, err := exec.Command("docker", "stop", "-t", "1", h2.Container).CombinedOutput(); err != nil {
-		t.Fatalf("docker stop %s: %v %s", h2.Container, err, out)
-	}
+	stopHost(t, h2)
 	r = pgfleet(t, "failover", inv, "--yes", "--output", "json", "--connect-timeout", "3s")
 	parseHandover(t, r, "failover", "h2", "h1", false)
 	if !strings.Contains(r.Stdout, "keep streaming from its upstream h1, the new primary") {
@@ -222,10 +219,7 @@ func TestTopologies(t *testing.T) {
 	if got := psqlOn(t, l, "h3", "SELECT sender_host || ' ' || status FROM pg_stat_wal_receiver"); got != addr["h1"]+" streaming" {
 		t.Errorf("h3's WAL receiver after the failover: %q, want %q", got, addr["h1"]+" streaming")
 	}
-	if out, err := exec.Command("docker", "start", h2.Container).CombinedOutput(); err != nil {
-		t.Fatalf("docker start %s: %v %s", h2.Container, err, out)
-	}
-	waitSSHD(t, h2.Address)
+	startHost(t, h2)
 	upOK(t, inv)
 	streamsFrom(t, l, "h1", "h2", "h3")
 	eventuallyQuery(t, l, settle, "every row on h2 after its rejoin", "h2", "SELECT string_agg(id::text, ',' ORDER BY id) FROM topo", "1,2,3,4")
