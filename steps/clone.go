@@ -51,7 +51,7 @@ func RefuseData(h, p *Host, rebuild bool) error {
 	switch {
 	case !f.StandbySignal && f.Server != nil && !f.Server.InRecovery:
 		return hintf(rebuildHint, "refusing to clone: it runs as a primary (promoted, or an old primary), and its data may hold writes of its own")
-	case !f.StandbySignal && !f.lostStandbySignal():
+	case !f.StandbySignal && !f.LostStandbySignal():
 		return hintf(rebuildHint, "refusing to clone: its data in %s has been a primary's (it has no standby.signal), and may hold writes of its own", d)
 	}
 	// A standby: of this primary's cluster, and not ahead of it?
@@ -127,8 +127,8 @@ func CloneReason(h, p *Host) string {
 // begins at 0/A000000"); "" when the primary still holds it, or either side
 // is not known.
 func WALGone(standby, primary *State, p string) string {
-	need, ok1 := standby.walNeeded()
-	oldest, ok2 := primary.oldestWAL()
+	need, ok1 := standby.WALNeeded()
+	oldest, ok2 := primary.OldestWAL()
 	if !ok1 || !ok2 || need >= oldest {
 		return ""
 	}

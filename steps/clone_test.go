@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/pgfleet/pgfleet/internal/pgsql"
+	"github.com/pgfleet/pgfleet/internal/probe"
 	"github.com/pgfleet/pgfleet/internal/remote/sshtest"
 	"github.com/pgfleet/pgfleet/inventory"
 )
@@ -871,9 +872,9 @@ func TestSegmentStart(t *testing.T) {
 		{"00000001000000000000001", 16 << 20, ""},
 		{"0000000100000000000000XY", 16 << 20, ""},
 	} {
-		lsn, ok := segmentStart(tc.name, tc.size)
+		lsn, ok := probe.SegmentStart(tc.name, tc.size)
 		if got := map[bool]string{true: pgsql.FormatLSN(lsn)}[ok]; got != tc.want {
-			t.Errorf("segmentStart(%s, %d) = %q, want %q", tc.name, tc.size, got, tc.want)
+			t.Errorf("probe.SegmentStart(%s, %d) = %q, want %q", tc.name, tc.size, got, tc.want)
 		}
 	}
 }

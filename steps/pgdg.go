@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/pgfleet/pgfleet/internal/probe"
 	"github.com/pgfleet/pgfleet/inventory"
 )
 
@@ -17,9 +18,9 @@ const (
 	// PGDGURL is the repository's address.
 	PGDGURL = "https://apt.postgresql.org/pub/repos/apt"
 	// PGDGKeyring is where pgfleet writes the repository's signing key.
-	PGDGKeyring = "/etc/apt/keyrings/pgfleet-pgdg.asc"
+	PGDGKeyring = probe.PGDGKeyring
 	// PGDGSourcesFile is pgfleet's apt source entry for the repository.
-	PGDGSourcesFile = "/etc/apt/sources.list.d/pgfleet-pgdg.list"
+	PGDGSourcesFile = probe.PGDGSourcesFile
 	// PGDGFingerprint is the fingerprint of the repository's signing key
 	// pgfleet carries (pgdg.asc).
 	PGDGFingerprint = "B97B0AFCAA1A47F044F244A07FCC7D46ACCC4CF8"

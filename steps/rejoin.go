@@ -37,7 +37,7 @@ func (Rejoin) Name() string { return "rejoin" }
 // standby that lost it). up rejoins such data with pg_rewind rather than
 // refuse it; data of another system is still refused.
 func FormerPrimary(s, p *State, v int) bool {
-	if s == nil || p == nil || s.DataVersion != v || s.CloneIncomplete || s.StandbySignal || s.lostStandbySignal() {
+	if s == nil || p == nil || s.DataVersion != v || s.CloneIncomplete || s.StandbySignal || s.LostStandbySignal() {
 		return false
 	}
 	mine, theirs := s.SystemID(), p.SystemID()

@@ -4,7 +4,7 @@
 // up, rebuild and the commands after them share the same steps.
 //
 // It may import inventory, templates, internal/remote, internal/sshconf,
-// internal/pgsql, internal/pki and internal/hint; never cmd, status or preflight, which
+// internal/pgsql, internal/pki, internal/hint and internal/probe; never cmd, status or preflight, which
 // import it. It logs through log/slog (Options.Logger), a message and
 // fields: how a log line looks is cmd's choice.
 package steps

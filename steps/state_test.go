@@ -79,10 +79,10 @@ func TestDecodeStatePrimary(t *testing.T) {
 	if sv.Slot("h4") != nil {
 		t.Error("slot h4 found")
 	}
-	if s.primaryDatabases() != 2 {
-		t.Errorf("primaryDatabases %d, want 2", s.primaryDatabases())
+	if s.Server.UserDatabases != 2 {
+		t.Errorf("UserDatabases %d, want 2", s.Server.UserDatabases)
 	}
-	if lsn, ok := s.oldestWAL(); !ok || pgsql.FormatLSN(lsn) != "0/3000000" {
+	if lsn, ok := s.OldestWAL(); !ok || pgsql.FormatLSN(lsn) != "0/3000000" {
 		t.Errorf("oldestWAL %s %v, want 0/3000000", pgsql.FormatLSN(lsn), ok)
 	}
 }
@@ -96,9 +96,6 @@ func TestDecodeStateReplicaStreaming(t *testing.T) {
 	if !s.Running() || !s.Server.InRecovery || !reflect.DeepEqual(s.Server.Receiver, want) || s.Server.ReceiveLSN != "0/5000060" ||
 		s.Server.ReplayDelay == nil || *s.Server.ReplayDelay != 0 {
 		t.Errorf("server: %+v", s.Server)
-	}
-	if s.primaryDatabases() != 0 {
-		t.Errorf("a standby's databases are its primary's: primaryDatabases %d", s.primaryDatabases())
 	}
 	wantAside := []AsideData{{Path: "/var/lib/postgresql/15/main.pgfleet-20261126T231500Z", MTime: 1764198900}}
 	if !reflect.DeepEqual(s.Aside, wantAside) {
