@@ -20,6 +20,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -308,7 +309,7 @@ func dialHop(ctx context.Context, cfg Config, via *ssh.Client) (*ssh.Client, err
 			select {
 			case <-ctx.Done():
 				t.Stop()
-				return nil, &HostError{Host: cfg.Name, Err: fmt.Errorf("gave up connecting: %w (last error: %v)", ctx.Err(), lastErr)}
+				return nil, &HostError{Host: cfg.Name, Err: fmt.Errorf("gave up connecting: %w (last error: %w)", ctx.Err(), lastErr)}
 			case <-t.C:
 			}
 		}
@@ -338,7 +339,7 @@ func dialOnce(ctx context.Context, cfg Config, via *ssh.Client, auth *authMethod
 		conn, err = dialVia(ctx, via, addr)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("dial %s: %w", addr, err)
+		return nil, &connectError{fmt.Errorf("dial %s: %w", addr, err)}
 	}
 
 	// Deadlines are not supported on connections through a bastion, so the
@@ -415,6 +416,43 @@ func dialVia(ctx context.Context, via *ssh.Client, addr string) (net.Conn, error
 		}()
 		return nil, ctx.Err()
 	}
+}
+
+// connectError is a failure to open the TCP connection to a host (or
+// the channel to it through a bastion), before any SSH was spoken.
+type connectError struct{ err error }
+
+func (e *connectError) Error() string { return e.err.Error() }
+func (e *connectError) Unwrap() error { return e.err }
+
+// NoAnswer says whether err, from Dial, shows that the host gave no answer
+// at all: its TCP connection timed out, or the network found no route to
+// it (a host that is off or cut off). Anything else is an answer, or says
+// nothing of the host: a refused connection (the host runs, its SSH
+// server does not), an SSH handshake that began, an authentication or host
+// key error, a bastion that could not be reached. Only no answer may be
+// taken for a dead host.
+func NoAnswer(err error) bool {
+	var ce *connectError
+	if err == nil || !errors.As(err, &ce) {
+		return false
+	}
+	err = ce.err
+	if errors.Is(err, syscall.EHOSTUNREACH) || errors.Is(err, syscall.ENETUNREACH) || errors.Is(err, syscall.ETIMEDOUT) ||
+		errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return true
+	}
+	// Through a bastion: the bastion tried, and the host did not answer.
+	var oce *ssh.OpenChannelError
+	if errors.As(err, &oce) && oce.Reason == ssh.ConnectionFailed {
+		m := strings.ToLower(oce.Message)
+		return strings.Contains(m, "no route") || strings.Contains(m, "timed out") || strings.Contains(m, "unreachable")
+	}
+	return false
 }
 
 // isTransient tells network errors worth another try: refused, reset,

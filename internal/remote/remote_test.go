@@ -1011,3 +1011,88 @@ func processGroupAlive(t *testing.T, pgid int) bool {
 	}
 	return false
 }
+
+// TestNoAnswer: only a host that gave no answer at all may be taken for
+// dead; a refusal, a handshake that hung, an authentication or host key
+// error are answers.
+func TestNoAnswer(t *testing.T) {
+	closedPort := func() int {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		return ln.Addr().(*net.TCPAddr).Port
+	}
+	silent := func() (string, int) {
+		// Accepts TCP connections and never speaks SSH.
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ln.Close() })
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				t.Cleanup(func() { c.Close() })
+			}
+		}()
+		a := ln.Addr().(*net.TCPAddr)
+		return a.IP.String(), a.Port
+	}
+	tests := []struct {
+		name string
+		cfg  func(f *fixture) Config
+		want bool
+	}{
+		{"the connect timeout ran out before TCP connected", func(f *fixture) Config {
+			c := f.config()
+			c.ConnectTimeout = time.Nanosecond
+			return c
+		}, true},
+		{"refused: the host runs, its SSH server does not", func(f *fixture) Config {
+			c := f.config()
+			c.Port = closedPort()
+			return c
+		}, false},
+		{"the handshake hung", func(f *fixture) Config {
+			c := f.config()
+			c.Address, c.Port = silent()
+			c.ConnectTimeout = 300 * time.Millisecond
+			return c
+		}, false},
+		{"authentication failed", func(f *fixture) Config {
+			c := f.config()
+			_, other := sshtest.NewClientKey(t)
+			c.IdentityFiles = []string{other}
+			return c
+		}, false},
+		{"unknown host key", func(f *fixture) Config {
+			c := f.config()
+			writeFile(t, f.knownHosts, "")
+			return c
+		}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := dialErr(t, tc.cfg(newFixture(t)))
+			if got := NoAnswer(err); got != tc.want {
+				t.Errorf("NoAnswer(%v) = %v, want %v", err, got, tc.want)
+			}
+		})
+	}
+	// What the network says of a host that is off, which a test cannot
+	// reach on loopback.
+	for _, errno := range []syscall.Errno{syscall.EHOSTUNREACH, syscall.ENETUNREACH, syscall.ETIMEDOUT} {
+		err := &HostError{Host: "db1", Err: &connectError{fmt.Errorf("dial 10.0.0.1:22: %w", &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", errno)})}}
+		if !NoAnswer(err) {
+			t.Errorf("NoAnswer(%v) = false, want true", err)
+		}
+	}
+	if NoAnswer(nil) || NoAnswer(errors.New("dial tcp: no route to host")) {
+		t.Error("NoAnswer of an error that is not Dial's connection failure is true")
+	}
+}
