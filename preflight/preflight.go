@@ -41,6 +41,7 @@ const (
 	CheckSudo        = "sudo"
 	CheckOS          = "os"
 	CheckPostgreSQL  = "postgresql"
+	CheckPrimary     = "primary"
 	CheckDataDir     = "data dir"
 	CheckSystemd     = "systemd"
 	CheckPassword    = "replication password"
@@ -53,7 +54,7 @@ const (
 	CheckSynchronous = "synchronous"
 )
 
-var checkOrder = []string{CheckSSH, CheckSudo, CheckOS, CheckPostgreSQL, CheckDataDir, CheckSystemd, CheckAside, CheckPassword, CheckHBA, CheckPrimaryPort, CheckDisk, CheckClock, CheckTLS, CheckSynchronous}
+var checkOrder = []string{CheckSSH, CheckSudo, CheckOS, CheckPostgreSQL, CheckPrimary, CheckDataDir, CheckSystemd, CheckAside, CheckPassword, CheckHBA, CheckPrimaryPort, CheckDisk, CheckClock, CheckTLS, CheckSynchronous}
 
 // Clock skew limits between hosts.
 const (
@@ -141,6 +142,7 @@ func Run(ctx context.Context, r *steps.Run) *Report {
 			c.tls(h)
 		}
 	})
+	c.primaries(r)
 	for _, h := range r.Replicas() {
 		if h.Facts != nil {
 			c.replicaData(r, h)
@@ -158,6 +160,27 @@ func Run(ctx context.Context, r *steps.Run) *Report {
 	wg.Go(func() { c.clocks(ctx, r) })
 	wg.Wait()
 	return c.report(r)
+}
+
+// primaries reports, on each cluster's declared primary, whether the
+// servers agree that it is the primary: the judgement up's Assess step
+// refuses a cluster on.
+func (c *checker) primaries(r *steps.Run) {
+	for _, cl := range r.Clusters() {
+		h := r.Host(cl.Primary.Name)
+		if h == nil || h.Facts == nil {
+			continue // not in the run, or not read: its connection says why
+		}
+		v := r.View(cl)
+		switch {
+		case v.Disagreement != nil:
+			c.fail(h, CheckPrimary, v.Disagreement)
+		case v.Primary == nil:
+			c.pass(h, CheckPrimary, "no member of cluster %s runs as a primary, and none is on a later timeline", cl.Name)
+		default:
+			c.pass(h, CheckPrimary, "%s runs as the primary of cluster %s", v.Primary.Name(), cl.Name)
+		}
+	}
 }
 
 // report orders the results by host, in the run's order, then by check.

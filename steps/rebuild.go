@@ -11,6 +11,7 @@ func Rebuild() []Step {
 		Connect{},
 		Lock{},
 		Facts{},
+		Assess{},
 		Approve{Steps: []Step{
 			Install{},
 			CreateCluster{},

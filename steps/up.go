@@ -5,13 +5,15 @@ import (
 )
 
 // Up is the list of steps of `pgfleet up`, in order: connect to every
-// host, lock each cluster on its primary, read the hosts' facts, converge
-// them, and verify that every replica streams.
+// host, lock each cluster on its primary, read the hosts' facts, refuse a
+// cluster whose servers contradict the inventory's primary, converge the
+// others, and verify that every replica streams.
 func Up() []Step {
 	return []Step{
 		Connect{},
 		Lock{},
 		Facts{},
+		Assess{},
 		Install{},
 		CreateCluster{},
 		TLS{},
