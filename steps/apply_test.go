@@ -95,6 +95,41 @@ func ran(srv *sshtest.Server) []string {
 // Every host starts with bareFacts.
 func scriptedCluster(t *testing.T, replicas []string, handlers map[string]sshtest.Handler) (*Run, map[string]*sshtest.Server) {
 	t.Helper()
+	src, srvs := scriptedInventory(t, replicas, handlers)
+	r, err := NewRun(parseInventory(t, src), Options{ConnectTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	connectScripted(t, r, srvs)
+	return r, srvs
+}
+
+// connectScripted gives every host of r bareFacts, and connects those
+// that srvs has a scripted server for, as Connect does.
+func connectScripted(t *testing.T, r *Run, srvs map[string]*sshtest.Server) {
+	t.Helper()
+	for _, h := range r.Hosts {
+		h.Facts = bareFacts()
+		if srvs[h.Name] == nil {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		cfg := r.SSHConfig(h)
+		cfg.SkipSudoCheck = true // as Connect does
+		c, err := remote.Dial(ctx, cfg)
+		cancel()
+		if err != nil {
+			t.Fatalf("dial the scripted host %s: %v", h.Name, err)
+		}
+		h.Conn = c
+		t.Cleanup(func() { c.Close() })
+	}
+}
+
+// scriptedInventory starts the scripted servers of scriptedCluster and
+// returns its inventory.
+func scriptedInventory(t *testing.T, replicas []string, handlers map[string]sshtest.Handler) (string, map[string]*sshtest.Server) {
+	t.Helper()
 	srvs := map[string]*sshtest.Server{}
 	var hosts strings.Builder
 	for i, name := range append([]string{"h1"}, replicas...) {
@@ -116,35 +151,14 @@ func scriptedCluster(t *testing.T, replicas []string, handlers map[string]sshtes
 		fmt.Fprintf(&hosts, "  %s: {address: %s, replication_address: %s, ssh: {port: %d, identity_file: %s, known_hosts: %s}}\n",
 			name, srv.Addr(), repl, srv.Port(), srv.KeyFile(), srv.WriteKnownHosts(t))
 	}
-	inv := parseInventory(t, `postgres:
+	return `postgres:
   version: 15
   replication: {password_env: PGFLEET_STEPS_TEST_PASSWORD}
 ssh: {user: admin}
 clusters:
-  main: {primary: h1, replicas: [`+strings.Join(replicas, ", ")+`]}
+  main: {primary: h1, replicas: [` + strings.Join(replicas, ", ") + `]}
 hosts:
-`+hosts.String())
-	r, err := NewRun(inv, Options{ConnectTimeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, h := range r.Hosts {
-		h.Facts = bareFacts()
-		if srvs[h.Name] == nil {
-			continue
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		cfg := r.SSHConfig(h)
-		cfg.SkipSudoCheck = true // as Connect does
-		c, err := remote.Dial(ctx, cfg)
-		cancel()
-		if err != nil {
-			t.Fatalf("dial the scripted host %s: %v", h.Name, err)
-		}
-		h.Conn = c
-		t.Cleanup(func() { c.Close() })
-	}
-	return r, srvs
+` + hosts.String(), srvs
 }
 
 // probeSays answers the state probe the runner sends after a step changed

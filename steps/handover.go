@@ -7,9 +7,9 @@ import (
 	"path"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
+	"github.com/pgfleet/pgfleet/internal/hint"
 	"github.com/pgfleet/pgfleet/internal/pgsql"
 	"github.com/pgfleet/pgfleet/internal/remote"
 	"github.com/pgfleet/pgfleet/inventory"
@@ -188,6 +188,8 @@ func (s Handover) Run(ctx context.Context, r *Run) error {
 	}
 	rep.TotalSeconds = time.Since(start).Seconds()
 	if err != nil {
+		// Before the promotion: after it, failures are recorded where
+		// they happen, and the run goes on.
 		r.record(Result{Step: s.Name(), Host: failedOn.Name, Status: Failed, Err: r.hostError(failedOn, s.Name(), err),
 			Duration: time.Since(start)})
 	}
@@ -195,13 +197,16 @@ func (s Handover) Run(ctx context.Context, r *Run) error {
 		return nil // nothing changed
 	}
 	for _, h := range p.members() {
-		if h == failedOn || (h == p.old && s.Failover) {
-			continue // recorded already
+		if h.Failed() != nil {
+			// Recorded already: it failed after the promotion, or it is
+			// the old primary, which a failover leaves alone.
+			continue
 		}
 		r.record(Result{Step: s.Name(), Host: h.Name, Status: Changed, Changes: p.changes[h], Duration: time.Since(start)})
 	}
 	// The new primary is the primary, whatever fails from here on: what
-	// the members need to follow it is up's work.
+	// the members need to follow it is up's work. A member that failed
+	// is skipped, and so are those that need it; the next up finishes.
 	if err := r.Apply(ctx, afterPromotion()); err != nil {
 		return err
 	}
@@ -582,7 +587,7 @@ func oldPrimaryState(old *Host) string {
 // switchover stops the old primary, waits until the target has replayed
 // its final WAL, promotes the target, and makes the old primary a standby.
 // Until the promotion, a failure starts the old primary again: nothing is
-// changed. It returns the host a failure concerns.
+// changed; it returns the host such a failure concerns.
 func (s Handover) switchover(ctx context.Context, r *Run, p *handoverPlan, rep *HandoverReport) (*Host, error) {
 	old, t := p.old, p.target
 	if err := r.lockLost(old); err != nil {
@@ -622,23 +627,38 @@ func (s Handover) switchover(ctx context.Context, r *Run, p *handoverPlan, rep *
 			t.Name, t.Layout.LogFile(), t.Name, old.Name, v), "%w; %s stays stopped, so that there are never two primaries", err, old.Name)
 	}
 	rep.UnavailableSeconds = time.Since(stopped).Seconds()
+	// From here on nothing is backed out, and nothing is returned: a
+	// failure is recorded on its member, and the others still follow the
+	// new primary.
 	r.promoted(p, rep)
 	// The lock moves with the primary: a run that reads the rewritten
 	// inventory takes it there.
 	if err := r.lock(ctx, t, lockOwner()); err != nil {
-		t.Log.Warn("could not take the cluster's lock on the new primary; going on under the old one", "err", Cause(err))
+		if hint.Of(err) == "" {
+			err = hintf("look at "+t.Name+" (pgfleet status) before the next run; the lock on "+old.Name+" ends with this run",
+				"could not take the cluster's lock on the new primary, so the switchover went on under the lock on %s: %w", old.Name, err)
+		} else {
+			err = fmt.Errorf("could not take the cluster's lock on the new primary, so the switchover went on under the lock on %s: %w", old.Name, err)
+		}
+		r.failedAfter(t, "lock", err, false)
 	}
 	// Its WAL ends where the new primary's history branched off after
 	// replaying all of it: it follows the new timeline without pg_rewind.
 	signal := path.Join(old.Layout.DataDir(), "standby.signal")
 	if err := old.Conn.WriteFile(ctx, signal, nil, 0o600, "postgres", "postgres"); err != nil {
-		return old, err
+		// No step of this run starts it: without standby.signal it would
+		// start as a second primary.
+		r.failedAfter(old, s.Name(), hintf(fmt.Sprintf("do not start PostgreSQL on %s by hand: it would start as a second primary. "+
+			"Once it can be reached, pgfleet up INVENTORY makes it a standby of %s (the inventory names it a replica)", old.Name, t.Name),
+			"stopped, but it could not be made a standby of %s: write %s: %w", t.Name, signal, err), true)
 	}
-	return nil, r.refreshAll(ctx, p)
+	s.refreshAll(ctx, r, p)
+	return nil, nil
 }
 
 // failover takes the cluster's lock on the target, promotes it, and
-// leaves the old primary alone.
+// leaves the old primary alone. After the promotion, failures are
+// recorded on their member and nothing is returned, as in switchover.
 func (s Handover) failover(ctx context.Context, r *Run, p *handoverPlan, rep *HandoverReport) (*Host, error) {
 	t := p.target
 	if err := r.lock(ctx, t, lockOwner()); err != nil {
@@ -654,12 +674,16 @@ func (s Handover) failover(ctx context.Context, r *Run, p *handoverPlan, rep *Ha
 		old.fail(errors.New("the old primary is left alone by a failover"))
 		r.record(Result{Step: s.Name(), Host: old.Name, Status: Skipped, Changes: p.changes[old]})
 	}
-	return nil, r.refreshAll(ctx, p)
+	s.refreshAll(ctx, r, p)
+	return nil, nil
 }
 
 // promoted makes the inventory in memory say that the target is the
 // primary, the old primary a replica where the target was, and tells
-// Options.Promoted.
+// Options.Promoted. When that fails (the inventory file could not be
+// rewritten), the run fails on an "inventory" result of the new primary
+// whose hint is the edit to make, and goes on: the members still follow
+// the new primary.
 func (r *Run) promoted(p *handoverPlan, rep *HandoverReport) {
 	c, t := p.cluster, p.target
 	oldPrimary := c.Primary
@@ -669,26 +693,47 @@ func (r *Run) promoted(p *handoverPlan, rep *HandoverReport) {
 	c.Primary = t.Host
 	rep.Promoted = true
 	t.Log.Info("promoted: it is the primary now", "cluster", c.Name, "was", oldPrimary.Name)
-	if r.Opts.Promoted != nil {
-		if err := r.Opts.Promoted(rep); err != nil {
-			r.Opts.Logger.Error("the inventory does not say the new primary yet", "err", err)
-		}
+	if r.Opts.Promoted == nil {
+		return
+	}
+	if err := r.Opts.Promoted(rep); err != nil {
+		r.failedAfter(t, "inventory", hintf(fmt.Sprintf("make %s say it yourself before any other pgfleet run: clusters.%s.primary: %s, with %s among its replicas (the diff is printed with the summary)",
+			r.Inventory.Path, c.Name, t.Name, oldPrimary.Name),
+			"%s is the primary, but the inventory does not say so: %w", t.Name, err), false)
 	}
 }
 
+// failedAfter records err, a failure of step on h after the promotion:
+// the run ends non-zero. With stop, h is failed too, and no step of the
+// run touches it again; without, the run still makes it follow, or be,
+// the new primary (the inventory's rewrite and the lock failed, not the
+// host).
+func (r *Run) failedAfter(h *Host, step string, err error, stop bool) {
+	if stop {
+		err = r.hostError(h, step, err)
+	} else {
+		err = &HostError{Host: h.Name, Step: step, Err: err}
+	}
+	h.Log.Error("failed after the promotion", "step", step, "err", Cause(err))
+	r.record(Result{Step: step, Host: h.Name, Status: Failed, Err: err})
+}
+
 // refreshAll reads the state of every live member again after the
-// promotion: the steps after it decide from it.
-func (r *Run) refreshAll(ctx context.Context, p *handoverPlan) error {
-	var mu sync.Mutex
-	var errs []error
+// promotion: the steps after it decide from it. A member that cannot be
+// read is failed, with what the next up does for it; the others go on.
+func (s Handover) refreshAll(ctx context.Context, r *Run, p *handoverPlan) {
+	t := p.target
 	r.Each(r.liveMembers(p.cluster), func(h *Host) {
-		if err := h.refresh(ctx); err != nil {
-			mu.Lock()
-			errs = append(errs, fmt.Errorf("%s: %w", h.Name, err))
-			mu.Unlock()
+		err := h.refresh(ctx)
+		if err == nil {
+			return
 		}
+		next := fmt.Sprintf("once %s can be reached again, pgfleet up INVENTORY makes it follow %s, the primary now", h.Name, t.Name)
+		if h == t {
+			next = fmt.Sprintf("%s is the primary now; once it can be reached again, pgfleet up INVENTORY makes the other members follow it", t.Name)
+		}
+		r.failedAfter(h, s.Name(), hintf(next, "could not read its state again after the promotion of %s: %w", t.Name, err), true)
 	})
-	return errors.Join(errs...)
 }
 
 // control is what pg_controldata says of a stopped cluster.

@@ -131,6 +131,12 @@ func (r *Run) leaveCluster(p *Host, why error) {
 // lockLost reports, for a host about to be changed, whether its cluster's
 // lock has been lost since it was taken (the SSH session holding it died):
 // then the run must stop before the change.
+//
+// The lock that counts is the one on the cluster's primary, as the
+// inventory in memory names it: after a switchover's promotion, the lock
+// taken on the new primary, so that losing the old primary's session
+// then stops nothing; the first one taken, when the switchover could not
+// take the new one and went on without it.
 func (r *Run) lockLost(h *Host) error {
 	r.mu.Lock()
 	held := r.locks[h.Cluster.Name]
@@ -138,7 +144,12 @@ func (r *Run) lockLost(h *Host) error {
 	if len(held) == 0 {
 		return nil
 	}
-	l := held[0] // the first: a switchover locks on the new primary too, and goes on without it
+	l := held[0]
+	for _, m := range held[1:] {
+		if m.host == h.Cluster.Primary.Name {
+			l = m
+		}
+	}
 	select {
 	case <-l.ended:
 		return hintf("run pgfleet up again once the primary is reachable; nothing more was changed",

@@ -207,7 +207,8 @@ type Options struct {
 	// Promoted is told, by a switchover or failover, as soon as the new
 	// primary accepts writes, before the other members follow it: from
 	// then on the inventory must name it (cmd rewrites the file). An
-	// error is logged; the run goes on.
+	// error fails the run, on an "inventory" result of the new primary
+	// whose hint is the edit to make; the members still follow it.
 	Promoted func(*HandoverReport) error
 }
 

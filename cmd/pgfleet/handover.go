@@ -8,6 +8,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -214,23 +216,43 @@ func runHandover(ctx context.Context, g *globalOptions, o *handoverOptions, path
 	if errors.Is(err, steps.ErrNotApproved) {
 		return notApproved()
 	}
+	return reportHandover(g, r, stdout, change, src, o.failover, err)
+}
+
+// reportHandover reports the run of a switchover or failover, which
+// Apply ended with err: the summary, then who is the primary now, what
+// the inventory says (or the edit to make), and what is left to do. A
+// step that failed, before the promotion or after it, makes it exit 1.
+func reportHandover(g *globalOptions, r *steps.Run, stdout io.Writer, change *inventoryChange, src []byte, failover bool, err error) error {
 	rep := r.Handover
 	if rep != nil && r.Opts.DryRun && r.Err() == nil {
 		// What the inventory would become, shown with the plan.
-		_ = rewriteInventory(change, src, path, rep.Cluster, rep.To, false)
+		_ = rewriteInventory(change, src, change.Path, rep.Cluster, rep.To, false)
 	}
 	if rep == nil || !(rep.Promoted || r.Opts.DryRun) || (change.Diff == "" && change.Error == "") {
 		change = nil // nothing to say of the inventory
 	}
+	left := unfinished(r)
 	if err != nil {
 		if rep != nil && rep.Promoted {
-			printHandover(os.Stderr, rep, change, o.failover)
+			printHandover(os.Stderr, rep, change, failover, left)
 		}
 		return err
 	}
 	return reportWith(g, r, stdout, time.Since(r.Started), r.Opts.DryRun, change, func(w io.Writer) {
-		printHandover(w, rep, change, o.failover)
+		printHandover(w, rep, change, failover, left)
 	})
+}
+
+// unfinished names the steps that failed in the run, as "HOST (STEP)".
+func unfinished(r *steps.Run) []string {
+	var out []string
+	for _, res := range r.Results() {
+		if res.Status == steps.Failed {
+			out = append(out, res.Host+" ("+res.Step+")")
+		}
+	}
+	return out
 }
 
 func names(hosts []*inventory.Host) []string {
@@ -253,6 +275,7 @@ func rewriteInventory(change *inventoryChange, src []byte, path, cluster, to str
 	}
 	diff, err := textdiff.Unified(path, path, src, out)
 	if err != nil {
+		change.Error = err.Error()
 		return err
 	}
 	change.Diff = diff
@@ -262,7 +285,7 @@ func rewriteInventory(change *inventoryChange, src []byte, path, cluster, to str
 	}
 	if now, err := os.ReadFile(path); err != nil || !bytes.Equal(now, src) {
 		change.Content = string(out)
-		err = fmt.Errorf("%s changed while pgfleet ran: it was not overwritten; its new content is printed below", path)
+		err = fmt.Errorf("%s changed while pgfleet ran: it was not overwritten", path)
 		change.Error = err.Error()
 		return err
 	}
@@ -277,8 +300,9 @@ func rewriteInventory(change *inventoryChange, src []byte, path, cluster, to str
 
 // writeFileAtomic replaces the file at path (the file a symbolic link
 // leads to) with data, keeping its mode: a temporary file in the same
-// directory, synced, then renamed over it. A crash leaves the old file or
-// the new one, never half of one.
+// directory, synced, then renamed over it, and the directory synced. A
+// crash leaves the old file or the new one, never half of one, and once
+// it returns nil the new one stays.
 func writeFileAtomic(path string, data []byte) error {
 	real, err := filepath.EvalSymlinks(path)
 	if err != nil {
@@ -308,12 +332,30 @@ func writeFileAtomic(path string, data []byte) error {
 	if err := tmp.Close(); err != nil {
 		return err
 	}
-	return os.Rename(tmp.Name(), real)
+	if err := os.Rename(tmp.Name(), real); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(real))
 }
 
-// printHandover says, after the summary, what changed hands and what the
-// inventory says now.
-func printHandover(w io.Writer, rep *steps.HandoverReport, change *inventoryChange, failover bool) {
+// syncDir makes the renames in dir durable. A file system that cannot
+// sync a directory is not an error.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil && !errors.Is(err, errors.ErrUnsupported) && !errors.Is(err, syscall.EINVAL) {
+		return fmt.Errorf("the file was replaced, but its directory could not be synced: %w", err)
+	}
+	return nil
+}
+
+// printHandover says, after the summary, what changed hands, what the
+// inventory says now, and, when steps failed (left) after a promotion,
+// what the next up finishes.
+func printHandover(w io.Writer, rep *steps.HandoverReport, change *inventoryChange, failover bool, left []string) {
 	if rep == nil {
 		return
 	}
@@ -338,6 +380,7 @@ func printHandover(w io.Writer, rep *steps.HandoverReport, change *inventoryChan
 		}
 		fmt.Fprintf(w, "Commits on %s %s for a synchronous standby: %s.\n", rep.To, will, rep.CommitsWait)
 	}
+	defer printLeft(w, rep, change, left)
 	if change == nil {
 		return
 	}
@@ -352,4 +395,22 @@ func printHandover(w io.Writer, rep *steps.HandoverReport, change *inventoryChan
 	default:
 		fmt.Fprintf(w, "%s was left alone (--no-write-inventory). Its new content:\n%s", change.Path, change.Content)
 	}
+}
+
+// printLeft says, after a promotion, what failed and what finishes it: the
+// edit of the inventory if pgfleet could not make it, then pgfleet up,
+// which makes every member follow the new primary once it can reach it.
+func printLeft(w io.Writer, rep *steps.HandoverReport, change *inventoryChange, left []string) {
+	if !rep.Promoted || len(left) == 0 {
+		return
+	}
+	path := "INVENTORY"
+	if change != nil {
+		path = change.Path
+	}
+	fmt.Fprintf(w, "Not finished: %s failed (the errors say why); %s is the primary all the same.\n", strings.Join(left, ", "), rep.To)
+	if change != nil && !change.Written {
+		fmt.Fprintf(w, "First make %s say so, as above. ", path)
+	}
+	fmt.Fprintf(w, "pgfleet up %s finishes: a member it cannot reach now follows %s once it is back.\n", path, rep.To)
 }

@@ -2,9 +2,11 @@ package e2e
 
 import (
 	"bufio"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -597,5 +599,64 @@ func TestFailoverSynchronous(t *testing.T) {
 		t.Errorf("h2's pg_stat_replication: %q, want h1 a quorum (ANY) standby", got)
 	}
 	eventuallyQuery(t, l, settle, "h1 holds the rows", "h1", "SELECT string_agg(id::text, ',' ORDER BY id) FROM syncfail", "1,2,3")
+	converged(t, inv)
+}
+
+// TestSwitchoverMemberLostAfterPromotion: h3 dies the moment h2 is
+// promoted in a switchover from h1. pgfleet does not panic: it exits 1
+// naming h3 and what the next up finishes, the inventory says h2 is the
+// primary, and h1 follows h2 all the same. Once h3 is back, a plain up
+// makes it follow h2, and up then has nothing to do.
+func TestSwitchoverMemberLostAfterPromotion(t *testing.T) {
+	l := newLab(t, 3, "bookworm")
+	inv := l.Inventory
+	upOK(t, inv)
+	before := string(readFile(t, inv))
+	h3, err := l.Host("h3")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Watch h2 from outside pgfleet; stop h3 as soon as h2 takes writes.
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := make(chan error, 1)
+	go func() {
+		for ctx.Err() == nil {
+			out, err := l.Exec(ctx, "h2", "runuser", "-u", "postgres", "--", "psql", "-XAtc", "SELECT pg_is_in_recovery()")
+			if err == nil && strings.TrimSpace(out) == "f" {
+				out, err := exec.Command("docker", "stop", "-t", "1", h3.Container).CombinedOutput()
+				if err != nil {
+					err = fmt.Errorf("docker stop %s: %v %s", h3.Container, err, out)
+				}
+				stopped <- err
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		stopped <- errors.New("h2 was never seen out of recovery")
+	}()
+	r := pgfleet(t, "switchover", inv, "--to", "h2", "--yes", "--connect-timeout", "5s")
+	cancel()
+	if err := <-stopped; err != nil {
+		t.Fatal(err)
+	}
+	if r.Code != 1 || strings.Contains(r.Stdout+r.Stderr, "panic") || !strings.Contains(r.Stderr, "pgfleet: error: h3: ") {
+		t.Errorf("switchover with h3 lost after the promotion: exit %d, want 1, an error of h3 and no panic; stderr:\n%s", r.Code, r.Stderr)
+	}
+	if !strings.Contains(r.Stdout, "Not finished: h3 (") || !strings.Contains(r.Stdout, "pgfleet up "+inv+" finishes") {
+		t.Errorf("the summary does not say what is left for pgfleet up:\n%s", r.Stdout)
+	}
+	if now := string(readFile(t, inv)); !strings.Contains(now, "    primary: h2\n") {
+		t.Errorf("the inventory does not name h2 the primary:\n%s", now)
+	}
+	if got := currentPrimary(t, l, "h1", "h2"); got != "h2" {
+		t.Errorf("the primary is %s, want h2", got)
+	}
+	streamsFrom(t, l, "h2", "h1")
+
+	startHost(t, h3)
+	upOK(t, inv)
+	streamsFrom(t, l, "h2", "h1", "h3")
+	rewritten(t, l, inv, before, "h2")
 	converged(t, inv)
 }
