@@ -144,7 +144,10 @@ type Warning struct {
 
 // collationMismatch is the warning PostgreSQL 15 and later print at every
 // connection to a database whose collation version, recorded when it was
-// created, is not the one the operating system provides now.
+// created, is not the one the operating system provides now. (Its sibling,
+// "has no actual collation version, but a version was recorded", gets no
+// hint: ALTER DATABASE ... REFRESH COLLATION VERSION refuses to clear the
+// version.)
 var collationMismatch = regexp.MustCompile(`^WARNING:  database "(.*)" has a collation version mismatch`)
 
 // warnings are the messages of a server that answered, each with pgfleet's
@@ -158,9 +161,9 @@ func warnings(st *steps.State, c *inventory.Cluster) []Warning {
 		w := Warning{Message: msg}
 		if m := collationMismatch.FindStringSubmatch(msg); m != nil {
 			db := sqlName(m[1])
-			w.Hint = fmt.Sprintf("the C library's collation changed since database %s was created (an upgrade of the OS), so indexes on its text may be out of order: "+
+			w.Hint = fmt.Sprintf("the collation version recorded for database %s is not the one the system provides now (after an upgrade of the OS, or of its C or ICU library), so indexes on its text may be out of order: "+
 				"on the primary %s, rebuild them (REINDEX DATABASE %s), then run ALTER DATABASE %s REFRESH COLLATION VERSION; "+
-				"the replicas follow it, and need the same C library version; other databases may need the same", m[1], c.Primary.Name, db, db)
+				"the replicas follow it, and need the same library versions; other databases may need the same", m[1], c.Primary.Name, db, db)
 		}
 		out = append(out, w)
 	}

@@ -515,6 +515,7 @@ func TestStatusWarnings(t *testing.T) {
 	obs := stHealthyObs()
 	obs["h2"].state.SQLWarnings = []string{collation, "NOTICE:  something else"}
 	obs["h3"].state.SQLWarnings = []string{`WARNING:  database "Sales "EU"" has a collation version mismatch`}
+	obs["h1"].state.SQLWarnings = []string{`WARNING:  database "postgres" has no actual collation version, but a version was recorded`}
 	cs := assessCluster(stCluster(t), obs, Options{})
 	if !cs.Healthy {
 		t.Errorf("a warning made the cluster unhealthy: %+v", cs)
@@ -533,7 +534,14 @@ func TestStatusWarnings(t *testing.T) {
 	if w := stMember(t, cs, "h3").Warnings; len(w) != 1 || !strings.Contains(w[0].Hint, `ALTER DATABASE "Sales ""EU""" REFRESH COLLATION VERSION`) {
 		t.Errorf("a name that must be quoted: %+v", w)
 	}
+	// Of a version that is recorded but that the C library does not give,
+	// pgfleet knows no more than the server: no hint.
+	if w := stMember(t, cs, "h1").Warnings; len(w) != 1 || w[0].Hint != "" {
+		t.Errorf("no actual collation version: %+v", w)
+	}
 	// None: [] in the JSON, as problems.
+	obs["h1"].state.SQLWarnings = nil
+	cs = assessCluster(stCluster(t), obs, Options{})
 	b, err := json.Marshal(stMember(t, cs, "h1"))
 	if err != nil {
 		t.Fatal(err)

@@ -59,8 +59,8 @@ One table per cluster, one row per host:
 With synchronous replication (clusters.NAME.synchronous), a line under the
 table gives synchronous_standby_names and how many of its standbys stream.
 
-A server's warnings (a database's collation version that is not the C
-library's, after an OS upgrade, for one) are listed under the table with a
+A server's warnings (a database's collation version that is not the
+system's, after an OS upgrade, for one) are listed under the table with a
 hint: they are not problems, and do not make the cluster degraded.
 
 Each host is asked once, all in parallel, over its own SSH connection; a host
