@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -117,6 +118,11 @@ type Member struct {
 	DeclaredUpstream string                  `json:"declared_upstream"`
 	Replication      *steps.ReplicationState `json:"replication"`
 	Problems         []string                `json:"problems"`
+	// Warnings are what the server printed as it answered the status
+	// probe, with what to do about them: shown, but a warning does not
+	// make the cluster unhealthy (its server answers, and replication is
+	// judged as usual).
+	Warnings []Warning `json:"warnings"`
 	// MovedAside lists the data directories pgfleet moved aside on the
 	// host (DATADIR.pgfleet-TIME): kept until someone removes them.
 	MovedAside []MovedAside `json:"moved_aside"`
@@ -125,6 +131,55 @@ type Member struct {
 	Systemd *Systemd `json:"systemd"`
 	Error   string   `json:"error,omitempty"`
 }
+
+// Warning is a message the server printed when the status probe asked
+// it: a WARNING or NOTICE, and its DETAIL and HINT lines, as psql printed
+// them.
+type Warning struct {
+	Message string `json:"message"`
+	// Hint is what pgfleet advises, "" when it knows no more than the
+	// server's own HINT.
+	Hint string `json:"hint"`
+}
+
+// collationMismatch is the warning PostgreSQL 15 and later print at every
+// connection to a database whose collation version, recorded when it was
+// created, is not the one the operating system provides now. (Its sibling,
+// "has no actual collation version, but a version was recorded", gets no
+// hint: ALTER DATABASE ... REFRESH COLLATION VERSION refuses to clear the
+// version.)
+var collationMismatch = regexp.MustCompile(`^WARNING:  database "(.*)" has a collation version mismatch`)
+
+// warnings are the messages of a server that answered, each with pgfleet's
+// hint; [] when there are none.
+func warnings(st *steps.State, c *inventory.Cluster) []Warning {
+	out := []Warning{}
+	if st == nil || st.Server == nil {
+		return out
+	}
+	for _, msg := range st.SQLWarnings {
+		w := Warning{Message: msg}
+		if m := collationMismatch.FindStringSubmatch(msg); m != nil {
+			db := sqlName(m[1])
+			w.Hint = fmt.Sprintf("the collation version recorded for database %s is not the one the system provides now (after an upgrade of the OS, or of its C or ICU library), so indexes on its text may be out of order: "+
+				"on the primary %s, rebuild them (REINDEX DATABASE %s), then run ALTER DATABASE %s REFRESH COLLATION VERSION; "+
+				"the replicas follow it, and need the same library versions; other databases may need the same", m[1], c.Primary.Name, db, db)
+		}
+		out = append(out, w)
+	}
+	return out
+}
+
+// sqlName is name as it is written in SQL: bare when it can be, quoted
+// otherwise.
+func sqlName(name string) string {
+	if plainName.MatchString(name) {
+		return name
+	}
+	return pgsql.QuoteIdent(name)
+}
+
+var plainName = regexp.MustCompile(`^[a-z_][a-z0-9_]*$`)
 
 // Systemd is the cluster's unit as systemd sees it.
 type Systemd struct {
@@ -351,6 +406,7 @@ func observeMember(ih *inventory.Host, c *inventory.Cluster, ob *observation) Me
 		m.DeclaredRole = RolePrimary
 	}
 	m.MovedAside = movedAside(ob.state)
+	m.Warnings = warnings(ob.state, c)
 	if ob.state != nil && c.TLS.Enabled {
 		if cert, err := pki.ParseCert(ob.state.Files["server.crt"]); err == nil {
 			end := cert.NotAfter.UTC()

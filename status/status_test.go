@@ -505,3 +505,48 @@ func TestStatusSystemd(t *testing.T) {
 		t.Errorf("JSON: %s %v", b, err)
 	}
 }
+
+func TestStatusWarnings(t *testing.T) {
+	// A server that answers with a warning at every connection: the
+	// warning is shown with what to do, and the cluster stays healthy.
+	const collation = "WARNING:  database \"postgres\" has a collation version mismatch\n" +
+		"DETAIL:  The database was created using collation version 0.1, but the operating system provides version 2.36.\n" +
+		"HINT:  Rebuild all objects in this database that use the default collation and run ALTER DATABASE postgres REFRESH COLLATION VERSION, or build PostgreSQL with the right library version."
+	obs := stHealthyObs()
+	obs["h2"].state.SQLWarnings = []string{collation, "NOTICE:  something else"}
+	obs["h3"].state.SQLWarnings = []string{`WARNING:  database "Sales "EU"" has a collation version mismatch`}
+	obs["h1"].state.SQLWarnings = []string{`WARNING:  database "postgres" has no actual collation version, but a version was recorded`}
+	cs := assessCluster(stCluster(t), obs, Options{})
+	if !cs.Healthy {
+		t.Errorf("a warning made the cluster unhealthy: %+v", cs)
+	}
+	h2 := stMember(t, cs, "h2")
+	if h2.Role != RoleReplica || !h2.Streaming || len(h2.Problems) != 0 || len(h2.Warnings) != 2 {
+		t.Fatalf("h2: %+v", h2)
+	}
+	if w := h2.Warnings[0]; w.Message != collation ||
+		!strings.Contains(w.Hint, "on the primary h1, rebuild them (REINDEX DATABASE postgres), then run ALTER DATABASE postgres REFRESH COLLATION VERSION") {
+		t.Errorf("collation warning: %+v", w)
+	}
+	if w := h2.Warnings[1]; w.Message != "NOTICE:  something else" || w.Hint != "" {
+		t.Errorf("another warning: %+v", w)
+	}
+	if w := stMember(t, cs, "h3").Warnings; len(w) != 1 || !strings.Contains(w[0].Hint, `ALTER DATABASE "Sales ""EU""" REFRESH COLLATION VERSION`) {
+		t.Errorf("a name that must be quoted: %+v", w)
+	}
+	// Of a version that is recorded but that the C library does not give,
+	// pgfleet knows no more than the server: no hint.
+	if w := stMember(t, cs, "h1").Warnings; len(w) != 1 || w[0].Hint != "" {
+		t.Errorf("no actual collation version: %+v", w)
+	}
+	// None: [] in the JSON, as problems.
+	obs["h1"].state.SQLWarnings = nil
+	cs = assessCluster(stCluster(t), obs, Options{})
+	b, err := json.Marshal(stMember(t, cs, "h1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `"warnings":[]`) {
+		t.Errorf("h1 without warnings: %s", b)
+	}
+}

@@ -198,7 +198,7 @@ func dropAt(host, prefix string) func(string, *sshtest.Command, string, bool) (b
 	}
 }
 
-const probe = "sh -c # pgfleet state probe"
+const probeCmd = "sh -c # pgfleet state probe"
 
 // TestHandoverFailsAfterPromotion: whatever fails once the new primary
 // accepts writes (a member's SSH connection drops, a command fails, the
@@ -218,7 +218,7 @@ func TestHandoverFailsAfterPromotion(t *testing.T) {
 	}{
 		{name: "switchover: nothing fails",
 			want: map[string]Status{"h1 follow": Changed, "h1 start": Changed, "h3 follow": Changed, "h2 switchover": Changed}},
-		{name: "switchover: h3 cannot be read again", fault: dropAt("h3", probe),
+		{name: "switchover: h3 cannot be read again", fault: dropAt("h3", probeCmd),
 			failed: []string{"h3 switchover"}, err: "could not read its state again after the promotion of h2",
 			hint: "once h3 can be reached again, pgfleet up INVENTORY makes it follow h2",
 			want: map[string]Status{"h1 follow": Changed, "h1 start": Changed, "h2 switchover": Changed, "h3 follow": Skipped}},
@@ -248,11 +248,11 @@ func TestHandoverFailsAfterPromotion(t *testing.T) {
 
 		{name: "failover: nothing fails", failover: true,
 			want: map[string]Status{"h3 follow": Changed, "h2 failover": Changed, "h1 failover": Skipped}},
-		{name: "failover: h3 cannot be read again", failover: true, fault: dropAt("h3", probe),
+		{name: "failover: h3 cannot be read again", failover: true, fault: dropAt("h3", probeCmd),
 			failed: []string{"h3 failover"}, err: "could not read its state again after the promotion of h2",
 			hint: "once h3 can be reached again, pgfleet up INVENTORY makes it follow h2",
 			want: map[string]Status{"h2 failover": Changed, "h2 role": Unchanged, "h2 slots": Unchanged, "h3 follow": Skipped}},
-		{name: "failover: h2 cannot be read again", failover: true, fault: dropAt("h2", probe),
+		{name: "failover: h2 cannot be read again", failover: true, fault: dropAt("h2", probeCmd),
 			failed: []string{"h2 failover"}, err: "could not read its state again after the promotion of h2",
 			hint: "h2 is the primary now; once it can be reached again, pgfleet up INVENTORY makes the other members follow it",
 			want: map[string]Status{"h3 configure": Unchanged, "h3 follow": Skipped}},

@@ -123,9 +123,29 @@ func TestDecodeStateRefusesSQL(t *testing.T) {
 	}
 }
 
+func TestDecodeStateWarnings(t *testing.T) {
+	// A server that answered with warnings: each message apart, its
+	// DETAIL and HINT with it.
+	doc := `{"postmaster_pid":4242,"server":{"version":"15.14","system_id":"7"},"sql_warnings":"` +
+		b64(collationWarning+"WARNING:  another\n") + `"}`
+	s, err := DecodeState([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{strings.TrimSuffix(collationWarning, "\n"), "WARNING:  another"}
+	if !s.Running() || s.SQLError != "" || !reflect.DeepEqual(s.SQLWarnings, want) {
+		t.Errorf("Running %v SQLError %q SQLWarnings %q, want %q", s.Running(), s.SQLError, s.SQLWarnings, want)
+	}
+	// None: nil, as for every state the probe read without warnings.
+	if s := stateFixture(t, "primary"); s.SQLWarnings != nil {
+		t.Errorf("primary without warnings: SQLWarnings %q", s.SQLWarnings)
+	}
+}
+
 func TestDecodeStateBad(t *testing.T) {
 	for _, bad := range []string{"", "os_id=debian\n", `{"files":"not*base64"}`,
-		`{"files":"` + b64("not a tar archive, but long enough to be read as one header? no") + `"}`, `{"server":}`} {
+		`{"files":"` + b64("not a tar archive, but long enough to be read as one header? no") + `"}`, `{"server":}`,
+		`{"sql_warnings":"not*base64"}`} {
 		if _, err := DecodeState([]byte(bad)); err == nil {
 			t.Errorf("DecodeState(%q) succeeded", bad)
 		}
@@ -138,6 +158,7 @@ func TestDecodeStateBad(t *testing.T) {
 type probeEnv struct {
 	dir, data, conf, sock, bin string
 	path                       string // PATH, with bin first (for a fake runuser)
+	psqlStderr                 string // what the fake psql prints on stderr, before its answer
 	systemd                    string // the directory that tells systemd runs the host, "" for none
 }
 
@@ -199,16 +220,17 @@ func (e *probeEnv) run(t *testing.T) (*State, string) {
 	return s, string(out)
 }
 
-// fakeRunuser makes runuser print psql's answer and exit with code, and
-// pg_controldata's when that is what it runs.
+// fakeRunuser makes runuser print psql's answer and exit with code, after
+// e.psqlStderr on stderr, and pg_controldata's when that is what it runs.
 func (e *probeEnv) fakeRunuser(t *testing.T, psqlOut string, code int, controldata string) {
 	t.Helper()
 	writeFile(t, filepath.Join(e.dir, "lib", "15", "bin", "pg_controldata"), "#!/bin/sh\nexit 1\n", 0o755)
-	psqlFile, ctlFile := filepath.Join(e.dir, "psql.out"), filepath.Join(e.dir, "controldata.out")
+	psqlFile, errFile, ctlFile := filepath.Join(e.dir, "psql.out"), filepath.Join(e.dir, "psql.err"), filepath.Join(e.dir, "controldata.out")
 	writeFile(t, psqlFile, psqlOut, 0o644)
+	writeFile(t, errFile, e.psqlStderr, 0o644)
 	writeFile(t, ctlFile, controldata, 0o644)
 	script := "#!/bin/sh\ncase \"$4\" in\n*/pg_controldata) cat '" + ctlFile + "' ;;\n" +
-		"*) cat >/dev/null; cat '" + psqlFile + "'; exit " + strconv.Itoa(code) + " ;;\nesac\n"
+		"*) cat >/dev/null; cat '" + errFile + "' >&2; cat '" + psqlFile + "'; exit " + strconv.Itoa(code) + " ;;\nesac\n"
 	writeFile(t, filepath.Join(e.bin, "runuser"), script, 0o755)
 }
 
@@ -331,6 +353,69 @@ func TestStateScriptQueryFailed(t *testing.T) {
 	s, out := e.run(t)
 	if s.Running() || s.SQLExit != 3 || s.SQLError == "" {
 		t.Errorf("failed query: %+v\n%s", s, out)
+	}
+}
+
+// collationWarning is what psql prints on stderr at every connection to
+// a PostgreSQL 15 whose database postgres was created under another
+// version of the C library's collation.
+const collationWarning = `WARNING:  database "postgres" has a collation version mismatch
+DETAIL:  The database was created using collation version 2.31, but the operating system provides version 2.36.
+HINT:  Rebuild all objects in this database that use the default collation and run ALTER DATABASE postgres REFRESH COLLATION VERSION, or build PostgreSQL with the right library version.
+`
+
+func TestStateScriptWarnings(t *testing.T) {
+	const answer = `{"version" : "15.14", "in_recovery" : false, "timeline" : 3, "system_id" : "7", "user_databases" : 3}` + "\n"
+	notice := "NOTICE:  something the server says\n"
+	for _, tc := range []struct {
+		name, stderr, stdout string
+		code                 int
+		running              bool
+		warnings             []string
+		sqlError             []string // what SQLError holds, when no server answered
+	}{
+		{"no warning", "", answer, 0, true, nil, nil},
+		{"a collation version mismatch", collationWarning, answer, 0, true,
+			[]string{strings.TrimSuffix(collationWarning, "\n")}, nil},
+		{"two messages", collationWarning + notice, answer, 0, true,
+			[]string{strings.TrimSuffix(collationWarning, "\n"), strings.TrimSuffix(notice, "\n")}, nil},
+		{"an answer of several lines", collationWarning,
+			`{"version" : "15.14", "in_recovery" : false, "timeline" : 3, "slots" : [{"name" : "h2", "active" : true}, ` + "\n" + ` {"name" : "h3", "active" : false}]}` + "\n",
+			0, true, []string{strings.TrimSuffix(collationWarning, "\n")}, nil},
+		{"psql fails after a warning", collationWarning + "psql: error: connection to server on socket failed: FATAL:  too many connections\n", "", 2, false,
+			nil, []string{"collation version mismatch", "too many connections"}},
+		{"psql fails after part of its answer", collationWarning, `{"version" : "15.14", "in_rec`, 3, false,
+			nil, []string{"collation version mismatch", `{"version"`}},
+		{"psql succeeds with no answer", collationWarning, "", 0, false, nil, []string{"collation version mismatch"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newProbeEnv(t)
+			writeFile(t, filepath.Join(e.data, "PG_VERSION"), "15\n", 0o600)
+			e.livePostmaster(t)
+			e.psqlStderr = tc.stderr
+			e.fakeRunuser(t, tc.stdout, tc.code, "")
+			s, out := e.run(t)
+			if s.Running() != tc.running {
+				t.Fatalf("Running %v, want %v\n%s", s.Running(), tc.running, out)
+			}
+			if tc.running && (s.Server.Version != "15.14" || s.Timeline() != 3 || s.SQLError != "" || s.SQLExit != 0) {
+				t.Errorf("server %+v, SQLError %q SQLExit %d\n%s", s.Server, s.SQLError, s.SQLExit, out)
+			}
+			if !reflect.DeepEqual(s.SQLWarnings, tc.warnings) {
+				t.Errorf("SQLWarnings %q, want %q\n%s", s.SQLWarnings, tc.warnings, out)
+			}
+			if len(tc.warnings) == 0 && strings.Contains(out, "sql_warnings") {
+				t.Errorf("sql_warnings without a warning:\n%s", out)
+			}
+			if !tc.running && s.SQLExit != tc.code {
+				t.Errorf("SQLExit %d, want %d", s.SQLExit, tc.code)
+			}
+			for _, w := range tc.sqlError {
+				if !strings.Contains(s.SQLError, w) {
+					t.Errorf("SQLError %q lacks %q", s.SQLError, w)
+				}
+			}
+		})
 	}
 }
 

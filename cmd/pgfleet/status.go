@@ -59,6 +59,10 @@ One table per cluster, one row per host:
 With synchronous replication (clusters.NAME.synchronous), a line under the
 table gives synchronous_standby_names and how many of its standbys stream.
 
+A server's warnings (a database's collation version that is not the
+system's, after an OS upgrade, for one) are listed under the table with a
+hint: they are not problems, and do not make the cluster degraded.
+
 Each host is asked once, all in parallel, over its own SSH connection; a host
 that does not answer within --connect-timeout is reported unreachable. With
 --limit only those hosts are asked, and checks that need the primary's view
@@ -238,8 +242,8 @@ func writeStatus(w io.Writer, asJSON bool, rep *status.Report) error {
 }
 
 // writeStatusText prints, per cluster, a line that says whether it is
-// healthy, its table, the connection string for its clients, and the data
-// directories moved aside on its hosts.
+// healthy, its table, the connection string for its clients, what its
+// servers warned of, and the data directories moved aside on its hosts.
 func writeStatusText(w io.Writer, rep *status.Report) {
 	for i, c := range rep.Clusters {
 		if i > 0 {
@@ -314,6 +318,14 @@ func writeStatusText(w io.Writer, rep *status.Report) {
 				}
 			}
 			fmt.Fprintf(w, "  synchronous: %s: %s\n", dash(s.StandbyNames), streaming)
+		}
+		for _, m := range c.Members {
+			for _, warn := range m.Warnings {
+				fmt.Fprintf(w, "  %s: %s\n", m.Host, strings.ReplaceAll(warn.Message, "\n", "\n    "))
+				if warn.Hint != "" {
+					fmt.Fprintf(w, "    hint: %s\n", warn.Hint)
+				}
+			}
 		}
 		for _, m := range c.Members {
 			for _, a := range m.MovedAside {

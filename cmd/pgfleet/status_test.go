@@ -104,8 +104,10 @@ func TestWriteStatusText(t *testing.T) {
 				Streaming: true, LagBytes: i64p(72), ReplayDelaySeconds: &delay, ReplayPaused: true, State: "streaming", SyncState: "async", SSL: &encrypted,
 				Slot: &status.Slot{Name: "db2", Active: true, RetainedBytes: i64p(2048)}, Upstream: "10.0.0.1:5432", UpstreamHost: "db1", Problems: []string{}},
 			{Host: "db3", Address: "10.0.0.3", DeclaredRole: "replica", Role: "stopped",
-				Slot:       &status.Slot{Name: "db3", RetainedBytes: i64p(0)},
-				Problems:   []string{"PostgreSQL is not running", "its slot db3 is inactive"},
+				Slot:     &status.Slot{Name: "db3", RetainedBytes: i64p(0)},
+				Problems: []string{"PostgreSQL is not running", "its slot db3 is inactive"},
+				Warnings: []status.Warning{{Message: "WARNING:  database \"postgres\" has a collation version mismatch\nDETAIL:  The database was created using collation version 0.1",
+					Hint: "rebuild them"}, {Message: "NOTICE:  no hint"}},
 				MovedAside: []status.MovedAside{{Path: "/var/lib/postgresql/15/main.pgfleet-20261124T010000Z", ModifiedAt: now.Add(-74 * time.Hour)}}},
 		}},
 		{Name: "other", Healthy: true, Members: []status.Member{
@@ -128,7 +130,9 @@ func TestWriteStatusText(t *testing.T) {
 		"db1       -",
 		"db3 (inactive, 0 B)",
 		"PostgreSQL is not running; its slot db3 is inactive",
-		"\n  clients: host=10.0.0.1,10.0.0.2,10.0.0.3 port=5432 target_session_attrs=read-write\n  db3: old data moved aside in /var/lib/postgresql/15/main.pgfleet-20261124T010000Z (3 days ago); remove it when you no longer need it\n\ncluster other: healthy\n",
+		"\n  clients: host=10.0.0.1,10.0.0.2,10.0.0.3 port=5432 target_session_attrs=read-write\n" +
+			"  db3: WARNING:  database \"postgres\" has a collation version mismatch\n    DETAIL:  The database was created using collation version 0.1\n    hint: rebuild them\n" +
+			"  db3: NOTICE:  no hint\n  db3: old data moved aside in /var/lib/postgresql/15/main.pgfleet-20261124T010000Z (3 days ago); remove it when you no longer need it\n\ncluster other: healthy\n",
 		"replica (declared primary)",
 	} {
 		if !strings.Contains(out, want) {

@@ -385,3 +385,73 @@ func TestCheckFresh(t *testing.T) {
 		}
 	}
 }
+
+// TestStatusServerWarns makes the servers warn at every connection, as
+// PostgreSQL 15 does once an upgrade of the OS changed the version of the
+// collation a database was created with: status still reads them, shows
+// each member's warning with its hint, and stays healthy; up reads them as
+// usual and changes nothing; the hint's ALTER DATABASE ends the warning.
+func TestStatusServerWarns(t *testing.T) {
+	l := newLab(t, 3, "bookworm")
+	if res := pgfleet(t, "up", l.Inventory); res.Code != 0 {
+		t.Fatalf("pgfleet up: exit %d", res.Code)
+	}
+	stPoll(t, l, settle, "lag 0 at rest", stHealthy)
+
+	// The lab's only locales are C and C.UTF-8, of which the C library
+	// gives no version (setting one makes PostgreSQL warn "no actual
+	// collation version", which ALTER DATABASE cannot refresh): database
+	// postgres is made again with an ICU collation, whose version is
+	// recorded, and up grants the replication role again what pg_rewind
+	// needs in it. Then it is given a version ICU does not have. The
+	// replicas replay all of it.
+	primary := l.Hosts[0].Name
+	stExec(t, l, primary, "runuser", "-u", "postgres", "--", "psql", "-X", "-d", "template1", "-v", "ON_ERROR_STOP=1",
+		"-c", "DROP DATABASE postgres",
+		"-c", "CREATE DATABASE postgres TEMPLATE template0 ENCODING 'UTF8' LOCALE 'C.UTF-8' LOCALE_PROVIDER icu ICU_LOCALE 'und'")
+	if res := pgfleet(t, "up", l.Inventory); res.Code != 0 {
+		t.Fatalf("pgfleet up: exit %d", res.Code)
+	}
+	psqlOn(t, l, primary, "UPDATE pg_database SET datcollversion = '0.1' WHERE datname = 'postgres'")
+	warning := stExec(t, l, primary, "sh", "-c", "runuser -u postgres -- psql -X -A -t -c 'SELECT 1' 2>&1 >/dev/null")
+	if !strings.HasPrefix(warning, `WARNING:  database "postgres" has a collation version mismatch`) {
+		t.Fatalf("psql on %s does not warn of the collation version; its stderr:\n%s", primary, warning)
+	}
+
+	rep := stPoll(t, l, settle, "every member warns, and the cluster is healthy", func(rep status.Report, code int) string {
+		for _, m := range rep.Clusters[0].Members {
+			if len(m.Warnings) == 0 {
+				return m.Host + " has no warning"
+			}
+		}
+		return stHealthy(rep, code)
+	})
+	for _, m := range rep.Clusters[0].Members {
+		if m.Role != m.DeclaredRole || len(m.Problems) != 0 || len(m.Warnings) != 1 {
+			t.Errorf("%s: role %s, problems %q, warnings %+v", m.Host, m.Role, m.Problems, m.Warnings)
+			continue
+		}
+		w := m.Warnings[0]
+		if w.Message != warning || !strings.Contains(w.Hint, "on the primary "+primary+", rebuild them (REINDEX DATABASE postgres), then run ALTER DATABASE postgres REFRESH COLLATION VERSION") {
+			t.Errorf("%s: warning %q, hint %q; want psql's\n%s", m.Host, w.Message, w.Hint, warning)
+		}
+	}
+	res := pgfleet(t, "status", l.Inventory)
+	if res.Code != 0 || !strings.Contains(res.Stdout, "  "+primary+": "+strings.ReplaceAll(warning, "\n", "\n    ")+"\n    hint: ") {
+		t.Errorf("status: exit %d, want 0 and the warning under the table:\n%s", res.Code, res.Stdout)
+	}
+
+	upChangesNothing(t, l)
+
+	// The hint's last step, on the primary, ends the warning everywhere.
+	stExec(t, l, primary, "runuser", "-u", "postgres", "--", "psql", "-X", "-d", "template1", "-v", "ON_ERROR_STOP=1",
+		"-c", "ALTER DATABASE postgres REFRESH COLLATION VERSION")
+	stPoll(t, l, settle, "no member warns", func(rep status.Report, code int) string {
+		for _, m := range rep.Clusters[0].Members {
+			if len(m.Warnings) != 0 {
+				return fmt.Sprintf("%s warns: %q", m.Host, m.Warnings)
+			}
+		}
+		return stHealthy(rep, code)
+	})
+}

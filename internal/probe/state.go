@@ -88,6 +88,12 @@ type State struct {
 	// and SQLExit its exit code (2: no connection).
 	SQLError string `json:"-"`
 	SQLExit  int    `json:"sql_exit"`
+	// SQLWarnings are the messages psql printed beside the answer of a
+	// server that answered: warnings and notices (a database's collation
+	// version that is not the system's, after a C library upgrade), one per
+	// message, each with its DETAIL and HINT lines, as psql printed them.
+	// A server that warns still answers.
+	SQLWarnings []string `json:"-"`
 	// Control is the control file, read when no server answered and the
 	// data directory holds a cluster.
 	Control *Control `json:"control"`
@@ -362,17 +368,49 @@ func Decode(out []byte) (*State, error) {
 		State
 		Files    []byte `json:"files"`     // a tar, base64 in the JSON
 		SQLError []byte `json:"sql_error"` // base64 in the JSON
+		Warnings []byte `json:"sql_warnings"`
 	}
 	if err := json.Unmarshal(bytes.TrimSpace(out), &doc); err != nil {
 		return nil, fmt.Errorf("read the state probe's answer: %w", err)
 	}
 	s := doc.State
 	s.SQLError = string(bytes.TrimSpace(doc.SQLError))
+	s.SQLWarnings = splitMessages(string(doc.Warnings))
 	s.Files = map[string][]byte{}
 	if err := s.readFiles(doc.Files); err != nil {
 		return nil, err
 	}
 	return &s, nil
+}
+
+// severities are the words with which psql begins a server's message
+// (as the server's lc_messages words it in English) and its own.
+var severities = []string{"WARNING:", "NOTICE:", "INFO:", "LOG:", "DEBUG:", "ERROR:", "FATAL:", "PANIC:", "psql:"}
+
+// splitMessages cuts psql's messages apart: each begins with its
+// severity, and its DETAIL, HINT and CONTEXT lines follow it. Text before
+// the first severity, or messages in another language, stay in one; nil
+// when there is none.
+func splitMessages(text string) []string {
+	var msgs []string
+	var cur []string
+	flush := func() {
+		if m := strings.TrimSpace(strings.Join(cur, "\n")); m != "" {
+			msgs = append(msgs, m)
+		}
+		cur = nil
+	}
+	for _, line := range strings.Split(text, "\n") {
+		for _, sev := range severities {
+			if strings.HasPrefix(line, sev) {
+				flush()
+				break
+			}
+		}
+		cur = append(cur, line)
+	}
+	flush()
+	return msgs
 }
 
 // readFiles takes the probe's files: a tar of the configuration files,

@@ -152,12 +152,15 @@ EOF
 fi
 
 answered=
+nl='
+'
 if [ "$pid" != 0 ] && [ -S "$S/.s.PGSQL.$P" ]; then
 	psql=$B/psql
 	[ -x "$psql" ] || psql=psql
 	out="$(PGCONNECT_TIMEOUT=5 runuser -u postgres -- "$psql" -X -q -A -t -p "$P" -h "$S" -d postgres -v ON_ERROR_STOP=1 -v u="$U" 2>&1 <<'SQL'
 WITH l AS (SELECT r.rec, CASE WHEN r.rec THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END AS lsn
   FROM (SELECT pg_is_in_recovery() AS rec) r)
+-- 'version' comes first: the probe tells the answer from warnings by it.
 SELECT json_build_object(
   'version', split_part(current_setting('server_version'), ' ', 1),
   'in_recovery', l.rec,
@@ -208,8 +211,22 @@ SELECT json_build_object(
 SQL
 )"
 	rc=$?
-	if [ $rc -eq 0 ] && [ -n "$out" ]; then
+	# psql's stderr shares the capture: the server's warnings (PostgreSQL
+	# 15 warns at every connection when a database's collation version is
+	# not the system's, after a C library upgrade) come before the answer,
+	# which psql prints last and which begins {"version" (json_build_object
+	# keeps its keys' order). What precedes its last line that begins so is
+	# the warnings; base64 starts only when there are some.
+	w=; ok=
+	if [ $rc -eq 0 ]; then
+		case $out in
+		'{"version"'*) ok=1 ;;
+		*"$nl"'{"version"'*) ok=1; w=${out%"$nl"'{"version"'*}; out='{"version"'${out##*"$nl"'{"version"'} ;;
+		esac
+	fi
+	if [ -n "$ok" ]; then
 		printf ',"server":%s' "$out"; answered=1
+		if [ -n "$w" ]; then printf ',"sql_warnings":"'; printf '%s' "$w" | base64 -w0; printf '"'; fi
 	else
 		printf ',"sql_exit":%s,"sql_error":"' "$rc"; printf '%s' "$out" | base64 -w0; printf '"'
 	fi
