@@ -13,6 +13,7 @@ import (
 	"github.com/pgfleet/pgfleet/internal/pgsql"
 	"github.com/pgfleet/pgfleet/internal/remote"
 	"github.com/pgfleet/pgfleet/inventory"
+	"github.com/pgfleet/pgfleet/view"
 )
 
 // Switchover is the list of steps of `pgfleet switchover`: a planned move
@@ -33,13 +34,22 @@ func Switchover(cluster, to string) []Step {
 // primary is dead, and a replica is promoted in its place. The old primary
 // may be unreachable: Connect expects it. The lock, which lives on the
 // primary, is taken on the new primary instead.
-func Failover(cluster, oldPrimary, to string, force bool) []Step {
+func Failover(cluster, oldPrimary, to string, accept FailoverAccept) []Step {
 	return []Step{
 		Connect{MayBeDown: []string{oldPrimary}},
+		Lock{Members: true},
 		Facts{},
-		Approve{Steps: []Step{Handover{Cluster: cluster, To: to, Failover: true, Force: force}}},
+		Approve{Steps: []Step{Handover{Cluster: cluster, To: to, Failover: true,
+			AcceptOldPrimaryRunning: accept.OldPrimaryRunning, AcceptWALLoss: accept.WALLoss}}},
 		Verify{},
 	}
+}
+
+// FailoverAccept are the two things a person may accept in a failover,
+// each with a flag of its own.
+type FailoverAccept struct {
+	OldPrimaryRunning bool // --accept-old-primary-running
+	WALLoss           bool // --accept-wal-loss
 }
 
 // afterPromotion are the steps that make the members of a cluster follow
@@ -72,10 +82,14 @@ type Handover struct {
 	Cluster  string
 	To       string // the new primary; "" in a failover: the replica that received the most WAL
 	Failover bool
-	// Force, in a failover, promotes although the old primary still runs
-	// as a primary, or the target has received less WAL than another
-	// replica.
-	Force bool
+	// AcceptOldPrimaryRunning, in a failover, promotes although the old
+	// primary may still run as one: it answers as a primary, or its host
+	// answered but could not be read.
+	AcceptOldPrimaryRunning bool
+	// AcceptWALLoss, in a failover, promotes a member that holds less WAL
+	// than another, or without a synchronous standby that may hold
+	// acknowledged commits.
+	AcceptWALLoss bool
 }
 
 func (s Handover) Name() string {
@@ -103,6 +117,10 @@ type HandoverReport struct {
 	TotalSeconds       float64 `json:"total_seconds"`
 	// OldPrimary says, in a failover, what became of the old primary.
 	OldPrimary string `json:"old_primary,omitempty"`
+	// Fenced says, in a failover, that the old primary's host answered and
+	// its server was down, and that its start.conf now says disabled:
+	// nothing starts it until pgfleet up rejoins it.
+	Fenced bool `json:"fenced,omitempty"`
 	// CommitsWait says, in a failover, why commits on the new primary wait
 	// after it: synchronous.count asks for more standbys than run to
 	// confirm them (the old primary among the candidates, gone). ""
@@ -140,6 +158,11 @@ type handoverPlan struct {
 	changes map[*Host][]string
 	// commitsWait is HandoverReport.CommitsWait.
 	commitsWait string
+	// fence says, in a failover, that the old primary's host answers and
+	// its server is down: its start.conf is set to disabled.
+	fence bool
+	// oldState is what a failover found of the old primary.
+	oldState string
 }
 
 func (s Handover) Run(ctx context.Context, r *Run) error {
@@ -164,7 +187,8 @@ func (s Handover) Run(ctx context.Context, r *Run) error {
 	}
 	rep := &HandoverReport{Kind: s.Name(), Cluster: c.Name, From: c.Primary.Name, To: p.target.Name}
 	if s.Failover {
-		rep.OldPrimary, rep.CommitsWait = oldPrimaryState(p.old), p.commitsWait
+		rep.OldPrimary, rep.CommitsWait = p.oldState, p.commitsWait
+		rep.Fenced = p.fence && r.Opts.DryRun // a real run says so once it is
 	}
 	if prev := r.handover(); prev != nil && prev.To != rep.To {
 		err := hintf("run pgfleet failover again to see the new plan",
@@ -366,92 +390,33 @@ func refuseTopology(t *Host, c *inventory.Cluster, what string) *refusal {
 
 func (s Handover) decideFailover(r *Run, p *handoverPlan) (*handoverPlan, *refusal) {
 	c, old := p.cluster, p.old
-	if old != nil && old.Failed() == nil && old.Facts != nil {
-		if f := old.Facts; (f.Server != nil && !f.Server.InRecovery) || (f.Server == nil && f.PostmasterPID > 0 && !f.StandbySignal) {
-			if !s.Force {
-				return nil, &refusal{old, hintf(fmt.Sprintf("if it is alive, this is a switchover: pgfleet switchover INVENTORY --to HOST. If clients cannot reach it, fence it first: stop it (sudo pg_ctlcluster %d main stop) and keep it from starting (sudo systemctl mask postgresql@%d-main), then run failover again. --force promotes a replica anyway, and you will have two primaries", c.Postgres.Version, c.Postgres.Version),
-					"refusing to fail over: %s, the primary, is reachable and %s; promoting a replica now would make two primaries", old.Name, aliveAs(f))}
-			}
-			r.Opts.Logger.Warn("failing over with --force while the old primary runs as a primary: fence it now", "host", old.Name)
-		}
+	fp, err := r.View(c).Failover(view.FailoverOptions{To: s.To, OldPrimaryMayRun: s.AcceptOldPrimaryRunning, AcceptWALLoss: s.AcceptWALLoss})
+	if rf := view.AsRefusal(err); rf != nil {
+		return nil, &refusal{hostOr(r.Host(rf.Member), old), rf.Err}
+	} else if err != nil {
+		return nil, &refusal{old, err}
 	}
-	type candidate struct {
-		h   *Host
-		lsn uint64
-	}
-	var cands []candidate
-	var notes []string
-	var cascaded []*Host
-	for _, m := range c.Replicas {
-		h := r.Host(m.Name)
-		if h == nil || h.Failed() != nil || h.Facts == nil {
-			notes = append(notes, m.Name+" cannot be reached")
-			continue
-		}
-		sv := h.Facts.Server
-		if sv == nil || !sv.InRecovery {
-			notes = append(notes, fmt.Sprintf("%s is not a running standby (%s)", h.Name, serverState(h.Facts)))
-			continue
-		}
-		if h.Cascaded() {
-			// Not promoted: it follows its upstream whatever happens.
-			if s.To != h.Name {
-				notes = append(notes, fmt.Sprintf("%s streams from %s, not from the primary", h.Name, h.Source().Name))
-				cascaded = append(cascaded, h)
-				continue
-			}
-		}
-		lsn, _ := pgsql.ParseLSN(sv.LSN)
-		if recv, err := pgsql.ParseLSN(sv.ReceiveLSN); err == nil && recv > lsn {
-			lsn = recv
-		}
-		cands = append(cands, candidate{h, lsn})
-	}
-	if len(cands) == 0 {
-		first := r.Host(c.Replicas[0].Name)
-		return nil, &refusal{first, hintf("start a replica (pgfleet up --limit HOST may help), then run failover again",
-			"refusing to fail over: no replica of cluster %s runs as a standby to promote (%s)", c.Name, strings.Join(notes, "; "))}
-	}
-	best := cands[0]
-	for _, cd := range cands[1:] {
-		if cd.lsn > best.lsn {
-			best = cd
-		}
-	}
-	chosen := best
-	if s.To != "" {
-		i := slices.IndexFunc(cands, func(cd candidate) bool { return cd.h.Name == s.To })
-		if i < 0 {
-			t := r.Host(s.To)
-			return nil, &refusal{t, hintf("choose another with --to, or leave --to out to take the replica that received the most WAL",
-				"refusing to fail over to %s: it is not a running standby (%s)", s.To, serverState(t.Facts))}
-		}
-		chosen = cands[i]
-		if best.lsn > chosen.lsn {
-			lost := int64(best.lsn - chosen.lsn)
-			if !s.Force {
-				return nil, &refusal{chosen.h, hintf(fmt.Sprintf("fail over to %s (leave --to out), or pass --force to lose them", best.h.Name),
-					"refusing to fail over to %s: %s has received %s (%d bytes) of WAL more, transactions that promoting %s would lose", s.To, best.h.Name, FormatBytes(lost), lost, s.To)}
-			}
-			r.Opts.Logger.Warn("failing over to a replica behind another: its WAL is lost", "to", s.To, "ahead", best.h.Name, "bytes", lost)
-		}
-	}
-	t := chosen.h
-	p.target = t
+	t := r.Host(fp.Target.Name())
+	p.target, p.fence, p.oldState = t, fp.Fence, fp.OldPrimary
 	if ref := refuseTopology(t, c, "fail over"); ref != nil {
 		return nil, ref
 	}
-	for _, cd := range cands {
-		if cd.h != t {
-			p.others = append(p.others, cd.h)
-		}
+	if s.AcceptOldPrimaryRunning && strings.Contains(fp.OldPrimary, "--accept-old-primary-running") {
+		r.Opts.Logger.Warn("failing over although the old primary may still run as a primary: fence it now", "host", old.Name, "found", fp.OldPrimary)
 	}
-	p.others = append(p.others, cascaded...)
+	for _, m := range fp.Follow {
+		p.others = append(p.others, r.Host(m.Name()))
+	}
+	wal := pgsql.FormatLSN(fp.Target.WAL)
 	p.changes[t] = append([]string{
-		fmt.Sprintf("promote it to primary (it has received WAL up to %s, the most of any replica)", pgsql.FormatLSN(chosen.lsn)),
+		fmt.Sprintf("promote it to primary (it holds WAL up to %s, the most of any member)", wal),
 	}, slotChanges(p)...)
-	if chosen != best {
-		p.changes[t][0] = fmt.Sprintf("promote it to primary (WAL up to %s; %s has more, lost with --force)", pgsql.FormatLSN(chosen.lsn), best.h.Name)
+	if fp.Ahead != nil {
+		p.changes[t][0] = fmt.Sprintf("promote it to primary (WAL up to %s; %s holds %s more, lost: --accept-wal-loss)", wal, fp.Ahead.Name(), FormatBytes(fp.LostBytes))
+		r.Opts.Logger.Warn("failing over to a member behind another: its WAL is lost", "to", t.Name, "ahead", fp.Ahead.Name(), "bytes", fp.LostBytes)
+	}
+	for _, n := range fp.Notes {
+		p.changes[t] = append(p.changes[t], "passed over: "+n)
 	}
 	p.othersFollow()
 	if w := commitsWait(c, t, p.others); w != "" {
@@ -460,8 +425,12 @@ func (s Handover) decideFailover(r *Run, p *handoverPlan) (*handoverPlan, *refus
 		r.Opts.Logger.Warn("commits on the new primary will wait for a synchronous standby", "to", t.Name, "why", w)
 	}
 	if old != nil {
-		p.changes[old] = []string{"leave it alone: the inventory lists it as a replica of " + t.Name +
-			"; it must never start as a primary again; pgfleet up rejoins it once it is back"}
+		leave := "leave it alone: the inventory lists it as a replica of " + t.Name +
+			"; it must never start as a primary again; pgfleet up rejoins it once it is back"
+		if p.fence {
+			leave = "fence it: its start.conf says disabled, so that nothing starts it, at boot or by hand, until pgfleet up rejoins it as a replica of " + t.Name
+		}
+		p.changes[old] = []string{leave}
 	}
 	return p, nil
 }
@@ -513,14 +482,6 @@ func slotChanges(p *handoverPlan) []string {
 	return []string{"make replication slots for " + strings.Join(names, ", ")}
 }
 
-// aliveAs says how a primary that a failover finds alive runs.
-func aliveAs(f *State) string {
-	if f.Server != nil {
-		return "runs as a primary"
-	}
-	return "its server runs (it does not answer SQL, and has no standby.signal)"
-}
-
 // notRunning says why a server that does not answer is not running.
 func notRunning(f *State) string {
 	if s := serverState(f); s != "not running" {
@@ -569,19 +530,6 @@ func streamState(row *ReplicationState, sv *Server) string {
 		recv = "its WAL receiver is " + sv.Receiver.Status
 	}
 	return prim + ", " + recv
-}
-
-// oldPrimaryState says what a failover finds of the old primary.
-func oldPrimaryState(old *Host) string {
-	switch {
-	case old == nil:
-		return "not in the run"
-	case old.Conn == nil:
-		return "unreachable"
-	case old.Facts == nil:
-		return "not read"
-	}
-	return serverState(old.Facts)
 }
 
 // switchover stops the old primary, waits until the target has replayed
@@ -661,8 +609,17 @@ func (s Handover) switchover(ctx context.Context, r *Run, p *handoverPlan, rep *
 // recorded on their member and nothing is returned, as in switchover.
 func (s Handover) failover(ctx context.Context, r *Run, p *handoverPlan, rep *HandoverReport) (*Host, error) {
 	t := p.target
-	if err := r.lock(ctx, t, lockOwner()); err != nil {
-		return t, err
+	if !r.holdsLock(t) {
+		if err := r.lock(ctx, t, lockOwner()); err != nil {
+			return t, err
+		}
+	}
+	if p.fence {
+		if err := fence(ctx, p.old, t); err != nil {
+			return p.old, hintf("nothing was promoted. Keep "+p.old.Name+" from starting yourself (echo disabled | sudo tee "+path.Join(p.old.Layout.ConfigDir(), "start.conf")+"), then run failover again with --accept-old-primary-running",
+				"fence the old primary: %w", err)
+		}
+		rep.Fenced = true
 	}
 	if err := promote(ctx, t); err != nil {
 		return t, hintf("look at "+t.Name+"'s server log "+t.Layout.LogFile()+" and at pgfleet status", "%w", err)

@@ -56,6 +56,12 @@ func newHandoverLab(t *testing.T, failover bool) *handoverLab {
 		h.Facts = bareFacts()
 	}
 	streaming(t, r0, caughtUp)
+	if failover {
+		// The primary is dead: its replicas no longer stream from it.
+		for _, name := range []string{"h2", "h3"} {
+			host(t, r0, name).Facts.Server.Receiver = &WALReceiver{Status: "starting"}
+		}
+	}
 	swapped := strings.Replace(src, "main: {primary: h1, replicas: [h2, h3]}", "main: {primary: h2, replicas: [h1, h3]}", 1)
 	r1, err := NewRun(parseInventory(t, swapped), Options{})
 	if err != nil {
@@ -179,7 +185,7 @@ func (l *handoverLab) run(t *testing.T, s Handover) {
 	ctx := context.Background()
 	h1 := host(t, l.r, "h1")
 	if s.Failover {
-		h1.fail(errFake)
+		h1.fail(noAnswer(t))
 		h1.Facts = nil
 	} else if err := l.r.lock(ctx, h1, "test"); err != nil {
 		t.Fatalf("lock h1: %v", err)

@@ -3,8 +3,13 @@ package steps
 import (
 	"context"
 	"errors"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/pgfleet/pgfleet/internal/remote"
+	"github.com/pgfleet/pgfleet/internal/remote/sshtest"
 )
 
 // streaming sets the facts of a cluster built by up, every replica
@@ -124,16 +129,16 @@ func TestSwitchoverRefusals(t *testing.T) {
 // would lose, unless forced.
 func TestFailoverChoosesTheMostAdvanced(t *testing.T) {
 	lsns := map[string]string{"h2": "0/5000000", "h3": "0/5000100"}
-	dead := func(r *Run) { r.Host("h1").fail(errFake); r.Host("h1").Facts = nil }
+	dead := func(r *Run) { primaryDead(t, r) }
 	r, got := handoverRun(t, Handover{Cluster: "main", Failover: true}, lsns, dead)
 	if r.Handover == nil || r.Handover.To != "h3" || got["h3"].Status != Changed {
 		t.Fatalf("chose %+v (%v), want h3", r.Handover, r.Err())
 	}
 	_, got = handoverRun(t, Handover{Cluster: "main", Failover: true, To: "h2"}, lsns, dead)
-	if res := got["h2"]; res.Status != Failed || !strings.Contains(res.Error, "h3 has received 256 B (256 bytes) of WAL more") {
+	if res := got["h2"]; res.Status != Failed || !strings.Contains(res.Error, "h3 holds 256 B (256 bytes) of WAL more") {
 		t.Errorf("--to h2: %s %q, want refused, naming the 256 bytes", res.Status, res.Error)
 	}
-	r, got = handoverRun(t, Handover{Cluster: "main", Failover: true, To: "h2", Force: true}, lsns, dead)
+	r, got = handoverRun(t, Handover{Cluster: "main", Failover: true, To: "h2", AcceptWALLoss: true}, lsns, dead)
 	if r.Handover == nil || r.Handover.To != "h2" || got["h2"].Status != Changed {
 		t.Errorf("--to h2 --force: %+v %v, want h2 promoted", r.Handover, r.Err())
 	}
@@ -144,7 +149,7 @@ func TestFailoverChoosesTheMostAdvanced(t *testing.T) {
 // primary, dead, among its candidates) goes ahead, and its plan and report
 // say that commits will wait, and how to take writes sooner.
 func TestFailoverCommitsWait(t *testing.T) {
-	dead := func(r *Run) { r.Host("h1").fail(errFake); r.Host("h1").Facts = nil }
+	dead := func(r *Run) { primaryDead(t, r) }
 	for _, tc := range []struct {
 		name, sync string
 		change     func(r *Run)
@@ -156,6 +161,8 @@ func TestFailoverCommitsWait(t *testing.T) {
 			"synchronous.count is 2, but only h3 of its standby candidates will stream from h2 (h1: not running or not reached); commits wait until 1 more do"},
 		{"FIRST 1 of the old primary alone", "{count: 1, standbys: [h1, h2]}", dead,
 			"synchronous.count is 1, but none of its standby candidates will stream from h2 (h1: not running or not reached); commits wait until 1 more do"},
+		// Stopped, h3 may hold commits acknowledged to clients: a loss
+		// the person accepts (--accept-wal-loss).
 		{"the other standby is down too", "{count: 1}", func(r *Run) { dead(r); r.Host("h3").Facts.Server = nil },
 			"but none of its standby candidates will stream from h2 (h1, h3: not running or not reached)"},
 	} {
@@ -164,7 +171,7 @@ func TestFailoverCommitsWait(t *testing.T) {
 			if tc.sync != "" {
 				inv = strings.Replace(inv, "replicas: [h2, h3]}", "replicas: [h2, h3], synchronous: "+tc.sync+"}", 1)
 			}
-			r, got := handoverRunOn(t, inv, Handover{Cluster: "main", Failover: true, To: "h2"}, caughtUp, tc.change)
+			r, got := handoverRunOn(t, inv, Handover{Cluster: "main", Failover: true, To: "h2", AcceptWALLoss: tc.name == "the other standby is down too"}, caughtUp, tc.change)
 			if r.Handover == nil || r.Handover.To != "h2" || got["h2"].Status != Changed {
 				t.Fatalf("failover to h2: %+v %v, want it planned", r.Handover, r.Err())
 			}
@@ -186,15 +193,74 @@ func TestFailoverCommitsWait(t *testing.T) {
 }
 
 // TestFailoverRefusesALivePrimary: the old primary answers as a primary:
-// refused (two primaries in the making) unless forced.
+// refused (two primaries in the making) unless the person accepts that
+// it runs; a replica that still streams from it is refused whatever is
+// accepted; so is a primary behind an authentication error, unless
+// accepted.
 func TestFailoverRefusesALivePrimary(t *testing.T) {
 	_, got := handoverRun(t, Handover{Cluster: "main", Failover: true}, caughtUp, nil)
-	if res := got["h1"]; res.Status != Failed || !strings.Contains(res.Error, "runs as a primary") || !strings.Contains(hintOf(res.Err), "pg_ctlcluster 15 main stop") {
+	if res := got["h1"]; res.Status != Failed || !strings.Contains(res.Error, "runs as a primary") || !strings.Contains(hintOf(res.Err), "pg_ctlcluster 15 main stop") ||
+		!strings.Contains(hintOf(res.Err), "--accept-old-primary-running") {
 		t.Errorf("h1: %s %q (hint %q), want refused with how to fence it", res.Status, res.Error, hintOf(res.Err))
 	}
-	r, _ := handoverRun(t, Handover{Cluster: "main", Failover: true, Force: true}, caughtUp, nil)
+	accept := Handover{Cluster: "main", Failover: true, AcceptOldPrimaryRunning: true, AcceptWALLoss: true}
+	_, got = handoverRun(t, accept, caughtUp, nil)
+	if res := got["h2"]; res.Status != Failed || !strings.Contains(res.Error, "h2 still streams from h1, the primary") {
+		t.Errorf("h2 streaming from h1, all accepted: %s %q, want refused", res.Status, res.Error)
+	}
+	notStreaming := func(r *Run) {
+		for _, n := range []string{"h2", "h3"} {
+			r.Host(n).Facts.Server.Receiver = nil
+		}
+	}
+	r, _ := handoverRun(t, Handover{Cluster: "main", Failover: true, AcceptOldPrimaryRunning: true}, caughtUp, notStreaming)
+	if r.Handover == nil || r.Handover.To != "h2" || !strings.Contains(r.Handover.OldPrimary, "runs as a primary (--accept-old-primary-running)") {
+		t.Errorf("--accept-old-primary-running: %+v %v, want h2 (the first of two equal replicas)", r.Handover, r.Err())
+	}
+	authFailed := func(r *Run) {
+		notStreaming(r)
+		h1 := r.Host("h1")
+		h1.fail(&remote.HostError{Host: "h1", Err: remote.ErrAuth})
+		h1.Facts, h1.Conn = nil, nil
+	}
+	_, got = handoverRun(t, Handover{Cluster: "main", Failover: true}, caughtUp, authFailed)
+	if res := got["h1"]; res.Status != Failed || !strings.Contains(res.Error, "answered but could not be read") {
+		t.Errorf("h1 behind an authentication error: %s %q, want refused", res.Status, res.Error)
+	}
+	r, _ = handoverRun(t, Handover{Cluster: "main", Failover: true, AcceptOldPrimaryRunning: true}, caughtUp, authFailed)
 	if r.Handover == nil || r.Handover.To != "h2" {
-		t.Errorf("--force: %+v %v, want h2 (the first of two equal replicas)", r.Handover, r.Err())
+		t.Errorf("h1 behind an authentication error, accepted: %+v %v, want h2", r.Handover, r.Err())
+	}
+}
+
+// TestFailoverFencesAStoppedPrimary: the old primary's host answers and
+// its server is down: the plan fences it, and StartReplicas lifts the
+// fence once it is a standby.
+func TestFailoverFencesAStoppedPrimary(t *testing.T) {
+	stopped := func(r *Run) {
+		primaryDead(t, r)
+		h1 := r.Host("h1")
+		h1.failed = nil
+		h1.Facts = bareFacts()
+		h1.Facts.DataVersion, h1.Facts.Control = 15, &Control{SystemID: "", Timeline: 1, State: "shut down"}
+	}
+	r, got := handoverRun(t, Handover{Cluster: "main", Failover: true}, caughtUp, stopped)
+	if r.Handover == nil || !r.Handover.Fenced || !strings.Contains(strings.Join(got["h1"].Changes, "\n"), "start.conf says disabled") {
+		t.Fatalf("report %+v, h1's plan %q: want h1 fenced", r.Handover, got["h1"].Changes)
+	}
+	h1 := r.Host("h1")
+	h1.Facts.Files["start.conf"] = []byte(fenceMark + "manual\n# managed by pgfleet\ndisabled\n")
+	h1.Facts.StandbySignal = true
+	if was, ok := fencedWas(h1); !ok || was != "manual" {
+		t.Errorf("fencedWas = %q, %v; want manual, true", was, ok)
+	}
+	plan, err := StartReplicas{}.Check(context.Background(), r, h1)
+	if err != nil || plan == nil || !strings.Contains(strings.Join(plan.Changes, "\n"), "lift the fence a failover put on it: its start.conf says manual again") {
+		t.Errorf("StartReplicas on the fenced old primary: %+v, %v", plan, err)
+	}
+	h1.Facts.Files["start.conf"] = []byte("disabled\n")
+	if _, ok := fencedWas(h1); ok {
+		t.Error("a start.conf of disabled that pgfleet did not write is taken for its fence")
 	}
 }
 
@@ -211,6 +277,34 @@ func TestParseControlData(t *testing.T) {
 }
 
 var errFake = errors.New("cannot be reached (test)")
+
+// primaryDead makes h1, the primary, a host that gave no answer at all,
+// and the replicas' WAL receivers no longer streaming from it.
+func primaryDead(t *testing.T, r *Run) {
+	t.Helper()
+	h1 := r.Host("h1")
+	h1.fail(noAnswer(t))
+	h1.Facts = nil
+	for _, h := range r.Hosts {
+		if h != h1 && h.Facts.Server != nil {
+			h.Facts.Server.Receiver = &WALReceiver{Status: "starting"}
+		}
+	}
+}
+
+// noAnswer is what Dial returns for a host that gave no answer at all
+// within the connect timeout: the one failure a failover takes for a dead
+// primary (remote.NoAnswer).
+func noAnswer(t *testing.T) error {
+	t.Helper()
+	_, key := sshtest.NewClientKey(t)
+	_, err := remote.Dial(context.Background(), remote.Config{Name: "h1", Address: "127.0.0.1", Port: 9, User: "admin",
+		IdentityFiles: []string{key}, KnownHostsFile: filepath.Join(t.TempDir(), "known_hosts"), ConnectTimeout: time.Nanosecond})
+	if !remote.NoAnswer(err) {
+		t.Fatalf("Dial with a connect timeout of 1ns: %v, which is no NoAnswer", err)
+	}
+	return err
+}
 
 // TestStandbySlots: a standby drops the inactive slots it kept for the
 // cluster's members from when it was the primary, and only those.

@@ -69,16 +69,34 @@ const (
 // cluster whose primary cannot be reached or locked is left alone: its
 // other hosts are marked skipped and no step touches them. The locks are
 // held until Close. A dry run takes no lock: it changes nothing.
-type Lock struct{}
+//
+// With Members, the lock is taken on every member the run reached, not on
+// the primary alone (a failover: its primary may be gone, and it must not
+// decide inside another run's work on any member, a switchover's stop
+// window or an up restarting the primary). A member that cannot be
+// locked leaves its cluster alone; one that was not reached is passed
+// over.
+type Lock struct {
+	Members bool
+}
 
 func (Lock) Name() string { return "lock" }
 
-func (Lock) Run(ctx context.Context, r *Run) error {
+func (l Lock) Run(ctx context.Context, r *Run) error {
 	if r.Opts.DryRun {
 		return nil
 	}
 	owner := lockOwner()
-	r.Each(r.clusterPrimaries(), func(p *Host) {
+	hosts := r.clusterPrimaries()
+	if l.Members {
+		hosts = nil
+		for _, h := range r.Reached() {
+			if h.Conn != nil && h.Failed() == nil {
+				hosts = append(hosts, h)
+			}
+		}
+	}
+	r.Each(hosts, func(p *Host) {
 		if err := p.Failed(); err != nil {
 			r.leaveCluster(p, fmt.Errorf("not changed: its primary %s cannot be reached, so cluster %s cannot be locked", p.Name, p.Cluster.Name))
 			return
@@ -87,10 +105,22 @@ func (Lock) Run(ctx context.Context, r *Run) error {
 		if err := r.lock(ctx, p, owner, stateArgs(p.Layout, p.PG().Port, p.PG().Replication.User)...); err != nil {
 			err = r.hostError(p, "lock", err)
 			r.record(Result{Step: "lock", Host: p.Name, Status: Failed, Err: err, Duration: time.Since(start)})
-			r.leaveCluster(p, fmt.Errorf("not changed: cluster %s could not be locked on its primary %s", p.Cluster.Name, p.Name))
+			r.leaveCluster(p, fmt.Errorf("not changed: cluster %s could not be locked on %s", p.Cluster.Name, p.Name))
 		}
 	})
 	return nil
+}
+
+// holdsLock says whether the run holds h's cluster's lock on h.
+func (r *Run) holdsLock(h *Host) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, l := range r.locks[h.Cluster.Name] {
+		if l.host == h.Name {
+			return true
+		}
+	}
+	return false
 }
 
 // lockOwner says who holds a lock this run takes, for the message another

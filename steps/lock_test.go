@@ -341,3 +341,37 @@ func TestFactsComeWithTheLock(t *testing.T) {
 		r.Close()
 	}
 }
+
+// TestLockMembers: a failover's lock is taken on every member the run
+// reached, the dead primary passed over; a member whose lock another run
+// holds leaves the cluster alone, every member failed, so that the
+// failover decides nothing inside that run's work.
+func TestLockMembers(t *testing.T) {
+	locked := sshtest.Rules(sshtest.On(`^bash -c .*pgfleet-lock `, sshtest.Reply{Stdout: "locked\n", Hold: true}))
+	held := sshtest.Rules(sshtest.On(`pgfleet-lock`, sshtest.Reply{Exit: 75, NoStdin: true,
+		Stderr: "held by bob@desk (pid 9, since 2026-01-01T00:00:00Z)\n"}))
+
+	r, srvs := scriptedCluster(t, []string{"h2", "h3"}, map[string]sshtest.Handler{"h2": locked, "h3": locked})
+	host(t, r, "h1").fail(errFake) // not connected: the dead primary
+	r.Apply(context.Background(), []Step{Lock{Members: true}})
+	if err := r.Err(); err != nil {
+		t.Fatalf("Lock: %v", err)
+	}
+	for _, name := range []string{"h2", "h3"} {
+		if !r.holdsLock(host(t, r, name)) || len(srvs[name].Commands()) != 1 {
+			t.Errorf("%s: lock held %v, commands %v", name, r.holdsLock(host(t, r, name)), srvs[name].Commands())
+		}
+	}
+	r.Close()
+
+	r, _ = scriptedCluster(t, []string{"h2", "h3"}, map[string]sshtest.Handler{"h2": locked, "h3": held})
+	host(t, r, "h1").fail(errFake)
+	r.Apply(context.Background(), []Step{Lock{Members: true}})
+	if err := failedWith(t, r, "h3", "lock", "cluster main is being changed by another pgfleet run: bob@desk"); err == nil {
+		return
+	}
+	if err := host(t, r, "h2").Failed(); err == nil || !strings.Contains(err.Error(), "cluster main could not be locked on h3") {
+		t.Errorf("h2: Failed() = %v, want the cluster left alone", err)
+	}
+	r.Close()
+}

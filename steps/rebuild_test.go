@@ -93,16 +93,17 @@ func TestApproveFailedPlanStaysADryRun(t *testing.T) {
 
 // Each command's list is the whole pipeline: connect, lock and read the
 // facts before any step that acts on a host, verify after the last. A
-// failover cannot lock on the dead primary: it locks on the new one.
+// failover locks every member it reaches (Lock.Members), its primary
+// being gone.
 func TestCommandsAreWholePipelines(t *testing.T) {
 	is := func(s Step, name string) bool { return s.Name() == name }
-	lists := map[string][]Step{"up": Up(), "rebuild": Rebuild(), "switchover": Switchover("main", "h2"), "failover": Failover("main", "h1", "", false)}
+	lists := map[string][]Step{"up": Up(), "rebuild": Rebuild(), "switchover": Switchover("main", "h2"), "failover": Failover("main", "h1", "", FailoverAccept{})}
 	for name, list := range lists {
 		head := []string{"connect", "lock", "facts"}
-		if name == "failover" {
-			head = []string{"connect", "facts"}
-		}
 		ok := len(list) > len(head) && is(list[len(list)-1], "verify")
+		if l, isLock := list[1].(Lock); isLock && l.Members != (name == "failover") {
+			t.Errorf("%s: Lock.Members is %v", name, l.Members)
+		}
 		for i, want := range head {
 			ok = ok && is(list[i], want)
 		}

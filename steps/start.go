@@ -42,7 +42,18 @@ func (StartReplicas) Check(ctx context.Context, r *Run, h *Host) (*Plan, error) 
 		return nil, hintf("run pgfleet up, which rejoins it as a standby with pg_rewind first",
 			"refusing to start it: its data has been a primary's and was not rejoined as a standby (it has no standby.signal)")
 	}
-	return &Plan{Changes: []string{"start PostgreSQL " + h.Layout.ClusterName() + " as a standby"}, Apply: func(ctx context.Context) error {
+	var changes []string
+	was, fenced := fencedWas(h)
+	if fenced {
+		changes = append(changes, "lift the fence a failover put on it: its start.conf says "+was+" again")
+	}
+	changes = append(changes, "start PostgreSQL "+h.Layout.ClusterName()+" as a standby")
+	return &Plan{Changes: changes, Apply: func(ctx context.Context) error {
+		if fenced {
+			if err := liftFence(ctx, h, was); err != nil {
+				return fmt.Errorf("lift the failover's fence (start.conf): %w", err)
+			}
+		}
 		if err := ctlcluster(ctx, h, "start"); err != nil {
 			return hintf("read the server log: "+h.Layout.LogFile(), "%w", err)
 		}

@@ -24,7 +24,8 @@ type handoverOptions struct {
 	failover         bool
 	to               string
 	cluster          string
-	force            bool
+	accept           steps.FailoverAccept
+	force            bool // gone: it meant two things; refused with what to use instead
 	noWriteInventory bool
 }
 
@@ -69,22 +70,38 @@ var failoverHelp = help{
 	long: `The primary of a cluster is dead: promote a replica in its place.
 
 pgfleet:
-  1. connects to the members of the cluster (the old primary may be
-     unreachable) and refuses while the old primary is reachable and runs as
-     a primary: that is a switchover, or two primaries in the making
-     (--force promotes anyway, once you have fenced it);
-  2. chooses the replica that has received the most WAL, or HOST with --to;
-     a HOST that has received less than another replica is refused, with the
-     bytes that would be lost (--force accepts the loss);
-  3. shows the plan and asks (--yes for scripts; --dry-run shows it and
+  1. connects to the members of the cluster and takes the cluster's lock on
+     every one it reaches: a failover never decides inside another run's
+     work (a switchover, an up restarting the primary);
+  2. judges from what the servers say, not the inventory, and refuses while
+     the old primary may be alive:
+     - it answers as a primary: that is a switchover, or two primaries in
+       the making (fence it first);
+     - its host answered but could not be read (an authentication or host
+       key error, sudo, a broken bastion): it may still run. Only a host
+       that gives no answer at all within the connect timeout counts as
+       dead; --accept-old-primary-running accepts that it may run;
+     - a replica still streams from it: it is alive (no flag overrides
+       this);
+  3. chooses the member that holds the most WAL: running or stopped, direct
+     or cascaded. It promotes a running standby of the primary, and refuses
+     when another member holds more WAL than it (a stopped replica: start
+     it so it replays what it holds; a cascaded one: start its upstream),
+     or when a synchronous standby that may hold commits acknowledged to
+     clients is stopped or unreachable; --accept-wal-loss accepts the loss.
+     With --to HOST, HOST is promoted under the same rules;
+  4. shows the plan and asks (--yes for scripts; --dry-run shows it and
      stops);
-  4. promotes it, takes the cluster's lock there, makes its replication
-     slots, points the other replicas at it, verifies that they stream;
-  5. rewrites the inventory as switchover does: the old primary becomes a
-     replica of the new one.
-The old primary is left alone. It must never start as a primary again:
-keep it stopped or fenced. Once it is back, pgfleet up rejoins it as a
-replica (with pg_rewind), its diverged data kept aside.
+  5. fences the old primary when its host answers and its server is down:
+     its start.conf says disabled, so that nothing starts it, at boot or by
+     hand, until pgfleet up rejoins it (and puts the word back);
+  6. promotes the new primary, rewrites clusters.NAME.primary and replicas
+     in the inventory file at once (the old primary becomes a replica of
+     the new one), makes its replication slots, points the other replicas
+     at it, and verifies that they stream.
+Once the old primary is back, pgfleet up rejoins it as a replica (with
+pg_rewind), its diverged data kept aside. pgfleet never fails over by
+itself: a person or a scheduler runs this command.
 
 With asynchronous replication, transactions the old primary committed but
 no replica received are lost by a failover. With synchronous standbys
@@ -119,7 +136,12 @@ func newFailoverCommand(g *globalOptions) *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&o.to, "to", "", "the replica to promote (default: the one that received the most WAL)")
 	f.StringVar(&o.cluster, "cluster", "", "the cluster whose primary died (needed when the inventory has several and --to is not given)")
-	f.BoolVar(&o.force, "force", false, "promote although the old primary still runs as one, or HOST is behind another replica")
+	f.BoolVar(&o.accept.OldPrimaryRunning, "accept-old-primary-running", false,
+		"promote although the old primary may still run as a primary: it answers as one, or its host answered but could not be read")
+	f.BoolVar(&o.accept.WALLoss, "accept-wal-loss", false,
+		"promote although another member holds more WAL, or a synchronous standby that may hold acknowledged commits is down")
+	f.BoolVar(&o.force, "force", false, "")
+	_ = f.MarkHidden("force")
 	return cmd
 }
 
@@ -172,6 +194,10 @@ func runHandover(ctx context.Context, g *globalOptions, o *handoverOptions, path
 	if len(g.limit) > 0 {
 		return usageError{errors.New("switchover and failover work on one whole cluster: they take no --limit")}
 	}
+	if o.force {
+		return usageError{errors.New("failover takes no --force: say what you accept. --accept-old-primary-running promotes although the old primary may still run; " +
+			"--accept-wal-loss promotes although another member holds more WAL; --yes only skips the question")}
+	}
 	src, err := os.ReadFile(path)
 	if err != nil {
 		return usageError{err}
@@ -210,7 +236,7 @@ func runHandover(ctx context.Context, g *globalOptions, o *handoverOptions, path
 	defer r.Close()
 	list := steps.Switchover(c.Name, o.to)
 	if o.failover {
-		list = steps.Failover(c.Name, oldPrimary, o.to, o.force)
+		list = steps.Failover(c.Name, oldPrimary, o.to, o.accept)
 	}
 	err = r.Apply(ctx, list)
 	if errors.Is(err, steps.ErrNotApproved) {
@@ -369,9 +395,15 @@ func printHandover(w io.Writer, rep *steps.HandoverReport, change *inventoryChan
 	default:
 		fmt.Fprintf(w, "Cluster %s: %s is the primary now, instead of %s. The %s took %.1f s.\n", rep.Cluster, rep.To, rep.From, rep.Kind, rep.TotalSeconds)
 	}
-	if failover && rep.Promoted {
+	switch {
+	case failover && rep.Promoted && rep.Fenced:
+		fmt.Fprintf(w, "%s, the old primary (%s), is a replica in the inventory now, and fenced: its start.conf says disabled,\n"+
+			"so nothing starts it, at boot or by hand. pgfleet up rejoins it (with pg_rewind, its diverged data kept aside) and lifts the fence.\n", rep.From, rep.OldPrimary)
+	case failover && rep.Promoted:
 		fmt.Fprintf(w, "%s, the old primary (%s), is a replica in the inventory now. It must never start as a primary again:\n"+
 			"keep it stopped or fenced; once it is back, pgfleet up rejoins it (with pg_rewind, its diverged data kept aside).\n", rep.From, rep.OldPrimary)
+	case failover && rep.Fenced:
+		fmt.Fprintf(w, "%s, the old primary (%s), would be fenced: its start.conf would say disabled until pgfleet up rejoins it.\n", rep.From, rep.OldPrimary)
 	}
 	if rep.CommitsWait != "" {
 		will := "wait"

@@ -284,10 +284,32 @@ func TestSwitchover(t *testing.T) {
 
 		// The primary answers as a primary: a failover would make two.
 		r := pgfleet(t, "failover", inv, "--yes")
-		if r.Code != 1 || !strings.Contains(r.Stderr, "--force") || !strings.Contains(r.Stderr, "h1") {
-			t.Errorf("failover with the primary alive: exit %d, want 1 naming h1 and --force; stderr:\n%s", r.Code, r.Stderr)
+		if r.Code != 1 || !strings.Contains(r.Stderr, "--accept-old-primary-running") || !strings.Contains(r.Stderr, "h1") {
+			t.Errorf("failover with the primary alive: exit %d, want 1 naming h1 and --accept-old-primary-running; stderr:\n%s", r.Code, r.Stderr)
 		}
 		unchanged(t, l, inv, before, "h1")
+
+		// The primary runs, and pgfleet cannot log in to it: unknown is
+		// not dead. Refused, the login error named; and with
+		// --accept-old-primary-running, refused all the same while its
+		// replicas stream from it.
+		keys := "/home/" + lab.User + "/.ssh/authorized_keys"
+		stExec(t, l, "h1", "mv", keys, keys+".off")
+		r = pgfleet(t, "failover", inv, "--yes", "--connect-timeout", "5s")
+		if r.Code != 1 || !strings.Contains(r.Stderr, "h1, the primary, answered but could not be read") || !strings.Contains(r.Stderr, "unable to authenticate") {
+			t.Errorf("failover with the primary's login failing: exit %d, want 1 naming the login error; stderr:\n%s", r.Code, r.Stderr)
+		}
+		r = pgfleet(t, "failover", inv, "--yes", "--connect-timeout", "5s", "--accept-old-primary-running")
+		if r.Code != 1 || !strings.Contains(r.Stderr, "still streams from h1, the primary") {
+			t.Errorf("failover --accept-old-primary-running with replicas streaming from h1: exit %d, want 1; stderr:\n%s", r.Code, r.Stderr)
+		}
+		stExec(t, l, "h1", "mv", keys+".off", keys)
+		unchanged(t, l, inv, before, "h1")
+		for _, h := range []string{"h2", "h3"} {
+			if got := psqlOn(t, l, h, "SELECT pg_is_in_recovery()"); got != "t" {
+				t.Errorf("%s after the refused failovers: pg_is_in_recovery() = %s", h, got)
+			}
+		}
 
 		// A replica that does not stream cannot take over without loss.
 		stExec(t, l, "h3", "pg_ctlcluster", v, "main", "stop", "-m", "fast")
@@ -438,8 +460,8 @@ func TestFailover(t *testing.T) {
 	before := string(readFile(t, inv))
 	t.Run("a target behind another replica is refused, a dry run changes nothing", func(t *testing.T) {
 		r := pgfleet(t, append([]string{"failover", inv, "--to", "h3", "--yes"}, dead...)...)
-		if r.Code != 1 || !strings.Contains(r.Stderr, "bytes") || !strings.Contains(r.Stderr, "h2") || !strings.Contains(r.Stderr, "--force") {
-			t.Errorf("failover --to h3 behind h2: exit %d, want 1 saying how many bytes it is behind h2 and naming --force; stderr:\n%s", r.Code, r.Stderr)
+		if r.Code != 1 || !strings.Contains(r.Stderr, "bytes") || !strings.Contains(r.Stderr, "h2") || !strings.Contains(r.Stderr, "--accept-wal-loss") {
+			t.Errorf("failover --to h3 behind h2: exit %d, want 1 saying how many bytes it is behind h2 and naming --accept-wal-loss; stderr:\n%s", r.Code, r.Stderr)
 		}
 		if r := pgfleet(t, append([]string{"failover", inv, "--dry-run"}, dead...)...); r.Code != 0 || !strings.Contains(r.Stdout, "h2 would become the primary") {
 			t.Errorf("failover --dry-run: exit %d, want 0 and h2 chosen; stdout:\n%s", r.Code, r.Stdout)
