@@ -164,7 +164,7 @@ func (r *Run) tlsMaterial(h *Host, now time.Time) (*tlsFiles, error) {
 	if why == "" {
 		m.cert, m.key = cert, key
 	} else {
-		if cert, key, err = issue(h.Name, names, now, r.certValidity()); err != nil {
+		if cert, key, err = issue(h.Name, names, now, pki.CertValidity); err != nil {
 			return nil, fmt.Errorf("issue a certificate for %s: %w", h.Name, err)
 		}
 		m.cert, m.key = cert, key
@@ -186,17 +186,6 @@ func (r *Run) tlsMaterial(h *Host, now time.Time) (*tlsFiles, error) {
 		return nil
 	}
 	return m, nil
-}
-
-// CertValidity, when set, is how long the certificates this process
-// issues are valid: for tests that need one about to expire.
-var CertValidity time.Duration
-
-func (r *Run) certValidity() time.Duration {
-	if CertValidity > 0 {
-		return CertValidity
-	}
-	return pki.CertValidity
 }
 
 // TLSNames are the names h's certificate must hold: its replication
