@@ -76,6 +76,13 @@ func (Rejoin) Check(ctx context.Context, r *Run, h *Host) (*Plan, error) {
 	if !ok || err != nil {
 		return nil, err
 	}
+	// pg_rewind takes a standby for a source as readily as a primary: the
+	// source must be a primary the servers confirm. (StartPrimary, before
+	// Rejoin, starts a stopped one; a dry run plans that start.)
+	if sv := p.Facts.Server; sv != nil && sv.InRecovery || sv == nil && !r.Opts.DryRun {
+		return nil, hintf("look at pgfleet status: the member that runs as the primary is the source of a rewind; see docs/runbooks/inventory-disagrees.md",
+			"refusing to rejoin it: %s, its primary in the inventory, is %s, not a running primary, and pg_rewind would take it for its source", p.Name, serverState(p.Facts))
+	}
 	var changes []string
 	if !cleanShutdown(h.Facts.Control) {
 		changes = append(changes, "finish its crash recovery in single-user mode (it was not shut down cleanly), which pg_rewind needs")

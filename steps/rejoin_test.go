@@ -285,3 +285,40 @@ func TestRejoinFailsOverToClone(t *testing.T) {
 		}
 	}
 }
+
+// TestRejoinNeedsARunningPrimary: the source of a rewind is a primary the
+// servers confirm: a declared primary that runs as a standby, or that does
+// not run once StartPrimary has had its turn, is refused.
+func TestRejoinNeedsARunningPrimary(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		dry    bool
+		server *Server
+		err    string
+	}{
+		{"a running primary", false, &Server{SystemID: "7001", Timeline: 2}, ""},
+		{"a standby", false, &Server{SystemID: "7001", Timeline: 2, InRecovery: true}, "h1, its primary in the inventory, is running as a standby, not a running primary"},
+		{"a standby, in a dry run", true, &Server{SystemID: "7001", Timeline: 2, InRecovery: true}, "is running as a standby"},
+		{"not running", false, nil, "h1, its primary in the inventory, is not running"},
+		{"not running yet, in a dry run", true, nil, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv(passwordEnv, "pw")
+			r := newTestRun(t, testInventory, Options{DryRun: tc.dry})
+			h, p := host(t, r, "h2"), host(t, r, "h1")
+			p.Facts.Server = tc.server
+			p.Facts.DataVersion, p.Facts.Control = 15, &Control{SystemID: "7001", Timeline: 2, State: "shut down"}
+			formerPrimary(h, "shut down")
+			plan, err := Rejoin{}.Check(context.Background(), r, h)
+			if tc.err == "" {
+				if err != nil || plan == nil {
+					t.Errorf("plan %v, err %v; want a rejoin", plan, err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.err) || hintOf(err) == "" {
+				t.Errorf("err %v, want %q with a hint", err, tc.err)
+			}
+		})
+	}
+}
