@@ -168,7 +168,7 @@ func (c *Cluster) oldPrimaryGone(o FailoverOptions, p *FailoverPlan) error {
 	case d.Role == Standby || d.Role == Unanswering:
 		p.OldPrimary = d.Role.describe()
 	default:
-		p.OldPrimary, p.Fence = d.Role.describe()+": fenced", true
+		p.OldPrimary, p.Fence = d.Role.describe(), true
 	}
 	for _, m := range c.Members[1:] {
 		if m.Receiving && m.Host.Source() == c.Inventory.Primary {

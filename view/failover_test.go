@@ -65,7 +65,7 @@ func TestFailover(t *testing.T) {
 			FailoverOptions{OldPrimaryMayRun: true, AcceptWALLoss: true}, "", "h2", "h2 still streams from h1", "switchover", false},
 		{"the primary's host answers, its server is down: fenced", testInventory,
 			map[string]Input{"h1": stopped(1, false), "h2": standby(1, "0/5000000", "0/5000000", ""), "h3": standby(1, "0/5000000", "0/5000000", "")},
-			FailoverOptions{}, "h2", "", "is stopped: fenced", "", true},
+			FailoverOptions{}, "h2", "", "is stopped", "", true},
 		{"a stopped replica holds the most WAL", testInventory,
 			map[string]Input{"h1": unreachable, "h2": standby(1, "0/5000000", "0/5000000", ""), "h3": stoppedAt("00000007", false)},
 			FailoverOptions{}, "", "h2", "h3 holds 32.0 MB (33554432 bytes) of WAL more (on disk 0/7000000)", "start h3 (sudo pg_ctlcluster 15 main start on it)", false},

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pgfleet/pgfleet/internal/lab"
 )
 
 // TestFailoverFences: the primary's server dies while its host stays up.
@@ -31,12 +33,15 @@ func TestFailoverFences(t *testing.T) {
 	if r.Code != 0 || !strings.Contains(r.Stdout, "would be fenced") {
 		t.Errorf("failover --dry-run: exit %d, want 0 and h1 would be fenced; stdout:\n%s", r.Code, r.Stdout)
 	}
-	if conf := stExec(t, l, "h1", "cat", "/etc/postgresql/15/main/start.conf"); strings.Contains(conf, "disabled") {
-		t.Errorf("a dry run fenced h1: start.conf\n%s", conf)
+	if word := startConf(t, l, "h1"); word != "auto" {
+		t.Errorf("a dry run fenced h1: its start.conf says %q", word)
 	}
 
 	rep := parseHandover(t, pgfleet(t, "failover", inv, "--yes", "--output", "json"), "failover", "h1", "h2", false).Handover
-	if !rep.Fenced || rep.OldPrimary != "is stopped: fenced" {
+	if word := startConf(t, l, "h1"); word != "disabled" {
+		t.Errorf("h1's start.conf says %q after the failover, want disabled", word)
+	}
+	if !rep.Fenced || rep.OldPrimary != "is stopped" {
 		t.Errorf("the report says fenced %v, old_primary %q; want h1 fenced", rep.Fenced, rep.OldPrimary)
 	}
 	rewritten(t, l, inv, before, "h2")
@@ -54,9 +59,15 @@ func TestFailoverFences(t *testing.T) {
 	if got := psqlOn(t, l, "h1", "SELECT pg_is_in_recovery()"); got != "t" {
 		t.Errorf("h1 after up: pg_is_in_recovery() = %s", got)
 	}
-	if conf := stExec(t, l, "h1", "cat", "/etc/postgresql/15/main/start.conf"); strings.Contains(conf, "disabled") || !strings.Contains(conf, "auto") {
-		t.Errorf("h1's start.conf after up:\n%s\nwant auto again", conf)
+	if word := startConf(t, l, "h1"); word != "auto" {
+		t.Errorf("h1's start.conf says %q after up, want auto again", word)
 	}
 	streamsFrom(t, l, "h2", "h1", "h3")
 	converged(t, inv)
+}
+
+// startConf is the word of a lab host's start.conf, its comments left out.
+func startConf(t *testing.T, l *lab.Lab, host string) string {
+	t.Helper()
+	return stExec(t, l, host, "sh", "-c", `sed 's/#.*//' /etc/postgresql/15/main/start.conf | tr -d '[:space:]'`)
 }
