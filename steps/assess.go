@@ -65,9 +65,9 @@ func (r *Run) members(c *inventory.Cluster) []*Host {
 }
 
 // View is cluster c as the servers show it, from what the run read of
-// each member: a member not connected is NoAnswer when its host gave no
-// answer at all (remote.NoAnswer), Unknown otherwise; one outside the
-// run is Absent.
+// each member: a member not read is NoAnswer when its host gave no answer
+// at all (remote.NoAnswer), Unknown otherwise; one outside the run is
+// Absent. Steps that fail hosts before it (the lock) leave those not read.
 func (r *Run) View(c *inventory.Cluster) *view.Cluster {
 	in := map[string]view.Input{}
 	for _, h := range r.members(c) {
@@ -76,10 +76,11 @@ func (r *Run) View(c *inventory.Cluster) *view.Cluster {
 	return view.Of(c, in)
 }
 
-// reach is what the run has of h, for the view.
+// reach is what the run has of h, for the view: a host that failed since
+// its facts were read (its state could not be read again) is not read.
 func reach(h *Host) view.Input {
 	switch err := h.Failed(); {
-	case h.Facts != nil:
+	case err == nil && h.Facts != nil:
 		return view.Input{Reach: view.Read, State: h.Facts}
 	case h.Conn == nil && remote.NoAnswer(err):
 		return view.Input{Reach: view.NoAnswer, Err: err}

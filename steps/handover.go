@@ -180,6 +180,9 @@ func (s Handover) Run(ctx context.Context, r *Run) error {
 			}
 		})
 	}
+	if h := r.lockFailed(c); h != nil {
+		return nil // its lock's result says why; nothing is decided outside the lock
+	}
 	p, ref := s.decide(r, c)
 	if ref != nil {
 		r.record(Result{Step: s.Name(), Host: ref.host.Name, Status: Failed, Err: r.hostError(ref.host, s.Name(), ref.err)})

@@ -14,6 +14,7 @@ import (
 
 	"github.com/pgfleet/pgfleet/internal/pgsql"
 	"github.com/pgfleet/pgfleet/internal/remote"
+	"github.com/pgfleet/pgfleet/inventory"
 )
 
 // lockScript takes an exclusive lock for the cluster on its primary and
@@ -108,6 +109,19 @@ func (l Lock) Run(ctx context.Context, r *Run) error {
 			r.leaveCluster(p, fmt.Errorf("not changed: cluster %s could not be locked on %s", p.Cluster.Name, p.Name))
 		}
 	})
+	return nil
+}
+
+// lockFailed returns the member of cluster c whose lock the run could
+// not take, nil when none: a run decides nothing of a cluster it could not
+// lock.
+func (r *Run) lockFailed(c *inventory.Cluster) *Host {
+	for _, h := range r.members(c) {
+		var he *HostError
+		if errors.As(h.Failed(), &he) && he.Step == "lock" {
+			return h
+		}
+	}
 	return nil
 }
 

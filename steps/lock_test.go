@@ -373,5 +373,11 @@ func TestLockMembers(t *testing.T) {
 	if err := host(t, r, "h2").Failed(); err == nil || !strings.Contains(err.Error(), "cluster main could not be locked on h3") {
 		t.Errorf("h2: Failed() = %v, want the cluster left alone", err)
 	}
+	// The failover decides nothing: the lock's result says why.
+	n := len(r.Results())
+	r.Apply(context.Background(), []Step{Handover{Cluster: "main", Failover: true}})
+	if r.Handover != nil || len(r.Results()) != n {
+		t.Errorf("a failover decided outside the lock: %+v, results %v", r.Handover, r.Results()[n:])
+	}
 	r.Close()
 }
