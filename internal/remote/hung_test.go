@@ -47,4 +47,7 @@ func TestDialHungHostFailsWithinConnectTimeout(t *testing.T) {
 	}
 	mustBeHostError(t, err, "db9")
 	mustContain(t, err.Error(), "ssh handshake with ", "does not answer")
+	if NoAnswer(err) {
+		t.Error("NoAnswer of a handshake that hung is true: the host answered TCP, and may run its server")
+	}
 }

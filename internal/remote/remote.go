@@ -438,21 +438,32 @@ func NoAnswer(err error) bool {
 		return false
 	}
 	err = ce.err
-	if errors.Is(err, syscall.EHOSTUNREACH) || errors.Is(err, syscall.ENETUNREACH) || errors.Is(err, syscall.ETIMEDOUT) ||
-		errors.Is(err, context.DeadlineExceeded) {
-		return true
-	}
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
+	if timedOut(err) || errors.Is(err, syscall.EHOSTUNREACH) || errors.Is(err, syscall.ENETUNREACH) {
 		return true
 	}
 	// Through a bastion: the bastion tried, and the host did not answer.
-	var oce *ssh.OpenChannelError
-	if errors.As(err, &oce) && oce.Reason == ssh.ConnectionFailed {
+	if oce := bastionFailed(err); oce != nil {
 		m := strings.ToLower(oce.Message)
 		return strings.Contains(m, "no route") || strings.Contains(m, "timed out") || strings.Contains(m, "unreachable")
 	}
 	return false
+}
+
+// timedOut says err is a network wait that ran out: a deadline, or a
+// connection that timed out.
+func timedOut(err error) bool {
+	var ne net.Error
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, syscall.ETIMEDOUT) || errors.As(err, &ne) && ne.Timeout()
+}
+
+// bastionFailed is the bastion's answer when it could not open the
+// connection to the host, nil otherwise.
+func bastionFailed(err error) *ssh.OpenChannelError {
+	var oce *ssh.OpenChannelError
+	if errors.As(err, &oce) && oce.Reason == ssh.ConnectionFailed {
+		return oce
+	}
+	return nil
 }
 
 // isTransient tells network errors worth another try: refused, reset,
@@ -464,19 +475,13 @@ func isTransient(err error) bool {
 	if errors.Is(err, context.Canceled) {
 		return false
 	}
-	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, syscall.ECONNREFUSED) ||
-		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNABORTED) ||
-		errors.Is(err, syscall.ETIMEDOUT) || errors.Is(err, syscall.EPIPE) ||
+	if timedOut(err) || errors.Is(err, syscall.ECONNREFUSED) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNABORTED) || errors.Is(err, syscall.EPIPE) ||
 		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) {
 		return true
 	}
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
-		return true
-	}
 	// The bastion could not reach the target (refused or unreachable yet).
-	var oce *ssh.OpenChannelError
-	if errors.As(err, &oce) && oce.Reason == ssh.ConnectionFailed {
+	if bastionFailed(err) != nil {
 		return true
 	}
 	return false
