@@ -69,7 +69,11 @@ func runCheck(ctx context.Context, g *globalOptions, o *checkOptions, path strin
 	if err := positiveConnectTimeout(o.connectTimeout); err != nil {
 		return err
 	}
-	r, err := g.readRun(path, o.connectTimeout, true)
+	// up's dry run, on the hosts up would reach: with --limit, the
+	// primaries and upstreams of the hosts named too.
+	opts := g.runOptions(o.connectTimeout)
+	opts.Progress, opts.DryRun, opts.WithPrimaries = nil, true, true
+	r, err := newRun(path, opts, true)
 	if err != nil {
 		return err
 	}
