@@ -637,8 +637,11 @@ func (c *checker) replica(ctx context.Context, r *steps.Run, results []steps.Res
 		c.add(h.Name, CheckPrimaryPort, CheckWarn, sourceName(h.Source().IsPrimary(), h.Source().Name)+" is not part of this run; port not checked", "")
 		return
 	}
-	c.primaryPort(ctx, h, p)
-	c.login(ctx, r, results, h, p)
+	if c.primaryPort(ctx, h, p) == CheckFail {
+		c.add(h.Name, CheckLogin, CheckWarn, "not checked: "+steps.HostPort(p.ReplicationAddress, p.PG().Port)+" does not answer from "+h.Name+" (see primary port)", "")
+	} else {
+		c.login(ctx, r, results, h, p)
+	}
 	c.disk(h, p)
 }
 
@@ -706,20 +709,23 @@ func status(results []steps.Result, host, step string) steps.Status {
 	return st
 }
 
-func (c *checker) primaryPort(ctx context.Context, h, p *steps.Host) {
+// primaryPort reports whether p's port answers from h, and returns the
+// check's status.
+func (c *checker) primaryPort(ctx context.Context, h, p *steps.Host) string {
 	addr, port := p.ReplicationAddress, p.PG().Port
 	target := steps.HostPort(addr, port)
 	if p.Facts == nil {
 		c.add(h.Name, CheckPrimaryPort, CheckWarn, sourceName(p.Primary(), p.Name)+" could not be checked; "+target+" not checked", "")
-		return
+		return CheckWarn
 	}
 	res, err := h.Conn.Run(ctx, remote.Cmd{Args: []string{"sh", "-c", portProbe, "pgfleet-port", addr, strconv.Itoa(port), h.Layout.BinDir()}})
 	if err != nil {
 		c.add(h.Name, CheckPrimaryPort, CheckFail, "probe "+target+": "+steps.Cause(err), "")
-		return
+		return CheckFail
 	}
 	status, detail, hint := judgePrimaryPort(string(res.Stdout), h, p)
 	c.add(h.Name, CheckPrimaryPort, status, detail, hint)
+	return status
 }
 
 // sourceName names the host a replica streams from: "the primary db1",
