@@ -1,8 +1,12 @@
 // Package preflight is pgfleet check: it tells, changing nothing, whether
-// pgfleet up can succeed on every host of a run. The judgements about a
-// host's data, its disk and its connection come from the steps package, so
-// that check and up never disagree; what only a preflight does (a
-// replica's view of its primary's port, the hosts' clocks) lives here.
+// pgfleet up can succeed on every host of a run. It runs up's own steps
+// (steps.Up) as a dry run, and every refusal of theirs is a failed check:
+// a rule lives in its step, never restated here, so that check and up
+// never disagree. What only a preflight does lives here: a replica's view
+// of its upstream's port, the replication login from each replica, the
+// room for a clone, the hosts' clocks; and what the hosts' facts say that
+// no step refuses (an untested OS, a second PostgreSQL version, old data
+// moved aside, an expiring certificate, a permissive hba line).
 //
 // It imports steps, inventory and pgfleet's internal remote, pki and hint packages; only
 // cmd imports it. A hint comes from the error it is about (hint.Of), never
@@ -52,9 +56,27 @@ const (
 	CheckClock       = "clock"
 	CheckTLS         = "tls"
 	CheckSynchronous = "synchronous"
+	CheckLogin       = "replication login"
+	CheckUp          = "up"
 )
 
-var checkOrder = []string{CheckSSH, CheckSudo, CheckOS, CheckPostgreSQL, CheckPrimary, CheckDataDir, CheckSystemd, CheckAside, CheckPassword, CheckHBA, CheckPrimaryPort, CheckDisk, CheckClock, CheckTLS, CheckSynchronous}
+// stepChecks names the check under which a refusal of one of up's steps
+// is reported, where a check of that name said it before up's steps ran
+// in check; any other step's refusal is reported under the step's name
+// (configure, restart, role, ...).
+var stepChecks = map[string]string{
+	"assess":  CheckPrimary,
+	"install": CheckPostgreSQL,
+	"cluster": CheckDataDir,
+	"rejoin":  CheckDataDir,
+	"clone":   CheckDataDir,
+	"tls":     CheckTLS,
+	"pgpass":  CheckPassword,
+}
+
+var checkOrder = []string{CheckSSH, CheckSudo, CheckOS, CheckPostgreSQL, CheckPrimary, CheckDataDir, CheckSystemd, CheckAside, CheckPassword, CheckHBA,
+	"lock", "configure", "restart", "start", "role", "slots", "follow", "boot", "verify", CheckUp,
+	CheckPrimaryPort, CheckLogin, CheckDisk, CheckClock, CheckTLS, CheckSynchronous}
 
 // Clock skew limits between hosts.
 const (
@@ -69,6 +91,9 @@ type Result struct {
 	Status string `json:"status"` // pass, warn or fail
 	Detail string `json:"detail"`
 	Hint   string `json:"hint"`
+	// Step is the step of up whose refusal the check is, "" for a check
+	// of check's own.
+	Step string `json:"step,omitempty"`
 	// Err is the error behind a failed check, if one is: cmd adds to the
 	// hint what a flag of its would do about it.
 	Err error `json:"-"`
@@ -126,22 +151,29 @@ func (c *checker) pass(h *steps.Host, check, format string, args ...any) {
 	c.add(h.Name, check, CheckPass, fmt.Sprintf(format, args...), "")
 }
 
-// Preflight is pgfleet check: it tells whether up can succeed on every
-// host of the run, changing nothing. It connects to each host and reads its
-// facts, then checks from each replica that its primary's port answers,
-// compares its free disk with the primary's size, and compares the hosts'
-// clocks.
+// Run is pgfleet check: it tells whether up can succeed on every host of
+// the run, changing nothing. It runs up's steps as a dry run (it sets
+// Options.DryRun): connect, facts, assess and every step's check, each
+// refusal a failed check; a dry run takes no lock, so that check neither
+// waits for a running up nor stops one. Then it checks from each replica
+// that its upstream's port answers and that the replication login works,
+// compares its free disk with the upstream's size, and compares the
+// hosts' clocks.
 func Run(ctx context.Context, r *steps.Run) *Report {
+	r.Opts.DryRun = true
 	c := &checker{}
-	r.Each(r.Hosts, func(h *steps.Host) {
-		err := r.ConnectHost(ctx, h)
-		c.connection(h, err)
+	// A RunStep returns an error only when ctx ends, which cmd reports.
+	_ = r.Apply(ctx, steps.Up())
+	results := r.Results()
+	for _, h := range r.Reached() {
+		c.connection(h, connectErr(results, h))
 		if h.Facts != nil {
 			c.hostFacts(h)
 			c.movedAside(ctx, h)
 			c.tls(h)
 		}
-	})
+	}
+	c.steps(r, results)
 	c.primaries(r)
 	for _, h := range r.Replicas() {
 		if h.Facts != nil {
@@ -156,15 +188,79 @@ func Run(ctx context.Context, r *steps.Run) *Report {
 		}
 	}
 	var wg sync.WaitGroup
-	wg.Go(func() { r.Each(r.Replicas(), func(h *steps.Host) { c.replica(ctx, r, h) }) })
+	wg.Go(func() { r.Each(r.Replicas(), func(h *steps.Host) { c.replica(ctx, r, results, h) }) })
 	wg.Go(func() { c.clocks(ctx, r) })
 	wg.Wait()
 	return c.report(r)
 }
 
-// primaries reports, on each cluster's declared primary, whether the
-// servers agree that it is the primary: the judgement up's Assess step
-// refuses a cluster on.
+// connectErr is the error with which up's dry run failed to connect to h
+// or to read its facts, nil if it did not.
+func connectErr(results []steps.Result, h *steps.Host) error {
+	for _, res := range results {
+		if res.Host == h.Name && res.Step == "connect" && res.Status == steps.Failed {
+			return res.Err
+		}
+	}
+	return nil
+}
+
+// steps reports what up's dry run found on each host: every refusal of a
+// step as a failed check (stepChecks names it), and, on a host with none,
+// which steps would change it, and which it would not get to because the
+// host they need (its primary or upstream) fails.
+func (c *checker) steps(r *steps.Run, results []steps.Result) {
+	for _, res := range results {
+		if res.Status != steps.Failed || res.Step == "connect" {
+			continue // connection reports the connection
+		}
+		name := res.Step
+		if n, ok := stepChecks[res.Step]; ok {
+			name = n
+		}
+		c.mu.Lock()
+		c.results = append(c.results, Result{Host: res.Host, Check: name, Status: CheckFail, Detail: steps.Cause(res.Err),
+			Hint: hint.Of(res.Err), Step: res.Step, Err: res.Err})
+		c.mu.Unlock()
+	}
+	for _, h := range r.Hosts {
+		if h.Facts == nil || h.Failed() != nil {
+			continue
+		}
+		var changed, skipped []string
+		for _, res := range results {
+			if res.Host != h.Name {
+				continue
+			}
+			switch {
+			case res.Status == steps.Changed && !slices.Contains(changed, res.Step):
+				changed = append(changed, res.Step)
+			case res.Status == steps.Skipped && !slices.Contains(skipped, res.Step):
+				skipped = append(skipped, res.Step)
+			}
+		}
+		switch {
+		case len(skipped) > 0:
+			c.add(h.Name, CheckUp, CheckWarn, fmt.Sprintf("up would not get to %s on %s: the host it streams from fails", strings.Join(skipped, ", "), h.Name),
+				"fix the failures of its primary or upstream, then run check again")
+		case len(changed) > 0:
+			c.pass(h, CheckUp, "up would change it in %s: %s (pgfleet up --dry-run shows each change)", plural(len(changed), "step"), strings.Join(changed, ", "))
+		default:
+			c.pass(h, CheckUp, "up would change nothing")
+		}
+	}
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return strconv.Itoa(n) + " " + what + "s"
+}
+
+// primaries reports, on each cluster's declared primary, who the servers
+// say the primary is; where they contradict the inventory, the Assess
+// step's refusal is the check.
 func (c *checker) primaries(r *steps.Run) {
 	for _, cl := range r.Clusters() {
 		h := r.Host(cl.Primary.Name)
@@ -174,7 +270,7 @@ func (c *checker) primaries(r *steps.Run) {
 		v := r.View(cl)
 		switch {
 		case v.Disagreement != nil:
-			c.fail(h, CheckPrimary, v.Disagreement)
+			// Assess refused the cluster: its failure is the check.
 		case v.Primary == nil:
 			c.pass(h, CheckPrimary, "no member of cluster %s runs as a primary, and none is on a later timeline", cl.Name)
 		default:
@@ -184,17 +280,42 @@ func (c *checker) primaries(r *steps.Run) {
 }
 
 // report orders the results by host, in the run's order, then by check.
+//
+// Where a check failed on a host, its passes and warnings there go: the
+// failure says what matters. A step's refusal that says what a check of
+// check's own said already on the host (the replication password that
+// cannot be read) goes too.
 func (c *checker) report(r *steps.Run) *Report {
 	hostIndex := map[string]int{}
-	for i, h := range r.Hosts {
+	for i, h := range r.Reached() {
 		hostIndex[h.Name] = i
 	}
-	res := slices.Clone(c.results)
+	failed, own := map[[2]string]bool{}, map[[2]string]bool{}
+	for _, x := range c.results {
+		if x.Status == CheckFail {
+			failed[[2]string{x.Host, x.Check}] = true
+			if x.Step == "" {
+				own[[2]string{x.Host, x.Detail}] = true
+			}
+		}
+	}
+	res := slices.DeleteFunc(slices.Clone(c.results), func(x Result) bool {
+		if x.Status != CheckFail {
+			return failed[[2]string{x.Host, x.Check}]
+		}
+		return x.Step != "" && own[[2]string{x.Host, x.Detail}]
+	})
+	order := func(check string) int {
+		if i := slices.Index(checkOrder, check); i >= 0 {
+			return i
+		}
+		return len(checkOrder)
+	}
 	sort.SliceStable(res, func(i, j int) bool {
 		if hi, hj := hostIndex[res[i].Host], hostIndex[res[j].Host]; hi != hj {
 			return hi < hj
 		}
-		return slices.Index(checkOrder, res[i].Check) < slices.Index(checkOrder, res[j].Check)
+		return order(res[i].Check) < order(res[j].Check)
 	})
 	rep := &Report{OK: true, Checks: res}
 	for _, x := range res {
@@ -264,7 +385,10 @@ func sshPort(h *steps.Host) int {
 	return h.SSH.Port
 }
 
-// hostFacts reports the checks that need nothing but the host's own facts.
+// hostFacts reports what the host's own facts say: its OS, its PostgreSQL,
+// its systemd and a primary's data. It judges nothing up's steps judge:
+// where one of them refuses the host (Install, CreateCluster), its
+// refusal is the check, and these lines make way for it (report).
 func (c *checker) hostFacts(h *steps.Host) {
 	f, v, l := h.Facts, h.PG().Version, h.Layout
 	osName := strings.TrimSpace(f.OSID + " " + f.OSVersion)
@@ -275,12 +399,11 @@ func (c *checker) hostFacts(h *steps.Host) {
 		osName = "an unknown OS (no /etc/os-release)"
 	}
 	supported := f.OSID == "debian" || f.OSID == "ubuntu"
-	noApt := steps.NoPackageManager(h)
 	switch {
-	case f.HasVersion(v) && noApt != nil:
+	case f.PackageManager != "apt" && f.HasVersion(v):
 		c.add(h.Name, CheckOS, CheckWarn, osName+" without apt; PostgreSQL "+strconv.Itoa(v)+" is installed already", "")
-	case noApt != nil:
-		c.fail(h, CheckOS, noApt)
+	case f.PackageManager != "apt":
+		c.add(h.Name, CheckOS, CheckWarn, osName+" without apt", "")
 	case !supported:
 		c.add(h.Name, CheckOS, CheckWarn, osName+" with apt: not Debian or Ubuntu, untested", "")
 	default:
@@ -288,18 +411,14 @@ func (c *checker) hostFacts(h *steps.Host) {
 	}
 
 	switch {
-	case steps.MixedSource(h) != nil:
-		c.fail(h, CheckPostgreSQL, steps.MixedSource(h))
 	case f.HasVersion(v) && len(f.Installed) == 1:
 		c.pass(h, CheckPostgreSQL, "PostgreSQL %d installed", v)
 	case f.HasVersion(v):
 		others := slices.DeleteFunc(slices.Clone(f.Installed), func(i int) bool { return i == v })
 		c.add(h.Name, CheckPostgreSQL, CheckWarn, fmt.Sprintf("PostgreSQL %d installed, and also %s", v, steps.JoinInts(others)),
 			"")
-	case steps.OtherVersion(h) != nil:
-		c.fail(h, CheckPostgreSQL, steps.OtherVersion(h))
-	case steps.NoCodename(h) != nil:
-		c.fail(h, CheckPostgreSQL, steps.NoCodename(h))
+	case len(f.Installed) > 0:
+		c.pass(h, CheckPostgreSQL, "PostgreSQL %s installed", steps.JoinInts(f.Installed))
 	case h.PG().Repository == inventory.RepositoryPGDG:
 		c.pass(h, CheckPostgreSQL, "not installed; up installs %s from the PGDG repository", l.Package())
 	default:
@@ -319,11 +438,11 @@ func (c *checker) hostFacts(h *steps.Host) {
 			state = ", running as a standby"
 		}
 	}
-	switch err := steps.RefusePrimaryData(h); {
-	case err != nil:
-		c.fail(h, CheckDataDir, err)
-	case f.DataVersion == v:
-		c.pass(h, CheckDataDir, "%s holds PostgreSQL %d data%s; config in %s", d, v, state, l.ConfigDir())
+	switch {
+	case f.DataVersion != 0:
+		c.pass(h, CheckDataDir, "%s holds PostgreSQL %d data%s; config in %s", d, f.DataVersion, state, l.ConfigDir())
+	case f.DataNonEmpty:
+		c.pass(h, CheckDataDir, "%s holds files, but no PostgreSQL cluster", d)
 	default:
 		c.pass(h, CheckDataDir, "%s is empty or absent; config in %s", d, l.ConfigDir())
 	}
@@ -355,20 +474,23 @@ func (c *checker) systemd(h *steps.Host) {
 	}
 }
 
-// replicaData judges a replica's data directory by the rule the clone step
-// applies (refuseData), so that check and up never disagree.
+// replicaData says what up does with a replica's data directory: rejoin
+// it, clone it again and why, or keep it. Where Clone or Rejoin refuses
+// the data, its refusal is the check, and this line makes way for it.
 func (c *checker) replicaData(r *steps.Run, h *steps.Host) {
 	f, v, l := h.Facts, h.PG().Version, h.Layout
 	d := l.DataDir()
-	if err := steps.RefuseData(h, r.PrimaryOf(h), false); err != nil {
-		c.fail(h, CheckDataDir, err)
-		return
-	}
-	// A former primary of the cluster (RefuseData said why it cannot be
-	// rejoined now, if it cannot).
-	if p := r.PrimaryOf(h); rejoins(h, p) {
-		c.pass(h, CheckDataDir, "%s holds PostgreSQL %d data of a former primary of this cluster: up rejoins it as a standby of %s with pg_rewind, its data copied aside first if it diverged", d, v, p.Name)
-		return
+	// A former primary of the cluster: Rejoin's refusal says why it
+	// cannot be rejoined now, if it cannot.
+	if p := r.PrimaryOf(h); p != nil {
+		switch ok, err := steps.Rejoins(h, p); {
+		case ok && err == nil:
+			c.pass(h, CheckDataDir, "%s holds PostgreSQL %d data of a former primary of this cluster: up rejoins it as a standby of %s with pg_rewind, its data copied aside first if it diverged", d, v, p.Name)
+			return
+		case ok:
+			c.pass(h, CheckDataDir, "%s holds PostgreSQL %d data of a former primary of this cluster", d, v)
+			return
+		}
 	}
 	// A standby that cannot catch up (its slot was invalidated, or the WAL
 	// it needs is gone from the primary): up clones it again.
@@ -381,10 +503,16 @@ func (c *checker) replicaData(r *steps.Run, h *steps.Host) {
 	switch {
 	case f.CloneIncomplete:
 		c.pass(h, CheckDataDir, "%s holds a clone that did not finish: up clones it again", d)
-	case f.DataVersion == v && f.Running():
+	case f.DataVersion == v && f.Running() && f.Server.InRecovery:
 		c.pass(h, CheckDataDir, "%s holds PostgreSQL %d data, running as a standby; config in %s", d, v, l.ConfigDir())
-	case f.DataVersion == v:
+	case f.DataVersion == v && f.Running():
+		c.pass(h, CheckDataDir, "%s holds PostgreSQL %d data, running as a primary", d, v)
+	case f.DataVersion == v && f.StandbySignal:
 		c.pass(h, CheckDataDir, "%s holds PostgreSQL %d standby data; config in %s", d, v, l.ConfigDir())
+	case f.DataVersion != 0:
+		c.pass(h, CheckDataDir, "%s holds PostgreSQL %d data", d, f.DataVersion)
+	case f.DataNonEmpty:
+		c.pass(h, CheckDataDir, "%s holds files, but no PostgreSQL cluster", d)
 	default:
 		c.pass(h, CheckDataDir, "%s is empty or absent; config in %s", d, l.ConfigDir())
 	}
@@ -500,7 +628,7 @@ func (c *checker) synchronous(h *steps.Host) {
 
 // replica runs the checks of one replica that need the host it streams
 // from: its primary, or its upstream in a cascade.
-func (c *checker) replica(ctx context.Context, r *steps.Run, h *steps.Host) {
+func (c *checker) replica(ctx context.Context, r *steps.Run, results []steps.Result, h *steps.Host) {
 	if h.Facts == nil {
 		return
 	}
@@ -509,24 +637,95 @@ func (c *checker) replica(ctx context.Context, r *steps.Run, h *steps.Host) {
 		c.add(h.Name, CheckPrimaryPort, CheckWarn, sourceName(h.Source().IsPrimary(), h.Source().Name)+" is not part of this run; port not checked", "")
 		return
 	}
-	c.primaryPort(ctx, h, p)
+	if c.primaryPort(ctx, h, p) == CheckFail {
+		c.add(h.Name, CheckLogin, CheckWarn, "not checked: "+steps.HostPort(p.ReplicationAddress, p.PG().Port)+" does not answer from "+h.Name+" (see primary port)", "")
+	} else {
+		c.login(ctx, r, results, h, p)
+	}
 	c.disk(h, p)
 }
 
-func (c *checker) primaryPort(ctx context.Context, h, p *steps.Host) {
+// login makes, from replica h, the test up makes before it clones h from
+// p (steps.ReplicationLogin): p answers, and lets h's replication user in
+// with the password in h's ~postgres/.pgpass. It is made only where up
+// would find the same: PostgreSQL installed on h, p running, and the
+// .pgpass holding the inventory's password already. A refusal is a
+// warning when up's dry run would first change what it may be about:
+// the role on the primary, or the TLS files or configuration of h or p.
+func (c *checker) login(ctx context.Context, r *steps.Run, results []steps.Result, h, p *steps.Host) {
+	from := sourceName(p.Primary(), p.Name)
+	notChecked := func(why string) {
+		c.add(h.Name, CheckLogin, CheckWarn, why+"; the login is not checked (up tests it before it clones "+h.Name+")", "")
+	}
+	switch {
+	case h.Conn == nil:
+		return // its connection says why
+	case p.Facts == nil:
+		notChecked(from + " could not be read")
+		return
+	case !p.Facts.Running():
+		notChecked(from + " is not running yet")
+		return
+	case !h.Facts.HasVersion(h.PG().Version):
+		notChecked(fmt.Sprintf("PostgreSQL %d is not installed on %s yet", h.PG().Version, h.Name))
+		return
+	case status(results, h.Name, "pgpass") != steps.Unchanged:
+		notChecked("~postgres/.pgpass on " + h.Name + " does not hold the replication password yet (up writes it)")
+		return
+	}
+	err := steps.ReplicationLogin(ctx, h, p)
+	if err == nil {
+		c.pass(h, CheckLogin, "%s lets %s log in for replication from %s at %s, with the password in ~postgres/.pgpass",
+			from, h.PG().Replication.User, h.Name, steps.HostPort(p.ReplicationAddress, p.PG().Port))
+		return
+	}
+	var first []string
+	for _, w := range []struct{ host, step string }{
+		{h.Cluster.Primary.Name, "role"}, {p.Name, "tls"}, {p.Name, "configure"}, {p.Name, "restart"}, {h.Name, "tls"},
+	} {
+		if status(results, w.host, w.step) == steps.Changed {
+			first = append(first, w.step+" on "+w.host)
+		}
+	}
+	if len(first) > 0 {
+		c.add(h.Name, CheckLogin, CheckWarn, steps.Cause(err)+" (up changes "+strings.Join(first, ", ")+" first)",
+			"run check again after pgfleet up; up tests the login again before it clones "+h.Name)
+		return
+	}
+	c.failed(h.Name, CheckLogin, err, steps.Cause(err), hint.Of(err))
+}
+
+// status is what up's dry run found a step would do on a host, "" when
+// the step did not run there.
+func status(results []steps.Result, host, step string) steps.Status {
+	var st steps.Status
+	for _, res := range results {
+		if res.Host == host && res.Step == step {
+			if res.Status == steps.Failed || st == "" || res.Status == steps.Changed {
+				st = res.Status
+			}
+		}
+	}
+	return st
+}
+
+// primaryPort reports whether p's port answers from h, and returns the
+// check's status.
+func (c *checker) primaryPort(ctx context.Context, h, p *steps.Host) string {
 	addr, port := p.ReplicationAddress, p.PG().Port
 	target := steps.HostPort(addr, port)
 	if p.Facts == nil {
 		c.add(h.Name, CheckPrimaryPort, CheckWarn, sourceName(p.Primary(), p.Name)+" could not be checked; "+target+" not checked", "")
-		return
+		return CheckWarn
 	}
 	res, err := h.Conn.Run(ctx, remote.Cmd{Args: []string{"sh", "-c", portProbe, "pgfleet-port", addr, strconv.Itoa(port), h.Layout.BinDir()}})
 	if err != nil {
 		c.add(h.Name, CheckPrimaryPort, CheckFail, "probe "+target+": "+steps.Cause(err), "")
-		return
+		return CheckFail
 	}
 	status, detail, hint := judgePrimaryPort(string(res.Stdout), h, p)
 	c.add(h.Name, CheckPrimaryPort, status, detail, hint)
+	return status
 }
 
 // sourceName names the host a replica streams from: "the primary db1",

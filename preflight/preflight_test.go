@@ -63,6 +63,8 @@ func ckFind(t *testing.T, c *checker, host, check string) Result {
 	return found[0]
 }
 
+// The checks of a host's facts describe them; where a step of up refuses
+// them, its refusal is the failed check (TestCheckReportsEveryRefusalOfUp).
 func TestCheckHostFacts(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -76,30 +78,30 @@ func TestCheckHostFacts(t *testing.T) {
 		{"bare os", "h1", func(*steps.State) {}, CheckOS, CheckPass, "debian 12 (bookworm), apt", false},
 		{"bare postgresql", "h1", func(*steps.State) {}, CheckPostgreSQL, CheckPass, "up installs postgresql-15", false},
 		{"bare data dir", "h2", func(*steps.State) {}, CheckDataDir, CheckPass, "empty or absent", false},
-		{"no apt", "h1", func(f *steps.State) { f.OSID, f.PackageManager = "rhel", "" }, CheckOS, CheckFail, "no supported package manager", true},
+		{"no apt", "h1", func(f *steps.State) { f.OSID, f.PackageManager = "rhel", "" }, CheckOS, CheckWarn, "rhel 12 (bookworm) without apt", false},
 		{"no apt but installed", "h1", func(f *steps.State) { f.PackageManager, f.Installed = "", []int{15} }, CheckOS, CheckWarn, "without apt", false},
 		{"apt elsewhere", "h1", func(f *steps.State) { f.OSID = "linuxmint" }, CheckOS, CheckWarn, "untested", false},
 		{"ubuntu", "h1", func(f *steps.State) { f.OSID, f.OSVersion, f.OSCodename = "ubuntu", "24.04", "noble" }, CheckOS, CheckPass, "ubuntu 24.04 (noble)", false},
-		{"other version", "h2", func(f *steps.State) { f.Installed = []int{13} }, CheckPostgreSQL, CheckFail, "PostgreSQL 13 is installed, but the inventory declares 15", true},
+		{"other version", "h2", func(f *steps.State) { f.Installed = []int{13} }, CheckPostgreSQL, CheckPass, "PostgreSQL 13 installed", false},
 		{"declared version", "h2", func(f *steps.State) { f.Installed = []int{15} }, CheckPostgreSQL, CheckPass, "PostgreSQL 15 installed", false},
 		{"two versions", "h2", func(f *steps.State) { f.Installed = []int{13, 15} }, CheckPostgreSQL, CheckWarn, "also 13", false},
 		{"installed from pgdg", "h2", func(f *steps.State) {
 			f.Installed, f.Packages = []int{15}, map[string]string{"postgresql-15": "15.10-1.pgdg120+1"}
-		}, CheckPostgreSQL, CheckFail, "postgresql-15 15.10-1.pgdg120+1 is installed from the PostgreSQL project's repository (PGDG), but the inventory declares repository debian", true},
+		}, CheckPostgreSQL, CheckPass, "PostgreSQL 15 installed", false},
 		{"installed from debian", "h2", func(f *steps.State) {
 			f.Installed, f.Packages = []int{15}, map[string]string{"postgresql-15": "15.14-0+deb12u1"}
 		}, CheckPostgreSQL, CheckPass, "PostgreSQL 15 installed", false},
-		{"primary foreign data", "h1", func(f *steps.State) { f.DataVersion, f.DataNonEmpty = 13, true }, CheckDataDir, CheckFail, "PostgreSQL 13 data, not 15", true},
-		{"replica foreign data", "h2", func(f *steps.State) { f.DataVersion, f.DataNonEmpty = 13, true }, CheckDataDir, CheckFail, "holds PostgreSQL 13 data, not the 15", true},
-		{"primary junk", "h1", func(f *steps.State) { f.DataNonEmpty = true }, CheckDataDir, CheckFail, "holds no cluster", true},
-		{"replica junk", "h3", func(f *steps.State) { f.DataNonEmpty = true }, CheckDataDir, CheckFail, "not empty but holds no PostgreSQL cluster", true},
-		{"primary config without data", "h1", func(f *steps.State) { f.Files["postgresql.conf"] = []byte("x") }, CheckDataDir, CheckFail, "but no data", true},
+		{"primary foreign data", "h1", func(f *steps.State) { f.DataVersion, f.DataNonEmpty = 13, true }, CheckDataDir, CheckPass, "holds PostgreSQL 13 data", false},
+		{"replica foreign data", "h2", func(f *steps.State) { f.DataVersion, f.DataNonEmpty = 13, true }, CheckDataDir, CheckPass, "holds PostgreSQL 13 data", false},
+		{"primary junk", "h1", func(f *steps.State) { f.DataNonEmpty = true }, CheckDataDir, CheckPass, "holds files, but no PostgreSQL cluster", false},
+		{"replica junk", "h3", func(f *steps.State) { f.DataNonEmpty = true }, CheckDataDir, CheckPass, "holds files, but no PostgreSQL cluster", false},
+		{"primary config without data", "h1", func(f *steps.State) { f.Files["postgresql.conf"] = []byte("x") }, CheckDataDir, CheckPass, "is empty or absent", false},
 		{"replica is a primary with data", "h2", func(f *steps.State) {
 			f.DataVersion, f.DataNonEmpty, f.Server = 15, true, &steps.Server{UserDatabases: 2}
-		}, CheckDataDir, CheckFail, "it runs as a primary", true},
+		}, CheckDataDir, CheckPass, "running as a primary", false},
 		{"replica stopped, has been a primary", "h2", func(f *steps.State) {
 			f.DataVersion, f.DataNonEmpty = 15, true
-		}, CheckDataDir, CheckFail, "has been a primary's", true},
+		}, CheckDataDir, CheckPass, "holds PostgreSQL 15 data", false},
 		{"standby", "h2", func(f *steps.State) {
 			f.DataVersion, f.DataNonEmpty, f.StandbySignal, f.Server = 15, true, true, &steps.Server{InRecovery: true}
 		}, CheckDataDir, CheckPass, "PostgreSQL 15 data, running as a standby", false},
@@ -495,7 +497,8 @@ func TestCheckDataDirCannotCatchUp(t *testing.T) {
 }
 
 // check says up rejoins a stopped former primary of the cluster with
-// pg_rewind, refuses one that still runs, and refuses another system's.
+// pg_rewind, and not one that still runs (Rejoin refuses it) nor another
+// system's (Clone refuses it).
 func TestCheckDataDirFormerPrimary(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
@@ -505,8 +508,8 @@ func TestCheckDataDirFormerPrimary(t *testing.T) {
 		detail   string
 	}{
 		{"stopped", "7001", false, CheckPass, "data of a former primary of this cluster: up rejoins it as a standby of h1 with pg_rewind"},
-		{"still running", "7001", true, CheckFail, "refusing to rejoin it: it still runs as a primary"},
-		{"another system's", "9999", false, CheckFail, "has been a primary's"},
+		{"still running", "7001", true, CheckPass, "data of a former primary of this cluster"}, // Rejoin refuses it
+		{"another system's", "9999", false, CheckPass, "holds PostgreSQL 15 data"},             // Clone refuses it
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r, h, p := ckReplica(t)
@@ -531,8 +534,8 @@ func TestCheckDataDirFormerPrimary(t *testing.T) {
 	}
 }
 
-// With repository pgdg, check says where up installs from, and fails a
-// host up would refuse.
+// With repository pgdg, check says where up installs from; Install's
+// refusals are the checks of TestCheckReportsEveryRefusalOfUp.
 func TestCheckPGDG(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
@@ -541,10 +544,10 @@ func TestCheckPGDG(t *testing.T) {
 		detail string
 	}{
 		{"bare", func(*steps.State) {}, CheckPass, "not installed; up installs postgresql-15 from the PGDG repository"},
-		{"no codename", func(f *steps.State) { f.OSCodename = "" }, CheckFail, "/etc/os-release has no VERSION_CODENAME"},
+		{"no codename", func(f *steps.State) { f.OSCodename = "" }, CheckPass, "up installs postgresql-15 from the PGDG repository"}, // Install refuses it
 		{"from debian", func(f *steps.State) {
 			f.Installed, f.Packages = []int{15}, map[string]string{"postgresql-15": "15.14-0+deb12u1"}
-		}, CheckFail, "is installed from the distribution's own packages, but the inventory declares repository pgdg"},
+		}, CheckPass, "PostgreSQL 15 installed"}, // Install refuses it
 		{"from pgdg", func(f *steps.State) {
 			f.Installed, f.Packages = []int{15}, map[string]string{"postgresql-15": "15.10-1.pgdg120+1"}
 		}, CheckPass, "PostgreSQL 15 installed"},

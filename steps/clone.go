@@ -401,8 +401,27 @@ func writePgPass(ctx context.Context, h, p *Host, pw string) error {
 }
 
 // preflight checks, from the replica itself, that a clone can succeed
-// before anything on the replica is touched.
+// before anything on the replica is touched: the login (ReplicationLogin),
+// then the room for the primary's data.
 func preflight(ctx context.Context, h, p *Host) error {
+	if err := ReplicationLogin(ctx, h, p); err != nil {
+		return err
+	}
+	if p.Facts.Server != nil && p.Facts.Server.DBSize > 0 {
+		if err := NoRoomForClone(h, p.Name, p.Facts.Server.DBSize); err != nil {
+			return fmt.Errorf("preflight: %w", err)
+		}
+	}
+	return nil
+}
+
+// ReplicationLogin checks, from replica h, that p (its primary, or its
+// upstream in a cascade) answers at its replication address and lets h's
+// replication user log in for replication, as the clone and the WAL
+// stream will: with the password in h's ~postgres/.pgpass (PgPass), which
+// travels in no command; nil when it does. up makes this test before a
+// clone, and check from every replica. It needs PostgreSQL on h.
+func ReplicationLogin(ctx context.Context, h, p *Host) error {
 	addr, port := p.ReplicationAddress, strconv.Itoa(p.PG().Port)
 	_, err := h.Conn.Run(ctx, remote.Cmd{As: "postgres",
 		Args: []string{bin(h.Layout, "pg_isready"), "-q", "-h", addr, "-p", port, "-t", "10"}})
@@ -423,11 +442,6 @@ func preflight(ctx context.Context, h, p *Host) error {
 		}
 		return hintf(fmt.Sprintf("check the replication password (the same for every host of cluster %s) and pg_hba.conf on %s", h.Cluster.Name, p.Name),
 			"preflight: the primary %s refused the replication login: %w", p.Name, err)
-	}
-	if p.Facts.Server != nil && p.Facts.Server.DBSize > 0 {
-		if err := NoRoomForClone(h, p.Name, p.Facts.Server.DBSize); err != nil {
-			return fmt.Errorf("preflight: %w", err)
-		}
 	}
 	return nil
 }

@@ -60,16 +60,6 @@ func (r *Run) eachReached(ctx context.Context, f func(context.Context, *Host) er
 	})
 }
 
-// ConnectHost connects to one host and reads its facts, as Connect and
-// Facts do for the whole run, and records the result; a failure fails the
-// host and is returned.
-func (r *Run) ConnectHost(ctx context.Context, h *Host) error {
-	if err := r.dialHost(ctx, h, false); err != nil {
-		return err
-	}
-	return r.readFacts(ctx, h)
-}
-
 // dialHost connects to h. A failure fails the host and is recorded as its
 // "connect" result, as skipped when the host mayBeDown; a success is
 // recorded by readFacts.
