@@ -78,3 +78,26 @@ func TestAssessLetsAgreeingClustersBe(t *testing.T) {
 		t.Error("the stopped primary would not be started")
 	}
 }
+
+// TestUpLimitedDoesNotStartAStoppedPrimary: up --limit on a stopped
+// primary does not read the other members, one of which may have been
+// promoted: it refuses rather than start it beside a primary it did not
+// see.
+func TestUpLimitedDoesNotStartAStoppedPrimary(t *testing.T) {
+	t.Setenv(passwordEnv, "pw")
+	r := newTestRun(t, testInventory, Options{DryRun: true, Limit: []string{"h1"}})
+	converged(t, r, "pw")
+	h1 := host(t, r, "h1")
+	h1.Facts.Server = nil
+	h1.Facts.Control = &Control{SystemID: "7", Timeline: 1, State: "shut down"}
+	r.Apply(context.Background(), append([]Step{Assess{}}, hostSteps(Up())...))
+	err := failedWith(t, r, "h1", "assess", "the run leaves out h2, h3")
+	if h := hintOf(err); !strings.Contains(h, "without --limit") {
+		t.Errorf("hint %q does not say to run without --limit", h)
+	}
+	for _, res := range r.Results() {
+		if res.Step == "start" && res.Status != Skipped {
+			t.Errorf("%s start: %s %q, want skipped", res.Host, res.Status, res.Changes)
+		}
+	}
+}

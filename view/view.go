@@ -113,7 +113,10 @@ type Cluster struct {
 	Primary *Member
 	// Disagreement says where the servers and the inventory disagree
 	// about the primary, with the real primary and the edit to make;
-	// nil when they agree, or when too little was read to tell.
+	// nil when they agree, or when too little was read to tell. A
+	// declared primary that is stopped while members are not in the run
+	// (--limit) is a disagreement too: nothing says none of them runs as
+	// a primary, and it is started only when none does.
 	Disagreement error
 }
 
@@ -310,8 +313,27 @@ func (c *Cluster) disagreement() error {
 			d.Name(), d.Timeline, ahead.Name(), ahead.Timeline, ahead.Role.describe(), d.Name())
 	case d.Role == Stopped && d.StandbyData:
 		return c.refuse(nil, "%s, the primary in the inventory, is stopped and its data is a standby's (standby.signal, or stopped in recovery): started, it would not be a primary", d.Name())
+	case d.Role == Stopped && len(c.absent()) > 0:
+		// A run limited to some members would start it without having
+		// read the others: one of them may run as a primary.
+		absent := strings.Join(c.absent(), ", ")
+		return hint.New(c.disagree("", "%s, the primary in the inventory, is stopped, and the run leaves out %s (--limit, or the hosts given to rebuild): nothing says that no member runs as a primary, and starting %s beside one would make two",
+			d.Name(), absent, d.Name()),
+			fmt.Sprintf("run pgfleet up without --limit, or with every member of cluster %s in it (%s too), so that pgfleet reads them all before it starts %s. See docs/runbooks/inventory-disagrees.md",
+				c.Inventory.Name, absent, d.Name()))
 	}
 	return nil
+}
+
+// absent are the names of the members not in the run (--limit).
+func (c *Cluster) absent() []string {
+	var out []string
+	for _, m := range c.Members {
+		if m.Reach == Absent {
+			out = append(out, m.Name())
+		}
+	}
+	return out
 }
 
 // describe says in a few words how a member with that role is.

@@ -109,6 +109,12 @@ func TestOfPrimary(t *testing.T) {
 			"h1", "-", ""},
 		{"a member of another system is no evidence", map[string]Input{"h1": stopped(1, false), "h2": withSystem(primary(3, "0/6000000"), "42"), "h3": standby(1, "0/5000000", "0/5000000", "")},
 			"", "-", ""},
+		{"the declared primary stopped, the others not in the run (--limit)", map[string]Input{"h1": stopped(1, false)},
+			"", "", "run pgfleet up without --limit, or with every member of cluster main in it (h2, h3 too)"},
+		{"the declared primary stopped, a standby read, another not in the run", map[string]Input{"h1": stopped(1, false), "h3": standby(1, "0/5000000", "0/5000000", "")},
+			"", "", "(h2 too)"},
+		{"the declared primary running, the others not in the run", map[string]Input{"h1": primary(1, "0/5000000")},
+			"h1", "-", ""},
 		{"the declared primary not read", map[string]Input{"h1": {Reach: Unknown, Err: errors.New("ssh: unable to authenticate")}, "h2": primary(2, "0/6000000")},
 			"h2", "-", ""},
 	}

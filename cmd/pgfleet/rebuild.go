@@ -41,9 +41,11 @@ For each HOST, pgfleet:
      the primary if it was lost, clones with a fast checkpoint, starts it,
      and verifies that it streams and has replayed the primary's WAL.
 
-A HOST that is its cluster's primary in the inventory is refused. The
-primary's data is never touched. The old data stays moved aside until you
-remove it; status and check list every moved-aside directory.`,
+A HOST that is its cluster's primary in the inventory is refused, and so is
+a cluster whose servers contradict the inventory's primary, as up refuses
+it (docs/runbooks/inventory-disagrees.md). The primary's data is never
+touched. The old data stays moved aside until you remove it; status and
+check list every moved-aside directory.`,
 	example: `  pgfleet rebuild inventory.yaml db2
   pgfleet rebuild inventory.yaml db2 db3 --yes
   pgfleet rebuild inventory.yaml db2 --dry-run`,

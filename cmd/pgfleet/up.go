@@ -34,6 +34,14 @@ only then does it read the hosts' state. A cluster whose primary cannot be
 reached or locked is left alone. With --limit, the primary of a limited
 replica is still reached and locked, but not changed.
 
+Then it judges each cluster from what its servers say. A cluster whose
+servers contradict the inventory's primary (it runs as a standby, or it is
+stopped while another member runs as a primary or is on a later timeline)
+is refused before any step touches it, naming the real primary and the
+edit to make (docs/runbooks/inventory-disagrees.md). A stopped primary is
+started only when no member runs as a primary or is on a later timeline,
+and --limit leaves none of its cluster's members out.
+
 On each host, in order, and only where something differs from the inventory:
   install    PostgreSQL of the declared version (apt), with no default cluster
   cluster    the primary's cluster (initdb with data checksums)
