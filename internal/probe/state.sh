@@ -237,13 +237,14 @@ fi
 ctl="$gpre$dv${gsuf%/*}/pg_controldata"
 if [ -z "$answered" ] && [ "$dv" != 0 ] && [ -x "$ctl" ] &&
 	out="$(LC_ALL=C runuser -u postgres -- "$ctl" "$D" 2>/dev/null)"; then
-	sid=; tli=; cst=; seg=; blk=
+	sid=; tli=; cst=; seg=; blk=; ckp=
 	while IFS=: read -r k v; do
 		v=${v#"${v%%[! ]*}"}
 		case $k in
 		"Database system identifier") sid=$v ;;
 		"Latest checkpoint's TimeLineID") tli=$v ;;
 		"Database cluster state") cst=$v ;;
+		"Latest checkpoint location") ckp=$v ;;
 		"Bytes per WAL segment") seg=$v ;;
 		"WAL block size") blk=$v ;;
 		esac
@@ -254,7 +255,8 @@ EOF
 	case $tli in ''|*[!0-9]*) tli=0 ;; esac
 	case $seg in ''|*[!0-9]*) seg=0 ;; esac
 	case $blk in ''|*[!0-9]*) blk=0 ;; esac
-	printf ',"control":{"system_id":"%s","timeline":%s,"wal_segment_size":%s,"state":' "$sid" "$tli" "$seg"; js "$cst"
+	case $ckp in *[!0-9A-F/]*) ckp= ;; esac
+	printf ',"control":{"system_id":"%s","timeline":%s,"wal_segment_size":%s,"checkpoint":"%s","state":' "$sid" "$tli" "$seg" "$ckp"; js "$cst"
 	# A standby's WAL ends in the newest segment of its pg_wal whose first
 	# page is that segment's: recycled and preallocated files, named for
 	# segments to come, hold older WAL or zeros. What it must stream from
