@@ -619,8 +619,10 @@ func (s Handover) switchover(ctx context.Context, r *Run, p *handoverPlan, rep *
 	}
 	rep.FinalLSN = pgsql.FormatLSN(ctl.checkpoint)
 	old.Log.Info("primary stopped", "final_lsn", rep.FinalLSN)
-	if err := waitReplayed(ctx, t, ctl.checkpoint); err != nil {
-		return backOut(t, err)
+	// Its replay position is the end of the last record it replayed:
+	// past the checkpoint's start once it replayed the checkpoint too.
+	if err := waitReplayed(ctx, t, ctl.checkpoint+1, handoverCatchUp); err != nil {
+		return backOut(t, fmt.Errorf("wait for it to replay the old primary's final WAL: %w", err))
 	}
 	if err := promote(ctx, t); err != nil {
 		return t, hintf(fmt.Sprintf("look at %s's server log %s and at pgfleet status; if %s is still a standby, start %s again (sudo pg_ctlcluster %d main start)",
