@@ -11,7 +11,6 @@ import (
 
 	"github.com/pgfleet/pgfleet/internal/hint"
 	"github.com/pgfleet/pgfleet/internal/pgsql"
-	"github.com/pgfleet/pgfleet/internal/remote"
 	"github.com/pgfleet/pgfleet/inventory"
 )
 
@@ -610,18 +609,15 @@ func (s Handover) switchover(ctx context.Context, r *Run, p *handoverPlan, rep *
 	if err := ctlcluster(ctx, old, "stop", "-m", "fast"); err != nil {
 		return backOut(old, err)
 	}
-	ctl, err := controlData(ctx, old)
+	final, err := finalLSN(ctx, old)
 	if err != nil {
 		return backOut(old, err)
 	}
-	if ctl.state != "shut down" {
-		return backOut(old, fmt.Errorf("%s did not shut down cleanly (its control file says %q)", old.Name, ctl.state))
-	}
-	rep.FinalLSN = pgsql.FormatLSN(ctl.checkpoint)
+	rep.FinalLSN = pgsql.FormatLSN(final)
 	old.Log.Info("primary stopped", "final_lsn", rep.FinalLSN)
 	// Its replay position is the end of the last record it replayed:
 	// past the checkpoint's start once it replayed the checkpoint too.
-	if err := waitReplayed(ctx, t, ctl.checkpoint+1, handoverCatchUp); err != nil {
+	if err := waitReplayed(ctx, t, final+1, handoverCatchUp); err != nil {
 		return backOut(t, fmt.Errorf("wait for it to replay the old primary's final WAL: %w", err))
 	}
 	if err := promote(ctx, t); err != nil {
@@ -738,42 +734,27 @@ func (s Handover) refreshAll(ctx context.Context, r *Run, p *handoverPlan) {
 	})
 }
 
-// control is what pg_controldata says of a stopped cluster.
-type control struct {
-	state      string
-	checkpoint uint64 // the latest checkpoint's location: a clean shutdown's is the last record
-}
-
-func controlData(ctx context.Context, h *Host) (*control, error) {
-	res, err := h.Conn.Run(ctx, remote.Cmd{Args: []string{bin(h.Layout, "pg_controldata"), h.Layout.DataDir()},
-		As: "postgres", Env: map[string]string{"LC_ALL": "C"}})
+// finalLSN reads the state of h, a primary just stopped, again: its
+// control file says it shut down cleanly, and where: the latest
+// checkpoint, the shutdown's, is the last record of its WAL. The run's
+// facts of h are left as they were: h may be started again.
+func finalLSN(ctx context.Context, h *Host) (uint64, error) {
+	st, err := h.ReadState(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("read the control file: %w", err)
+		return 0, fmt.Errorf("read its control file: %w", err)
 	}
-	return parseControlData(string(res.Stdout))
-}
-
-func parseControlData(out string) (*control, error) {
-	c := &control{}
-	var lsn string
-	for _, line := range strings.Split(out, "\n") {
-		k, v, ok := strings.Cut(line, ":")
-		if !ok {
-			continue
-		}
-		switch strings.TrimSpace(k) {
-		case "Database cluster state":
-			c.state = strings.TrimSpace(v)
-		case "Latest checkpoint location":
-			lsn = strings.TrimSpace(v)
-		}
+	ctl := st.Control
+	switch {
+	case ctl == nil:
+		return 0, fmt.Errorf("%s's control file could not be read after its stop (%s)", h.Name, serverState(st))
+	case ctl.State != "shut down":
+		return 0, fmt.Errorf("%s did not shut down cleanly (its control file says %q)", h.Name, ctl.State)
 	}
-	n, err := pgsql.ParseLSN(lsn)
-	if err != nil || c.state == "" {
-		return nil, fmt.Errorf("read the control file: no cluster state or checkpoint location in pg_controldata's output")
+	lsn, err := pgsql.ParseLSN(ctl.Checkpoint)
+	if err != nil {
+		return 0, fmt.Errorf("%s's control file gives no checkpoint location", h.Name)
 	}
-	c.checkpoint = n
-	return c, nil
+	return lsn, nil
 }
 
 // promote promotes standby h and waits until it accepts a write: a

@@ -198,18 +198,6 @@ func TestFailoverRefusesALivePrimary(t *testing.T) {
 	}
 }
 
-func TestParseControlData(t *testing.T) {
-	out := "pg_control version number:            1300\nDatabase cluster state:               shut down\n" +
-		"Latest checkpoint location:           0/3000028\nLatest checkpoint's REDO location:    0/3000028\n"
-	c, err := parseControlData(out)
-	if err != nil || c.state != "shut down" || c.checkpoint != 0x3000028 {
-		t.Errorf("parseControlData = %+v, %v; want shut down at 0/3000028", c, err)
-	}
-	if _, err := parseControlData("Database cluster state: in production\n"); err == nil {
-		t.Error("no checkpoint location: no error")
-	}
-}
-
 var errFake = errors.New("cannot be reached (test)")
 
 // TestStandbySlots: a standby drops the inactive slots it kept for the
