@@ -269,6 +269,8 @@ func (s Handover) decideSwitchover(r *Run, p *handoverPlan) (*handoverPlan, *ref
 	if ref := refuseTopology(t, c, "switch over"); ref != nil {
 		return nil, ref
 	}
+	v := r.View(c)
+	tv := v.Member(t.Name)
 	ts := t.Facts.Server
 	row := ps.ReplicationOf(t.Name)
 	switch {
@@ -278,15 +280,15 @@ func (s Handover) decideSwitchover(r *Run, p *handoverPlan) (*handoverPlan, *ref
 	case !ts.InRecovery:
 		return nil, &refusal{t, hintf("look at it first; to make it a replica again: pgfleet rebuild INVENTORY "+t.Name,
 			"refusing to switch over to %s: it runs as a primary already, not as a standby of %s", t.Name, old.Name)}
-	case row == nil || row.State != "streaming" || ts.Receiver == nil || ts.Receiver.Status != "streaming":
+	case !tv.Streams:
 		return nil, &refusal{t, hintf("run pgfleet up to bring it back, wait until pgfleet status shows it streaming, then switch over",
 			"refusing to switch over to %s: it does not stream from %s (%s)", t.Name, old.Name, streamState(row, ts))}
 	case ts.Timeline != ps.Timeline:
 		return nil, &refusal{t, hintf("rebuild it (pgfleet rebuild INVENTORY "+t.Name+"), then switch over",
 			"refusing to switch over to %s: it is on timeline %d, %s on %d", t.Name, ts.Timeline, old.Name, ps.Timeline)}
-	case row.LagBytes != nil && *row.LagBytes > maxSwitchoverLag:
+	case tv.Lag != nil && *tv.Lag > maxSwitchoverLag:
 		return nil, &refusal{t, hintf("wait until it has caught up (pgfleet status shows its lag), then switch over",
-			"refusing to switch over to %s: it is %s behind %s, more than %s", t.Name, FormatBytes(*row.LagBytes), old.Name, FormatBytes(maxSwitchoverLag))}
+			"refusing to switch over to %s: it is %s behind %s, more than %s", t.Name, FormatBytes(*tv.Lag), old.Name, FormatBytes(maxSwitchoverLag))}
 	case c.Postgres.Replication.Slots && ts.MaxReplicationSlots < len(c.Replicas):
 		return nil, &refusal{t, hintf("raise max_replication_slots in the inventory's postgres.settings and run pgfleet up, then switch over",
 			"refusing to switch over to %s: its max_replication_slots is %d, and as the primary it needs a slot for each of %d replicas", t.Name, ts.MaxReplicationSlots, len(c.Replicas))}
@@ -297,18 +299,13 @@ func (s Handover) decideSwitchover(r *Run, p *handoverPlan) (*handoverPlan, *ref
 			continue
 		}
 		// A cascaded replica streams from its upstream, which must see it.
-		src, srcServer := old, ps
-		if u := m.Source(); u != c.Primary {
-			src = r.Host(u.Name)
-			srcServer = src.Facts.Server
-		}
-		var row *ReplicationState
-		if srcServer != nil {
-			row = srcServer.ReplicationOf(h.Name)
-		}
-		if h.Facts.Server == nil || row == nil || row.State != "streaming" {
+		if hv := v.Member(h.Name); !hv.Streams {
+			var row *ReplicationState
+			if up := hv.Upstream.State.Server; up != nil {
+				row = up.ReplicationOf(h.Name)
+			}
 			return nil, &refusal{h, hintf("run pgfleet up to bring it back (or pgfleet rebuild INVENTORY "+h.Name+"), then switch over",
-				"refusing to switch over: %s does not stream from %s (%s), so it could not follow %s", h.Name, src.Name, streamState(row, h.Facts.Server), t.Name)}
+				"refusing to switch over: %s does not stream from %s (%s), so it could not follow %s", h.Name, hv.Upstream.Name(), streamState(row, h.Facts.Server), t.Name)}
 		}
 		p.others = append(p.others, h)
 	}

@@ -24,6 +24,23 @@ func streaming(t *testing.T, r *Run, lsns map[string]string) {
 	}
 }
 
+// TestSwitchoverLagFromLSNs: the target's lag is the primary's LSN minus
+// the target's own replay LSN, both read now, not the replay position the
+// primary's pg_stat_replication last heard of.
+func TestSwitchoverLagFromLSNs(t *testing.T) {
+	caughtUpLate := map[string]string{"h2": "0/9000000", "h3": "0/9000000"}
+	_, got := handoverRun(t, Handover{Cluster: "main", To: "h2"}, caughtUpLate, func(r *Run) {
+		p := r.Host("h1").Facts.Server
+		p.LSN = "0/9000000"
+		for i := range p.Replication {
+			p.Replication[i].ReplayLSN = "0/5000000" // 64 MB behind, as last reported
+		}
+	})
+	if res := got["h2"]; res.Status != Changed {
+		t.Errorf("h2, caught up though its primary last heard otherwise: %s %q, want the switchover planned", res.Status, res.Error)
+	}
+}
+
 func handoverRun(t *testing.T, s Handover, lsns map[string]string, change func(r *Run)) (*Run, map[string]Result) {
 	t.Helper()
 	return handoverRunOn(t, testInventory, s, lsns, change)
@@ -90,9 +107,8 @@ func TestSwitchoverRefusals(t *testing.T) {
 		{"the target does not stream", "h2", "h2", "it does not stream from h1", func(r *Run) {
 			r.Host("h1").Facts.Server.Replication = r.Host("h1").Facts.Server.Replication[1:]
 		}},
-		{"the target lags", "h2", "h2", "behind h1", func(r *Run) {
-			lag := int64(64 << 20)
-			r.Host("h1").Facts.Server.Replication[0].LagBytes = &lag
+		{"the target lags", "h2", "h2", "it is 64.0 MB behind h1", func(r *Run) {
+			r.Host("h1").Facts.Server.LSN = "0/9000000" // h2 replayed up to 0/5000000
 		}},
 		{"the target has no room for slots", "h2", "h2", "max_replication_slots is 1", func(r *Run) {
 			r.Host("h2").Facts.Server.MaxReplicationSlots = 1
