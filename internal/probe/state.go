@@ -204,8 +204,7 @@ type ReplicationState struct {
 	WriteLSN        string `json:"write_lsn"`
 	FlushLSN        string `json:"flush_lsn"`
 	ReplayLSN       string `json:"replay_lsn"`
-	LagBytes        *int64 `json:"lag_bytes"` // the server's LSN minus replay_lsn
-	SSL             bool   `json:"ssl"`       // the connection is encrypted (pg_stat_ssl)
+	SSL             bool   `json:"ssl"` // the connection is encrypted (pg_stat_ssl)
 }
 
 // Slot is a physical replication slot.

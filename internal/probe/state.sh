@@ -189,7 +189,6 @@ SELECT json_build_object(
     'state', coalesce(state, ''), 'sync_state', coalesce(sync_state, ''),
     'sent_lsn', coalesce(sent_lsn::text, ''), 'write_lsn', coalesce(write_lsn::text, ''),
     'flush_lsn', coalesce(flush_lsn::text, ''), 'replay_lsn', coalesce(replay_lsn::text, ''),
-    'lag_bytes', pg_wal_lsn_diff(l.lsn, replay_lsn)::bigint,
     'ssl', coalesce(s.ssl, false)) ORDER BY application_name), '[]'::json)
     FROM pg_stat_replication LEFT JOIN pg_stat_ssl s USING (pid)),
   'slots', (SELECT coalesce(json_agg(json_build_object(
