@@ -2,8 +2,14 @@
 // parallel and changing nothing, and compares what each server says of
 // itself and of its peers with what the inventory declares.
 //
-// It imports steps (the run, its hosts and their state), inventory, and
-// pgfleet's internal pgsql, pki and remote packages; only cmd imports it.
+// It renders view's judgement of each cluster (which role each member
+// has, whether it streams, its lag, whom it streams from) into JSON types
+// of its own, documented in docs/status.md, and adds the problems it
+// reports.
+//
+// It imports steps (the run, its hosts and their state), view, inventory,
+// and pgfleet's internal pgsql, pki and remote packages; only cmd imports
+// it.
 package status
 
 import (
@@ -21,6 +27,7 @@ import (
 	"github.com/pgfleet/pgfleet/internal/remote"
 	"github.com/pgfleet/pgfleet/inventory"
 	"github.com/pgfleet/pgfleet/steps"
+	"github.com/pgfleet/pgfleet/view"
 )
 
 // Observed roles of a member, as pgfleet status reports them.
@@ -115,9 +122,9 @@ type Member struct {
 	// DeclaredUpstream is the member the inventory says the replica
 	// streams from: its primary, or its upstream for a cascade; "" for
 	// the primary.
-	DeclaredUpstream string                  `json:"declared_upstream"`
-	Replication      *steps.ReplicationState `json:"replication"`
-	Problems         []string                `json:"problems"`
+	DeclaredUpstream string       `json:"declared_upstream"`
+	Replication      *Replication `json:"replication"`
+	Problems         []string     `json:"problems"`
 	// Warnings are what the server printed as it answered the status
 	// probe, with what to do about them: shown, but a warning does not
 	// make the cluster unhealthy (its server answers, and replication is
@@ -130,6 +137,33 @@ type Member struct {
 	// it is; null on a host without systemd.
 	Systemd *Systemd `json:"systemd"`
 	Error   string   `json:"error,omitempty"`
+}
+
+// Replication is a replica's row in the pg_stat_replication of the host
+// it streams from.
+type Replication struct {
+	ApplicationName string `json:"application_name"`
+	ClientAddr      string `json:"client_addr"`
+	State           string `json:"state"`
+	SyncState       string `json:"sync_state"`
+	SentLSN         string `json:"sent_lsn"`
+	WriteLSN        string `json:"write_lsn"`
+	FlushLSN        string `json:"flush_lsn"`
+	ReplayLSN       string `json:"replay_lsn"`
+	// LagBytes is that host's LSN minus replay_lsn (view.LagBytes): the
+	// lag as of the replica's last report; null when either is unknown.
+	LagBytes *int64 `json:"lag_bytes"`
+	SSL      bool   `json:"ssl"` // the connection is encrypted (pg_stat_ssl)
+}
+
+// replication is row, of the server up, as status shows it.
+func replication(up *steps.Server, row *steps.ReplicationState) *Replication {
+	out := &Replication{ApplicationName: row.ApplicationName, ClientAddr: row.ClientAddr, State: row.State, SyncState: row.SyncState,
+		SentLSN: row.SentLSN, WriteLSN: row.WriteLSN, FlushLSN: row.FlushLSN, ReplayLSN: row.ReplayLSN, SSL: row.SSL}
+	if lag, ok := view.LagBytes(up, row.ReplayLSN); ok {
+		out.LagBytes = &lag
+	}
+	return out
 }
 
 // Warning is a message the server printed when the status probe asked
@@ -314,15 +348,17 @@ func observeState(st *steps.State, socketDir string, port int) *observation {
 }
 
 // assessCluster builds the status of one cluster from what its members
-// answered, and lists every problem. Members absent from obs were not
-// asked (--limit); checks that need them are skipped.
+// answered, as the view judges it, and lists every problem. Members
+// absent from obs were not asked (--limit); checks that need them are
+// skipped.
 func assessCluster(c *inventory.Cluster, obs map[string]*observation, o Options) Cluster {
 	cs := Cluster{Name: c.Name, Healthy: true}
+	v := view.Of(c, inputs(obs))
 	p := c.Primary
 	pObs := obs[p.Name]
 	var pServer *steps.Server // the declared primary, when it answered as a primary
-	if pObs != nil && pObs.server() != nil && !pObs.server().InRecovery {
-		pServer = pObs.server()
+	if d := v.Declared(); d.Role == view.Primary {
+		pServer = d.State.Server
 	}
 	declared := map[string]bool{} // slot names the replicas streaming from the primary use
 	for _, rep := range c.Downstreams(p) {
@@ -333,7 +369,8 @@ func assessCluster(c *inventory.Cluster, obs map[string]*observation, o Options)
 		if ob == nil {
 			continue
 		}
-		m := observeMember(ih, c, ob)
+		vm := v.Member(ih.Name)
+		m := observeMember(ih, c, ob, vm)
 		if ih == p {
 			assessPrimary(&m, ob, declared)
 			if c.Synchronous != nil {
@@ -343,12 +380,12 @@ func assessCluster(c *inventory.Cluster, obs map[string]*observation, o Options)
 			// A cascaded replica is seen by its upstream, when that
 			// one answered as a standby.
 			var upServer *steps.Server
-			if src := ih.Source(); src == p {
+			if up := vm.Upstream; up.Host == p {
 				upServer = pServer
-			} else if uo := obs[src.Name]; uo != nil && uo.server() != nil && uo.server().InRecovery {
-				upServer = uo.server()
+			} else if up.Role == view.Standby {
+				upServer = up.State.Server
 			}
-			assessReplica(&m, ih, c, ob, upServer, o)
+			assessReplica(&m, ih, c, vm, upServer, o)
 			if pObs != nil && steps.FormerPrimary(ob.state, pObs.state, c.Postgres.Version) {
 				rejoin := "its data has been a primary's (it has no standby.signal): pgfleet up rejoins it as a standby of " + p.Name + " with pg_rewind"
 				if ob.state.Server != nil || ob.state.PostmasterPID > 0 {
@@ -371,6 +408,27 @@ func assessCluster(c *inventory.Cluster, obs map[string]*observation, o Options)
 		cs.Members = append(cs.Members, m)
 	}
 	return cs
+}
+
+// inputs are what status has of each member asked, for the view: a host
+// that gave no answer at all is view.NoAnswer; one that answered but
+// could not be read, or whose server refused the probe's query,
+// view.Unknown.
+func inputs(obs map[string]*observation) map[string]view.Input {
+	in := map[string]view.Input{}
+	for name, ob := range obs {
+		switch {
+		case ob.connectErr != nil && remote.NoAnswer(ob.connectErr):
+			in[name] = view.Input{Reach: view.NoAnswer, Err: ob.connectErr}
+		case ob.connectErr != nil:
+			in[name] = view.Input{Reach: view.Unknown, Err: ob.connectErr}
+		case ob.queryErr != nil:
+			in[name] = view.Input{Reach: view.Unknown, Err: ob.queryErr}
+		default:
+			in[name] = view.Input{Reach: view.Read, State: ob.state}
+		}
+	}
+	return in
 }
 
 // MovedAside is a data directory pgfleet moved aside, and when.
@@ -400,7 +458,7 @@ func systemdOf(s *steps.State) *steps.Systemd {
 
 // observeMember fills what a host says about itself, with the problems
 // that need nothing else to see.
-func observeMember(ih *inventory.Host, c *inventory.Cluster, ob *observation) Member {
+func observeMember(ih *inventory.Host, c *inventory.Cluster, ob *observation, vm *view.Member) Member {
 	m := Member{Host: ih.Name, Address: ih.Address, DeclaredRole: RoleReplica}
 	if ih == c.Primary {
 		m.DeclaredRole = RolePrimary
@@ -430,7 +488,7 @@ func observeMember(ih *inventory.Host, c *inventory.Cluster, ob *observation) Me
 			msg += fmt.Sprintf(" (found %s)", steps.JoinInts(ob.state.Installed))
 		}
 		m.Problems = append(m.Problems, msg)
-	case ob.server() == nil:
+	case vm.Role != view.Primary && vm.Role != view.Standby:
 		m.Role = RoleStopped
 		msg := "PostgreSQL is not running"
 		if ob.downReason != "" {
@@ -440,18 +498,18 @@ func observeMember(ih *inventory.Host, c *inventory.Cluster, ob *observation) Me
 	default:
 		s := ob.server()
 		m.Role = RolePrimary
-		if s.InRecovery {
+		if vm.Role == view.Standby {
 			m.Role = RoleReplica
+			m.ReplayDelaySeconds = s.ReplayDelay
 		}
 		tl := s.Timeline
 		m.Version, m.Timeline, m.LSN, m.ReceiveLSN = s.Version, &tl, s.LSN, s.ReceiveLSN
 		m.ReplayPaused = s.ReplayPaused
-		if s.InRecovery {
-			m.ReplayDelaySeconds = s.ReplayDelay
-		}
 		if s.Receiver != nil {
 			m.Upstream = steps.HostPort(s.Receiver.SenderHost, s.Receiver.SenderPort)
-			m.UpstreamHost = memberAt(c, s.Receiver.SenderHost, s.Receiver.SenderPort)
+		}
+		if vm.Sender != nil {
+			m.UpstreamHost = vm.Sender.Name()
 		}
 	}
 	if sd := systemdOf(ob.state); sd != nil {
@@ -482,10 +540,11 @@ func assessPrimary(m *Member, ob *observation, declared map[string]bool) {
 	// worth a look, but not a problem: a backup, a cascade, a tool.
 }
 
-// assessReplica judges a replica by what it says and by what the host it
-// streams from (its primary, or its upstream in a cascade) says: p is that
-// host's server, nil when it was not read.
-func assessReplica(m *Member, ih *inventory.Host, c *inventory.Cluster, ob *observation, p *steps.Server, o Options) {
+// assessReplica reports a replica as the view judges it (vm), with the
+// problems that what it says and what the host it streams from (its
+// primary, or its upstream in a cascade) says show: p is that host's
+// server, nil when it was not read or does not run as it should.
+func assessReplica(m *Member, ih *inventory.Host, c *inventory.Cluster, vm *view.Member, p *steps.Server, o Options) {
 	primary := ih.Source()
 	m.DeclaredUpstream = primary.Name
 	slotName := ""
@@ -496,60 +555,42 @@ func assessReplica(m *Member, ih *inventory.Host, c *inventory.Cluster, ob *obse
 	if p != nil {
 		row = p.ReplicationOf(ih.Name)
 		if slotName != "" {
-			for _, sl := range p.Slots {
-				if sl.Name == slotName {
-					m.Slot = &Slot{Name: sl.Name, Active: sl.Active, RetainedBytes: sl.RetainedBytes, WALStatus: sl.WALStatus}
-				}
+			if sl := p.Slot(slotName); sl != nil {
+				m.Slot = &Slot{Name: sl.Name, Active: sl.Active, RetainedBytes: sl.RetainedBytes, WALStatus: sl.WALStatus}
 			}
 		}
 	}
 	if row != nil {
-		m.Replication, m.State, m.SyncState = row, row.State, row.SyncState
+		m.Replication, m.State, m.SyncState = replication(p, row), row.State, row.SyncState
 		ssl := row.SSL
 		m.SSL = &ssl
 		if !ssl && c.TLS.Enabled {
 			m.Problems = append(m.Problems, "its replication connection is not encrypted: run pgfleet up, which makes it use TLS")
 		}
 	}
-	s := ob.server()
-	if s != nil && s.InRecovery && s.Receiver != nil && m.State == "" {
+	var s *steps.Server
+	if vm.State != nil {
+		s = vm.State.Server
+	}
+	if vm.Role == view.Standby && s.Receiver != nil && m.State == "" {
 		m.State = s.Receiver.Status
 	}
+	m.LagBytes = vm.Lag
+	m.Streaming = vm.StreamsAsRead()
 
-	// Lag: the primary's current LSN against the replica's own replay LSN,
-	// both read now; the primary's pg_stat_replication only learns the
-	// replay position at the replica's next status message (up to
-	// wal_receiver_status_interval later). When the replica could not be
-	// asked, the primary's view is all there is.
-	if p != nil && s != nil && s.InRecovery {
-		if a, err1 := pgsql.ParseLSN(p.LSN); err1 == nil {
-			if b, err2 := pgsql.ParseLSN(s.LSN); err2 == nil {
-				lag := int64(0)
-				if a > b {
-					lag = int64(a - b)
-				}
-				m.LagBytes = &lag
-			}
-		}
-	}
-	if m.LagBytes == nil && row != nil && row.LagBytes != nil {
-		lag := max(*row.LagBytes, 0)
-		m.LagBytes = &lag
-	}
-
-	if s != nil && !s.InRecovery {
+	if vm.Role == view.Primary {
 		m.Problems = append(m.Problems, "declared replica, but it runs as a primary (not in recovery)")
 		return
 	}
-	hostUp := s != nil // answered as a standby
+	hostUp := vm.Role == view.Standby
 	if hostUp {
 		switch {
 		case s.Receiver == nil:
 			m.Problems = append(m.Problems, "no WAL receiver runs: it does not stream from any primary")
-		case s.Receiver.Status != "streaming":
+		case !view.Receives(s):
 			m.Problems = append(m.Problems, "its WAL receiver is "+s.Receiver.Status+", not streaming")
 		}
-		if s.Receiver != nil && !sameEndpoint(s.Receiver.SenderHost, s.Receiver.SenderPort, primary, c.Postgres.Port) {
+		if s.Receiver != nil && vm.Sender != vm.Upstream {
 			who := steps.HostPort(s.Receiver.SenderHost, s.Receiver.SenderPort)
 			if m.UpstreamHost != "" {
 				who = m.UpstreamHost + " (" + who + ")"
@@ -575,7 +616,7 @@ func assessReplica(m *Member, ih *inventory.Host, c *inventory.Cluster, ob *obse
 		switch {
 		case row == nil && hostUp:
 			m.Problems = append(m.Problems, "missing from "+primary.Name+"'s pg_stat_replication")
-		case row != nil && row.State != "streaming":
+		case row != nil && !view.SeenStreaming(p, ih.Name):
 			m.Problems = append(m.Problems, primary.Name+" sees it in state "+row.State+", not streaming")
 		}
 		if slotName != "" {
@@ -591,31 +632,10 @@ func assessReplica(m *Member, ih *inventory.Host, c *inventory.Cluster, ob *obse
 			}
 		}
 	}
-	m.Streaming = hostUp && s.Receiver != nil && s.Receiver.Status == "streaming" &&
-		(p == nil || (row != nil && row.State == "streaming"))
 	if o.MaxLagBytes > 0 && m.LagBytes != nil && *m.LagBytes > o.MaxLagBytes {
 		m.Problems = append(m.Problems, fmt.Sprintf("lags %d bytes behind %s, more than --max-lag-bytes %d",
 			*m.LagBytes, primary.Name, o.MaxLagBytes))
 	}
-}
-
-// sameEndpoint says whether a WAL receiver's sender is h's PostgreSQL.
-func sameEndpoint(senderHost string, senderPort int, h *inventory.Host, port int) bool {
-	if senderPort != 0 && senderPort != port {
-		return false
-	}
-	return senderHost == h.ReplicationAddress || senderHost == h.Address
-}
-
-// memberAt is the name of the cluster member a sender address is, "" if
-// none.
-func memberAt(c *inventory.Cluster, addr string, port int) string {
-	for _, m := range members(c) {
-		if sameEndpoint(addr, port, m, c.Postgres.Port) {
-			return m.Name
-		}
-	}
-	return ""
 }
 
 func bytesOrUnknown(b *int64) string {

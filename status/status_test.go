@@ -12,6 +12,7 @@ import (
 	"github.com/pgfleet/pgfleet/internal/fleettest"
 	"github.com/pgfleet/pgfleet/inventory"
 	"github.com/pgfleet/pgfleet/steps"
+	"github.com/pgfleet/pgfleet/view"
 )
 
 // stCluster is the one cluster of fleettest.Inventory: h1 primary, h2 and h3
@@ -45,9 +46,9 @@ func stHealthyObs() map[string]*observation {
 		"h1": stUp(&steps.Server{Version: "15.18", Timeline: 1, LSN: "0/5000060",
 			Replication: []steps.ReplicationState{
 				{ApplicationName: "h2", ClientAddr: "192.168.0.2", State: "streaming", SyncState: "async",
-					SentLSN: "0/5000060", WriteLSN: "0/5000060", FlushLSN: "0/5000060", ReplayLSN: "0/5000060", LagBytes: stI64(0)},
+					SentLSN: "0/5000060", WriteLSN: "0/5000060", FlushLSN: "0/5000060", ReplayLSN: "0/5000060"},
 				{ApplicationName: "h3", ClientAddr: "192.168.0.3", State: "streaming", SyncState: "async",
-					SentLSN: "0/5000060", WriteLSN: "0/5000060", FlushLSN: "0/5000060", ReplayLSN: "0/5000060", LagBytes: stI64(0)},
+					SentLSN: "0/5000060", WriteLSN: "0/5000060", FlushLSN: "0/5000060", ReplayLSN: "0/5000060"},
 			},
 			Slots: []steps.Slot{{Name: "h2", Active: true, RetainedBytes: stI64(0)}, {Name: "h3", Active: true, RetainedBytes: stI64(0)}},
 		}),
@@ -272,7 +273,6 @@ func TestStatusProblems(t *testing.T) {
 			opts: Options{MaxLagBytes: 1000},
 			change: func(obs map[string]*observation) {
 				obs["h1"].state.Server.LSN = "0/5010060" // 64 KiB ahead of both replicas
-				obs["h1"].state.Server.Replication[0].LagBytes = stI64(0)
 				obs["h3"].state.Server.LSN = "0/5010060"
 			},
 			host: "h2", role: RoleReplica, problem: []string{"lags 65536 bytes", "--max-lag-bytes 1000"}, streams: true,
@@ -337,9 +337,14 @@ func TestStatusLag(t *testing.T) {
 	}
 	// When the replica cannot be asked, the primary's view is used.
 	obs["h2"] = &observation{connectErr: errors.New("timeout")}
-	obs["h1"].state.Server.Replication[0].LagBytes = stI64(777)
-	if lag := stMember(t, assessCluster(stCluster(t), obs, Options{}), "h2").LagBytes; lag == nil || *lag != 777 {
+	obs["h1"].state.Server.Replication[0].ReplayLSN = "0/FFFFFD07" // 777 bytes short of 1/10
+	h2 = stMember(t, assessCluster(stCluster(t), obs, Options{}), "h2")
+	if lag := h2.LagBytes; lag == nil || *lag != 777 {
 		t.Errorf("lag %v, want 777 from pg_stat_replication", lag)
+	}
+	// The row of pg_stat_replication shows the same lag, reckoned alike.
+	if r := h2.Replication; r == nil || r.LagBytes == nil || *r.LagBytes != 777 || r.ReplayLSN != "0/FFFFFD07" {
+		t.Errorf("replication %+v, want its lag_bytes 777", r)
 	}
 }
 
@@ -438,30 +443,37 @@ func TestObserveState(t *testing.T) {
 		{"refuses-sql", RoleStopped, "PostgreSQL does not answer: psql: error: connection to server on socket"},
 	} {
 		ob := observeState(stateFixture(t, tc.fixture), "/var/run/postgresql", 5432)
-		m := observeMember(c.Primary, c, ob)
+		m := observePrimary(c, ob)
 		if m.Role != tc.role || (tc.problem == "") != (len(m.Problems) == 0) || (tc.problem != "" && !stHasProblem(m, tc.problem)) {
 			t.Errorf("%s: role %s problems %q, want %s %q", tc.fixture, m.Role, m.Problems, tc.role, tc.problem)
 		}
 	}
 	// Not installed, but another version is.
-	m := observeMember(c.Primary, c, &observation{state: &steps.State{Installed: []int{17, 13}}})
+	m := observePrimary(c, &observation{state: &steps.State{Installed: []int{17, 13}}})
 	if !stHasProblem(m, "PostgreSQL 15 is not installed (found 13, 17)") {
 		t.Errorf("problems %q", m.Problems)
 	}
 	// A postmaster without its socket.
 	st := stateFixture(t, "installed")
 	st.PostmasterPID = 77
-	m = observeMember(c.Primary, c, observeState(st, "/var/run/postgresql", 5432))
+	m = observePrimary(c, observeState(st, "/var/run/postgresql", 5432))
 	if m.Role != RoleStopped || !stHasProblem(m, "postmaster (pid 77) runs, but there is no socket /var/run/postgresql/.s.PGSQL.5432") {
 		t.Errorf("no socket: role %s problems %q", m.Role, m.Problems)
 	}
 	// A server that refused the query (not the connection) is not taken for stopped.
 	st = stateFixture(t, "refuses-sql")
 	st.SQLExit, st.SQLError = 3, "ERROR:  permission denied"
-	m = observeMember(c.Primary, c, observeState(st, "/var/run/postgresql", 5432))
+	m = observePrimary(c, observeState(st, "/var/run/postgresql", 5432))
 	if m.Role != RoleUnreachable || !strings.Contains(m.Error, "permission denied") {
 		t.Errorf("query refused: role %s error %q", m.Role, m.Error)
 	}
+}
+
+// observePrimary is what status reports of the primary of c, alone in
+// the run, from ob.
+func observePrimary(c *inventory.Cluster, ob *observation) Member {
+	v := view.Of(c, inputs(map[string]*observation{c.Primary.Name: ob}))
+	return observeMember(c.Primary, c, ob, v.Declared())
 }
 
 func TestStatusMembersOrder(t *testing.T) {

@@ -13,7 +13,7 @@ import (
 func cascadeObs() map[string]*observation {
 	row := func(name, addr, sync string) steps.ReplicationState {
 		return steps.ReplicationState{ApplicationName: name, ClientAddr: addr, State: "streaming", SyncState: sync,
-			SentLSN: "0/5000060", WriteLSN: "0/5000060", FlushLSN: "0/5000060", ReplayLSN: "0/5000060", LagBytes: stI64(0), SSL: true}
+			SentLSN: "0/5000060", WriteLSN: "0/5000060", FlushLSN: "0/5000060", ReplayLSN: "0/5000060", SSL: true}
 	}
 	h2 := stStandby("0/5000060", "10.0.0.1", "h2")
 	h2.Replication = []steps.ReplicationState{row("h3", "192.168.0.3", "async")}

@@ -277,7 +277,7 @@ func realistic(h *Host, r *Run) {
 		var zero int64
 		for _, m := range h.Cluster.Replicas {
 			s.Replication = append(s.Replication, ReplicationState{ApplicationName: m.Name, ClientAddr: r.Host(m.Name).ReplicationAddress,
-				State: "streaming", SyncState: "async", SentLSN: s.LSN, WriteLSN: s.LSN, FlushLSN: s.LSN, ReplayLSN: s.LSN, LagBytes: &zero})
+				State: "streaming", SyncState: "async", SentLSN: s.LSN, WriteLSN: s.LSN, FlushLSN: s.LSN, ReplayLSN: s.LSN})
 		}
 		for i := range s.Slots {
 			s.Slots[i].RestartLSN, s.Slots[i].WALStatus, s.Slots[i].RetainedBytes = s.LSN, "reserved", &zero

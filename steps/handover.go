@@ -11,7 +11,6 @@ import (
 
 	"github.com/pgfleet/pgfleet/internal/hint"
 	"github.com/pgfleet/pgfleet/internal/pgsql"
-	"github.com/pgfleet/pgfleet/internal/remote"
 	"github.com/pgfleet/pgfleet/inventory"
 	"github.com/pgfleet/pgfleet/view"
 )
@@ -297,6 +296,8 @@ func (s Handover) decideSwitchover(r *Run, p *handoverPlan) (*handoverPlan, *ref
 	if ref := refuseTopology(t, c, "switch over"); ref != nil {
 		return nil, ref
 	}
+	v := r.View(c)
+	tv := v.Member(t.Name)
 	ts := t.Facts.Server
 	row := ps.ReplicationOf(t.Name)
 	switch {
@@ -306,15 +307,15 @@ func (s Handover) decideSwitchover(r *Run, p *handoverPlan) (*handoverPlan, *ref
 	case !ts.InRecovery:
 		return nil, &refusal{t, hintf("look at it first; to make it a replica again: pgfleet rebuild INVENTORY "+t.Name,
 			"refusing to switch over to %s: it runs as a primary already, not as a standby of %s", t.Name, old.Name)}
-	case row == nil || row.State != "streaming" || ts.Receiver == nil || ts.Receiver.Status != "streaming":
+	case !tv.Streams:
 		return nil, &refusal{t, hintf("run pgfleet up to bring it back, wait until pgfleet status shows it streaming, then switch over",
 			"refusing to switch over to %s: it does not stream from %s (%s)", t.Name, old.Name, streamState(row, ts))}
 	case ts.Timeline != ps.Timeline:
 		return nil, &refusal{t, hintf("rebuild it (pgfleet rebuild INVENTORY "+t.Name+"), then switch over",
 			"refusing to switch over to %s: it is on timeline %d, %s on %d", t.Name, ts.Timeline, old.Name, ps.Timeline)}
-	case row.LagBytes != nil && *row.LagBytes > maxSwitchoverLag:
+	case tv.Lag != nil && *tv.Lag > maxSwitchoverLag:
 		return nil, &refusal{t, hintf("wait until it has caught up (pgfleet status shows its lag), then switch over",
-			"refusing to switch over to %s: it is %s behind %s, more than %s", t.Name, FormatBytes(*row.LagBytes), old.Name, FormatBytes(maxSwitchoverLag))}
+			"refusing to switch over to %s: it is %s behind %s, more than %s", t.Name, FormatBytes(*tv.Lag), old.Name, FormatBytes(maxSwitchoverLag))}
 	case c.Postgres.Replication.Slots && ts.MaxReplicationSlots < len(c.Replicas):
 		return nil, &refusal{t, hintf("raise max_replication_slots in the inventory's postgres.settings and run pgfleet up, then switch over",
 			"refusing to switch over to %s: its max_replication_slots is %d, and as the primary it needs a slot for each of %d replicas", t.Name, ts.MaxReplicationSlots, len(c.Replicas))}
@@ -325,18 +326,13 @@ func (s Handover) decideSwitchover(r *Run, p *handoverPlan) (*handoverPlan, *ref
 			continue
 		}
 		// A cascaded replica streams from its upstream, which must see it.
-		src, srcServer := old, ps
-		if u := m.Source(); u != c.Primary {
-			src = r.Host(u.Name)
-			srcServer = src.Facts.Server
-		}
-		var row *ReplicationState
-		if srcServer != nil {
-			row = srcServer.ReplicationOf(h.Name)
-		}
-		if h.Facts.Server == nil || row == nil || row.State != "streaming" {
+		if hv := v.Member(h.Name); !hv.Streams {
+			var row *ReplicationState
+			if up := hv.Upstream.State.Server; up != nil {
+				row = up.ReplicationOf(h.Name)
+			}
 			return nil, &refusal{h, hintf("run pgfleet up to bring it back (or pgfleet rebuild INVENTORY "+h.Name+"), then switch over",
-				"refusing to switch over: %s does not stream from %s (%s), so it could not follow %s", h.Name, src.Name, streamState(row, h.Facts.Server), t.Name)}
+				"refusing to switch over: %s does not stream from %s (%s), so it could not follow %s", h.Name, hv.Upstream.Name(), streamState(row, h.Facts.Server), t.Name)}
 		}
 		p.others = append(p.others, h)
 	}
@@ -561,17 +557,16 @@ func (s Handover) switchover(ctx context.Context, r *Run, p *handoverPlan, rep *
 	if err := ctlcluster(ctx, old, "stop", "-m", "fast"); err != nil {
 		return backOut(old, err)
 	}
-	ctl, err := controlData(ctx, old)
+	final, err := finalLSN(ctx, old)
 	if err != nil {
 		return backOut(old, err)
 	}
-	if ctl.state != "shut down" {
-		return backOut(old, fmt.Errorf("%s did not shut down cleanly (its control file says %q)", old.Name, ctl.state))
-	}
-	rep.FinalLSN = pgsql.FormatLSN(ctl.checkpoint)
+	rep.FinalLSN = pgsql.FormatLSN(final)
 	old.Log.Info("primary stopped", "final_lsn", rep.FinalLSN)
-	if err := waitReplayed(ctx, t, ctl.checkpoint); err != nil {
-		return backOut(t, err)
+	// Its replay position is the end of the last record it replayed:
+	// past the checkpoint's start once it replayed the checkpoint too.
+	if err := waitReplayed(ctx, t, final+1, handoverCatchUp); err != nil {
+		return backOut(t, fmt.Errorf("wait for it to replay the old primary's final WAL: %w", err))
 	}
 	if err := promote(ctx, t); err != nil {
 		return t, hintf(fmt.Sprintf("look at %s's server log %s and at pgfleet status; if %s is still a standby, start %s again (sudo pg_ctlcluster %d main start)",
@@ -696,69 +691,27 @@ func (s Handover) refreshAll(ctx context.Context, r *Run, p *handoverPlan) {
 	})
 }
 
-// control is what pg_controldata says of a stopped cluster.
-type control struct {
-	state      string
-	checkpoint uint64 // the latest checkpoint's location: a clean shutdown's is the last record
-}
-
-func controlData(ctx context.Context, h *Host) (*control, error) {
-	res, err := h.Conn.Run(ctx, remote.Cmd{Args: []string{bin(h.Layout, "pg_controldata"), h.Layout.DataDir()},
-		As: "postgres", Env: map[string]string{"LC_ALL": "C"}})
+// finalLSN reads the state of h, a primary just stopped, again: its
+// control file says it shut down cleanly, and where: the latest
+// checkpoint, the shutdown's, is the last record of its WAL. The run's
+// facts of h are left as they were: h may be started again.
+func finalLSN(ctx context.Context, h *Host) (uint64, error) {
+	st, err := h.ReadState(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("read the control file: %w", err)
+		return 0, fmt.Errorf("read its control file: %w", err)
 	}
-	return parseControlData(string(res.Stdout))
-}
-
-func parseControlData(out string) (*control, error) {
-	c := &control{}
-	var lsn string
-	for _, line := range strings.Split(out, "\n") {
-		k, v, ok := strings.Cut(line, ":")
-		if !ok {
-			continue
-		}
-		switch strings.TrimSpace(k) {
-		case "Database cluster state":
-			c.state = strings.TrimSpace(v)
-		case "Latest checkpoint location":
-			lsn = strings.TrimSpace(v)
-		}
+	ctl := st.Control
+	switch {
+	case ctl == nil:
+		return 0, fmt.Errorf("%s's control file could not be read after its stop (%s)", h.Name, serverState(st))
+	case ctl.State != "shut down":
+		return 0, fmt.Errorf("%s did not shut down cleanly (its control file says %q)", h.Name, ctl.State)
 	}
-	n, err := pgsql.ParseLSN(lsn)
-	if err != nil || c.state == "" {
-		return nil, fmt.Errorf("read the control file: no cluster state or checkpoint location in pg_controldata's output")
+	lsn, err := pgsql.ParseLSN(ctl.Checkpoint)
+	if err != nil {
+		return 0, fmt.Errorf("%s's control file gives no checkpoint location", h.Name)
 	}
-	c.checkpoint = n
-	return c, nil
-}
-
-// waitReplayed waits until standby h has replayed past lsn, the start of
-// its old primary's last record: its replay position is the end of the
-// last record it replayed.
-func waitReplayed(ctx context.Context, h *Host, lsn uint64) error {
-	want := pgsql.FormatLSN(lsn)
-	deadline := time.Now().Add(handoverCatchUp)
-	var last string
-	for {
-		out, err := psql(ctx, h, "SELECT pg_last_wal_replay_lsn() > :'lsn'::pg_lsn, pg_last_wal_replay_lsn();", "lsn", want)
-		if err == nil && strings.HasPrefix(out, "t|") {
-			return nil
-		}
-		last = out
-		if err != nil {
-			last = err.Error()
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s has not replayed the old primary's WAL up to %s after %s (it is at %s)", h.Name, want, handoverCatchUp, strings.TrimPrefix(last, "f|"))
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+	return lsn, nil
 }
 
 // promote promotes standby h and waits until it accepts a write: a

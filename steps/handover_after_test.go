@@ -18,7 +18,8 @@ import (
 // is promoted, the state probe answers what a streaming cluster's hosts
 // answer; after, what the hosts of that cluster with h2 as its primary
 // answer, except that h1 (stopped, with standby.signal, in a switchover)
-// and h3 still point at h1 until pgfleet reloads or starts them.
+// and h3 still point at h1 until pgfleet reloads or starts them. Once a
+// switchover stops h1, its probe answers a clean shutdown's control file.
 type handoverLab struct {
 	r    *Run
 	srvs map[string]*sshtest.Server
@@ -31,6 +32,7 @@ type handoverLab struct {
 	promoted             atomic.Bool
 	mu                   sync.Mutex
 	followed             map[string]bool // reloaded or started after the promotion
+	stopped              bool            // h1 stopped by the switchover, before the promotion
 	calls                []*HandoverReport
 	promotedErr          error // what Options.Promoted returns
 }
@@ -80,7 +82,10 @@ func newHandoverLab(t *testing.T, failover bool) *handoverLab {
 		// it had; h1 is stopped, a standby once it starts.
 		a.Facts.AutoConf, a.Facts.PgPass = b.Facts.AutoConf, b.Facts.PgPass
 		if name == "h1" {
+			// Its control file: a clean shutdown, whose checkpoint is
+			// the last record of its WAL.
 			a.Facts.Server, a.Facts.PostmasterPID, a.Facts.StandbySignal = nil, 0, true
+			a.Facts.Control = &Control{SystemID: b.Facts.SystemID(), Timeline: 1, State: "shut down", Checkpoint: "0/5000028"}
 		}
 		l.stale[name] = probeAnswer(t, a)
 		if srv := srvs[name]; srv != nil {
@@ -111,6 +116,8 @@ func (l *handoverLab) answer(name string) []byte {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	switch {
+	case !l.promoted.Load() && name == "h1" && l.stopped:
+		return l.stale[name]
 	case !l.promoted.Load():
 		return l.before[name]
 	case l.followed[name] || name == "h2":
@@ -150,14 +157,14 @@ func (l *handoverLab) handler(name string) sshtest.Handler {
 		case line == "getent group -- postgres":
 			return sshtest.Reply{Stdout: "postgres:x:107:\n"}
 		case strings.HasPrefix(line, "pg_ctlcluster 15 main "):
+			l.mu.Lock()
 			if l.promoted.Load() {
-				l.mu.Lock()
 				l.followed[name] = true
-				l.mu.Unlock()
+			} else if name == "h1" {
+				l.stopped = strings.HasPrefix(line, "pg_ctlcluster 15 main stop")
 			}
+			l.mu.Unlock()
 			return sshtest.Reply{}
-		case strings.Contains(line, "pg_controldata"):
-			return sshtest.Reply{Stdout: "Database cluster state:               shut down\nLatest checkpoint location:           0/5000028\n"}
 		case strings.Contains(sql, "pg_last_wal_replay_lsn()"):
 			return sshtest.Reply{Stdout: "t|0/50000A0\n"}
 		case strings.Contains(sql, "pg_promote("):
@@ -314,6 +321,44 @@ func TestHandoverFailsAfterPromotion(t *testing.T) {
 				for _, res := range l.r.Results() {
 					t.Logf("%s %s: %s %v", res.Host, res.Step, res.Status, res.Err)
 				}
+			}
+		})
+	}
+}
+
+// TestSwitchoverReadsTheFinalLSN: once the old primary stopped, the
+// switchover reads its state again, and its control file gives where its
+// WAL ends; when that control file does not say a clean shutdown, or
+// gives no checkpoint, nothing is promoted and the old primary is started
+// again.
+func TestSwitchoverReadsTheFinalLSN(t *testing.T) {
+	for _, tc := range []struct {
+		name, from, to, err string
+	}{
+		{"a clean shutdown", "", "", ""},
+		{"not shut down cleanly", `"state":"shut down"`, `"state":"in production"`, `h1 did not shut down cleanly (its control file says "in production")`},
+		{"no checkpoint", `"checkpoint":"0/5000028"`, `"checkpoint":""`, "h1's control file gives no checkpoint location"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := newHandoverLab(t, false)
+			if !strings.Contains(string(l.stale["h1"]), `"checkpoint":"0/5000028"`) {
+				t.Fatalf("the stopped h1's answer has no checkpoint: %s", l.stale["h1"])
+			}
+			if tc.from != "" {
+				l.stale["h1"] = []byte(strings.Replace(string(l.stale["h1"]), tc.from, tc.to, 1))
+			}
+			l.run(t, Handover{Cluster: "main", To: "h2"})
+			rep := l.r.Handover
+			if tc.err == "" {
+				if rep == nil || !rep.Promoted || rep.FinalLSN != "0/5000028" || l.r.Err() != nil {
+					t.Errorf("report %+v, err %v; want h2 promoted after the final LSN 0/5000028", rep, l.r.Err())
+				}
+				return
+			}
+			res := l.results()["h1 switchover"]
+			if rep == nil || rep.Promoted || l.promoted.Load() || res.Status != Failed ||
+				!strings.Contains(res.Error, tc.err) || !strings.Contains(res.Error, "h1 was started again as the primary") || l.stopped {
+				t.Errorf("report %+v, h1: %s %q; want nothing promoted, h1 started again, and %q", rep, res.Status, res.Error, tc.err)
 			}
 		})
 	}

@@ -24,8 +24,24 @@ func streaming(t *testing.T, r *Run, lsns map[string]string) {
 		s := host(t, r, name).Facts.Server
 		s.Timeline, s.MaxReplicationSlots, s.DataChecksums = 1, 10, true
 		s.LSN, s.ReceiveLSN = lsns[name], lsns[name]
-		var lag int64
-		p.Replication = append(p.Replication, ReplicationState{ApplicationName: name, State: "streaming", ReplayLSN: lsns[name], LagBytes: &lag})
+		p.Replication = append(p.Replication, ReplicationState{ApplicationName: name, State: "streaming", ReplayLSN: lsns[name]})
+	}
+}
+
+// TestSwitchoverLagFromLSNs: the target's lag is the primary's LSN minus
+// the target's own replay LSN, both read now, not the replay position the
+// primary's pg_stat_replication last heard of.
+func TestSwitchoverLagFromLSNs(t *testing.T) {
+	caughtUpLate := map[string]string{"h2": "0/9000000", "h3": "0/9000000"}
+	_, got := handoverRun(t, Handover{Cluster: "main", To: "h2"}, caughtUpLate, func(r *Run) {
+		p := r.Host("h1").Facts.Server
+		p.LSN = "0/9000000"
+		for i := range p.Replication {
+			p.Replication[i].ReplayLSN = "0/5000000" // 64 MB behind, as last reported
+		}
+	})
+	if res := got["h2"]; res.Status != Changed {
+		t.Errorf("h2, caught up though its primary last heard otherwise: %s %q, want the switchover planned", res.Status, res.Error)
 	}
 }
 
@@ -95,9 +111,8 @@ func TestSwitchoverRefusals(t *testing.T) {
 		{"the target does not stream", "h2", "h2", "it does not stream from h1", func(r *Run) {
 			r.Host("h1").Facts.Server.Replication = r.Host("h1").Facts.Server.Replication[1:]
 		}},
-		{"the target lags", "h2", "h2", "behind h1", func(r *Run) {
-			lag := int64(64 << 20)
-			r.Host("h1").Facts.Server.Replication[0].LagBytes = &lag
+		{"the target lags", "h2", "h2", "it is 64.0 MB behind h1", func(r *Run) {
+			r.Host("h1").Facts.Server.LSN = "0/9000000" // h2 replayed up to 0/5000000
 		}},
 		{"the target has no room for slots", "h2", "h2", "max_replication_slots is 1", func(r *Run) {
 			r.Host("h2").Facts.Server.MaxReplicationSlots = 1
@@ -261,18 +276,6 @@ func TestFailoverFencesAStoppedPrimary(t *testing.T) {
 	h1.Facts.Files["start.conf"] = []byte("disabled\n")
 	if _, ok := fencedWas(h1); ok {
 		t.Error("a start.conf of disabled that pgfleet did not write is taken for its fence")
-	}
-}
-
-func TestParseControlData(t *testing.T) {
-	out := "pg_control version number:            1300\nDatabase cluster state:               shut down\n" +
-		"Latest checkpoint location:           0/3000028\nLatest checkpoint's REDO location:    0/3000028\n"
-	c, err := parseControlData(out)
-	if err != nil || c.state != "shut down" || c.checkpoint != 0x3000028 {
-		t.Errorf("parseControlData = %+v, %v; want shut down at 0/3000028", c, err)
-	}
-	if _, err := parseControlData("Database cluster state: in production\n"); err == nil {
-		t.Error("no checkpoint location: no error")
 	}
 }
 

@@ -8,8 +8,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
+	"github.com/pgfleet/pgfleet/internal/pgsql"
 	"github.com/pgfleet/pgfleet/internal/remote"
 )
 
@@ -151,26 +151,21 @@ func restartParams(r *Run, h *Host) (params []string, lowers bool, err error) {
 // values, which a standby must have seen before it starts with lower ones.
 func (r *Run) replayPrimary(ctx context.Context, h *Host) error {
 	p := r.PrimaryOf(h)
-	if p == nil || p.Facts == nil || p.Facts.Server == nil || p.Facts.Server.InRecovery || p.Facts.Server.LSN == "" {
+	if p == nil || p.Facts == nil || p.Facts.Server == nil || p.Facts.Server.InRecovery {
 		return nil
 	}
-	target := p.Facts.Server.LSN
-	deadline := time.Now().Add(r.Opts.VerifyTimeout)
-	for {
-		out, err := psql(ctx, h, "SELECT pg_last_wal_replay_lsn() >= :'lsn'::pg_lsn;", "lsn", target)
-		if err == nil && out == "t" {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return hintf("check that the replica streams from its primary (pgfleet status), then run up again",
-				"the replica has not replayed its primary's WAL up to %s: it must see the primary's new parameter values before it restarts with lower ones", target)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(500 * time.Millisecond):
-		}
+	target, err := pgsql.ParseLSN(p.Facts.Server.LSN)
+	if err != nil {
+		return nil
 	}
+	if err := waitReplayed(ctx, h, target, r.Opts.VerifyTimeout); err != nil {
+		if ctx.Err() != nil {
+			return err
+		}
+		return hintf("check that the replica streams from its primary (pgfleet status), then run up again",
+			"%w: it must see the primary's new parameter values before it restarts with lower ones", err)
+	}
+	return nil
 }
 
 // confirmRestart asks whether the running primary h may be restarted; a

@@ -70,7 +70,7 @@ func TestDecodeStatePrimary(t *testing.T) {
 	}
 	// The peers, one of them at an IPv6 address, as the primary lists them.
 	if len(sv.Replication) != 2 || sv.Replication[1].ClientAddr != "fd00::3" || sv.Replication[1].State != "catchup" ||
-		sv.Replication[1].LagBytes == nil || *sv.Replication[1].LagBytes != 33554528 {
+		sv.Replication[1].ReplayLSN != "0/3000000" {
 		t.Errorf("replication: %+v", sv.Replication)
 	}
 	if sl := sv.Slot("h3"); sl == nil || sl.Active || sl.WALStatus != "extended" || sl.RestartLSN != "0/3000000" || *sl.RetainedBytes != 33554528 {
@@ -339,6 +339,37 @@ func TestStateScriptRefusesSQL(t *testing.T) {
 	want := &Control{SystemID: "7441550281934467100", Timeline: 2, State: "in production"}
 	if !reflect.DeepEqual(s.Control, want) {
 		t.Errorf("Control %+v, want %+v\n%s", s.Control, want, out)
+	}
+}
+
+// A stopped server: the control file gives where its WAL ends, the latest
+// checkpoint's location (not its REDO location), which a switchover waits
+// for the new primary to have replayed.
+func TestStateScriptCheckpoint(t *testing.T) {
+	for _, tc := range []struct {
+		name, location, want string
+	}{
+		{"a clean shutdown", "0/3000028", "0/3000028"},
+		{"past 4 GB", "1A/FF000060", "1A/FF000060"},
+		{"not an LSN", "0/30\"00028", ""},
+		{"none", "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newProbeEnv(t)
+			writeFile(t, filepath.Join(e.data, "PG_VERSION"), "15\n", 0o600)
+			ctl := "pg_control version number:            1300\nDatabase system identifier:           7001\n" +
+				"Database cluster state:               shut down\nLatest checkpoint's REDO location:    0/2000000\n" +
+				"Latest checkpoint's TimeLineID:       1\n"
+			if tc.location != "" {
+				ctl += "Latest checkpoint location:           " + tc.location + "\n"
+			}
+			e.fakeRunuser(t, "", 2, ctl)
+			s, out := e.run(t)
+			want := &Control{SystemID: "7001", Timeline: 1, State: "shut down", Checkpoint: tc.want}
+			if !reflect.DeepEqual(s.Control, want) {
+				t.Errorf("Control %+v, want %+v\n%s", s.Control, want, out)
+			}
+		})
 	}
 }
 

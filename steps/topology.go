@@ -5,6 +5,7 @@ import (
 	"slices"
 
 	"github.com/pgfleet/pgfleet/inventory"
+	"github.com/pgfleet/pgfleet/view"
 )
 
 // ByDepth runs its steps on the replicas one depth at a time: first on
@@ -39,11 +40,13 @@ func (r *Run) atDepth(hosts []*Host) []*Host {
 }
 
 // SynchronousStreaming are the synchronous standby candidates of c that
-// its primary's server sv shows streaming, in inventory order.
+// its primary's server sv shows streaming (view.SeenStreaming: the
+// primary's half of a stream, the one that decides whether a standby
+// confirms commits), in inventory order.
 func SynchronousStreaming(c *inventory.Cluster, sv *Server) []string {
 	out := []string{}
 	for _, name := range c.SynchronousCandidates() {
-		if row := sv.ReplicationOf(name); row != nil && row.State == "streaming" {
+		if view.SeenStreaming(sv, name) {
 			out = append(out, name)
 		}
 	}

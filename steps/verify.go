@@ -10,62 +10,60 @@ import (
 	"time"
 
 	"github.com/pgfleet/pgfleet/internal/pgsql"
+	"github.com/pgfleet/pgfleet/view"
 )
 
 // Verified is the status of a host whose replication was checked and found
 // streaming.
 const Verified Status = "ok"
 
-// replicaVerdict judges one replica in one poll, from its own state (or
-// the error reading it) and its primary's server: it streams under its own
-// name, in recovery, and has replayed up to target. When it does not, why
-// says what was seen.
-//
-// A cascaded replica is judged by its upstream's pg_stat_replication (up,
-// nil when it could not be read), and by the primary's LSN: it has it only
-// when its whole chain streams.
-func replicaVerdict(name string, st *State, err error, up *Server, upName string, target uint64) (ok bool, why string) {
-	if err != nil {
-		return false, err.Error()
-	}
-	primaryState := ""
-	if up != nil {
-		if row := up.ReplicationOf(name); row != nil {
-			primaryState = row.State
+// replicaVerdict judges one replica from the view: it streams from its
+// upstream (view.Member.Streams: its upstream's pg_stat_replication and
+// its own WAL receiver both say streaming, which takes a server in
+// recovery) and has caught up (caughtUp nil; else why not). When it does
+// not, why says what was seen. A cascaded replica is seen by its
+// upstream, and has the primary's WAL only when its whole chain streams.
+func replicaVerdict(m *view.Member, caughtUp error) (ok bool, why string) {
+	if m.State == nil {
+		if m.Err != nil {
+			return false, m.Err.Error()
 		}
+		return false, "its state could not be read"
 	}
-	s := st.Server
+	s := m.State.Server
 	if s == nil {
 		msg := "PostgreSQL does not answer"
-		if st.SQLError != "" {
-			msg += ": " + strings.Join(strings.Fields(st.SQLError), " ")
+		if m.State.SQLError != "" {
+			msg += ": " + strings.Join(strings.Fields(m.State.SQLError), " ")
 		}
 		return false, msg
 	}
-	receiver := ""
+	upState := "not read"
+	if u := m.Upstream.State; u != nil && u.Server == nil {
+		upState = "not running"
+	} else if u != nil {
+		upState = "absent"
+		if row := u.Server.ReplicationOf(m.Name()); row != nil {
+			upState = row.State
+		}
+	}
+	receiver := "not running"
 	if s.Receiver != nil {
 		receiver = s.Receiver.Status
 	}
-	caughtUp := false
-	if replay, err := pgsql.ParseLSN(s.LSN); err == nil && s.InRecovery && replay >= target {
-		caughtUp = true
+	why = fmt.Sprintf("%s's pg_stat_replication: %s; wal receiver: %s; in recovery: %v; replayed up to %s (caught up: %v)",
+		m.Upstream.Name(), upState, receiver, s.InRecovery, s.LSN, caughtUp == nil)
+	if caughtUp != nil {
+		why += ": " + caughtUp.Error()
 	}
-	ok = primaryState == "streaming" && receiver == "streaming" && s.InRecovery && caughtUp
-	if primaryState == "" {
-		primaryState = "absent"
-	}
-	if receiver == "" {
-		receiver = "not running"
-	}
-	return ok, fmt.Sprintf("%s's pg_stat_replication: %s; wal receiver: %s; in recovery: %v; replayed up to %s (caught up: %v)",
-		upName, primaryState, receiver, s.InRecovery, s.LSN, caughtUp)
+	return m.Streams && caughtUp == nil, why
 }
 
-// Verify is the step that checks, for every cluster, that the primary's
-// pg_stat_replication shows each replica streaming under its own name,
-// that each replica's WAL receiver streams, and that each replica has
-// replayed up to an LSN taken on the primary now — polling until
-// VerifyTimeout. It records a "verify" result for the primary and each
+// Verify is the step that checks, for every cluster, that the view shows
+// each replica streaming (view.Member.Streams: its upstream's
+// pg_stat_replication under its own name, and its own WAL receiver), and
+// that each replica has replayed up to an LSN taken on the primary now —
+// waiting until VerifyTimeout (waitStreaming). It records a "verify" result for the primary and each
 // replica of the run. A dry run verifies nothing: nothing was done.
 //
 // A cluster the run left as it found it (every step unchanged on each of
@@ -74,7 +72,7 @@ func replicaVerdict(name string, st *State, err error, up *Server, upName string
 // primary's LSN of that read, it is verified without another round trip.
 // The hosts were read in parallel, so a replica read before its primary
 // has replayed even more than it shows; one read after, more than the
-// target. Otherwise, or when any host of the cluster was changed, it polls.
+// target. Otherwise, or when any host of the cluster was changed, it waits.
 // Clusters are verified in parallel, at most Forks at a time.
 type Verify struct{}
 
@@ -149,32 +147,16 @@ func (r *Run) verifyCluster(ctx context.Context, p *Host, reps []*Host, untouche
 			live = append(live, h)
 		}
 	}
-	deadline := time.Now().Add(r.Opts.VerifyTimeout)
 	var verdicts map[string]verdict
-	var target uint64 // the primary's LSN at the first poll
 	fromFacts := false
 	if untouched && len(live) == len(reps) {
 		verdicts, fromFacts = r.factsVerdicts(p, live)
 	}
-	for !fromFacts {
+	if !fromFacts {
 		var err error
-		verdicts, target, err = r.pollReplication(ctx, p, live, target)
-		if err != nil {
+		if verdicts, err = r.waitStreaming(ctx, p, live); err != nil {
 			record(p, Failed, err)
 			return
-		}
-		done := true
-		for _, h := range live {
-			if !verdicts[h.Name].ok {
-				done = false
-			}
-		}
-		if done || time.Now().After(deadline) || ctx.Err() != nil {
-			break
-		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(250 * time.Millisecond):
 		}
 	}
 	allOK := true
@@ -205,23 +187,11 @@ func (r *Run) factsVerdicts(p *Host, reps []*Host) (map[string]verdict, bool) {
 	if ps == nil || ps.Server == nil || ps.Server.InRecovery {
 		return nil, false
 	}
-	target, err := pgsql.ParseLSN(ps.Server.LSN)
-	if err != nil {
-		return nil, false
-	}
+	v := r.View(p.Cluster)
 	out := map[string]verdict{}
 	for _, h := range reps {
-		if h.Facts == nil {
-			return nil, false
-		}
-		up, upName := ps.Server, p.Name
-		if u := h.Source(); u != nil && u.Name != p.Name {
-			up, upName = nil, u.Name
-			if uh := r.Host(u.Name); uh != nil && uh.Facts != nil {
-				up = uh.Facts.Server
-			}
-		}
-		ok, why := replicaVerdict(h.Name, h.Facts, nil, up, upName, target)
+		m := v.Member(h.Name)
+		ok, why := replicaVerdict(m, behind(ps.Server, m))
 		if !ok {
 			return nil, false
 		}
@@ -235,65 +205,119 @@ type verdict struct {
 	why string
 }
 
-// pollReplication reads the state of the primary and the replicas at
-// once. The target LSN is the primary's position at the first poll; a
-// replica's replay position read in that same poll may be older, so a busy
-// primary takes a second poll, a quiet one does not.
-func (r *Run) pollReplication(ctx context.Context, p *Host, reps []*Host, target uint64) (map[string]verdict, uint64, error) {
-	read := func(h *Host) (*State, error) {
-		return h.ReadState(ctx)
+// behind is nil when replica m has replayed all the WAL that the primary's
+// server p had when it was read (its lag behind it, view.LagBytes, is 0),
+// else how far behind it is.
+func behind(p *Server, m *view.Member) error {
+	replayed := ""
+	if m.State != nil && m.State.Server != nil {
+		replayed = m.State.Server.LSN
 	}
-	states := map[string]*State{}
-	errs := map[string]error{}
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	var primary *State
-	var primaryErr error
-	wg.Go(func() { primary, primaryErr = read(p) })
-	// The upstreams of cascaded replicas, in the run or reached outside it.
-	toRead := slices.Clone(reps)
+	switch lag, ok := view.LagBytes(p, replayed); {
+	case !ok:
+		return errors.New("its replay position is not known")
+	case lag > 0:
+		return fmt.Errorf("%s behind the primary's %s", FormatBytes(lag), p.LSN)
+	}
+	return nil
+}
+
+// waitStreaming waits, up to VerifyTimeout, until the view shows every
+// replica streaming and caught up with the primary's LSN at the first
+// read: a busy primary is not chased. A replica that the first read shows
+// behind is waited for with waitReplayed; then the states are read again
+// until each replica that caught up streams, or the time is up.
+func (r *Run) waitStreaming(ctx context.Context, p *Host, reps []*Host) (map[string]verdict, error) {
+	deadline := time.Now().Add(r.Opts.VerifyTimeout)
+	v, err := r.readView(ctx, p, reps)
+	if err != nil {
+		return nil, err
+	}
+	ps := v.Member(p.Name).State.Server
+	target, err := pgsql.ParseLSN(ps.LSN)
+	if err != nil {
+		return nil, fmt.Errorf("read the primary's WAL position: %w", err)
+	}
+	caughtUp := map[string]error{}
+	var late []*Host
 	for _, h := range reps {
-		if u := r.UpstreamOf(h); u != nil && u != p && !slices.Contains(toRead, u) && u.Conn != nil {
-			toRead = append(toRead, u)
+		if caughtUp[h.Name] = behind(ps, v.Member(h.Name)); caughtUp[h.Name] != nil {
+			late = append(late, h)
 		}
 	}
-	for _, h := range toRead {
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, h := range late {
 		wg.Go(func() {
-			st, err := read(h)
+			err := waitReplayed(ctx, h, target, time.Until(deadline))
 			mu.Lock()
-			states[h.Name], errs[h.Name] = st, err
+			caughtUp[h.Name] = err
 			mu.Unlock()
 		})
 	}
 	wg.Wait()
-	switch {
-	case primaryErr != nil:
-	case primary.Server == nil:
-		primaryErr = errors.New("PostgreSQL does not answer")
-	case primary.Server.InRecovery:
-		primaryErr = errors.New("it runs as a standby (in recovery)")
-	}
-	if primaryErr != nil {
-		return nil, 0, fmt.Errorf("read pg_stat_replication: %w", primaryErr)
-	}
-	if target == 0 {
-		lsn, err := pgsql.ParseLSN(primary.Server.LSN)
-		if err != nil {
-			return nil, 0, fmt.Errorf("read the primary's WAL position: %w", err)
+	for {
+		done := true
+		for _, h := range reps {
+			if caughtUp[h.Name] == nil && !v.Member(h.Name).Streams {
+				done = false
+			}
 		}
-		target = lsn
+		if done || time.Now().After(deadline) || ctx.Err() != nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(250 * time.Millisecond):
+		}
+		if v, err = r.readView(ctx, p, reps); err != nil {
+			return nil, err
+		}
 	}
 	out := map[string]verdict{}
 	for _, h := range reps {
-		up, upName := primary.Server, p.Name
-		if u := h.Source(); u != nil && u.Name != p.Name {
-			up, upName = nil, u.Name
-			if st := states[u.Name]; st != nil {
-				up = st.Server
-			}
-		}
-		ok, why := replicaVerdict(h.Name, states[h.Name], errs[h.Name], up, upName, target)
+		ok, why := replicaVerdict(v.Member(h.Name), caughtUp[h.Name])
 		out[h.Name] = verdict{ok, why}
 	}
-	return out, target, nil
+	return out, nil
+}
+
+// readView reads the states of the primary p, of the replicas and of the
+// upstreams of cascaded ones (in the run or reached outside it) at once,
+// and returns the view of their cluster. It fails when the primary cannot
+// be read or does not run as a primary.
+func (r *Run) readView(ctx context.Context, p *Host, reps []*Host) (*view.Cluster, error) {
+	toRead := append([]*Host{p}, reps...)
+	for _, h := range reps {
+		if u := r.UpstreamOf(h); u != nil && !slices.Contains(toRead, u) && u.Conn != nil {
+			toRead = append(toRead, u)
+		}
+	}
+	in := map[string]view.Input{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, h := range toRead {
+		wg.Go(func() {
+			i := view.Input{Reach: view.Read}
+			if i.State, i.Err = h.ReadState(ctx); i.Err != nil {
+				i.Reach = view.Unknown
+			}
+			mu.Lock()
+			in[h.Name] = i
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	err := in[p.Name].Err
+	switch ps := in[p.Name].State; {
+	case err != nil:
+	case ps.Server == nil:
+		err = errors.New("PostgreSQL does not answer")
+	case ps.Server.InRecovery:
+		err = errors.New("it runs as a standby (in recovery)")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read pg_stat_replication: %w", err)
+	}
+	return view.Of(p.Cluster, in), nil
 }

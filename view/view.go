@@ -90,6 +90,18 @@ type Member struct {
 	// Receiving says its WAL receiver streams from some server, whichever:
 	// the proof that that server is alive.
 	Receiving bool
+	// Upstream is the member the inventory says it streams from (its
+	// primary, or its upstream in a cascade); nil for the declared
+	// primary.
+	Upstream *Member
+	// Sender is the member its WAL receiver streams from, found by the
+	// receiver's sender address and port; nil when it has no receiver, or
+	// the address is no member's.
+	Sender *Member
+	// Lag is how many bytes of WAL it has yet to replay, against its
+	// upstream's position (LagBytes); nil when not known: a primary, or
+	// its upstream not read.
+	Lag *int64
 	// WAL is how far its WAL reaches, and WALFrom where that was read:
 	// "current" (a primary), "received" or "replayed" (a running
 	// standby, whichever is further), or "on disk" (a stopped standby:
@@ -146,9 +158,16 @@ func Of(c *inventory.Cluster, in map[string]Input) *Cluster {
 	}
 	for _, m := range v.Members[1:] {
 		src := v.Member(m.Host.Source().Name)
+		m.Upstream = src
 		if src != nil && src.State != nil && m.State != nil {
 			m.Streams = Streams(src.State.Server, m.Name(), m.State.Server)
 		}
+		if src != nil && src.State != nil {
+			m.Lag = lagOf(src.State.Server, m)
+		}
+	}
+	for _, m := range v.Members {
+		m.Sender = v.sender(m)
 	}
 	v.Primary = v.observedPrimary()
 	v.Disagreement = v.disagreement()
@@ -169,7 +188,7 @@ func member(h *inventory.Host, i Input) *Member {
 	switch {
 	case sv != nil && sv.InRecovery:
 		m.Role = Standby
-		m.Receiving = sv.Receiver != nil && sv.Receiver.Status == "streaming"
+		m.Receiving = Receives(sv)
 		m.WAL, m.WALFrom = further(sv.LSN, "replayed", sv.ReceiveLSN, "received")
 	case sv != nil:
 		m.Role = Primary
@@ -205,14 +224,11 @@ func further(a, aName, b, bName string) (uint64, string) {
 
 // Streams is the one judgement of whether a standby streams from its
 // upstream: the upstream's pg_stat_replication shows the standby's WAL
-// stream (application name) streaming, and the standby's WAL receiver
-// says streaming too. Either server nil (not running, not read) is no.
+// stream (application name) streaming (SeenStreaming), and the standby's
+// WAL receiver says streaming too (Receives). Either server nil (not
+// running, not read) is no.
 func Streams(upstream *probe.Server, name string, standby *probe.Server) bool {
-	if upstream == nil || standby == nil || !standby.InRecovery {
-		return false
-	}
-	row := upstream.ReplicationOf(name)
-	return row != nil && row.State == "streaming" && standby.Receiver != nil && standby.Receiver.Status == "streaming"
+	return SeenStreaming(upstream, name) && Receives(standby)
 }
 
 // sameSystem says whether m holds data of system id, or its system is not

@@ -17,7 +17,7 @@ var allowed = map[string][]string{
 	"cmd/pgfleet":             {"*"},
 	"examples/lab/labctl":     {"internal/lab"},
 	"preflight":               {"steps", "inventory", "internal/remote", "internal/hint", "internal/pki"},
-	"status":                  {"steps", "inventory", "internal/pgsql", "internal/remote", "internal/hint", "internal/pki"},
+	"status":                  {"steps", "view", "inventory", "internal/pgsql", "internal/remote", "internal/hint", "internal/pki"},
 	"steps":                   {"inventory", "templates", "internal/remote", "internal/sshconf", "internal/pgsql", "internal/hint", "internal/pki", "internal/probe", "view"},
 	"inventory":               {"internal/pgsql"},
 	"view":                    {"inventory", "internal/probe", "internal/pgsql", "internal/hint"},

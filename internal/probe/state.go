@@ -204,8 +204,7 @@ type ReplicationState struct {
 	WriteLSN        string `json:"write_lsn"`
 	FlushLSN        string `json:"flush_lsn"`
 	ReplayLSN       string `json:"replay_lsn"`
-	LagBytes        *int64 `json:"lag_bytes"` // the server's LSN minus replay_lsn
-	SSL             bool   `json:"ssl"`       // the connection is encrypted (pg_stat_ssl)
+	SSL             bool   `json:"ssl"` // the connection is encrypted (pg_stat_ssl)
 }
 
 // Slot is a physical replication slot.
@@ -222,6 +221,10 @@ type Control struct {
 	SystemID string `json:"system_id"`
 	Timeline int    `json:"timeline"` // of the latest checkpoint
 	State    string `json:"state"`    // "in production", "shut down", "in archive recovery", ...
+	// Checkpoint is the latest checkpoint's location ("0/3000028"), ""
+	// when not read: after a clean shutdown, where the shutdown
+	// checkpoint's record begins, the last record of the cluster's WAL.
+	Checkpoint string `json:"checkpoint"`
 	// WALSegmentSize is the size of the cluster's WAL segments in bytes.
 	WALSegmentSize int64 `json:"wal_segment_size"`
 	// LastWAL is, for a standby's data, the newest segment file of its

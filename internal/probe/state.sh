@@ -189,7 +189,6 @@ SELECT json_build_object(
     'state', coalesce(state, ''), 'sync_state', coalesce(sync_state, ''),
     'sent_lsn', coalesce(sent_lsn::text, ''), 'write_lsn', coalesce(write_lsn::text, ''),
     'flush_lsn', coalesce(flush_lsn::text, ''), 'replay_lsn', coalesce(replay_lsn::text, ''),
-    'lag_bytes', pg_wal_lsn_diff(l.lsn, replay_lsn)::bigint,
     'ssl', coalesce(s.ssl, false)) ORDER BY application_name), '[]'::json)
     FROM pg_stat_replication LEFT JOIN pg_stat_ssl s USING (pid)),
   'slots', (SELECT coalesce(json_agg(json_build_object(
@@ -237,13 +236,14 @@ fi
 ctl="$gpre$dv${gsuf%/*}/pg_controldata"
 if [ -z "$answered" ] && [ "$dv" != 0 ] && [ -x "$ctl" ] &&
 	out="$(LC_ALL=C runuser -u postgres -- "$ctl" "$D" 2>/dev/null)"; then
-	sid=; tli=; cst=; seg=; blk=
+	sid=; tli=; cst=; seg=; blk=; ckp=
 	while IFS=: read -r k v; do
 		v=${v#"${v%%[! ]*}"}
 		case $k in
 		"Database system identifier") sid=$v ;;
 		"Latest checkpoint's TimeLineID") tli=$v ;;
 		"Database cluster state") cst=$v ;;
+		"Latest checkpoint location") ckp=$v ;;
 		"Bytes per WAL segment") seg=$v ;;
 		"WAL block size") blk=$v ;;
 		esac
@@ -254,7 +254,8 @@ EOF
 	case $tli in ''|*[!0-9]*) tli=0 ;; esac
 	case $seg in ''|*[!0-9]*) seg=0 ;; esac
 	case $blk in ''|*[!0-9]*) blk=0 ;; esac
-	printf ',"control":{"system_id":"%s","timeline":%s,"wal_segment_size":%s,"state":' "$sid" "$tli" "$seg"; js "$cst"
+	case $ckp in *[!0-9A-F/]*) ckp= ;; esac
+	printf ',"control":{"system_id":"%s","timeline":%s,"wal_segment_size":%s,"checkpoint":"%s","state":' "$sid" "$tli" "$seg" "$ckp"; js "$cst"
 	# A standby's WAL ends in the newest segment of its pg_wal whose first
 	# page is that segment's: recycled and preallocated files, named for
 	# segments to come, hold older WAL or zeros. What it must stream from
