@@ -22,6 +22,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pgfleet/pgfleet/internal/hint"
 	"github.com/pgfleet/pgfleet/internal/pgsql"
 	"github.com/pgfleet/pgfleet/internal/pki"
 	"github.com/pgfleet/pgfleet/internal/remote"
@@ -373,6 +374,12 @@ func assessCluster(c *inventory.Cluster, obs map[string]*observation, o Options)
 		m := observeMember(ih, c, ob, vm)
 		if ih == p {
 			assessPrimary(&m, ob, declared)
+			var d *view.Disagreement
+			if errors.As(v.Disagreement, &d) && len(d.LeftOut) == 0 {
+				// What up refuses the cluster for, with what to do; a run
+				// limited to some members is up's concern, not status's.
+				m.Problems = append(m.Problems, d.Error()+": "+hint.Of(v.Disagreement))
+			}
 			if c.Synchronous != nil {
 				cs.Synchronous = assessSynchronous(&m, c, pServer)
 			}

@@ -562,3 +562,25 @@ func TestStatusWarnings(t *testing.T) {
 		t.Errorf("h1 without warnings: %s", b)
 	}
 }
+
+// TestStatusDisagreement: when the servers contradict the inventory's
+// primary (h2 promoted by hand, h1 stopped), status says so on the
+// declared primary, with the edit up asks for; a healthy cluster has no
+// such problem.
+func TestStatusDisagreement(t *testing.T) {
+	obs := stHealthyObs()
+	obs["h1"] = &observation{state: &steps.State{Installed: []int{15}, DataVersion: 15,
+		Control: &steps.Control{SystemID: "7", Timeline: 1, State: "shut down"}}}
+	promoted := stStandby("0/6000000", "", "")
+	promoted.InRecovery, promoted.Receiver, promoted.Timeline, promoted.SystemID = false, nil, 2, "7"
+	obs["h2"] = stUp(promoted)
+	cs := assessCluster(stCluster(t), obs, Options{})
+	if m := stMember(t, cs, "h1"); !stHasProblem(m, "the servers disagree with the inventory about the primary of cluster main", "h2 runs as the primary (timeline 2)",
+		"clusters.main.primary: h2 and replicas: [h1, h3]") || cs.Healthy {
+		t.Errorf("h1's problems %q (healthy %v), want the disagreement and its edit", m.Problems, cs.Healthy)
+	}
+	cs = assessCluster(stCluster(t), stHealthyObs(), Options{})
+	if m := stMember(t, cs, "h1"); stHasProblem(m, "disagree") {
+		t.Errorf("a healthy cluster: %q", m.Problems)
+	}
+}

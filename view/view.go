@@ -333,8 +333,10 @@ func (c *Cluster) disagreement() error {
 		// A run limited to some members would start it without having
 		// read the others: one of them may run as a primary.
 		absent := strings.Join(c.absent(), ", ")
-		return hint.New(c.disagree("", "%s, the primary in the inventory, is stopped, and the run leaves out %s (--limit, or the hosts given to rebuild): nothing says that no member runs as a primary, and starting %s beside one would make two",
-			d.Name(), absent, d.Name()),
+		dis := c.disagree("", "%s, the primary in the inventory, is stopped, and the run leaves out %s (--limit, or the hosts given to rebuild): nothing says that no member runs as a primary, and starting %s beside one would make two",
+			d.Name(), absent, d.Name())
+		dis.LeftOut = c.absent()
+		return hint.New(dis,
 			fmt.Sprintf("run pgfleet up without --limit, or with every member of cluster %s in it (%s too), so that pgfleet reads them all before it starts %s. See docs/runbooks/inventory-disagrees.md",
 				c.Inventory.Name, absent, d.Name()))
 	}
@@ -407,7 +409,10 @@ type Disagreement struct {
 	Cluster  string
 	Declared string // the inventory's primary
 	Real     string // the member the servers say is the primary, "" when none is clear
-	What     string
+	// LeftOut are the members the run left out (--limit) when that is
+	// the disagreement: a stopped primary that nothing says may start.
+	LeftOut []string
+	What    string
 }
 
 func (e *Disagreement) Error() string {
