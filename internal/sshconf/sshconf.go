@@ -7,7 +7,7 @@
 // pgfleet never loosens host-key checking because of ssh_config:
 // StrictHostKeyChecking no, off or accept-new is ignored (and reported).
 //
-// It may import inventory and internal/remote.
+// It may import inventory, internal/remote and internal/sshhost.
 package sshconf
 
 import (
@@ -25,11 +25,12 @@ import (
 	"github.com/kevinburke/ssh_config"
 
 	"github.com/pgfleet/pgfleet/internal/remote"
+	"github.com/pgfleet/pgfleet/internal/sshhost"
 	"github.com/pgfleet/pgfleet/inventory"
 )
 
 // None, as --ssh-config or ssh.config_file, reads no ssh_config.
-const None = inventory.SSHConfigNone
+const None = sshhost.ConfigNone
 
 // Where an effective setting came from, besides an ssh_config file (whose
 // origin is "ssh_config PATH").
@@ -309,7 +310,7 @@ func resolve(h *inventory.Host, f *File, opts Options) (*Effective, error) {
 	e.Address = alias
 	if hn := f.get(alias, "HostName"); hn != "" {
 		hn = expand(hn, opts, map[byte]string{'h': alias, 'n': alias})
-		if msg := inventory.CheckAddress(hn); msg != "" {
+		if msg := sshhost.CheckAddress(hn); msg != "" {
 			return nil, fmt.Errorf("ssh config %s: HostName of %s: %s", f.Path, alias, msg)
 		}
 		e.Address = hn
@@ -465,7 +466,7 @@ func resolveJumps(f *File, opts Options, alias, v string, depth int) ([]*Hop, er
 	}
 	var hops []*Hop
 	for _, spec := range strings.Split(v, ",") {
-		j, msg := inventory.ParseJump(strings.TrimSpace(spec))
+		j, msg := sshhost.ParseJump(strings.TrimSpace(spec))
 		if msg != "" {
 			return nil, fmt.Errorf("ssh config %s: ProxyJump of %s: %s", f.Path, alias, msg)
 		}
@@ -497,7 +498,7 @@ func resolveHop(f *File, opts Options, alias, user string, port, depth int) ([]*
 	h := &Hop{Alias: alias, Address: alias, User: user, Port: port}
 	if hn := f.get(alias, "HostName"); hn != "" {
 		h.Address = expand(hn, opts, map[byte]string{'h': alias, 'n': alias})
-		if msg := inventory.CheckAddress(h.Address); msg != "" {
+		if msg := sshhost.CheckAddress(h.Address); msg != "" {
 			return nil, fmt.Errorf("ssh config %s: HostName of %s: %s", f.Path, alias, msg)
 		}
 	}
@@ -513,7 +514,7 @@ func resolveHop(f *File, opts Options, alias, user string, port, depth int) ([]*
 		}
 	}
 	if h.Port == 0 {
-		h.Port = inventory.DefaultSSHPort
+		h.Port = sshhost.DefaultPort
 	}
 	tokens := map[byte]string{'h': h.Address, 'n': alias, 'r': h.User, 'p': strconv.Itoa(h.Port)}
 	for _, id := range f.getAll(alias, "IdentityFile") {
@@ -536,7 +537,7 @@ func resolveHop(f *File, opts Options, alias, user string, port, depth int) ([]*
 
 func fileUser(f *File, alias, v string, opts Options) (string, error) {
 	v = expand(v, opts, nil)
-	if msg := inventory.CheckSSHUser(v); msg != "" {
+	if msg := sshhost.CheckUser(v); msg != "" {
 		return "", fmt.Errorf("ssh config %s: User of %s: %s", f.Path, alias, msg)
 	}
 	return v, nil

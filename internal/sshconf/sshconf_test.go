@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/pgfleet/pgfleet/internal/remote"
+	"github.com/pgfleet/pgfleet/internal/sshhost"
 	"github.com/pgfleet/pgfleet/inventory"
 )
 
@@ -20,17 +21,17 @@ var opts = Options{Home: home, LocalUser: "me"}
 func host(address string) *inventory.Host {
 	return &inventory.Host{
 		Name: "db1", Address: address, ReplicationAddress: address,
-		SSH: inventory.SSH{User: "me", Port: 22, KnownHosts: home + "/.ssh/known_hosts"},
+		SSH: sshhost.Settings{User: "me", Port: 22, KnownHosts: home + "/.ssh/known_hosts"},
 	}
 }
 
 // explicit is a host whose inventory sets every ssh key.
 func explicit(address string) *inventory.Host {
 	h := host(address)
-	h.SSH = inventory.SSH{
+	h.SSH = sshhost.Settings{
 		User: "inv", Port: 2200, IdentityFile: "/inv/key", KnownHosts: "/inv/known_hosts",
-		ProxyJump: &inventory.Jump{Host: "10.9.9.9", Port: 22},
-		Set:       inventory.SSHSet{User: true, Port: true, IdentityFile: true, KnownHosts: true, ProxyJump: true},
+		ProxyJump: &sshhost.Jump{Host: "10.9.9.9", Port: 22},
+		Set:       sshhost.Set{User: true, Port: true, IdentityFile: true, KnownHosts: true, ProxyJump: true},
 	}
 	h.ReplicationAddress, h.ReplicationAddressSet = "10.1.1.1", true
 	return h
@@ -178,7 +179,7 @@ func TestResolve(t *testing.T) {
 			name: "the inventory's proxy_jump is an alias too; its written port wins",
 			host: func() *inventory.Host {
 				h := host("10.0.0.8")
-				h.SSH.ProxyJump = &inventory.Jump{User: "me2", Host: "bastion", Port: 2300, PortSet: true}
+				h.SSH.ProxyJump = &sshhost.Jump{User: "me2", Host: "bastion", Port: 2300, PortSet: true}
 				h.SSH.Set.ProxyJump = true
 				return h
 			}(),
