@@ -22,7 +22,7 @@ var allowed = map[string][]string{
 	"inventory":               {"internal/pgsql", "internal/sshhost"},
 	"view":                    {"inventory", "internal/probe", "internal/pgsql", "internal/hint"},
 	"templates":               {"internal/pgsql", "internal/textdiff"},
-	"internal/sshconf":        {"inventory", "internal/remote", "internal/sshhost"},
+	"internal/sshconf":        {"internal/remote", "internal/sshhost"},
 	"internal/sshhost":        {},
 	"internal/remote":         {"internal/hint"},
 	"internal/remote/sshtest": {},

@@ -7,7 +7,8 @@
 // pgfleet never loosens host-key checking because of ssh_config:
 // StrictHostKeyChecking no, off or accept-new is ignored (and reported).
 //
-// It may import inventory, internal/remote and internal/sshhost.
+// It knows a host only as a Host, which its caller fills from the
+// inventory. It may import internal/remote and internal/sshhost.
 package sshconf
 
 import (
@@ -26,7 +27,6 @@ import (
 
 	"github.com/pgfleet/pgfleet/internal/remote"
 	"github.com/pgfleet/pgfleet/internal/sshhost"
-	"github.com/pgfleet/pgfleet/inventory"
 )
 
 // None, as --ssh-config or ssh.config_file, reads no ssh_config.
@@ -98,7 +98,17 @@ func (f *File) getAll(alias, key string) []string {
 	return out
 }
 
-// Options are what the resolution needs besides the inventory.
+// Host is what the resolution needs of one host of the inventory.
+type Host struct {
+	Name    string // the inventory name
+	Address string // as the inventory writes it: perhaps an ssh_config alias
+	// ReplicationAddress is the inventory's replication_address, "" when
+	// the inventory leaves it to the address.
+	ReplicationAddress string
+	SSH                sshhost.Settings
+}
+
+// Options are what the resolution needs besides the hosts.
 type Options struct {
 	// Flag is --ssh-config: a file, None, or "" when the flag is not given.
 	// It wins over every host's ssh.config_file.
@@ -145,7 +155,7 @@ func NewResolver(opts Options) *Resolver {
 // File returns the ssh_config that applies to h, nil for none: the
 // --ssh-config file, else the host's ssh.config_file, else ~/.ssh/config if
 // it exists. A file named explicitly must be readable and parse.
-func (r *Resolver) File(h *inventory.Host) (*File, error) {
+func (r *Resolver) File(h Host) (*File, error) {
 	path, explicit := r.opts.Flag, true
 	switch {
 	case path == None:
@@ -183,7 +193,7 @@ func (r *Resolver) File(h *inventory.Host) (*File, error) {
 
 // Resolve works out how to connect to h. Its errors name the host and the
 // ssh_config file.
-func (r *Resolver) Resolve(h *inventory.Host) (*Effective, error) {
+func (r *Resolver) Resolve(h Host) (*Effective, error) {
 	f, err := r.File(h)
 	if err == nil {
 		var e *Effective
@@ -295,7 +305,7 @@ func (e *Effective) Config() remote.Config {
 // resolve applies the precedence to one host: what the inventory sets,
 // then ssh_config (f, which may be nil), then the defaults the inventory
 // already holds.
-func resolve(h *inventory.Host, f *File, opts Options) (*Effective, error) {
+func resolve(h Host, f *File, opts Options) (*Effective, error) {
 	s := h.SSH
 	e := &Effective{Host: h.Name}
 	fromFile := ""
@@ -445,7 +455,7 @@ func resolve(h *inventory.Host, f *File, opts Options) (*Effective, error) {
 	}
 
 	switch {
-	case h.ReplicationAddressSet:
+	case h.ReplicationAddress != "":
 		e.ReplicationAddress = h.ReplicationAddress
 		add("replication_address", e.ReplicationAddress, FromInventory)
 	case e.Alias != "":
