@@ -5,7 +5,8 @@ package steps
 // same steps as up, with Clone forced by Options.Rebuild, applied once
 // approved. Restart is not among them: the clone stops each replica and
 // starts it with the new configuration, and a primary is never changed by
-// rebuild.
+// rebuild. Nor are Rejoin and Follow: a replica that is cloned again is
+// neither rewound nor pointed elsewhere first.
 func Rebuild() []Step {
 	return []Step{
 		Connect{},
@@ -19,7 +20,6 @@ func Rebuild() []Step {
 			Configure{},
 			PgPass{},
 			ByDepth{Steps: []Step{
-				Follow{},
 				Clone{},
 				StartReplicas{},
 				Slots{Upstreams: true},

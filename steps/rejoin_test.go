@@ -49,7 +49,6 @@ func TestRejoinDecision(t *testing.T) {
 		{"a standby", Options{}, "shut down in recovery", func(h *Host) { h.Facts.StandbySignal = true }, nil, "", ""},
 		{"a standby that lost its standby.signal", Options{}, "shut down in recovery", nil, nil, "", ""},
 		{"a clone that did not finish", Options{}, "shut down", func(h *Host) { h.Facts.CloneIncomplete = true }, nil, "", ""},
-		{"rebuild", Options{Rebuild: true}, "shut down", nil, nil, "", ""},
 		{"its pg_rewind failed", Options{}, "shut down", func(h *Host) {
 			h.rewindFailed = errors.New("pg_rewind from h1: exit 1: could not find common ancestor")
 		}, nil, "", ""},
