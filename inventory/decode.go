@@ -10,6 +10,7 @@ import (
 	"github.com/goccy/go-yaml/ast"
 
 	"github.com/pgfleet/pgfleet/internal/pgsql"
+	"github.com/pgfleet/pgfleet/internal/sshhost"
 )
 
 var (
@@ -96,7 +97,7 @@ func (o opt[T]) orValue(v T) T {
 type rawSSH struct {
 	user, identityFile, knownHosts, configFile opt[string]
 	port                                       opt[int]
-	jump                                       opt[*Jump]
+	jump                                       opt[*sshhost.Jump]
 }
 
 func (r rawSSH) over(base rawSSH) rawSSH {
@@ -243,7 +244,7 @@ func (d *decoder) decode(data []byte) *Inventory {
 func (d *decoder) ssh(e entry) rawSSH {
 	f, _ := d.fields(e.value, e.path, sshSchema)
 	r := rawSSH{
-		user: d.checked(f, "user", checkSSHUser),
+		user: d.checked(f, "user", sshhost.CheckUser),
 		port: d.port(f),
 		// "" means no identity file (ssh-agent only), overriding a default.
 		identityFile: d.localPathAt(f, "identity_file", ""),
@@ -254,8 +255,8 @@ func (d *decoder) ssh(e entry) rawSSH {
 		// "" means no jump host, overriding a default.
 		if s, ok := d.str(e); ok {
 			if s == "" {
-				r.jump = some[*Jump](nil)
-			} else if j, msg := parseJump(s); msg != "" {
+				r.jump = some[*sshhost.Jump](nil)
+			} else if j, msg := sshhost.ParseJump(s); msg != "" {
 				d.errorf(e.value, e.path, "%s", msg)
 			} else {
 				r.jump = some(j)
@@ -307,7 +308,7 @@ func (d *decoder) checked(f map[string]entry, key string, check func(string) str
 
 // port reads the port under "port" in f, if there.
 func (d *decoder) port(f map[string]entry) opt[int] {
-	return checkedField(d, f, "port", d.integer, checkPort)
+	return checkedField(d, f, "port", d.integer, sshhost.CheckPort)
 }
 
 // localPathAt reads the local path under key in f, if there. An empty
@@ -482,13 +483,13 @@ func (d *decoder) hosts(e entry, root ast.Node) []*rawHost {
 		h := &rawHost{entry: he}
 		f, _ := d.fields(he.value, he.path, hostSchema)
 		if a, ok := f["address"]; ok {
-			if s := d.checked(f, "address", checkAddress); s.set {
+			if s := d.checked(f, "address", sshhost.CheckAddress); s.set {
 				h.address, h.addressN = s.v, a.value
 			}
 		} else if isMapping(he.value) {
 			d.errorf(he.keyN, he.path, "has no address: add address: HOSTNAME-OR-IP")
 		}
-		h.replicationAddress = d.checked(f, "replication_address", checkAddress).v
+		h.replicationAddress = d.checked(f, "replication_address", sshhost.CheckAddress).v
 		h.ssh = d.ssh(f["ssh"])
 		h.certFile = d.localPathAt(f, "cert_file", "is empty: write the path of the host's certificate (PEM), or remove the key")
 		h.keyFile = d.localPathAt(f, "key_file", "is empty: write the path of the host's private key (PEM), or remove the key")
@@ -533,15 +534,15 @@ func (d *decoder) clusters(e entry, root ast.Node) []*rawCluster {
 }
 
 // resolveSSH applies the built-in defaults to a host's merged SSH settings.
-func (d *decoder) resolveSSH(r rawSSH) SSH {
-	s := SSH{
+func (d *decoder) resolveSSH(r rawSSH) sshhost.Settings {
+	s := sshhost.Settings{
 		User:         r.user.v,
 		Port:         r.port.orValue(DefaultSSHPort),
 		IdentityFile: r.identityFile.v,
 		KnownHosts:   r.knownHosts.v,
 		ProxyJump:    r.jump.v,
 		ConfigFile:   r.configFile.v,
-		Set: SSHSet{
+		Set: sshhost.Set{
 			User:         r.user.set,
 			Port:         r.port.set,
 			IdentityFile: r.identityFile.set,
@@ -551,7 +552,7 @@ func (d *decoder) resolveSSH(r rawSSH) SSH {
 	}
 	if !r.user.set {
 		name, err := currentUser()
-		if err == nil && checkSSHUser(name) != "" {
+		if err == nil && sshhost.CheckUser(name) != "" {
 			err = fmt.Errorf("the current OS user %q is not a name pgfleet accepts", name)
 		}
 		if err != nil {

@@ -6,7 +6,8 @@
 // defaults applied and all paths made absolute; code using it never needs to
 // look at the YAML again.
 //
-// It may import internal/pgsql, for the names pgfleet derives (slot names).
+// It may import internal/pgsql, for the names pgfleet derives (slot names),
+// and internal/sshhost, for how a host is reached over SSH.
 package inventory
 
 import (
@@ -14,6 +15,8 @@ import (
 	"fmt"
 	"os"
 	"strings"
+
+	"github.com/pgfleet/pgfleet/internal/sshhost"
 )
 
 // Inventory is a validated inventory with every default applied.
@@ -85,7 +88,7 @@ type Host struct {
 	// ReplicationAddressSet is true when the inventory sets
 	// replication_address, false when it defaults to Address.
 	ReplicationAddressSet bool
-	SSH                   SSH
+	SSH                   sshhost.Settings
 	Cluster               *Cluster // nil if the host is in no cluster
 	// Upstream is the replica of the same cluster this replica streams
 	// from (a cascade), nil when it streams from its cluster's primary.
@@ -102,50 +105,8 @@ func (h *Host) IsPrimary() bool {
 	return h.Cluster != nil && h.Cluster.Primary == h
 }
 
-// SSH is how to connect to a host, with the inventory's defaults applied.
-// Set tells which keys the inventory gives; the others hold pgfleet's
-// defaults, which the OpenSSH client config (ConfigFile) may override.
-type SSH struct {
-	User         string
-	Port         int
-	IdentityFile string // absolute, or "" for none (ssh-agent only)
-	KnownHosts   string // absolute
-	ProxyJump    *Jump  // nil if none
-	// ConfigFile is the OpenSSH client config to read: an absolute path,
-	// SSHConfigNone, or "" for the default (~/.ssh/config if it exists).
-	ConfigFile string
-	Set        SSHSet
-}
-
 // SSHConfigNone, as ssh.config_file, reads no OpenSSH client config.
-const SSHConfigNone = "none"
-
-// SSHSet records which SSH keys the inventory sets, for the host or under
-// the top-level ssh: section, as opposed to defaults.
-type SSHSet struct {
-	User, Port, IdentityFile, KnownHosts, ProxyJump bool
-}
-
-// Jump is an SSH jump host ("bastion").
-type Jump struct {
-	User    string // "" for the same user as the target host
-	Host    string
-	Port    int
-	PortSet bool // the port is written, not the default
-}
-
-// String formats the jump as [user@]host:port, as ssh -J takes it.
-func (j *Jump) String() string {
-	host := j.Host
-	if strings.Contains(host, ":") {
-		host = "[" + host + "]"
-	}
-	s := fmt.Sprintf("%s:%d", host, j.Port)
-	if j.User != "" {
-		s = j.User + "@" + s
-	}
-	return s
-}
+const SSHConfigNone = sshhost.ConfigNone
 
 // Cluster is one primary and its streaming replicas.
 type Cluster struct {

@@ -8,6 +8,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/pgfleet/pgfleet/internal/sshhost"
 )
 
 func TestMain(m *testing.M) {
@@ -291,7 +293,7 @@ func TestParseDefaults(t *testing.T) {
 	if !db1.IsPrimary() || db2.IsPrimary() || db1.Cluster != c || db2.Cluster != c {
 		t.Errorf("roles: db1 primary=%v db2 primary=%v", db1.IsPrimary(), db2.IsPrimary())
 	}
-	wantSSH := SSH{User: "tester", Port: 22, KnownHosts: filepath.Join(home, ".ssh/known_hosts")}
+	wantSSH := sshhost.Settings{User: "tester", Port: 22, KnownHosts: filepath.Join(home, ".ssh/known_hosts")}
 	if !reflect.DeepEqual(db2.SSH, wantSSH) {
 		t.Errorf("ssh:\ngot  %+v\nwant %+v", db2.SSH, wantSSH)
 	}
@@ -441,12 +443,12 @@ hosts:
 	}
 
 	db1, db2, db3, spare := inv.Host("db1"), inv.Host("db2"), inv.Host("db3"), inv.Host("spare")
-	allSet := SSHSet{User: true, Port: true, IdentityFile: true, KnownHosts: true, ProxyJump: true}
-	want1 := SSH{
+	allSet := sshhost.Set{User: true, Port: true, IdentityFile: true, KnownHosts: true, ProxyJump: true}
+	want1 := sshhost.Settings{
 		User: "ops", Port: 2200,
 		IdentityFile: filepath.Join(home, ".ssh/id_ed25519"),
 		KnownHosts:   "/etc/pgfleet/keys/known_hosts",
-		ProxyJump:    &Jump{Host: "2001:db8::1", Port: 22},
+		ProxyJump:    &sshhost.Jump{Host: "2001:db8::1", Port: 22},
 		ConfigFile:   "/etc/pgfleet/ssh/config",
 		Set:          allSet,
 	}
@@ -457,14 +459,14 @@ hosts:
 		t.Errorf("jump string %q", got)
 	}
 	want2 := want1
-	want2.ProxyJump = &Jump{User: "jump", Host: "bastion.example.com", Port: 2222, PortSet: true}
+	want2.ProxyJump = &sshhost.Jump{User: "jump", Host: "bastion.example.com", Port: 2222, PortSet: true}
 	if !reflect.DeepEqual(db2.SSH, want2) {
 		t.Errorf("db2 ssh:\ngot  %+v\nwant %+v", db2.SSH, want2)
 	}
 	if db2.Address != "fe80::1%eth0" || db2.ReplicationAddress != "10.1.0.2" || !db2.ReplicationAddressSet {
 		t.Errorf("db2 addresses %q %q", db2.Address, db2.ReplicationAddress)
 	}
-	want3 := SSH{User: "admin", Port: 22, KnownHosts: "/etc/pgfleet/keys/known_hosts", ConfigFile: SSHConfigNone, Set: allSet}
+	want3 := sshhost.Settings{User: "admin", Port: 22, KnownHosts: "/etc/pgfleet/keys/known_hosts", ConfigFile: SSHConfigNone, Set: allSet}
 	if !reflect.DeepEqual(db3.SSH, want3) {
 		t.Errorf("db3 ssh:\ngot  %+v\nwant %+v", db3.SSH, want3)
 	}

@@ -2,14 +2,14 @@ package inventory
 
 import (
 	"fmt"
-	"net/netip"
 	"os"
 	"os/user"
 	"path"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
+
+	"github.com/pgfleet/pgfleet/internal/sshhost"
 )
 
 // Names end up in shell commands, SQL and file names on the hosts, so they
@@ -19,9 +19,6 @@ var (
 	roleRe    = regexp.MustCompile(`^[a-z_][a-z0-9_]*$`)           // PostgreSQL roles
 	settingRe = regexp.MustCompile(`^[a-z_][a-z0-9_.]*$`)          // postgresql.conf parameters
 	envRe     = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-	sshUserRe = regexp.MustCompile(`^[a-zA-Z0-9_][a-zA-Z0-9_.-]*$`)
-	labelRe   = regexp.MustCompile(`^[a-zA-Z0-9_]([a-zA-Z0-9_-]*[a-zA-Z0-9_])?$`)
-	zoneRe    = regexp.MustCompile(`^[a-zA-Z0-9_.-]+$`)
 	dataDirRe = regexp.MustCompile(`^/[a-zA-Z0-9_./+@%=,:-]*$`)
 )
 
@@ -37,7 +34,7 @@ const (
 const (
 	DefaultVersion         = 15
 	DefaultPostgresPort    = 5432
-	DefaultSSHPort         = 22
+	DefaultSSHPort         = sshhost.DefaultPort
 	DefaultReplicationUser = "replicator"
 	DefaultKnownHosts      = "~/.ssh/known_hosts"
 )
@@ -74,55 +71,11 @@ func checkName(s string) string {
 	return checkPattern(s, nameRe, "use only letters, digits, '.', '_' and '-', starting with a letter or digit")
 }
 
-// CheckAddress reports what is wrong with a hostname or IP address that
-// pgfleet connects to or writes into PostgreSQL's configuration, or "".
-func CheckAddress(s string) string { return checkAddress(s) }
-
-// CheckSSHUser reports what is wrong with an SSH login name, or "".
-func CheckSSHUser(s string) string { return checkSSHUser(s) }
-
-// checkAddress reports what is wrong with a hostname or IP address, or "".
-func checkAddress(s string) string {
-	if s == "" {
-		return "is empty: write a hostname or IP address"
-	}
-	if a, err := netip.ParseAddr(s); err == nil {
-		if z := a.Zone(); z != "" && !zoneRe.MatchString(z) {
-			return fmt.Sprintf("%q has an IPv6 zone with characters that are not allowed", s)
-		}
-		return ""
-	}
-	if strings.HasPrefix(s, "[") {
-		return fmt.Sprintf("%q: write IPv6 addresses without brackets", s)
-	}
-	bad := fmt.Sprintf("%q is not a hostname or IP address: use letters, digits, '-' and '.', e.g. db1.example.com or 192.168.0.10", s)
-	if len(s) > 253 {
-		return bad
-	}
-	for _, label := range strings.Split(s, ".") {
-		if len(label) > maxNameLen || !labelRe.MatchString(label) {
-			return bad
-		}
-	}
-	return ""
-}
-
 func checkVersion(v int) string {
 	if v < MinVersion || v > MaxVersion {
 		return fmt.Sprintf("PostgreSQL %d is not supported: use a major version from %d to %d", v, MinVersion, MaxVersion)
 	}
 	return ""
-}
-
-func checkPort(p int) string {
-	if p < 1 || p > 65535 {
-		return fmt.Sprintf("port %d is out of range: use 1 to 65535", p)
-	}
-	return ""
-}
-
-func checkSSHUser(s string) string {
-	return checkPattern(s, sshUserRe, fmt.Sprintf("%q is not a user name pgfleet accepts: use letters, digits, '.', '_' and '-'", s))
 }
 
 func checkRoleName(s string) string {
@@ -157,55 +110,6 @@ func checkMethod(s string) string {
 		return fmt.Sprintf("%q is not a replication method: use %s or %s", s, MethodBaseBackup, MethodTar)
 	}
 	return ""
-}
-
-// ParseJump parses [user@]host[:port], as ssh -J takes it; it returns what
-// is wrong with s when it cannot.
-func ParseJump(s string) (*Jump, string) { return parseJump(s) }
-
-// parseJump parses [user@]host[:port], as ssh -J takes it.
-func parseJump(s string) (*Jump, string) {
-	j := &Jump{Port: DefaultSSHPort}
-	hostport := s
-	if i := strings.LastIndex(s, "@"); i >= 0 {
-		j.User, hostport = s[:i], s[i+1:]
-		if msg := checkSSHUser(j.User); msg != "" {
-			return nil, "user " + msg
-		}
-	}
-	port := ""
-	switch {
-	case strings.HasPrefix(hostport, "["):
-		host, rest, ok := strings.Cut(hostport[1:], "]")
-		if !ok {
-			return nil, fmt.Sprintf("%q has '[' without ']': write [user@]host[:port]", s)
-		}
-		j.Host = host
-		if rest != "" {
-			if !strings.HasPrefix(rest, ":") {
-				return nil, fmt.Sprintf("%q: write [user@]host[:port]", s)
-			}
-			port = rest[1:]
-		}
-	case strings.Count(hostport, ":") == 1:
-		j.Host, port, _ = strings.Cut(hostport, ":")
-	default: // a hostname, IPv4 address or bare IPv6 address
-		j.Host = hostport
-	}
-	if msg := checkAddress(j.Host); msg != "" {
-		return nil, "host " + msg
-	}
-	if port != "" {
-		p, err := strconv.Atoi(port)
-		if err != nil {
-			return nil, fmt.Sprintf("port %q is not a number: write [user@]host[:port]", port)
-		}
-		if msg := checkPort(p); msg != "" {
-			return nil, msg
-		}
-		j.Port, j.PortSet = p, true
-	}
-	return j, ""
 }
 
 // checkDataDir reports what is wrong with a data directory on the hosts.

@@ -1,6 +1,7 @@
 package steps
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -20,7 +21,15 @@ import (
 // works, the disk is large enough), then stops the replica, moves its old
 // data aside (never deletes it unless asked), and clones with pg_basebackup
 // or a tar stream through pgfleet.
-type Clone struct{ onReplicas }
+type Clone struct {
+	onReplicas
+	// Again clones every replica again, whatever its data (pgfleet
+	// rebuild); without it only a replica that needs a clone is cloned.
+	Again bool
+	// Method overrides the inventory's replication.method (rebuild's
+	// --method); "" keeps it.
+	Method string
+}
 
 func (Clone) Name() string { return "clone" }
 
@@ -146,17 +155,22 @@ func RestoresWAL(pg inventory.Postgres) bool {
 	return false
 }
 
-func (Clone) Check(ctx context.Context, r *Run, h *Host) (*Plan, error) {
+// method is how h is cloned: c.Method, or the inventory's.
+func (c Clone) method(h *Host) string {
+	return cmp.Or(c.Method, h.PG().Replication.Method)
+}
+
+func (c Clone) Check(ctx context.Context, r *Run, h *Host) (*Plan, error) {
 	// A cascaded replica is cloned from its upstream.
 	p := r.UpstreamOf(h)
 	if p == nil {
 		return nil, &PrimaryOutsideError{Primary: h.Source().Name}
 	}
-	if err := RefuseData(h, p, r.Opts.Rebuild); err != nil {
+	if err := RefuseData(h, p, c.Again); err != nil {
 		return nil, err
 	}
 	reason := CloneReason(h, p)
-	if r.Opts.Rebuild {
+	if c.Again {
 		reason = "pgfleet rebuild was asked to clone it again"
 	}
 	if reason == "" {
@@ -174,7 +188,7 @@ func (Clone) Check(ctx context.Context, r *Run, h *Host) (*Plan, error) {
 	case f.Server != nil && f.Server.DBSize > 0:
 		note = fmt.Sprintf(" (%s of databases)", FormatBytes(f.Server.DBSize))
 	}
-	method := r.method(h)
+	method := c.method(h)
 	if f.PostmasterPID > 0 {
 		changes = append(changes, "stop PostgreSQL")
 	}
@@ -196,7 +210,7 @@ func (Clone) Check(ctx context.Context, r *Run, h *Host) (*Plan, error) {
 		}
 	}
 	changes = append(changes, fmt.Sprintf("clone from %s with %s, because %s", p.Name, method, reason))
-	return &Plan{Changes: changes, Apply: func(ctx context.Context) error { return clone(ctx, r, h, p) }}, nil
+	return &Plan{Changes: changes, Apply: func(ctx context.Context) error { return clone(ctx, r, h, p, method) }}, nil
 }
 
 // cloneSetup prepares an empty data directory ($2), with any missing
@@ -220,7 +234,8 @@ parents "$(dirname -- "$2")" && install -d -o postgres -g postgres -m 0700 -- "$
 // end up owned by root.
 const makeParents = `parents() { [ -d "$1" ] || { parents "$(dirname -- "$1")" && install -d -o postgres -g postgres -m 0755 -- "$1"; }; }`
 
-func clone(ctx context.Context, r *Run, h, p *Host) error {
+// clone clones h from p with method (basebackup or tar).
+func clone(ctx context.Context, r *Run, h, p *Host, method string) error {
 	if err := preflight(ctx, h, p); err != nil {
 		return err
 	}
@@ -263,7 +278,7 @@ func clone(ctx context.Context, r *Run, h, p *Host) error {
 	}
 	slot := wantSlot(h)
 	var err error
-	switch r.method(h) {
+	switch method {
 	case "tar":
 		err = cloneTar(ctx, h, p, slot)
 	default:

@@ -183,52 +183,53 @@ func TestCloneCheck(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		opts    Options
+		clone   Clone // as up (Clone{}) or rebuild gives it
 		facts   func(f *State)
 		err     string   // a part of the error; "" for none
 		changes []string // nil for no plan
 	}{
-		{"bare replica", Options{DryRun: true}, func(f *State) {},
+		{"bare replica", Options{DryRun: true}, Clone{}, func(f *State) {},
 			"", []string{"clone from h1 with basebackup, because it has no data"}},
-		{"following already", Options{DryRun: true}, func(f *State) {
+		{"following already", Options{DryRun: true}, Clone{}, func(f *State) {
 			f.DataNonEmpty, f.DataVersion, f.StandbySignal = true, 15, true
 			f.AutoConf = basebackupAutoConf("10.0.0.1", "5432", "h2")
 			f.Server = &Server{InRecovery: true}
 		}, "", nil},
-		{"running as a primary with databases", Options{DryRun: true}, func(f *State) {
+		{"running as a primary with databases", Options{DryRun: true}, Clone{}, func(f *State) {
 			f.DataNonEmpty, f.DataVersion, f.PostmasterPID = true, 15, 4242
 			f.Server = &Server{UserDatabases: 2}
 		}, "refusing to clone: it runs as a primary", nil},
 		// A promoted replica whose writes went into the postgres database
 		// has no database of its own, and is refused all the same.
-		{"running as a primary, no databases", Options{DryRun: true}, func(f *State) {
+		{"running as a primary, no databases", Options{DryRun: true}, Clone{}, func(f *State) {
 			f.DataNonEmpty, f.DataVersion, f.PostmasterPID = true, 15, 4242
 			f.Server = &Server{}
 		}, "refusing to clone: it runs as a primary", nil},
-		{"rebuild of a promoted replica", Options{DryRun: true, Rebuild: true}, func(f *State) {
+		{"rebuild of a promoted replica", Options{DryRun: true}, Clone{Again: true}, func(f *State) {
 			f.DataNonEmpty, f.DataVersion, f.PostmasterPID = true, 15, 4242
 			f.Server = &Server{UserDatabases: 1, DBSize: 3 << 30}
 		}, "", []string{"stop PostgreSQL",
 			"move the old data aside to /var/lib/postgresql/15/main.pgfleet-20250102T030405Z (it runs as a primary, with 1 database(s) of its own, 3.0 GB in all)",
 			"clone from h1 with basebackup, because pgfleet rebuild was asked to clone it again"}},
-		{"rebuild of a streaming replica, by tar", Options{DryRun: true, Rebuild: true, Method: "tar"}, func(f *State) {
+		{"rebuild of a streaming replica, by tar", Options{DryRun: true}, Clone{Again: true, Method: "tar"}, func(f *State) {
 			f.DataNonEmpty, f.DataVersion, f.StandbySignal, f.PostmasterPID = true, 15, true, 4242
 			f.AutoConf = basebackupAutoConf("10.0.0.1", "5432", "h2")
 			f.Server = &Server{InRecovery: true, DBSize: 1100 << 20}
 		}, "", []string{"stop PostgreSQL", "move the old data aside to /var/lib/postgresql/15/main.pgfleet-20250102T030405Z (1.1 GB of databases)",
 			"clone from h1 with tar, because pgfleet rebuild was asked to clone it again"}},
 		// A live postmaster that refuses SQL is stopped before its data moves.
-		{"rebuild of a replica whose server refuses SQL", Options{DryRun: true, Rebuild: true}, func(f *State) {
+		{"rebuild of a replica whose server refuses SQL", Options{DryRun: true}, Clone{Again: true}, func(f *State) {
 			f.DataNonEmpty, f.DataVersion, f.StandbySignal, f.PostmasterPID = true, 15, true, 4242
 		}, "", []string{"stop PostgreSQL", "move the old data aside to /var/lib/postgresql/15/main.pgfleet-20250102T030405Z",
 			"clone from h1 with basebackup, because pgfleet rebuild was asked to clone it again"}},
 		// A standby of the cluster that follows another address is
 		// pointed at its primary by Follow, never cloned.
-		{"standby of another host", Options{DryRun: true, DiscardOldData: true}, func(f *State) {
+		{"standby of another host", Options{DryRun: true, DiscardOldData: true}, Clone{}, func(f *State) {
 			f.DataNonEmpty, f.DataVersion, f.StandbySignal, f.PostmasterPID = true, 15, true, 4242
 			f.AutoConf = basebackupAutoConf("10.0.0.9", "5432", "h2")
 			f.Server = &Server{InRecovery: true, UserDatabases: 4}
 		}, "", nil},
-		{"discard the old data of a clone cut short", Options{DryRun: true, DiscardOldData: true}, func(f *State) {
+		{"discard the old data of a clone cut short", Options{DryRun: true, DiscardOldData: true}, Clone{}, func(f *State) {
 			f.DataNonEmpty, f.DataVersion, f.StandbySignal, f.CloneIncomplete = true, 15, true, true
 		}, "", []string{"delete the old data in /var/lib/postgresql/15/main (--discard-old-data)",
 			"clone from h1 with basebackup, because an earlier clone into it did not finish"}},
@@ -238,7 +239,7 @@ func TestCloneCheck(t *testing.T) {
 			r.Started = mustTime(t, "2025-01-02T03:04:05Z")
 			h := host(t, r, "h2")
 			tc.facts(h.Facts)
-			plan, err := Clone{}.Check(context.Background(), r, h)
+			plan, err := tc.clone.Check(context.Background(), r, h)
 			checkPlan(t, plan, err, tc.err, tc.changes)
 			if err != nil {
 				var hint *Hint
@@ -537,13 +538,13 @@ func TestCloneApplyTar(t *testing.T) {
 			sshtest.Reply{Stdout: stream}),
 	)
 	replica := cloneRules(append(slices.Clone(postgresIDs), sshtest.On(`^tar -x -f - -C `+cloneData+`$`, sshtest.Reply{}))...)
-	r, _, h, srvs := cloneRun(t, func(o *Options) { o.Method = "tar" }, primary, replica)
+	r, _, h, srvs := cloneRun(t, nil, primary, replica)
 	h.Facts.DataNonEmpty, h.Facts.DataVersion, h.Facts.PostmasterPID, h.Facts.Server = false, 0, 0, nil
 	// What the setup script makes on a real host.
 	if err := os.MkdirAll(srvs["h2"].Path(cloneData), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	r.Apply(context.Background(), []Step{Clone{}})
+	r.Apply(context.Background(), []Step{Clone{Method: "tar"}})
 	if err := r.Err(); err != nil {
 		t.Fatalf("clone: %v", err)
 	}

@@ -22,9 +22,9 @@ func (Follow) Name() string { return "follow" }
 func (Follow) Check(ctx context.Context, r *Run, h *Host) (*Plan, error) {
 	p := r.UpstreamOf(h) // a cascaded replica follows its upstream
 	f := h.Facts
-	// Clone reports a missing primary and refused data, clones a replica
-	// that needs it (CloneReason), and rebuild clones every replica.
-	if p == nil || r.Opts.Rebuild || RefuseData(h, p, false) != nil || CloneReason(h, p) != "" {
+	// Clone reports a missing primary and refused data, and clones a
+	// replica that needs it (CloneReason).
+	if p == nil || RefuseData(h, p, false) != nil || CloneReason(h, p) != "" {
 		return nil, nil
 	}
 	changes := followChanges(h, p)

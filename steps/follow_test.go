@@ -80,9 +80,6 @@ func TestFollowCheck(t *testing.T) {
 			f.AutoConf = basebackupAutoConf("10.0.0.9", "5432", "h2")
 			p.Server = &Server{Slots: []Slot{{Name: "h2", WALStatus: "lost"}}}
 		}, nil},
-		{"rebuild clones it anyway", testInventory, Options{Rebuild: true}, func(f, p *State) {
-			f.AutoConf = basebackupAutoConf("10.0.0.9", "5432", "h2")
-		}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.opts.DryRun = true

@@ -105,7 +105,7 @@ func TestLimitReachesPrimaryWithoutTargetingIt(t *testing.T) {
 	if got := names(r.Reached()); got != "h2 h1" {
 		t.Errorf("reached = %v, want [h2 h1]", got)
 	}
-	for _, s := range flatHostSteps(append(Up(), Rebuild()...)) {
+	for _, s := range flatHostSteps(append(Up(), Rebuild("")...)) {
 		for _, h := range r.targets(s) {
 			if h.Name == "h1" {
 				t.Errorf("step %s targets h1, which --limit left out", s.Name())

@@ -3,6 +3,7 @@ package steps
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 )
 
@@ -97,7 +98,7 @@ func TestApproveFailedPlanStaysADryRun(t *testing.T) {
 // being gone.
 func TestCommandsAreWholePipelines(t *testing.T) {
 	is := func(s Step, name string) bool { return s.Name() == name }
-	lists := map[string][]Step{"up": Up(), "rebuild": Rebuild(), "switchover": Switchover("main", "h2"), "failover": Failover("main", "h1", "", FailoverAccept{})}
+	lists := map[string][]Step{"up": Up(), "rebuild": Rebuild(""), "switchover": Switchover("main", "h2"), "failover": Failover("main", "h1", "", FailoverAccept{})}
 	for name, list := range lists {
 		head := []string{"connect", "lock", "facts"}
 		ok := len(list) > len(head) && is(list[len(list)-1], "verify")
@@ -113,5 +114,36 @@ func TestCommandsAreWholePipelines(t *testing.T) {
 		if n := len(hostSteps(list)); n == 0 && name != "switchover" && name != "failover" {
 			t.Errorf("%s converges nothing", name)
 		}
+	}
+}
+
+// Rebuild clones again every replica it is given: a former primary is not
+// rewound first (Rejoin), nor is a standby of another address pointed at
+// its primary (Follow); neither one's data is refused.
+func TestRebuildClonesAgain(t *testing.T) {
+	for _, s := range flatHostSteps(Rebuild("")) {
+		switch s.(type) {
+		case Rejoin, Follow:
+			t.Errorf("rebuild runs %s: its replicas are cloned again instead", s.Name())
+		}
+	}
+	for name, data := range map[string]func(h *Host){
+		"a former primary":             func(h *Host) { formerPrimary(h, "shut down") },
+		"a standby of another address": func(h *Host) { standby(h, "10.0.0.9", "5432") },
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := newTestRun(t, testInventory, Options{DryRun: true})
+			r.Started = mustTime(t, "2025-01-02T03:04:05Z")
+			h, p := host(t, r, "h2"), host(t, r, "h1")
+			p.Facts.Server = &Server{SystemID: "7001", Timeline: 2, LSN: "0/9000000"}
+			data(h)
+			if err := RefuseData(h, p, true); err != nil {
+				t.Errorf("RefuseData: %v, want nil", err)
+			}
+			plan, err := Clone{Again: true}.Check(context.Background(), r, h)
+			if err != nil || plan == nil || !strings.HasSuffix(plan.Changes[len(plan.Changes)-1], "because pgfleet rebuild was asked to clone it again") {
+				t.Errorf("clone: plan %v, err %v, want a clone", plan, err)
+			}
+		})
 	}
 }

@@ -25,7 +25,7 @@ import (
 // the new primary and StartReplicas starts it. When pg_rewind fails, the
 // host is left to Clone, which moves its data aside and clones it.
 //
-// pgfleet rebuild (Options.Rebuild) clones instead: Rejoin does nothing.
+// pgfleet rebuild clones instead: Rejoin is not among its steps.
 type Rejoin struct{ onReplicas }
 
 func (Rejoin) Name() string { return "rejoin" }
@@ -69,7 +69,7 @@ func cleanShutdown(c *Control) bool {
 
 func (Rejoin) Check(ctx context.Context, r *Run, h *Host) (*Plan, error) {
 	p := r.PrimaryOf(h)
-	if p == nil || r.Opts.Rebuild || h.rewindFailed != nil {
+	if p == nil || h.rewindFailed != nil {
 		return nil, nil
 	}
 	ok, err := Rejoins(h, p)

@@ -49,7 +49,6 @@ func TestRejoinDecision(t *testing.T) {
 		{"a standby", Options{}, "shut down in recovery", func(h *Host) { h.Facts.StandbySignal = true }, nil, "", ""},
 		{"a standby that lost its standby.signal", Options{}, "shut down in recovery", nil, nil, "", ""},
 		{"a clone that did not finish", Options{}, "shut down", func(h *Host) { h.Facts.CloneIncomplete = true }, nil, "", ""},
-		{"rebuild", Options{Rebuild: true}, "shut down", nil, nil, "", ""},
 		{"its pg_rewind failed", Options{}, "shut down", func(h *Host) {
 			h.rewindFailed = errors.New("pg_rewind from h1: exit 1: could not find common ancestor")
 		}, nil, "", ""},
@@ -70,7 +69,7 @@ func TestRejoinDecision(t *testing.T) {
 			if tc.err != "" && !strings.Contains(hintOf(err), "sudo pg_ctlcluster 15 main stop") {
 				t.Errorf("hint %q does not say how to stop it", hintOf(err))
 			}
-			refused := RefuseData(h, p, tc.opts.Rebuild)
+			refused := RefuseData(h, p, false)
 			if tc.refused == "" && refused != nil || tc.refused != "" && (refused == nil || !strings.Contains(refused.Error(), tc.refused)) {
 				t.Errorf("RefuseData: %v, want %q", refused, tc.refused)
 			}

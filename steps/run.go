@@ -187,11 +187,6 @@ type Options struct {
 	// touches, connected and locked but never changed: a run that changes a
 	// replica must hold its cluster's lock.
 	WithPrimaries bool
-	// Rebuild makes Clone clone every replica of the run again, whatever
-	// its data (pgfleet rebuild).
-	Rebuild bool
-	// Method overrides the inventory's replication.method; "" keeps it.
-	Method string
 	// Confirm asks a person a yes/no question (a restart of a running
 	// primary); nil when no one can be asked, which is a no.
 	Confirm func(question string) (bool, error)

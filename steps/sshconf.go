@@ -6,6 +6,7 @@ import (
 
 	"github.com/pgfleet/pgfleet/internal/remote"
 	"github.com/pgfleet/pgfleet/internal/sshconf"
+	"github.com/pgfleet/pgfleet/inventory"
 )
 
 // HostSSH is how a run connects to one host, and where each setting came
@@ -22,6 +23,18 @@ func NewHostSSH(e *sshconf.Effective) HostSSH {
 	return HostSSH{Host: e.Host, Settings: e.Origins, Ignored: e.Ignored}
 }
 
+// SSHHost is what sshconf needs of an inventory host to work out how to
+// reach it.
+func SSHHost(h *inventory.Host) sshconf.Host {
+	s := sshconf.Host{Name: h.Name, Address: h.Address, SSH: h.SSH}
+	// A run replaces a default replication address with the resolved one:
+	// only one the inventory sets is the inventory's.
+	if h.ReplicationAddressSet {
+		s.ReplicationAddress = h.ReplicationAddress
+	}
+	return s
+}
+
 // resolveSSH works out how to reach every host of the inventory, those
 // outside --limit included, and makes a replication address that the
 // inventory leaves to its default the resolved address (an ssh_config
@@ -35,7 +48,7 @@ func (r *Run) resolveSSH() error {
 	r.ssh = map[string]*sshconf.Effective{}
 	seen := map[string]*sshconf.Effective{}
 	for _, ih := range r.Inventory.Hosts {
-		e, err := res.Resolve(ih)
+		e, err := res.Resolve(SSHHost(ih))
 		if err != nil {
 			return err // a *sshconf.ConfigError: cmd says which flag picks another file
 		}

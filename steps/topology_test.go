@@ -145,7 +145,7 @@ func TestSynchronousRendered(t *testing.T) {
 // TestCascadeRebuild: rebuild h3 alone reaches its primary and its
 // upstream h2 without changing them, and clones h3 from h2.
 func TestCascadeRebuild(t *testing.T) {
-	r := newTestRun(t, cascadeInventory, Options{DryRun: true, Limit: []string{"h3"}, WithPrimaries: true, Rebuild: true})
+	r := newTestRun(t, cascadeInventory, Options{DryRun: true, Limit: []string{"h3"}, WithPrimaries: true})
 	withoutTLS(r.Inventory)
 	if got := names(r.Reached()); got != "h3 h1 h2" {
 		t.Fatalf("reached %q, want h3, then h1 and h2 outside --limit", got)
@@ -159,7 +159,7 @@ func TestCascadeRebuild(t *testing.T) {
 	if !h2.outside {
 		t.Errorf("h2 is not outside the run: steps would change it")
 	}
-	for _, s := range flatHostSteps(Rebuild()) {
+	for _, s := range flatHostSteps(Rebuild("")) {
 		for _, h := range r.targets(s) {
 			if h.Name != "h3" {
 				t.Errorf("step %s targets %s, which --limit left out", s.Name(), h.Name)
@@ -171,7 +171,7 @@ func TestCascadeRebuild(t *testing.T) {
 	h3.Facts.AutoConf = basebackupAutoConf("10.0.0.2", "5432", "h3")
 	h3.Facts.Server = &Server{InRecovery: true}
 	r.Started = mustTime(t, "2025-01-02T03:04:05Z")
-	plan, err := Clone{}.Check(context.Background(), r, h3)
+	plan, err := Clone{Again: true}.Check(context.Background(), r, h3)
 	checkPlan(t, plan, err, "", []string{"move the old data aside to /var/lib/postgresql/15/main.pgfleet-20250102T030405Z",
 		"create replication slot h3 on h2",
 		"clone from h2 with basebackup, because pgfleet rebuild was asked to clone it again"})

@@ -109,7 +109,6 @@ func runRebuild(ctx context.Context, g *globalOptions, o *rebuildOptions, path s
 	}
 	opts := o.runOptions(g)
 	opts.Limit, opts.WithPrimaries, opts.DiscardOldData = hosts, true, o.discardOldData
-	opts.Rebuild, opts.Method = true, o.method
 	// The plan is shown, and asked about, with the lock held, so that what
 	// is shown is what will be done.
 	opts.Approve = approveShown(g, stdout, func(*steps.Run) string {
@@ -123,7 +122,7 @@ func runRebuild(ctx context.Context, g *globalOptions, o *rebuildOptions, path s
 		return usageError{err}
 	}
 	defer r.Close()
-	switch err := r.Apply(ctx, steps.Rebuild()); {
+	switch err := r.Apply(ctx, steps.Rebuild(o.method)); {
 	case errors.Is(err, steps.ErrNotApproved):
 		return notApproved()
 	case err != nil:

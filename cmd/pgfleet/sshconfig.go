@@ -16,7 +16,7 @@ func explainSSH(g *globalOptions, inv *inventory.Inventory) ([]steps.HostSSH, er
 	res := sshconf.NewResolver(sshconf.Options{Flag: g.sshConfig})
 	out := []steps.HostSSH{}
 	for _, h := range inv.Hosts {
-		e, err := res.Resolve(h)
+		e, err := res.Resolve(steps.SSHHost(h))
 		if err != nil {
 			return nil, usageError{err} // a *sshconf.ConfigError: main gives the hint
 		}

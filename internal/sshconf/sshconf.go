@@ -7,7 +7,8 @@
 // pgfleet never loosens host-key checking because of ssh_config:
 // StrictHostKeyChecking no, off or accept-new is ignored (and reported).
 //
-// It may import inventory and internal/remote.
+// It knows a host only as a Host, which its caller fills from the
+// inventory. It may import internal/remote and internal/sshhost.
 package sshconf
 
 import (
@@ -25,11 +26,11 @@ import (
 	"github.com/kevinburke/ssh_config"
 
 	"github.com/pgfleet/pgfleet/internal/remote"
-	"github.com/pgfleet/pgfleet/inventory"
+	"github.com/pgfleet/pgfleet/internal/sshhost"
 )
 
 // None, as --ssh-config or ssh.config_file, reads no ssh_config.
-const None = inventory.SSHConfigNone
+const None = sshhost.ConfigNone
 
 // Where an effective setting came from, besides an ssh_config file (whose
 // origin is "ssh_config PATH").
@@ -97,7 +98,17 @@ func (f *File) getAll(alias, key string) []string {
 	return out
 }
 
-// Options are what the resolution needs besides the inventory.
+// Host is what the resolution needs of one host of the inventory.
+type Host struct {
+	Name    string // the inventory name
+	Address string // as the inventory writes it: perhaps an ssh_config alias
+	// ReplicationAddress is the inventory's replication_address, "" when
+	// the inventory leaves it to the address.
+	ReplicationAddress string
+	SSH                sshhost.Settings
+}
+
+// Options are what the resolution needs besides the hosts.
 type Options struct {
 	// Flag is --ssh-config: a file, None, or "" when the flag is not given.
 	// It wins over every host's ssh.config_file.
@@ -144,7 +155,7 @@ func NewResolver(opts Options) *Resolver {
 // File returns the ssh_config that applies to h, nil for none: the
 // --ssh-config file, else the host's ssh.config_file, else ~/.ssh/config if
 // it exists. A file named explicitly must be readable and parse.
-func (r *Resolver) File(h *inventory.Host) (*File, error) {
+func (r *Resolver) File(h Host) (*File, error) {
 	path, explicit := r.opts.Flag, true
 	switch {
 	case path == None:
@@ -182,7 +193,7 @@ func (r *Resolver) File(h *inventory.Host) (*File, error) {
 
 // Resolve works out how to connect to h. Its errors name the host and the
 // ssh_config file.
-func (r *Resolver) Resolve(h *inventory.Host) (*Effective, error) {
+func (r *Resolver) Resolve(h Host) (*Effective, error) {
 	f, err := r.File(h)
 	if err == nil {
 		var e *Effective
@@ -294,7 +305,7 @@ func (e *Effective) Config() remote.Config {
 // resolve applies the precedence to one host: what the inventory sets,
 // then ssh_config (f, which may be nil), then the defaults the inventory
 // already holds.
-func resolve(h *inventory.Host, f *File, opts Options) (*Effective, error) {
+func resolve(h Host, f *File, opts Options) (*Effective, error) {
 	s := h.SSH
 	e := &Effective{Host: h.Name}
 	fromFile := ""
@@ -309,7 +320,7 @@ func resolve(h *inventory.Host, f *File, opts Options) (*Effective, error) {
 	e.Address = alias
 	if hn := f.get(alias, "HostName"); hn != "" {
 		hn = expand(hn, opts, map[byte]string{'h': alias, 'n': alias})
-		if msg := inventory.CheckAddress(hn); msg != "" {
+		if msg := sshhost.CheckAddress(hn); msg != "" {
 			return nil, fmt.Errorf("ssh config %s: HostName of %s: %s", f.Path, alias, msg)
 		}
 		e.Address = hn
@@ -444,7 +455,7 @@ func resolve(h *inventory.Host, f *File, opts Options) (*Effective, error) {
 	}
 
 	switch {
-	case h.ReplicationAddressSet:
+	case h.ReplicationAddress != "":
 		e.ReplicationAddress = h.ReplicationAddress
 		add("replication_address", e.ReplicationAddress, FromInventory)
 	case e.Alias != "":
@@ -465,7 +476,7 @@ func resolveJumps(f *File, opts Options, alias, v string, depth int) ([]*Hop, er
 	}
 	var hops []*Hop
 	for _, spec := range strings.Split(v, ",") {
-		j, msg := inventory.ParseJump(strings.TrimSpace(spec))
+		j, msg := sshhost.ParseJump(strings.TrimSpace(spec))
 		if msg != "" {
 			return nil, fmt.Errorf("ssh config %s: ProxyJump of %s: %s", f.Path, alias, msg)
 		}
@@ -497,7 +508,7 @@ func resolveHop(f *File, opts Options, alias, user string, port, depth int) ([]*
 	h := &Hop{Alias: alias, Address: alias, User: user, Port: port}
 	if hn := f.get(alias, "HostName"); hn != "" {
 		h.Address = expand(hn, opts, map[byte]string{'h': alias, 'n': alias})
-		if msg := inventory.CheckAddress(h.Address); msg != "" {
+		if msg := sshhost.CheckAddress(h.Address); msg != "" {
 			return nil, fmt.Errorf("ssh config %s: HostName of %s: %s", f.Path, alias, msg)
 		}
 	}
@@ -513,7 +524,7 @@ func resolveHop(f *File, opts Options, alias, user string, port, depth int) ([]*
 		}
 	}
 	if h.Port == 0 {
-		h.Port = inventory.DefaultSSHPort
+		h.Port = sshhost.DefaultPort
 	}
 	tokens := map[byte]string{'h': h.Address, 'n': alias, 'r': h.User, 'p': strconv.Itoa(h.Port)}
 	for _, id := range f.getAll(alias, "IdentityFile") {
@@ -536,7 +547,7 @@ func resolveHop(f *File, opts Options, alias, user string, port, depth int) ([]*
 
 func fileUser(f *File, alias, v string, opts Options) (string, error) {
 	v = expand(v, opts, nil)
-	if msg := inventory.CheckSSHUser(v); msg != "" {
+	if msg := sshhost.CheckUser(v); msg != "" {
 		return "", fmt.Errorf("ssh config %s: User of %s: %s", f.Path, alias, msg)
 	}
 	return v, nil

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/pgfleet/pgfleet/internal/remote"
-	"github.com/pgfleet/pgfleet/inventory"
+	"github.com/pgfleet/pgfleet/internal/sshhost"
 )
 
 const home = "/home/me"
@@ -17,22 +17,22 @@ const home = "/home/me"
 var opts = Options{Home: home, LocalUser: "me"}
 
 // host is an inventory host that sets nothing: every ssh key defaulted.
-func host(address string) *inventory.Host {
-	return &inventory.Host{
-		Name: "db1", Address: address, ReplicationAddress: address,
-		SSH: inventory.SSH{User: "me", Port: 22, KnownHosts: home + "/.ssh/known_hosts"},
+func host(address string) Host {
+	return Host{
+		Name: "db1", Address: address,
+		SSH: sshhost.Settings{User: "me", Port: 22, KnownHosts: home + "/.ssh/known_hosts"},
 	}
 }
 
 // explicit is a host whose inventory sets every ssh key.
-func explicit(address string) *inventory.Host {
+func explicit(address string) Host {
 	h := host(address)
-	h.SSH = inventory.SSH{
+	h.SSH = sshhost.Settings{
 		User: "inv", Port: 2200, IdentityFile: "/inv/key", KnownHosts: "/inv/known_hosts",
-		ProxyJump: &inventory.Jump{Host: "10.9.9.9", Port: 22},
-		Set:       inventory.SSHSet{User: true, Port: true, IdentityFile: true, KnownHosts: true, ProxyJump: true},
+		ProxyJump: &sshhost.Jump{Host: "10.9.9.9", Port: 22},
+		Set:       sshhost.Set{User: true, Port: true, IdentityFile: true, KnownHosts: true, ProxyJump: true},
 	}
-	h.ReplicationAddress, h.ReplicationAddressSet = "10.1.1.1", true
+	h.ReplicationAddress = "10.1.1.1"
 	return h
 }
 
@@ -111,7 +111,7 @@ func TestResolve(t *testing.T) {
 	from := "ssh_config " + f.Path
 	cases := []struct {
 		name string
-		host *inventory.Host
+		host Host
 		file *File
 		opts Options
 		want Effective // compared field by field below; Origins by setting
@@ -176,9 +176,9 @@ func TestResolve(t *testing.T) {
 		},
 		{
 			name: "the inventory's proxy_jump is an alias too; its written port wins",
-			host: func() *inventory.Host {
+			host: func() Host {
 				h := host("10.0.0.8")
-				h.SSH.ProxyJump = &inventory.Jump{User: "me2", Host: "bastion", Port: 2300, PortSet: true}
+				h.SSH.ProxyJump = &sshhost.Jump{User: "me2", Host: "bastion", Port: 2300, PortSet: true}
 				h.SSH.Set.ProxyJump = true
 				return h
 			}(),
@@ -291,7 +291,7 @@ func TestResolverFile(t *testing.T) {
 	invFile := write("inv", "Host x\n  HostName 10.0.0.2\n")
 	bad := write("bad", "Match exec true\n  User x\n")
 	homeDir := filepath.Join(dir, "home")
-	withInv := func(file string) *inventory.Host {
+	withInv := func(file string) Host {
 		h := host("x")
 		h.SSH.ConfigFile = file
 		return h
@@ -299,7 +299,7 @@ func TestResolverFile(t *testing.T) {
 	cases := []struct {
 		name     string
 		flag     string
-		host     *inventory.Host
+		host     Host
 		home     string
 		wantAddr string
 		wantErr  string
