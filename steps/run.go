@@ -3,8 +3,9 @@
 // verify. A command is a list of steps — data, not control flow — so that
 // up, rebuild and the commands after them share the same steps.
 //
-// It may import inventory, templates, internal/remote, internal/sshconf,
-// internal/pgsql, internal/pki, internal/hint and internal/probe; never cmd, status or preflight, which
+// It may import inventory, view, templates, internal/remote,
+// internal/sshconf, internal/sshhost, internal/pgsql, internal/pki,
+// internal/hint and internal/probe; never cmd, status or preflight, which
 // import it. It logs through log/slog (Options.Logger), a message and
 // fields: how a log line looks is cmd's choice.
 package steps
