@@ -4,9 +4,8 @@
 // up, rebuild and the commands after them share the same steps.
 //
 // It may import inventory, view, templates, internal/remote,
-// internal/sshconf, internal/sshhost, internal/pgsql, internal/pki,
-// internal/hint and internal/probe; never cmd, status or preflight, which
-// import it. It logs through log/slog (Options.Logger), a message and
+// internal/sshconf, internal/pgsql, internal/pki, internal/hint and
+// internal/probe; never cmd, status or preflight, which import it. It logs through log/slog (Options.Logger), a message and
 // fields: how a log line looks is cmd's choice.
 package steps
 
