@@ -171,6 +171,14 @@ func TestOfMembers(t *testing.T) {
 	if v.Member("h4") != nil {
 		t.Error("a member h4 found")
 	}
+	// A server that warns at every connection (a collation version
+	// mismatch) is read as any other: the probe keeps the warning apart.
+	warns := primary(1, "0/6000000", "h2")
+	warns.State.SQLWarnings = []string{`WARNING:  database "postgres" has a collation version mismatch`}
+	v = Of(c, map[string]Input{"h1": warns, "h2": lagging})
+	if h1 := v.Member("h1"); h1.Role != Primary || v.Primary != h1 || v.Disagreement != nil || !v.Member("h2").Streams {
+		t.Errorf("a primary that warns: %+v, primary %v, disagreement %v", h1, v.Primary, v.Disagreement)
+	}
 	v = Of(c, map[string]Input{"h1": primary(1, "0/6000000")})
 	if m := v.Member("h2"); m.Reach != Absent || m.Role != NotRead {
 		t.Errorf("a member not in the run: %+v", m)
