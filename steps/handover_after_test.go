@@ -186,7 +186,7 @@ func (l *handoverLab) results() map[string]Result {
 	return out
 }
 
-// run applies s, h1 locked (a switchover) or dead (a failover) first.
+// run applies the steps of s, h1 locked (a switchover) or dead (a failover) first.
 func (l *handoverLab) run(t *testing.T, s Handover) {
 	t.Helper()
 	ctx := context.Background()
@@ -197,7 +197,7 @@ func (l *handoverLab) run(t *testing.T, s Handover) {
 	} else if err := l.r.lock(ctx, h1, "test"); err != nil {
 		t.Fatalf("lock h1: %v", err)
 	}
-	if err := l.r.Apply(ctx, []Step{s}); err != nil {
+	if err := l.r.Apply(ctx, s.Steps()); err != nil {
 		t.Fatalf("apply: %v", err)
 	}
 }
@@ -230,15 +230,15 @@ func TestHandoverFailsAfterPromotion(t *testing.T) {
 		want        map[string]Status // "HOST STEP": the others, handled or skipped
 	}{
 		{name: "switchover: nothing fails",
-			want: map[string]Status{"h1 follow": Changed, "h1 start": Changed, "h3 follow": Changed, "h2 switchover": Changed}},
+			want: map[string]Status{"h1 follow": Changed, "h1 start": Changed, "h3 follow": Changed, "h1 stop": Changed, "h2 replay": Changed, "h2 promote": Changed, "h1 demote": Changed}},
 		{name: "switchover: h3 cannot be read again", fault: dropAt("h3", probeCmd),
-			failed: []string{"h3 switchover"}, err: "could not read its state again after the promotion of h2",
+			failed: []string{"h3 read-again"}, err: "could not read its state again after the promotion of h2",
 			hint: "once h3 can be reached again, pgfleet up INVENTORY makes it follow h2",
-			want: map[string]Status{"h1 follow": Changed, "h1 start": Changed, "h2 switchover": Changed, "h3 follow": Skipped}},
+			want: map[string]Status{"h1 follow": Changed, "h1 start": Changed, "h2 promote": Changed, "h3 follow": Skipped}},
 		{name: "switchover: h1's standby.signal cannot be written", fault: dropAt("h1", "id -u -- postgres"),
-			failed: []string{"h1 switchover"}, err: "stopped, but it could not be made a standby of h2: write /var/lib/postgresql/15/main/standby.signal",
+			failed: []string{"h1 demote"}, err: "stopped, but it could not be made a standby of h2: write /var/lib/postgresql/15/main/standby.signal",
 			hint: "do not start PostgreSQL on h1 by hand",
-			want: map[string]Status{"h3 follow": Changed, "h2 switchover": Changed, "h1 follow": Skipped, "h1 start": Skipped}},
+			want: map[string]Status{"h3 follow": Changed, "h2 promote": Changed, "h1 follow": Skipped, "h1 start": Skipped}},
 		{name: "switchover: the lock on h2 fails", fault: func(name string, c *sshtest.Command, _ string, promoted bool) (bool, *sshtest.Reply) {
 			if name == "h2" && strings.Contains(c.String(), "pgfleet-lock") {
 				return false, &sshtest.Reply{Exit: 1, Stderr: "flock: 9: Bad file descriptor\n", NoStdin: true}
@@ -246,36 +246,37 @@ func TestHandoverFailsAfterPromotion(t *testing.T) {
 			return false, nil
 		}, failed: []string{"h2 lock"}, err: "could not take the cluster's lock on the new primary, so the switchover went on under the lock on h1",
 			hint: "look at h2",
-			want: map[string]Status{"h1 follow": Changed, "h3 follow": Changed, "h2 switchover": Changed}},
+			want: map[string]Status{"h1 follow": Changed, "h3 follow": Changed, "h2 promote": Changed}},
 		{name: "switchover: h2 drops at its lock", fault: func(name string, c *sshtest.Command, _ string, _ bool) (bool, *sshtest.Reply) {
 			return name == "h2" && strings.Contains(c.String(), "pgfleet-lock"), nil
-		}, failed: []string{"h2 lock", "h2 switchover"}, err: "could not take the cluster's lock on the new primary",
+		}, failed: []string{"h2 lock", "h2 read-again"}, err: "could not take the cluster's lock on the new primary",
 			want: map[string]Status{"h1 configure": Unchanged, "h3 configure": Unchanged, "h1 follow": Skipped, "h3 follow": Skipped}},
 		{name: "switchover: the inventory cannot be rewritten", promotedErr: errors.New("inv.yaml changed while pgfleet ran"),
 			failed: []string{"h2 inventory"}, err: "h2 is the primary, but the inventory does not say so: inv.yaml changed while pgfleet ran",
 			hint: "make inv.yaml say it yourself before any other pgfleet run: clusters.main.primary: h2, with h1 among its replicas",
-			want: map[string]Status{"h1 follow": Changed, "h3 follow": Changed, "h2 switchover": Changed}},
+			want: map[string]Status{"h1 follow": Changed, "h3 follow": Changed, "h2 promote": Changed}},
 		{name: "switchover: h3's reload drops", fault: dropAt("h3", "pg_ctlcluster 15 main reload"),
 			failed: []string{"h3 follow"}, err: "reload",
 			want: map[string]Status{"h1 follow": Changed, "h1 start": Changed, "h3 start": Skipped}},
 
 		{name: "failover: nothing fails", failover: true,
-			want: map[string]Status{"h3 follow": Changed, "h2 failover": Changed, "h1 failover": Skipped}},
+			want: map[string]Status{"h3 follow": Changed, "h2 promote": Changed, "h1 leave-alone": Skipped, "h1 follow": Skipped}},
 		{name: "failover: h3 cannot be read again", failover: true, fault: dropAt("h3", probeCmd),
-			failed: []string{"h3 failover"}, err: "could not read its state again after the promotion of h2",
+			failed: []string{"h3 read-again"}, err: "could not read its state again after the promotion of h2",
 			hint: "once h3 can be reached again, pgfleet up INVENTORY makes it follow h2",
-			want: map[string]Status{"h2 failover": Changed, "h2 role": Unchanged, "h2 slots": Unchanged, "h3 follow": Skipped}},
+			want: map[string]Status{"h2 promote": Changed, "h2 role": Unchanged, "h2 slots": Unchanged, "h3 follow": Skipped}},
+		// The runner reads h2 again right after its promotion: the
+		// promotion stands, and the report says so.
 		{name: "failover: h2 cannot be read again", failover: true, fault: dropAt("h2", probeCmd),
-			failed: []string{"h2 failover"}, err: "could not read its state again after the promotion of h2",
-			hint: "h2 is the primary now; once it can be reached again, pgfleet up INVENTORY makes the other members follow it",
+			failed: []string{"h2 promote"}, err: "read the state",
 			want: map[string]Status{"h3 configure": Unchanged, "h3 follow": Skipped}},
 		{name: "failover: h3's reload drops", failover: true, fault: dropAt("h3", "pg_ctlcluster 15 main reload"),
 			failed: []string{"h3 follow"}, err: "reload",
-			want: map[string]Status{"h2 failover": Changed, "h2 role": Unchanged, "h3 start": Skipped}},
+			want: map[string]Status{"h2 promote": Changed, "h2 role": Unchanged, "h3 start": Skipped}},
 		{name: "failover: the inventory cannot be rewritten", failover: true, promotedErr: errors.New("permission denied"),
 			failed: []string{"h2 inventory"}, err: "the inventory does not say so: permission denied",
 			hint: "clusters.main.primary: h2, with h1 among its replicas",
-			want: map[string]Status{"h3 follow": Changed, "h2 failover": Changed}},
+			want: map[string]Status{"h3 follow": Changed, "h2 promote": Changed}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			l := newHandoverLab(t, tc.failover)
@@ -355,10 +356,11 @@ func TestSwitchoverReadsTheFinalLSN(t *testing.T) {
 				}
 				return
 			}
-			res := l.results()["h1 switchover"]
+			res, back := l.results()["h1 stop"], l.results()["h1 back-out"]
 			if rep == nil || rep.Promoted || l.promoted.Load() || res.Status != Failed ||
-				!strings.Contains(res.Error, tc.err) || !strings.Contains(res.Error, "h1 was started again as the primary") || l.stopped {
-				t.Errorf("report %+v, h1: %s %q; want nothing promoted, h1 started again, and %q", rep, res.Status, res.Error, tc.err)
+				!strings.Contains(res.Error, tc.err) || !strings.Contains(hintOf(res.Err), "nothing was promoted") || l.stopped ||
+				back.Status != Changed || !strings.Contains(strings.Join(back.Changes, "\n"), "start it again as the primary") {
+				t.Errorf("report %+v, h1: %s %q, back-out %s %q; want nothing promoted, h1 started again, and %q", rep, res.Status, res.Error, back.Status, back.Changes, tc.err)
 			}
 		})
 	}
