@@ -219,7 +219,7 @@ func (s Handover) Run(ctx context.Context, r *Run) error {
 		// what the hosts are now.
 		r.Each(r.liveMembers(c), func(h *Host) {
 			if err := h.refresh(ctx); err != nil {
-				r.hostError(h, s.Name(), err)
+				r.record(Result{Step: s.Name(), Host: h.Name, Status: Failed, Err: r.hostError(h, s.Name(), err)})
 			}
 		})
 	}

@@ -3,6 +3,7 @@ package steps
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"sync"
@@ -363,5 +364,114 @@ func TestSwitchoverReadsTheFinalLSN(t *testing.T) {
 				t.Errorf("report %+v, h1: %s %q, back-out %s %q; want nothing promoted, h1 started again, and %q", rep, res.Status, res.Error, back.Status, back.Changes, tc.err)
 			}
 		})
+	}
+}
+
+// commandKey names a command a host is asked, for dropAtEach: what it
+// runs and the start of its SQL.
+func commandKey(c *sshtest.Command, sql string) string {
+	line := c.String()
+	if strings.HasPrefix(line, probeCmd) {
+		return "probe"
+	}
+	return fmt.Sprintf("%.60s|%.40s", line, sql)
+}
+
+// TestHandoverDropsAtEachStep: a member's SSH connections drop at each
+// command a switchover or a failover sends it, one at a time, before the
+// promotion and after it. The run never panics and fails (exit 1). Before
+// the promotion, nothing is promoted, and a switchover's old primary is
+// running again, or its back-out failed with the hint to start it by
+// hand. After it, Options.Promoted was told, the inventory in memory
+// names the new primary, and a member whose connections did not drop
+// follows it when the new primary is still reachable.
+func TestHandoverDropsAtEachStep(t *testing.T) {
+	for _, failover := range []bool{false, true} {
+		// A run that nothing fails lists the commands.
+		type call struct {
+			host, key string
+			nth       int
+		}
+		var calls []call
+		var mu sync.Mutex
+		seen := map[string]int{}
+		l := newHandoverLab(t, failover)
+		l.fault = func(name string, c *sshtest.Command, sql string, _ bool) (bool, *sshtest.Reply) {
+			mu.Lock()
+			defer mu.Unlock()
+			k := commandKey(c, sql)
+			seen[name+" "+k]++
+			calls = append(calls, call{name, k, seen[name+" "+k]})
+			return false, nil
+		}
+		l.run(t, Handover{Cluster: "main", To: "h2", Failover: failover})
+		if err := l.r.Err(); err != nil || !l.promoted.Load() {
+			t.Fatalf("failover %v, nothing dropped: %v, promoted %v", failover, err, l.promoted.Load())
+		}
+		for _, at := range calls {
+			if !failover && at.host == "h1" && strings.Contains(at.key, "/run/pgfleet") && at.nth == 1 {
+				continue // run's own, before the switchover
+			}
+			t.Run(fmt.Sprintf("failover %v: %s at %s #%d", failover, at.host, at.key, at.nth), func(t *testing.T) {
+				l := newHandoverLab(t, failover)
+				var mu sync.Mutex
+				seen := map[string]int{}
+				l.fault = func(name string, c *sshtest.Command, sql string, _ bool) (bool, *sshtest.Reply) {
+					if name != at.host {
+						return false, nil
+					}
+					mu.Lock()
+					defer mu.Unlock()
+					k := commandKey(c, sql)
+					seen[k]++
+					return k == at.key && seen[k] == at.nth, nil
+				}
+				l.run(t, Handover{Cluster: "main", To: "h2", Failover: failover})
+				got := l.results()
+				if l.r.Err() == nil {
+					t.Errorf("the run did not fail")
+				}
+				if !l.promoted.Load() {
+					if len(l.calls) != 0 {
+						t.Errorf("nothing promoted, but Options.Promoted was told %+v", l.calls)
+					}
+					l.mu.Lock()
+					stopped := l.stopped
+					l.mu.Unlock()
+					// Stopped, it was started again, or a hint says to
+					// start it: its back-out failed, or the promotion
+					// was tried and h2 may be the primary.
+					back, prom := got["h1 back-out"], got["h2 promote"]
+					if stopped && !(back.Status == Failed && strings.Contains(hintOf(back.Err), "start it by hand") ||
+						back.Status == "" && prom.Status == Failed && strings.Contains(hintOf(prom.Err), "if h2 is still a standby, start h1 again")) {
+						t.Errorf("h1 stopped, nothing promoted; back-out %s %v, promote %s %v", back.Status, back.Err, prom.Status, prom.Err)
+					}
+				} else {
+					if len(l.calls) != 1 || !l.calls[0].Promoted || l.calls[0].To != "h2" {
+						t.Errorf("h2 promoted, but Options.Promoted was told %+v", l.calls)
+					}
+					if c := l.r.Inventory.Cluster("main"); c.Primary.Name != "h2" {
+						t.Errorf("the inventory in memory names %s the primary, not h2", c.Primary.Name)
+					}
+					others := map[string]string{"h3": "follow"}
+					if !failover {
+						others["h1"] = "start"
+					}
+					for h, step := range others {
+						if h == at.host || host(t, l.r, "h2").Failed() != nil {
+							continue
+						}
+						if res := got[h+" "+step]; res.Status != Changed && res.Status != Unchanged {
+							t.Errorf("%s %s: %s %v, want it to follow h2", h, step, res.Status, res.Err)
+						}
+					}
+				}
+				if t.Failed() {
+					for _, res := range l.r.Results() {
+						t.Logf("%s %s: %s %v", res.Host, res.Step, res.Status, res.Err)
+					}
+				}
+			})
+		}
 	}
 }

@@ -36,19 +36,20 @@ func finalLSN(ctx context.Context, h *Host) (uint64, error) {
 }
 
 // promote promotes standby h and waits until it accepts a write: a
-// transaction that takes a transaction id.
-func promote(ctx context.Context, h *Host) error {
+// transaction that takes a transaction id. promoted says that PostgreSQL
+// finished the promotion, even when the write then failed.
+func promote(ctx context.Context, h *Host) (promoted bool, err error) {
 	out, err := psql(ctx, h, "SELECT pg_promote(true, 60);")
 	if err != nil {
-		return fmt.Errorf("promote: %w", err)
+		return false, fmt.Errorf("promote: %w", err)
 	}
 	if out != "t" {
-		return errors.New("promote: PostgreSQL did not finish the promotion within 60 s")
+		return false, errors.New("promote: PostgreSQL did not finish the promotion within 60 s")
 	}
 	if _, err := psql(ctx, h, "SELECT txid_current();"); err != nil {
-		return fmt.Errorf("promoted, but it does not accept a write: %w", err)
+		return true, fmt.Errorf("promoted, but it does not accept a write: %w", err)
 	}
-	return nil
+	return true, nil
 }
 
 // StopPrimary is the step of a switchover that stops the old primary
@@ -207,20 +208,28 @@ func (Promote) Check(_ context.Context, r *Run, h *Host) (*Plan, error) {
 		Changes: []string{"promote it to primary"},
 		Apply: func(ctx context.Context) error {
 			p.promoting = true
-			if err := promote(ctx, h); err != nil {
-				if p.failover {
-					return hintf("look at "+h.Name+"'s server log "+h.Layout.LogFile()+" and at pgfleet status", "%w", err)
+			promoted, err := promote(ctx, h)
+			if promoted {
+				// From here on the inventory must name it, whatever
+				// fails: RewriteInventory follows.
+				p.promoted, p.rep.Promoted = true, true
+				h.Log.Info("promoted: it is the primary now", "cluster", p.cluster.Name, "was", p.cluster.Primary.Name)
+			}
+			switch {
+			case err == nil:
+				if !p.failover {
+					p.rep.UnavailableSeconds = time.Since(p.stoppedAt).Seconds()
 				}
-				old := p.old
-				return hintf(fmt.Sprintf("look at %s's server log %s and at pgfleet status; if %s is still a standby, start %s again (sudo pg_ctlcluster %d main start)",
-					h.Name, h.Layout.LogFile(), h.Name, old.Name, old.PG().Version), "%w; %s stays stopped, so that there are never two primaries", err, old.Name)
+				return nil
+			case promoted:
+				return hintf(fmt.Sprintf("%s is the primary (the inventory says so); look at its server log %s and at pgfleet status, then run pgfleet up INVENTORY",
+					h.Name, h.Layout.LogFile()), "%w", err)
+			case p.failover:
+				return hintf("look at "+h.Name+"'s server log "+h.Layout.LogFile()+" and at pgfleet status", "%w", err)
 			}
-			p.promoted, p.rep.Promoted = true, true
-			if !p.failover {
-				p.rep.UnavailableSeconds = time.Since(p.stoppedAt).Seconds()
-			}
-			h.Log.Info("promoted: it is the primary now", "cluster", p.cluster.Name, "was", p.cluster.Primary.Name)
-			return nil
+			old := p.old
+			return hintf(fmt.Sprintf("look at %s's server log %s and at pgfleet status; if %s is still a standby, start %s again (sudo pg_ctlcluster %d main start)",
+				h.Name, h.Layout.LogFile(), h.Name, old.Name, old.PG().Version), "%w; %s stays stopped, so that there are never two primaries", err, old.Name)
 		},
 	}, nil
 }
