@@ -2,14 +2,11 @@ package steps
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"path"
 	"slices"
 	"strings"
 	"time"
 
-	"github.com/pgfleet/pgfleet/internal/hint"
 	"github.com/pgfleet/pgfleet/internal/pgsql"
 	"github.com/pgfleet/pgfleet/inventory"
 	"github.com/pgfleet/pgfleet/view"
@@ -24,23 +21,46 @@ func Switchover(cluster, to string) []Step {
 		Connect{},
 		Lock{},
 		Facts{},
-		Approve{Steps: []Step{Handover{Cluster: cluster, To: to}}},
+		Approve{Steps: Handover{Cluster: cluster, To: to}.Steps()},
 		Verify{},
 	}
 }
 
 // Failover is the list of steps of `pgfleet failover`: the cluster's
 // primary is dead, and a replica is promoted in its place. The old primary
-// may be unreachable: Connect expects it. The lock, which lives on the
-// primary, is taken on the new primary instead.
+// may be unreachable: Connect expects it. The lock is taken on every
+// member reached, the new primary among them.
 func Failover(cluster, oldPrimary, to string, accept FailoverAccept) []Step {
 	return []Step{
 		Connect{MayBeDown: []string{oldPrimary}},
 		Lock{Members: true},
 		Facts{},
-		Approve{Steps: []Step{Handover{Cluster: cluster, To: to, Failover: true,
-			AcceptOldPrimaryRunning: accept.OldPrimaryRunning, AcceptWALLoss: accept.WALLoss}}},
+		Approve{Steps: Handover{Cluster: cluster, To: to, Failover: true,
+			AcceptOldPrimaryRunning: accept.OldPrimaryRunning, AcceptWALLoss: accept.WALLoss}.Steps()},
 		Verify{},
+	}
+}
+
+// Steps are the steps of the handover s: its decision, then what it
+// does, each step on the member it concerns and only when the decision
+// (and what was done so far) says so. Until the promotion, a failure
+// changes nothing that is not undone: a switchover starts its old
+// primary again. From the promotion on, the inventory names the new
+// primary whatever fails after, and a failure stays on its member: the
+// others still follow the new primary, and the next up finishes.
+func (s Handover) Steps() []Step {
+	if s.Failover {
+		return []Step{
+			s,
+			Promotion{Steps: []Step{MoveLock{}, Fence{}, Promote{}}, Always: []Step{RewriteInventory{}}},
+			AfterPromotion{Steps: append([]Step{LeaveOldPrimary{}, RefreshMembers{}}, afterPromotion()...)},
+		}
+	}
+	return []Step{
+		s,
+		Promotion{Steps: []Step{StopPrimary{}, WaitReplay{}, Promote{}}, Always: []Step{RewriteInventory{}, Demote{}, BackOut{}}},
+		MoveLock{},
+		AfterPromotion{Steps: append([]Step{RefreshMembers{}}, afterPromotion()...)},
 	}
 }
 
@@ -71,12 +91,13 @@ func afterPromotion() []Step {
 	}
 }
 
-// Handover moves the primary of a cluster to another member: a switchover
-// (the old primary is healthy and is stopped first) or, with Failover, a
-// failover (the old primary is dead). It checks first and changes nothing
-// when a check fails; a dry run shows what it would do. After the new
-// primary accepts writes, Options.Promoted is told (to rewrite the
-// inventory), and the members are made to follow it (afterPromotion).
+// Handover is the step that decides a handover, the move of the primary
+// of a cluster to another member: a switchover (the old primary is
+// healthy and is stopped first) or, with Failover, a failover (the old
+// primary is dead). It reads the members again, checks, and keeps its
+// plan on the run for the steps after it (Steps), which do the work;
+// when a check fails, the plan is refused on the member it concerns and
+// nothing is done. A dry run shows the plan, member by member.
 type Handover struct {
 	Cluster  string
 	To       string // the new primary; "" in a failover: the replica that received the most WAL
@@ -128,6 +149,10 @@ type HandoverReport struct {
 	// InventoryWritten is set by Options.Promoted when it rewrote the
 	// inventory file.
 	InventoryWritten bool `json:"inventory_written"`
+
+	// plan is what Handover decided, and what its steps did so far, for
+	// the steps after it; nil in a dry run's report once the run applies.
+	plan *handoverPlan
 }
 
 // handoverCatchUp is how long a switchover waits for the target to replay
@@ -162,6 +187,21 @@ type handoverPlan struct {
 	fence bool
 	// oldState is what a failover found of the old primary.
 	oldState string
+
+	failover bool
+	rep      *HandoverReport
+	start    time.Time
+
+	// What the steps did so far, which the steps after them read. The
+	// steps run one after the other, each on one host.
+	stopping  bool      // a switchover's stop of the old primary began
+	stoppedAt time.Time // and when
+	finalLSN  uint64    // where its WAL ended
+	stopped   bool      // it stopped cleanly, and finalLSN is known
+	replayed  bool      // the target replayed finalLSN
+	fenced    bool      // a failover fenced the old primary
+	promoting bool      // the promotion began: nothing is backed out
+	promoted  bool      // the target accepts writes
 }
 
 func (s Handover) Run(ctx context.Context, r *Run) error {
@@ -170,12 +210,16 @@ func (s Handover) Run(ctx context.Context, r *Run) error {
 	if c == nil {
 		return fmt.Errorf("no cluster %q in %s", s.Cluster, r.Inventory.Path)
 	}
+	prev := r.handover()
+	if prev != nil {
+		prev.plan = nil // a plan is for the steps of the pass that made it
+	}
 	if !r.Opts.DryRun {
 		// A person may have taken minutes to approve: decide again from
 		// what the hosts are now.
 		r.Each(r.liveMembers(c), func(h *Host) {
 			if err := h.refresh(ctx); err != nil {
-				r.hostError(h, s.Name(), err)
+				r.record(Result{Step: s.Name(), Host: h.Name, Status: Failed, Err: r.hostError(h, s.Name(), err)})
 			}
 		})
 	}
@@ -192,52 +236,69 @@ func (s Handover) Run(ctx context.Context, r *Run) error {
 		rep.OldPrimary, rep.CommitsWait = p.oldState, p.commitsWait
 		rep.Fenced = p.fence && r.Opts.DryRun // a real run says so once it is
 	}
-	if prev := r.handover(); prev != nil && prev.To != rep.To {
+	if prev != nil && prev.To != rep.To {
 		err := hintf("run pgfleet failover again to see the new plan",
 			"the replicas moved since the plan was shown: %s has now received the most WAL, not %s", rep.To, prev.To)
 		r.record(Result{Step: s.Name(), Host: p.target.Name, Status: Failed, Err: r.hostError(p.target, s.Name(), err)})
 		return nil
 	}
+	p.failover, p.rep, p.start = s.Failover, rep, start
+	rep.plan = p
 	r.setHandover(rep)
 	if r.Opts.DryRun {
 		for _, h := range p.members() {
 			r.record(Result{Step: s.Name(), Host: h.Name, Status: Changed, Changes: p.changes[h]})
 		}
+	}
+	return nil
+}
+
+// handoverPlan is the plan of the run's handover, for the steps after
+// its decision; nil in a dry run, and when no handover was decided.
+func (r *Run) handoverPlan() *handoverPlan {
+	if rep := r.handover(); rep != nil && !r.Opts.DryRun {
+		return rep.plan
+	}
+	return nil
+}
+
+// Promotion is the step that applies the steps of a handover up to and
+// with the promotion, then the Always steps, whatever happened to them
+// and even when ctx ended: what a handover must never leave half done
+// (the inventory's rewrite once the target is promoted, a switchover's
+// old primary started again when it stopped and nothing was promoted).
+type Promotion struct {
+	Steps  []Step
+	Always []Step
+}
+
+func (Promotion) Name() string { return "promotion" }
+
+func (s Promotion) Run(ctx context.Context, r *Run) error {
+	err := r.Apply(ctx, s.Steps)
+	if aerr := r.Apply(context.WithoutCancel(ctx), s.Always); err == nil {
+		err = aerr
+	}
+	if p := r.handoverPlan(); p != nil {
+		p.rep.TotalSeconds = time.Since(p.start).Seconds()
+	}
+	return err
+}
+
+// AfterPromotion is the step that applies its steps once a handover
+// promoted its target, and none otherwise.
+type AfterPromotion struct{ Steps []Step }
+
+func (AfterPromotion) Name() string { return "after-promotion" }
+
+func (s AfterPromotion) Run(ctx context.Context, r *Run) error {
+	p := r.handoverPlan()
+	if p == nil || !p.promoted {
 		return nil
 	}
-	var failedOn *Host
-	var err error
-	if s.Failover {
-		failedOn, err = s.failover(ctx, r, p, rep)
-	} else {
-		failedOn, err = s.switchover(ctx, r, p, rep)
-	}
-	rep.TotalSeconds = time.Since(start).Seconds()
-	if err != nil {
-		// Before the promotion: after it, failures are recorded where
-		// they happen, and the run goes on.
-		r.record(Result{Step: s.Name(), Host: failedOn.Name, Status: Failed, Err: r.hostError(failedOn, s.Name(), err),
-			Duration: time.Since(start)})
-	}
-	if !rep.Promoted {
-		return nil // nothing changed
-	}
-	for _, h := range p.members() {
-		if h.Failed() != nil {
-			// Recorded already: it failed after the promotion, or it is
-			// the old primary, which a failover leaves alone.
-			continue
-		}
-		r.record(Result{Step: s.Name(), Host: h.Name, Status: Changed, Changes: p.changes[h], Duration: time.Since(start)})
-	}
-	// The new primary is the primary, whatever fails from here on: what
-	// the members need to follow it is up's work. A member that failed
-	// is skipped, and so are those that need it; the next up finishes.
-	if err := r.Apply(ctx, afterPromotion()); err != nil {
-		return err
-	}
-	rep.TotalSeconds = time.Since(start).Seconds()
-	return nil
+	err := r.Apply(ctx, s.Steps)
+	p.rep.TotalSeconds = time.Since(p.start).Seconds()
+	return err
 }
 
 // members are the hosts of the plan, the old primary first.
@@ -529,205 +590,6 @@ func streamState(row *ReplicationState, sv *Server) string {
 		recv = "its WAL receiver is " + sv.Receiver.Status
 	}
 	return prim + ", " + recv
-}
-
-// switchover stops the old primary, waits until the target has replayed
-// its final WAL, promotes the target, and makes the old primary a standby.
-// Until the promotion, a failure starts the old primary again: nothing is
-// changed; it returns the host such a failure concerns.
-func (s Handover) switchover(ctx context.Context, r *Run, p *handoverPlan, rep *HandoverReport) (*Host, error) {
-	old, t := p.old, p.target
-	if err := r.lockLost(old); err != nil {
-		return old, err
-	}
-	v := old.PG().Version
-	old.Log.Info("stopping the primary for the switchover", "to", t.Name)
-	stopped := time.Now()
-	// Back out: start the old primary again. Ctrl-C must not leave the
-	// cluster without a primary.
-	backOut := func(h *Host, err error) (*Host, error) {
-		bctx := context.WithoutCancel(ctx)
-		if serr := ctlcluster(bctx, old, "start"); serr != nil {
-			return h, hintf(fmt.Sprintf("start it by hand (sudo pg_ctlcluster %d main start on %s), then look at pgfleet status", v, old.Name),
-				"%w; and %s could not be started again: %v", err, old.Name, serr)
-		}
-		return h, hintf("nothing was promoted; "+old.Name+" is the primary again. Look at pgfleet status, then try again",
-			"%w; %s was started again as the primary", err, old.Name)
-	}
-	if err := ctlcluster(ctx, old, "stop", "-m", "fast"); err != nil {
-		return backOut(old, err)
-	}
-	final, err := finalLSN(ctx, old)
-	if err != nil {
-		return backOut(old, err)
-	}
-	rep.FinalLSN = pgsql.FormatLSN(final)
-	old.Log.Info("primary stopped", "final_lsn", rep.FinalLSN)
-	// Its replay position is the end of the last record it replayed:
-	// past the checkpoint's start once it replayed the checkpoint too.
-	if err := waitReplayed(ctx, t, final+1, handoverCatchUp); err != nil {
-		return backOut(t, fmt.Errorf("wait for it to replay the old primary's final WAL: %w", err))
-	}
-	if err := promote(ctx, t); err != nil {
-		return t, hintf(fmt.Sprintf("look at %s's server log %s and at pgfleet status; if %s is still a standby, start %s again (sudo pg_ctlcluster %d main start)",
-			t.Name, t.Layout.LogFile(), t.Name, old.Name, v), "%w; %s stays stopped, so that there are never two primaries", err, old.Name)
-	}
-	rep.UnavailableSeconds = time.Since(stopped).Seconds()
-	// From here on nothing is backed out, and nothing is returned: a
-	// failure is recorded on its member, and the others still follow the
-	// new primary.
-	r.promoted(p, rep)
-	// The lock moves with the primary: a run that reads the rewritten
-	// inventory takes it there.
-	if err := r.lock(ctx, t, lockOwner()); err != nil {
-		if hint.Of(err) == "" {
-			err = hintf("look at "+t.Name+" (pgfleet status) before the next run; the lock on "+old.Name+" ends with this run",
-				"could not take the cluster's lock on the new primary, so the switchover went on under the lock on %s: %w", old.Name, err)
-		} else {
-			err = fmt.Errorf("could not take the cluster's lock on the new primary, so the switchover went on under the lock on %s: %w", old.Name, err)
-		}
-		r.failedAfter(t, "lock", err, false)
-	}
-	// Its WAL ends where the new primary's history branched off after
-	// replaying all of it: it follows the new timeline without pg_rewind.
-	signal := path.Join(old.Layout.DataDir(), "standby.signal")
-	if err := old.Conn.WriteFile(ctx, signal, nil, 0o600, "postgres", "postgres"); err != nil {
-		// No step of this run starts it: without standby.signal it would
-		// start as a second primary.
-		r.failedAfter(old, s.Name(), hintf(fmt.Sprintf("do not start PostgreSQL on %s by hand: it would start as a second primary. "+
-			"Once it can be reached, pgfleet up INVENTORY makes it a standby of %s (the inventory names it a replica)", old.Name, t.Name),
-			"stopped, but it could not be made a standby of %s: write %s: %w", t.Name, signal, err), true)
-	}
-	s.refreshAll(ctx, r, p)
-	return nil, nil
-}
-
-// failover takes the cluster's lock on the target, promotes it, and
-// leaves the old primary alone. After the promotion, failures are
-// recorded on their member and nothing is returned, as in switchover.
-func (s Handover) failover(ctx context.Context, r *Run, p *handoverPlan, rep *HandoverReport) (*Host, error) {
-	t := p.target
-	if !r.holdsLock(t) {
-		if err := r.lock(ctx, t, lockOwner()); err != nil {
-			return t, err
-		}
-	}
-	if p.fence {
-		if err := fence(ctx, p.old, t); err != nil {
-			return p.old, hintf("nothing was promoted. Keep "+p.old.Name+" from starting yourself (echo disabled | sudo tee "+path.Join(p.old.Layout.ConfigDir(), "start.conf")+"), then run failover again with --accept-old-primary-running",
-				"fence the old primary: %w", err)
-		}
-		rep.Fenced = true
-	}
-	if err := promote(ctx, t); err != nil {
-		return t, hintf("look at "+t.Name+"'s server log "+t.Layout.LogFile()+" and at pgfleet status", "%w", err)
-	}
-	r.promoted(p, rep)
-	if old := p.old; old != nil {
-		// No step of this run touches it: up rejoins it, once it is back
-		// and someone made sure it is not a primary any more.
-		old.fail(errors.New("the old primary is left alone by a failover"))
-		r.record(Result{Step: s.Name(), Host: old.Name, Status: Skipped, Changes: p.changes[old]})
-	}
-	s.refreshAll(ctx, r, p)
-	return nil, nil
-}
-
-// promoted makes the inventory in memory say that the target is the
-// primary, the old primary a replica where the target was, and tells
-// Options.Promoted. When that fails (the inventory file could not be
-// rewritten), the run fails on an "inventory" result of the new primary
-// whose hint is the edit to make, and goes on: the members still follow
-// the new primary.
-func (r *Run) promoted(p *handoverPlan, rep *HandoverReport) {
-	c, t := p.cluster, p.target
-	oldPrimary := c.Primary
-	i := slices.Index(c.Replicas, t.Host)
-	c.Replicas = slices.Clone(c.Replicas)
-	c.Replicas[i] = oldPrimary
-	c.Primary = t.Host
-	rep.Promoted = true
-	t.Log.Info("promoted: it is the primary now", "cluster", c.Name, "was", oldPrimary.Name)
-	if r.Opts.Promoted == nil {
-		return
-	}
-	if err := r.Opts.Promoted(rep); err != nil {
-		r.failedAfter(t, "inventory", hintf(fmt.Sprintf("make %s say it yourself before any other pgfleet run: clusters.%s.primary: %s, with %s among its replicas (the diff is printed with the summary)",
-			r.Inventory.Path, c.Name, t.Name, oldPrimary.Name),
-			"%s is the primary, but the inventory does not say so: %w", t.Name, err), false)
-	}
-}
-
-// failedAfter records err, a failure of step on h after the promotion:
-// the run ends non-zero. With stop, h is failed too, and no step of the
-// run touches it again; without, the run still makes it follow, or be,
-// the new primary (the inventory's rewrite and the lock failed, not the
-// host).
-func (r *Run) failedAfter(h *Host, step string, err error, stop bool) {
-	if stop {
-		err = r.hostError(h, step, err)
-	} else {
-		err = &HostError{Host: h.Name, Step: step, Err: err}
-	}
-	h.Log.Error("failed after the promotion", "step", step, "err", Cause(err))
-	r.record(Result{Step: step, Host: h.Name, Status: Failed, Err: err})
-}
-
-// refreshAll reads the state of every live member again after the
-// promotion: the steps after it decide from it. A member that cannot be
-// read is failed, with what the next up does for it; the others go on.
-func (s Handover) refreshAll(ctx context.Context, r *Run, p *handoverPlan) {
-	t := p.target
-	r.Each(r.liveMembers(p.cluster), func(h *Host) {
-		err := h.refresh(ctx)
-		if err == nil {
-			return
-		}
-		next := fmt.Sprintf("once %s can be reached again, pgfleet up INVENTORY makes it follow %s, the primary now", h.Name, t.Name)
-		if h == t {
-			next = fmt.Sprintf("%s is the primary now; once it can be reached again, pgfleet up INVENTORY makes the other members follow it", t.Name)
-		}
-		r.failedAfter(h, s.Name(), hintf(next, "could not read its state again after the promotion of %s: %w", t.Name, err), true)
-	})
-}
-
-// finalLSN reads the state of h, a primary just stopped, again: its
-// control file says it shut down cleanly, and where: the latest
-// checkpoint, the shutdown's, is the last record of its WAL. The run's
-// facts of h are left as they were: h may be started again.
-func finalLSN(ctx context.Context, h *Host) (uint64, error) {
-	st, err := h.ReadState(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("read its control file: %w", err)
-	}
-	ctl := st.Control
-	switch {
-	case ctl == nil:
-		return 0, fmt.Errorf("%s's control file could not be read after its stop (%s)", h.Name, serverState(st))
-	case ctl.State != "shut down":
-		return 0, fmt.Errorf("%s did not shut down cleanly (its control file says %q)", h.Name, ctl.State)
-	}
-	lsn, err := pgsql.ParseLSN(ctl.Checkpoint)
-	if err != nil {
-		return 0, fmt.Errorf("%s's control file gives no checkpoint location", h.Name)
-	}
-	return lsn, nil
-}
-
-// promote promotes standby h and waits until it accepts a write: a
-// transaction that takes a transaction id.
-func promote(ctx context.Context, h *Host) error {
-	out, err := psql(ctx, h, "SELECT pg_promote(true, 60);")
-	if err != nil {
-		return fmt.Errorf("promote: %w", err)
-	}
-	if out != "t" {
-		return errors.New("promote: PostgreSQL did not finish the promotion within 60 s")
-	}
-	if _, err := psql(ctx, h, "SELECT txid_current();"); err != nil {
-		return fmt.Errorf("promoted, but it does not accept a write: %w", err)
-	}
-	return nil
 }
 
 // handover and setHandover keep the run's HandoverReport.

@@ -3,6 +3,7 @@ package steps
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"sync"
@@ -186,7 +187,7 @@ func (l *handoverLab) results() map[string]Result {
 	return out
 }
 
-// run applies s, h1 locked (a switchover) or dead (a failover) first.
+// run applies the steps of s, h1 locked (a switchover) or dead (a failover) first.
 func (l *handoverLab) run(t *testing.T, s Handover) {
 	t.Helper()
 	ctx := context.Background()
@@ -197,7 +198,7 @@ func (l *handoverLab) run(t *testing.T, s Handover) {
 	} else if err := l.r.lock(ctx, h1, "test"); err != nil {
 		t.Fatalf("lock h1: %v", err)
 	}
-	if err := l.r.Apply(ctx, []Step{s}); err != nil {
+	if err := l.r.Apply(ctx, s.Steps()); err != nil {
 		t.Fatalf("apply: %v", err)
 	}
 }
@@ -230,15 +231,15 @@ func TestHandoverFailsAfterPromotion(t *testing.T) {
 		want        map[string]Status // "HOST STEP": the others, handled or skipped
 	}{
 		{name: "switchover: nothing fails",
-			want: map[string]Status{"h1 follow": Changed, "h1 start": Changed, "h3 follow": Changed, "h2 switchover": Changed}},
+			want: map[string]Status{"h1 follow": Changed, "h1 start": Changed, "h3 follow": Changed, "h1 stop": Changed, "h2 replay": Changed, "h2 promote": Changed, "h1 demote": Changed}},
 		{name: "switchover: h3 cannot be read again", fault: dropAt("h3", probeCmd),
-			failed: []string{"h3 switchover"}, err: "could not read its state again after the promotion of h2",
+			failed: []string{"h3 read-again"}, err: "could not read its state again after the promotion of h2",
 			hint: "once h3 can be reached again, pgfleet up INVENTORY makes it follow h2",
-			want: map[string]Status{"h1 follow": Changed, "h1 start": Changed, "h2 switchover": Changed, "h3 follow": Skipped}},
+			want: map[string]Status{"h1 follow": Changed, "h1 start": Changed, "h2 promote": Changed, "h3 follow": Skipped}},
 		{name: "switchover: h1's standby.signal cannot be written", fault: dropAt("h1", "id -u -- postgres"),
-			failed: []string{"h1 switchover"}, err: "stopped, but it could not be made a standby of h2: write /var/lib/postgresql/15/main/standby.signal",
+			failed: []string{"h1 demote"}, err: "stopped, but it could not be made a standby of h2: write /var/lib/postgresql/15/main/standby.signal",
 			hint: "do not start PostgreSQL on h1 by hand",
-			want: map[string]Status{"h3 follow": Changed, "h2 switchover": Changed, "h1 follow": Skipped, "h1 start": Skipped}},
+			want: map[string]Status{"h3 follow": Changed, "h2 promote": Changed, "h1 follow": Skipped, "h1 start": Skipped}},
 		{name: "switchover: the lock on h2 fails", fault: func(name string, c *sshtest.Command, _ string, promoted bool) (bool, *sshtest.Reply) {
 			if name == "h2" && strings.Contains(c.String(), "pgfleet-lock") {
 				return false, &sshtest.Reply{Exit: 1, Stderr: "flock: 9: Bad file descriptor\n", NoStdin: true}
@@ -246,36 +247,37 @@ func TestHandoverFailsAfterPromotion(t *testing.T) {
 			return false, nil
 		}, failed: []string{"h2 lock"}, err: "could not take the cluster's lock on the new primary, so the switchover went on under the lock on h1",
 			hint: "look at h2",
-			want: map[string]Status{"h1 follow": Changed, "h3 follow": Changed, "h2 switchover": Changed}},
+			want: map[string]Status{"h1 follow": Changed, "h3 follow": Changed, "h2 promote": Changed}},
 		{name: "switchover: h2 drops at its lock", fault: func(name string, c *sshtest.Command, _ string, _ bool) (bool, *sshtest.Reply) {
 			return name == "h2" && strings.Contains(c.String(), "pgfleet-lock"), nil
-		}, failed: []string{"h2 lock", "h2 switchover"}, err: "could not take the cluster's lock on the new primary",
+		}, failed: []string{"h2 lock", "h2 read-again"}, err: "could not take the cluster's lock on the new primary",
 			want: map[string]Status{"h1 configure": Unchanged, "h3 configure": Unchanged, "h1 follow": Skipped, "h3 follow": Skipped}},
 		{name: "switchover: the inventory cannot be rewritten", promotedErr: errors.New("inv.yaml changed while pgfleet ran"),
 			failed: []string{"h2 inventory"}, err: "h2 is the primary, but the inventory does not say so: inv.yaml changed while pgfleet ran",
 			hint: "make inv.yaml say it yourself before any other pgfleet run: clusters.main.primary: h2, with h1 among its replicas",
-			want: map[string]Status{"h1 follow": Changed, "h3 follow": Changed, "h2 switchover": Changed}},
+			want: map[string]Status{"h1 follow": Changed, "h3 follow": Changed, "h2 promote": Changed}},
 		{name: "switchover: h3's reload drops", fault: dropAt("h3", "pg_ctlcluster 15 main reload"),
 			failed: []string{"h3 follow"}, err: "reload",
 			want: map[string]Status{"h1 follow": Changed, "h1 start": Changed, "h3 start": Skipped}},
 
 		{name: "failover: nothing fails", failover: true,
-			want: map[string]Status{"h3 follow": Changed, "h2 failover": Changed, "h1 failover": Skipped}},
+			want: map[string]Status{"h3 follow": Changed, "h2 promote": Changed, "h1 leave-alone": Skipped, "h1 follow": Skipped}},
 		{name: "failover: h3 cannot be read again", failover: true, fault: dropAt("h3", probeCmd),
-			failed: []string{"h3 failover"}, err: "could not read its state again after the promotion of h2",
+			failed: []string{"h3 read-again"}, err: "could not read its state again after the promotion of h2",
 			hint: "once h3 can be reached again, pgfleet up INVENTORY makes it follow h2",
-			want: map[string]Status{"h2 failover": Changed, "h2 role": Unchanged, "h2 slots": Unchanged, "h3 follow": Skipped}},
+			want: map[string]Status{"h2 promote": Changed, "h2 role": Unchanged, "h2 slots": Unchanged, "h3 follow": Skipped}},
+		// The runner reads h2 again right after its promotion: the
+		// promotion stands, and the report says so.
 		{name: "failover: h2 cannot be read again", failover: true, fault: dropAt("h2", probeCmd),
-			failed: []string{"h2 failover"}, err: "could not read its state again after the promotion of h2",
-			hint: "h2 is the primary now; once it can be reached again, pgfleet up INVENTORY makes the other members follow it",
+			failed: []string{"h2 promote"}, err: "read the state",
 			want: map[string]Status{"h3 configure": Unchanged, "h3 follow": Skipped}},
 		{name: "failover: h3's reload drops", failover: true, fault: dropAt("h3", "pg_ctlcluster 15 main reload"),
 			failed: []string{"h3 follow"}, err: "reload",
-			want: map[string]Status{"h2 failover": Changed, "h2 role": Unchanged, "h3 start": Skipped}},
+			want: map[string]Status{"h2 promote": Changed, "h2 role": Unchanged, "h3 start": Skipped}},
 		{name: "failover: the inventory cannot be rewritten", failover: true, promotedErr: errors.New("permission denied"),
 			failed: []string{"h2 inventory"}, err: "the inventory does not say so: permission denied",
 			hint: "clusters.main.primary: h2, with h1 among its replicas",
-			want: map[string]Status{"h3 follow": Changed, "h2 failover": Changed}},
+			want: map[string]Status{"h3 follow": Changed, "h2 promote": Changed}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			l := newHandoverLab(t, tc.failover)
@@ -355,11 +357,121 @@ func TestSwitchoverReadsTheFinalLSN(t *testing.T) {
 				}
 				return
 			}
-			res := l.results()["h1 switchover"]
+			res, back := l.results()["h1 stop"], l.results()["h1 back-out"]
 			if rep == nil || rep.Promoted || l.promoted.Load() || res.Status != Failed ||
-				!strings.Contains(res.Error, tc.err) || !strings.Contains(res.Error, "h1 was started again as the primary") || l.stopped {
-				t.Errorf("report %+v, h1: %s %q; want nothing promoted, h1 started again, and %q", rep, res.Status, res.Error, tc.err)
+				!strings.Contains(res.Error, tc.err) || !strings.Contains(hintOf(res.Err), "nothing was promoted") || l.stopped ||
+				back.Status != Changed || !strings.Contains(strings.Join(back.Changes, "\n"), "start it again as the primary") {
+				t.Errorf("report %+v, h1: %s %q, back-out %s %q; want nothing promoted, h1 started again, and %q", rep, res.Status, res.Error, back.Status, back.Changes, tc.err)
 			}
 		})
+	}
+}
+
+// commandKey names a command a host is asked, for dropAtEach: what it
+// runs and the start of its SQL.
+func commandKey(c *sshtest.Command, sql string) string {
+	line := c.String()
+	if strings.HasPrefix(line, probeCmd) {
+		return "probe"
+	}
+	return fmt.Sprintf("%.60s|%.40s", line, sql)
+}
+
+// TestHandoverDropsAtEachStep: a member's SSH connections drop at each
+// command a switchover or a failover sends it, one at a time, before the
+// promotion and after it. The run never panics and fails (exit 1). Before
+// the promotion, nothing is promoted, and a switchover's old primary is
+// running again, or its back-out failed with the hint to start it by
+// hand. After it, Options.Promoted was told, the inventory in memory
+// names the new primary, and a member whose connections did not drop
+// follows it when the new primary is still reachable.
+func TestHandoverDropsAtEachStep(t *testing.T) {
+	for _, failover := range []bool{false, true} {
+		// A run that nothing fails lists the commands.
+		type call struct {
+			host, key string
+			nth       int
+		}
+		var calls []call
+		var mu sync.Mutex
+		seen := map[string]int{}
+		l := newHandoverLab(t, failover)
+		l.fault = func(name string, c *sshtest.Command, sql string, _ bool) (bool, *sshtest.Reply) {
+			mu.Lock()
+			defer mu.Unlock()
+			k := commandKey(c, sql)
+			seen[name+" "+k]++
+			calls = append(calls, call{name, k, seen[name+" "+k]})
+			return false, nil
+		}
+		l.run(t, Handover{Cluster: "main", To: "h2", Failover: failover})
+		if err := l.r.Err(); err != nil || !l.promoted.Load() {
+			t.Fatalf("failover %v, nothing dropped: %v, promoted %v", failover, err, l.promoted.Load())
+		}
+		for _, at := range calls {
+			if !failover && at.host == "h1" && strings.Contains(at.key, "/run/pgfleet") && at.nth == 1 {
+				continue // run's own, before the switchover
+			}
+			t.Run(fmt.Sprintf("failover %v: %s at %s #%d", failover, at.host, at.key, at.nth), func(t *testing.T) {
+				l := newHandoverLab(t, failover)
+				var mu sync.Mutex
+				seen := map[string]int{}
+				l.fault = func(name string, c *sshtest.Command, sql string, _ bool) (bool, *sshtest.Reply) {
+					if name != at.host {
+						return false, nil
+					}
+					mu.Lock()
+					defer mu.Unlock()
+					k := commandKey(c, sql)
+					seen[k]++
+					return k == at.key && seen[k] == at.nth, nil
+				}
+				l.run(t, Handover{Cluster: "main", To: "h2", Failover: failover})
+				got := l.results()
+				if l.r.Err() == nil {
+					t.Errorf("the run did not fail")
+				}
+				if !l.promoted.Load() {
+					if len(l.calls) != 0 {
+						t.Errorf("nothing promoted, but Options.Promoted was told %+v", l.calls)
+					}
+					l.mu.Lock()
+					stopped := l.stopped
+					l.mu.Unlock()
+					// Stopped, it was started again, or a hint says to
+					// start it: its back-out failed, or the promotion
+					// was tried and h2 may be the primary.
+					back, prom := got["h1 back-out"], got["h2 promote"]
+					if stopped && !(back.Status == Failed && strings.Contains(hintOf(back.Err), "start it by hand") ||
+						back.Status == "" && prom.Status == Failed && strings.Contains(hintOf(prom.Err), "if h2 is still a standby, start h1 again")) {
+						t.Errorf("h1 stopped, nothing promoted; back-out %s %v, promote %s %v", back.Status, back.Err, prom.Status, prom.Err)
+					}
+				} else {
+					if len(l.calls) != 1 || !l.calls[0].Promoted || l.calls[0].To != "h2" {
+						t.Errorf("h2 promoted, but Options.Promoted was told %+v", l.calls)
+					}
+					if c := l.r.Inventory.Cluster("main"); c.Primary.Name != "h2" {
+						t.Errorf("the inventory in memory names %s the primary, not h2", c.Primary.Name)
+					}
+					others := map[string]string{"h3": "follow"}
+					if !failover {
+						others["h1"] = "start"
+					}
+					for h, step := range others {
+						if h == at.host || host(t, l.r, "h2").Failed() != nil {
+							continue
+						}
+						if res := got[h+" "+step]; res.Status != Changed && res.Status != Unchanged {
+							t.Errorf("%s %s: %s %v, want it to follow h2", h, step, res.Status, res.Err)
+						}
+					}
+				}
+				if t.Failed() {
+					for _, res := range l.r.Results() {
+						t.Logf("%s %s: %s %v", res.Host, res.Step, res.Status, res.Err)
+					}
+				}
+			})
+		}
 	}
 }
