@@ -3,6 +3,15 @@
 // verify. A command is a list of steps — data, not control flow — so that
 // up, rebuild and the commands after them share the same steps.
 //
+// Each step lives in the file named for its type in snake case
+// (CreateCluster in create_cluster.go, ByDepth in by_depth.go, Facts in
+// facts.go), its tests beside it; steps that only make sense together
+// share their family's file (StartPrimary and StartReplicas in start.go,
+// Slots and StandbySlots in slots.go, the steps of a switchover or
+// failover in handover_steps.go, beside Handover in handover.go). The
+// runner is in run.go; what many steps share is in files named for what
+// they hold (conf_values.go, layout.go, wait.go).
+//
 // It may import inventory, view, templates, internal/remote,
 // internal/sshconf, internal/pgsql, internal/pki, internal/hint and
 // internal/probe; never cmd, status or preflight, which import it. It logs through log/slog (Options.Logger), a message and
