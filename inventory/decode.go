@@ -385,16 +385,19 @@ func (d *decoder) settings(e entry) []Setting {
 	entries, _ := d.mapping(e.value, e.path, "postgresql.conf parameters, such as {max_connections: 200}")
 	out := []Setting{}
 	for _, s := range entries {
-		if !settingRe.MatchString(s.key) {
-			d.errorf(s.keyN, s.path, "%q is not a postgresql.conf parameter name: use lower-case letters, digits, '_' and '.'", s.key)
-			continue
-		}
-		if includeSettings[s.key] {
+		// PostgreSQL reads parameter names in any case: SSL_Cert_File is
+		// ssl_cert_file, and is refused as that before as a spelling.
+		name := strings.ToLower(s.key)
+		if includeSettings[name] {
 			d.errorf(s.keyN, s.path, "%s would read another file, which the inventory does not see, and cannot be a setting: put that file's parameters in postgres.settings", s.key)
 			continue
 		}
-		if why, ok := reservedSettings[s.key]; ok {
+		if why, ok := reservedSettings[name]; ok {
 			d.errorf(s.keyN, s.path, "%s is set by pgfleet and cannot be a setting: %s", s.key, why)
+			continue
+		}
+		if !settingRe.MatchString(s.key) {
+			d.errorf(s.keyN, s.path, "%q is not a postgresql.conf parameter name: use lower-case letters, digits, '_' and '.'", s.key)
 			continue
 		}
 		switch s.value.(type) {

@@ -204,7 +204,17 @@ func oneLine(s string) string {
 }
 
 // reservedSettings are postgresql.conf parameters pgfleet sets itself from
-// other keys of the inventory, or that would break what it builds.
+// other keys of the inventory, or that would break what it builds. The keys
+// are lower case; a setting is looked up by its lower-case name, as
+// PostgreSQL reads parameter names.
+//
+// The TLS files are pgfleet's: it writes them in the cluster's
+// configuration directory and compares them with what it would upload on
+// every up. A setting that moved them would have the server read a
+// certificate or key from wherever the inventory said, a file that pgfleet
+// neither writes nor checks and that a PostgreSQL superuser may control.
+// ssl itself follows tls.enabled. Parameters that tune TLS without naming
+// its files (ssl_ciphers, ssl_min_protocol_version, ...) stay settings.
 var reservedSettings = map[string]string{
 	"port":                    "use postgres.port",
 	"data_directory":          "use postgres.data_dir",
@@ -217,7 +227,15 @@ var reservedSettings = map[string]string{
 	"primary_conninfo":        "pgfleet sets it on each replica from the inventory",
 	"primary_slot_name":       "pgfleet sets it on each replica from the inventory",
 	"include_dir":             "pgfleet includes conf.d",
+	"ssl":                     tlsManaged,
+	"ssl_cert_file":           tlsManaged,
+	"ssl_key_file":            tlsManaged,
+	"ssl_ca_file":             tlsManaged,
 }
+
+// tlsManaged is why the inventory cannot set ssl and the files it reads.
+const tlsManaged = "pgfleet manages TLS and writes the certificate, key and CA under the cluster's configuration directory; " +
+	"configure it in the inventory's tls: section (see docs/inventory.md): tls.ca_file with each host's cert_file and key_file to bring your own, tls.enabled: false to turn it off"
 
 // includeSettings are postgresql.conf directives that read another file:
 // what it sets would be out of the inventory's sight, and a file that is
