@@ -366,6 +366,8 @@ func (d *decoder) postgres(e entry) rawPostgres {
 				d.errorf(it.node, it.path, "is an empty line: remove it")
 			} else if msg := oneLine(it.value); msg != "" {
 				d.errorf(it.node, it.path, "%s", msg)
+			} else if msg := hbaInclude(it.value); msg != "" {
+				d.errorf(it.node, it.path, "%s", msg)
 			} else {
 				if why := HBAWarning(it.value); why != "" {
 					d.warnf(it.node, it.path, "%s", why)

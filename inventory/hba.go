@@ -1,9 +1,35 @@
 package inventory
 
 import (
+	"fmt"
 	"net/netip"
 	"strings"
 )
+
+// hbaIncludes are the pg_hba.conf directives (PostgreSQL 16 and later)
+// that read another file in place of the line.
+var hbaIncludes = map[string]bool{"include": true, "include_if_exists": true, "include_dir": true}
+
+// hbaInclude says why an hba line cannot be in the inventory, or "" if it
+// can: a line that includes another file would hand pg_hba.conf, which
+// pgfleet writes whole, to a file it does not manage and the inventory does
+// not show. PostgreSQL matches the directive exactly, and reads a quoted
+// word as the same directive; any case is refused here, since Include is
+// no connection type either.
+func hbaInclude(line string) string {
+	if i := strings.IndexByte(line, '#'); i >= 0 {
+		line = line[:i]
+	}
+	f := strings.Fields(line)
+	if len(f) == 0 {
+		return ""
+	}
+	word := strings.Trim(f[0], `"`)
+	if !hbaIncludes[strings.ToLower(word)] {
+		return ""
+	}
+	return fmt.Sprintf("%s would read another file into pg_hba.conf, which pgfleet writes whole, and cannot be an hba line: write that file's lines in hba", word)
+}
 
 // HBAWarning says why a pg_hba.conf line is likely a mistake, or "" if it
 // is not: the method trust, which lets in whoever reaches the port as any

@@ -66,3 +66,36 @@ func TestParseHBAWarnings(t *testing.T) {
 		t.Errorf("warning %q does not tell of trust", got[0])
 	}
 }
+
+func TestHBAInclude(t *testing.T) {
+	for _, tc := range []struct {
+		line string
+		want string // the directive named in the refusal; "" for accepted
+	}{
+		{"include hba-extra.conf", "include"},
+		{"include_if_exists /etc/hba.conf", "include_if_exists"},
+		{"include_dir hba.d", "include_dir"},
+		{"  include x", "include"},
+		{"\tinclude_dir x # why", "include_dir"},
+		{`"include" x`, "include"},
+		{"INCLUDE x", "INCLUDE"},
+		{"Include_If_Exists x", "Include_If_Exists"},
+		{"include", "include"},
+		{"hostssl all all 10.0.0.0/8 scram-sha-256", ""},
+		{"host all all 10.0.0.0/8 md5 # include x", ""},
+		{"# include x", ""},
+		{"#include x", ""},
+		{"host include include 10.0.0.0/8 md5", ""},
+		{"local all include_dir peer", ""},
+		{"includes x", ""},
+		{"include_file x", ""},
+	} {
+		got := hbaInclude(tc.line)
+		switch {
+		case tc.want == "" && got != "":
+			t.Errorf("%q: refused (%s), want accepted", tc.line, got)
+		case tc.want != "" && !strings.HasPrefix(got, tc.want+" would read another file"):
+			t.Errorf("%q: %q, want a refusal naming %s", tc.line, got, tc.want)
+		}
+	}
+}

@@ -157,6 +157,13 @@ var badCases = []struct {
 	{"hba newline", strings.Replace(good, "postgres:\n", "postgres:\n  hba:\n    - \"host all all 0.0.0.0/0 trust\\nlocal all all trust\"\n", 1), "3:7", "postgres.hba[0]: contains a line break"},
 	{"hba empty line", strings.Replace(good, "postgres:\n", "postgres:\n  hba:\n    - host all all 10.0.0.0/8 md5\n    - \"  \"\n", 1), "4:7", "postgres.hba[1]: is an empty line"},
 	{"hba not a list", strings.Replace(good, "postgres:\n", "postgres:\n  hba: host all all 10.0.0.0/8 md5\n", 1), "2:8", "postgres.hba: must be a list"},
+	{"hba include", strings.Replace(good, "postgres:\n", "postgres:\n  hba:\n    - host all all 10.0.0.0/8 md5\n    - include /var/lib/postgresql/hba.conf\n", 1), "4:7", "postgres.hba[1]: include would read another file into pg_hba.conf, which pgfleet writes whole, and cannot be an hba line: write that file's lines in hba"},
+	{"hba include_if_exists", strings.Replace(good, "postgres:\n", "postgres:\n  hba:\n    - include_if_exists extra.conf\n", 1), "3:7", "postgres.hba[0]: include_if_exists would read another file"},
+	{"hba include_dir", strings.Replace(good, "postgres:\n", "postgres:\n  hba:\n    - include_dir hba.d # more rules\n", 1), "3:7", "postgres.hba[0]: include_dir would read another file"},
+	{"hba include indented", strings.Replace(good, "postgres:\n", "postgres:\n  hba:\n    - \"  \\tinclude x.conf\"\n", 1), "3:7", "postgres.hba[0]: include would read another file"},
+	{"hba include quoted", strings.Replace(good, "postgres:\n", "postgres:\n  hba:\n    - '\"include\" x.conf'\n", 1), "3:7", "postgres.hba[0]: include would read another file"},
+	{"hba include upper case", strings.Replace(good, "postgres:\n", "postgres:\n  hba:\n    - Include_Dir hba.d\n", 1), "3:7", "postgres.hba[0]: Include_Dir would read another file"},
+	{"hba include of a cluster", strings.Replace(good, "replicas: [db2]}", "replicas: [db2], postgres: {hba: [include_if_exists x.conf]}}", 1), "4:58", "clusters.main.postgres.hba[0]: include_if_exists would read another file"},
 	{"method", strings.Replace(good, "{password_env: PGPASS}", "{password_env: PGPASS, method: rsync}", 1), "2:47", `postgres.replication.method: "rsync" is not a replication method: use basebackup or tar`},
 	{"templates_dir ~user", strings.Replace(good, "postgres:\n", "postgres:\n  templates_dir: ~bob/tmpl\n", 1), "2:18", "~user is not supported"},
 
@@ -681,5 +688,72 @@ func TestCheckDataDirAccepts(t *testing.T) {
 		if msg := checkDataDir(dir); msg != "" {
 			t.Errorf("checkDataDir(%q) = %q, want accepted", dir, msg)
 		}
+	}
+}
+
+// Settings that tune TLS without moving its files, and hba lines that only
+// look like an include, are the inventory's to write.
+func TestParseAcceptsNearMisses(t *testing.T) {
+	src := strings.Replace(good, "postgres:\n", `postgres:
+  settings:
+    ssl_ciphers: "HIGH:!aNULL"
+    ssl_min_protocol_version: TLSv1.3
+    ssl_prefer_server_ciphers: on
+    ssl_ecdh_curve: prime256v1
+  hba:
+    - hostssl all all 10.0.0.0/8 scram-sha-256
+    - "# include /etc/postgresql/extra.conf"
+    - host all all 10.0.0.0/8 md5 # include_dir hba.d
+    - host include include_dir 10.0.0.0/8 scram-sha-256
+    - local all includes peer
+`, 1)
+	src = strings.Replace(src, "replicas: [db2]}", "replicas: [db2], postgres: {settings: {ssl_min_protocol_version: TLSv1.2}}}", 1)
+	inv, err := Parse([]byte(src), "inv.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pg := inv.Cluster("main").Postgres
+	var names []string
+	for _, s := range pg.Settings {
+		names = append(names, s.Name+"="+s.Value)
+	}
+	wantNames := []string{"ssl_ciphers=HIGH:!aNULL", "ssl_min_protocol_version=TLSv1.2", "ssl_prefer_server_ciphers=on", "ssl_ecdh_curve=prime256v1"}
+	if !reflect.DeepEqual(names, wantNames) {
+		t.Errorf("settings %q, want %q", names, wantNames)
+	}
+	if len(pg.HBA) != 5 {
+		t.Errorf("hba %q, want the 5 lines", pg.HBA)
+	}
+}
+
+// Every TLS setting and include line is reported, each where it is.
+func TestParseReportsEveryTLSSettingAndInclude(t *testing.T) {
+	src := strings.Replace(good, "postgres:\n", `postgres:
+  settings:
+    ssl: on
+    ssl_cert_file: /tmp/x.crt
+    work_mem: 4MB
+    ssl_key_file: /tmp/x.key
+    ssl_ca_file: /tmp/ca.crt
+  hba:
+    - include a.conf
+    - include_dir b
+`, 1)
+	_, err := Parse([]byte(src), "inv.yaml")
+	var errs Errors
+	if !errors.As(err, &errs) {
+		t.Fatalf("got %v, want Errors", err)
+	}
+	var got []string
+	for _, e := range errs {
+		got = append(got, fmt.Sprintf("%d:%d %s", e.Line, e.Column, e.Path))
+	}
+	want := []string{
+		"3:5 postgres.settings.ssl", "4:5 postgres.settings.ssl_cert_file",
+		"6:5 postgres.settings.ssl_key_file", "7:5 postgres.settings.ssl_ca_file",
+		"9:7 postgres.hba[0]", "10:7 postgres.hba[1]",
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("errors at %q, want %q\n%v", got, want, err)
 	}
 }
