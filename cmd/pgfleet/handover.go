@@ -78,9 +78,10 @@ pgfleet:
      - it answers as a primary: that is a switchover, or two primaries in
        the making (fence it first);
      - its host answered but could not be read (an authentication or host
-       key error, sudo, a broken bastion): it may still run. Only a host
-       that gives no answer at all within the connect timeout counts as
-       dead; --accept-old-primary-running accepts that it may run;
+       key error, sudo, a refused connection, a broken bastion): it may
+       still run. Only a host that gives no answer at all within the
+       connect timeout counts as dead; --accept-old-primary-running accepts
+       that it may run;
      - a replica still streams from it: it is alive (no flag overrides
        this);
   3. chooses the member that holds the most WAL: running or stopped, direct
@@ -134,7 +135,7 @@ func newFailoverCommand(g *globalOptions) *cobra.Command {
 	})
 	handoverFlags(cmd, o)
 	f := cmd.Flags()
-	f.StringVar(&o.to, "to", "", "the replica to promote (default: the one that received the most WAL)")
+	f.StringVar(&o.to, "to", "", "the replica to promote (default: the running standby of the primary that holds the most WAL)")
 	f.StringVar(&o.cluster, "cluster", "", "the cluster whose primary died (needed when the inventory has several and --to is not given)")
 	f.BoolVar(&o.accept.OldPrimaryRunning, "accept-old-primary-running", false,
 		"promote although the old primary may still run as a primary: it answers as one, or its host answered but could not be read")
