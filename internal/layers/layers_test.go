@@ -30,6 +30,7 @@ var allowed = map[string][]string{
 	"internal/pgsql":          {},
 	"internal/probe":          {"internal/pgsql"},
 	"internal/pki":            {},
+	"internal/worktree":       {},
 	"internal/textdiff":       {},
 	"internal/golden":         {"internal/textdiff"},
 	"internal/jsondoc":        {},
