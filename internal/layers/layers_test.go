@@ -18,7 +18,7 @@ var allowed = map[string][]string{
 	"examples/lab/labctl":     {"internal/lab"},
 	"preflight":               {"steps", "inventory", "internal/remote", "internal/hint", "internal/pki"},
 	"status":                  {"steps", "view", "inventory", "internal/pgsql", "internal/remote", "internal/hint", "internal/pki"},
-	"steps":                   {"inventory", "templates", "internal/remote", "internal/sshconf", "internal/pgsql", "internal/hint", "internal/pki", "internal/probe", "view"},
+	"steps":                   {"inventory", "templates", "internal/remote", "internal/sshconf", "internal/pgsql", "internal/hint", "internal/pki", "internal/probe", "internal/worktree", "view"},
 	"inventory":               {"internal/pgsql", "internal/sshhost"},
 	"view":                    {"inventory", "internal/probe", "internal/pgsql", "internal/hint"},
 	"templates":               {"internal/pgsql", "internal/textdiff"},
