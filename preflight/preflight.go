@@ -570,6 +570,20 @@ func (c *checker) passwords(r *steps.Run) {
 // first host in the run when the primary is not part of it. Every host of
 // the cluster gets the line, but it is one line of the inventory to fix.
 func (c *checker) hba(r *steps.Run) {
+	for _, h := range perCluster(r) {
+		for _, line := range h.PG().HBA {
+			if why := inventory.HBAWarning(line); why != "" {
+				c.add(h.Name, CheckHBA, CheckWarn, fmt.Sprintf("cluster %s: hba line %q: %s", h.Cluster.Name, line, why),
+					"if that is what you want, nothing to do; otherwise change the line under postgres.hba in the inventory")
+			}
+		}
+	}
+}
+
+// perCluster is, for each cluster of the run, the host on which a check
+// about the cluster as a whole is reported: its primary, or its first host
+// in the run when the primary is not part of it.
+func perCluster(r *steps.Run) []*steps.Host {
 	on := map[*inventory.Cluster]*steps.Host{}
 	var order []*inventory.Cluster
 	for _, h := range r.Hosts {
@@ -583,15 +597,11 @@ func (c *checker) hba(r *steps.Run) {
 			on[h.Cluster] = h
 		}
 	}
-	for _, cl := range order {
-		h := on[cl]
-		for _, line := range h.PG().HBA {
-			if why := inventory.HBAWarning(line); why != "" {
-				c.add(h.Name, CheckHBA, CheckWarn, fmt.Sprintf("cluster %s: hba line %q: %s", cl.Name, line, why),
-					"if that is what you want, nothing to do; otherwise change the line under postgres.hba in the inventory")
-			}
-		}
+	hosts := make([]*steps.Host, len(order))
+	for i, cl := range order {
+		hosts[i] = on[cl]
 	}
+	return hosts
 }
 
 // portProbe runs on a replica as the login user: can it open a TCP
