@@ -6,7 +6,8 @@
 // of its upstream's port, the replication login from each replica, the
 // room for a clone, the hosts' clocks; and what the hosts' facts say that
 // no step refuses (an untested OS, a second PostgreSQL version, old data
-// moved aside, an expiring certificate, a permissive hba line).
+// moved aside, an expiring certificate, a permissive hba line, a CA key
+// in a git work tree that does not ignore it).
 //
 // It imports steps, inventory and pgfleet's internal remote, pki and hint packages; only
 // cmd imports it. A hint comes from the error it is about (hint.Of), never
@@ -182,6 +183,7 @@ func Run(ctx context.Context, r *steps.Run) *Report {
 	}
 	c.passwords(r)
 	c.hba(r)
+	c.caKeys(r)
 	for _, h := range r.Primaries() {
 		if h.Facts != nil {
 			c.synchronous(h)
@@ -602,6 +604,17 @@ func perCluster(r *steps.Run) []*steps.Host {
 		hosts[i] = on[cl]
 	}
 	return hosts
+}
+
+// caKeys warns, once per cluster (perCluster), of a CA key that up's dry
+// run found in a git work tree that does not ignore it
+// (steps.Run.CAKeyWarning).
+func (c *checker) caKeys(r *steps.Run) {
+	for _, h := range perCluster(r) {
+		if err := r.CAKeyWarning(h.Cluster); err != nil {
+			c.add(h.Name, CheckTLS, CheckWarn, err.Error(), hint.Of(err))
+		}
+	}
 }
 
 // portProbe runs on a replica as the login user: can it open a TCP
