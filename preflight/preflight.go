@@ -6,7 +6,8 @@
 // of its upstream's port, the replication login from each replica, the
 // room for a clone, the hosts' clocks; and what the hosts' facts say that
 // no step refuses (an untested OS, a second PostgreSQL version, old data
-// moved aside, an expiring certificate, a permissive hba line).
+// moved aside, an expiring certificate, a permissive hba line, a CA key
+// in a git work tree that does not ignore it).
 //
 // It imports steps, inventory and pgfleet's internal remote, pki and hint packages; only
 // cmd imports it. A hint comes from the error it is about (hint.Of), never
@@ -182,6 +183,7 @@ func Run(ctx context.Context, r *steps.Run) *Report {
 	}
 	c.passwords(r)
 	c.hba(r)
+	c.caKeys(r)
 	for _, h := range r.Primaries() {
 		if h.Facts != nil {
 			c.synchronous(h)
@@ -570,6 +572,20 @@ func (c *checker) passwords(r *steps.Run) {
 // first host in the run when the primary is not part of it. Every host of
 // the cluster gets the line, but it is one line of the inventory to fix.
 func (c *checker) hba(r *steps.Run) {
+	for _, h := range perCluster(r) {
+		for _, line := range h.PG().HBA {
+			if why := inventory.HBAWarning(line); why != "" {
+				c.add(h.Name, CheckHBA, CheckWarn, fmt.Sprintf("cluster %s: hba line %q: %s", h.Cluster.Name, line, why),
+					"if that is what you want, nothing to do; otherwise change the line under postgres.hba in the inventory")
+			}
+		}
+	}
+}
+
+// perCluster is, for each cluster of the run, the host on which a check
+// about the cluster as a whole is reported: its primary, or its first host
+// in the run when the primary is not part of it.
+func perCluster(r *steps.Run) []*steps.Host {
 	on := map[*inventory.Cluster]*steps.Host{}
 	var order []*inventory.Cluster
 	for _, h := range r.Hosts {
@@ -583,13 +599,20 @@ func (c *checker) hba(r *steps.Run) {
 			on[h.Cluster] = h
 		}
 	}
-	for _, cl := range order {
-		h := on[cl]
-		for _, line := range h.PG().HBA {
-			if why := inventory.HBAWarning(line); why != "" {
-				c.add(h.Name, CheckHBA, CheckWarn, fmt.Sprintf("cluster %s: hba line %q: %s", cl.Name, line, why),
-					"if that is what you want, nothing to do; otherwise change the line under postgres.hba in the inventory")
-			}
+	hosts := make([]*steps.Host, len(order))
+	for i, cl := range order {
+		hosts[i] = on[cl]
+	}
+	return hosts
+}
+
+// caKeys warns, once per cluster (perCluster), of a CA key that up's dry
+// run found in a git work tree that does not ignore it
+// (steps.Run.CAKeyWarning).
+func (c *checker) caKeys(r *steps.Run) {
+	for _, h := range perCluster(r) {
+		if err := r.CAKeyWarning(h.Cluster); err != nil {
+			c.add(h.Name, CheckTLS, CheckWarn, err.Error(), hint.Of(err))
 		}
 	}
 }

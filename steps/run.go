@@ -13,8 +13,8 @@
 // they hold (conf_values.go, layout.go, wait.go).
 //
 // It may import inventory, view, templates, internal/remote,
-// internal/sshconf, internal/pgsql, internal/pki, internal/hint and
-// internal/probe; never cmd, status or preflight, which import it. It logs through log/slog (Options.Logger), a message and
+// internal/sshconf, internal/pgsql, internal/pki, internal/hint,
+// internal/probe and internal/worktree; never cmd, status or preflight, which import it. It logs through log/slog (Options.Logger), a message and
 // fields: how a log line looks is cmd's choice.
 package steps
 
@@ -238,6 +238,7 @@ type Run struct {
 	bars      *progressBars
 	ssh       map[string]*sshconf.Effective // by host name, every host of the inventory
 	cas       map[string]*clusterCA         // by cluster: its CA, read or made once per run
+	caKeys    map[string]error              // by CA directory: why its key may be committed, nil if not (checkCAKey)
 }
 
 // NewRun prepares a run over the clustered hosts of an inventory.

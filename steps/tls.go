@@ -13,8 +13,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pgfleet/pgfleet/internal/hint"
 	"github.com/pgfleet/pgfleet/internal/pgsql"
 	"github.com/pgfleet/pgfleet/internal/pki"
+	"github.com/pgfleet/pgfleet/internal/remote"
+	"github.com/pgfleet/pgfleet/internal/worktree"
 	"github.com/pgfleet/pgfleet/inventory"
 )
 
@@ -50,7 +53,9 @@ func sslOptions(h *Host) string {
 // in tls.dir on this machine, issues each host a certificate for its
 // name, address and replication address, and issues it again when it
 // expires within 30 days or no longer names them. The CA's key never
-// leaves this machine. A running server is reloaded to take new files.
+// leaves this machine, and a run warns when it lies in a git work tree
+// that does not ignore it (caKeyExposed). A running server is reloaded to
+// take new files.
 type TLS struct{}
 
 func (TLS) Name() string { return "tls" }
@@ -219,6 +224,10 @@ func (r *Run) clusterCA(h *Host, now time.Time) (*clusterCA, error) {
 	cc := &clusterCA{dir: dir}
 	cert, cerr := os.ReadFile(certFile)
 	key, kerr := os.ReadFile(keyFile)
+	if kerr == nil || errors.Is(cerr, fs.ErrNotExist) && errors.Is(kerr, fs.ErrNotExist) {
+		// The key is there, or this run makes it.
+		r.checkCAKey(h.Cluster.Name, dir, keyFile)
+	}
 	switch {
 	case errors.Is(cerr, fs.ErrNotExist) && errors.Is(kerr, fs.ErrNotExist):
 		ca, err := pki.NewCA(h.Cluster.Name, now)
@@ -245,6 +254,59 @@ func (r *Run) clusterCA(h *Host, now time.Time) (*clusterCA, error) {
 	}
 	r.cas[h.Cluster.Name] = cc
 	return cc, nil
+}
+
+// checkCAKey warns, once per run and CA directory, when the CA's key
+// lies in a git work tree that does not ignore it (caKeyExposed). r.mu is
+// held.
+func (r *Run) checkCAKey(cluster, dir, keyFile string) {
+	if _, done := r.caKeys[dir]; done {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := caKeyExposed(ctx, cluster, dir, keyFile)
+	if r.caKeys == nil {
+		r.caKeys = map[string]error{}
+	}
+	r.caKeys[dir] = err
+	if err != nil {
+		r.Opts.Logger.Warn(err.Error()+": "+hint.Of(err), "cluster", cluster)
+	}
+}
+
+// CAKeyWarning is why the key of c's CA, which this run read or made,
+// may be committed to a git repository (caKeyExposed); nil when it may
+// not, or when the run has not read c's CA.
+func (r *Run) CAKeyWarning(c *inventory.Cluster) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.caKeys[filepath.Join(c.TLS.Dir, c.Name)]
+}
+
+// caKeyExposed says why keyFile, the key of cluster's CA in dir, may end
+// up in a git repository: it lies in a git work tree that does not ignore
+// it (or git cannot tell), where a git add -A commits it, and whoever has
+// the repository can issue certificates the cluster's members trust. nil
+// when it lies in no work tree, or git ignores it there.
+func caKeyExposed(ctx context.Context, cluster, dir, keyFile string) error {
+	t := worktree.Find(keyFile)
+	if t == nil {
+		return nil
+	}
+	ignored, err := t.Ignored(ctx)
+	if ignored {
+		return nil
+	}
+	fix := "run echo ca.key >> " + remote.Quote(filepath.Join(dir, ".gitignore")) + ", or keep tls.dir outside the repository"
+	risk := "git add -A would commit it, and whoever has the repository could issue certificates the members of cluster " + cluster + " trust"
+	switch {
+	case errors.Is(err, worktree.ErrNoGit):
+		return hintf(fix, "the CA key %s is in the git work tree %s, and git is not installed to tell whether it is ignored there: if it is not, %s", keyFile, t.Top, risk)
+	case err != nil:
+		return hintf(fix, "the CA key %s is in the git work tree %s, and git cannot tell whether it is ignored there (%v): if it is not, %s", keyFile, t.Top, err, risk)
+	}
+	return hintf(fix, "the CA key %s is in the git work tree %s, which does not ignore it: %s", keyFile, t.Top, risk)
 }
 
 // save writes a CA made in this run, once.
