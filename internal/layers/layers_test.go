@@ -32,6 +32,7 @@ var allowed = map[string][]string{
 	"internal/pki":            {},
 	"internal/worktree":       {},
 	"internal/textdiff":       {},
+	"internal/termtext":       {},
 	"internal/golden":         {"internal/textdiff"},
 	"internal/jsondoc":        {},
 	"internal/clirun":         {},
