@@ -13,6 +13,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/pgfleet/pgfleet/internal/termtext"
 )
 
 // Exit codes are part of pgfleet's contract with the scripts that run it.
@@ -59,13 +61,20 @@ func run(args []string) int {
 	if errors.As(err, &silent) {
 		return silent.code
 	}
-	fmt.Fprintf(os.Stderr, "pgfleet: error: %v\n", flagError(err))
-	if h := hintOf(err); h != "" {
-		fmt.Fprintf(os.Stderr, "pgfleet: hint: %s\n", h)
-	}
+	printError(flagError(err).Error(), hintOf(err))
 	var u usageError
 	if errors.As(err, &u) {
 		return exitUsage
 	}
 	return exitFailed
+}
+
+// printError prints an error and its hint, if any, on stderr, escaped: a
+// host's output quoted in them must not drive the terminal.
+func printError(msg, hint string) {
+	w := termtext.NewWriter(os.Stderr)
+	fmt.Fprintf(w, "pgfleet: error: %s\n", msg)
+	if hint != "" {
+		fmt.Fprintf(w, "pgfleet: hint: %s\n", hint)
+	}
 }

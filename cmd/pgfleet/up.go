@@ -346,10 +346,7 @@ func reportWith(g *globalOptions, r *steps.Run, stdout io.Writer, total time.Dur
 		}
 	}
 	for _, f := range rep.Failures {
-		fmt.Fprintf(os.Stderr, "pgfleet: error: %s: %s: %s\n", f.Host, f.Step, f.Error)
-		if f.Hint != "" {
-			fmt.Fprintf(os.Stderr, "pgfleet: hint: %s\n", f.Hint)
-		}
+		printError(f.Host+": "+f.Step+": "+f.Error, f.Hint)
 	}
 	if !rep.OK {
 		return silentError{exitFailed}
