@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"text/tabwriter"
 	"time"
 
+	"github.com/pgfleet/pgfleet/internal/termtext"
 	"github.com/pgfleet/pgfleet/preflight"
 	"github.com/spf13/cobra"
 )
@@ -114,7 +114,8 @@ func runCheck(ctx context.Context, g *globalOptions, o *checkOptions, path strin
 // writeCheckText prints one line per check, a hint under each failure or
 // warning that has one, and a summary.
 func writeCheckText(w io.Writer, rep *preflight.Report) {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	w = termtext.NewWriter(w)
+	tw := newTable(w)
 	for _, c := range rep.Checks {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", strings.ToUpper(c.Status), c.Host, c.Check, c.Detail)
 		if c.Hint != "" && c.Status != preflight.CheckPass {

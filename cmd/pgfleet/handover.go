@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/pgfleet/pgfleet/internal/termtext"
 	"github.com/pgfleet/pgfleet/internal/textdiff"
 	"github.com/pgfleet/pgfleet/inventory"
 	"github.com/pgfleet/pgfleet/steps"
@@ -386,6 +387,7 @@ func printHandover(w io.Writer, rep *steps.HandoverReport, change *inventoryChan
 	if rep == nil {
 		return
 	}
+	w = termtext.NewWriter(w)
 	fmt.Fprintln(w)
 	switch {
 	case !rep.Promoted:
@@ -437,6 +439,7 @@ func printLeft(w io.Writer, rep *steps.HandoverReport, change *inventoryChange, 
 	if !rep.Promoted || len(left) == 0 {
 		return
 	}
+	w = termtext.NewWriter(w)
 	path := "INVENTORY"
 	if change != nil {
 		path = change.Path

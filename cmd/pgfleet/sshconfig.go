@@ -3,9 +3,9 @@ package main
 import (
 	"fmt"
 	"io"
-	"text/tabwriter"
 
 	"github.com/pgfleet/pgfleet/internal/sshconf"
+	"github.com/pgfleet/pgfleet/internal/termtext"
 	"github.com/pgfleet/pgfleet/inventory"
 	"github.com/pgfleet/pgfleet/steps"
 )
@@ -31,8 +31,9 @@ func writeSSHText(w io.Writer, hosts []steps.HostSSH) {
 	if len(hosts) == 0 {
 		return
 	}
+	w = termtext.NewWriter(w)
 	fmt.Fprintln(w, "\nssh settings (value, then where it comes from):")
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	tw := newTable(w)
 	var ignored []string
 	for _, h := range hosts {
 		for i, s := range h.Settings {

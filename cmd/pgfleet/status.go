@@ -9,12 +9,12 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/pgfleet/pgfleet/internal/termtext"
 	"github.com/pgfleet/pgfleet/status"
 	"github.com/pgfleet/pgfleet/steps"
 )
@@ -245,6 +245,7 @@ func writeStatus(w io.Writer, asJSON bool, rep *status.Report) error {
 // healthy, its table, the connection string for its clients, what its
 // servers warned of, and the data directories moved aside on its hosts.
 func writeStatusText(w io.Writer, rep *status.Report) {
+	w = termtext.NewWriter(w)
 	for i, c := range rep.Clusters {
 		if i > 0 {
 			fmt.Fprintln(w)
@@ -258,7 +259,7 @@ func writeStatusText(w io.Writer, rep *status.Report) {
 			health = fmt.Sprintf("DEGRADED (%s)", plural(problems, "problem"))
 		}
 		fmt.Fprintf(w, "cluster %s: %s\n", c.Name, health)
-		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		tw := newTable(w)
 		fmt.Fprintln(tw, "HOST\tADDRESS\tROLE\tVERSION\tTL\tLSN\tLAG(bytes)\tDELAY(s)\tSTATE\tSYNC\tTLS\tSLOT(active, retained)\tUPSTREAM\tPROBLEMS")
 		for _, m := range c.Members {
 			role := m.Role

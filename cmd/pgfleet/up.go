@@ -8,12 +8,12 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/pgfleet/pgfleet/internal/termtext"
 	"github.com/pgfleet/pgfleet/steps"
 )
 
@@ -355,6 +355,7 @@ func reportWith(g *globalOptions, r *steps.Run, stdout io.Writer, total time.Dur
 }
 
 func printPlan(w io.Writer, rep runReport) {
+	w = termtext.NewWriter(w)
 	for _, h := range rep.Hosts {
 		fmt.Fprintf(w, "%s (%s of %s):\n", h.Host, h.Role, h.Cluster)
 		if len(h.Plan) == 0 {
@@ -374,13 +375,14 @@ func printPlan(w io.Writer, rep runReport) {
 
 // printSummary prints one row per host: each step's result and time.
 func printSummary(w io.Writer, rep runReport) {
+	w = termtext.NewWriter(w)
 	var cols []string
 	for _, s := range rep.results {
 		if !slices.Contains(cols, s.Step) {
 			cols = append(cols, s.Step)
 		}
 	}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	tw := newTable(w)
 	fmt.Fprint(tw, "HOST\tROLE")
 	for _, c := range cols {
 		fmt.Fprint(tw, "\t"+strings.ToUpper(c))
