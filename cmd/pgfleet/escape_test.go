@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
+	"errors"
 	"strconv"
 	"strings"
 	"testing"
@@ -109,5 +111,39 @@ func TestPlanAndCheckEscapeHostText(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("no %q in\n%s", want, out)
 		}
+	}
+}
+
+// A text log line escapes a host's text in its message and its values;
+// a JSON one holds it as it was, escaped once, by encoding/json.
+func TestLogEscapesHostText(t *testing.T) {
+	for _, format := range []string{"text", "json"} {
+		t.Run(format, func(t *testing.T) {
+			g := &globalOptions{output: "text", forks: 1, logLevel: "info", logFormat: format}
+			var buf bytes.Buffer
+			if err := g.setup(&buf); err != nil {
+				t.Fatal(err)
+			}
+			g.logger.Warn("server says "+hostile, "host", "db1", "err", errors.New("psql: "+hostile), "stderr", "line 1\n"+hostile)
+			out := buf.String()
+			if format == "text" {
+				if strings.ContainsAny(out, terminalControls) {
+					t.Fatalf("a control character from a host reached the log:\n%q", out)
+				}
+				for _, want := range []string{"server says " + hostileEscaped, `err="psql: ` + hostileEscaped, "│ " + hostileEscaped} {
+					if !strings.Contains(out, want) {
+						t.Errorf("no %q in\n%s", want, out)
+					}
+				}
+				return
+			}
+			var line struct{ Msg, Err, Stderr string }
+			if err := json.Unmarshal([]byte(out), &line); err != nil {
+				t.Fatalf("%v:\n%s", err, out)
+			}
+			if line.Msg != "server says "+hostile || line.Err != "psql: "+hostile || line.Stderr != "line 1\n"+hostile {
+				t.Errorf("the JSON line does not hold the host's text as it was: %+v", line)
+			}
+		})
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/pgfleet/pgfleet/internal/console"
+	"github.com/pgfleet/pgfleet/internal/termtext"
 )
 
 // globalOptions are the flags every command shares.
@@ -150,7 +151,14 @@ func (g *globalOptions) setup(stderr io.Writer) error {
 	}
 	// The libraries log through log/slog; charmbracelet/log is the
 	// handler, with its levels (the same numbers as slog's) and looks.
-	g.logger = slog.New(handler)
+	// As text, it leaves a message as it is: termtext escapes messages
+	// and values first, since they may quote what a host printed. JSON
+	// lines are left to encoding/json.
+	var h slog.Handler = handler
+	if formatter == log.TextFormatter {
+		h = termtext.NewHandler(h)
+	}
+	g.logger = slog.New(h)
 	return nil
 }
 
