@@ -137,6 +137,11 @@ func TestLogEscapesHostText(t *testing.T) {
 				}
 				return
 			}
+			// encoding/json escapes the C0 controls and leaves the C1
+			// ones raw: those are escaped too, the same values.
+			if strings.ContainsAny(out, terminalControls) {
+				t.Fatalf("a control character from a host reached the JSON log:\n%q", out)
+			}
 			var line struct{ Msg, Err, Stderr string }
 			if err := json.Unmarshal([]byte(out), &line); err != nil {
 				t.Fatalf("%v:\n%s", err, out)
@@ -145,5 +150,21 @@ func TestLogEscapesHostText(t *testing.T) {
 				t.Errorf("the JSON line does not hold the host's text as it was: %+v", line)
 			}
 		})
+	}
+}
+
+// TestWriteJSONEscapesControls: --output json holds a host's text as it
+// was, with no control a terminal would act on, C1 ones included.
+func TestWriteJSONEscapesControls(t *testing.T) {
+	var buf bytes.Buffer
+	if err := writeJSON(&buf, map[string]string{"error": hostile}); err != nil {
+		t.Fatal(err)
+	}
+	if strings.ContainsAny(buf.String(), terminalControls) {
+		t.Fatalf("a control character reached the JSON:\n%q", buf.String())
+	}
+	var back map[string]string
+	if err := json.Unmarshal(buf.Bytes(), &back); err != nil || back["error"] != hostile {
+		t.Errorf("the JSON decodes to %q (%v), want the host's text as it was", back["error"], err)
 	}
 }

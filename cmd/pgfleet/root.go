@@ -136,6 +136,7 @@ func (g *globalOptions) setup(stderr io.Writer) error {
 	}
 	if formatter == log.JSONFormatter {
 		timeFormat = "2006-01-02T15:04:05.000Z07:00" // a log shipper needs the date
+		w = termtext.NewJSONWriter(w)                // a record at a time
 	}
 	handler := log.NewWithOptions(w, log.Options{
 		Level:           level,

@@ -214,7 +214,7 @@ func watchStatus(ctx context.Context, g *globalOptions, o *statusOptions, r *ste
 			if err != nil {
 				return err
 			}
-			buf.Write(append(b, '\n'))
+			buf.Write(termtext.JSON(append(b, '\n')))
 		} else {
 			fmt.Fprintf(&buf, "every %s · %s · Ctrl-C to quit\n\n", o.watch, start.Format("15:04:05"))
 			writeStatusText(&buf, rep)

@@ -316,9 +316,10 @@ func buildReport(r *steps.Run, total time.Duration, dryRun bool) runReport {
 }
 
 // writeJSON writes v to w as indented JSON, as the commands' --output json
-// does.
+// does, with the controls encoding/json leaves raw escaped (termtext.JSON):
+// a host's text in it reaches a terminal as no control.
 func writeJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
+	enc := json.NewEncoder(termtext.NewJSONWriter(w))
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
 }
