@@ -560,16 +560,16 @@ func hostOr(h, fallback *Host) *Host {
 
 // serverState says in a few words how a host's server is.
 func serverState(f *State) string {
-	switch {
-	case f == nil:
+	switch view.RoleOf(f) {
+	case view.NotRead:
 		return "not reached"
-	case f.Server != nil && f.Server.InRecovery:
+	case view.Standby:
 		return "running as a standby"
-	case f.Server != nil:
+	case view.Primary:
 		return "running as a primary"
-	case f.PostmasterPID > 0:
+	case view.Unanswering:
 		return "running, but it does not answer SQL"
-	case f.DataVersion == 0:
+	case view.NoData:
 		return "no data"
 	}
 	return "not running"

@@ -184,29 +184,43 @@ func member(h *inventory.Host, i Input) *Member {
 		return m
 	}
 	m.State, m.SystemID, m.Timeline = s, s.SystemID(), s.Timeline()
+	m.Role = RoleOf(s)
 	sv := s.Server
-	switch {
-	case sv != nil && sv.InRecovery:
-		m.Role = Standby
+	switch m.Role {
+	case Standby:
 		m.Receiving = Receives(sv)
 		m.WAL, m.WALFrom = further(sv.LSN, "replayed", sv.ReceiveLSN, "received")
-	case sv != nil:
-		m.Role = Primary
+	case Primary:
 		if lsn, err := pgsql.ParseLSN(sv.LSN); err == nil {
 			m.WAL, m.WALFrom = lsn, "current"
 		}
-	case s.PostmasterPID > 0:
-		m.Role = Unanswering
-	case s.DataVersion != 0:
-		m.Role = Stopped
+	case Stopped:
 		m.StandbyData = s.StandbySignal || s.LostStandbySignal()
 		if lsn, ok := s.WALNeeded(); ok {
 			m.WAL, m.WALFrom = lsn, "on disk"
 		}
-	default:
-		m.Role = NoData
 	}
 	return m
+}
+
+// RoleOf is what a host's probed state says its server is: a primary or
+// a standby when it answers, not answering when a postmaster runs but
+// does not answer, stopped when its data holds a cluster, else no data;
+// NotRead when there is no state.
+func RoleOf(s *probe.State) Role {
+	switch {
+	case s == nil:
+		return NotRead
+	case s.Server != nil && s.Server.InRecovery:
+		return Standby
+	case s.Server != nil:
+		return Primary
+	case s.PostmasterPID > 0:
+		return Unanswering
+	case s.DataVersion != 0:
+		return Stopped
+	}
+	return NoData
 }
 
 // further is the further of two LSNs, with the name of the one it is.
