@@ -17,20 +17,7 @@ func TestUpErrorNamesTheHostOnce(t *testing.T) {
 	srv := sshtest.New(t, sshtest.WithHandler(sshtest.Rules(
 		sshtest.On(`pgfleet-lock`, sshtest.Reply{Exit: 1, NoStdin: true, Stderr: "sudo: a password is required\n"}),
 	)))
-	t.Setenv("PGFLEET_CMD_TEST_PW", "pw")
-	inv := writeFile(t, "inv.yaml", `ssh:
-  user: admin
-  port: `+strconv.Itoa(srv.Port())+`
-  identity_file: `+srv.KeyFile()+`
-  known_hosts: `+srv.WriteKnownHosts(t)+`
-postgres:
-  version: 15
-  replication: {password_env: PGFLEET_CMD_TEST_PW}
-clusters:
-  main: {primary: db1}
-hosts:
-  db1: {address: `+srv.Addr()+`}
-`)
+	inv := oneHostInventory(t, srv)
 	code, stdout, stderr := capture(t, "up", "--output", "json", inv)
 	if code != exitFailed {
 		t.Fatalf("exit %d, want %d; stderr:\n%s", code, exitFailed, stderr)
@@ -63,4 +50,24 @@ hosts:
 	if len(errs) != 2 {
 		t.Errorf("errors in the JSON report:\n%s\nwant the lock's, in its step and in failures", strings.Join(errs, "\n"))
 	}
+}
+
+// oneHostInventory writes an inventory of one cluster, its primary db1
+// the scripted server srv, with the password in the environment.
+func oneHostInventory(t *testing.T, srv *sshtest.Server) string {
+	t.Helper()
+	t.Setenv("PGFLEET_CMD_TEST_PW", "pw")
+	return writeFile(t, "inv.yaml", `ssh:
+  user: admin
+  port: `+strconv.Itoa(srv.Port())+`
+  identity_file: `+srv.KeyFile()+`
+  known_hosts: `+srv.WriteKnownHosts(t)+`
+postgres:
+  version: 15
+  replication: {password_env: PGFLEET_CMD_TEST_PW}
+clusters:
+  main: {primary: db1}
+hosts:
+  db1: {address: `+srv.Addr()+`}
+`)
 }

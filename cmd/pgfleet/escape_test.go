@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -28,20 +27,7 @@ func TestUpErrorFromAHostIsEscaped(t *testing.T) {
 	srv := sshtest.New(t, sshtest.WithHandler(sshtest.Rules(
 		sshtest.On(`pgfleet-lock`, sshtest.Reply{Exit: 1, NoStdin: true, Stderr: "sudo: " + hostile + "\n"}),
 	)))
-	t.Setenv("PGFLEET_CMD_TEST_PW", "pw")
-	inv := writeFile(t, "inv.yaml", `ssh:
-  user: admin
-  port: `+strconv.Itoa(srv.Port())+`
-  identity_file: `+srv.KeyFile()+`
-  known_hosts: `+srv.WriteKnownHosts(t)+`
-postgres:
-  version: 15
-  replication: {password_env: PGFLEET_CMD_TEST_PW}
-clusters:
-  main: {primary: db1}
-hosts:
-  db1: {address: `+srv.Addr()+`}
-`)
+	inv := oneHostInventory(t, srv)
 	code, stdout, stderr := capture(t, "up", inv)
 	if code != exitFailed {
 		t.Fatalf("exit %d, want %d; stderr:\n%s", code, exitFailed, stderr)
