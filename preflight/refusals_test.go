@@ -227,20 +227,7 @@ func ckFailures(rep *Report) string {
 // A fleet up would build with no refusal passes check: no step refuses,
 // and each host's "up" check says which steps would change it.
 func TestCheckBareFleet(t *testing.T) {
-	t.Setenv(fleettest.PasswordEnv, "pw")
-	states := map[string]*steps.State{}
-	for _, name := range []string{"h1", "h2", "h3"} {
-		states[name] = ckBareFacts()
-	}
-	src := ckFleet(t, states)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	r := fleettest.NewRun(t, src, ckOptions())
-	rep := Run(ctx, r)
-	r.Close()
-	if !rep.OK {
-		t.Fatalf("a bare fleet fails check:\n%s", ckFailures(rep))
-	}
+	rep := ckBareFleet(t, "")
 	for _, h := range []string{"h1", "h2", "h3"} {
 		var up *Result
 		for i, x := range rep.Checks {
@@ -307,4 +294,25 @@ func TestCheckLogin(t *testing.T) {
 			}
 		})
 	}
+}
+
+// ckBareFleet runs check on three bare hosts of the fleet ckFleet writes,
+// with extra appended to its inventory, and fails the test unless check
+// passes.
+func ckBareFleet(t *testing.T, extra string) *Report {
+	t.Helper()
+	t.Setenv(fleettest.PasswordEnv, "pw")
+	states := map[string]*steps.State{}
+	for _, name := range []string{"h1", "h2", "h3"} {
+		states[name] = ckBareFacts()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	r := fleettest.NewRun(t, ckFleet(t, states)+extra, ckOptions())
+	rep := Run(ctx, r)
+	r.Close()
+	if !rep.OK {
+		t.Fatalf("a bare fleet fails check:\n%s", ckFailures(rep))
+	}
+	return rep
 }
