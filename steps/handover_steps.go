@@ -353,10 +353,12 @@ func (s LeaveOldPrimary) Run(_ context.Context, r *Run) error {
 	return nil
 }
 
-// RefreshMembers is the step that reads the state of every live member
+// RefreshMembers is the step that reads the state of the live members
 // again after a handover's promotion: the steps after it decide from it.
-// A member that cannot be read is failed, with what the next up does for
-// it; the others go on.
+// A switchover's old primary is not read again: the runner read it after
+// Demote, and nothing touched it since. The target is: its lock's session
+// may have dropped since Promote. A member that cannot be read is failed,
+// with what the next up does for it; the others go on.
 type RefreshMembers struct{}
 
 func (RefreshMembers) Name() string { return "read-again" }
@@ -367,7 +369,8 @@ func (s RefreshMembers) Run(ctx context.Context, r *Run) error {
 		return nil
 	}
 	t := p.target
-	r.Each(r.liveMembers(p.cluster), func(h *Host) {
+	members := slices.DeleteFunc(r.liveMembers(p.cluster), func(h *Host) bool { return h == p.old && !p.failover })
+	r.Each(members, func(h *Host) {
 		err := h.refresh(ctx)
 		if err == nil {
 			return
